@@ -1,0 +1,8 @@
+//! The audit log: record types, canonical hashing, the locked append path and reading back.
+
+pub mod jcs;
+pub mod log;
+pub mod record;
+
+pub use log::{AuditError, AuditLog};
+pub use record::{Approver, Body, DecisionInfo, Record, ResultInfo};

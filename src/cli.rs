@@ -1,0 +1,191 @@
+//! The command line, as clap derive types. These also generate the shell completions and man
+//! pages. Nothing below `main` takes these types: they are resolved into plain settings first.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Examples:
+  gate -- aws iam put-role-policy --role-name ci --policy-name admin --policy-document file://p.json
+  gate check -- kubectl --context prod delete pod web-1
+  gate requests                 # what is waiting for my decision
+  gate approve 0193a1b2 --comment 'checked the diff'
+  gate log show -n 20
+
+Exit status of the run form: the command's own (128+N if killed by signal N); 77 denied;
+75 no decision (timed out, cancelled, backend unreachable); 78 policy or configuration error;
+126/127 not executable / not found; 2 usage error.";
+
+/// Put a human decision in front of privileged commands.
+///
+/// gate classifies a command against YAML policy rules (allow, confirm, approve, deny), asks
+/// for approval where the policy says so, runs exactly the approved argv and records every
+/// decision and result in a hash-chained audit log.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gate",
+    version,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    override_usage = "gate [OPTIONS] -- PROGRAM [ARGS]...\n       gate <COMMAND>"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Commands>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Add a policy file (repeatable). Adds to the system and user policy, never replaces it.
+    #[arg(long = "policy", value_name = "FILE", global = true)]
+    pub policy: Vec<PathBuf>,
+
+    /// When to use colour. A non-empty NO_COLOR turns it off unless this says `always`.
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true, value_name = "WHEN")]
+    pub color: Color,
+
+    /// Say less: no progress lines, no spinner.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Say more (repeat for more detail).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Options of the run form: `gate [OPTIONS] -- PROGRAM [ARGS...]`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Why you run this; shown to approvers and recorded [env: GATE_REASON].
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+
+    /// Give up waiting for approval after this long (e.g. `90s`, `10m`); never longer than the
+    /// policy allows.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+
+    /// Create the approval request, print its id and exit 75 without waiting (server backend).
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Print the decision as one JSON object on stderr.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The command to run, after `--`.
+    #[arg(last = true, value_name = "PROGRAM [ARGS]")]
+    pub command: Vec<String>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write durations like `90s` or `10m`)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Classify a command without running it: decision, matched rules, approvals needed, why.
+    Check {
+        /// Print the classification as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// The command to classify, after `--`.
+        #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
+        command: Vec<String>,
+    },
+    /// Validate and test policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// List pending approval requests you can see, with their full context.
+    Requests {
+        /// One JSON object per request on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending request as the current user.
+    Approve {
+        /// The request id (or a unique prefix or suffix of it).
+        id: String,
+        /// A note recorded with your approval.
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+    },
+    /// Deny a pending request as the current user.
+    Deny {
+        /// The request id (or a unique prefix or suffix of it).
+        id: String,
+        /// Why; shown to the requester and recorded.
+        #[arg(long, value_name = "TEXT", required = true)]
+        reason: String,
+    },
+    /// Print shell completions for SHELL.
+    Completions {
+        shell: clap_complete::Shell,
+        /// Write completions for every shell into this directory instead.
+        #[arg(long, value_name = "DIR", hide = true)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Print the man page (gate.1).
+    Man {
+        /// Write gate.1 and one page per subcommand into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check policy files for errors; each is reported as path:line:column.
+    ///
+    /// With no FILE, checks every file that applies (system, user, GATE_POLICY, --policy).
+    Lint {
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Run the `tests:` cases written in policy files; exit 1 when any fails.
+    ///
+    /// Each file's cases run against that file alone.
+    Test {
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Show audit records as a table (or JSON lines).
+    Show {
+        /// One record per line, as stored.
+        #[arg(long)]
+        json: bool,
+        /// Only records at or after this time (RFC 3339, e.g. 2026-11-26T10:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only records of this request.
+        #[arg(long, value_name = "ID")]
+        request: Option<String>,
+        /// Only the last N records.
+        #[arg(short = 'n', value_name = "N")]
+        n: Option<usize>,
+        /// The log file (default: the configured one).
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,140 @@
+//! terraform / OpenTofu grammar (Go `flag` package).
+//!
+//! Go flags have no short clusters: `-name` and `--name` are the same flag,
+//! a value is `-name=value` or `-name value`, and booleans take a value only
+//! as `-name=false`. The global `-chdir=DIR` exists only in `=` form.
+//! Go's parser stops at the first positional, but terraform would reject
+//! options after positionals anyway, so options are recognised anywhere.
+//!
+//! Payload: positionals after `apply` (the saved plan file, `apply PLANFILE`),
+//! as written, i.e. relative to `-chdir` if one was given.
+
+use super::{Parsed, is_option};
+
+/// Flags (name without dashes) that take a value; every other flag is boolean.
+pub const VALUED: &[&str] = &[
+    "backend-config",
+    "backup",
+    "cloud-run",
+    "config",
+    "exclude",
+    "filter",
+    "from-module",
+    "fs-mirror",
+    "generate-config-out",
+    "junit-xml",
+    "lock-timeout",
+    "lockfile",
+    "module-depth",
+    "net-mirror",
+    "out",
+    "parallelism",
+    "plan",
+    "platform",
+    "plugin-dir",
+    "provider",
+    "replace",
+    "state",
+    "state-out",
+    "target",
+    "test-directory",
+    "type",
+    "var",
+    "var-file",
+];
+
+pub fn parse(args: &[String]) -> Parsed {
+    let mut out = Parsed::default();
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        i += 1;
+        if arg == "--" {
+            for rest in &args[i..] {
+                push_positional(&mut out, rest);
+            }
+            break;
+        }
+        if !is_option(arg) {
+            push_positional(&mut out, arg);
+            continue;
+        }
+        let name = arg.strip_prefix("--").unwrap_or(&arg[1..]);
+        // `-name=value` is complete; `-name value` consumes the next word
+        // (Go's flag package takes it whatever it looks like, except `--`).
+        if !name.contains('=') && VALUED.contains(&name) && args.get(i).is_some_and(|v| v != "--") {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn push_positional(out: &mut Parsed, word: &str) {
+    if out.words.first().is_some_and(|w| w == "apply") {
+        out.payload_files.push(word.to_string());
+    }
+    out.words.push(word.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::argv;
+    use super::*;
+
+    #[test]
+    fn words_and_payload() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            (
+                "-chdir=infra apply -auto-approve plan.tfplan",
+                &["apply", "plan.tfplan"],
+                &["plan.tfplan"],
+            ),
+            (
+                "apply -var a=b -var-file x.tfvars -target=mod.x -lock-timeout 5s",
+                &["apply"],
+                &[],
+            ),
+            (
+                "apply --var-file=x.tfvars --parallelism 2 -input=false ./p.out",
+                &["apply", "./p.out"],
+                &["./p.out"],
+            ),
+            ("plan -out tf.plan -refresh=false -destroy", &["plan"], &[]),
+            (
+                "destroy -target aws_iam_role.r -auto-approve",
+                &["destroy"],
+                &[],
+            ),
+            (
+                "state rm -state s.tfstate -backup=- module.x",
+                &["state", "rm", "module.x"],
+                &[],
+            ),
+            (
+                "import -var-file v aws_s3_bucket.b name",
+                &["import", "aws_s3_bucket.b", "name"],
+                &[],
+            ),
+            (
+                "workspace delete -force prod",
+                &["workspace", "delete", "prod"],
+                &[],
+            ),
+            ("init -backend-config key=v -upgrade", &["init"], &[]),
+            ("-version", &[], &[]),
+            ("apply -- -odd", &["apply", "-odd"], &["-odd"]),
+            ("apply -var -- p", &["apply", "p"], &["p"]),
+            ("-chdir= -var", &[], &[]),
+        ];
+        for (line, words, payload) in cases {
+            let got = parse(&argv(line));
+            assert_eq!(got.words, *words, "{line}");
+            assert_eq!(got.payload_files, *payload, "{line}");
+        }
+    }
+
+    #[test]
+    fn tofu_is_terraform() {
+        let args = argv("apply plan.out");
+        assert_eq!(super::super::parse("tofu", &args), parse(&args));
+    }
+}

@@ -1,0 +1,116 @@
+//! `gate check`: classify a command and explain why, running nothing.
+
+use serde_json::json;
+
+use crate::config::Env;
+use crate::error::Error;
+use crate::output::Output;
+use crate::policy::Decision;
+use crate::run::{build_request, classify, load_policy};
+
+pub fn check(
+    env: &Env,
+    out: &Output,
+    policy_files: &[std::path::PathBuf],
+    argv: Vec<String>,
+    as_json: bool,
+) -> Result<i32, Error> {
+    let policy = load_policy(env, policy_files)?;
+    let (req, executable) = build_request(env, &policy, argv, None)?;
+    let class = classify(&policy, &req);
+    if as_json {
+        let v = json!({
+            "decision": class.decision,
+            "by_default": class.by_default,
+            "rules": class.matched,
+            "requirement": class.requirement,
+            "words": req.words,
+            "argv": req.view.command.argv,
+            "executable": executable.as_ref().ok(),
+            "digest": req.view.digest,
+            "policy_files": policy.files,
+        });
+        out.data(&serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(0);
+    }
+    let mut lines = Vec::new();
+    lines.push(format!("decision: {}", class.decision.as_str()));
+    lines.push(format!(
+        "command:  {}",
+        crate::request::shell_join(&req.view.command.argv)
+    ));
+    lines.push(format!("words:    {}", req.words.join(" ")));
+    if class.by_default {
+        lines.push(format!(
+            "why:      no rule matches; `defaults.decision` is `{}`",
+            policy.default_decision.as_str()
+        ));
+    } else {
+        lines.push("matched rules (the most restrictive decides):".into());
+        for r in &class.matched {
+            let mark = if r.decision == class.decision {
+                "*"
+            } else {
+                " "
+            };
+            let extra = [
+                r.risk.as_ref().map(|x| format!("risk {x}")),
+                r.category.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+            lines.push(format!(
+                "  {mark} {:<24} {:<8} {}:{}{}",
+                r.name,
+                r.decision.as_str(),
+                r.file.display(),
+                r.line,
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({extra})")
+                }
+            ));
+            if let Some(m) = &r.message {
+                lines.push(format!("      {m}"));
+            }
+        }
+    }
+    if let Some(req) = &class.requirement {
+        lines.push(format!(
+            "approval: {} distinct approver{}, timeout {}{}{}",
+            req.min_approvals,
+            if req.min_approvals == 1 { "" } else { "s" },
+            humantime::format_duration(req.timeout),
+            if req.allow_requester {
+                ""
+            } else {
+                ", not the requester"
+            },
+            req.backend
+                .as_ref()
+                .map(|b| format!(", backend `{b}`"))
+                .unwrap_or_default()
+        ));
+        for c in &req.clauses {
+            let who = match &c.eligible {
+                Some(e) => format!("from {}", e.iter().cloned().collect::<Vec<_>>().join(", ")),
+                None => "from anyone".to_owned(),
+            };
+            lines.push(format!("  - {} for `{}` {who}", c.min_approvals, c.rule));
+        }
+    }
+    if class.decision == Decision::Confirm {
+        lines.push(
+            "confirm:  the requester types `yes` at the terminal; with no terminal it is refused"
+                .into(),
+        );
+    }
+    if let Err(e) = executable {
+        lines.push(format!("note:     {e}"));
+    }
+    out.data(&lines.join("\n"));
+    Ok(0)
+}

@@ -1,0 +1,161 @@
+//! `gate log show`: the audit log as a readable table or as stored JSON lines.
+
+use std::path::PathBuf;
+
+use crate::audit::log::read_all;
+use crate::audit::record::{Kind, Record};
+use crate::config::Env;
+use crate::error::Error;
+use crate::output::Output;
+
+pub struct ShowOptions {
+    pub json: bool,
+    pub since: Option<String>,
+    pub request: Option<String>,
+    pub n: Option<usize>,
+    pub path: Option<PathBuf>,
+}
+
+pub fn show(env: &Env, out: &Output, o: ShowOptions, cli_policy: &[PathBuf]) -> Result<i32, Error> {
+    let path = match o.path {
+        Some(p) => p,
+        None => {
+            // The policy may name the log; an unreadable policy should not hide the log.
+            let policy = crate::run::load_policy(env, cli_policy).ok();
+            env.audit_path(policy.as_ref())
+        }
+    };
+    let since = match &o.since {
+        Some(s) => Some(humantime::parse_rfc3339_weak(s).map_err(|e| {
+            Error::Usage(format!(
+                "bad `--since` time `{s}`: {e} (write e.g. 2026-11-26T10:00:00Z)"
+            ))
+        })?),
+        None => None,
+    };
+    let rows = read_all(&path).map_err(|e| {
+        Error::config_hint(
+            format!("cannot read the audit log `{}`: {e}", path.display()),
+            "gate writes it on the first run; `GATE_LOG` or `audit.path` choose where",
+        )
+    })?;
+    let mut records: Vec<Record> = Vec::new();
+    for r in rows {
+        match r {
+            Ok(rec) => records.push(rec),
+            Err(why) => out.warn(&format!("{}: unreadable record at {why}", path.display())),
+        }
+    }
+    records.retain(|r| {
+        let by_req = o.request.as_ref().is_none_or(|id| {
+            r.request_id
+                .as_deref()
+                .is_some_and(|x| x.starts_with(id.as_str()))
+        });
+        let by_time =
+            since.is_none_or(|t| humantime::parse_rfc3339_weak(&r.ts).is_ok_and(|ts| ts >= t));
+        by_req && by_time
+    });
+    if let Some(n) = o.n {
+        let skip = records.len().saturating_sub(n);
+        records.drain(..skip);
+    }
+    if o.json {
+        for r in &records {
+            out.data(&r.to_line().unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    let mut lines = vec![format!(
+        "{:>5}  {:<24} {:<8} {:<13} {:<10} {:<9} {}",
+        "SEQ", "TIME", "KIND", "REQUEST", "USER", "OUTCOME", "COMMAND / RESULT"
+    )];
+    // Results name only the request; show its command beside them.
+    for r in &records {
+        let short = r
+            .request_id
+            .as_deref()
+            .map(|id| &id[id.len().saturating_sub(12)..])
+            .unwrap_or("-");
+        let (user, outcome, what) = match r.kind {
+            Kind::Genesis => (
+                "-".to_owned(),
+                "-".to_owned(),
+                format!(
+                    "log {} on {}",
+                    r.log_id,
+                    r.genesis.as_ref().map(|g| g.host.as_str()).unwrap_or("?")
+                ),
+            ),
+            Kind::Decision => {
+                let q = r.request.as_ref();
+                let d = r.decision.as_ref();
+                let approvers = d
+                    .map(|d| {
+                        d.approvals
+                            .iter()
+                            .map(|a| a.principal.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .filter(|s| !s.is_empty())
+                    .map(|s| format!("  [approved by {s}]"))
+                    .unwrap_or_default();
+                (
+                    q.map(|q| q.requester.user.clone()).unwrap_or_default(),
+                    d.map(|d| d.outcome.clone()).unwrap_or_default(),
+                    format!(
+                        "{}{approvers}",
+                        q.map(|q| crate::request::shell_join(&q.command.argv))
+                            .unwrap_or_default()
+                    ),
+                )
+            }
+            Kind::Result => {
+                let res = r.result.as_ref();
+                let status = match res {
+                    Some(x) if x.signal.is_some() => {
+                        format!("killed by signal {}", x.signal.unwrap_or(0))
+                    }
+                    Some(x) => format!(
+                        "exit {}",
+                        x.exit_code.map(|c| c.to_string()).unwrap_or("?".into())
+                    ),
+                    None => "?".into(),
+                };
+                let took = res
+                    .map(|x| format!(" after {} ms", x.duration_ms))
+                    .unwrap_or_default();
+                let err = res
+                    .and_then(|x| x.error.clone())
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default();
+                ("".into(), "".into(), format!("{status}{took}{err}"))
+            }
+            Kind::Repair => (
+                "-".into(),
+                "-".into(),
+                format!(
+                    "repaired a torn line: {} bytes moved to {}",
+                    r.repair.as_ref().map(|x| x.torn_len).unwrap_or(0),
+                    r.repair
+                        .as_ref()
+                        .map(|x| x.side_file.as_str())
+                        .unwrap_or("?")
+                ),
+            ),
+        };
+        let kind = match r.kind {
+            Kind::Genesis => "genesis",
+            Kind::Decision => "decision",
+            Kind::Result => "result",
+            Kind::Repair => "repair",
+        };
+        lines.push(format!(
+            "{:>5}  {:<24} {:<8} {:<13} {:<10} {:<9} {}",
+            r.seq, r.ts, kind, short, user, outcome, what
+        ));
+    }
+    out.data(&lines.join("\n"));
+    Ok(0)
+}

@@ -1,0 +1,9 @@
+//! The subcommands other than the run form. Each takes resolved settings and an [`Output`].
+
+pub mod check;
+pub mod generate;
+pub mod log;
+pub mod policy;
+pub mod requests;
+
+pub use crate::output::Output;

@@ -1,0 +1,110 @@
+//! Where things live: policy files, the audit log, the spool. Reads the environment once
+//! (`GATE_*`, XDG) into [`Env`], so the rest of gate takes resolved paths.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::policy::{BackendKind, Policy};
+
+/// The system policy directory. It always applies; it is fixed at build time (set
+/// `GATE_SYSTEM_POLICY_DIR` when compiling to move it) and never taken from the runtime
+/// environment, so nobody can switch it off for one command.
+pub const SYSTEM_POLICY_DIR: &str = match option_env!("GATE_SYSTEM_POLICY_DIR") {
+    Some(d) => d,
+    None => "/etc/gate/policy.d",
+};
+
+/// The environment gate reads, captured once.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub policy: Option<String>,
+    pub log: Option<PathBuf>,
+    pub spool: Option<PathBuf>,
+    pub reason: Option<String>,
+    pub config_home: Option<PathBuf>,
+    pub state_home: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+    pub path: Option<OsString>,
+    pub no_color: bool,
+}
+
+impl Env {
+    pub fn capture() -> Self {
+        let path = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let string = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Env {
+            policy: string("GATE_POLICY"),
+            log: path("GATE_LOG"),
+            spool: path("GATE_SPOOL"),
+            reason: string("GATE_REASON"),
+            config_home: path("XDG_CONFIG_HOME"),
+            state_home: path("XDG_STATE_HOME"),
+            home: path("HOME"),
+            path: std::env::var_os("PATH"),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        }
+    }
+
+    /// `$XDG_STATE_HOME/gate`, else `~/.local/state/gate`.
+    pub fn state_dir(&self) -> PathBuf {
+        match (&self.state_home, &self.home) {
+            (Some(s), _) => s.join("gate"),
+            (None, Some(h)) => h.join(".local/state/gate"),
+            (None, None) => PathBuf::from("/var/lib/gate"),
+        }
+    }
+
+    /// `$XDG_CONFIG_HOME/gate/policy.yaml`, else `~/.config/gate/policy.yaml`.
+    pub fn user_policy(&self) -> Option<PathBuf> {
+        match (&self.config_home, &self.home) {
+            (Some(c), _) => Some(c.join("gate/policy.yaml")),
+            (None, Some(h)) => Some(h.join(".config/gate/policy.yaml")),
+            (None, None) => None,
+        }
+    }
+
+    /// Every policy file that applies, in merge order.
+    pub fn policy_files(
+        &self,
+        cli: &[PathBuf],
+    ) -> Result<Vec<PathBuf>, crate::policy::PolicyError> {
+        crate::policy::discover(
+            Path::new(SYSTEM_POLICY_DIR),
+            self.user_policy(),
+            self.policy.as_deref(),
+            cli,
+        )
+    }
+
+    /// `GATE_LOG`, else the policy's `audit.path`, else the state directory.
+    pub fn audit_path(&self, policy: Option<&Policy>) -> PathBuf {
+        self.log
+            .clone()
+            .or_else(|| policy.and_then(|p| p.audit_path.clone()))
+            .unwrap_or_else(|| self.state_dir().join("audit.jsonl"))
+    }
+
+    /// `GATE_SPOOL`, else the named local backend's `spool`, else the state directory.
+    pub fn spool_path(&self, policy: Option<&Policy>, backend: Option<&str>) -> PathBuf {
+        if let Some(s) = &self.spool {
+            return s.clone();
+        }
+        let configured = policy.and_then(|p| {
+            let named = backend.and_then(|b| p.backends.get(b));
+            let any_local = || {
+                p.backends
+                    .values()
+                    .find(|b| matches!(b, BackendKind::Local { .. }))
+            };
+            match named.or_else(any_local) {
+                Some(BackendKind::Local { spool: Some(s) }) => Some(s.clone()),
+                _ => None,
+            }
+        });
+        configured.unwrap_or_else(|| self.state_dir().join("spool"))
+    }
+}

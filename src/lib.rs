@@ -1,0 +1,23 @@
+//! gate puts a human decision in front of privileged commands: classify the command against
+//! policy, ask for approval where the policy says so, run exactly the approved argv, and record
+//! everything in a hash-chained audit log.
+//!
+//! Data flows one way: `cli → policy::classify → approval → exec → audit`. The binary's
+//! `main` only parses arguments and maps [`Error`]s to exit codes.
+#![forbid(unsafe_code)]
+
+pub mod approval;
+pub mod audit;
+pub mod cli;
+pub mod command;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod exec;
+pub mod identity;
+pub mod output;
+pub mod policy;
+pub mod request;
+pub mod run;
+
+pub use error::Error;

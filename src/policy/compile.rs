@@ -1,0 +1,211 @@
+//! Compiles every rule's match conditions into a few shared indexes (one globset per field and
+//! argument position, one RegexSet), so classifying a command costs a handful of set lookups
+//! however many rules there are.
+
+use std::collections::{BTreeMap, HashMap};
+
+use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
+use regex::RegexSet;
+
+use super::schema::Match;
+
+/// Builds one glob the way every policy field uses it: `*` also crosses `/`, braces expand.
+pub fn glob(pattern: &str) -> Result<Glob, globset::Error> {
+    GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .empty_alternates(true)
+        .build()
+}
+
+/// What classification looks at: the command and who runs it where.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// Basename of the program.
+    pub program: &'a str,
+    /// Positional words from the tool-aware parser.
+    pub words: &'a [String],
+    /// The shell-quoted command line, for `regex`.
+    pub command_line: &'a str,
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: &'a str,
+    pub user: &'a str,
+    pub host: &'a str,
+}
+
+/// A set of globs, each owned by a rule and a condition of it.
+#[derive(Default)]
+struct GlobIndex {
+    builder_globs: Vec<Glob>,
+    owners: Vec<u32>,
+    set: Option<GlobSet>,
+}
+
+impl GlobIndex {
+    fn add(&mut self, pattern: &str, rule: u32) {
+        // Patterns were validated when the file was checked.
+        if let Ok(g) = glob(pattern) {
+            self.builder_globs.push(g);
+            self.owners.push(rule);
+        }
+    }
+
+    fn build(&mut self) -> Result<(), globset::Error> {
+        let mut b = GlobSetBuilder::new();
+        for g in self.builder_globs.drain(..) {
+            b.add(g);
+        }
+        self.set = Some(b.build()?);
+        Ok(())
+    }
+
+    /// Adds one to `hits[rule]` for every rule this value satisfies (once per rule).
+    fn hit(&self, value: &str, hits: &mut [u16], scratch: &mut Vec<usize>, seen: &mut Vec<u32>) {
+        let Some(set) = &self.set else { return };
+        set.matches_into(value, scratch);
+        seen.clear();
+        seen.extend(scratch.iter().map(|&i| self.owners[i]));
+        seen.sort_unstable();
+        seen.dedup();
+        for &r in seen.iter() {
+            hits[r as usize] += 1;
+        }
+    }
+}
+
+/// The compiled conditions of all rules.
+pub struct Matcher {
+    rules: usize,
+    /// How many conditions each rule has; a rule matches when all of them hit.
+    needed: Vec<u16>,
+    program: GlobIndex,
+    /// `args[k]` for each position k.
+    args: Vec<GlobIndex>,
+    /// `args_any`, indexed by the position it looks at (the word after the `args` prefix).
+    args_any: Vec<GlobIndex>,
+    env: HashMap<String, GlobIndex>,
+    cwd: GlobIndex,
+    user: GlobIndex,
+    host: GlobIndex,
+    regex: Option<(RegexSet, Vec<u32>)>,
+}
+
+impl Matcher {
+    pub fn build<'a>(matches: impl Iterator<Item = &'a Match>) -> Result<Self, String> {
+        let mut m = Matcher {
+            rules: 0,
+            needed: Vec::new(),
+            program: GlobIndex::default(),
+            args: Vec::new(),
+            args_any: Vec::new(),
+            env: HashMap::new(),
+            cwd: GlobIndex::default(),
+            user: GlobIndex::default(),
+            host: GlobIndex::default(),
+            regex: None,
+        };
+        let mut regexes = Vec::new();
+        let mut regex_owner = Vec::new();
+        for (i, spec) in matches.enumerate() {
+            let r = i as u32;
+            let mut needed = 0u16;
+            let one = |index: &mut GlobIndex, p: &str| {
+                index.add(p, r);
+                1
+            };
+            if let Some(p) = &spec.program {
+                needed += one(&mut m.program, &p.value);
+            }
+            for (k, a) in spec.args.iter().enumerate() {
+                if m.args.len() <= k {
+                    m.args.push(GlobIndex::default());
+                }
+                needed += one(&mut m.args[k], &a.value);
+            }
+            if !spec.args_any.is_empty() {
+                let k = spec.args.len();
+                while m.args_any.len() <= k {
+                    m.args_any.push(GlobIndex::default());
+                }
+                for a in &spec.args_any {
+                    m.args_any[k].add(&a.value, r);
+                }
+                needed += 1;
+            }
+            for (name, g) in &spec.env {
+                needed += one(m.env.entry(name.clone()).or_default(), &g.value);
+            }
+            if let Some(p) = &spec.cwd {
+                needed += one(&mut m.cwd, &p.value);
+            }
+            if let Some(p) = &spec.user {
+                needed += one(&mut m.user, &p.value);
+            }
+            if let Some(p) = &spec.host {
+                needed += one(&mut m.host, &p.value);
+            }
+            if let Some(re) = &spec.regex {
+                regexes.push(re.value.clone());
+                regex_owner.push(r);
+                needed += 1;
+            }
+            m.needed.push(needed);
+            m.rules += 1;
+        }
+        let err = |e: globset::Error| e.to_string();
+        for index in [&mut m.program, &mut m.cwd, &mut m.user, &mut m.host] {
+            index.build().map_err(err)?;
+        }
+        for index in m.args.iter_mut().chain(m.args_any.iter_mut()) {
+            index.build().map_err(err)?;
+        }
+        for index in m.env.values_mut() {
+            index.build().map_err(err)?;
+        }
+        if !regexes.is_empty() {
+            let set = RegexSet::new(&regexes).map_err(|e| e.to_string())?;
+            m.regex = Some((set, regex_owner));
+        }
+        Ok(m)
+    }
+
+    /// Indexes of the rules whose every condition holds, in rule order.
+    pub fn matching(&self, s: &Subject<'_>) -> Vec<usize> {
+        let mut hits = vec![0u16; self.rules];
+        let mut scratch = Vec::new();
+        let mut seen = Vec::new();
+        self.program
+            .hit(s.program, &mut hits, &mut scratch, &mut seen);
+        for (k, index) in self.args.iter().enumerate() {
+            if let Some(w) = s.words.get(k) {
+                index.hit(w, &mut hits, &mut scratch, &mut seen);
+            }
+        }
+        for (k, index) in self.args_any.iter().enumerate() {
+            if let Some(w) = s.words.get(k) {
+                index.hit(w, &mut hits, &mut scratch, &mut seen);
+            }
+        }
+        for (name, index) in &self.env {
+            if let Some(v) = s.env.get(name) {
+                index.hit(v, &mut hits, &mut scratch, &mut seen);
+            }
+        }
+        self.cwd.hit(s.cwd, &mut hits, &mut scratch, &mut seen);
+        self.user.hit(s.user, &mut hits, &mut scratch, &mut seen);
+        self.host.hit(s.host, &mut hits, &mut scratch, &mut seen);
+        if let Some((set, owners)) = &self.regex {
+            for i in set.matches(s.command_line).iter() {
+                hits[owners[i] as usize] += 1;
+            }
+        }
+        (0..self.rules)
+            .filter(|&r| hits[r] == self.needed[r])
+            .collect()
+    }
+}
+
+/// A single compiled glob, for places that match one pattern (tests, explain).
+pub fn matcher(pattern: &str) -> Option<GlobMatcher> {
+    glob(pattern).ok().map(|g| g.compile_matcher())
+}

@@ -1,0 +1,267 @@
+//! Merges checked files into one [`Policy`] and runs the checks that need every file at once:
+//! duplicate names, unknown groups and backends, approvals no one could ever satisfy.
+//!
+//! Merge rules (each keeps "adding a file can only tighten"):
+//! - rules: all of them count; the most restrictive decision wins at classification;
+//! - `defaults.decision`: the most restrictive of the files that set one;
+//! - `defaults.timeout`: the shortest; `defaults.backend`, `audit.path`: the first file that
+//!   sets it (system files come first, so a user file can't redirect them);
+//! - groups, identities, backends and rule names: defined once across all files — a later file
+//!   redefining the security group could otherwise widen who may approve.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use regex::Regex;
+
+use super::compile::Matcher;
+use super::diag::{Diagnostic, Diagnostics, Pos};
+use super::schema::{Decision, PolicyFile};
+use super::{DEFAULT_TIMEOUT, Policy, RuleApproval, RuleInfo};
+
+pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
+    let mut all = Vec::new();
+    let mut p = Policy {
+        files: files.iter().map(|f| f.path.clone()).collect(),
+        default_decision: Decision::Allow,
+        default_backend: None,
+        default_timeout: DEFAULT_TIMEOUT,
+        context_env: Vec::new(),
+        env_names: Vec::new(),
+        redact: Vec::new(),
+        groups: BTreeMap::new(),
+        identities: BTreeMap::new(),
+        backends: BTreeMap::new(),
+        audit_path: None,
+        rules: Vec::new(),
+        matcher: Matcher::build(std::iter::empty()).map_err(|_| Vec::new())?,
+    };
+    // Where each name was first defined, for "already defined at" messages.
+    let mut group_at: HashMap<String, (usize, Pos)> = HashMap::new();
+    let mut ident_at: HashMap<String, (usize, Pos)> = HashMap::new();
+    let mut backend_at: HashMap<String, (usize, Pos)> = HashMap::new();
+    let mut rule_at: HashMap<String, (usize, Pos)> = HashMap::new();
+    let mut timeouts = Vec::new();
+
+    // Pass 1: names and settings.
+    for (fi, f) in files.iter().enumerate() {
+        let mut d = Diagnostics::new(&f.path, &f.source);
+        if let Some(dec) = &f.defaults.decision {
+            p.default_decision = p.default_decision.max(dec.value);
+        }
+        if let Some(t) = f.defaults.timeout {
+            timeouts.push(t);
+        }
+        if p.default_backend.is_none() {
+            p.default_backend = f.defaults.backend.as_ref().map(|b| b.value.clone());
+        }
+        if p.audit_path.is_none() {
+            p.audit_path = f.audit.path.clone();
+        }
+        for name in &f.context.env {
+            if !p.context_env.contains(name) {
+                p.context_env.push(name.clone());
+            }
+        }
+        for re in &f.context.redact {
+            match Regex::new(&re.value) {
+                Ok(r) => p.redact.push(r),
+                Err(e) => d.error(re.pos, format!("bad regex: {e}")),
+            }
+        }
+        for (name, members) in &f.groups {
+            if once(
+                &mut group_at,
+                &name.value,
+                fi,
+                name.pos,
+                "group",
+                &files,
+                &mut d,
+            ) {
+                p.groups
+                    .insert(name.value.clone(), members.iter().cloned().collect());
+            }
+        }
+        for (name, accounts) in &f.identities {
+            if once(
+                &mut ident_at,
+                &name.value,
+                fi,
+                name.pos,
+                "identity",
+                &files,
+                &mut d,
+            ) {
+                p.identities.insert(name.value.clone(), accounts.clone());
+            }
+        }
+        for (name, kind) in &f.backends {
+            if once(
+                &mut backend_at,
+                &name.value,
+                fi,
+                name.pos,
+                "backend",
+                &files,
+                &mut d,
+            ) {
+                p.backends.insert(name.value.clone(), kind.clone());
+            }
+        }
+        for r in &f.rules {
+            once(
+                &mut rule_at,
+                &r.name.value,
+                fi,
+                r.name.pos,
+                "rule",
+                &files,
+                &mut d,
+            );
+        }
+        all.extend(d.items);
+    }
+    if let Some(t) = timeouts.into_iter().min() {
+        p.default_timeout = t;
+    }
+
+    // Pass 2: references, now that every name is known.
+    let known_principals: BTreeSet<String> = p
+        .groups
+        .values()
+        .flatten()
+        .cloned()
+        .chain(p.identities.keys().cloned())
+        .collect();
+    for f in &files {
+        let mut d = Diagnostics::new(&f.path, &f.source);
+        if let Some(b) = &f.defaults.backend {
+            check_backend(&p, &b.value, b.pos, &mut d);
+        }
+        for r in &f.rules {
+            let approval = r.approval.as_ref().map(|a| {
+                let mut eligible = BTreeSet::new();
+                for who in &a.approvers {
+                    if let Some(members) = p.groups.get(&who.value) {
+                        eligible.extend(members.iter().cloned());
+                    } else if known_principals.contains(&who.value) {
+                        eligible.insert(who.value.clone());
+                    } else {
+                        d.error_hint(
+                            who.pos,
+                            format!("unknown group `{}`", who.value),
+                            "define it under `groups:`, or name a principal listed in a group or under `identities:`",
+                        );
+                    }
+                }
+                let named = !a.approvers.is_empty();
+                if named && (a.min_approvals.value as usize) > eligible.len() {
+                    d.error_hint(
+                        a.min_approvals.pos,
+                        format!(
+                            "rule `{}` needs {} approvals but only {} principal{} can approve",
+                            r.name.value,
+                            a.min_approvals.value,
+                            eligible.len(),
+                            if eligible.len() == 1 { "" } else { "s" }
+                        ),
+                        "lower `min_approvals` or add members to the approver groups",
+                    );
+                }
+                if let Some(b) = &a.backend {
+                    check_backend(&p, &b.value, b.pos, &mut d);
+                }
+                RuleApproval {
+                    approvers: a.approvers.iter().map(|x| x.value.clone()).collect(),
+                    eligible: named.then_some(eligible),
+                    min_approvals: a.min_approvals.value,
+                    allow_requester: a.allow_requester,
+                    timeout: a.timeout,
+                    backend: a.backend.as_ref().map(|b| b.value.clone()),
+                    reuse: a.reuse,
+                }
+            });
+            for (name, _) in &r.matcher.env {
+                if !p.env_names.contains(name) {
+                    p.env_names.push(name.clone());
+                }
+            }
+            p.rules.push(RuleInfo {
+                name: r.name.value.clone(),
+                decision: r.decision,
+                risk: r.risk.clone(),
+                category: r.category.clone(),
+                message: r.message.clone(),
+                file: f.path.clone(),
+                line: r.name.pos.line,
+                approval,
+            });
+        }
+        all.extend(d.items);
+    }
+    for name in &p.context_env {
+        if !p.env_names.contains(name) {
+            p.env_names.push(name.clone());
+        }
+    }
+    if !all.is_empty() {
+        return Err(all);
+    }
+    p.matcher = Matcher::build(
+        files
+            .iter()
+            .flat_map(|f| f.rules.iter().map(|r| &r.matcher)),
+    )
+    .map_err(|e| {
+        let f = &files[0];
+        let mut d = Diagnostics::new(&f.path, &f.source);
+        d.error(
+            Pos { line: 1, col: 1 },
+            format!("cannot compile the rules: {e}"),
+        );
+        d.items
+    })?;
+    Ok(p)
+}
+
+/// Records the first definition of a name; a second one is an error pointing at both.
+fn once(
+    seen: &mut HashMap<String, (usize, Pos)>,
+    name: &str,
+    file: usize,
+    pos: Pos,
+    what: &str,
+    files: &[PolicyFile],
+    d: &mut Diagnostics<'_>,
+) -> bool {
+    match seen.get(name) {
+        Some((fi, first)) => {
+            d.error_hint(
+                pos,
+                format!("duplicate {what} `{name}`"),
+                format!(
+                    "first defined at {}:{}:{}; each {what} is defined once across all policy files",
+                    files[*fi].path.display(),
+                    first.line,
+                    first.col
+                ),
+            );
+            false
+        }
+        None => {
+            seen.insert(name.to_owned(), (file, pos));
+            true
+        }
+    }
+}
+
+fn check_backend(p: &Policy, name: &str, pos: Pos, d: &mut Diagnostics<'_>) {
+    // `local` and `tty` need no configuration: they exist without a `backends:` entry.
+    if !p.backends.contains_key(name) && name != "local" {
+        d.error_hint(
+            pos,
+            format!("unknown backend `{name}`"),
+            "define it under `backends:`, or use `local`",
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The policy as written in one file, after its YAML has been checked: plain typed values that
+//! still carry their positions, so later checks (unknown groups, duplicates across files) can
+//! point at the place.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::diag::Pos;
+
+/// What the policy says about a command. Ordered from least to most restrictive, so that
+/// "the most restrictive decision wins" is `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Confirm,
+    Approve,
+    Deny,
+}
+
+impl Decision {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "allow" => Self::Allow,
+            "confirm" => Self::Confirm,
+            "approve" => Self::Approve,
+            "deny" => Self::Deny,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Confirm => "confirm",
+            Self::Approve => "approve",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// A value together with where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At<T> {
+    pub value: T,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub decision: Option<At<Decision>>,
+    pub backend: Option<At<String>>,
+    pub timeout: Option<Duration>,
+    pub opaque_shell: Option<Decision>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub env: Vec<String>,
+    pub redact: Vec<At<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendKind {
+    Local {
+        spool: Option<PathBuf>,
+    },
+    Server {
+        url: String,
+    },
+    Slack {
+        channel: String,
+        token: String,
+        api_url: Option<String>,
+    },
+    Teams {
+        webhook: String,
+    },
+}
+
+impl BackendKind {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Local { .. } => "local",
+            Self::Server { .. } => "server",
+            Self::Slack { .. } => "slack",
+            Self::Teams { .. } => "teams",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    pub path: Option<PathBuf>,
+    /// Kept as written: remote sinks are delivered by a later part of gate.
+    pub sinks: Vec<serde_json::Value>,
+    pub require_remote: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Match {
+    pub program: Option<At<String>>,
+    pub args: Vec<At<String>>,
+    pub args_any: Vec<At<String>>,
+    pub regex: Option<At<String>>,
+    pub env: Vec<(String, At<String>)>,
+    pub cwd: Option<At<String>>,
+    pub user: Option<At<String>>,
+    pub host: Option<At<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub approvers: Vec<At<String>>,
+    pub min_approvals: At<u32>,
+    pub allow_requester: bool,
+    pub timeout: Option<Duration>,
+    pub backend: Option<At<String>>,
+    pub reuse: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: At<String>,
+    pub matcher: Match,
+    pub decision: Decision,
+    pub risk: Option<String>,
+    pub category: Option<String>,
+    pub message: Option<String>,
+    pub approval: Option<Approval>,
+}
+
+/// One `tests:` case: a command and what the policy must say about it.
+#[derive(Debug, Clone)]
+pub struct TestCase {
+    pub pos: Pos,
+    pub run: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    pub user: Option<String>,
+    pub host: Option<String>,
+    pub expect_decision: Decision,
+    /// Rules that must all be among the matched ones (empty: not checked).
+    pub expect_rules: Vec<String>,
+    pub expect_min_approvals: Option<u32>,
+}
+
+/// One policy file, checked.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyFile {
+    pub path: PathBuf,
+    pub source: String,
+    pub defaults: Defaults,
+    pub context: Context,
+    pub groups: Vec<(At<String>, Vec<String>)>,
+    pub identities: Vec<(At<String>, BTreeMap<String, String>)>,
+    pub backends: Vec<(At<String>, BackendKind)>,
+    pub audit: Audit,
+    pub rules: Vec<Rule>,
+    pub tests: Vec<TestCase>,
+}

@@ -1,0 +1,206 @@
+//! The Request: one command someone wants to run, with who, where and why, and the digest an
+//! approval is bound to. The digest covers the exact argv, the working directory, the context
+//! environment and the contents of payload files, so approving one command never approves another.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::identity::Identity;
+
+/// A file the command reads as its payload, hashed into the digest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Payload {
+    /// As the command names it.
+    pub path: String,
+    /// Lowercase hex SHA-256 of its contents, or `None` when it cannot be read.
+    pub sha256: Option<String>,
+}
+
+/// The command as it will run. `argv` here is redacted; the raw argv lives only in memory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CommandInfo {
+    pub argv: Vec<String>,
+    pub cwd: String,
+    /// The program as resolved on PATH, when it was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payload: Vec<Payload>,
+}
+
+/// What gets written to records and shown to approvers: everything is redacted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestView {
+    pub id: String,
+    pub requester: Identity,
+    pub command: CommandInfo,
+    pub context: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub view: RequestView,
+    /// The exact argv to run.
+    pub argv: Vec<String>,
+    /// The command's positional words (tool-aware).
+    pub words: Vec<String>,
+    /// Every environment value the policy reads, unredacted (for matching only).
+    pub env: BTreeMap<String, String>,
+}
+
+pub struct NewRequest<'a> {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub executable: Option<PathBuf>,
+    pub requester: Identity,
+    pub env: BTreeMap<String, String>,
+    pub context_env: &'a [String],
+    pub reason: Option<String>,
+    pub redact: &'a dyn Fn(&str) -> String,
+}
+
+impl Request {
+    pub fn new(n: NewRequest<'_>) -> Self {
+        let program = program_name(&n.argv[0]).to_owned();
+        let parsed = crate::command::parse(&program, &n.argv[1..]);
+        let cwd = n.cwd.to_string_lossy().into_owned();
+        let payload: Vec<Payload> = parsed
+            .payload_files
+            .iter()
+            .map(|p| Payload {
+                path: p.clone(),
+                sha256: hash_file(&n.cwd.join(p)),
+            })
+            .collect();
+        let context: BTreeMap<String, String> = n
+            .env
+            .iter()
+            .filter(|(k, _)| n.context_env.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let digest = digest(&n.argv, &cwd, &context, &payload);
+        let view = RequestView {
+            id: uuid::Uuid::now_v7().to_string(),
+            requester: n.requester,
+            command: CommandInfo {
+                argv: n.argv.iter().map(|a| (n.redact)(a)).collect(),
+                cwd,
+                executable: n
+                    .executable
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned()),
+                payload: payload.clone(),
+            },
+            context: context
+                .iter()
+                .map(|(k, v)| {
+                    // Redact as `NAME=value`, so patterns like `token=\S+` see the name too.
+                    let r = (n.redact)(&format!("{k}={v}"));
+                    let value = r
+                        .strip_prefix(&format!("{k}="))
+                        .map_or_else(|| "[REDACTED]".to_owned(), str::to_owned);
+                    (k.clone(), value)
+                })
+                .collect(),
+            reason: n.reason,
+            digest,
+        };
+        Request {
+            view,
+            argv: n.argv,
+            words: parsed.words,
+            env: n.env,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.view.id
+    }
+
+    /// Re-hashes the payload files just before the run: an edit after approval voids it.
+    pub fn payload_changed(&self) -> Option<&str> {
+        let cwd = Path::new(&self.view.command.cwd);
+        self.view
+            .command
+            .payload
+            .iter()
+            .find(|p| hash_file(&cwd.join(&p.path)) != p.sha256)
+            .map(|p| p.path.as_str())
+    }
+}
+
+/// SHA-256 over the canonical JSON of {argv, cwd, env, payload}.
+pub fn digest(
+    argv: &[String],
+    cwd: &str,
+    env: &BTreeMap<String, String>,
+    payload: &[Payload],
+) -> String {
+    let v = json!({ "argv": argv, "cwd": cwd, "env": env, "payload": payload });
+    // Only strings and nulls: canonicalization cannot meet a float here.
+    let canon = crate::audit::jcs::canonicalize(&v).unwrap_or_default();
+    hex::encode(Sha256::digest(canon.as_bytes()))
+}
+
+fn hash_file(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(hex::encode(Sha256::digest(&bytes)))
+}
+
+/// The basename a rule's `program` glob sees.
+pub fn program_name(argv0: &str) -> &str {
+    argv0.rsplit('/').next().unwrap_or(argv0)
+}
+
+/// Joins argv into one line a POSIX shell would split back into the same words.
+pub fn shell_join(argv: &[String]) -> String {
+    let mut out = String::new();
+    for (i, a) in argv.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&shell_quote(a));
+    }
+    out
+}
+
+pub fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_round_trips_shell_rules() {
+        let argv: Vec<String> = ["rm", "-rf", "/", "it's", "", "a b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(shell_join(&argv), r"rm -rf / 'it'\''s' '' 'a b'");
+    }
+
+    #[test]
+    fn digest_changes_with_any_part() {
+        let argv = vec!["aws".to_string(), "s3".to_string()];
+        let env = BTreeMap::new();
+        let d = digest(&argv, "/", &env, &[]);
+        assert_eq!(d.len(), 64);
+        assert_ne!(d, digest(&argv, "/tmp", &env, &[]));
+        let env2 = BTreeMap::from([("GATE_ENV".to_string(), "prod".to_string())]);
+        assert_ne!(d, digest(&argv, "/", &env2, &[]));
+    }
+}

@@ -1,0 +1,490 @@
+//! The run path, in the order of the design: load policy → build the request → classify →
+//! decide (confirm / approve) → record the decision → run → record the result. Any step that
+//! cannot complete stops the command from running: no decision, no run; no record, no run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::approval::Outcome;
+use crate::approval::local::{Spool, SpoolRequest, now_unix};
+use crate::approval::tty::{self, Confirmation};
+use crate::audit::{Approver, AuditLog, Body, DecisionInfo, ResultInfo};
+use crate::config::Env;
+use crate::error::{Error, exit};
+use crate::exec::{self, ExecError};
+use crate::identity::{self, Identity};
+use crate::output::Output;
+use crate::policy::{BackendKind, Classification, Decision, Policy, Subject};
+use crate::request::{NewRequest, Request, program_name, shell_join};
+
+/// Resolved options of `gate [OPTIONS] -- PROGRAM [ARGS...]`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub argv: Vec<String>,
+    pub policy_files: Vec<PathBuf>,
+    pub reason: Option<String>,
+    pub timeout: Option<Duration>,
+    pub no_wait: bool,
+    pub json: bool,
+}
+
+/// The go / no-go for one command. Only [`decide`] builds it.
+#[must_use]
+enum Verdict {
+    Run {
+        outcome: &'static str,
+        approvals: Vec<Approver>,
+    },
+    Stop {
+        outcome: &'static str,
+        message: String,
+        denied_by: Option<Approver>,
+        approvals: Vec<Approver>,
+        error: Error,
+    },
+}
+
+/// Loads every policy file that applies.
+pub fn load_policy(env: &Env, cli_files: &[PathBuf]) -> Result<Policy, Error> {
+    let files = env.policy_files(cli_files)?;
+    Ok(Policy::load(&files)?)
+}
+
+/// Builds the request for argv as this process sees it.
+pub fn build_request(
+    env: &Env,
+    policy: &Policy,
+    argv: Vec<String>,
+    reason: Option<String>,
+) -> Result<(Request, Result<PathBuf, ExecError>), Error> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::config(format!("cannot read the current directory: {e}")))?;
+    let executable = exec::resolve(&argv[0], env.path.as_deref(), &cwd);
+    let req = Request::new(NewRequest {
+        argv,
+        cwd,
+        executable: executable.as_ref().ok().cloned(),
+        requester: Identity::current(),
+        env: identity::env_snapshot(&policy.env_names),
+        context_env: &policy.context_env,
+        reason,
+        redact: &|s| policy.redact(s),
+    });
+    Ok((req, executable))
+}
+
+/// Classifies a request.
+pub fn classify(policy: &Policy, req: &Request) -> Classification {
+    let line = shell_join(&req.argv);
+    policy.classify(&Subject {
+        program: program_name(&req.argv[0]),
+        words: &req.words,
+        command_line: &line,
+        env: &req.env,
+        cwd: &req.view.command.cwd,
+        user: &req.view.requester.user,
+        host: &req.view.requester.host,
+    })
+}
+
+pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
+    let policy = load_policy(env, &opts.policy_files)?;
+    let reason = opts.reason.clone().or_else(|| env.reason.clone());
+    let (req, executable) = build_request(env, &policy, opts.argv.clone(), reason)?;
+    let class = classify(&policy, &req);
+    let log = AuditLog::new(env.audit_path(Some(&policy)));
+    // Find out now, not after someone approved, that the decision could not be recorded.
+    log.check_writable()?;
+    if opts.no_wait && class.decision == Decision::Approve {
+        return Err(Error::config_hint(
+            "`--no-wait` needs the gate server backend; the local backend only approves while gate waits",
+            "run without `--no-wait`, or configure a `kind: server` backend",
+        ));
+    }
+
+    let verdict = decide(&opts, env, out, &policy, &req, &class)?;
+    let (run, outcome, approvals, denied_by, message) = match &verdict {
+        Verdict::Run { outcome, approvals } => (true, *outcome, approvals.clone(), None, None),
+        Verdict::Stop {
+            outcome,
+            message,
+            denied_by,
+            approvals,
+            ..
+        } => (
+            false,
+            *outcome,
+            approvals.clone(),
+            denied_by.clone(),
+            Some(message.clone()),
+        ),
+    };
+    let decision = DecisionInfo {
+        decision: class.decision.as_str().to_owned(),
+        outcome: outcome.to_owned(),
+        run,
+        rules: class
+            .matched
+            .iter()
+            .map(|r| {
+                let mut v = json!({ "name": r.name, "decision": r.decision });
+                if let Some(risk) = &r.risk {
+                    v["risk"] = json!(risk);
+                }
+                if let Some(c) = &r.category {
+                    v["category"] = json!(c);
+                }
+                v
+            })
+            .collect(),
+        by_default: class.by_default,
+        required: class.requirement.as_ref().map(|r| json!(r)),
+        approvals,
+        denied_by,
+        message,
+    };
+    if opts.json {
+        out.json_stderr(&json!({
+            "request_id": req.id(),
+            "decision": class.decision,
+            "outcome": outcome,
+            "run": run,
+            "rules": class.matched.iter().map(|r| &r.name).collect::<Vec<_>>(),
+            "digest": req.view.digest,
+        }));
+    }
+    // The decision is on disk before anything runs.
+    log.append(vec![Body::Decision {
+        request: Box::new(req.view.clone()),
+        decision,
+    }])?;
+
+    let (outcome_approvals, stop_error) = match verdict {
+        Verdict::Run { approvals, .. } => (approvals, None),
+        Verdict::Stop { error, .. } => (Vec::new(), Some(error)),
+    };
+    let _ = outcome_approvals;
+    if let Some(e) = stop_error {
+        return Err(e);
+    }
+
+    let record_result = |result: ResultInfo| -> Result<(), Error> {
+        log.append(vec![Body::Result {
+            request_id: req.id().to_owned(),
+            result,
+        }])?;
+        Ok(())
+    };
+    if let Some(changed) = req.payload_changed() {
+        record_result(ResultInfo {
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            error: Some(format!(
+                "payload file `{changed}` changed after the decision"
+            )),
+        })?;
+        return Err(Error::Denied {
+            message: format!("`{changed}` changed after it was approved; the approval is void"),
+            hint: Some("run the command again to ask for a new approval".into()),
+        });
+    }
+    let executable = match executable {
+        Ok(p) => p,
+        Err(e) => {
+            record_result(ResultInfo {
+                exit_code: Some(e.exit_code()),
+                signal: None,
+                duration_ms: 0,
+                error: Some(e.to_string()),
+            })?;
+            return Err(Error::Exec {
+                message: e.to_string(),
+                code: e.exit_code(),
+            });
+        }
+    };
+    match exec::run(&executable, &req.argv) {
+        Ok(done) => {
+            record_result(ResultInfo {
+                exit_code: done.exit_code,
+                signal: done.signal,
+                duration_ms: done.duration.as_millis() as u64,
+                error: None,
+            })?;
+            Ok(done.status())
+        }
+        Err(e) => {
+            record_result(ResultInfo {
+                exit_code: Some(e.exit_code()),
+                signal: None,
+                duration_ms: 0,
+                error: Some(e.to_string()),
+            })?;
+            Err(Error::Exec {
+                message: e.to_string(),
+                code: e.exit_code(),
+            })
+        }
+    }
+}
+
+fn stop(outcome: &'static str, message: String, error: Error) -> Verdict {
+    Verdict::Stop {
+        outcome,
+        message,
+        denied_by: None,
+        approvals: Vec::new(),
+        error,
+    }
+}
+
+fn deciding_names(class: &Classification) -> String {
+    class
+        .deciding()
+        .map(|r| format!("`{}`", r.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn decide(
+    opts: &RunOptions,
+    env: &Env,
+    out: &Output,
+    policy: &Policy,
+    req: &Request,
+    class: &Classification,
+) -> Result<Verdict, Error> {
+    let line = shell_join(&req.view.command.argv);
+    Ok(match class.decision {
+        Decision::Allow => Verdict::Run {
+            outcome: "allowed",
+            approvals: Vec::new(),
+        },
+        Decision::Deny => {
+            let rule = class.deciding().next();
+            let message = match rule {
+                Some(r) => format!(
+                    "denied by rule `{}`{}",
+                    r.name,
+                    r.message
+                        .as_ref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                ),
+                None => "denied by the policy default".to_owned(),
+            };
+            stop(
+                "denied",
+                message.clone(),
+                Error::Denied {
+                    message,
+                    hint: Some("`gate check -- <command>` explains which rules match".into()),
+                },
+            )
+        }
+        Decision::Confirm => {
+            let why = if class.by_default {
+                "the policy default asks you to confirm".to_owned()
+            } else {
+                format!("rule {} asks you to confirm", deciding_names(class))
+            };
+            match tty::confirm(&line, &why) {
+                Confirmation::Confirmed => Verdict::Run {
+                    outcome: "confirmed",
+                    approvals: vec![Approver {
+                        principal: req.view.requester.user.clone(),
+                        uid: Some(req.view.requester.uid),
+                        at: crate::audit::record::now(),
+                        via: "tty".into(),
+                        comment: None,
+                    }],
+                },
+                Confirmation::Declined => {
+                    let m = "not confirmed".to_owned();
+                    stop(
+                        "refused",
+                        m.clone(),
+                        Error::Denied {
+                            message: m,
+                            hint: None,
+                        },
+                    )
+                }
+                Confirmation::NoTerminal => {
+                    let m = format!("{why}, but there is no terminal to confirm on");
+                    stop("refused", m.clone(), Error::Denied {
+                        message: m,
+                        hint: Some("confirmation must be typed by a person at a terminal; an agent or a pipe cannot confirm".into()),
+                    })
+                }
+            }
+        }
+        Decision::Approve => approve(opts, env, out, policy, req, class)?,
+    })
+}
+
+fn approve(
+    opts: &RunOptions,
+    env: &Env,
+    out: &Output,
+    policy: &Policy,
+    req: &Request,
+    class: &Classification,
+) -> Result<Verdict, Error> {
+    let Some(requirement) = class.requirement.clone() else {
+        return Ok(stop(
+            "error",
+            "no approval requirement".into(),
+            Error::config("internal: approve without requirement"),
+        ));
+    };
+    let backend_name = requirement.backend.clone();
+    match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
+        None | Some(BackendKind::Local { .. }) => {}
+        Some(other) => {
+            let m = format!(
+                "the `{}` backend is not available in this version of gate",
+                other.kind()
+            );
+            return Ok(stop(
+                "error",
+                m.clone(),
+                Error::NoDecision {
+                    message: m,
+                    hint: Some("use a `kind: local` backend".into()),
+                },
+            ));
+        }
+    }
+    let timeout = opts
+        .timeout
+        .map_or(requirement.timeout, |t| t.min(requirement.timeout));
+    let spool = Spool::new(env.spool_path(Some(policy), backend_name.as_deref()));
+    let spooled = SpoolRequest {
+        request: req.view.clone(),
+        decision: class.decision.as_str().to_owned(),
+        rules: class.matched.iter().map(|r| r.name.clone()).collect(),
+        requirement: requirement.clone(),
+        created: crate::audit::record::now(),
+        expires_unix: now_unix() + timeout.as_secs(),
+        pid: std::process::id(),
+    };
+    let pending = spool.submit(&spooled).map_err(|e| {
+        Error::config_hint(
+            e.to_string(),
+            "set `GATE_SPOOL` or `backends.<name>.spool` to a directory you can write",
+        )
+    })?;
+    out.info(&format!(
+        "{} needs {} approval{} (rule {}); waiting as request {}",
+        shell_join(&req.view.command.argv),
+        requirement.min_approvals,
+        if requirement.min_approvals == 1 {
+            ""
+        } else {
+            "s"
+        },
+        deciding_names(class),
+        req.id()
+    ));
+    out.info(&format!("an approver runs: gate approve {}", req.id()));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut ids = Vec::new();
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        if let Ok(id) = signal_hook::flag::register(sig, Arc::clone(&cancel)) {
+            ids.push(id);
+        }
+    }
+    let mut waiter = out.waiter("waiting for approval of");
+    let result = pending.wait(&spooled, timeout, &cancel, &mut |p| waiter.update(p));
+    waiter.finish();
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    drop(pending);
+    let outcome = result.map_err(|e| Error::NoDecision {
+        message: format!("lost track of the request: {e}"),
+        hint: None,
+    })?;
+    Ok(match outcome {
+        Outcome::Approved(approvals) => {
+            let names: Vec<&str> = approvals.iter().map(|a| a.principal.as_str()).collect();
+            out.info(&format!("approved by {}", names.join(", ")));
+            Verdict::Run {
+                outcome: "approved",
+                approvals,
+            }
+        }
+        Outcome::Denied {
+            by,
+            reason,
+            approvals,
+        } => {
+            let m = format!(
+                "denied by {}{}",
+                by.principal,
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
+            );
+            Verdict::Stop {
+                outcome: "denied",
+                message: m.clone(),
+                denied_by: Some(by),
+                approvals,
+                error: Error::Denied {
+                    message: m,
+                    hint: None,
+                },
+            }
+        }
+        Outcome::TimedOut(approvals) => {
+            let m = format!(
+                "no decision within {} ({} of {} approvals)",
+                humantime::format_duration(timeout),
+                approvals.len(),
+                requirement.min_approvals
+            );
+            Verdict::Stop {
+                outcome: "timed_out",
+                message: m.clone(),
+                denied_by: None,
+                approvals,
+                error: Error::NoDecision {
+                    message: m,
+                    hint: Some(
+                        "run it again when an approver is available, or pass a longer `--timeout`"
+                            .into(),
+                    ),
+                },
+            }
+        }
+        Outcome::Cancelled(approvals) => {
+            let m = "cancelled while waiting for approval".to_owned();
+            Verdict::Stop {
+                outcome: "cancelled",
+                message: m.clone(),
+                denied_by: None,
+                approvals,
+                error: Error::NoDecision {
+                    message: m,
+                    hint: None,
+                },
+            }
+        }
+    })
+}
+
+/// Exit code for a request that could not even be classified.
+pub const CONFIG_EXIT: i32 = exit::CONFIG;
