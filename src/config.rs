@@ -88,6 +88,18 @@ impl Env {
             .unwrap_or_else(|| self.state_dir().join("audit.jsonl"))
     }
 
+    /// The policy's `audit.key`, else `signing.key` in the state directory.
+    pub fn key_path(&self, policy: Option<&Policy>) -> PathBuf {
+        policy
+            .and_then(|p| p.audit_key.clone())
+            .unwrap_or_else(|| self.state_dir().join("signing.key"))
+    }
+
+    /// The audit log as configured, signing checkpoints with the host key.
+    pub fn audit_log(&self, policy: Option<&Policy>) -> crate::audit::AuditLog {
+        crate::audit::AuditLog::new(self.audit_path(policy)).with_key(self.key_path(policy))
+    }
+
     /// `GATE_SPOOL`, else the named local backend's `spool`, else the state directory.
     pub fn spool_path(&self, policy: Option<&Policy>, backend: Option<&str>) -> PathBuf {
         if let Some(s) = &self.spool {

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::approval::Outcome;
 use crate::approval::local::{Spool, SpoolRequest, now_unix};
 use crate::approval::tty::{self, Confirmation};
-use crate::audit::{Approver, AuditLog, Body, DecisionInfo, ResultInfo};
+use crate::audit::{Approver, Body, DecisionInfo, ResultInfo};
 use crate::config::Env;
 use crate::error::{Error, exit};
 use crate::exec::{self, ExecError};
@@ -96,7 +96,7 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     let reason = opts.reason.clone().or_else(|| env.reason.clone());
     let (req, executable) = build_request(env, &policy, opts.argv.clone(), reason)?;
     let class = classify(&policy, &req);
-    let log = AuditLog::new(env.audit_path(Some(&policy)));
+    let log = env.audit_log(Some(&policy));
     // Find out now, not after someone approved, that the decision could not be recorded.
     log.check_writable()?;
     if opts.no_wait && class.decision == Decision::Approve {

@@ -23,6 +23,8 @@ pub enum AuditError {
         "the last record of the audit log `{path}` is unreadable ({why}); refusing to append to a chain that cannot be continued"
     )]
     BadTail { path: PathBuf, why: String },
+    #[error(transparent)]
+    Key(#[from] super::key::KeyError),
     #[error("cannot encode an audit record: {0}")]
     Encode(#[from] super::jcs::FloatError),
 }
@@ -41,6 +43,8 @@ pub struct Tail {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     path: PathBuf,
+    /// The host signing key; with one, every append re-signs `<log>.checkpoint`.
+    key_path: Option<PathBuf>,
     /// fsync after each write. Only benchmarks turn this off, to measure its share.
     pub sync: bool,
 }
@@ -49,8 +53,20 @@ impl AuditLog {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         AuditLog {
             path: path.into(),
+            key_path: None,
             sync: true,
         }
+    }
+
+    /// Signs a checkpoint after every append with the key at `key_path` (made on first use).
+    pub fn with_key(mut self, key_path: impl Into<PathBuf>) -> Self {
+        self.key_path = Some(key_path.into());
+        self
+    }
+
+    /// `<log>.checkpoint`: the latest signed checkpoint.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        checkpoint_path(&self.path)
     }
 
     pub fn path(&self) -> &Path {
@@ -101,6 +117,11 @@ impl AuditLog {
     }
 
     fn append_locked(&self, f: &mut File, bodies: Vec<Body>) -> Result<Vec<Record>, AuditError> {
+        let host = crate::identity::host_name();
+        let signer = match &self.key_path {
+            Some(p) => Some(super::key::load_or_create(p, &host)?),
+            None => None,
+        };
         let mut pending = Vec::new();
         let mut tail = match read_tail(f).map_err(|e| self.io(e))? {
             TailScan::Empty => {
@@ -111,9 +132,9 @@ impl AuditLog {
                     now(),
                     GENESIS_PREV,
                     Body::Genesis(GenesisInfo {
-                        host: crate::identity::host_name(),
+                        host: host.clone(),
                         created_by: format!("gate {}", env!("CARGO_PKG_VERSION")),
-                        key: None,
+                        key: signer.as_ref().map(|s| s.verifier().to_vkey()),
                     }),
                 )?;
                 let t = Tail {
@@ -171,7 +192,41 @@ impl AuditLog {
         if self.sync {
             f.sync_data().map_err(|e| self.io(e))?;
         }
+        if let Some(signer) = &signer {
+            self.write_checkpoint(signer, &tail)?;
+        }
         Ok(pending)
+    }
+
+    /// Replaces `<log>.checkpoint` atomically: temp file, fsync, rename, fsync the directory.
+    fn write_checkpoint(
+        &self,
+        signer: &super::note::NoteSigner,
+        tail: &Tail,
+    ) -> Result<(), AuditError> {
+        let note = signer.sign(&checkpoint_text(&tail.log_id, tail.seq + 1, &tail.hash));
+        let dest = self.checkpoint_path();
+        let tmp = PathBuf::from(format!("{}.tmp.{}", dest.display(), std::process::id()));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(|e| self.io(e))?;
+        f.write_all(note.as_bytes()).map_err(|e| self.io(e))?;
+        if self.sync {
+            f.sync_all().map_err(|e| self.io(e))?;
+        }
+        std::fs::rename(&tmp, &dest).map_err(|e| self.io(e))?;
+        if self.sync {
+            if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| self.io(e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Moves bytes after the last newline to `<log>.torn.<ts>` and cuts them from the log.
@@ -247,6 +302,20 @@ fn read_tail(f: &mut File) -> std::io::Result<TailScan> {
         }
         chunk *= 4;
     }
+}
+
+/// The checkpoint body: origin, record count, base64 of the head hash (DESIGN §8).
+pub fn checkpoint_text(log_id: &str, count: u64, head_hex: &str) -> String {
+    use base64::Engine;
+    let raw = hex::decode(head_hex).unwrap_or_default();
+    format!(
+        "gate/{log_id}\n{count}\n{}\n",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+pub fn checkpoint_path(log: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.checkpoint", log.display()))
 }
 
 fn parse_tail(line: &[u8]) -> Result<Tail, String> {

@@ -1,7 +1,10 @@
 //! The audit log: record types, canonical hashing, the locked append path and reading back.
 
+pub mod canon;
 pub mod jcs;
+pub mod key;
 pub mod log;
+pub mod note;
 pub mod record;
 
 pub use log::{AuditError, AuditLog};

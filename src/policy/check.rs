@@ -247,13 +247,14 @@ impl Checker<'_> {
         for (key, kpos, val) in self.map(v, "`audit`").unwrap_or(&[]) {
             match key.as_str() {
                 "path" => out.path = self.str(val, "a file path").map(PathBuf::from),
+                "key" => out.key = self.str(val, "a file path").map(PathBuf::from),
                 "require_remote" => out.require_remote = self.bool(val),
                 "sinks" => {
                     for s in self.seq(val, "`sinks`").unwrap_or(&[]) {
                         out.sinks.push(to_json(s));
                     }
                 }
-                _ => self.unknown_key(key, *kpos, &["path", "sinks", "require_remote"]),
+                _ => self.unknown_key(key, *kpos, &["path", "key", "sinks", "require_remote"]),
             }
         }
     }

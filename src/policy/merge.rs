@@ -32,6 +32,7 @@ pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
         identities: BTreeMap::new(),
         backends: BTreeMap::new(),
         audit_path: None,
+        audit_key: None,
         rules: Vec::new(),
         matcher: Matcher::build(std::iter::empty()).map_err(|_| Vec::new())?,
     };
@@ -56,6 +57,9 @@ pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
         }
         if p.audit_path.is_none() {
             p.audit_path = f.audit.path.clone();
+        }
+        if p.audit_key.is_none() {
+            p.audit_key = f.audit.key.clone();
         }
         for name in &f.context.env {
             if !p.context_env.contains(name) {

@@ -86,6 +86,7 @@ pub struct Policy {
     pub identities: BTreeMap<String, BTreeMap<String, String>>,
     pub backends: BTreeMap<String, BackendKind>,
     pub audit_path: Option<PathBuf>,
+    pub audit_key: Option<PathBuf>,
     pub rules: Vec<RuleInfo>,
     matcher: compile::Matcher,
 }

@@ -95,6 +95,8 @@ impl BackendKind {
 #[derive(Debug, Clone, Default)]
 pub struct Audit {
     pub path: Option<PathBuf>,
+    /// The host's checkpoint signing key.
+    pub key: Option<PathBuf>,
     /// Kept as written: remote sinks are delivered by a later part of gate.
     pub sinks: Vec<serde_json::Value>,
     pub require_remote: Option<bool>,

@@ -1,0 +1,157 @@
+//! A small builder for running the real `gate` binary in a throw-away directory, in the spirit
+//! of `just`'s `Test::new().args(..).status(..)`. Every run gets its own state, config, log and
+//! spool paths so tests never touch the machine's real gate state.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub struct Gate {
+    pub dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+    args: Vec<String>,
+    stdin: Option<Vec<u8>>,
+}
+
+pub struct Ran {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Asserts the exit status, showing both streams when it differs.
+    #[track_caller]
+    pub fn status(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.status, expected,
+            "unexpected exit status\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gate")
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = BTreeMap::new();
+        let p = |s: &str| dir.path().join(s).to_string_lossy().into_owned();
+        env.insert("XDG_STATE_HOME".into(), p("state"));
+        env.insert("XDG_CONFIG_HOME".into(), p("config"));
+        env.insert("HOME".into(), p("home"));
+        env.insert("GATE_LOG".into(), p("audit.jsonl"));
+        env.insert("GATE_SPOOL".into(), p("spool"));
+        env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+        Gate {
+            dir,
+            env,
+            args: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file under the test directory and returns its path.
+    pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// Writes `policy.yaml` and points `GATE_POLICY` at it.
+    pub fn policy(mut self, yaml: &str) -> Self {
+        let p = self.write("policy.yaml", yaml);
+        self.env
+            .insert("GATE_POLICY".into(), p.to_string_lossy().into_owned());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.insert(k.into(), v.into());
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args = args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    pub fn stdin(mut self, bytes: &[u8]) -> Self {
+        self.stdin = Some(bytes.to_vec());
+        self
+    }
+
+    /// The command ready to spawn (for tests that need to signal or wait on it).
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.args(&self.args)
+            .env_clear()
+            .envs(&self.env)
+            .current_dir(self.dir.path());
+        c
+    }
+
+    pub fn run(&self) -> Ran {
+        let mut c = self.command();
+        c.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn gate");
+        if let Some(input) = &self.stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        let out: Output = child.wait_with_output().expect("wait gate");
+        Ran {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The audit log's records as JSON values.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        let log = Path::new(&self.env["GATE_LOG"]).to_path_buf();
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("record is JSON"))
+            .collect()
+    }
+}
