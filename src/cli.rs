@@ -27,7 +27,6 @@ Exit status of the run form: the command's own (128+N if killed by signal N); 77
     name = "gate",
     version,
     after_help = AFTER_HELP,
-    args_conflicts_with_subcommands = true,
     override_usage = "gate [OPTIONS] -- PROGRAM [ARGS]...\n       gate <COMMAND>"
 )]
 pub struct Cli {
@@ -188,4 +187,27 @@ pub enum LogCommand {
         #[arg(value_name = "PATH")]
         path: Option<PathBuf>,
     },
+    /// Prove the log is complete and unaltered, and that what ran was approved as required.
+    ///
+    /// Exit 0 intact; 1 tampered or non-compliant (the first bad seq and why); 2 unusable input.
+    Verify {
+        /// The log file (default: the configured one).
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+        /// The host's verifier key (`gate log key` output), or a file holding it. Without it,
+        /// the key named in the log's own genesis is trusted.
+        #[arg(long, value_name = "VKEY|FILE")]
+        key: Option<String>,
+        /// The signed checkpoint to check against (default: PATH.checkpoint).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The report as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Hashing threads (default: all cores).
+        #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
+        threads: usize,
+    },
+    /// Print this host's checkpoint verifier key (note vkey format), making the key if needed.
+    Key,
 }

@@ -17,7 +17,9 @@ fn main() {
     let json = cli.run.json
         || matches!(
             cli.command,
-            Some(Commands::Check { json: true, .. }) | Some(Commands::Requests { json: true })
+            Some(Commands::Check { json: true, .. })
+                | Some(Commands::Requests { json: true })
+                | Some(Commands::Log(LogCommand::Verify { json: true, .. }))
         );
     let out = Output::new(
         match g.color {
@@ -96,6 +98,25 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             },
             &policy_files,
         ),
+        Commands::Log(LogCommand::Verify {
+            path,
+            key,
+            checkpoint,
+            json,
+            threads,
+        }) => log::verify(
+            env,
+            out,
+            log::VerifyOptions {
+                path,
+                key,
+                checkpoint,
+                json,
+                threads,
+            },
+            &policy_files,
+        ),
+        Commands::Log(LogCommand::Key) => log::key(env, out, &policy_files),
         Commands::Requests { json } => requests::list(env, out, json, &policy_files),
         Commands::Approve { id, comment } => {
             requests::decide(env, out, &id, true, comment, &policy_files)

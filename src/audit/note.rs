@@ -88,9 +88,10 @@ impl NoteSigner {
             .trim()
             .strip_prefix("PRIVATE+KEY+")
             .ok_or_else(|| bad("missing PRIVATE+KEY+ prefix"))?;
-        let mut parts = rest.rsplitn(3, '+');
-        let (b64, id, name) = (parts.next(), parts.next(), parts.next());
-        let (Some(b64), Some(id), Some(name)) = (b64, id, name) else {
+        // Names never contain `+`; base64 may, so split from the left.
+        let mut parts = rest.splitn(3, '+');
+        let (name, id, b64) = (parts.next(), parts.next(), parts.next());
+        let (Some(name), Some(id), Some(b64)) = (name, id, b64) else {
             return Err(bad("expected PRIVATE+KEY+<name>+<id>+<key>"));
         };
         let raw = B64.decode(b64).map_err(|_| bad("key is not base64"))?;
@@ -139,8 +140,9 @@ impl NoteVerifier {
     /// Parses `<name>+<8 hex id>+<base64(0x01 ‖ public key)>`.
     pub fn parse(vkey: &str) -> Result<Self, NoteError> {
         let bad = |why: &str| NoteError::BadKey(why.to_owned());
-        let mut parts = vkey.trim().rsplitn(3, '+');
-        let (Some(b64), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        // Names never contain `+`; base64 may, so split from the left.
+        let mut parts = vkey.trim().splitn(3, '+');
+        let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("expected <name>+<key id>+<base64 key>"));
         };
         if !valid_name(name) {
@@ -286,6 +288,15 @@ mod tests {
     #[test]
     fn sign_round_trip_and_private_format() {
         let s = NoteSigner::from_seed("gate/host1", &[7u8; 32]).unwrap();
+        // Keys whose base64 holds `+` must round-trip too.
+        for seed in 0u8..64 {
+            let k = NoteSigner::from_seed("gate/h", &[seed; 32]).unwrap();
+            assert_eq!(
+                NoteVerifier::parse(&k.verifier().to_vkey()).unwrap(),
+                k.verifier()
+            );
+            NoteSigner::parse_private(&k.to_private_string()).unwrap();
+        }
         let note = s.sign("gate/abc\n3\nAAAA\n");
         Note::parse(&note).unwrap().verify(&s.verifier()).unwrap();
         let again = NoteSigner::parse_private(&s.to_private_string()).unwrap();

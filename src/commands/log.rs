@@ -159,3 +159,113 @@ pub fn show(env: &Env, out: &Output, o: ShowOptions, cli_policy: &[PathBuf]) -> 
     out.data(&lines.join("\n"));
     Ok(0)
 }
+
+pub struct VerifyOptions {
+    pub path: Option<PathBuf>,
+    pub key: Option<String>,
+    pub checkpoint: Option<PathBuf>,
+    pub json: bool,
+    pub threads: usize,
+}
+
+fn configured_log(env: &Env, cli_policy: &[PathBuf]) -> (PathBuf, Option<crate::policy::Policy>) {
+    // The policy may name the log; an unreadable policy should not hide the log.
+    let policy = crate::run::load_policy(env, cli_policy).ok();
+    (env.audit_path(policy.as_ref()), policy)
+}
+
+/// `gate log verify`: exit 0 intact, 1 tampered, 2 unusable.
+pub fn verify(
+    env: &Env,
+    out: &Output,
+    o: VerifyOptions,
+    cli_policy: &[PathBuf],
+) -> Result<i32, Error> {
+    use crate::audit::verify::{Options, VerifyError, verify};
+    let path = o.path.unwrap_or_else(|| configured_log(env, cli_policy).0);
+    let report = match verify(
+        &path,
+        &Options {
+            key: o.key.as_deref(),
+            checkpoint: o.checkpoint.as_deref(),
+            threads: o.threads,
+        },
+    ) {
+        Ok(r) => r,
+        Err(VerifyError::Unusable(m)) => {
+            if o.json {
+                out.data(
+                    &serde_json::json!({ "status": "unusable", "path": path, "error": m })
+                        .to_string(),
+                );
+            } else {
+                out.error(&m);
+            }
+            return Ok(2);
+        }
+    };
+    if o.json {
+        out.data(&serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        let mut lines = Vec::new();
+        for p in &report.problems {
+            let at = match (p.seq, p.line) {
+                (Some(s), Some(l)) => format!("seq {s} (line {l})"),
+                (Some(s), None) => format!("seq {s}"),
+                (None, Some(l)) => format!("line {l}"),
+                (None, None) => "log".to_owned(),
+            };
+            lines.push(format!("{at}: {}: {}", p.code, p.reason));
+        }
+        for w in &report.warnings {
+            lines.push(format!("warning: {w}"));
+        }
+        let anchor = match &report.checkpoint {
+            Some(c) => format!(
+                "; checkpoint at {} records signed by {}",
+                c.count, c.signed_by
+            ),
+            None => String::new(),
+        };
+        let summary = match report.first_bad_seq {
+            None if report.problems.is_empty() => format!(
+                "INTACT: {} records in log {} ({} decisions, {} results, {} approved runs checked{}){anchor}",
+                report.records,
+                report.log_id.as_deref().unwrap_or("?"),
+                report.stats.decisions,
+                report.stats.results,
+                report.stats.approved_runs,
+                match report.stats.repairs {
+                    0 => String::new(),
+                    n => format!(
+                        ", {n} crash repair{} recorded",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                }
+            ),
+            first => format!(
+                "TAMPERED: {} problem{}{} in {} records of {}",
+                report.problems.len(),
+                if report.problems.len() == 1 { "" } else { "s" },
+                first
+                    .map(|s| format!(", first at seq {s}"))
+                    .unwrap_or_default(),
+                report.records,
+                report.path
+            ),
+        };
+        lines.push(summary);
+        out.data(&lines.join("\n"));
+    }
+    Ok(if report.problems.is_empty() { 0 } else { 1 })
+}
+
+/// `gate log key`: the verifier key of this host's signing key.
+pub fn key(env: &Env, out: &Output, cli_policy: &[PathBuf]) -> Result<i32, Error> {
+    let (_, policy) = configured_log(env, cli_policy);
+    let path = env.key_path(policy.as_ref());
+    let signer = crate::audit::key::load_or_create(&path, &crate::identity::host_name())
+        .map_err(|e| Error::config(e.to_string()))?;
+    out.data(&signer.verifier().to_vkey());
+    Ok(0)
+}
