@@ -80,11 +80,12 @@ impl Env {
         )
     }
 
-    /// `GATE_LOG`, else the policy's `audit.path`, else the state directory.
+    /// The policy's `audit.path`, else `GATE_LOG`, else the state directory. A path the
+    /// (system) policy sets is not moved by the environment of the command being gated.
     pub fn audit_path(&self, policy: Option<&Policy>) -> PathBuf {
-        self.log
-            .clone()
-            .or_else(|| policy.and_then(|p| p.audit_path.clone()))
+        policy
+            .and_then(|p| p.audit_path.clone())
+            .or_else(|| self.log.clone())
             .unwrap_or_else(|| self.state_dir().join("audit.jsonl"))
     }
 

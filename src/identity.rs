@@ -59,10 +59,10 @@ fn ci_provenance() -> Option<BTreeMap<String, String>> {
     let pick = |system: &str, vars: &[(&str, &str)]| {
         let mut m = BTreeMap::from([("system".to_owned(), system.to_owned())]);
         for (key, var) in vars {
-            if let Ok(v) = std::env::var(var) {
-                if !v.is_empty() {
-                    m.insert((*key).to_owned(), v);
-                }
+            if let Ok(v) = std::env::var(var)
+                && !v.is_empty()
+            {
+                m.insert((*key).to_owned(), v);
             }
         }
         Some(m)
@@ -101,10 +101,10 @@ fn ci_provenance() -> Option<BTreeMap<String, String>> {
 }
 
 fn agent_marker() -> Option<String> {
-    if let Ok(a) = std::env::var("GATE_AGENT") {
-        if !a.is_empty() {
-            return Some(a);
-        }
+    if let Ok(a) = std::env::var("GATE_AGENT")
+        && !a.is_empty()
+    {
+        return Some(a);
     }
     if std::env::var_os("CLAUDECODE").is_some() {
         return Some("claude-code".into());

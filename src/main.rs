@@ -14,7 +14,7 @@ fn main() {
     let cli = Cli::parse();
     let env = Env::capture();
     let g = &cli.global;
-    let json = cli.run.json
+    let json = (cli.run.json && cli.command.is_none())
         || matches!(
             cli.command,
             Some(Commands::Check { json: true, .. })
@@ -72,6 +72,14 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             out,
         );
     };
+    let r = &cli.run;
+    if r.reason.is_some() || r.timeout.is_some() || r.no_wait || r.json {
+        return Err(Error::Usage(
+            "`--reason`, `--timeout`, `--no-wait` and `--json` before a subcommand belong to the run form \
+             (`gate [OPTIONS] -- PROGRAM`); put a subcommand's own options after its name"
+                .into(),
+        ));
+    }
     match command {
         Commands::Check { json, command } => check::check(env, out, &policy_files, command, json),
         Commands::Policy(PolicyCommand::Lint { files }) => {

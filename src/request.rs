@@ -149,9 +149,52 @@ pub fn digest(
     hex::encode(Sha256::digest(canon.as_bytes()))
 }
 
+/// SHA-256 of a payload: a file's bytes, or for a directory (`kubectl apply -f dir/`) every
+/// file below it with its relative path, in sorted order. `None` when it cannot be read.
 fn hash_file(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        let mut entries = Vec::new();
+        collect_files(path, Path::new(""), 0, &mut entries)?;
+        entries.sort();
+        let mut h = Sha256::new();
+        for (rel, sha) in entries {
+            h.update(rel.as_bytes());
+            h.update([0]);
+            h.update(sha.as_bytes());
+            h.update([b'\n']);
+        }
+        return Some(hex::encode(h.finalize()));
+    }
     let bytes = std::fs::read(path).ok()?;
     Some(hex::encode(Sha256::digest(&bytes)))
+}
+
+fn collect_files(
+    dir: &Path,
+    rel: &Path,
+    depth: usize,
+    out: &mut Vec<(String, String)>,
+) -> Option<()> {
+    // Bounded, so a payload of `/` can't stall a run: past the bounds it is unhashable.
+    if depth > 16 || out.len() > 10_000 {
+        return None;
+    }
+    for entry in std::fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        let path = entry.path();
+        let rel = rel.join(entry.file_name());
+        if path.is_dir() {
+            collect_files(&path, &rel, depth + 1, out)?;
+        } else {
+            let bytes = std::fs::read(&path).ok()?;
+            out.push((
+                rel.to_string_lossy().into_owned(),
+                hex::encode(Sha256::digest(&bytes)),
+            ));
+        }
+    }
+    Some(())
 }
 
 /// The basename a rule's `program` glob sees.
@@ -191,6 +234,17 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(shell_join(&argv), r"rm -rf / 'it'\''s' '' 'a b'");
+    }
+
+    #[test]
+    fn directory_payload_changes_with_any_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("a.yaml"), "a").unwrap();
+        std::fs::write(d.path().join("sub/b.yaml"), "b").unwrap();
+        let before = hash_file(d.path()).unwrap();
+        std::fs::write(d.path().join("sub/b.yaml"), "B").unwrap();
+        assert_ne!(hash_file(d.path()).unwrap(), before);
     }
 
     #[test]

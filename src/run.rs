@@ -99,6 +99,17 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     let log = env.audit_log(Some(&policy));
     // Find out now, not after someone approved, that the decision could not be recorded.
     log.check_writable()?;
+    if policy.require_remote {
+        // Fail closed: the policy demands a remote copy before any run, and this version of
+        // gate has no remote delivery yet.
+        return Err(Error::NoDecision {
+            message: "the policy sets `audit.require_remote: true`, but remote audit sinks are not available in this version of gate".into(),
+            hint: Some("nothing ran; remove `require_remote` or use a gate with remote sinks".into()),
+        });
+    }
+    if !policy.audit_sinks.is_empty() {
+        out.warn("`audit.sinks` are not delivered by this version of gate; records stay in the local log");
+    }
     if opts.no_wait && class.decision == Decision::Approve {
         return Err(Error::config_hint(
             "`--no-wait` needs the gate server backend; the local backend only approves while gate waits",
@@ -160,7 +171,7 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     // The decision is on disk before anything runs.
     log.append(vec![Body::Decision {
         request: Box::new(req.view.clone()),
-        decision,
+        decision: Box::new(decision),
     }])?;
 
     let (outcome_approvals, stop_error) = match verdict {
@@ -374,12 +385,21 @@ fn approve(
         expires_unix: now_unix() + timeout.as_secs(),
         pid: std::process::id(),
     };
-    let pending = spool.submit(&spooled).map_err(|e| {
-        Error::config_hint(
-            e.to_string(),
-            "set `GATE_SPOOL` or `backends.<name>.spool` to a directory you can write",
-        )
-    })?;
+    // An unusable spool stops the command (exit 78), but the decision is still recorded.
+    let pending = match spool.submit(&spooled) {
+        Ok(p) => p,
+        Err(e) => {
+            let m = e.to_string();
+            return Ok(stop(
+                "error",
+                m.clone(),
+                Error::config_hint(
+                    m,
+                    "set `GATE_SPOOL` or `backends.<name>.spool` to a directory you can write",
+                ),
+            ));
+        }
+    };
     out.info(&format!(
         "{} needs {} approval{} (rule {}); waiting as request {}",
         shell_join(&req.view.command.argv),
@@ -399,6 +419,7 @@ fn approve(
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGQUIT,
     ] {
         if let Ok(id) = signal_hook::flag::register(sig, Arc::clone(&cancel)) {
             ids.push(id);

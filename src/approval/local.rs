@@ -142,10 +142,10 @@ impl Spool {
         };
         let mut out = Vec::new();
         for e in entries.flatten() {
-            if let Ok(r) = self.load_dir(&e.path()) {
-                if process_alive(r.pid) {
-                    out.push(r);
-                }
+            if let Ok(r) = self.load_dir(&e.path())
+                && process_alive(r.pid)
+            {
+                out.push(r);
             }
         }
         out.sort_by(|a, b| a.created.cmp(&b.created));

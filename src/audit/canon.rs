@@ -185,13 +185,13 @@ impl Scanner<'_> {
             let key_range = self.string()?;
             let key = decode(&self.b[key_range.clone()]);
             let units: Vec<u16> = key.encode_utf16().collect();
-            if let Some(p) = &prev_key {
-                if units <= *p {
-                    return Err(format!(
-                        "member `{key}` is out of canonical order or repeated at column {}",
-                        key_range.start
-                    ));
-                }
+            if let Some(p) = &prev_key
+                && units <= *p
+            {
+                return Err(format!(
+                    "member `{key}` is out of canonical order or repeated at column {}",
+                    key_range.start
+                ));
             }
             prev_key = Some(units);
             self.expect(b':')?;

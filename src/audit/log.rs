@@ -87,14 +87,14 @@ impl AuditLog {
     }
 
     fn open(&self) -> Result<File, AuditError> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(|e| self.io(e))?;
-            }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| self.io(e))?;
         }
         let f = OpenOptions::new()
             .read(true)
@@ -103,6 +103,11 @@ impl AuditLog {
             .mode(0o600)
             .open(&self.path)
             .map_err(|e| self.io(e))?;
+        // `/dev/null` or a FIFO would swallow records while appearing to accept them.
+        let meta = f.metadata().map_err(|e| self.io(e))?;
+        if !meta.file_type().is_file() {
+            return Err(self.io(std::io::Error::other("not a regular file")));
+        }
         Ok(f)
     }
 
@@ -219,12 +224,12 @@ impl AuditLog {
             f.sync_all().map_err(|e| self.io(e))?;
         }
         std::fs::rename(&tmp, &dest).map_err(|e| self.io(e))?;
-        if self.sync {
-            if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-                File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(|e| self.io(e))?;
-            }
+        if self.sync
+            && let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.io(e))?;
         }
         Ok(())
     }

@@ -91,7 +91,7 @@ pub enum Body {
     Genesis(GenesisInfo),
     Decision {
         request: Box<RequestView>,
-        decision: DecisionInfo,
+        decision: Box<DecisionInfo>,
     },
     Result {
         request_id: String,
@@ -155,7 +155,7 @@ impl Record {
                 r.kind = Kind::Decision;
                 r.request_id = Some(request.id.clone());
                 r.request = Some(*request);
-                r.decision = Some(decision);
+                r.decision = Some(*decision);
             }
             Body::Result { request_id, result } => {
                 r.kind = Kind::Result;

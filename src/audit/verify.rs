@@ -151,6 +151,14 @@ struct ClauseLite {
     rule: String,
     eligible: Option<Vec<String>>,
     min_approvals: u32,
+    #[serde(default)]
+    groups: Vec<GroupLite>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct GroupLite {
+    name: String,
+    members: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,18 +299,18 @@ pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report, VerifyError> {
     let genesis_key = st.genesis_key.clone();
     let (verifier, key_source) = match (key_override, &genesis_key) {
         (Some(k), g) => {
-            if let Some(g) = g {
-                if *g != k.to_vkey() {
-                    problems.push(Problem {
-                        seq: Some(0),
-                        line: Some(1),
-                        code: "key_mismatch",
-                        reason: format!(
-                            "the genesis names key `{g}`, not the given `{}`",
-                            k.to_vkey()
-                        ),
-                    });
-                }
+            if let Some(g) = g
+                && *g != k.to_vkey()
+            {
+                problems.push(Problem {
+                    seq: Some(0),
+                    line: Some(1),
+                    code: "key_mismatch",
+                    reason: format!(
+                        "the genesis names key `{g}`, not the given `{}`",
+                        k.to_vkey()
+                    ),
+                });
             }
             (Some(k), Some("--key"))
         }
@@ -465,14 +473,14 @@ impl Walk {
             );
             self.log_id = Some(info.log_id.clone());
         }
-        if let Some(id) = &self.log_id {
-            if *id != info.log_id {
-                push(
-                    Some(seq),
-                    "foreign_log_id",
-                    format!("the record belongs to log {}, not {id}", info.log_id),
-                );
-            }
+        if let Some(id) = &self.log_id
+            && *id != info.log_id
+        {
+            push(
+                Some(seq),
+                "foreign_log_id",
+                format!("the record belongs to log {}, not {id}", info.log_id),
+            );
         }
         // Sequence and link.
         if seq != self.expected_seq {
@@ -507,20 +515,20 @@ impl Walk {
                 )
             };
             push(Some(self.expected_seq.min(seq)), code, reason);
-        } else if let Some(prev) = &self.prev_hash {
-            if info.prev != *prev {
-                push(
-                    Some(seq.saturating_sub(1)),
-                    "broken_link",
-                    format!(
-                        "seq {seq} links to {}…, but seq {} has hash {}… (seq {} was altered and re-hashed, or a record was inserted or removed)",
-                        &info.prev[..info.prev.len().min(12)],
-                        seq - 1,
-                        &prev[..prev.len().min(12)],
-                        seq - 1
-                    ),
-                );
-            }
+        } else if let Some(prev) = &self.prev_hash
+            && info.prev != *prev
+        {
+            push(
+                Some(seq.saturating_sub(1)),
+                "broken_link",
+                format!(
+                    "seq {seq} links to {}…, but seq {} has hash {}… (seq {} was altered and re-hashed, or a record was inserted or removed)",
+                    &info.prev[..info.prev.len().min(12)],
+                    seq - 1,
+                    &prev[..prev.len().min(12)],
+                    seq - 1
+                ),
+            );
         }
         self.expected_seq = seq.max(self.expected_seq.saturating_sub(1)) + 1;
         self.prev_hash = Some(info.hash.clone());
@@ -531,17 +539,17 @@ impl Walk {
         match info.kind.as_str() {
             "decision" => {
                 self.stats.decisions += 1;
-                if let Some(d) = &info.decision {
-                    if d.run {
-                        if let Some(id) = &info.request_id {
-                            self.open_runs.insert(id.clone(), seq);
-                        }
-                        if let Some(v) = compliance(d, &info) {
-                            push(Some(seq), "compliance", v);
-                        }
-                        if d.decision == "approve" {
-                            self.stats.approved_runs += 1;
-                        }
+                if let Some(d) = &info.decision
+                    && d.run
+                {
+                    if let Some(id) = &info.request_id {
+                        self.open_runs.insert(id.clone(), seq);
+                    }
+                    if let Some(v) = compliance(d, &info) {
+                        push(Some(seq), "compliance", v);
+                    }
+                    if d.decision == "approve" {
+                        self.stats.approved_runs += 1;
                     }
                 }
             }
@@ -604,6 +612,14 @@ fn compliance(d: &DecisionLite, info: &LineInfo) -> Option<String> {
                 "rule `{}` needs {} distinct eligible approver(s); the record names {n}",
                 c.rule, c.min_approvals
             ));
+        }
+        for g in &c.groups {
+            if !approvers.iter().any(|p| g.members.iter().any(|m| m == p)) {
+                return Some(format!(
+                    "rule `{}` needs an approver from group `{}`; the record names none",
+                    c.rule, g.name
+                ));
+            }
         }
     }
     if approvers.len() < req.min_approvals as usize {
@@ -701,14 +717,14 @@ fn check_checkpoint(
         .decode(head)
         .map(hex::encode)
         .unwrap_or_default();
-    if let Some(id) = &st.log_id {
-        if origin != format!("gate/{id}") {
-            bad(
-                "checkpoint_foreign",
-                None,
-                format!("the checkpoint is for `{origin}`, not `gate/{id}`"),
-            );
-        }
+    if let Some(id) = &st.log_id
+        && origin != format!("gate/{id}")
+    {
+        bad(
+            "checkpoint_foreign",
+            None,
+            format!("the checkpoint is for `{origin}`, not `gate/{id}`"),
+        );
     }
     if count > st.count {
         bad(

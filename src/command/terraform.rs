@@ -6,8 +6,9 @@
 //! Go's parser stops at the first positional, but terraform would reject
 //! options after positionals anyway, so options are recognised anywhere.
 //!
-//! Payload: positionals after `apply` (the saved plan file, `apply PLANFILE`),
-//! as written, i.e. relative to `-chdir` if one was given.
+//! Payload: positionals after `apply` (the saved plan file, `apply PLANFILE`) and
+//! `-var-file` files, resolved against `-chdir` when one was given (terraform reads them
+//! from there), so the digest covers the files terraform will actually read.
 
 use super::{Parsed, is_option};
 
@@ -45,32 +46,52 @@ pub const VALUED: &[&str] = &[
 
 pub fn parse(args: &[String]) -> Parsed {
     let mut out = Parsed::default();
+    let mut chdir: Option<&str> = None;
     let mut i = 0;
     while let Some(arg) = args.get(i) {
         i += 1;
         if arg == "--" {
             for rest in &args[i..] {
-                push_positional(&mut out, rest);
+                push_positional(&mut out, rest, chdir);
             }
             break;
         }
         if !is_option(arg) {
-            push_positional(&mut out, arg);
+            push_positional(&mut out, arg, chdir);
             continue;
         }
         let name = arg.strip_prefix("--").unwrap_or(&arg[1..]);
+        if let Some(dir) = name.strip_prefix("chdir=") {
+            chdir = Some(dir).filter(|d| !d.is_empty());
+            continue;
+        }
+        if let Some(file) = name.strip_prefix("var-file=") {
+            out.payload_files.push(under(chdir, file));
+            continue;
+        }
         // `-name=value` is complete; `-name value` consumes the next word
         // (Go's flag package takes it whatever it looks like, except `--`).
         if !name.contains('=') && VALUED.contains(&name) && args.get(i).is_some_and(|v| v != "--") {
+            if name == "var-file" {
+                out.payload_files.push(under(chdir, &args[i]));
+            }
             i += 1;
         }
     }
     out
 }
 
-fn push_positional(out: &mut Parsed, word: &str) {
+/// A path as terraform resolves it after `-chdir`.
+fn under(chdir: Option<&str>, file: &str) -> String {
+    match chdir {
+        Some(dir) if !file.starts_with('/') => format!("{}/{file}", dir.trim_end_matches('/')),
+        _ => file.to_string(),
+    }
+}
+
+fn push_positional(out: &mut Parsed, word: &str, chdir: Option<&str>) {
     if out.words.first().is_some_and(|w| w == "apply") {
-        out.payload_files.push(word.to_string());
+        out.payload_files.push(under(chdir, word));
     }
     out.words.push(word.to_string());
 }
@@ -86,17 +107,17 @@ mod tests {
             (
                 "-chdir=infra apply -auto-approve plan.tfplan",
                 &["apply", "plan.tfplan"],
-                &["plan.tfplan"],
+                &["infra/plan.tfplan"],
             ),
             (
                 "apply -var a=b -var-file x.tfvars -target=mod.x -lock-timeout 5s",
                 &["apply"],
-                &[],
+                &["x.tfvars"],
             ),
             (
                 "apply --var-file=x.tfvars --parallelism 2 -input=false ./p.out",
                 &["apply", "./p.out"],
-                &["./p.out"],
+                &["x.tfvars", "./p.out"],
             ),
             ("plan -out tf.plan -refresh=false -destroy", &["plan"], &[]),
             (
@@ -112,7 +133,7 @@ mod tests {
             (
                 "import -var-file v aws_s3_bucket.b name",
                 &["import", "aws_s3_bucket.b", "name"],
-                &[],
+                &["v"],
             ),
             (
                 "workspace delete -force prod",

@@ -24,7 +24,7 @@ pub fn check(
             "by_default": class.by_default,
             "rules": class.matched,
             "requirement": class.requirement,
-            "words": req.words,
+            "words": req.words.iter().map(|w| policy.redact(w)).collect::<Vec<_>>(),
             "argv": req.view.command.argv,
             "executable": executable.as_ref().ok(),
             "digest": req.view.digest,
@@ -39,13 +39,19 @@ pub fn check(
         "command:  {}",
         crate::request::shell_join(&req.view.command.argv)
     ));
-    lines.push(format!("words:    {}", req.words.join(" ")));
+    let words: Vec<String> = req.words.iter().map(|w| policy.redact(w)).collect();
+    lines.push(format!("words:    {}", words.join(" ")));
     if class.by_default {
-        lines.push(format!(
-            "why:      no rule matches; `defaults.decision` is `{}`",
-            policy.default_decision.as_str()
-        ));
-    } else {
+        lines.push(match &class.default_from {
+            Some(f) => format!(
+                "why:      no rule of {} matches, and its `defaults.decision` is `{}`",
+                f.display(),
+                class.decision.as_str()
+            ),
+            None => "why:      no rule matches and no file sets `defaults.decision`".to_owned(),
+        });
+    }
+    if !class.matched.is_empty() {
         lines.push("matched rules (the most restrictive decides):".into());
         for r in &class.matched {
             let mark = if r.decision == class.decision {
@@ -99,7 +105,22 @@ pub fn check(
                 Some(e) => format!("from {}", e.iter().cloned().collect::<Vec<_>>().join(", ")),
                 None => "from anyone".to_owned(),
             };
-            lines.push(format!("  - {} for `{}` {who}", c.min_approvals, c.rule));
+            let groups = if c.groups.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", at least one from each of {}",
+                    c.groups
+                        .iter()
+                        .map(|g| format!("`{}`", g.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            lines.push(format!(
+                "  - {} for `{}` {who}{groups}",
+                c.min_approvals, c.rule
+            ));
         }
     }
     if class.decision == Decision::Confirm {

@@ -11,6 +11,17 @@ use super::yaml::{self, Node, Value};
 
 /// Parses and checks one policy file's text. Cross-file checks happen when files merge.
 pub fn check_file(path: &Path, source: &str) -> Result<PolicyFile, Vec<Diagnostic>> {
+    let (file, diags) = check_file_partial(path, source);
+    match file {
+        Some(f) if diags.is_empty() => Ok(f),
+        _ => Err(diags),
+    }
+}
+
+/// Like [`check_file`], but also returns what could be read of a file with problems, so the
+/// cross-file checks can still report theirs in the same run. `None` when the YAML itself is
+/// unreadable.
+pub fn check_file_partial(path: &Path, source: &str) -> (Option<PolicyFile>, Vec<Diagnostic>) {
     let mut c = Checker {
         d: Diagnostics::new(path, source),
     };
@@ -22,11 +33,11 @@ pub fn check_file(path: &Path, source: &str) -> Result<PolicyFile, Vec<Diagnosti
                 "empty policy file",
                 "a policy starts with `version: 1`",
             );
-            return Err(c.d.items);
+            return (None, c.d.items);
         }
         Err(e) => {
             c.d.error(e.pos, format!("YAML syntax error: {}", e.message));
-            return Err(c.d.items);
+            return (None, c.d.items);
         }
     };
     let mut file = PolicyFile {
@@ -35,11 +46,7 @@ pub fn check_file(path: &Path, source: &str) -> Result<PolicyFile, Vec<Diagnosti
         ..PolicyFile::default()
     };
     c.file(&root, &mut file);
-    if c.d.items.is_empty() {
-        Ok(file)
-    } else {
-        Err(c.d.items)
-    }
+    (Some(file), c.d.items)
 }
 
 struct Checker<'a> {
@@ -158,10 +165,10 @@ impl Checker<'_> {
                 "env" => out.env = self.str_list(val, "environment variable names"),
                 "redact" => {
                     for item in self.seq(val, "`redact`").unwrap_or(&[]) {
-                        if let Some(re) = self.str(item, "a regular expression") {
-                            if self.regex_ok(&re, item.pos) {
-                                out.redact.push(at(&re, item.pos));
-                            }
+                        if let Some(re) = self.str(item, "a regular expression")
+                            && self.regex_ok(&re, item.pos)
+                        {
+                            out.redact.push(at(&re, item.pos));
                         }
                     }
                 }
@@ -199,8 +206,8 @@ impl Checker<'_> {
             );
             return None;
         };
-        let mut need = |name: &str, d: &mut Diagnostics| -> Option<String> {
-            let got = fields.remove(name).map(|(s, _)| s);
+        let mut need = |name: &str, d: &mut Diagnostics| -> Option<(String, Pos)> {
+            let got = fields.remove(name);
             if got.is_none() {
                 d.error(v.pos, format!("a `{kind}` backend needs `{name}`"));
             }
@@ -211,19 +218,25 @@ impl Checker<'_> {
                 spool: fields.remove("spool").map(|(s, _)| PathBuf::from(s)),
             },
             "server" => BackendKind::Server {
-                url: need("url", &mut self.d)?,
+                url: need("url", &mut self.d)?.0,
             },
             "slack" => {
                 let channel = need("channel", &mut self.d);
                 let token = need("token", &mut self.d);
                 BackendKind::Slack {
-                    channel: channel?,
-                    token: secret_ref(token?, &mut self.d, v.pos)?,
+                    channel: channel?.0,
+                    token: {
+                        let (token, pos) = token?;
+                        secret_ref(token, &mut self.d, pos)?
+                    },
                     api_url: fields.remove("api_url").map(|(s, _)| s),
                 }
             }
             "teams" => BackendKind::Teams {
-                webhook: secret_ref(need("webhook", &mut self.d)?, &mut self.d, v.pos)?,
+                webhook: {
+                    let (webhook, pos) = need("webhook", &mut self.d)?;
+                    secret_ref(webhook, &mut self.d, pos)?
+                },
             },
             other => {
                 self.d.error_hint(
@@ -264,23 +277,31 @@ impl Checker<'_> {
         let mut name = None;
         let mut matcher = None;
         let mut decision = None;
+        let mut decision_written = false;
         let (mut risk, mut category, mut message, mut approval) = (None, None, None, None);
         for (key, kpos, val) in map {
             match key.as_str() {
                 "name" => name = self.str(val, "a rule name").map(|s| at(&s, val.pos)),
                 "match" => matcher = self.matcher(val),
-                "decision" => decision = self.decision(val),
+                "decision" => {
+                    decision_written = true;
+                    decision = self.decision(val);
+                }
                 "risk" => risk = self.str(val, "a string"),
                 "category" => category = self.str(val, "a string"),
                 "message" => message = self.str(val, "a string"),
                 "approval" => approval = self.approval(val),
-                _ => self.unknown_key(
-                    key,
-                    *kpos,
-                    &[
-                        "name", "match", "decision", "risk", "category", "message", "approval",
-                    ],
-                ),
+                _ => {
+                    // A misspelt `decision` is reported once, as the unknown key it is.
+                    decision_written |= similar(key, "decision");
+                    self.unknown_key(
+                        key,
+                        *kpos,
+                        &[
+                            "name", "match", "decision", "risk", "category", "message", "approval",
+                        ],
+                    )
+                }
             }
         }
         let Some(name) = name else {
@@ -288,6 +309,10 @@ impl Checker<'_> {
             return None;
         };
         let Some(decision) = decision else {
+            if decision_written {
+                // Already reported where it was written.
+                return None;
+            }
             self.d.error_hint(
                 v.pos,
                 format!("rule `{}` has no `decision`", name.value),
@@ -338,10 +363,10 @@ impl Checker<'_> {
                 "args" => m.args = self.glob_list(val),
                 "args_any" => m.args_any = self.glob_list(val),
                 "regex" => {
-                    if let Some(re) = self.str(val, "a regular expression") {
-                        if self.regex_ok(&re, val.pos) {
-                            m.regex = Some(at(&re, val.pos));
-                        }
+                    if let Some(re) = self.str(val, "a regular expression")
+                        && self.regex_ok(&re, val.pos)
+                    {
+                        m.regex = Some(at(&re, val.pos));
                     }
                 }
                 "env" => {
@@ -620,7 +645,8 @@ impl Checker<'_> {
             Ok(_) => true,
             Err(e) => {
                 let first = e.to_string();
-                let detail = first.lines().last().unwrap_or("").trim().to_owned();
+                let detail = first.lines().last().unwrap_or("").trim();
+                let detail = detail.strip_prefix("error: ").unwrap_or(detail).to_owned();
                 self.d.error(pos, format!("bad regex `{re}`: {detail}"));
                 false
             }
@@ -669,7 +695,7 @@ fn secret_ref(s: String, d: &mut Diagnostics, pos: Pos) -> Option<String> {
 }
 
 /// Edit distance ≤ 2, for "did you mean" hints.
-fn similar(a: &str, b: &str) -> bool {
+pub(super) fn similar(a: &str, b: &str) -> bool {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.iter().enumerate() {

@@ -16,13 +16,17 @@ use regex::Regex;
 use super::compile::Matcher;
 use super::diag::{Diagnostic, Diagnostics, Pos};
 use super::schema::{Decision, PolicyFile};
-use super::{DEFAULT_TIMEOUT, Policy, RuleApproval, RuleInfo};
+use super::{DEFAULT_TIMEOUT, GroupRequirement, Policy, RuleApproval, RuleInfo};
 
 pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
     let mut all = Vec::new();
     let mut p = Policy {
         files: files.iter().map(|f| f.path.clone()).collect(),
         default_decision: Decision::Allow,
+        file_defaults: files
+            .iter()
+            .map(|f| f.defaults.decision.as_ref().map(|d| d.value))
+            .collect(),
         default_backend: None,
         default_timeout: DEFAULT_TIMEOUT,
         context_env: Vec::new(),
@@ -33,6 +37,8 @@ pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
         backends: BTreeMap::new(),
         audit_path: None,
         audit_key: None,
+        audit_sinks: Vec::new(),
+        require_remote: false,
         rules: Vec::new(),
         matcher: Matcher::build(std::iter::empty()).map_err(|_| Vec::new())?,
     };
@@ -61,6 +67,8 @@ pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
         if p.audit_key.is_none() {
             p.audit_key = f.audit.key.clone();
         }
+        p.audit_sinks.extend(f.audit.sinks.iter().cloned());
+        p.require_remote |= f.audit.require_remote.unwrap_or(false);
         for name in &f.context.env {
             if !p.context_env.contains(name) {
                 p.context_env.push(name.clone());
@@ -137,7 +145,7 @@ pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
         .cloned()
         .chain(p.identities.keys().cloned())
         .collect();
-    for f in &files {
+    for (fi, f) in files.iter().enumerate() {
         let mut d = Diagnostics::new(&f.path, &f.source);
         if let Some(b) = &f.defaults.backend {
             check_backend(&p, &b.value, b.pos, &mut d);
@@ -145,27 +153,40 @@ pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
         for r in &f.rules {
             let approval = r.approval.as_ref().map(|a| {
                 let mut eligible = BTreeSet::new();
+                let mut groups = Vec::new();
+                let mut unknown = false;
                 for who in &a.approvers {
                     if let Some(members) = p.groups.get(&who.value) {
                         eligible.extend(members.iter().cloned());
+                        groups.push(GroupRequirement {
+                            name: who.value.clone(),
+                            members: members.clone(),
+                        });
                     } else if known_principals.contains(&who.value) {
                         eligible.insert(who.value.clone());
                     } else {
+                        unknown = true;
+                        let close = p.groups.keys().find(|g| super::check::similar(&who.value, g));
                         d.error_hint(
                             who.pos,
                             format!("unknown group `{}`", who.value),
-                            "define it under `groups:`, or name a principal listed in a group or under `identities:`",
+                            match close {
+                                Some(g) => format!("did you mean `{g}`?"),
+                                None => "define it under `groups:`, or name a principal listed in a group or under `identities:`".to_owned(),
+                            },
                         );
                     }
                 }
                 let named = !a.approvers.is_empty();
-                if named && (a.min_approvals.value as usize) > eligible.len() {
+                // Each named group must contribute an approver, so two groups need two people.
+                let min_approvals = a.min_approvals.value.max(groups.len() as u32);
+                if named && !unknown && (min_approvals as usize) > eligible.len() {
                     d.error_hint(
                         a.min_approvals.pos,
                         format!(
-                            "rule `{}` needs {} approvals but only {} principal{} can approve",
+                            "rule `{}` needs {min_approvals} approval{} but only {} principal{} can approve",
                             r.name.value,
-                            a.min_approvals.value,
+                            if min_approvals == 1 { "" } else { "s" },
                             eligible.len(),
                             if eligible.len() == 1 { "" } else { "s" }
                         ),
@@ -178,7 +199,8 @@ pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
                 RuleApproval {
                     approvers: a.approvers.iter().map(|x| x.value.clone()).collect(),
                     eligible: named.then_some(eligible),
-                    min_approvals: a.min_approvals.value,
+                    groups,
+                    min_approvals,
                     allow_requester: a.allow_requester,
                     timeout: a.timeout,
                     backend: a.backend.as_ref().map(|b| b.value.clone()),
@@ -198,6 +220,7 @@ pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
                 message: r.message.clone(),
                 file: f.path.clone(),
                 line: r.name.pos.line,
+                file_index: fi,
                 approval,
             });
         }
@@ -260,7 +283,7 @@ fn once(
 }
 
 fn check_backend(p: &Policy, name: &str, pos: Pos, d: &mut Diagnostics<'_>) {
-    // `local` and `tty` need no configuration: they exist without a `backends:` entry.
+    // `local` needs no configuration: it exists without a `backends:` entry.
     if !p.backends.contains_key(name) && name != "local" {
         d.error_hint(
             pos,

@@ -19,7 +19,7 @@ use std::time::Duration;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-pub use check::check_file;
+pub use check::{check_file, check_file_partial};
 pub use compile::Subject;
 pub use diag::{Diagnostic, Pos};
 pub use merge::merge;
@@ -53,6 +53,9 @@ pub struct RuleInfo {
     pub message: Option<String>,
     pub file: PathBuf,
     pub line: usize,
+    /// Index of the file in merge order.
+    #[serde(skip)]
+    pub file_index: usize,
     #[serde(skip)]
     pub approval: Option<RuleApproval>,
 }
@@ -64,6 +67,8 @@ pub struct RuleApproval {
     /// Every principal who may approve; `None` when the rule names no approvers (anyone but
     /// the requester).
     pub eligible: Option<BTreeSet<String>>,
+    /// Named groups, each of which must contribute at least one approver.
+    pub groups: Vec<GroupRequirement>,
     pub min_approvals: u32,
     pub allow_requester: bool,
     pub timeout: Option<Duration>,
@@ -74,7 +79,12 @@ pub struct RuleApproval {
 /// The merged, compiled policy.
 pub struct Policy {
     pub files: Vec<PathBuf>,
+    /// The most restrictive `defaults.decision` of all files (for display).
     pub default_decision: Decision,
+    /// Each file's own `defaults.decision`, by file index: a file whose rules don't match a
+    /// command votes its default, so a later file's `allow` rule can't undo an earlier file's
+    /// restrictive default.
+    pub file_defaults: Vec<Option<Decision>>,
     pub default_backend: Option<String>,
     pub default_timeout: Duration,
     /// Environment variables captured into requests and records.
@@ -87,8 +97,19 @@ pub struct Policy {
     pub backends: BTreeMap<String, BackendKind>,
     pub audit_path: Option<PathBuf>,
     pub audit_key: Option<PathBuf>,
+    /// Remote sinks as written (delivered by a later part of gate).
+    pub audit_sinks: Vec<serde_json::Value>,
+    /// True if any file demands remote delivery before a run.
+    pub require_remote: bool,
     pub rules: Vec<RuleInfo>,
     matcher: compile::Matcher,
+}
+
+/// A group named in `approvers`: at least one of its members must approve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRequirement {
+    pub name: String,
+    pub members: BTreeSet<String>,
 }
 
 /// One clause of an approval requirement: a matched `approve` rule's own demand.
@@ -98,7 +119,25 @@ pub struct Clause {
     pub approvers: Vec<String>,
     /// `None`: anyone but the requester.
     pub eligible: Option<BTreeSet<String>>,
+    /// At least this many distinct eligible principals.
     pub min_approvals: u32,
+    /// Every named group must contribute at least one of them.
+    #[serde(default)]
+    pub groups: Vec<GroupRequirement>,
+}
+
+impl Clause {
+    fn satisfied_by(&self, approvers: &BTreeSet<String>) -> bool {
+        let n = approvers
+            .iter()
+            .filter(|a| self.eligible.as_ref().is_none_or(|e| e.contains(*a)))
+            .count();
+        n >= self.min_approvals as usize
+            && self
+                .groups
+                .iter()
+                .all(|g| approvers.iter().any(|a| g.members.contains(a)))
+    }
 }
 
 /// What approval a command needs, combined over every matching `approve` rule.
@@ -135,13 +174,8 @@ impl Requirement {
 
     /// Whether the distinct approvers given satisfy every clause.
     pub fn satisfied_by(&self, approvers: &BTreeSet<String>) -> bool {
-        self.clauses.iter().all(|c| {
-            let n = approvers
-                .iter()
-                .filter(|a| c.eligible.as_ref().is_none_or(|e| e.contains(*a)))
-                .count();
-            n >= c.min_approvals as usize
-        }) && approvers.len() >= self.min_approvals as usize
+        self.clauses.iter().all(|c| c.satisfied_by(approvers))
+            && approvers.len() >= self.min_approvals as usize
     }
 
     /// Whether a principal counts towards any clause.
@@ -158,8 +192,12 @@ pub struct Classification {
     pub decision: Decision,
     /// Every rule that matched, in policy order.
     pub matched: Vec<RuleInfo>,
-    /// True when no rule matched and `defaults.decision` decided.
+    /// True when a file's `defaults.decision` decided (no rule of that file matched and no
+    /// matched rule was as restrictive).
     pub by_default: bool,
+    /// The file whose default decided, when `by_default`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_from: Option<PathBuf>,
     pub requirement: Option<Requirement>,
 }
 
@@ -171,7 +209,8 @@ impl Classification {
 }
 
 impl Policy {
-    /// Loads, checks, merges and compiles the given files in order.
+    /// Loads, checks, merges and compiles the given files in order. Every problem of every
+    /// file is reported at once, cross-file ones included.
     pub fn load(paths: &[PathBuf]) -> Result<Self, PolicyError> {
         let mut files = Vec::new();
         let mut diags = Vec::new();
@@ -180,15 +219,18 @@ impl Policy {
                 path: path.clone(),
                 source,
             })?;
-            match check_file(path, &source) {
-                Ok(f) => files.push(f),
-                Err(d) => diags.extend(d),
+            let (file, d) = check_file_partial(path, &source);
+            files.extend(file);
+            diags.extend(d);
+        }
+        match merge(files) {
+            Ok(p) if diags.is_empty() => Ok(p),
+            Ok(_) => Err(PolicyError::Invalid(sorted(paths, diags))),
+            Err(more) => {
+                diags.extend(more);
+                Err(PolicyError::Invalid(sorted(paths, diags)))
             }
         }
-        if !diags.is_empty() {
-            return Err(PolicyError::Invalid(diags));
-        }
-        merge(files).map_err(PolicyError::Invalid)
     }
 
     /// Classifies one command.
@@ -199,17 +241,27 @@ impl Policy {
             .into_iter()
             .map(|i| self.rules[i].clone())
             .collect();
-        let by_default = matched.is_empty();
-        let decision = matched
+        let by_rules = matched.iter().map(|r| r.decision).max();
+        // Each file whose rules say nothing about the command votes its own default.
+        let default_vote = self
+            .file_defaults
             .iter()
-            .map(|r| r.decision)
-            .max()
-            .unwrap_or(self.default_decision);
+            .enumerate()
+            .filter(|(fi, _)| !matched.iter().any(|r| r.file_index == *fi))
+            .filter_map(|(fi, d)| d.map(|d| (d, fi)))
+            .max_by_key(|(d, _)| *d);
+        let (decision, by_default, default_from) = match (by_rules, default_vote) {
+            (Some(r), Some((d, fi))) if d > r => (d, true, Some(self.files[fi].clone())),
+            (Some(r), _) => (r, false, None),
+            (None, Some((d, fi))) => (d, true, Some(self.files[fi].clone())),
+            (None, None) => (Decision::Allow, true, None),
+        };
         let requirement = (decision == Decision::Approve).then(|| self.requirement(&matched));
         Classification {
             decision,
             matched,
             by_default,
+            default_from,
             requirement,
         }
     }
@@ -230,6 +282,7 @@ impl Policy {
                     approvers: a.approvers.clone(),
                     eligible: a.eligible.clone(),
                     min_approvals: a.min_approvals,
+                    groups: a.groups.clone(),
                 })
             })
             .collect();
@@ -241,6 +294,7 @@ impl Policy {
                 approvers: Vec::new(),
                 eligible: None,
                 min_approvals: 1,
+                groups: Vec::new(),
             }]
         } else {
             clauses
@@ -279,6 +333,19 @@ impl Policy {
         }
         out
     }
+}
+
+/// Orders problems by file (in merge order), then position.
+fn sorted(paths: &[PathBuf], mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diags.sort_by_key(|d| {
+        let fi = paths
+            .iter()
+            .position(|p| *p == d.path)
+            .unwrap_or(usize::MAX);
+        (fi, d.pos.line, d.pos.col)
+    });
+    diags.dedup();
+    diags
 }
 
 /// The policy files that apply, in merge order: the system directory (always), the user's

@@ -1,0 +1,267 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[gate] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'gate'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'gate'= {
+            cand --reason 'Why you run this; shown to approvers and recorded [env: GATE_REASON]'
+            cand --timeout 'Give up waiting for approval after this long (e.g. `90s`, `10m`); never longer than the policy allows'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --no-wait 'Create the approval request, print its id and exit 75 without waiting (server backend)'
+            cand --json 'Print the decision as one JSON object on stderr'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand check 'Classify a command without running it: decision, matched rules, approvals needed, why'
+            cand policy 'Validate and test policy files'
+            cand log 'Read the audit log'
+            cand requests 'List pending approval requests you can see, with their full context'
+            cand approve 'Approve a pending request as the current user'
+            cand deny 'Deny a pending request as the current user'
+            cand completions 'Print shell completions for SHELL'
+            cand man 'Print the man page (gate.1)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;check'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --json 'Print the classification as JSON on stdout'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;policy'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand lint 'Check policy files for errors; each is reported as path:line:column'
+            cand test 'Run the `tests:` cases written in policy files; exit 1 when any fails'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;policy;lint'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;policy;test'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;policy;help'= {
+            cand lint 'Check policy files for errors; each is reported as path:line:column'
+            cand test 'Run the `tests:` cases written in policy files; exit 1 when any fails'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;policy;help;lint'= {
+        }
+        &'gate;policy;help;test'= {
+        }
+        &'gate;policy;help;help'= {
+        }
+        &'gate;log'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand show 'Show audit records as a table (or JSON lines)'
+            cand verify 'Prove the log is complete and unaltered, and that what ran was approved as required'
+            cand key 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;log;show'= {
+            cand --since 'Only records at or after this time (RFC 3339, e.g. 2026-11-26T10:00:00Z)'
+            cand --request 'Only records of this request'
+            cand -n 'Only the last N records'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --json 'One record per line, as stored'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;log;verify'= {
+            cand --key 'The host''s verifier key (`gate log key` output), or a file holding it. Without it, the key named in the log''s own genesis is trusted'
+            cand --checkpoint 'The signed checkpoint to check against (default: PATH.checkpoint)'
+            cand --threads 'Hashing threads (default: all cores)'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --json 'The report as one JSON object on stdout'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;log;key'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;log;help'= {
+            cand show 'Show audit records as a table (or JSON lines)'
+            cand verify 'Prove the log is complete and unaltered, and that what ran was approved as required'
+            cand key 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;log;help;show'= {
+        }
+        &'gate;log;help;verify'= {
+        }
+        &'gate;log;help;key'= {
+        }
+        &'gate;log;help;help'= {
+        }
+        &'gate;requests'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --json 'One JSON object per request on stdout'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;approve'= {
+            cand --comment 'A note recorded with your approval'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;deny'= {
+            cand --reason 'Why; shown to the requester and recorded'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;completions'= {
+            cand --out-dir 'Write completions for every shell into this directory instead'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;man'= {
+            cand --out-dir 'Write gate.1 and one page per subcommand into this directory instead'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;help'= {
+            cand check 'Classify a command without running it: decision, matched rules, approvals needed, why'
+            cand policy 'Validate and test policy files'
+            cand log 'Read the audit log'
+            cand requests 'List pending approval requests you can see, with their full context'
+            cand approve 'Approve a pending request as the current user'
+            cand deny 'Deny a pending request as the current user'
+            cand completions 'Print shell completions for SHELL'
+            cand man 'Print the man page (gate.1)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;help;check'= {
+        }
+        &'gate;help;policy'= {
+            cand lint 'Check policy files for errors; each is reported as path:line:column'
+            cand test 'Run the `tests:` cases written in policy files; exit 1 when any fails'
+        }
+        &'gate;help;policy;lint'= {
+        }
+        &'gate;help;policy;test'= {
+        }
+        &'gate;help;log'= {
+            cand show 'Show audit records as a table (or JSON lines)'
+            cand verify 'Prove the log is complete and unaltered, and that what ran was approved as required'
+            cand key 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed'
+        }
+        &'gate;help;log;show'= {
+        }
+        &'gate;help;log;verify'= {
+        }
+        &'gate;help;log;key'= {
+        }
+        &'gate;help;requests'= {
+        }
+        &'gate;help;approve'= {
+        }
+        &'gate;help;deny'= {
+        }
+        &'gate;help;completions'= {
+        }
+        &'gate;help;man'= {
+        }
+        &'gate;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

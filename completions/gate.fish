@@ -1,0 +1,180 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_gate_global_optspecs
+    string join \n reason= timeout= no-wait json policy= color= q/quiet v/verbose h/help V/version
+end
+
+function __fish_gate_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_gate_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_gate_using_subcommand
+    set -l cmd (__fish_gate_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c gate -n "__fish_gate_needs_command" -l reason -d 'Why you run this; shown to approvers and recorded [env: GATE_REASON]' -r
+complete -c gate -n "__fish_gate_needs_command" -l timeout -d 'Give up waiting for approval after this long (e.g. `90s`, `10m`); never longer than the policy allows' -r
+complete -c gate -n "__fish_gate_needs_command" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_needs_command" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_needs_command" -l no-wait -d 'Create the approval request, print its id and exit 75 without waiting (server backend)'
+complete -c gate -n "__fish_gate_needs_command" -l json -d 'Print the decision as one JSON object on stderr'
+complete -c gate -n "__fish_gate_needs_command" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_needs_command" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_needs_command" -s V -l version -d 'Print version'
+complete -c gate -n "__fish_gate_needs_command" -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
+complete -c gate -n "__fish_gate_needs_command" -a "policy" -d 'Validate and test policy files'
+complete -c gate -n "__fish_gate_needs_command" -a "log" -d 'Read the audit log'
+complete -c gate -n "__fish_gate_needs_command" -a "requests" -d 'List pending approval requests you can see, with their full context'
+complete -c gate -n "__fish_gate_needs_command" -a "approve" -d 'Approve a pending request as the current user'
+complete -c gate -n "__fish_gate_needs_command" -a "deny" -d 'Deny a pending request as the current user'
+complete -c gate -n "__fish_gate_needs_command" -a "completions" -d 'Print shell completions for SHELL'
+complete -c gate -n "__fish_gate_needs_command" -a "man" -d 'Print the man page (gate.1)'
+complete -c gate -n "__fish_gate_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand check" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand check" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand check" -l json -d 'Print the classification as JSON on stdout'
+complete -c gate -n "__fish_gate_using_subcommand check" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand check" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand check" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -f -a "lint" -d 'Check policy files for errors; each is reported as path:line:column'
+complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
+complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "lint" -d 'Check policy files for errors; each is reported as path:line:column'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l since -d 'Only records at or after this time (RFC 3339, e.g. 2026-11-26T10:00:00Z)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l request -d 'Only records of this request' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s n -d 'Only the last N records' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l json -d 'One record per line, as stored'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l key -d 'The host\'s verifier key (`gate log key` output), or a file holding it. Without it, the key named in the log\'s own genesis is trusted' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l checkpoint -d 'The signed checkpoint to check against (default: PATH.checkpoint)' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l threads -d 'Hashing threads (default: all cores)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l json -d 'The report as one JSON object on stdout'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand requests" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand requests" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand requests" -l json -d 'One JSON object per request on stdout'
+complete -c gate -n "__fish_gate_using_subcommand requests" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand requests" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand requests" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand approve" -l comment -d 'A note recorded with your approval' -r
+complete -c gate -n "__fish_gate_using_subcommand approve" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand approve" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand approve" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand approve" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand approve" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand deny" -l reason -d 'Why; shown to the requester and recorded' -r
+complete -c gate -n "__fish_gate_using_subcommand deny" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand deny" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand deny" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand deny" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand deny" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand completions" -l out-dir -d 'Write completions for every shell into this directory instead' -r -F
+complete -c gate -n "__fish_gate_using_subcommand completions" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand completions" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand completions" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand completions" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand man" -l out-dir -d 'Write gate.1 and one page per subcommand into this directory instead' -r -F
+complete -c gate -n "__fish_gate_using_subcommand man" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand man" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand man" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand man" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand man" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "policy" -d 'Validate and test policy files'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "log" -d 'Read the audit log'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "requests" -d 'List pending approval requests you can see, with their full context'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "approve" -d 'Approve a pending request as the current user'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "deny" -d 'Deny a pending request as the current user'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "completions" -d 'Print shell completions for SHELL'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "man" -d 'Print the man page (gate.1)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "lint" -d 'Check policy files for errors; each is reported as path:line:column'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
