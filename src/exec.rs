@@ -7,8 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -98,66 +97,124 @@ pub fn resolve(program: &str, path_env: Option<&OsStr>, cwd: &Path) -> Result<Pa
     })
 }
 
-/// Runs `executable` with `argv` (argv[0] kept as given), forwarding termination signals.
+/// Forwards termination signals to the child once it exists.
 ///
 /// Signals that a process sent to gate (kill, a supervisor, a CI runner cancelling a job) are
 /// passed on to the child. SIGINT and SIGQUIT typed at the terminal already reach the child,
-/// which shares gate's process group, so those are not sent twice.
-pub fn run(executable: &Path, argv: &[String]) -> Result<Finished, ExecError> {
-    let child_pid = Arc::new(AtomicI32::new(0));
-    let mut signals = SignalsInfo::<WithOrigin>::new([SIGTERM, SIGHUP, SIGINT, SIGQUIT])
-        .map_err(|e| ExecError::Spawn(executable.to_path_buf(), e))?;
-    let handle = signals.handle();
-    let forward_to = Arc::clone(&child_pid);
-    let forwarder = std::thread::spawn(move || {
-        for info in signals.forever() {
-            let pid = forward_to.load(Ordering::SeqCst);
-            if pid <= 0 {
-                continue;
-            }
-            let from_process = info.process.as_ref().map(|p| p.pid);
-            let from_terminal = from_process.is_none();
-            if from_terminal && (info.signal == SIGINT || info.signal == SIGQUIT) {
-                continue;
-            }
-            if from_process == Some(pid) {
-                continue;
-            }
-            if let Ok(sig) = Signal::try_from(info.signal) {
-                let _ = kill(Pid::from_raw(pid), sig);
-            }
-        }
-    });
-    let start = Instant::now();
-    let mut cmd = Command::new(executable);
-    cmd.arg0(&argv[0]).args(&argv[1..]);
-    let spawned = cmd.spawn();
-    let result = match spawned {
-        Ok(mut child) => {
-            child_pid.store(child.id() as i32, Ordering::SeqCst);
-            let status = loop {
-                match child.wait() {
-                    Ok(s) => break Ok(s),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => break Err(e),
+/// which shares gate's process group, so those are not sent twice. A signal that arrives
+/// before the child exists is kept and delivered right after it starts, never dropped.
+pub struct Forwarder {
+    state: Arc<Mutex<ForwardState>>,
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct ForwardState {
+    child: i32,
+    /// Signals that arrived before the child started.
+    early: Vec<Signal>,
+}
+
+impl Forwarder {
+    /// Starts catching the signals; from here on they no longer kill gate.
+    pub fn start() -> std::io::Result<Self> {
+        let mut signals = SignalsInfo::<WithOrigin>::new([SIGTERM, SIGHUP, SIGINT, SIGQUIT])?;
+        let handle = signals.handle();
+        let state = Arc::new(Mutex::new(ForwardState::default()));
+        let shared = Arc::clone(&state);
+        let thread = std::thread::spawn(move || {
+            for info in signals.forever() {
+                let from_process = info.process.as_ref().map(|p| p.pid);
+                let from_terminal = from_process.is_none();
+                let Ok(sig) = Signal::try_from(info.signal) else {
+                    continue;
+                };
+                let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
+                if st.child <= 0 {
+                    // Before the child exists every stop request counts, the terminal's too.
+                    st.early.push(sig);
+                } else if from_terminal && (info.signal == SIGINT || info.signal == SIGQUIT) {
+                    // The child shares our process group: it got this one itself.
+                } else if from_process != Some(st.child) {
+                    let _ = kill(Pid::from_raw(st.child), sig);
                 }
-            };
-            status
-                .map(|s| Finished {
-                    exit_code: s.code(),
-                    signal: s.signal(),
-                    duration: start.elapsed(),
-                })
-                .map_err(|e| ExecError::Spawn(executable.to_path_buf(), e))
+            }
+        });
+        Ok(Forwarder {
+            state,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Whether a signal already asked gate to stop before anything started.
+    pub fn stopped_early(&self) -> bool {
+        !self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .early
+            .is_empty()
+    }
+
+    /// Runs `executable` with `argv` (argv[0] kept as given) and waits for it.
+    pub fn run(mut self, executable: &Path, argv: &[String]) -> Result<Finished, ExecError> {
+        let start = Instant::now();
+        let mut cmd = Command::new(executable);
+        cmd.arg0(&argv[0]).args(&argv[1..]);
+        let result = match cmd.spawn() {
+            Ok(mut child) => {
+                {
+                    let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                    let pid = child.id() as i32;
+                    st.child = pid;
+                    for sig in st.early.drain(..) {
+                        let _ = kill(Pid::from_raw(pid), sig);
+                    }
+                }
+                let status = loop {
+                    match child.wait() {
+                        Ok(s) => break Ok(s),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => break Err(e),
+                    }
+                };
+                status
+                    .map(|s| Finished {
+                        exit_code: s.code(),
+                        signal: s.signal(),
+                        duration: start.elapsed(),
+                    })
+                    .map_err(|e| ExecError::Spawn(executable.to_path_buf(), e))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Err(ExecError::NotExecutable(executable.to_path_buf()))
+            }
+            Err(e) => Err(ExecError::Spawn(executable.to_path_buf(), e)),
+        };
+        self.close();
+        result
+    }
+
+    fn close(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            Err(ExecError::NotExecutable(executable.to_path_buf()))
-        }
-        Err(e) => Err(ExecError::Spawn(executable.to_path_buf(), e)),
-    };
-    handle.close();
-    let _ = forwarder.join();
-    result
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Runs `executable` with `argv`, forwarding termination signals (see [`Forwarder`]).
+pub fn run(executable: &Path, argv: &[String]) -> Result<Finished, ExecError> {
+    let f = Forwarder::start().map_err(|e| ExecError::Spawn(executable.to_path_buf(), e))?;
+    f.run(executable, argv)
 }
 
 #[cfg(test)]

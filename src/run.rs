@@ -32,6 +32,42 @@ pub struct RunOptions {
     pub json: bool,
 }
 
+/// Termination signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) turned into a flag from the start
+/// of a run until the command is about to start: they cancel a wait for approval, and one
+/// that arrives after the decision but before the start stops the command from starting.
+pub struct Cancel {
+    pub flag: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Cancel {
+    pub fn register() -> Self {
+        let flag = Arc::new(AtomicBool::new(false));
+        let ids = [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+            signal_hook::consts::SIGQUIT,
+        ]
+        .into_iter()
+        .filter_map(|sig| signal_hook::flag::register(sig, Arc::clone(&flag)).ok())
+        .collect();
+        Cancel { flag, ids }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
 /// The go / no-go for one command. Only [`decide`] builds it.
 #[must_use]
 enum Verdict {
@@ -117,7 +153,8 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
         ));
     }
 
-    let verdict = decide(&opts, env, out, &policy, &req, &class)?;
+    let cancel = Cancel::register();
+    let verdict = decide(&opts, env, out, &policy, &req, &class, &cancel)?;
     let (run, outcome, approvals, denied_by, message) = match &verdict {
         Verdict::Run { outcome, approvals } => (true, *outcome, approvals.clone(), None, None),
         Verdict::Stop {
@@ -219,7 +256,25 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
             });
         }
     };
-    match exec::run(&executable, &req.argv) {
+    // From here signals are forwarded to the child (or kept for it until it starts); one that
+    // came after the decision but before this point means "stop", so nothing starts.
+    let forwarder = exec::Forwarder::start()
+        .map_err(|e| Error::config(format!("cannot set up signal forwarding: {e}")))?;
+    let cancel_requested = cancel.is_set();
+    drop(cancel);
+    if cancel_requested || forwarder.stopped_early() {
+        record_result(ResultInfo {
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            error: Some("cancelled by a signal before the command started".into()),
+        })?;
+        return Err(Error::NoDecision {
+            message: "cancelled before the command started".into(),
+            hint: None,
+        });
+    }
+    match forwarder.run(&executable, &req.argv) {
         Ok(done) => {
             record_result(ResultInfo {
                 exit_code: done.exit_code,
@@ -269,6 +324,7 @@ fn decide(
     policy: &Policy,
     req: &Request,
     class: &Classification,
+    cancel: &Cancel,
 ) -> Result<Verdict, Error> {
     let line = shell_join(&req.view.command.argv);
     Ok(match class.decision {
@@ -335,7 +391,7 @@ fn decide(
                 }
             }
         }
-        Decision::Approve => approve(opts, env, out, policy, req, class)?,
+        Decision::Approve => approve(opts, env, out, policy, req, class, cancel)?,
     })
 }
 
@@ -346,6 +402,7 @@ fn approve(
     policy: &Policy,
     req: &Request,
     class: &Classification,
+    cancel: &Cancel,
 ) -> Result<Verdict, Error> {
     let Some(requirement) = class.requirement.clone() else {
         return Ok(stop(
@@ -413,24 +470,9 @@ fn approve(
         req.id()
     ));
     out.info(&format!("an approver runs: gate approve {}", req.id()));
-    let cancel = Arc::new(AtomicBool::new(false));
-    let mut ids = Vec::new();
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGQUIT,
-    ] {
-        if let Ok(id) = signal_hook::flag::register(sig, Arc::clone(&cancel)) {
-            ids.push(id);
-        }
-    }
     let mut waiter = out.waiter("waiting for approval of");
-    let result = pending.wait(&spooled, timeout, &cancel, &mut |p| waiter.update(p));
+    let result = pending.wait(&spooled, timeout, &cancel.flag, &mut |p| waiter.update(p));
     waiter.finish();
-    for id in ids {
-        signal_hook::low_level::unregister(id);
-    }
     drop(pending);
     let outcome = result.map_err(|e| Error::NoDecision {
         message: format!("lost track of the request: {e}"),

@@ -1004,15 +1004,12 @@ fn confirm_on_pty(g: &Gate, answer: &str) -> Ran {
     s.env("TERM", "dumb").current_dir(g.dir.path());
     let mut w = spawn_io(s, Stdio::piped());
     let so_far = w.stdout_until("to run it", Duration::from_secs(15));
-    let mut stdin = w.child.stdin.take().unwrap();
+    // Type the answer, but keep stdin open until gate is done (`finish` closes it): an EOF
+    // could reach the pty as ^D.
+    let stdin = w.child.stdin.as_mut().unwrap();
     stdin.write_all(answer.as_bytes()).unwrap();
     stdin.flush().unwrap();
-    // Keep stdin open until gate is done: an EOF could reach the pty as ^D.
-
-    {
-        w.child.stdin = Some(stdin);
-        w.finish(Duration::from_secs(15), so_far)
-    }
+    w.finish(Duration::from_secs(15), so_far)
 }
 
 #[test]
