@@ -39,7 +39,7 @@ static FIX: LazyLock<Fixture> = LazyLock::new(|| {
 });
 
 static POLICY_10K: LazyLock<Policy> = LazyLock::new(|| {
-    Policy::load(&[FIX.p10k.clone()]).unwrap_or_else(|e| panic!("10k policy: {e:?}"))
+    Policy::load(std::slice::from_ref(&FIX.p10k)).unwrap_or_else(|e| panic!("10k policy: {e:?}"))
 });
 
 /// The commands classified: a cloud write several rules match, a kubectl write with a prod

@@ -117,23 +117,42 @@ pub enum Commands {
         /// One JSON object per request on stdout.
         #[arg(long)]
         json: bool,
+        /// Ask this gate server instead of the local spool [env: GATE_SERVER].
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
-    /// Approve a pending request as the current user.
+    /// Approve a pending request as the current user (or as your server token's principal).
     Approve {
-        /// The request id (or a unique prefix or suffix of it).
+        /// The request id (local spool: also a unique prefix or suffix of it).
         id: String,
         /// A note recorded with your approval.
         #[arg(long, value_name = "TEXT")]
         comment: Option<String>,
+        /// Decide on this gate server instead of the local spool [env: GATE_SERVER].
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
-    /// Deny a pending request as the current user.
+    /// Deny a pending request as the current user (or as your server token's principal).
     Deny {
-        /// The request id (or a unique prefix or suffix of it).
+        /// The request id (local spool: also a unique prefix or suffix of it).
         id: String,
         /// Why; shown to the requester and recorded.
         #[arg(long, value_name = "TEXT", required = true)]
         reason: String,
+        /// Decide on this gate server instead of the local spool [env: GATE_SERVER].
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
+    /// Store your token for a gate server in the OS keyring (or a 0600 file where there is none).
+    ///
+    /// The token is read from standard input (or a hidden prompt on a terminal) and checked
+    /// against the server before it is stored.
+    Login {
+        /// The server, e.g. https://gate.example.com
+        url: String,
+    },
+    /// Run the approval and audit server.
+    Serve(ServeArgs),
     /// Print shell completions for SHELL.
     Completions {
         shell: clap_complete::Shell,
@@ -146,6 +165,57 @@ pub enum Commands {
         /// Write gate.1 and one page per subcommand into this directory instead.
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8700")]
+    pub listen: std::net::SocketAddr,
+    /// The SQLite database (default: server.db in the state directory).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// The server's own audit log (default: server-audit.jsonl in the state directory).
+    #[arg(long, value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// Manage the API tokens of principals.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token for a principal and print it once (only its hash is stored).
+    Issue {
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// The principal the token speaks for (an approver name from the policy's groups).
+        #[arg(long, value_name = "NAME")]
+        principal: String,
+        /// Make the token stop working after this long (e.g. `90d`).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// List tokens (ids, principals, state; never the secrets).
+    List {
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id.
+    Revoke {
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        id: String,
     },
 }
 

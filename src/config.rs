@@ -26,6 +26,10 @@ pub struct Env {
     pub home: Option<PathBuf>,
     pub path: Option<OsString>,
     pub no_color: bool,
+    /// `GATE_SERVER`: the server for `requests`, `approve`, `deny`.
+    pub server: Option<String>,
+    /// `GATE_TOKEN`: a server token, for CI and containers without a keyring.
+    pub token: Option<crate::server::auth::Token>,
 }
 
 impl Env {
@@ -46,6 +50,8 @@ impl Env {
             home: path("HOME"),
             path: std::env::var_os("PATH"),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            server: string("GATE_SERVER"),
+            token: string("GATE_TOKEN").map(crate::server::auth::Token::new),
         }
     }
 
@@ -55,6 +61,15 @@ impl Env {
             (Some(s), _) => s.join("gate"),
             (None, Some(h)) => h.join(".local/state/gate"),
             (None, None) => PathBuf::from("/var/lib/gate"),
+        }
+    }
+
+    /// `$XDG_CONFIG_HOME/gate`, else `~/.config/gate`.
+    pub fn config_dir(&self) -> PathBuf {
+        match (&self.config_home, &self.home) {
+            (Some(c), _) => c.join("gate"),
+            (None, Some(h)) => h.join(".config/gate"),
+            (None, None) => PathBuf::from("/etc/gate"),
         }
     }
 

@@ -19,5 +19,7 @@ pub mod output;
 pub mod policy;
 pub mod request;
 pub mod run;
+pub mod secrets;
+pub mod server;
 
 pub use error::Error;

@@ -4,7 +4,7 @@
 use clap::Parser;
 
 use gate::cli::{Cli, Color, Commands, LogCommand, PolicyCommand};
-use gate::commands::{check, generate, log, policy, requests};
+use gate::commands::{check, generate, log, policy, requests, serve};
 use gate::config::Env;
 use gate::error::Error;
 use gate::output::{ColorChoice, Output};
@@ -18,7 +18,7 @@ fn main() {
         || matches!(
             cli.command,
             Some(Commands::Check { json: true, .. })
-                | Some(Commands::Requests { json: true })
+                | Some(Commands::Requests { json: true, .. })
                 | Some(Commands::Log(LogCommand::Verify { json: true, .. }))
         );
     let out = Output::new(
@@ -125,13 +125,33 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             &policy_files,
         ),
         Commands::Log(LogCommand::Key) => log::key(env, out, &policy_files),
-        Commands::Requests { json } => requests::list(env, out, json, &policy_files),
-        Commands::Approve { id, comment } => {
-            requests::decide(env, out, &id, true, comment, &policy_files)
+        Commands::Requests { json, server } => {
+            requests::list(env, out, json, server.as_deref(), &policy_files)
         }
-        Commands::Deny { id, reason } => {
-            requests::decide(env, out, &id, false, Some(reason), &policy_files)
-        }
+        Commands::Approve {
+            id,
+            comment,
+            server,
+        } => requests::decide(
+            env,
+            out,
+            &id,
+            true,
+            comment,
+            server.as_deref(),
+            &policy_files,
+        ),
+        Commands::Deny { id, reason, server } => requests::decide(
+            env,
+            out,
+            &id,
+            false,
+            Some(reason),
+            server.as_deref(),
+            &policy_files,
+        ),
+        Commands::Login { url } => serve::login(env, out, &url),
+        Commands::Serve(args) => serve::serve(env, out, args, &policy_files),
         Commands::Completions { shell, out_dir } => {
             match out_dir {
                 Some(dir) => generate::completions_to_dir(&dir)?,

@@ -2,6 +2,7 @@
 //! never runs the command; it returns an [`Outcome`] that the run path records and obeys.
 
 pub mod local;
+pub mod server;
 pub mod tty;
 
 use std::collections::BTreeSet;

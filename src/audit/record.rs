@@ -19,6 +19,8 @@ pub enum Kind {
     Decision,
     Result,
     Repair,
+    /// A server-side event: request, approval, denial, expiry, cancellation.
+    Event,
 }
 
 /// Who approved or denied, as the recording side established it.
@@ -85,6 +87,21 @@ pub struct RepairInfo {
     pub side_file: String,
 }
 
+/// A server-side event (the gate server's own log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventInfo {
+    /// `request`, `approval`, `denial`, `expiry`, `cancellation`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who caused it (the authenticated principal), when someone did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// The request's status after the event.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
 /// The payload of a record: everything but the chain fields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
@@ -98,6 +115,12 @@ pub enum Body {
         result: ResultInfo,
     },
     Repair(RepairInfo),
+    Event {
+        request_id: String,
+        /// The request itself, on its `request` event.
+        request: Option<Box<RequestView>>,
+        event: EventInfo,
+    },
 }
 
 /// A whole record as stored.
@@ -121,6 +144,8 @@ pub struct Record {
     pub genesis: Option<GenesisInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repair: Option<RepairInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventInfo>,
     pub prev: String,
     pub hash: String,
 }
@@ -146,6 +171,7 @@ impl Record {
             result: None,
             genesis: None,
             repair: None,
+            event: None,
             prev: prev.to_owned(),
             hash: String::new(),
         };
@@ -165,6 +191,16 @@ impl Record {
             Body::Repair(info) => {
                 r.kind = Kind::Repair;
                 r.repair = Some(info);
+            }
+            Body::Event {
+                request_id,
+                request,
+                event,
+            } => {
+                r.kind = Kind::Event;
+                r.request_id = Some(request_id);
+                r.request = request.map(|b| *b);
+                r.event = Some(event);
             }
         }
         r.hash = hash_value(&r.to_value_without_hash())?;

@@ -432,7 +432,7 @@ impl Walk {
             let (code, reason) = info.problem.unwrap_or(("bad_json", "unreadable".into()));
             // An unreadable line stands where the expected record should be.
             push(Some(self.expected_seq), code, reason);
-            self.expected_seq += 1;
+            self.expected_seq = self.expected_seq.saturating_add(1);
             self.prev_hash = None;
             self.hashes.push(String::new());
             return;
@@ -523,14 +523,16 @@ impl Walk {
                 "broken_link",
                 format!(
                     "seq {seq} links to {}…, but seq {} has hash {}… (seq {} was altered and re-hashed, or a record was inserted or removed)",
-                    &info.prev[..info.prev.len().min(12)],
+                    info.prev.get(..12).unwrap_or(&info.prev),
                     seq - 1,
-                    &prev[..prev.len().min(12)],
+                    prev.get(..12).unwrap_or(prev),
                     seq - 1
                 ),
             );
         }
-        self.expected_seq = seq.max(self.expected_seq.saturating_sub(1)) + 1;
+        self.expected_seq = seq
+            .max(self.expected_seq.saturating_sub(1))
+            .saturating_add(1);
         self.prev_hash = Some(info.hash.clone());
         if (seq as usize) == self.hashes.len() {
             self.hashes.push(info.hash.clone());

@@ -144,12 +144,33 @@ pub fn show(env: &Env, out: &Output, o: ShowOptions, cli_policy: &[PathBuf]) -> 
                         .unwrap_or("?")
                 ),
             ),
+            Kind::Event => {
+                let e = r.event.as_ref();
+                let cmd = r
+                    .request
+                    .as_ref()
+                    .map(|q| format!("  {}", crate::request::shell_join(&q.command.argv)))
+                    .unwrap_or_default();
+                (
+                    e.and_then(|e| e.principal.clone())
+                        .unwrap_or_else(|| "-".into()),
+                    e.map(|e| e.status.clone()).unwrap_or_default(),
+                    format!(
+                        "{}{cmd}{}",
+                        e.map(|e| e.kind.as_str()).unwrap_or("?"),
+                        e.and_then(|e| e.comment.as_ref())
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default()
+                    ),
+                )
+            }
         };
         let kind = match r.kind {
             Kind::Genesis => "genesis",
             Kind::Decision => "decision",
             Kind::Result => "result",
             Kind::Repair => "repair",
+            Kind::Event => "event",
         };
         lines.push(format!(
             "{:>5}  {:<24} {:<8} {:<13} {:<10} {:<9} {}",

@@ -5,5 +5,6 @@ pub mod generate;
 pub mod log;
 pub mod policy;
 pub mod requests;
+pub mod serve;
 
 pub use crate::output::Output;

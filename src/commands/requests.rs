@@ -35,7 +35,119 @@ fn local_error(e: LocalError) -> Error {
     }
 }
 
-pub fn list(env: &Env, out: &Output, as_json: bool, cli_policy: &[PathBuf]) -> Result<i32, Error> {
+/// The server to talk to: `--server`, else `GATE_SERVER`.
+fn server_url<'a>(env: &'a Env, flag: Option<&'a str>) -> Option<&'a str> {
+    flag.or(env.server.as_deref())
+}
+
+fn client(env: &Env, url: &str) -> Result<crate::approval::server::Client, Error> {
+    let token = crate::secrets::load(env, url).ok_or_else(|| {
+        Error::config_hint(
+            format!("no token for the gate server {url}"),
+            format!("run `gate login {url}`, or set `GATE_TOKEN`"),
+        )
+    })?;
+    crate::approval::server::Client::new(url, token).map_err(|e| Error::config(e.to_string()))
+}
+
+fn remote_error(e: crate::approval::server::ClientError) -> Error {
+    use crate::approval::server::ClientError as E;
+    match e {
+        E::Unauthorized(m) => Error::config_hint(
+            format!("the server refused the token: {m}"),
+            "run `gate login URL` again",
+        ),
+        E::Rejected {
+            status: 403,
+            message,
+            ..
+        } => Error::Denied {
+            message,
+            hint: None,
+        },
+        E::Rejected {
+            status: 404 | 409,
+            message,
+            ..
+        } => Error::Config {
+            message,
+            hint: Some("`gate requests` lists what is pending".into()),
+        },
+        other => Error::NoDecision {
+            message: other.to_string(),
+            hint: None,
+        },
+    }
+}
+
+pub fn list(
+    env: &Env,
+    out: &Output,
+    as_json: bool,
+    server: Option<&str>,
+    cli_policy: &[PathBuf],
+) -> Result<i32, Error> {
+    if let Some(url) = server_url(env, server) {
+        let pending = client(env, url)?.list_pending().map_err(remote_error)?;
+        if as_json {
+            for r in &pending {
+                out.data(&r.to_string());
+            }
+        } else if pending.is_empty() {
+            out.info(&format!("no pending requests on {url}"));
+        } else {
+            let mut lines = Vec::new();
+            for r in &pending {
+                let argv: Vec<String> = r["argv"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect();
+                lines.push(format!("request {}", r["id"].as_str().unwrap_or("?")));
+                lines.push(format!("  command:   {}", shell_join(&argv)));
+                lines.push(format!(
+                    "  requester: {} (on {})",
+                    r["requester"].as_str().unwrap_or("?"),
+                    r["claims"]["host"].as_str().unwrap_or("?")
+                ));
+                lines.push(format!("  cwd:       {}", r["cwd"].as_str().unwrap_or("?")));
+                if let Some(reason) = r["reason"].as_str() {
+                    lines.push(format!("  reason:    {reason}"));
+                }
+                let rules: Vec<&str> = r["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str())
+                    .collect();
+                lines.push(format!("  rules:     {}", rules.join(", ")));
+                let approvals: Vec<&str> = r["approvals"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x["principal"].as_str())
+                    .collect();
+                lines.push(format!(
+                    "  approvals: {} so far, {} still needed",
+                    if approvals.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        approvals.join(", ")
+                    },
+                    r["needed"]
+                ));
+                lines.push(format!(
+                    "  expires:   {}",
+                    r["expires"].as_str().unwrap_or("?")
+                ));
+                lines.push(String::new());
+            }
+            lines.pop();
+            out.data(&lines.join("\n"));
+        }
+        return Ok(0);
+    }
     let spool = spool(env, cli_policy)?;
     let pending = spool.pending().map_err(local_error)?;
     if as_json {
@@ -120,8 +232,34 @@ pub fn decide(
     id: &str,
     approve: bool,
     comment: Option<String>,
+    server: Option<&str>,
     cli_policy: &[PathBuf],
 ) -> Result<i32, Error> {
+    if let Some(url) = server_url(env, server) {
+        let c = client(env, url)?;
+        let r = if approve {
+            c.approve(id, comment.as_deref())
+        } else {
+            c.deny(id, comment.as_deref().unwrap_or(""))
+        }
+        .map_err(remote_error)?;
+        out.info(&format!(
+            "{} request {} on {url}; it is now {}{}",
+            if approve { "approved" } else { "denied" },
+            r.id,
+            r.status,
+            if r.status == "pending" {
+                format!(
+                    " ({} more approval{} needed)",
+                    r.needed,
+                    if r.needed == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
+        ));
+        return Ok(0);
+    }
     let spool = spool(env, cli_policy)?;
     let me = Identity::current();
     let req = spool

@@ -3,6 +3,7 @@
 //! however many rules there are.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use regex::RegexSet;
@@ -92,6 +93,15 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn build<'a>(matches: impl Iterator<Item = &'a Match>) -> Result<Self, String> {
+        Self::build_with(matches, false)
+    }
+
+    /// Like [`Matcher::build`]; with `skip_program`, the rules' `program` conditions are left
+    /// out (the caller already knows they hold: see [`LazyMatcher`]).
+    fn build_with<'a>(
+        matches: impl Iterator<Item = &'a Match>,
+        skip_program: bool,
+    ) -> Result<Self, String> {
         let mut m = Matcher {
             rules: 0,
             needed: Vec::new(),
@@ -113,7 +123,7 @@ impl Matcher {
                 index.add(p, r);
                 1
             };
-            if let Some(p) = &spec.program {
+            if let Some(p) = spec.program.as_ref().filter(|_| !skip_program) {
                 needed += one(&mut m.program, &p.value);
             }
             for (k, a) in spec.args.iter().enumerate() {
@@ -202,6 +212,98 @@ impl Matcher {
         (0..self.rules)
             .filter(|&r| hits[r] == self.needed[r])
             .collect()
+    }
+}
+
+/// The program names a `program` glob can match, when it is a plain word (`aws`) or a brace
+/// list of plain words (`{kubectl,oc}`); `None` when it may match other names too. A plain word
+/// has none of globset's special characters, so the glob matches exactly that string (`*` and
+/// friends are absent, `/` is not special with `literal_separator(false)`). Commas, `]` and
+/// empty alternatives are left to the general case to keep this obviously right.
+fn literal_programs(pattern: &str) -> Option<Vec<&str>> {
+    const SPECIAL: &[char] = &['?', '*', '[', ']', '{', '}', '\\', ','];
+    let plain = |s: &str| !s.is_empty() && !s.contains(SPECIAL);
+    if plain(pattern) {
+        return Some(vec![pattern]);
+    }
+    let inner = pattern.strip_prefix('{')?.strip_suffix('}')?;
+    let alts: Vec<&str> = inner.split(',').collect();
+    alts.iter().all(|a| plain(a)).then_some(alts)
+}
+
+/// The compiled conditions of all rules, compiled per program on first use.
+///
+/// Rules whose `program` is a literal name (or a brace list of names) are grouped by that name;
+/// a group's globsets and RegexSet are built the first time a command with that program is
+/// classified (most runs touch one group of a large policy). Rules with any other `program`, or
+/// none, form the general group, built at load. Every glob and regex was already validated when
+/// its file was checked; a group that still fails to build (a size limit) reports the error at
+/// that first use: [`LazyMatcher::matching`] returns it and the caller refuses the command.
+pub struct LazyMatcher {
+    specs: Vec<Match>,
+    general: Matcher,
+    general_rules: Vec<u32>,
+    parts: HashMap<String, Part>,
+}
+
+struct Part {
+    rules: Vec<u32>,
+    compiled: OnceLock<Result<Matcher, String>>,
+}
+
+impl LazyMatcher {
+    pub fn build(specs: Vec<Match>) -> Result<Self, String> {
+        let mut general_rules = Vec::new();
+        let mut parts: HashMap<String, Part> = HashMap::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let r = i as u32;
+            match spec
+                .program
+                .as_ref()
+                .and_then(|p| literal_programs(&p.value))
+            {
+                Some(names) => {
+                    for name in names {
+                        let part = parts.entry(name.to_owned()).or_insert_with(|| Part {
+                            rules: Vec::new(),
+                            compiled: OnceLock::new(),
+                        });
+                        // `{a,a}`: once per rule.
+                        if part.rules.last() != Some(&r) {
+                            part.rules.push(r);
+                        }
+                    }
+                }
+                None => general_rules.push(r),
+            }
+        }
+        let general = Matcher::build(general_rules.iter().map(|&r| &specs[r as usize]))?;
+        Ok(LazyMatcher {
+            specs,
+            general,
+            general_rules,
+            parts,
+        })
+    }
+
+    /// Indexes of the rules whose every condition holds, in rule order; an error when the
+    /// program's group cannot be compiled.
+    pub fn matching(&self, s: &Subject<'_>) -> Result<Vec<usize>, String> {
+        let mut out: Vec<usize> = self
+            .general
+            .matching(s)
+            .into_iter()
+            .map(|i| self.general_rules[i] as usize)
+            .collect();
+        if let Some(part) = self.parts.get(s.program) {
+            let compiled = part.compiled.get_or_init(|| {
+                Matcher::build_with(part.rules.iter().map(|&r| &self.specs[r as usize]), true)
+            });
+            let m = compiled.as_ref().map_err(Clone::clone)?;
+            out.extend(m.matching(s).into_iter().map(|i| part.rules[i] as usize));
+            out.sort_unstable();
+        }
+        Ok(out)
     }
 }
 

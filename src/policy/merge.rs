@@ -13,12 +13,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use regex::Regex;
 
-use super::compile::Matcher;
+use super::compile::{LazyMatcher, Matcher};
 use super::diag::{Diagnostic, Diagnostics, Pos};
 use super::schema::{Decision, PolicyFile};
-use super::{DEFAULT_TIMEOUT, GroupRequirement, Policy, RuleApproval, RuleInfo};
+use super::{Compiled, DEFAULT_TIMEOUT, GroupRequirement, Policy, RuleApproval, RuleInfo};
 
+/// Merges and compiles every rule now (what `gate policy lint` and `gate policy test` use).
 pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
+    merge_with(files, false)
+}
+
+/// Like [`merge`]; with `lazy`, rules are compiled per program on first use (see
+/// [`LazyMatcher`]) and the `context.redact` patterns when first needed.
+pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, Vec<Diagnostic>> {
     let mut all = Vec::new();
     let mut p = Policy {
         files: files.iter().map(|f| f.path.clone()).collect(),
@@ -40,7 +47,8 @@ pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
         audit_sinks: Vec::new(),
         require_remote: false,
         rules: Vec::new(),
-        matcher: Matcher::build(std::iter::empty()).map_err(|_| Vec::new())?,
+        matcher: Compiled::Eager(Matcher::build(std::iter::empty()).map_err(|_| Vec::new())?),
+        compile_error_at: None,
     };
     // Where each name was first defined, for "already defined at" messages.
     let mut group_at: HashMap<String, (usize, Pos)> = HashMap::new();
@@ -234,20 +242,36 @@ pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
     if !all.is_empty() {
         return Err(all);
     }
-    p.matcher = Matcher::build(
-        files
-            .iter()
-            .flat_map(|f| f.rules.iter().map(|r| &r.matcher)),
-    )
-    .map_err(|e| {
-        let f = &files[0];
+    // Where a compile failure is reported: the first file, line 1 (as always).
+    let first_line = |f: &PolicyFile| {
         let mut d = Diagnostics::new(&f.path, &f.source);
-        d.error(
-            Pos { line: 1, col: 1 },
-            format!("cannot compile the rules: {e}"),
+        d.error(Pos { line: 1, col: 1 }, String::new());
+        d.items.remove(0)
+    };
+    let compile_error = |e: String, at: &Diagnostic| {
+        vec![Diagnostic {
+            message: format!("cannot compile the rules: {e}"),
+            ..at.clone()
+        }]
+    };
+    if lazy {
+        let at = first_line(&files[0]);
+        let specs = files
+            .into_iter()
+            .flat_map(|f| f.rules.into_iter().map(|r| r.matcher))
+            .collect();
+        p.matcher = Compiled::Lazy(LazyMatcher::build(specs).map_err(|e| compile_error(e, &at))?);
+        p.compile_error_at = Some(at);
+    } else {
+        p.matcher = Compiled::Eager(
+            Matcher::build(
+                files
+                    .iter()
+                    .flat_map(|f| f.rules.iter().map(|r| &r.matcher)),
+            )
+            .map_err(|e| compile_error(e, &first_line(&files[0])))?,
         );
-        d.items
-    })?;
+    }
     Ok(p)
 }
 

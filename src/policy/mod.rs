@@ -102,7 +102,15 @@ pub struct Policy {
     /// True if any file demands remote delivery before a run.
     pub require_remote: bool,
     pub rules: Vec<RuleInfo>,
-    matcher: compile::Matcher,
+    matcher: Compiled,
+    /// Where a rule group that fails to compile on first use is reported (lazy policies).
+    compile_error_at: Option<Diagnostic>,
+}
+
+/// The rules' match conditions: all compiled at load, or per program on first use.
+enum Compiled {
+    Eager(compile::Matcher),
+    Lazy(compile::LazyMatcher),
 }
 
 /// A group named in `approvers`: at least one of its members must approve.
@@ -212,6 +220,19 @@ impl Policy {
     /// Loads, checks, merges and compiles the given files in order. Every problem of every
     /// file is reported at once, cross-file ones included.
     pub fn load(paths: &[PathBuf]) -> Result<Self, PolicyError> {
+        Self::load_with(paths, false)
+    }
+
+    /// Like [`Policy::load`], with every file read, checked (every glob and regex validated
+    /// with its position) and merged the same way, but the rules compiled per program the first
+    /// time a command of that program is classified: what the run path and `gate check` use,
+    /// since one command needs only its program's rules. Classify such a policy with
+    /// [`Policy::try_classify`], which reports a group that fails to compile as a policy error.
+    pub fn load_lazy(paths: &[PathBuf]) -> Result<Self, PolicyError> {
+        Self::load_with(paths, true)
+    }
+
+    fn load_with(paths: &[PathBuf], lazy: bool) -> Result<Self, PolicyError> {
         let mut files = Vec::new();
         let mut diags = Vec::new();
         for path in paths {
@@ -223,7 +244,7 @@ impl Policy {
             files.extend(file);
             diags.extend(d);
         }
-        match merge(files) {
+        match merge::merge_with(files, lazy) {
             Ok(p) if diags.is_empty() => Ok(p),
             Ok(_) => Err(PolicyError::Invalid(sorted(paths, diags))),
             Err(more) => {
@@ -233,14 +254,37 @@ impl Policy {
         }
     }
 
-    /// Classifies one command.
+    /// Classifies one command. For a policy from [`Policy::load_lazy`], prefer
+    /// [`Policy::try_classify`]: if the command's rules cannot be compiled, this fails closed
+    /// with a `deny` that no rule explains.
     pub fn classify(&self, s: &Subject<'_>) -> Classification {
-        let matched: Vec<RuleInfo> = self
-            .matcher
-            .matching(s)
-            .into_iter()
-            .map(|i| self.rules[i].clone())
-            .collect();
+        self.try_classify(s).unwrap_or(Classification {
+            decision: Decision::Deny,
+            matched: Vec::new(),
+            by_default: false,
+            default_from: None,
+            requirement: None,
+        })
+    }
+
+    /// Classifies one command; an error when the rules for its program cannot be compiled
+    /// (only possible for a policy from [`Policy::load_lazy`], at the first use of a program).
+    pub fn try_classify(&self, s: &Subject<'_>) -> Result<Classification, PolicyError> {
+        let indexes = match &self.matcher {
+            Compiled::Eager(m) => m.matching(s),
+            Compiled::Lazy(m) => m.matching(s).map_err(|e| {
+                let mut d = self.compile_error_at.clone().unwrap_or_else(|| Diagnostic {
+                    path: self.files.first().cloned().unwrap_or_default(),
+                    pos: Pos { line: 1, col: 1 },
+                    message: String::new(),
+                    hint: None,
+                    source_line: None,
+                });
+                d.message = format!("cannot compile the rules: {e}");
+                PolicyError::Invalid(vec![d])
+            })?,
+        };
+        let matched: Vec<RuleInfo> = indexes.into_iter().map(|i| self.rules[i].clone()).collect();
         let by_rules = matched.iter().map(|r| r.decision).max();
         // Each file whose rules say nothing about the command votes its own default.
         let default_vote = self
@@ -257,13 +301,13 @@ impl Policy {
             (None, None) => (Decision::Allow, true, None),
         };
         let requirement = (decision == Decision::Approve).then(|| self.requirement(&matched));
-        Classification {
+        Ok(Classification {
             decision,
             matched,
             by_default,
             default_from,
             requirement,
-        }
+        })
     }
 
     fn requirement(&self, matched: &[RuleInfo]) -> Requirement {

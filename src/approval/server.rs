@@ -1,0 +1,246 @@
+//! The `server` backend: a blocking client of `gate serve`'s API. Submitting and waiting
+//! retry transport errors with backoff until the deadline (then the caller fails closed); the
+//! wait is a long-poll, so a decision reaches the waiting command as soon as it is made.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::server::auth::Token;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused the token.
+    #[error("the server refused the token: {0}")]
+    Unauthorized(String),
+    /// The server answered with an error about the request itself.
+    #[error("{message} (HTTP {status})")]
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// No answer: connection refused, timeout, bad gateway...
+    #[error("cannot reach the gate server: {0}")]
+    Transport(String),
+}
+
+impl ClientError {
+    /// Worth retrying until the deadline.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Transport(_) => true,
+            ClientError::Rejected { status, .. } => *status >= 500 || *status == 429,
+            ClientError::Unauthorized(_) => false,
+        }
+    }
+}
+
+/// One approval as the server reports it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct RemoteApproval {
+    pub principal: String,
+    pub at: String,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// A request as the server reports it (the fields the client uses).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RemoteRequest {
+    pub id: String,
+    pub status: String,
+    pub requester: String,
+    pub digest: String,
+    pub expires: String,
+    #[serde(default)]
+    pub approvals: Vec<RemoteApproval>,
+    #[serde(default)]
+    pub denial: Option<RemoteApproval>,
+    #[serde(default)]
+    pub needed: u32,
+    /// Everything else, for display.
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, Value>,
+}
+
+/// A client of one server with one token. `Debug` shows no token.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: Token,
+    http: reqwest::blocking::Client,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Client({}, token redacted)", self.base)
+    }
+}
+
+impl Client {
+    pub fn new(base: &str, token: Token) -> Result<Self, ClientError> {
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(75))
+            .user_agent(concat!("gate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn send(&self, rb: reqwest::blocking::RequestBuilder) -> Result<Value, ClientError> {
+        let resp = rb
+            .bearer_auth(self.token.expose())
+            .send()
+            .map_err(|e| ClientError::Transport(without_url(&e)))?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let message = body["message"].as_str().unwrap_or("no message").to_owned();
+        let code = body["error"].as_str().unwrap_or("").to_owned();
+        Err(match status {
+            401 => ClientError::Unauthorized(message),
+            _ => ClientError::Rejected {
+                status,
+                code,
+                message,
+            },
+        })
+    }
+
+    fn request(v: Value) -> Result<RemoteRequest, ClientError> {
+        serde_json::from_value(v)
+            .map_err(|e| ClientError::Transport(format!("unexpected answer from the server: {e}")))
+    }
+
+    pub fn create(&self, body: &Value) -> Result<RemoteRequest, ClientError> {
+        Self::request(
+            self.send(
+                self.http
+                    .post(format!("{}/v1/requests", self.base))
+                    .json(body),
+            )?,
+        )
+    }
+
+    /// Long-polls for up to `wait`.
+    pub fn get(&self, id: &str, wait: Duration) -> Result<RemoteRequest, ClientError> {
+        let url = format!("{}/v1/requests/{id}?wait={}s", self.base, wait.as_secs());
+        Self::request(self.send(self.http.get(url))?)
+    }
+
+    pub fn list_pending(&self) -> Result<Vec<Value>, ClientError> {
+        let v = self.send(
+            self.http
+                .get(format!("{}/v1/requests?status=pending", self.base)),
+        )?;
+        Ok(v["requests"].as_array().cloned().unwrap_or_default())
+    }
+
+    pub fn approve(&self, id: &str, comment: Option<&str>) -> Result<RemoteRequest, ClientError> {
+        let body = json!({ "comment": comment });
+        Self::request(
+            self.send(
+                self.http
+                    .post(format!("{}/v1/requests/{id}/approve", self.base))
+                    .json(&body),
+            )?,
+        )
+    }
+
+    pub fn deny(&self, id: &str, reason: &str) -> Result<RemoteRequest, ClientError> {
+        let body = json!({ "reason": reason });
+        Self::request(
+            self.send(
+                self.http
+                    .post(format!("{}/v1/requests/{id}/deny", self.base))
+                    .json(&body),
+            )?,
+        )
+    }
+
+    pub fn cancel(&self, id: &str) -> Result<RemoteRequest, ClientError> {
+        Self::request(
+            self.send(
+                self.http
+                    .post(format!("{}/v1/requests/{id}/cancel", self.base)),
+            )?,
+        )
+    }
+
+    pub fn me(&self) -> Result<Value, ClientError> {
+        self.send(self.http.get(format!("{}/v1/me", self.base)))
+    }
+}
+
+/// reqwest errors can include the URL; keep messages short and free of query strings.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.without_url_ref_string();
+    if e.is_connect() {
+        s = format!("connection failed ({s})");
+    } else if e.is_timeout() {
+        s = format!("timed out ({s})");
+    }
+    s
+}
+
+trait WithoutUrl {
+    fn without_url_ref_string(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref_string(&self) -> String {
+        use std::error::Error;
+        let mut msg = String::new();
+        let mut src: Option<&dyn Error> = self.source();
+        while let Some(e) = src {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&e.to_string());
+            src = e.source();
+        }
+        if msg.is_empty() {
+            "request failed".into()
+        } else {
+            msg
+        }
+    }
+}
+
+/// Retries `f` on transient errors with exponential backoff (0.25 s doubling to 5 s) until
+/// `deadline`; `on_retry` hears about each failure.
+pub fn retry<T>(
+    deadline: Instant,
+    mut f: impl FnMut() -> Result<T, ClientError>,
+    mut on_retry: impl FnMut(&ClientError),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<T, ClientError> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && Instant::now() + delay < deadline && !cancelled() => {
+                on_retry(&e);
+                let until = Instant::now() + delay;
+                while Instant::now() < until && !cancelled() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! `gate serve`, its token management, and `gate login`.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::cli::{ServeArgs, ServeCommand, TokenCommand};
+use crate::config::Env;
+use crate::error::Error;
+use crate::output::Output;
+use crate::server::api::rfc3339;
+use crate::server::auth::{self, Token};
+use crate::server::store::{SqliteStore, Store};
+
+fn db_path(env: &Env, db: Option<PathBuf>) -> PathBuf {
+    db.unwrap_or_else(|| env.state_dir().join("server.db"))
+}
+
+fn open(env: &Env, db: Option<PathBuf>) -> Result<SqliteStore, Error> {
+    let path = db_path(env, db);
+    SqliteStore::open(&path).map_err(|e| {
+        Error::config(format!(
+            "cannot open the database `{}`: {e}",
+            path.display()
+        ))
+    })
+}
+
+pub fn serve(
+    env: &Env,
+    out: &Output,
+    args: ServeArgs,
+    cli_policy: &[PathBuf],
+) -> Result<i32, Error> {
+    if let Some(ServeCommand::Token(t)) = args.command {
+        return token(env, out, t);
+    }
+    let policy = crate::run::load_policy(env, cli_policy)?;
+    if policy.files.is_empty() {
+        out.warn("no policy files: every request needs one approval from anyone but the requester, and no groups exist");
+    }
+    let opts = crate::server::ServeOptions {
+        listen: args.listen,
+        db: db_path(env, args.db),
+        audit_log: args
+            .audit_log
+            .unwrap_or_else(|| env.state_dir().join("server-audit.jsonl")),
+        key: env.key_path(Some(&policy)),
+        policy,
+    };
+    let db = opts.db.clone();
+    crate::server::serve(opts, |addr| {
+        out.info(&format!(
+            "listening on http://{addr} (database {})",
+            db.display()
+        ));
+    })
+    .map_err(|e| Error::config(e.to_string()))?;
+    out.info("stopped");
+    Ok(0)
+}
+
+fn token(env: &Env, out: &Output, cmd: TokenCommand) -> Result<i32, Error> {
+    match cmd {
+        TokenCommand::Issue {
+            db,
+            principal,
+            expires,
+        } => {
+            if principal.trim().is_empty() || principal.chars().any(char::is_whitespace) {
+                return Err(Error::Usage(
+                    "`--principal` must be a name without spaces".into(),
+                ));
+            }
+            let store = open(env, db)?;
+            let expires_ms = expires.map(|d| auth::now_ms() + d.as_millis() as i64);
+            let (row, secret) = auth::issue(&store, &principal, expires_ms)
+                .map_err(|e| Error::config(e.to_string()))?;
+            out.info(&format!(
+                "token {} for {principal}{}; it is shown only now",
+                row.id,
+                expires_ms
+                    .map(|e| format!(", valid until {}", rfc3339(e)))
+                    .unwrap_or_default()
+            ));
+            out.data(secret.expose());
+            Ok(0)
+        }
+        TokenCommand::List { db, json } => {
+            let store = open(env, db)?;
+            let rows = store
+                .token_list()
+                .map_err(|e| Error::config(e.to_string()))?;
+            let now = auth::now_ms();
+            let state = |r: &crate::server::store::TokenRow| {
+                if r.revoked_ms.is_some() {
+                    "revoked"
+                } else if r.expires_ms.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                }
+            };
+            if json {
+                for r in &rows {
+                    out.data(&json!({
+                        "id": r.id, "principal": r.principal, "state": state(r),
+                        "created": rfc3339(r.created_ms), "expires": r.expires_ms.map(rfc3339), "revoked": r.revoked_ms.map(rfc3339),
+                    }).to_string());
+                }
+            } else {
+                let mut lines = vec![format!(
+                    "{:<10} {:<16} {:<8} {:<25} EXPIRES",
+                    "ID", "PRINCIPAL", "STATE", "CREATED"
+                )];
+                for r in &rows {
+                    lines.push(format!(
+                        "{:<10} {:<16} {:<8} {:<25} {}",
+                        r.id,
+                        r.principal,
+                        state(r),
+                        rfc3339(r.created_ms),
+                        r.expires_ms.map(rfc3339).unwrap_or_else(|| "never".into())
+                    ));
+                }
+                out.data(&lines.join("\n"));
+            }
+            Ok(0)
+        }
+        TokenCommand::Revoke { db, id } => {
+            let store = open(env, db)?;
+            if store
+                .token_revoke(&id, auth::now_ms())
+                .map_err(|e| Error::config(e.to_string()))?
+            {
+                out.info(&format!("revoked token {id}"));
+                Ok(0)
+            } else {
+                Err(Error::config_hint(
+                    format!("no active token `{id}`"),
+                    "`gate serve token list` shows the ids",
+                ))
+            }
+        }
+    }
+}
+
+/// `gate login URL`: check the token against the server, then store it.
+pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
+    let secret = if std::io::stdin().is_terminal() {
+        dialoguer::Password::new()
+            .with_prompt(format!("token for {url}"))
+            .interact()
+            .map_err(|e| Error::Usage(format!("cannot read the token: {e}")))?
+    } else {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Error::Usage(format!("cannot read the token from stdin: {e}")))?;
+        s.trim().to_owned()
+    };
+    if secret.is_empty() {
+        return Err(Error::Usage(
+            "no token given (pipe it in, or type it at the prompt)".into(),
+        ));
+    }
+    let token = Token::new(secret);
+    let client = crate::approval::server::Client::new(url, token.clone())
+        .map_err(|e| Error::config(e.to_string()))?;
+    let me = client.me().map_err(|e| match e {
+        crate::approval::server::ClientError::Unauthorized(m) => Error::Denied {
+            message: format!("{url} refused the token: {m}"),
+            hint: None,
+        },
+        other => Error::NoDecision {
+            message: other.to_string(),
+            hint: Some("check the URL and that `gate serve` runs there".into()),
+        },
+    })?;
+    let principal = me["principal"].as_str().unwrap_or("?").to_owned();
+    match crate::secrets::store(env, url, &token).map_err(Error::config)? {
+        crate::secrets::Stored::Keyring => out.info(&format!(
+            "logged in to {url} as {principal}; the token is in the OS keyring"
+        )),
+        crate::secrets::Stored::File(p) => {
+            out.warn("no usable OS keyring here (typical for CI and containers)");
+            out.info(&format!(
+                "logged in to {url} as {principal}; the token is in {} (mode 0600)",
+                p.display()
+            ));
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,82 @@
+//! Where a server token lives on a client: `GATE_TOKEN`, else the OS keyring (the kernel
+//! keyring on Linux, through `keyring`), else a 0600 file under the config directory for
+//! machines with neither (CI runners, containers). Tokens never reach logs or `Debug` output.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Env;
+use crate::server::auth::Token;
+
+const SERVICE: &str = "gate";
+
+/// Where `gate login` put the token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stored {
+    Keyring,
+    File(PathBuf),
+}
+
+fn normalize(server: &str) -> String {
+    server.trim_end_matches('/').to_owned()
+}
+
+fn token_file(env: &Env, server: &str) -> PathBuf {
+    let h = hex::encode(Sha256::digest(normalize(server).as_bytes()));
+    env.config_dir().join("tokens").join(&h[..16])
+}
+
+/// The token to present to `server`.
+pub fn load(env: &Env, server: &str) -> Option<Token> {
+    if let Some(t) = &env.token {
+        return Some(t.clone());
+    }
+    if let Ok(entry) = keyring::Entry::new(SERVICE, &normalize(server))
+        && let Ok(t) = entry.get_password()
+    {
+        return Some(Token::new(t));
+    }
+    std::fs::read_to_string(token_file(env, server))
+        .ok()
+        .map(|s| Token::new(s.trim().to_owned()))
+        .filter(|t| !t.expose().is_empty())
+}
+
+/// Stores the token: the keyring if there is one, else a 0600 file (and says so).
+pub fn store(env: &Env, server: &str, token: &Token) -> Result<Stored, String> {
+    let keyring_error = match keyring::Entry::new(SERVICE, &normalize(server)).and_then(|e| {
+        e.set_password(token.expose())?;
+        // Read back: some keyrings accept a write they cannot return.
+        e.get_password()
+    }) {
+        Ok(t) if t == token.expose() => return Ok(Stored::Keyring),
+        Ok(_) => "the keyring returned another value".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let path = token_file(env, server);
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new().recursive(true).create(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(token.expose().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        format!(
+            "no keyring ({keyring_error}) and cannot write `{}`: {e}",
+            path.display()
+        )
+    })?;
+    Ok(Stored::File(path))
+}

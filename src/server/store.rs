@@ -1,0 +1,370 @@
+//! Storage for `gate serve` behind a trait, so a PostgreSQL store can follow without the server
+//! knowing which one it talks to. Every method is one atomic step; the only read-modify-write,
+//! recording a decision, is a single method that takes the eligibility check as a callback and
+//! runs it inside the store's transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL would use
+//! `SELECT ... FOR UPDATE`).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("no such request")]
+    NotFound,
+    /// The callback refused the change (not eligible, already decided, ...).
+    #[error("{0}")]
+    Refused(Refusal),
+}
+
+/// Why a decision was refused, with the HTTP status it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// An API token as stored: only its SHA-256.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub principal: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+/// A request as the server holds it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RequestRow {
+    pub id: String,
+    pub requester: String,
+    pub status: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub decided_ms: Option<i64>,
+    pub digest: String,
+    /// The request document (argv redacted, context, reason, client claims, rules,
+    /// requirement), as JSON.
+    pub doc: serde_json::Value,
+}
+
+/// One approval or denial.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DecisionRow {
+    pub request_id: String,
+    pub principal: String,
+    /// `approve` or `deny`.
+    pub kind: String,
+    pub comment: Option<String>,
+    pub at_ms: i64,
+}
+
+/// What the eligibility callback decides about a new decision.
+pub type Evaluate<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<String>, Refusal>;
+
+pub trait Store: Send + Sync {
+    fn token_insert(&self, t: &TokenRow) -> Result<(), StoreError>;
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError>;
+    fn token_list(&self) -> Result<Vec<TokenRow>, StoreError>;
+    /// Revokes by id; false if there was no such live token.
+    fn token_revoke(&self, id: &str, at_ms: i64) -> Result<bool, StoreError>;
+
+    fn request_insert(&self, r: &RequestRow) -> Result<(), StoreError>;
+    fn request_get(&self, id: &str) -> Result<Option<(RequestRow, Vec<DecisionRow>)>, StoreError>;
+    fn request_list(
+        &self,
+        status: Option<&str>,
+    ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError>;
+    /// Records `d` if `evaluate` (run inside the transaction, seeing the decisions so far plus
+    /// `d`) accepts it; its `Some(status)` moves the request to that status.
+    fn decide(
+        &self,
+        d: &DecisionRow,
+        evaluate: Evaluate<'_>,
+    ) -> Result<(RequestRow, Vec<DecisionRow>), StoreError>;
+    /// Moves a request from `pending` to `status` (cancel, expire); false if it was not pending.
+    fn finish(&self, id: &str, status: &str, at_ms: i64) -> Result<bool, StoreError>;
+    /// Pending requests whose deadline has passed.
+    fn overdue(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+}
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        principal TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER,
+        revoked_ms INTEGER
+     );
+     CREATE TABLE requests (
+        id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        decided_ms INTEGER,
+        digest TEXT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX requests_status ON requests(status, created_ms);
+     CREATE TABLE decisions (
+        request_id TEXT NOT NULL REFERENCES requests(id),
+        principal TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        comment TEXT,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (request_id, principal)
+     );",
+];
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Db(format!("{}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(&format!(
+                "BEGIN; {m}; PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))?;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        principal: r.get(1)?,
+        hash: r.get(2)?,
+        created_ms: r.get(3)?,
+        expires_ms: r.get(4)?,
+        revoked_ms: r.get(5)?,
+    })
+}
+
+fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
+    let doc: String = r.get(7)?;
+    Ok(RequestRow {
+        id: r.get(0)?,
+        requester: r.get(1)?,
+        status: r.get(2)?,
+        created_ms: r.get(3)?,
+        expires_ms: r.get(4)?,
+        decided_ms: r.get(5)?,
+        digest: r.get(6)?,
+        doc: serde_json::from_str(&doc).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+const REQUEST_COLS: &str = "id, requester, status, created_ms, expires_ms, decided_ms, digest, doc";
+
+fn decisions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<DecisionRow>> {
+    let mut st = conn.prepare_cached(
+        "SELECT request_id, principal, kind, comment, at_ms FROM decisions WHERE request_id = ?1 ORDER BY at_ms, principal",
+    )?;
+    let rows = st.query_map([id], |r| {
+        Ok(DecisionRow {
+            request_id: r.get(0)?,
+            principal: r.get(1)?,
+            kind: r.get(2)?,
+            comment: r.get(3)?,
+            at_ms: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+impl Store for SqliteStore {
+    fn token_insert(&self, t: &TokenRow) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO tokens (id, principal, hash, created_ms, expires_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![t.id, t.principal, t.hash, t.created_ms, t.expires_ms, t.revoked_ms],
+        )?;
+        Ok(())
+    }
+
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT id, principal, hash, created_ms, expires_ms, revoked_ms FROM tokens WHERE hash = ?1")?
+            .query_row([hash], token_row)
+            .optional()?)
+    }
+
+    fn token_list(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id, principal, hash, created_ms, expires_ms, revoked_ms FROM tokens ORDER BY created_ms")?;
+        let rows = st
+            .query_map([], token_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn token_revoke(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE tokens SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
+            params![id, at_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn request_insert(&self, r: &RequestRow) -> Result<(), StoreError> {
+        self.conn().execute(
+            &format!(
+                "INSERT INTO requests ({REQUEST_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ),
+            params![
+                r.id,
+                r.requester,
+                r.status,
+                r.created_ms,
+                r.expires_ms,
+                r.decided_ms,
+                r.digest,
+                r.doc.to_string()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn request_get(&self, id: &str) -> Result<Option<(RequestRow, Vec<DecisionRow>)>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .prepare_cached(&format!(
+                "SELECT {REQUEST_COLS} FROM requests WHERE id = ?1"
+            ))?
+            .query_row([id], request_row)
+            .optional()?;
+        match row {
+            Some(r) => {
+                let d = decisions(&conn, id)?;
+                Ok(Some((r, d)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn request_list(
+        &self,
+        status: Option<&str>,
+    ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError> {
+        let conn = self.conn();
+        let rows: Vec<RequestRow> = match status {
+            Some(s) => conn
+                .prepare_cached(&format!("SELECT {REQUEST_COLS} FROM requests WHERE status = ?1 ORDER BY created_ms LIMIT 500"))?
+                .query_map([s], request_row)?
+                .collect::<rusqlite::Result<_>>()?,
+            None => conn
+                .prepare_cached(&format!("SELECT {REQUEST_COLS} FROM requests ORDER BY created_ms DESC LIMIT 500"))?
+                .query_map([], request_row)?
+                .collect::<rusqlite::Result<_>>()?,
+        };
+        rows.into_iter()
+            .map(|r| {
+                let d = decisions(&conn, &r.id)?;
+                Ok((r, d))
+            })
+            .collect()
+    }
+
+    fn decide(
+        &self,
+        d: &DecisionRow,
+        evaluate: Evaluate<'_>,
+    ) -> Result<(RequestRow, Vec<DecisionRow>), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let row = tx
+            .prepare_cached(&format!(
+                "SELECT {REQUEST_COLS} FROM requests WHERE id = ?1"
+            ))?
+            .query_row([&d.request_id], request_row)
+            .optional()?
+            .ok_or(StoreError::NotFound)?;
+        let mut all = decisions(&tx, &d.request_id)?;
+        all.push(d.clone());
+        let new_status = evaluate(&row, &all).map_err(StoreError::Refused)?;
+        tx.execute(
+            "INSERT INTO decisions (request_id, principal, kind, comment, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![d.request_id, d.principal, d.kind, d.comment, d.at_ms],
+        )?;
+        if let Some(s) = &new_status {
+            tx.execute(
+                "UPDATE requests SET status = ?2, decided_ms = ?3 WHERE id = ?1",
+                params![d.request_id, s, d.at_ms],
+            )?;
+        }
+        tx.commit()?;
+        let mut row = row;
+        if let Some(s) = new_status {
+            row.status = s;
+            row.decided_ms = Some(d.at_ms);
+        }
+        Ok((row, all))
+    }
+
+    fn finish(&self, id: &str, status: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE requests SET status = ?2, decided_ms = ?3 WHERE id = ?1 AND status = 'pending'",
+            params![id, status, at_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn overdue(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT id FROM requests WHERE status = 'pending' AND expires_ms <= ?1",
+        )?;
+        let ids = st
+            .query_map([now_ms], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+}
