@@ -230,7 +230,7 @@ fn main() {
     }
 
     // ---- in process: classification after load, and append with/without fsync ----
-    let policy = Policy::load(&[p10k.clone()]).expect("load 10k");
+    let policy = Policy::load(std::slice::from_ref(&p10k)).expect("load 10k");
     let words_args: Vec<String> = [
         "--profile",
         "prod",
