@@ -549,7 +549,7 @@ fn same_approver_twice_counts_once() {
     // Still pending for someone else.
     assert_eq!(
         w.pending().iter().map(id_of).collect::<Vec<_>>(),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
 
     let ran = waiter.finish(Duration::from_secs(20));
@@ -576,7 +576,7 @@ fn self_approval_is_refused_and_the_request_stays_pending() {
     assert!(waiter.running(), "the requester approved their own request");
     assert_eq!(
         w.pending().iter().map(id_of).collect::<Vec<_>>(),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     // Denying one's own request the same way is refused too (cancel is Ctrl-C).
     w.as_requester(&["deny", &id, "--reason", "x"]).status(77);
@@ -804,7 +804,10 @@ fn requests_json_lists_the_pending_request_with_its_context() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(theirs.iter().map(id_of).collect::<Vec<_>>(), [id.clone()]);
+    assert_eq!(
+        theirs.iter().map(id_of).collect::<Vec<_>>(),
+        std::slice::from_ref(&id)
+    );
     w.as_user("gt-alice", &["requests"])
         .status(0)
         .stdout_has(&id)
