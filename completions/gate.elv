@@ -36,8 +36,10 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand policy 'Validate and test policy files'
             cand log 'Read the audit log'
             cand requests 'List pending approval requests you can see, with their full context'
-            cand approve 'Approve a pending request as the current user'
-            cand deny 'Deny a pending request as the current user'
+            cand approve 'Approve a pending request as the current user (or as your server token''s principal)'
+            cand deny 'Deny a pending request as the current user (or as your server token''s principal)'
+            cand login 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
+            cand serve 'Run the approval and audit server'
             cand completions 'Print shell completions for SHELL'
             cand man 'Print the man page (gate.1)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -164,6 +166,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;log;help;help'= {
         }
         &'gate;requests'= {
+            cand --server 'Ask this gate server instead of the local spool [env: GATE_SERVER]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
             cand --json 'One JSON object per request on stdout'
@@ -176,6 +179,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;approve'= {
             cand --comment 'A note recorded with your approval'
+            cand --server 'Decide on this gate server instead of the local spool [env: GATE_SERVER]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
             cand -q 'Say less: no progress lines, no spinner'
@@ -187,6 +191,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;deny'= {
             cand --reason 'Why; shown to the requester and recorded'
+            cand --server 'Decide on this gate server instead of the local spool [env: GATE_SERVER]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
             cand -q 'Say less: no progress lines, no spinner'
@@ -195,6 +200,112 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --verbose 'Say more (repeat for more detail)'
             cand -h 'Print help'
             cand --help 'Print help'
+        }
+        &'gate;login'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;serve'= {
+            cand --listen 'Address to listen on'
+            cand --db 'The SQLite database (default: server.db in the state directory)'
+            cand --audit-log 'The server''s own audit log (default: server-audit.jsonl in the state directory)'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand token 'Manage the API tokens of principals'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;serve;token'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand issue 'Make a token for a principal and print it once (only its hash is stored)'
+            cand list 'List tokens (ids, principals, state; never the secrets)'
+            cand revoke 'Revoke a token by its id'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;serve;token;issue'= {
+            cand --db 'db'
+            cand --principal 'The principal the token speaks for (an approver name from the policy''s groups)'
+            cand --expires 'Make the token stop working after this long (e.g. `90d`)'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;serve;token;list'= {
+            cand --db 'db'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --json 'json'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;serve;token;revoke'= {
+            cand --db 'db'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;serve;token;help'= {
+            cand issue 'Make a token for a principal and print it once (only its hash is stored)'
+            cand list 'List tokens (ids, principals, state; never the secrets)'
+            cand revoke 'Revoke a token by its id'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;serve;token;help;issue'= {
+        }
+        &'gate;serve;token;help;list'= {
+        }
+        &'gate;serve;token;help;revoke'= {
+        }
+        &'gate;serve;token;help;help'= {
+        }
+        &'gate;serve;help'= {
+            cand token 'Manage the API tokens of principals'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;serve;help;token'= {
+            cand issue 'Make a token for a principal and print it once (only its hash is stored)'
+            cand list 'List tokens (ids, principals, state; never the secrets)'
+            cand revoke 'Revoke a token by its id'
+        }
+        &'gate;serve;help;token;issue'= {
+        }
+        &'gate;serve;help;token;list'= {
+        }
+        &'gate;serve;help;token;revoke'= {
+        }
+        &'gate;serve;help;help'= {
         }
         &'gate;completions'= {
             cand --out-dir 'Write completions for every shell into this directory instead'
@@ -223,8 +334,10 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand policy 'Validate and test policy files'
             cand log 'Read the audit log'
             cand requests 'List pending approval requests you can see, with their full context'
-            cand approve 'Approve a pending request as the current user'
-            cand deny 'Deny a pending request as the current user'
+            cand approve 'Approve a pending request as the current user (or as your server token''s principal)'
+            cand deny 'Deny a pending request as the current user (or as your server token''s principal)'
+            cand login 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
+            cand serve 'Run the approval and audit server'
             cand completions 'Print shell completions for SHELL'
             cand man 'Print the man page (gate.1)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -255,6 +368,22 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;help;approve'= {
         }
         &'gate;help;deny'= {
+        }
+        &'gate;help;login'= {
+        }
+        &'gate;help;serve'= {
+            cand token 'Manage the API tokens of principals'
+        }
+        &'gate;help;serve;token'= {
+            cand issue 'Make a token for a principal and print it once (only its hash is stored)'
+            cand list 'List tokens (ids, principals, state; never the secrets)'
+            cand revoke 'Revoke a token by its id'
+        }
+        &'gate;help;serve;token;issue'= {
+        }
+        &'gate;help;serve;token;list'= {
+        }
+        &'gate;help;serve;token;revoke'= {
         }
         &'gate;help;completions'= {
         }

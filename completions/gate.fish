@@ -40,8 +40,10 @@ complete -c gate -n "__fish_gate_needs_command" -a "check" -d 'Classify a comman
 complete -c gate -n "__fish_gate_needs_command" -a "policy" -d 'Validate and test policy files'
 complete -c gate -n "__fish_gate_needs_command" -a "log" -d 'Read the audit log'
 complete -c gate -n "__fish_gate_needs_command" -a "requests" -d 'List pending approval requests you can see, with their full context'
-complete -c gate -n "__fish_gate_needs_command" -a "approve" -d 'Approve a pending request as the current user'
-complete -c gate -n "__fish_gate_needs_command" -a "deny" -d 'Deny a pending request as the current user'
+complete -c gate -n "__fish_gate_needs_command" -a "approve" -d 'Approve a pending request as the current user (or as your server token\'s principal)'
+complete -c gate -n "__fish_gate_needs_command" -a "deny" -d 'Deny a pending request as the current user (or as your server token\'s principal)'
+complete -c gate -n "__fish_gate_needs_command" -a "login" -d 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
+complete -c gate -n "__fish_gate_needs_command" -a "serve" -d 'Run the approval and audit server'
 complete -c gate -n "__fish_gate_needs_command" -a "completions" -d 'Print shell completions for SHELL'
 complete -c gate -n "__fish_gate_needs_command" -a "man" -d 'Print the man page (gate.1)'
 complete -c gate -n "__fish_gate_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -124,6 +126,7 @@ complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcomman
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand requests" -l server -d 'Ask this gate server instead of the local spool [env: GATE_SERVER]' -r
 complete -c gate -n "__fish_gate_using_subcommand requests" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand requests" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''
@@ -133,6 +136,7 @@ complete -c gate -n "__fish_gate_using_subcommand requests" -s q -l quiet -d 'Sa
 complete -c gate -n "__fish_gate_using_subcommand requests" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand requests" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand approve" -l comment -d 'A note recorded with your approval' -r
+complete -c gate -n "__fish_gate_using_subcommand approve" -l server -d 'Decide on this gate server instead of the local spool [env: GATE_SERVER]' -r
 complete -c gate -n "__fish_gate_using_subcommand approve" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand approve" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''
@@ -141,6 +145,7 @@ complete -c gate -n "__fish_gate_using_subcommand approve" -s q -l quiet -d 'Say
 complete -c gate -n "__fish_gate_using_subcommand approve" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand approve" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand deny" -l reason -d 'Why; shown to the requester and recorded' -r
+complete -c gate -n "__fish_gate_using_subcommand deny" -l server -d 'Decide on this gate server instead of the local spool [env: GATE_SERVER]' -r
 complete -c gate -n "__fish_gate_using_subcommand deny" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand deny" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''
@@ -148,6 +153,38 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand deny" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand deny" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand deny" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand login" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand login" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand login" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand login" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -l listen -d 'Address to listen on' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -l db -d 'The SQLite database (default: server.db in the state directory)' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -l audit-log -d 'The server\'s own audit log (default: server-audit.jsonl in the state directory)' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -f -a "token" -d 'Manage the API tokens of principals'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "issue" -d 'Make a token for a principal and print it once (only its hash is stored)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "list" -d 'List tokens (ids, principals, state; never the secrets)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Revoke a token by its id'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage the API tokens of principals'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand completions" -l out-dir -d 'Write completions for every shell into this directory instead' -r -F
 complete -c gate -n "__fish_gate_using_subcommand completions" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand completions" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
@@ -164,17 +201,20 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand man" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand man" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand man" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "policy" -d 'Validate and test policy files'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "log" -d 'Read the audit log'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "requests" -d 'List pending approval requests you can see, with their full context'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "approve" -d 'Approve a pending request as the current user'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "deny" -d 'Deny a pending request as the current user'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "completions" -d 'Print shell completions for SHELL'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "man" -d 'Print the man page (gate.1)'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "policy" -d 'Validate and test policy files'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "log" -d 'Read the audit log'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "requests" -d 'List pending approval requests you can see, with their full context'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "approve" -d 'Approve a pending request as the current user (or as your server token\'s principal)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "deny" -d 'Deny a pending request as the current user (or as your server token\'s principal)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "login" -d 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "serve" -d 'Run the approval and audit server'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "completions" -d 'Print shell completions for SHELL'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "man" -d 'Print the man page (gate.1)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "lint" -d 'Check policy files for errors; each is reported as path:line:column'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "token" -d 'Manage the API tokens of principals'

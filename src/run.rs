@@ -91,6 +91,14 @@ pub fn load_policy(env: &Env, cli_files: &[PathBuf]) -> Result<Policy, Error> {
     Ok(Policy::load(&files)?)
 }
 
+/// Like [`load_policy`], for one command: every file is read and checked the same way, but
+/// rules are compiled per program when first classified (see [`Policy::load_lazy`]); classify
+/// with [`try_classify`].
+pub fn load_policy_lazy(env: &Env, cli_files: &[PathBuf]) -> Result<Policy, Error> {
+    let files = env.policy_files(cli_files)?;
+    Ok(Policy::load_lazy(&files)?)
+}
+
 /// Builds the request for argv as this process sees it.
 pub fn build_request(
     env: &Env,
@@ -117,22 +125,33 @@ pub fn build_request(
 /// Classifies a request.
 pub fn classify(policy: &Policy, req: &Request) -> Classification {
     let line = shell_join(&req.argv);
-    policy.classify(&Subject {
+    policy.classify(&subject(req, &line))
+}
+
+/// Classifies a request; a policy error (exit 78) when the rules for its program cannot be
+/// compiled (a policy from [`load_policy_lazy`]).
+pub fn try_classify(policy: &Policy, req: &Request) -> Result<Classification, Error> {
+    let line = shell_join(&req.argv);
+    Ok(policy.try_classify(&subject(req, &line))?)
+}
+
+fn subject<'a>(req: &'a Request, line: &'a str) -> Subject<'a> {
+    Subject {
         program: program_name(&req.argv[0]),
         words: &req.words,
-        command_line: &line,
+        command_line: line,
         env: &req.env,
         cwd: &req.view.command.cwd,
         user: &req.view.requester.user,
         host: &req.view.requester.host,
-    })
+    }
 }
 
 pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
-    let policy = load_policy(env, &opts.policy_files)?;
+    let policy = load_policy_lazy(env, &opts.policy_files)?;
     let reason = opts.reason.clone().or_else(|| env.reason.clone());
     let (req, executable) = build_request(env, &policy, opts.argv.clone(), reason)?;
-    let class = classify(&policy, &req);
+    let class = try_classify(&policy, &req)?;
     let log = env.audit_log(Some(&policy));
     // Find out now, not after someone approved, that the decision could not be recorded.
     log.check_writable()?;

@@ -13,20 +13,41 @@ pub struct HashMember {
     pub value: std::ops::Range<usize>,
 }
 
-struct Scanner<'a> {
+/// One top-level member: the raw bytes of its key (without quotes) and of its value (a string
+/// value without its quotes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub key: std::ops::Range<usize>,
+    pub value: std::ops::Range<usize>,
+    pub is_string: bool,
+}
+
+struct Scanner<'a, 'm> {
     b: &'a [u8],
     i: usize,
     hash: Option<HashMember>,
+    members: Option<&'m mut Vec<Member>>,
 }
 
 type R<T> = Result<T, String>;
 
 /// Checks a line (without its newline) and returns the `hash` member's place.
 pub fn scan(line: &[u8]) -> R<Option<HashMember>> {
+    scan_members(line, None)
+}
+
+/// Like [`scan`], also listing the top-level members into `members` (cleared first), so a
+/// reader can take the few fields it needs without parsing the line again.
+pub fn scan_members(line: &[u8], members: Option<&mut Vec<Member>>) -> R<Option<HashMember>> {
+    let members = members.map(|m| {
+        m.clear();
+        &mut *m
+    });
     let mut s = Scanner {
         b: line,
         i: 0,
         hash: None,
+        members,
     };
     if s.peek() != Some(b'{') {
         return Err("a record is a JSON object".into());
@@ -41,7 +62,7 @@ pub fn scan(line: &[u8]) -> R<Option<HashMember>> {
     Ok(s.hash)
 }
 
-impl Scanner<'_> {
+impl Scanner<'_, '_> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -179,25 +200,39 @@ impl Scanner<'_> {
             self.i += 1;
             return Ok(());
         }
-        let mut prev_key: Option<Vec<u16>> = None;
+        let mut prev_key: Option<std::ops::Range<usize>> = None;
         loop {
             let member_start = self.i;
             let key_range = self.string()?;
-            let key = decode(&self.b[key_range.clone()]);
-            let units: Vec<u16> = key.encode_utf16().collect();
             if let Some(p) = &prev_key
-                && units <= *p
+                && !key_after(&self.b[p.clone()], &self.b[key_range.clone()])
             {
+                let key = decode(&self.b[key_range.clone()]);
                 return Err(format!(
                     "member `{key}` is out of canonical order or repeated at column {}",
                     key_range.start
                 ));
             }
-            prev_key = Some(units);
+            prev_key = Some(key_range.clone());
             self.expect(b':')?;
             let value_start = self.i;
             self.value(depth + 1)?;
-            if depth == 0 && key == "hash" {
+            if depth == 0
+                && let Some(m) = self.members.as_deref_mut()
+            {
+                let is_string = self.b[value_start] == b'"';
+                let value = if is_string {
+                    value_start + 1..self.i - 1
+                } else {
+                    value_start..self.i
+                };
+                m.push(Member {
+                    key: key_range.clone(),
+                    value,
+                    is_string,
+                });
+            }
+            if depth == 0 && &self.b[key_range.clone()] == b"hash" {
                 let value = value_start + 1..self.i.saturating_sub(1);
                 if !self.b[value_start..].starts_with(b"\"") {
                     return Err("`hash` is not a string".into());
@@ -222,6 +257,17 @@ impl Scanner<'_> {
             }
         }
     }
+}
+
+/// Whether raw key `b` sorts strictly after raw key `a` in UTF-16 code-unit order. For plain
+/// ASCII keys (all gate writes) byte order is that order, so no decoding is needed.
+fn key_after(a: &[u8], b: &[u8]) -> bool {
+    let plain = |k: &[u8]| k.is_ascii() && !k.contains(&b'\\');
+    if plain(a) && plain(b) {
+        return b > a;
+    }
+    let (a, b) = (decode(a), decode(b));
+    b.encode_utf16().cmp(a.encode_utf16()) == std::cmp::Ordering::Greater
 }
 
 /// Decodes a canonical JSON string body (its escapes were validated).

@@ -172,16 +172,129 @@ fn is_hex64(s: &str) -> bool {
 }
 
 /// Checks one line on its own: UTF-8, canonical form, its own hash, the fields verify needs.
-fn check_line(line: &[u8]) -> LineInfo {
+///
+/// The common case — a canonical line — is read with the scanner's list of top-level members,
+/// parsing with serde only the nested objects that compliance needs (`decision`, `request`,
+/// `genesis`). Lines the scanner rejects take the slow path, which tells bad JSON from
+/// non-canonical JSON and still reads the seq for the report.
+fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineInfo {
     let mut info = LineInfo::default();
-    let text = match std::str::from_utf8(line) {
-        Ok(t) => t,
-        Err(e) => {
-            info.problem = Some(("bad_utf8", format!("not UTF-8 ({e})")));
-            return info;
+    if let Err(e) = std::str::from_utf8(line) {
+        info.problem = Some(("bad_utf8", format!("not UTF-8 ({e})")));
+        return info;
+    }
+    let member = match canon::scan_members(line, Some(members)) {
+        Ok(m) => m,
+        Err(why) => return check_line_slow(line, why),
+    };
+    let raw = |name: &str| {
+        members
+            .iter()
+            .find(|m| &line[m.key.clone()] == name.as_bytes())
+            .map(|m| (&line[m.value.clone()], m.is_string))
+    };
+    // Strings gate writes in these fields never need escapes; one that has them is read by serde.
+    let string = |name: &str| -> Option<String> {
+        let (v, is_string) = raw(name)?;
+        if !is_string {
+            return None;
+        }
+        if v.contains(&b'\\') {
+            serde_json::from_slice(&[b"\"", v, b"\""].concat()).ok()
+        } else {
+            std::str::from_utf8(v).ok().map(str::to_owned)
         }
     };
-    let fields: Fields = match serde_json::from_str(text) {
+    let integer = |name: &str| -> Option<u64> {
+        let (v, is_string) = raw(name)?;
+        if is_string {
+            return None;
+        }
+        std::str::from_utf8(v).ok()?.parse().ok()
+    };
+    let object = |name: &str| raw(name).filter(|(_, s)| !s).map(|(v, _)| v);
+    let (Some(v), Some(seq), Some(log_id), Some(ts), Some(kind), Some(prev), Some(hash)) = (
+        integer("v"),
+        integer("seq"),
+        string("log_id"),
+        string("ts"),
+        string("kind"),
+        string("prev"),
+        string("hash"),
+    ) else {
+        return check_line_slow(
+            line,
+            "a required member is missing or has the wrong type".into(),
+        );
+    };
+    info.seq = Some(seq);
+    info.prev = prev;
+    info.hash = hash;
+    info.log_id = log_id;
+    info.ts = ts;
+    info.request_id = string("request_id");
+    if v != 1 {
+        info.kind = kind;
+        info.problem = Some(("bad_version", format!("unknown record version {v}")));
+        return info;
+    }
+    match kind.as_str() {
+        "decision" => {
+            info.decision = object("decision").and_then(|d| serde_json::from_slice(d).ok());
+            info.requester = object("request")
+                .and_then(|r| serde_json::from_slice::<RequestLite>(r).ok())
+                .map(|r| r.requester.user);
+        }
+        "genesis" => {
+            info.genesis_key = object("genesis")
+                .and_then(|g| serde_json::from_slice::<GenesisLite>(g).ok())
+                .and_then(|g| g.key);
+        }
+        _ => {}
+    }
+    info.kind = kind;
+    let Some(member) = member else {
+        info.problem = Some(("bad_json", "the record has no `hash`".into()));
+        return info;
+    };
+    if !is_hex64(&info.hash) || !is_hex64(&info.prev) {
+        info.problem = Some((
+            "bad_json",
+            "`hash` and `prev` must be 64 lowercase hex digits".into(),
+        ));
+        return info;
+    }
+    let mut h = Sha256::new();
+    h.update(&line[..member.cut.start]);
+    h.update(&line[member.cut.end..]);
+    let computed = lower_hex(&h.finalize().into());
+    if computed[..] != *info.hash.as_bytes() {
+        info.problem = Some((
+            "hash_mismatch",
+            format!(
+                "the record's content does not match its hash (modified; hash is {})",
+                String::from_utf8_lossy(&computed)
+            ),
+        ));
+    }
+    info
+}
+
+/// Lowercase hex of a SHA-256, on the stack (this runs once per record).
+fn lower_hex(d: &[u8; 32]) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, b) in d.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+    }
+    out
+}
+
+/// A line the scanner refused: bad JSON, or JSON that is not canonical (read for its seq).
+fn check_line_slow(line: &[u8], why: String) -> LineInfo {
+    let mut info = LineInfo::default();
+    let fields: Fields = match serde_json::from_slice(line) {
         Ok(f) => f,
         Err(e) => {
             info.problem = Some(("bad_json", format!("not a record: {e}")));
@@ -198,44 +311,17 @@ fn check_line(line: &[u8]) -> LineInfo {
     info.genesis_key = fields.genesis.and_then(|g| g.key);
     info.decision = fields.decision;
     info.requester = fields.request.map(|r| r.requester.user);
-    if fields.v != 1 {
-        info.problem = Some((
+    info.problem = Some(if fields.v != 1 {
+        (
             "bad_version",
             format!("unknown record version {}", fields.v),
-        ));
-        return info;
-    }
-    let member = match canon::scan(line) {
-        Ok(Some(m)) => m,
-        Ok(None) => {
-            info.problem = Some(("bad_json", "the record has no `hash`".into()));
-            return info;
-        }
-        Err(why) => {
-            info.problem = Some((
-                "not_canonical",
-                format!("the line is not canonical JSON: {why}"),
-            ));
-            return info;
-        }
-    };
-    if !is_hex64(&info.hash) || !is_hex64(&info.prev) {
-        info.problem = Some((
-            "bad_json",
-            "`hash` and `prev` must be 64 lowercase hex digits".into(),
-        ));
-        return info;
-    }
-    let mut h = Sha256::new();
-    h.update(&line[..member.cut.start]);
-    h.update(&line[member.cut.end..]);
-    let computed = hex::encode(h.finalize());
-    if computed != info.hash {
-        info.problem = Some((
-            "hash_mismatch",
-            format!("the record's content does not match its hash (modified; hash is {computed})"),
-        ));
-    }
+        )
+    } else {
+        (
+            "not_canonical",
+            format!("the line is not canonical JSON: {why}"),
+        )
+    });
     info
 }
 
@@ -275,7 +361,19 @@ pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report, VerifyError> {
             });
             i + 1
         }
-        None => 0,
+        None => {
+            // Not one complete line: at best a genesis whose newline never reached the disk.
+            problems.push(Problem {
+                seq: Some(0),
+                line: Some(1),
+                code: "torn_line",
+                reason: format!(
+                    "the log holds {} bytes but no complete record (a torn first line, or not a log)",
+                    bytes.len()
+                ),
+            });
+            0
+        }
     };
     let lines: Vec<&[u8]> = bytes[..body_end].split(|&b| b == b'\n').collect();
     let lines = &lines[..lines.len().saturating_sub(1)];
@@ -388,13 +486,21 @@ fn check_all(lines: &[&[u8]], threads: usize) -> Vec<LineInfo> {
         threads
     };
     if threads <= 1 || lines.len() < 1024 {
-        return lines.iter().map(|l| check_line(l)).collect();
+        let mut m = Vec::new();
+        return lines.iter().map(|l| check_line(l, &mut m)).collect();
     }
     let chunk = lines.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = lines
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(|l| check_line(l)).collect::<Vec<_>>()))
+            .map(|part| {
+                s.spawn(move || {
+                    let mut m = Vec::new();
+                    part.iter()
+                        .map(|l| check_line(l, &mut m))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -518,17 +624,32 @@ impl Walk {
         } else if let Some(prev) = &self.prev_hash
             && info.prev != *prev
         {
-            push(
-                Some(seq.saturating_sub(1)),
-                "broken_link",
-                format!(
-                    "seq {seq} links to {}…, but seq {} has hash {}… (seq {} was altered and re-hashed, or a record was inserted or removed)",
-                    info.prev.get(..12).unwrap_or(&info.prev),
-                    seq - 1,
-                    prev.get(..12).unwrap_or(prev),
-                    seq - 1
-                ),
-            );
+            // A record that is itself bad (edited, foreign) is the one to blame for the break;
+            // a sound record whose predecessor no longer matches blames the predecessor, which
+            // was altered and re-hashed.
+            let own_problem =
+                info.problem.is_some() || self.log_id.as_ref().is_some_and(|id| *id != info.log_id);
+            let (blame, reason) = if own_problem {
+                (
+                    seq,
+                    format!(
+                        "seq {seq} does not link to seq {} (its `prev` was altered, or it was inserted)",
+                        seq - 1
+                    ),
+                )
+            } else {
+                (
+                    seq.saturating_sub(1),
+                    format!(
+                        "seq {seq} links to {}…, but seq {} has hash {}… (seq {} was altered and re-hashed, or a record was inserted or removed)",
+                        info.prev.get(..12).unwrap_or(&info.prev),
+                        seq - 1,
+                        prev.get(..12).unwrap_or(prev),
+                        seq - 1
+                    ),
+                )
+            };
+            push(Some(blame), "broken_link", reason);
         }
         self.expected_seq = seq
             .max(self.expected_seq.saturating_sub(1))

@@ -6,7 +6,7 @@ use crate::config::Env;
 use crate::error::Error;
 use crate::output::Output;
 use crate::policy::Decision;
-use crate::run::{build_request, classify, load_policy};
+use crate::run::{build_request, load_policy_lazy, try_classify};
 
 pub fn check(
     env: &Env,
@@ -15,9 +15,9 @@ pub fn check(
     argv: Vec<String>,
     as_json: bool,
 ) -> Result<i32, Error> {
-    let policy = load_policy(env, policy_files)?;
+    let policy = load_policy_lazy(env, policy_files)?;
     let (req, executable) = build_request(env, &policy, argv, None)?;
-    let class = classify(&policy, &req);
+    let class = try_classify(&policy, &req)?;
     if as_json {
         let v = json!({
             "decision": class.decision,

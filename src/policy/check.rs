@@ -524,11 +524,17 @@ impl Checker<'_> {
     fn map<'n>(&mut self, v: &'n Node, what: &str) -> Option<&'n [(String, Pos, Node)]> {
         match &v.value {
             Value::Map(m) => {
+                // Small mappings (nearly all of them) are checked without hashing.
                 let mut seen = HashSet::new();
-                for (k, p, _) in m {
+                for (i, (k, p, _)) in m.iter().enumerate() {
+                    let dup = if m.len() <= 16 {
+                        m[..i].iter().any(|(k2, _, _)| k2 == k)
+                    } else {
+                        !seen.insert(k.as_str())
+                    };
                     if k.starts_with('\u{0}') {
                         self.d.error(*p, "mapping keys must be plain strings");
-                    } else if !seen.insert(k.as_str()) {
+                    } else if dup {
                         self.d.error(*p, format!("duplicate key `{k}`"));
                     }
                 }
@@ -621,6 +627,15 @@ impl Checker<'_> {
 
     fn glob(&mut self, v: &Node) -> Option<At<String>> {
         let s = self.str(v, "a glob pattern")?;
+        // A pattern without any of the characters globset's parser treats specially is a
+        // literal, which always parses: skip building the `Glob` just to drop it. (Commas are
+        // special only inside braces, which need `{`.)
+        if !s.contains(['?', '*', '[', '{', '}', '\\']) {
+            return Some(At {
+                value: s,
+                pos: v.pos,
+            });
+        }
         match super::compile::glob(&s) {
             Ok(_) => Some(at(&s, v.pos)),
             Err(e) => {

@@ -10,13 +10,17 @@
 //!   redefining the security group could otherwise widen who may approve.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 use regex::Regex;
 
 use super::compile::{LazyMatcher, Matcher};
 use super::diag::{Diagnostic, Diagnostics, Pos};
 use super::schema::{Decision, PolicyFile};
-use super::{Compiled, DEFAULT_TIMEOUT, GroupRequirement, Policy, RuleApproval, RuleInfo};
+use super::{
+    Compiled, DEFAULT_TIMEOUT, GroupRequirement, Policy, Redactor, RuleApproval, RuleInfo,
+    required_bytes,
+};
 
 /// Merges and compiles every rule now (what `gate policy lint` and `gate policy test` use).
 pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
@@ -83,10 +87,28 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
             }
         }
         for re in &f.context.redact {
-            match Regex::new(&re.value) {
-                Ok(r) => p.redact.push(r),
-                Err(e) => d.error(re.pos, format!("bad regex: {e}")),
+            // Where a failure is reported, now or (lazily) at first use.
+            let mut at = Diagnostics::new(&f.path, &f.source);
+            at.error(re.pos, String::new());
+            let at = at.items.remove(0);
+            let compiled = OnceLock::new();
+            if !lazy {
+                match Regex::new(&re.value) {
+                    Ok(r) => {
+                        let _ = compiled.set(Ok(r));
+                    }
+                    Err(e) => {
+                        d.error(re.pos, format!("bad regex: {e}"));
+                        continue;
+                    }
+                }
             }
+            p.redact.push(Redactor {
+                pattern: re.value.clone(),
+                required: required_bytes(&re.value),
+                re: compiled,
+                at,
+            });
         }
         for (name, members) in &f.groups {
             if once(
@@ -254,7 +276,7 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
             ..at.clone()
         }]
     };
-    if lazy {
+    if lazy && !files.is_empty() {
         let at = first_line(&files[0]);
         let specs = files
             .into_iter()

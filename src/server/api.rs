@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -102,26 +103,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let ct = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !ct.is_empty() && !ct.starts_with("application/json") {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send `Content-Type: application/json`",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            let s = e.status();
-            if s == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(s, "too_large", "the body is larger than 1 MiB")
-            } else {
-                ApiError::bad(e.body_text())
-            }
-        })?;
+        json_content_type(req.headers())?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(de) {
             Ok(v) => Ok(JsonBody(v)),
@@ -136,6 +121,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             }
         }
     }
+}
+
+/// 415 unless the body is declared JSON (or not declared at all).
+fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.is_empty() && !ct.starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send `Content-Type: application/json`",
+        ));
+    }
+    Ok(())
+}
+
+/// A body that could not be read: 413 past the router's limit, else 400; always `{error, message}`.
+fn body_rejection(e: BytesRejection) -> ApiError {
+    let s = e.status();
+    if s == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(s, "too_large", "the body is larger than 1 MiB")
+    } else {
+        ApiError::bad(e.body_text())
+    }
+}
+
+/// A query string that does not fit (an unknown parameter...): 400 as `{error, message}`.
+fn query_rejection(e: QueryRejection) -> ApiError {
+    ApiError::bad(e.body_text())
 }
 
 /// The authenticated principal of a request.
@@ -486,9 +502,10 @@ pub async fn get(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     principal(&st, &headers)?;
+    let Query(q) = q.map_err(query_rejection)?;
     let wait = match &q.wait {
         Some(w) => humantime::parse_duration(w)
             .map_err(|e| ApiError::bad(format!("`wait`: {e} (write e.g. `30s`)")))?
@@ -531,9 +548,10 @@ pub struct ListQuery {
 pub async fn list(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     principal(&st, &headers)?;
+    let Query(q) = q.map_err(query_rejection)?;
     if let Some(s) = &q.status
         && !["pending", "approved", "denied", "expired", "cancelled"].contains(&s.as_str())
     {
@@ -644,6 +662,20 @@ async fn decide(
     comment: Option<String>,
 ) -> Result<Response, ApiError> {
     let who = principal(&st, &headers)?;
+    let (row, all) = decide_as(&st, who, id, approve, comment).await?;
+    Ok(Json(view(&row, &all)?).into_response())
+}
+
+/// Records `who`'s approval or denial of request `id` if [`evaluate`] accepts it (inside the
+/// store's transaction), then records the event and wakes the long-polls. The one path every
+/// decision takes, whether it comes through the API or the web page.
+pub async fn decide_as(
+    st: &AppState,
+    who: String,
+    id: String,
+    approve: bool,
+    comment: Option<String>,
+) -> Result<(RequestRow, Vec<DecisionRow>), ApiError> {
     let d = DecisionRow {
         request_id: id.clone(),
         principal: who.clone(),
@@ -670,19 +702,21 @@ async fn decide(
     )
     .await;
     let _ = st.changes.send(id);
-    Ok(Json(view(&row, &all)?).into_response())
+    Ok((row, all))
 }
 
 pub async fn approve(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     // The body is optional: `{}` or nothing at all approve without a comment.
+    let body = body.map_err(body_rejection)?;
     let comment = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
+        json_content_type(&headers)?;
         let de = &mut serde_json::Deserializer::from_slice(&body);
         let b: ApproveBody = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();

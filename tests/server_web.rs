@@ -1,0 +1,728 @@
+//! The web page of `gate serve`, end to end in headless Chromium: a real server, a real client
+//! command waiting for approval, and a browser driven through chromedriver's W3C WebDriver HTTP
+//! API (plain JSON over HTTP). Needs Debian's `chromium` and `chromium-driver`
+//! (`.ci/deps/chromium.sh` installs them); without them the test fails, it never skips.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The W3C WebDriver key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn gate_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gate")
+}
+
+/// A process started by this test, killed with its whole process group when dropped (so the
+/// browser goes with chromedriver, and the wrapped command with gate).
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        cmd.process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Proc { child }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Collects a pipe in the background.
+fn drain(r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let buf = Arc::new(Mutex::new(String::new()));
+    let b = Arc::clone(&buf);
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            let mut b = b.lock().unwrap();
+            b.push_str(&line);
+            b.push('\n');
+        }
+    });
+    buf
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The throw-away environment every gate process of this test runs in.
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn gate(&self, who: &str) -> Command {
+        let home = self.path(who);
+        let mut c = Command::new(gate_bin());
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home.join("home"))
+            .env("XDG_STATE_HOME", home.join("state"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("GATE_LOG", home.join("audit.jsonl"))
+            .env("GATE_SPOOL", home.join("spool"))
+            .current_dir(self.dir.path());
+        c
+    }
+
+    fn issue(&self, principal: &str) -> String {
+        let out = self
+            .gate("server")
+            .args(["serve", "token", "issue", "--db"])
+            .arg(self.path("server.db"))
+            .args(["--principal", principal])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "token issue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal WebDriver client
+
+struct Browser {
+    http: reqwest::blocking::Client,
+    base: String,
+    session: String,
+    // Dropped after `Drop::drop` has closed the session.
+    _driver: Proc,
+}
+
+impl Browser {
+    fn start(profile: &Path) -> Browser {
+        let driver_bin = on_path("chromedriver");
+        if !Path::new(CHROMIUM).is_file() || driver_bin.is_none() {
+            panic!(
+                "this test needs Debian's chromium ({CHROMIUM}) and chromedriver on PATH: \
+                 run `sudo bash .ci/deps/chromium.sh` (or `apt-get install chromium chromium-driver`)"
+            );
+        }
+        let port = free_port();
+        let mut cmd = Command::new(driver_bin.unwrap());
+        cmd.arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let driver = Proc::spawn(cmd);
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let ready = http
+                .get(format!("{base}/status"))
+                .send()
+                .ok()
+                .and_then(|r| r.json::<Value>().ok())
+                .is_some_and(|v| v["value"]["ready"] == true);
+            if ready {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not get ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1200,1400",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        }}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .and_then(|r| r.json())
+            .expect("create a WebDriver session");
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("chromedriver could not start chromium: {r}"))
+            .to_owned();
+        Browser {
+            http,
+            base,
+            session,
+            _driver: driver,
+        }
+    }
+
+    /// One WebDriver command; `Err` is WebDriver's error (`stale element reference`, ...).
+    fn try_cmd(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let req = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url).json(&body.unwrap_or_else(|| json!({}))),
+        };
+        let v: Value = req
+            .send()
+            .and_then(|r| r.json())
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        match v["value"].get("error").and_then(Value::as_str) {
+            Some(err) => Err(format!(
+                "{err}: {}",
+                v["value"]["message"].as_str().unwrap_or("")
+            )),
+            None => Ok(v["value"].clone()),
+        }
+    }
+
+    #[track_caller]
+    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_cmd(method, path, body)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn try_find(&self, css: &str) -> Result<String, String> {
+        let v = self.try_cmd(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": css })),
+        )?;
+        Ok(v[ELEMENT].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Finds `css` and does `action` to it, again if the list was refreshed in between.
+    #[track_caller]
+    fn with(&self, css: &str, action: &str, body: Value) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let r = self.try_find(css).and_then(|el| {
+                self.try_cmd(
+                    "POST",
+                    &format!("/element/{el}/{action}"),
+                    Some(body.clone()),
+                )
+            });
+            match r {
+                Ok(_) => return,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("cannot {action} `{css}`: {e}\n--- page:\n{}", self.text()),
+            }
+        }
+    }
+
+    fn click(&self, css: &str) {
+        self.with(css, "click", json!({}));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        self.with(css, "value", json!({ "text": text }));
+    }
+
+    fn exec(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// What a reader sees (`innerText`: escaped markup shows as text).
+    fn text(&self) -> String {
+        self.try_cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": "return document.body ? document.body.innerText : ''", "args": [] })),
+        )
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+    }
+
+    fn source(&self) -> String {
+        self.cmd("GET", "/source", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits until the visible text satisfies `ok`, without navigating (the page's own refresh
+    /// or a redirect has to bring it).
+    #[track_caller]
+    fn wait_text(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let t = self.text();
+            if ok(&t) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {what}; it shows:\n{t}"
+            );
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    #[track_caller]
+    fn wait_for(&self, needle: &str) -> String {
+        self.wait_text(&format!("{needle:?}"), |t| t.contains(needle))
+    }
+
+    fn cookies(&self) -> Vec<Value> {
+        self.cmd("GET", "/cookie", None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn cookie(&self, name: &str) -> Option<Value> {
+        self.cookies().into_iter().find(|c| c["name"] == name)
+    }
+
+    fn screenshot(&self, to: &Path) {
+        use base64::Engine as _;
+        let b64 = self.cmd("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap_or_default())
+            .expect("screenshot is base64");
+        assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, png).unwrap();
+    }
+
+    fn sign_in(&self, server: &str, token: &str) {
+        self.goto(&format!("{server}/"));
+        self.type_into("#token", token);
+        self.click("#signin button[type=submit]");
+    }
+
+    fn sign_out(&self) {
+        self.click("#signout");
+        self.wait_for("Sign in with your gate token");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Closes chromium cleanly; the process-group kill of chromedriver catches the rest.
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .timeout(Duration::from_secs(10))
+            .send();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn api(
+    http: &reqwest::blocking::Client,
+    token: &str,
+) -> impl Fn(&str, &str, Option<Value>) -> (u16, Value) {
+    let http = http.clone();
+    let token = token.to_owned();
+    move |method, url, body| {
+        let req = match method {
+            "GET" => http.get(url),
+            _ => http.post(url).json(&body.unwrap_or_else(|| json!({}))),
+        };
+        let r = req.bearer_auth(&token).send().expect("API call");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+}
+
+fn csrf_of(source: &str) -> String {
+    let re = regex::Regex::new(r#"name="csrf" value="([0-9a-f]{64})""#).unwrap();
+    re.captures(source)
+        .unwrap_or_else(|| panic!("no CSRF field in the page:\n{source}"))[1]
+        .to_owned()
+}
+
+#[test]
+fn sign_in_approve_in_chromium_and_the_waiting_command_runs() {
+    let world = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    // Start the browser first: without chromium this fails at once, with the way to install it.
+    let browser = Browser::start(&world.path("chromium-profile"));
+
+    std::fs::write(
+        world.path("server.yaml"),
+        "version: 1\n\
+         groups:\n  sre: [alice, bob]\n\
+         rules:\n  - name: deploy\n    match: { program: echo, args: [deploy] }\n    decision: approve\n    \
+         approval: { approvers: [sre], min_approvals: 2 }\n",
+    )
+    .unwrap();
+    let alice = world.issue("alice");
+    let bob = world.issue("bob");
+    let carol = world.issue("carol");
+
+    // The server, on an ephemeral port.
+    let audit_log = world.path("server-audit.jsonl");
+    let mut cmd = world.gate("server");
+    cmd.arg("--policy")
+        .arg(world.path("server.yaml"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(world.path("server.db"))
+        .arg("--audit-log")
+        .arg(&audit_log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut server = Proc::spawn(cmd);
+    let (tx, rx) = mpsc::channel();
+    let server_err = Arc::new(Mutex::new(String::new()));
+    {
+        let stderr = server.child.stderr.take().unwrap();
+        let log = Arc::clone(&server_err);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(addr);
+                }
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+    }
+    let addr = rx
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("the server did not start:\n{}", server_err.lock().unwrap()));
+    let base = format!("http://{addr}");
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let as_alice = api(&http, &alice);
+    let as_carol = api(&http, &carol);
+
+    // A bad token: an error, and no session.
+    browser.sign_in(&base, "gate_00000000_not-a-real-token");
+    browser.wait_for("Unknown token");
+    assert!(
+        browser.cookie("gate_session").is_none(),
+        "a bad token made a session"
+    );
+
+    // carol's command waits for the server.
+    std::fs::write(
+        world.path("client.yaml"),
+        format!(
+            "version: 1\n\
+             backends:\n  team: {{ kind: server, url: '{base}' }}\n\
+             defaults: {{ backend: team }}\n\
+             context: {{ env: [GATE_ENV] }}\n\
+             rules:\n  - name: client-deploy\n    match: {{ program: echo, args: [deploy] }}\n    decision: approve\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = world.gate("client");
+    cmd.arg("--policy")
+        .arg(world.path("client.yaml"))
+        .args(["--reason", "ship build 42", "--", "echo", "deploy"])
+        .env("GATE_TOKEN", &carol)
+        .env("GATE_ENV", "prod")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut client = Proc::spawn(cmd);
+    let client_out = drain(client.child.stdout.take().unwrap());
+    let client_err = drain(client.child.stderr.take().unwrap());
+    let deadline = Instant::now() + WAIT;
+    let id = loop {
+        let (_, v) = as_alice("GET", &format!("{base}/v1/requests?status=pending"), None);
+        if let Some(r) = v["requests"].as_array().and_then(|a| a.first()) {
+            break r["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client's request never reached the server:\n{}",
+            client_err.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let card = format!("article[data-id=\"{id}\"]");
+
+    // carol sees her own request, and approving it is refused as self-approval.
+    browser.sign_in(&base, &carol);
+    let t = browser.wait_for("echo deploy");
+    assert!(t.contains("Signed in as carol"), "{t}");
+    assert!(
+        t.contains("your request: someone else must approve it"),
+        "{t}"
+    );
+    browser.click(&format!("{card} button.approve"));
+    let t = browser.wait_for("You cannot decide your own request");
+    assert!(t.contains("carol asked for request"), "{t}");
+    browser.sign_out();
+    assert!(
+        browser.cookie("gate_session").is_none(),
+        "sign-out left the cookie"
+    );
+
+    // alice signs in: an HttpOnly, SameSite=Strict session cookie that scripts can't read.
+    browser.sign_in(&base, &alice);
+    let t = browser.wait_for("Signed in as alice");
+    let c = browser.cookie("gate_session").expect("a session cookie");
+    assert_eq!(c["httpOnly"], true, "{c}");
+    assert_eq!(c["sameSite"], "Strict", "{c}");
+    assert_eq!(c["path"], "/", "{c}");
+    assert_ne!(
+        c["value"].as_str(),
+        Some(alice.as_str()),
+        "the token is in the cookie"
+    );
+    assert_eq!(c["value"].as_str().unwrap().len(), 64, "{c}");
+    assert!(
+        !browser
+            .exec("return document.cookie")
+            .as_str()
+            .unwrap_or("")
+            .contains("gate_session"),
+        "scripts can read the session cookie"
+    );
+    // The whole context of the request.
+    for needle in [
+        "echo deploy",
+        "carol",
+        "ship build 42",
+        "GATE_ENV",
+        "prod",
+        "client-deploy",
+        "2 more approvals are needed",
+        "never the requester",
+        "sre (alice, bob)",
+        "Expires",
+        id.as_str(),
+        world.dir.path().to_str().unwrap(),
+    ] {
+        assert!(t.contains(needle), "the page lacks {needle:?}:\n{t}");
+    }
+
+    // A hostile request shows up by itself (the page refreshes), fully escaped.
+    let argv: Vec<String> = [
+        "echo",
+        "deploy",
+        "<script>window.__gateXss=1</script>",
+        "<img src=x onerror=\"window.__gateXss=2\">",
+        "invoice\u{202e}fdp.sh",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let env: BTreeMap<String, String> = [("GATE_ENV".to_owned(), "<b>prod</b>".to_owned())].into();
+    let cwd = "/tmp/<i>x</i>";
+    let digest = gate::request::digest(&argv, cwd, &env, &[]);
+    let (status, v) = as_carol(
+        "POST",
+        &format!("{base}/v1/requests"),
+        Some(
+            json!({ "argv": argv, "cwd": cwd, "env": env, "digest": digest,
+                     "reason": "<script>window.__gateXss=3</script>",
+                     "claims": { "host": "evil\"><b>host</b>" } }),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let hostile = v["id"].as_str().unwrap().to_owned();
+    let t = browser.wait_for("<script>window.__gateXss=1</script>");
+    for needle in [
+        "<img src=x onerror=\"window.__gateXss=2\">",
+        "invoice\\u{202e}fdp.sh",
+        "<b>prod</b>",
+        "/tmp/<i>x</i>",
+        "<script>window.__gateXss=3</script>",
+        "evil\"><b>host</b>",
+    ] {
+        assert!(
+            t.contains(needle),
+            "the page lacks the literal {needle:?}:\n{t}"
+        );
+    }
+    assert_eq!(browser.exec("return window.__gateXss === undefined"), true);
+    assert!(
+        !browser.source().contains("<script>window"),
+        "unescaped markup in the page"
+    );
+    browser.screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join("target/server-web.png"));
+    let (status, v) = as_carol(
+        "POST",
+        &format!("{base}/v1/requests/{hostile}/cancel"),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    browser.wait_text("the hostile request gone", |t| !t.contains("__gateXss"));
+
+    // alice approves with a comment.
+    browser.type_into(&format!("{card} textarea"), "looks fine to me");
+    browser.click(&format!("{card} button.approve"));
+    let t = browser.wait_for("You approved request");
+    assert!(t.contains("1 more approval is needed"), "{t}");
+    assert!(t.contains("alice at"), "{t}");
+    assert!(t.contains("“looks fine to me”"), "{t}");
+
+    // Headers, and POSTs that must be refused (with reqwest, alice's session cookie).
+    let session = browser.cookie("gate_session").unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page = http
+        .get(format!("{base}/"))
+        .header("Cookie", format!("gate_session={session}"))
+        .send()
+        .unwrap();
+    let h = page.headers();
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let csrf = csrf_of(&page.text().unwrap());
+    let post = |form: &[(&str, &str)], origin: Option<&str>| {
+        let mut r = http
+            .post(format!("{base}/requests/{id}/decide"))
+            .header("Cookie", format!("gate_session={session}"))
+            .form(form);
+        if let Some(o) = origin {
+            r = r.header("Origin", o);
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    assert_eq!(post(&[("decision", "approve")], None), 403, "no CSRF token");
+    assert_eq!(
+        post(&[("decision", "approve"), ("csrf", &"0".repeat(64))], None),
+        403,
+        "a wrong CSRF token"
+    );
+    assert_eq!(
+        post(
+            &[("decision", "approve"), ("csrf", &csrf)],
+            Some("http://evil.example")
+        ),
+        403,
+        "another site's Origin"
+    );
+    // The same form, properly sent, gets through (and is refused by eligibility: alice
+    // already approved), so the 403s above are the CSRF checks.
+    assert_eq!(
+        post(&[("decision", "approve"), ("csrf", &csrf)], Some(&base)),
+        303
+    );
+    let signin_without_csrf = http
+        .post(format!("{base}/signin"))
+        .form(&[("token", alice.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(signin_without_csrf.status().as_u16(), 403);
+    assert!(signin_without_csrf.headers().get("set-cookie").is_none());
+    let (_, v) = as_alice("GET", &format!("{base}/v1/requests/{id}"), None);
+    assert_eq!(v["approvals"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["status"], "pending", "{v}");
+
+    // bob approves: the request is approved and the waiting command runs.
+    browser.goto(&format!("{base}/"));
+    browser.wait_for("You have already decided this request");
+    browser.sign_out();
+    browser.sign_in(&base, &bob);
+    browser.wait_for("Signed in as bob");
+    browser.type_into(&format!("{card} textarea"), "ship it");
+    browser.click(&format!("{card} button.approve"));
+    browser.wait_for("It is approved now");
+    browser.wait_for("No pending requests");
+
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = client.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client is still waiting:\n{}",
+            client_err.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(100)); // let the pipes drain
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "client failed:\n{}",
+        client_err.lock().unwrap()
+    );
+    assert_eq!(client_out.lock().unwrap().as_str(), "deploy\n");
+
+    // The server's audit log has both approvals, with the comments.
+    let approvals: Vec<(String, String)> = std::fs::read_to_string(&audit_log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["request_id"] == id.as_str() && r["event"]["type"] == "approval")
+        .map(|r| {
+            (
+                r["event"]["principal"].as_str().unwrap_or("").to_owned(),
+                r["event"]["comment"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        approvals,
+        [
+            ("alice".to_owned(), "looks fine to me".to_owned()),
+            ("bob".to_owned(), "ship it".to_owned())
+        ],
+        "server audit log"
+    );
+    drop(browser);
+    drop(client);
+    drop(server);
+}
