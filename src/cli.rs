@@ -277,6 +277,22 @@ pub enum LogCommand {
         /// Hashing threads (default: all cores).
         #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
         threads: usize,
+        /// Also compare with the copy a gate server holds: records missing there, local
+        /// truncation or rollback below what it holds, and any divergence.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+    },
+    /// Deliver records the remote sinks have not acknowledged yet.
+    Push {
+        /// The log file (default: the configured one).
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+        /// Keep retrying unreachable sinks for this long.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+        timeout: std::time::Duration,
+        /// One JSON object per sink on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Print this host's checkpoint verifier key (note vkey format), making the key if needed.
     Key,

@@ -112,6 +112,7 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             checkpoint,
             json,
             threads,
+            remote,
         }) => log::verify(
             env,
             out,
@@ -121,9 +122,15 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
                 checkpoint,
                 json,
                 threads,
+                remote,
             },
             &policy_files,
         ),
+        Commands::Log(LogCommand::Push {
+            path,
+            timeout,
+            json,
+        }) => log::push(env, out, path, timeout, json, &policy_files),
         Commands::Log(LogCommand::Key) => log::key(env, out, &policy_files),
         Commands::Requests { json, server } => {
             requests::list(env, out, json, server.as_deref(), &policy_files)

@@ -85,6 +85,40 @@ enum Verdict {
     },
 }
 
+/// How long a run waits for its decision record to reach the sinks before it starts.
+const DECISION_DELIVERY: Duration = Duration::from_secs(2);
+/// How long it waits for the result record after the command ended.
+const RESULT_DELIVERY: Duration = Duration::from_secs(2);
+
+/// Delivers pending records to every sink within `limit`; true when nothing is left pending.
+/// What could not be delivered stays pending for the next run or `gate log push`.
+fn ship(
+    out: &Output,
+    log: &crate::audit::AuditLog,
+    sinks: &mut [Box<dyn crate::audit::sinks::Sink>],
+    limit: Duration,
+) -> bool {
+    if sinks.is_empty() {
+        return true;
+    }
+    let reports = crate::audit::sinks::push(log.path(), sinks, std::time::Instant::now() + limit);
+    let mut all = true;
+    for r in reports.iter().filter(|r| r.pending > 0) {
+        all = false;
+        out.warn(&format!(
+            "{} record{} not yet delivered to sink {}{}; `gate log push` delivers them",
+            r.pending,
+            if r.pending == 1 { "" } else { "s" },
+            r.sink,
+            r.error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ));
+    }
+    all
+}
+
 /// Loads every policy file that applies.
 pub fn load_policy(env: &Env, cli_files: &[PathBuf]) -> Result<Policy, Error> {
     let files = env.policy_files(cli_files)?;
@@ -155,16 +189,11 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     let log = env.audit_log(Some(&policy));
     // Find out now, not after someone approved, that the decision could not be recorded.
     log.check_writable()?;
-    if policy.require_remote {
-        // Fail closed: the policy demands a remote copy before any run, and this version of
-        // gate has no remote delivery yet.
-        return Err(Error::NoDecision {
-            message: "the policy sets `audit.require_remote: true`, but remote audit sinks are not available in this version of gate".into(),
-            hint: Some("nothing ran; remove `require_remote` or use a gate with remote sinks".into()),
-        });
-    }
-    if !policy.audit_sinks.is_empty() {
-        out.warn("`audit.sinks` are not delivered by this version of gate; records stay in the local log");
+    let mut sinks = crate::audit::sinks::build(env, &policy.audit_sinks).map_err(Error::config)?;
+    if policy.require_remote && sinks.is_empty() {
+        return Err(Error::config(
+            "`audit.require_remote: true` but no `audit.sinks` are configured: nothing could ever run",
+        ));
     }
     if opts.no_wait && class.decision == Decision::Approve {
         return Err(Error::config_hint(
@@ -230,21 +259,40 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
         request: Box::new(req.view.clone()),
         decision: Box::new(decision),
     }])?;
+    // ...and, within a bounded wait, off the machine too.
+    let shipped = ship(out, &log, &mut sinks, DECISION_DELIVERY);
 
-    let (outcome_approvals, stop_error) = match verdict {
-        Verdict::Run { approvals, .. } => (approvals, None),
-        Verdict::Stop { error, .. } => (Vec::new(), Some(error)),
+    let stop_error = match verdict {
+        Verdict::Run { .. } => None,
+        Verdict::Stop { error, .. } => Some(error),
     };
-    let _ = outcome_approvals;
     if let Some(e) = stop_error {
         return Err(e);
     }
+    if policy.require_remote && !shipped {
+        log.append(vec![Body::Result {
+            request_id: req.id().to_owned(),
+            result: ResultInfo {
+                exit_code: None,
+                signal: None,
+                duration_ms: 0,
+                error: Some(
+                    "not run: the decision could not be delivered to every audit sink".into(),
+                ),
+            },
+        }])?;
+        return Err(Error::NoDecision {
+            message: "the policy requires a remote copy of the decision before the command starts (`audit.require_remote`), and delivery failed".into(),
+            hint: Some("nothing ran; `gate log push` delivers pending records once the sink is back".into()),
+        });
+    }
 
-    let record_result = |result: ResultInfo| -> Result<(), Error> {
+    let mut record_result = |result: ResultInfo| -> Result<(), Error> {
         log.append(vec![Body::Result {
             request_id: req.id().to_owned(),
             result,
         }])?;
+        ship(out, &log, &mut sinks, RESULT_DELIVERY);
         Ok(())
     };
     if let Some(changed) = req.payload_changed() {

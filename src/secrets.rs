@@ -80,3 +80,28 @@ pub fn store(env: &Env, server: &str, token: &Token) -> Result<Stored, String> {
     })?;
     Ok(Stored::File(path))
 }
+
+/// Resolves a secret reference from a policy file: `env:VAR`, `file:PATH` (trimmed) or
+/// `keyring:SERVICE/NAME`.
+pub fn resolve(reference: &str) -> Result<Token, String> {
+    if let Some(var) = reference.strip_prefix("env:") {
+        return std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Token::new)
+            .ok_or_else(|| format!("the environment variable `{var}` is not set"));
+    }
+    if let Some(path) = reference.strip_prefix("file:") {
+        return std::fs::read_to_string(path)
+            .map(|s| Token::new(s.trim().to_owned()))
+            .map_err(|e| format!("cannot read `{path}`: {e}"));
+    }
+    if let Some(rest) = reference.strip_prefix("keyring:") {
+        let (service, name) = rest.split_once('/').ok_or("write `keyring:SERVICE/NAME`")?;
+        return keyring::Entry::new(service, name)
+            .and_then(|e| e.get_password())
+            .map(Token::new)
+            .map_err(|e| format!("no `{rest}` in the keyring: {e}"));
+    }
+    Err("secrets are given as `env:VAR`, `file:PATH` or `keyring:SERVICE/NAME`".into())
+}

@@ -45,6 +45,8 @@ pub struct AuditLog {
     path: PathBuf,
     /// The host signing key; with one, every append re-signs `<log>.checkpoint`.
     key_path: Option<PathBuf>,
+    /// The key, once loaded: a run appends twice, a server many times.
+    signer: std::sync::Arc<std::sync::OnceLock<super::note::NoteSigner>>,
     /// fsync after each write. Only benchmarks turn this off, to measure its share.
     pub sync: bool,
 }
@@ -54,6 +56,7 @@ impl AuditLog {
         AuditLog {
             path: path.into(),
             key_path: None,
+            signer: Default::default(),
             sync: true,
         }
     }
@@ -123,8 +126,15 @@ impl AuditLog {
 
     fn append_locked(&self, f: &mut File, bodies: Vec<Body>) -> Result<Vec<Record>, AuditError> {
         let host = crate::identity::host_name();
+        // Loaded under the lock, so two first-time appenders agree on one new key.
         let signer = match &self.key_path {
-            Some(p) => Some(super::key::load_or_create(p, &host)?),
+            Some(p) => Some(match self.signer.get() {
+                Some(s) => s,
+                None => {
+                    let s = super::key::load_or_create(p, &host)?;
+                    self.signer.get_or_init(|| s)
+                }
+            }),
             None => None,
         };
         let mut pending = Vec::new();

@@ -6,6 +6,7 @@ pub mod key;
 pub mod log;
 pub mod note;
 pub mod record;
+pub mod sinks;
 pub mod verify;
 
 pub use log::{AuditError, AuditLog};

@@ -890,3 +890,32 @@ fn check_checkpoint(
         signed_by: format!("{}+{:08x}", key.name, key.id),
     }))
 }
+
+/// One record line checked on its own, as the server's ingest needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedRecord {
+    pub seq: u64,
+    pub prev: String,
+    pub hash: String,
+    pub log_id: String,
+    pub kind: String,
+    /// The verifier key a genesis names.
+    pub genesis_key: Option<String>,
+}
+
+/// Checks one record line (canonical form, its own hash, required fields), or says why not.
+pub fn check_record_line(line: &[u8]) -> Result<CheckedRecord, String> {
+    let info = check_line(line, &mut Vec::new());
+    if let Some((code, reason)) = info.problem {
+        return Err(format!("{code}: {reason}"));
+    }
+    let seq = info.seq.ok_or("a record without seq")?;
+    Ok(CheckedRecord {
+        seq,
+        prev: info.prev,
+        hash: info.hash,
+        log_id: info.log_id,
+        kind: info.kind,
+        genesis_key: info.genesis_key,
+    })
+}

@@ -187,6 +187,7 @@ pub struct VerifyOptions {
     pub checkpoint: Option<PathBuf>,
     pub json: bool,
     pub threads: usize,
+    pub remote: Option<String>,
 }
 
 fn configured_log(env: &Env, cli_policy: &[PathBuf]) -> (PathBuf, Option<crate::policy::Policy>) {
@@ -211,7 +212,11 @@ pub fn verify(
             checkpoint: o.checkpoint.as_deref(),
             threads: o.threads,
         },
-    ) {
+    )
+    .and_then(|r| match &o.remote {
+        Some(url) => compare_remote(env, &path, url, r),
+        None => Ok(r),
+    }) {
         Ok(r) => r,
         Err(VerifyError::Unusable(m)) => {
             if o.json {
@@ -289,4 +294,164 @@ pub fn key(env: &Env, out: &Output, cli_policy: &[PathBuf]) -> Result<i32, Error
         .map_err(|e| Error::config(e.to_string()))?;
     out.data(&signer.verifier().to_vkey());
     Ok(0)
+}
+
+/// Compares the local log with the copy a gate server holds and adds what differs to `report`:
+/// records missing on the server (a warning), records the server holds that the local log no
+/// longer has (truncation or rollback), and any seq whose hash differs (divergence).
+fn compare_remote(
+    env: &Env,
+    path: &std::path::Path,
+    url: &str,
+    mut report: crate::audit::verify::Report,
+) -> Result<crate::audit::verify::Report, crate::audit::verify::VerifyError> {
+    use crate::audit::verify::{Problem, VerifyError};
+    let unusable = |m: String| VerifyError::Unusable(m);
+    let url = url.trim_end_matches('/');
+    let log_id = report
+        .log_id
+        .clone()
+        .ok_or_else(|| unusable("the local log has no genesis to name it".into()))?;
+    let token = crate::secrets::load(env, url).ok_or_else(|| {
+        unusable(format!(
+            "no token for {url} (run `gate login {url}` or set `GATE_TOKEN`)"
+        ))
+    })?;
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| unusable(e.to_string()))?;
+    let get = |u: String| -> Result<reqwest::blocking::Response, VerifyError> {
+        let r = http
+            .get(&u)
+            .bearer_auth(token.expose())
+            .send()
+            .map_err(|e| unusable(format!("cannot reach {url}: {e}")))?;
+        Ok(r)
+    };
+    let head = get(format!("{url}/v1/logs/{log_id}/head"))?;
+    if head.status().as_u16() == 404 {
+        report.warnings.push(format!(
+            "the server {url} holds no copy of log {log_id}: none of its {} records were delivered",
+            report.records
+        ));
+        return Ok(report);
+    }
+    if !head.status().is_success() {
+        return Err(unusable(format!(
+            "{url} answered {} for the log head",
+            head.status()
+        )));
+    }
+    let head: serde_json::Value = head.json().map_err(|e| unusable(e.to_string()))?;
+    let remote_count = head["count"].as_u64().unwrap_or(0);
+    // The server's copy, page by page.
+    let mut remote: Vec<String> = Vec::new();
+    while (remote.len() as u64) < remote_count {
+        let page = get(format!(
+            "{url}/v1/logs/{log_id}/records?from={}&limit=50000",
+            remote.len()
+        ))?
+        .text()
+        .map_err(|e| unusable(e.to_string()))?;
+        let before = remote.len();
+        for line in page.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| unusable(format!("the server sent a bad record: {e}")))?;
+            remote.push(v["hash"].as_str().unwrap_or_default().to_owned());
+        }
+        if remote.len() == before {
+            break;
+        }
+    }
+    let local: Vec<String> = std::fs::read(path)
+        .map_err(|e| unusable(e.to_string()))?
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["hash"].as_str().map(str::to_owned))
+                .unwrap_or_default()
+        })
+        .collect();
+    if let Some(seq) = local.iter().zip(&remote).position(|(a, b)| a != b) {
+        report.problems.push(Problem {
+            seq: Some(seq as u64),
+            line: Some(seq as u64 + 1),
+            code: "diverges_from_server",
+            reason: format!(
+                "seq {seq} differs from the copy {url} holds: the local log was rewritten from here"
+            ),
+        });
+    }
+    if (local.len() as u64) < remote_count {
+        report.problems.push(Problem {
+            seq: Some(local.len() as u64),
+            line: None,
+            code: "local_truncated",
+            reason: format!(
+                "{url} holds {remote_count} records but the local log has {}: records {}..{} were cut off or rolled back",
+                local.len(),
+                local.len(),
+                remote_count - 1
+            ),
+        });
+    } else if (local.len() as u64) > remote_count {
+        report.warnings.push(format!(
+            "records {remote_count}..{} are not on {url} yet (`gate log push` delivers them)",
+            local.len() - 1
+        ));
+    }
+    report.problems.sort_by_key(|p| (p.seq.is_none(), p.seq));
+    report.first_bad_seq = report.problems.iter().find_map(|p| p.seq);
+    report.status = if report.problems.is_empty() {
+        "intact"
+    } else {
+        "tampered"
+    };
+    Ok(report)
+}
+
+/// `gate log push`: deliver what the sinks have not acknowledged. Exit 0 when every sink is
+/// current, 75 when a sink stays unreachable, 1 when a sink refused records (a fork).
+pub fn push(
+    env: &Env,
+    out: &Output,
+    path: Option<PathBuf>,
+    timeout: std::time::Duration,
+    json: bool,
+    cli_policy: &[PathBuf],
+) -> Result<i32, Error> {
+    let policy = crate::run::load_policy(env, cli_policy)?;
+    let path = path.unwrap_or_else(|| env.audit_path(Some(&policy)));
+    let mut sinks = crate::audit::sinks::build(env, &policy.audit_sinks).map_err(Error::config)?;
+    if sinks.is_empty() {
+        return Err(Error::config_hint(
+            "no `audit.sinks` configured",
+            "add sinks to the policy's `audit:` section",
+        ));
+    }
+    let reports = crate::audit::sinks::push(&path, &mut sinks, std::time::Instant::now() + timeout);
+    let mut code = 0;
+    for r in &reports {
+        if json {
+            out.data(&serde_json::to_string(r).unwrap_or_default());
+        } else {
+            out.info(&format!(
+                "{}: {} delivered, {} pending{}",
+                r.sink,
+                r.delivered,
+                r.pending,
+                r.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ));
+        }
+        if r.pending > 0 {
+            code = if r.permanent { 1 } else { code.max(75) };
+        }
+    }
+    Ok(code)
 }

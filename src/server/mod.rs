@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod logs;
 pub mod store;
 pub mod web;
 
@@ -35,9 +36,33 @@ pub struct AppState {
     pub audit: Arc<AuditLog>,
     pub events: AtomicU64,
     pub web: web::Sessions,
+    /// The server's own key: signs its log's checkpoints and cosigns hosts' checkpoints.
+    pub signer: crate::audit::note::NoteSigner,
 }
 
 impl AppState {
+    /// Records something about a host's log (a refused push) in the server's own log.
+    pub async fn record_log_event(&self, log_id: &str, kind: &str, principal: &str, detail: &str) {
+        let body = Body::Event {
+            request_id: format!("log:{log_id}"),
+            request: None,
+            event: api::event_info(
+                kind,
+                Some(principal.to_owned()),
+                "refused",
+                Some(detail.to_owned()),
+            ),
+        };
+        let audit = Arc::clone(&self.audit);
+        match tokio::task::spawn_blocking(move || audit.append(vec![body])).await {
+            Ok(Ok(_)) => {
+                self.events.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => tracing::error!("cannot record a {kind} event for log {log_id}: {e}"),
+            Err(e) => tracing::error!("cannot record a {kind} event for log {log_id}: {e}"),
+        }
+    }
+
     /// Appends an event to the server's audit log. A failure is logged loudly: the decision is
     /// already committed to the store, which stays the source of truth for clients.
     pub async fn record_event(
@@ -117,6 +142,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/requests/{id}/deny", post(api::deny))
         .route("/v1/requests/{id}/cancel", post(api::cancel))
         .route("/v1/me", get(api::me))
+        .route(
+            "/v1/logs/{log_id}/records",
+            post(logs::ingest).get(logs::records),
+        )
+        .route("/v1/logs/{log_id}/head", get(logs::head))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .merge(web::routes())
@@ -133,6 +163,8 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&opts.db)?);
         let audit = Arc::new(AuditLog::new(&opts.audit_log).with_key(&opts.key));
         audit.check_writable()?;
+        let signer = crate::audit::key::load_or_create(&opts.key, &crate::identity::host_name())
+            .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
         let (changes, _) = broadcast::channel(4096);
         let (stop_tx, stop_rx) = watch::channel(false);
         let state = Arc::new(AppState {
@@ -143,6 +175,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             audit,
             events: AtomicU64::new(0),
             web: web::Sessions::default(),
+            signer,
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await

@@ -82,7 +82,41 @@ pub struct DecisionRow {
 /// What the eligibility callback decides about a new decision.
 pub type Evaluate<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<String>, Refusal>;
 
+/// What the server holds of one host's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogRow {
+    pub log_id: String,
+    /// The verifier key its genesis named (first seen, never replaced).
+    pub vkey: Option<String>,
+    pub count: u64,
+    pub head: String,
+    /// The latest host checkpoint, cosigned by the server.
+    pub cosigned: Option<String>,
+}
+
 pub trait Store: Send + Sync {
+    fn log_get(&self, log_id: &str) -> Result<Option<LogRow>, StoreError>;
+    /// The hash of the record at `seq`, if held.
+    fn log_hash_at(&self, log_id: &str, seq: u64) -> Result<Option<String>, StoreError>;
+    /// Appends records continuing from `expected_count` (compare-and-set: false if another
+    /// writer moved the head first). `records` are (seq, hash, line).
+    fn log_append(
+        &self,
+        log_id: &str,
+        expected_count: u64,
+        records: &[(u64, String, String)],
+        vkey: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    fn log_set_cosigned(&self, log_id: &str, note: &str) -> Result<(), StoreError>;
+    fn log_records(&self, log_id: &str, from: u64, limit: u64) -> Result<Vec<String>, StoreError>;
+    fn log_conflict(
+        &self,
+        log_id: &str,
+        at_ms: i64,
+        principal: &str,
+        detail: &str,
+    ) -> Result<(), StoreError>;
+
     fn token_insert(&self, t: &TokenRow) -> Result<(), StoreError>;
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError>;
     fn token_list(&self) -> Result<Vec<TokenRow>, StoreError>;
@@ -140,6 +174,28 @@ const MIGRATIONS: &[&str] = &[
         comment TEXT,
         at_ms INTEGER NOT NULL,
         PRIMARY KEY (request_id, principal)
+     );",
+    // 2: hosts' audit logs, witnessed.
+    "CREATE TABLE logs (
+        log_id TEXT PRIMARY KEY,
+        vkey TEXT,
+        count INTEGER NOT NULL,
+        head TEXT NOT NULL,
+        cosigned TEXT,
+        first_seen_ms INTEGER NOT NULL
+     );
+     CREATE TABLE log_records (
+        log_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        line TEXT NOT NULL,
+        PRIMARY KEY (log_id, seq)
+     );
+     CREATE TABLE log_conflicts (
+        log_id TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        principal TEXT NOT NULL,
+        detail TEXT NOT NULL
      );",
 ];
 
@@ -221,6 +277,108 @@ fn decisions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<DecisionRow>> 
 }
 
 impl Store for SqliteStore {
+    fn log_get(&self, log_id: &str) -> Result<Option<LogRow>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT log_id, vkey, count, head, cosigned FROM logs WHERE log_id = ?1",
+            )?
+            .query_row([log_id], |r| {
+                Ok(LogRow {
+                    log_id: r.get(0)?,
+                    vkey: r.get(1)?,
+                    count: r.get::<_, i64>(2)? as u64,
+                    head: r.get(3)?,
+                    cosigned: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn log_hash_at(&self, log_id: &str, seq: u64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT hash FROM log_records WHERE log_id = ?1 AND seq = ?2")?
+            .query_row(params![log_id, seq as i64], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn log_append(
+        &self,
+        log_id: &str,
+        expected_count: u64,
+        records: &[(u64, String, String)],
+        vkey: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let count: Option<i64> = tx
+            .query_row("SELECT count FROM logs WHERE log_id = ?1", [log_id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if count.unwrap_or(0) as u64 != expected_count {
+            return Ok(false);
+        }
+        let Some((last_seq, last_hash, _)) = records.last() else {
+            return Ok(true);
+        };
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO log_records (log_id, seq, hash, line) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (seq, hash, line) in records {
+                ins.execute(params![log_id, *seq as i64, hash, line])?;
+            }
+        }
+        if count.is_none() {
+            tx.execute(
+                "INSERT INTO logs (log_id, vkey, count, head, cosigned, first_seen_ms) VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
+                params![log_id, vkey, (*last_seq + 1) as i64, last_hash, crate::server::auth::now_ms()],
+            )?;
+        } else {
+            tx.execute(
+                "UPDATE logs SET count = ?2, head = ?3, vkey = COALESCE(vkey, ?4) WHERE log_id = ?1",
+                params![log_id, (*last_seq + 1) as i64, last_hash, vkey],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn log_set_cosigned(&self, log_id: &str, note: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE logs SET cosigned = ?2 WHERE log_id = ?1",
+            params![log_id, note],
+        )?;
+        Ok(())
+    }
+
+    fn log_records(&self, log_id: &str, from: u64, limit: u64) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT line FROM log_records WHERE log_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = st
+            .query_map(params![log_id, from as i64, limit as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(rows)
+    }
+
+    fn log_conflict(
+        &self,
+        log_id: &str,
+        at_ms: i64,
+        principal: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO log_conflicts (log_id, at_ms, principal, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![log_id, at_ms, principal, detail],
+        )?;
+        Ok(())
+    }
+
     fn token_insert(&self, t: &TokenRow) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO tokens (id, principal, hash, created_ms, expires_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -1,0 +1,416 @@
+//! Audit sinks: every record also leaves the machine (DESIGN §8). Each sink has its own
+//! delivery cursor next to the log (`<log>.sinks/<name>.cursor`: the seq, hash and byte offset
+//! of the last record it acknowledged), so an outage loses nothing and a record is sent again
+//! only if the acknowledgement itself was lost (syslog and HTTP are at-least-once, deduplicated
+//! by the record hash; the server's ingest is idempotent). A sink's delivery holds a lock, so
+//! two gates never send the same backlog at once.
+
+pub mod file;
+pub mod http;
+pub mod server;
+pub mod syslog;
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A record waiting for a sink: its canonical line and what a sink may need to label it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub seq: u64,
+    pub hash: String,
+    pub line: String,
+    pub record: serde_json::Value,
+}
+
+/// What a delivery needs besides the records.
+pub struct DeliverCtx<'a> {
+    pub log_path: &'a Path,
+    pub log_id: &'a str,
+    /// The current signed checkpoint (a signed note), when there is one.
+    pub checkpoint: Option<&'a str>,
+    pub deadline: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkError {
+    /// Worth retrying (down, 5xx, 429), perhaps after the time the receiver asked for.
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help (refused: a fork, bad credentials, a malformed configuration).
+    Permanent(String),
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SinkError::Transient { message, .. } | SinkError::Permanent(message) => {
+                f.write_str(message)
+            }
+        }
+    }
+}
+
+/// One place records are shipped to.
+pub trait Sink {
+    /// Stable, file-name-safe: names the cursor.
+    fn name(&self) -> &str;
+    /// Delivers `batch` (in seq order, contiguous) completely, or fails.
+    fn deliver(&mut self, batch: &[Pending], ctx: &DeliverCtx<'_>) -> Result<(), SinkError>;
+}
+
+/// `audit.sinks:` entries.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkSpec {
+    Server {
+        url: String,
+    },
+    Syslog {
+        /// `udp://host:port`, `tcp://host:port`, `tcp+tls://host:port`.
+        url: String,
+        /// A PEM file of CA certificates for `tcp+tls` (default: the system's).
+        #[serde(default)]
+        ca: Option<PathBuf>,
+        #[serde(default)]
+        app_name: Option<String>,
+    },
+    Http {
+        url: String,
+        /// `ndjson` (default), `splunk-hec`, `loki`.
+        #[serde(default)]
+        preset: Option<String>,
+        /// A secret reference (`env:VAR`, `file:PATH`, `keyring:SERVICE/NAME`).
+        #[serde(default)]
+        token: Option<String>,
+        /// Extra low-cardinality labels (Loki) or fields (Splunk `source`, `sourcetype`, `index`).
+        #[serde(default)]
+        labels: std::collections::BTreeMap<String, String>,
+    },
+    File {
+        path: PathBuf,
+    },
+}
+
+impl SinkSpec {
+    /// `<kind>-<12 hex of SHA-256 of its address>`.
+    pub fn name(&self) -> String {
+        let (kind, addr) = match self {
+            SinkSpec::Server { url } => ("server", url.trim_end_matches('/').to_owned()),
+            SinkSpec::Syslog { url, .. } => ("syslog", url.clone()),
+            SinkSpec::Http { url, preset, .. } => (
+                "http",
+                format!("{}|{url}", preset.as_deref().unwrap_or("ndjson")),
+            ),
+            SinkSpec::File { path } => ("file", path.display().to_string()),
+        };
+        format!(
+            "{kind}-{}",
+            &hex::encode(Sha256::digest(addr.as_bytes()))[..12]
+        )
+    }
+}
+
+/// Builds the configured sinks; a malformed entry is a configuration error naming it.
+pub fn build(
+    env: &crate::config::Env,
+    specs: &[serde_json::Value],
+) -> Result<Vec<Box<dyn Sink>>, String> {
+    let mut out: Vec<Box<dyn Sink>> = Vec::new();
+    for (i, v) in specs.iter().enumerate() {
+        let spec: SinkSpec = serde_json::from_value(v.clone())
+            .map_err(|e| format!("`audit.sinks[{i}]`: {e} (kinds: server, syslog, http, file)"))?;
+        let name = spec.name();
+        out.push(match spec {
+            SinkSpec::Server { url } => Box::new(server::ServerSink::new(env, name, &url)),
+            SinkSpec::File { path } => Box::new(file::FileSink::new(name, path)),
+            SinkSpec::Syslog { url, ca, app_name } => Box::new(
+                syslog::SyslogSink::new(name, &url, ca, app_name)
+                    .map_err(|e| format!("`audit.sinks[{i}]`: {e}"))?,
+            ),
+            SinkSpec::Http {
+                url,
+                preset,
+                token,
+                labels,
+            } => {
+                let token = match token {
+                    Some(r) => Some(
+                        crate::secrets::resolve(&r)
+                            .map_err(|e| format!("`audit.sinks[{i}].token`: {e}"))?,
+                    ),
+                    None => None,
+                };
+                Box::new(
+                    http::HttpSink::new(name, &url, preset.as_deref(), token, labels)
+                        .map_err(|e| format!("`audit.sinks[{i}]`: {e}"))?,
+                )
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// A sink's position in the log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cursor {
+    /// Records delivered (the next seq to send).
+    pub next: u64,
+    /// Hash of the last delivered record (64 zeros when none).
+    pub hash: String,
+    /// Byte offset just after the last delivered record's line.
+    pub offset: u64,
+}
+
+pub fn sinks_dir(log: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.sinks", log.display()))
+}
+
+fn cursor_path(log: &Path, name: &str) -> PathBuf {
+    sinks_dir(log).join(format!("{name}.cursor"))
+}
+
+pub fn read_cursor(log: &Path, name: &str) -> Cursor {
+    std::fs::read(cursor_path(log, name))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| Cursor {
+            next: 0,
+            hash: super::record::GENESIS_PREV.to_owned(),
+            offset: 0,
+        })
+}
+
+fn write_cursor(log: &Path, name: &str, c: &Cursor) -> std::io::Result<()> {
+    let path = cursor_path(log, name);
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(serde_json::to_string(c).unwrap_or_default().as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// Reads up to `max` records after the cursor. The first must link to the cursor's hash:
+/// a log rewritten under a sink is not shipped on as if nothing happened.
+fn read_after(log: &Path, c: &Cursor, max: usize) -> Result<Vec<(Pending, u64)>, String> {
+    let mut f = File::open(log).map_err(|e| format!("cannot read `{}`: {e}", log.display()))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if c.offset > len {
+        return Err(format!(
+            "the log is shorter than what was delivered ({} < {} bytes): truncated or replaced",
+            len, c.offset
+        ));
+    }
+    f.seek(SeekFrom::Start(c.offset))
+        .map_err(|e| e.to_string())?;
+    let mut r = BufReader::new(f);
+    let mut out = Vec::new();
+    let mut offset = c.offset;
+    let mut prev = c.hash.clone();
+    let mut line = String::new();
+    while out.len() < max {
+        line.clear();
+        let n = r.read_line(&mut line).map_err(|e| e.to_string())?;
+        if n == 0 || !line.ends_with('\n') {
+            break; // the end, or a torn tail the next append repairs
+        }
+        offset += n as u64;
+        let text = line.trim_end_matches('\n').to_owned();
+        let record: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("unreadable record after seq {}: {e}", c.next))?;
+        let seq = record["seq"].as_u64().ok_or("a record without seq")?;
+        let hash = record["hash"].as_str().unwrap_or_default().to_owned();
+        if record["prev"].as_str() != Some(prev.as_str()) || seq != c.next + out.len() as u64 {
+            return Err(format!(
+                "record seq {seq} does not continue what was delivered (seq {}): the log was rewritten",
+                c.next.saturating_sub(1)
+            ));
+        }
+        prev = hash.clone();
+        out.push((
+            Pending {
+                seq,
+                hash,
+                line: text,
+                record,
+            },
+            offset,
+        ));
+    }
+    Ok(out)
+}
+
+/// How delivery to one sink went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub sink: String,
+    pub delivered: u64,
+    /// Records still waiting for this sink.
+    pub pending: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// True when the error cannot be retried away.
+    pub permanent: bool,
+}
+
+/// Delivers every pending record to every sink, retrying transient failures (honouring
+/// `Retry-After`) until `deadline`.
+pub fn push(log: &Path, sinks: &mut [Box<dyn Sink>], deadline: Instant) -> Vec<Report> {
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .create(sinks_dir(log));
+    let total = count_records(log);
+    let log_id = read_log_id(log).unwrap_or_default();
+    let checkpoint = std::fs::read_to_string(super::log::checkpoint_path(log)).ok();
+    let mut reports = Vec::new();
+    for sink in sinks.iter_mut() {
+        let name = sink.name().to_owned();
+        // One deliverer per sink at a time; another gate holding the lock is delivering.
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(sinks_dir(log).join(format!("{name}.lock")));
+        let _guard = match lock {
+            Ok(f) => match lock_until(&f, deadline) {
+                true => Some(f),
+                false => {
+                    let c = read_cursor(log, &name);
+                    reports.push(Report {
+                        sink: name,
+                        delivered: 0,
+                        pending: total.saturating_sub(c.next),
+                        error: Some("another gate is delivering to this sink".into()),
+                        permanent: false,
+                    });
+                    continue;
+                }
+            },
+            Err(e) => {
+                reports.push(Report {
+                    sink: name,
+                    delivered: 0,
+                    pending: total,
+                    error: Some(e.to_string()),
+                    permanent: true,
+                });
+                continue;
+            }
+        };
+        let mut cursor = read_cursor(log, &name);
+        let mut delivered = 0;
+        let mut error = None;
+        let mut permanent = false;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let batch = match read_after(log, &cursor, 200) {
+                Ok(b) => b,
+                Err(e) => {
+                    error = Some(e);
+                    permanent = true;
+                    break;
+                }
+            };
+            if batch.is_empty() {
+                break;
+            }
+            let records: Vec<Pending> = batch.iter().map(|(p, _)| p.clone()).collect();
+            let ctx = DeliverCtx {
+                log_path: log,
+                log_id: &log_id,
+                checkpoint: checkpoint.as_deref(),
+                deadline,
+            };
+            match sink.deliver(&records, &ctx) {
+                Ok(()) => {
+                    let (last, offset) = batch.last().map(|(p, o)| (p, *o)).expect("non-empty");
+                    cursor = Cursor {
+                        next: last.seq + 1,
+                        hash: last.hash.clone(),
+                        offset,
+                    };
+                    if let Err(e) = write_cursor(log, &name, &cursor) {
+                        error = Some(format!("cannot save the delivery cursor: {e}"));
+                        break;
+                    }
+                    delivered += records.len() as u64;
+                    backoff = Duration::from_millis(200);
+                    error = None;
+                }
+                Err(SinkError::Permanent(m)) => {
+                    error = Some(m);
+                    permanent = true;
+                    break;
+                }
+                Err(SinkError::Transient {
+                    message,
+                    retry_after,
+                }) => {
+                    let wait = retry_after.unwrap_or(backoff);
+                    error = Some(message);
+                    if Instant::now() + wait >= deadline {
+                        break;
+                    }
+                    std::thread::sleep(wait);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        reports.push(Report {
+            sink: name,
+            delivered,
+            pending: total.saturating_sub(cursor.next),
+            error,
+            permanent,
+        });
+    }
+    reports
+}
+
+/// Takes the sink's lock, waiting for another deliverer until `deadline`.
+fn lock_until(f: &File, deadline: Instant) -> bool {
+    loop {
+        if f.try_lock().is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn count_records(log: &Path) -> u64 {
+    std::fs::read(log)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+        .unwrap_or(0)
+}
+
+fn read_log_id(log: &Path) -> Option<String> {
+    let f = File::open(log).ok()?;
+    let mut first = String::new();
+    BufReader::new(f).read_line(&mut first).ok()?;
+    let v: serde_json::Value = serde_json::from_str(first.trim_end()).ok()?;
+    v["log_id"].as_str().map(str::to_owned)
+}
+
+/// Parses `Retry-After` (seconds; HTTP dates are rare for these receivers and are ignored).
+pub fn retry_after(h: Option<&str>) -> Option<Duration> {
+    h?.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(300)))
+}

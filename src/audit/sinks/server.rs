@@ -1,0 +1,131 @@
+//! The `server` sink: ships records to `gate serve`, which checks each hash and its link to the
+//! head it holds, refuses a fork or a shorter history, and answers with the host's checkpoint
+//! cosigned by the server's key, kept as `<log>.cosigned`.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use super::{DeliverCtx, Pending, Sink, SinkError, retry_after};
+use crate::server::auth::Token;
+
+pub struct ServerSink {
+    name: String,
+    url: String,
+    token: Option<Token>,
+}
+
+impl ServerSink {
+    pub fn new(env: &crate::config::Env, name: String, url: &str) -> Self {
+        let url = url.trim_end_matches('/').to_owned();
+        ServerSink {
+            name,
+            token: crate::secrets::load(env, &url),
+            url,
+        }
+    }
+}
+
+pub fn cosigned_path(log: &std::path::Path) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}.cosigned", log.display()))
+}
+
+impl Sink for ServerSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn deliver(&mut self, batch: &[Pending], ctx: &DeliverCtx<'_>) -> Result<(), SinkError> {
+        let Some(token) = &self.token else {
+            return Err(SinkError::Permanent(format!(
+                "no token for {} (run `gate login {}` or set `GATE_TOKEN`)",
+                self.url, self.url
+            )));
+        };
+        let left = ctx
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(200), Duration::from_secs(15));
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(left.min(Duration::from_secs(3)))
+            .timeout(left)
+            .build()
+            .map_err(|e| SinkError::Permanent(e.to_string()))?;
+        let mut body = String::new();
+        for p in batch {
+            body.push_str(&p.line);
+            body.push('\n');
+        }
+        let mut rb = http
+            .post(format!("{}/v1/logs/{}/records", self.url, ctx.log_id))
+            .bearer_auth(token.expose())
+            .header("Content-Type", "application/x-ndjson")
+            .body(body);
+        if let Some(cp) = ctx.checkpoint {
+            rb = rb.header(
+                "Gate-Checkpoint",
+                base64::engine::general_purpose::STANDARD.encode(cp),
+            );
+        }
+        let resp = rb.send().map_err(|e| SinkError::Transient {
+            message: format!("{}: {}", self.url, short(&e)),
+            retry_after: None,
+        })?;
+        let status = resp.status().as_u16();
+        let ra = retry_after(
+            resp.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let v: serde_json::Value = resp.json().unwrap_or(serde_json::Value::Null);
+        let message = v["message"].as_str().unwrap_or("").to_owned();
+        match status {
+            200..=299 => {
+                if let Some(note) = v["cosigned"].as_str() {
+                    let path = cosigned_path(ctx.log_path);
+                    let tmp = path.with_extension("tmp");
+                    if std::fs::write(&tmp, note)
+                        .and_then(|_| std::fs::rename(&tmp, &path))
+                        .is_err()
+                    {
+                        return Err(SinkError::Transient {
+                            message: format!("cannot write `{}`", path.display()),
+                            retry_after: None,
+                        });
+                    }
+                }
+                Ok(())
+            }
+            429 | 500..=599 => Err(SinkError::Transient {
+                message: format!("{} answered {status}: {message}", self.url),
+                retry_after: ra,
+            }),
+            401 => Err(SinkError::Permanent(format!(
+                "{} refused the token: {message}",
+                self.url
+            ))),
+            _ => Err(SinkError::Permanent(format!(
+                "{} refused the records ({status}): {message}",
+                self.url
+            ))),
+        }
+    }
+}
+
+fn short(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut s = String::new();
+    let mut src = e.source();
+    while let Some(x) = src {
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    if s.is_empty() {
+        "request failed".into()
+    } else {
+        s
+    }
+}
