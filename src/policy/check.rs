@@ -264,7 +264,19 @@ impl Checker<'_> {
                 "require_remote" => out.require_remote = self.bool(val),
                 "sinks" => {
                     for s in self.seq(val, "`sinks`").unwrap_or(&[]) {
-                        out.sinks.push(to_json(s));
+                        let spec = to_json(s);
+                        // Checked here so `gate policy lint` names a bad sink's place.
+                        match serde_json::from_value::<crate::audit::sinks::SinkSpec>(spec.clone()) {
+                            Ok(crate::audit::sinks::SinkSpec::Http { token: Some(t), .. })
+                                if secret_ref(t.clone(), &mut self.d, s.pos).is_none() => {}
+                            Ok(_) => {}
+                            Err(e) => self.d.error_hint(
+                                s.pos,
+                                format!("bad sink: {e}"),
+                                "kinds: server {url}, syslog {url, ca?, app_name?}, http {url, preset?, token?, labels?}, file {path}",
+                            ),
+                        }
+                        out.sinks.push(spec);
                     }
                 }
                 _ => self.unknown_key(key, *kpos, &["path", "key", "sinks", "require_remote"]),
