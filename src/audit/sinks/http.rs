@@ -448,7 +448,10 @@ fn json_str(s: &str) -> String {
 /// A short reason from an error response: HEC's `text`, a `message`/`error` member, or the
 /// first line of the body (at most 200 characters).
 fn reason(resp: reqwest::blocking::Response) -> String {
-    let text = resp.text().unwrap_or_default();
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let _ = resp.take(8192).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
     let picked = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| {
