@@ -76,7 +76,7 @@ pub enum SinkSpec {
     Syslog {
         /// `udp://host:port`, `tcp://host:port`, `tcp+tls://host:port`.
         url: String,
-        /// A PEM file of CA certificates for `tcp+tls` (default: the system's).
+        /// A PEM file of CA certificates for `tcp+tls` (default: the webpki root set).
         #[serde(default)]
         ca: Option<PathBuf>,
         #[serde(default)]
@@ -271,9 +271,7 @@ pub fn push(log: &Path, sinks: &mut [Box<dyn Sink>], deadline: Instant) -> Vec<R
     let _ = std::fs::DirBuilder::new()
         .recursive(true)
         .create(sinks_dir(log));
-    let total = count_records(log);
     let log_id = read_log_id(log).unwrap_or_default();
-    let checkpoint = std::fs::read_to_string(super::log::checkpoint_path(log)).ok();
     let mut reports = Vec::new();
     for sink in sinks.iter_mut() {
         let name = sink.name().to_owned();
@@ -292,7 +290,7 @@ pub fn push(log: &Path, sinks: &mut [Box<dyn Sink>], deadline: Instant) -> Vec<R
                     reports.push(Report {
                         sink: name,
                         delivered: 0,
-                        pending: total.saturating_sub(c.next),
+                        pending: count_records(log).saturating_sub(c.next),
                         error: Some("another gate is delivering to this sink".into()),
                         permanent: false,
                     });
@@ -303,14 +301,22 @@ pub fn push(log: &Path, sinks: &mut [Box<dyn Sink>], deadline: Instant) -> Vec<R
                 reports.push(Report {
                     sink: name,
                     delivered: 0,
-                    pending: total,
+                    pending: count_records(log),
                     error: Some(e.to_string()),
                     permanent: true,
                 });
                 continue;
             }
         };
+        // Read under the lock: another gate may have delivered (and appended) while this one
+        // waited, and a checkpoint read before that would be older than what the sink holds.
+        let total = count_records(log);
+        let checkpoint = std::fs::read_to_string(super::log::checkpoint_path(log)).ok();
         let mut cursor = read_cursor(log, &name);
+        // A record reaches the file just before the checkpoint covering it is signed, so the
+        // checkpoint can still lag behind what was delivered: a receiver holding more would take
+        // it for a rollback. Such a checkpoint is left out; the next delivery carries a newer one.
+        let covers = checkpoint.as_deref().and_then(checkpoint_count);
         let mut delivered = 0;
         let mut error = None;
         let mut permanent = false;
@@ -331,7 +337,9 @@ pub fn push(log: &Path, sinks: &mut [Box<dyn Sink>], deadline: Instant) -> Vec<R
             let ctx = DeliverCtx {
                 log_path: log,
                 log_id: &log_id,
-                checkpoint: checkpoint.as_deref(),
+                checkpoint: checkpoint
+                    .as_deref()
+                    .filter(|_| covers >= Some(cursor.next)),
                 deadline,
             };
             match sink.deliver(&records, &ctx) {
@@ -391,6 +399,11 @@ fn lock_until(f: &File, deadline: Instant) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The record count a checkpoint note covers (its second line).
+fn checkpoint_count(note: &str) -> Option<u64> {
+    note.lines().nth(1)?.parse().ok()
 }
 
 fn count_records(log: &Path) -> u64 {

@@ -15,11 +15,11 @@
 //! re-check the record's hash on exactly the bytes it got.
 //!
 //! Delivery: UDP is fire-and-forget (sent = delivered). TCP and TLS keep one connection in the
-//! sink (checked for a peer close before reuse, reopened after any error); a batch counts as
-//! delivered once the receiver's TCP stack has acknowledged every byte of it, so a collector that
-//! vanishes mid-batch leaves the batch pending. Syslog has no application-level ack: a receiver
-//! that crashes after the TCP ack loses those messages. Re-sent records carry the same `hash`,
-//! the dedupe key.
+//! sink (checked for a peer close before reuse, reopened after any error, a failed write on a
+//! reused one retried once on a fresh one); a batch counts as delivered once all of it was
+//! written to the socket. Syslog has no application-level acknowledgement (RELP would be), so
+//! bytes in flight when a collector dies after the write are lost. Re-sent records carry the
+//! same `hash`, the dedupe key.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -146,21 +146,35 @@ impl SyslogSink {
     /// `url`: `udp://host[:514]`, `tcp://host[:514]` or `tcp+tls://host[:6514]`, optionally with
     /// `?facility=authpriv|auth|local0..local7`. `ca`: a PEM file of CA certificates that
     /// replaces the built-in web PKI roots for `tcp+tls`.
-    pub fn new(name: String, url: &str, ca: Option<PathBuf>, app_name: Option<String>) -> Result<Self, String> {
+    pub fn new(
+        name: String,
+        url: &str,
+        ca: Option<PathBuf>,
+        app_name: Option<String>,
+    ) -> Result<Self, String> {
         let (transport, host, port, facility) = parse_url(url)?;
         let app_name = app_name.unwrap_or_else(|| "gate".to_owned());
-        if app_name.is_empty() || app_name.len() > 48 || !app_name.bytes().all(|b| (33..=126).contains(&b)) {
+        if app_name.is_empty()
+            || app_name.len() > 48
+            || !app_name.bytes().all(|b| (33..=126).contains(&b))
+        {
             return Err(format!(
                 "`app_name` {app_name:?} is not a syslog APP-NAME (1 to 48 printable ASCII characters, no spaces)"
             ));
         }
         let tls = match (transport, ca) {
             (Transport::Tls, ca) => Some(Arc::new(tls_config(ca)?)),
-            (_, Some(_)) => return Err(format!("`ca` applies to `tcp+tls://` syslog only, not to `{url}`")),
+            (_, Some(_)) => {
+                return Err(format!(
+                    "`ca` applies to `tcp+tls://` syslog only, not to `{url}`"
+                ));
+            }
             (_, None) => None,
         };
         if transport == Transport::Tls && ServerName::try_from(host.clone()).is_err() {
-            return Err(format!("syslog `url` {url:?}: {host:?} is not a valid TLS server name"));
+            return Err(format!(
+                "syslog `url` {url:?}: {host:?} is not a valid TLS server name"
+            ));
         }
         Ok(SyslogSink {
             name,
@@ -185,39 +199,35 @@ impl SyslogSink {
         let r = &p.record;
         let kind = r["kind"].as_str();
         let pri = self.facility * 8 + severity(r);
-        let ts = r["ts"].as_str().filter(|t| valid_timestamp(t)).unwrap_or("-");
+        let ts = r["ts"]
+            .as_str()
+            .filter(|t| valid_timestamp(t))
+            .unwrap_or("-");
         let host = r["request"]["requester"]["host"]
             .as_str()
             .or_else(|| r["genesis"]["host"].as_str())
             .map(|h| header_field(h, 255))
             .filter(|h| h != "-")
             .unwrap_or_else(|| header_field(&self.local_host, 255));
-        let msgid = kind.map(|k| header_field(k, 32)).unwrap_or_else(|| "-".to_owned());
+        let msgid = kind
+            .map(|k| header_field(k, 32))
+            .unwrap_or_else(|| "-".to_owned());
 
         let mut sd = format!("[{SD_ID}");
-        let mut param = |name: &str, value: Option<&str>| {
-            if let Some(v) = value {
-                sd.push(' ');
-                sd.push_str(name);
-                sd.push_str("=\"");
-                sd.push_str(&sd_escape(v));
-                sd.push('"');
-            }
-        };
         let seq = p.seq.to_string();
-        param("log_id", r["log_id"].as_str());
-        param("seq", Some(&seq));
-        param("hash", Some(&p.hash));
-        param("kind", kind);
-        param("request_id", r["request_id"].as_str());
-        param("decision", r["decision"]["decision"].as_str());
-        param("outcome", r["decision"]["outcome"].as_str());
+        sd_param(&mut sd, "log_id", r["log_id"].as_str());
+        sd_param(&mut sd, "seq", Some(&seq));
+        sd_param(&mut sd, "hash", Some(&p.hash));
+        sd_param(&mut sd, "kind", kind);
+        sd_param(&mut sd, "request_id", r["request_id"].as_str());
+        sd_param(&mut sd, "decision", r["decision"]["decision"].as_str());
+        sd_param(&mut sd, "outcome", r["decision"]["outcome"].as_str());
 
         let head = format!("<{pri}>1 {ts} {host} {} - {msgid} ", self.app_name);
         let mut msg = p.line.as_str();
         let room = max.saturating_sub(head.len() + sd.len() + 40);
         if msg.len() > room {
-            param("truncated", Some(&msg.len().to_string()));
+            sd_param(&mut sd, "truncated", Some(&msg.len().to_string()));
             let mut cut = room;
             while !msg.is_char_boundary(cut) {
                 cut -= 1;
@@ -239,7 +249,10 @@ impl SyslogSink {
             .map_err(|e| transient(format!("cannot resolve syslog host {}: {e}", self.host)))?
             .collect();
         if addrs.is_empty() {
-            return Err(transient(format!("syslog host {} has no address", self.host)));
+            return Err(transient(format!(
+                "syslog host {} has no address",
+                self.host
+            )));
         }
         Ok(addrs)
     }
@@ -247,9 +260,15 @@ impl SyslogSink {
     fn deliver_udp(&mut self, batch: &[Pending], ctx: &DeliverCtx<'_>) -> Result<(), SinkError> {
         if self.udp.is_none() {
             let addr = self.addrs()?[0];
-            let bind: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-            let sock = UdpSocket::bind(bind).map_err(|e| transient(format!("syslog udp socket: {e}")))?;
-            sock.connect(addr).map_err(|e| transient(format!("syslog udp://{addr}: {e}")))?;
+            let bind: SocketAddr = if addr.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                ([0u16; 8], 0).into()
+            };
+            let sock =
+                UdpSocket::bind(bind).map_err(|e| transient(format!("syslog udp socket: {e}")))?;
+            sock.connect(addr)
+                .map_err(|e| transient(format!("syslog udp://{addr}: {e}")))?;
             self.udp = Some(sock);
         }
         for p in batch {
@@ -260,7 +279,10 @@ impl SyslogSink {
             if let Err(e) = sock.send(&msg) {
                 // ECONNREFUSED here is the ICMP answer to an earlier datagram: nobody listens.
                 self.udp = None;
-                return Err(transient(format!("syslog udp://{}:{}: {e}", self.host, self.port)));
+                return Err(transient(format!(
+                    "syslog udp://{}:{}: {e}",
+                    self.host, self.port
+                )));
             }
         }
         Ok(())
@@ -279,13 +301,19 @@ impl SyslogSink {
             }
         }
         let sock = sock.ok_or_else(|| {
-            transient(format!("cannot connect to syslog {}:{}: {}", self.host, self.port, last.unwrap_or_default()))
+            transient(format!(
+                "cannot connect to syslog {}:{}: {}",
+                self.host,
+                self.port,
+                last.unwrap_or_default()
+            ))
         })?;
         let _ = sock.set_nodelay(true);
         let Some(config) = &self.tls else {
             return Ok(Conn::Tcp(sock));
         };
-        let server = ServerName::try_from(self.host.clone()).map_err(|e| SinkError::Permanent(e.to_string()))?;
+        let server = ServerName::try_from(self.host.clone())
+            .map_err(|e| SinkError::Permanent(e.to_string()))?;
         let conn = ClientConnection::new(config.clone(), server)
             .map_err(|e| SinkError::Permanent(format!("syslog TLS: {e}")))?;
         let mut tls = StreamOwned::new(conn, sock);
@@ -312,11 +340,17 @@ impl SyslogSink {
         // a fresh one. The receiver dedupes a record sent twice by its hash.
         for attempt in 0..2 {
             let reused = match self.conn.take() {
-                Some(mut c) if c.alive() => {
-                    self.conn = Some(c);
-                    true
+                Some(mut c) => {
+                    if c.alive() {
+                        self.conn = Some(c);
+                        true
+                    } else {
+                        drop(c);
+                        self.conn = Some(self.connect(ctx)?);
+                        false
+                    }
                 }
-                _ => {
+                None => {
                     self.conn = Some(self.connect(ctx)?);
                     false
                 }
@@ -326,8 +360,7 @@ impl SyslogSink {
             let _ = conn.sock().set_write_timeout(Some(left));
             let result = conn
                 .write_all(&buf)
-                .map_err(|e| stream_error(&self.host, self.port, e))
-                .and_then(|()| wait_acked(conn.sock(), ctx.deadline));
+                .map_err(|e| stream_error(&self.host, self.port, e));
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) => {
@@ -359,7 +392,10 @@ impl Sink for SyslogSink {
 }
 
 fn transient(message: String) -> SinkError {
-    SinkError::Transient { message, retry_after: None }
+    SinkError::Transient {
+        message,
+        retry_after: None,
+    }
 }
 
 fn remaining(ctx: &DeliverCtx<'_>) -> Result<Duration, SinkError> {
@@ -372,7 +408,9 @@ fn remaining(ctx: &DeliverCtx<'_>) -> Result<Duration, SinkError> {
 
 fn stream_error(host: &str, port: u16, e: std::io::Error) -> SinkError {
     match e.kind() {
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => transient(format!("syslog {host}:{port}: timed out writing")),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            transient(format!("syslog {host}:{port}: timed out writing"))
+        }
         _ => match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
             Some(_) => tls_error(host, port, e),
             None => transient(format!("syslog {host}:{port}: {e}")),
@@ -384,9 +422,9 @@ fn stream_error(host: &str, port: u16, e: std::io::Error) -> SinkError {
 /// the configuration or the collector's certificate changes); anything else may pass.
 fn tls_error(host: &str, port: u16, e: std::io::Error) -> SinkError {
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        Some(rustls::Error::InvalidCertificate(c)) => {
-            SinkError::Permanent(format!("syslog TLS to {host}:{port}: the collector's certificate is not accepted: {c:?}"))
-        }
+        Some(rustls::Error::InvalidCertificate(c)) => SinkError::Permanent(format!(
+            "syslog TLS to {host}:{port}: the collector's certificate is not accepted: {c:?}"
+        )),
         _ if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
             transient(format!("syslog TLS to {host}:{port}: handshake timed out"))
         }
@@ -394,37 +432,12 @@ fn tls_error(host: &str, port: u16, e: std::io::Error) -> SinkError {
     }
 }
 
-/// Waits until the peer's TCP stack has acknowledged everything written (Linux: `SIOCOUTQ`
-/// counts sent-but-unacknowledged bytes), so a collector that vanished mid-batch is an error
-/// rather than a silent loss.
-fn wait_acked(sock: &TcpStream, deadline: Instant) -> Result<(), SinkError> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let mut pause = Duration::from_micros(50);
-        loop {
-            let mut queued: libc::c_int = 0;
-            // SAFETY: TIOCOUTQ (= SIOCOUTQ) writes one int through the pointer.
-            let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
-            if rc != 0 || queued <= 0 {
-                return Ok(());
-            }
-            if Instant::now() + pause >= deadline {
-                return Err(transient(format!("syslog: {queued} bytes not acknowledged by the collector in time")));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (sock, deadline);
-        Ok(())
-    }
-}
-
 fn parse_url(url: &str) -> Result<(Transport, String, u16, u8), String> {
-    let bad = |why: &str| format!("syslog `url` {url:?}: {why} (expected udp://HOST:PORT, tcp://HOST:PORT or tcp+tls://HOST:PORT)");
+    let bad = |why: &str| {
+        format!(
+            "syslog `url` {url:?}: {why} (expected udp://HOST:PORT, tcp://HOST:PORT or tcp+tls://HOST:PORT)"
+        )
+    };
     let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
     let transport = match scheme.to_ascii_lowercase().as_str() {
         "udp" => Transport::Udp,
@@ -452,7 +465,9 @@ fn parse_url(url: &str) -> Result<(Transport, String, u16, u8), String> {
         (h, port)
     } else {
         match authority.rsplit_once(':') {
-            Some((h, _)) if h.contains(':') => return Err(bad("write an IPv6 address in brackets, as [::1]:514")),
+            Some((h, _)) if h.contains(':') => {
+                return Err(bad("write an IPv6 address in brackets, as [::1]:514"));
+            }
             Some((h, p)) => (h, Some(p)),
             None => (authority, None),
         }
@@ -468,7 +483,11 @@ fn parse_url(url: &str) -> Result<(Transport, String, u16, u8), String> {
                 514
             }
         }
-        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad(&format!("bad port `{p}`")))?,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| bad(&format!("bad port `{p}`")))?,
     };
     let mut facility = FACILITY_AUTHPRIV;
     for pair in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
@@ -479,7 +498,11 @@ fn parse_url(url: &str) -> Result<(Transport, String, u16, u8), String> {
                     "authpriv" => FACILITY_AUTHPRIV,
                     _ => match f.strip_prefix("local").and_then(|n| n.parse::<u8>().ok()) {
                         Some(n) if n <= 7 => 16 + n,
-                        _ => return Err(bad(&format!("unknown facility `{f}` (authpriv, auth, local0..local7)"))),
+                        _ => {
+                            return Err(bad(&format!(
+                                "unknown facility `{f}` (authpriv, auth, local0..local7)"
+                            )));
+                        }
                     },
                 }
             }
@@ -495,10 +518,12 @@ fn tls_config(ca: Option<PathBuf>) -> Result<ClientConfig, String> {
         Some(path) => {
             let pem = std::fs::read(&path).map_err(|e| format!("`ca` {}: {e}", path.display()))?;
             for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| format!("`ca` {}: not a PEM certificate file: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("`ca` {}: unusable CA certificate: {e}", path.display()))?;
+                let cert = cert.map_err(|e| {
+                    format!("`ca` {}: not a PEM certificate file: {e}", path.display())
+                })?;
+                roots.add(cert).map_err(|e| {
+                    format!("`ca` {}: unusable CA certificate: {e}", path.display())
+                })?;
             }
             if roots.is_empty() {
                 return Err(format!("`ca` {}: no PEM certificate in it", path.display()));
@@ -525,8 +550,22 @@ fn severity(r: &serde_json::Value) -> u8 {
 /// A header field: printable US-ASCII without spaces, at most `max` characters; anything else
 /// is replaced by `_`; empty is the NILVALUE.
 fn header_field(s: &str, max: usize) -> String {
-    let out: String = s.chars().take(max).map(|c| if ('!'..='~').contains(&c) { c } else { '_' }).collect();
+    let out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if ('!'..='~').contains(&c) { c } else { '_' })
+        .collect();
     if out.is_empty() { "-".to_owned() } else { out }
+}
+
+fn sd_param(sd: &mut String, name: &str, value: Option<&str>) {
+    if let Some(v) = value {
+        sd.push(' ');
+        sd.push_str(name);
+        sd.push_str("=\"");
+        sd.push_str(&sd_escape(v));
+        sd.push('"');
+    }
 }
 
 /// RFC 5424 §6.3.3: `"`, `\` and `]` are escaped with a backslash in a PARAM-VALUE.
@@ -544,7 +583,8 @@ pub fn sd_escape(v: &str) -> String {
 /// RFC 5424 TIMESTAMP: `YYYY-MM-DDTHH:MM:SS[.1-6 digits](Z|+HH:MM|-HH:MM)`.
 fn valid_timestamp(t: &str) -> bool {
     let b = t.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
     if !(b.len() >= 20
         && digits(0..4)
         && b[4] == b'-'
