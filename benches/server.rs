@@ -10,7 +10,7 @@
 //!    timestamp − the wall-clock time at which `gate approve` returned. p50/p99/max over N.
 //! 2. Long-pollers: N pending requests created through the API, then N concurrent
 //!    `GET /v1/requests/{id}?wait=60s` on N connections; once all are sent and the server holds
-//!    N sockets, ~5 s later, the server's VmRSS and VmHWM. Then a few are approved one by one
+//!    N connections, ~5 s later, the server's VmRSS and VmHWM. Then a few are approved one by one
 //!    and their pollers must answer promptly while the rest stay pending.
 //! 3. Throughput: create (alice) → approve (bob) → GET shows `approved` (alice), N sequences
 //!    over keep-alive connections with W concurrent workers, on a fresh server. The figure is
@@ -215,19 +215,19 @@ impl Server {
         ticks / 100.0 // USER_HZ is 100 on Linux
     }
 
-    /// Open sockets of the server process.
-    fn sockets(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid))
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| {
-                        std::fs::read_link(e.path())
-                            .map(|l| l.to_string_lossy().starts_with("socket:"))
-                            .unwrap_or(false)
-                    })
-                    .count()
+    /// Established TCP connections on the server's port, server side (/proc/net/tcp).
+    fn established(&self) -> usize {
+        let port: u16 = self.addr.rsplit(':').next().unwrap().parse().unwrap();
+        let local = format!(":{port:04X}");
+        std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && f[1].ends_with(&local) && f[3] == "01"
             })
-            .unwrap_or(0)
+            .count()
     }
 }
 
@@ -537,7 +537,6 @@ fn long_pollers(
     });
     let created_in = t.elapsed();
     let (rss1, _) = srv.rss_kb();
-    let sockets0 = srv.sockets();
 
     // N connections, each with one long-poll in flight.
     let sent = Arc::new(AtomicUsize::new(0));
@@ -569,18 +568,18 @@ fn long_pollers(
         })
         .collect();
     let t = Instant::now();
-    while sent.load(Ordering::Relaxed) < n || srv.sockets() < sockets0 + n {
+    while sent.load(Ordering::Relaxed) < n || srv.established() < n {
         assert!(
             t.elapsed() < Duration::from_secs(30),
-            "only {} of {n} long-polls sent, server holds {} sockets",
+            "only {} of {n} long-polls sent, server holds {} connections",
             sent.load(Ordering::Relaxed),
-            srv.sockets()
+            srv.established()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     let connected_in = t.elapsed();
     std::thread::sleep(hold);
-    let held = srv.sockets() - sockets0;
+    let held = srv.established();
     let (rss, hwm) = srv.rss_kb();
     let early = rx.try_recv().ok();
     assert!(early.is_none(), "a long-poll answered early: {early:?}");
@@ -623,7 +622,7 @@ fn long_pollers(
     }
     answer_ms.sort_by(f64::total_cmp);
     println!(
-        "  {n} concurrent long-polls (wait=60s) held {:.1} s ({held} sockets): server VmRSS {:.1} MB, VmHWM {:.1} MB   target RSS <= 150 MB   {}",
+        "  {n} concurrent long-polls (wait=60s) held {:.1} s ({held} connections): server VmRSS {:.1} MB, VmHWM {:.1} MB   target RSS <= 150 MB   {}",
         hold.as_secs_f64(),
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,

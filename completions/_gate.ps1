@@ -122,6 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show audit records as a table (or JSON lines)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove the log is complete and unaltered, and that what ran was approved as required')
+            [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Deliver records the remote sinks have not acknowledged yet')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -145,6 +146,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The host''s verifier key (`gate log key` output), or a file holding it. Without it, the key named in the log''s own genesis is trusted')
             [CompletionResult]::new('--checkpoint', '--checkpoint', [CompletionResultType]::ParameterName, 'The signed checkpoint to check against (default: PATH.checkpoint)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Hashing threads (default: all cores)')
+            [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'Also compare with the copy a gate server holds: records missing there, local truncation or rollback below what it holds, and any divergence')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'The report as one JSON object on stdout')
@@ -154,6 +156,19 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'gate;log;push' {
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Keep retrying unreachable sinks for this long')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per sink on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'gate;log;key' {
@@ -170,6 +185,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;log;help' {
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show audit records as a table (or JSON lines)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove the log is complete and unaltered, and that what ran was approved as required')
+            [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Deliver records the remote sinks have not acknowledged yet')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -178,6 +194,9 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;log;help;verify' {
+            break
+        }
+        'gate;log;help;push' {
             break
         }
         'gate;log;help;key' {
@@ -403,6 +422,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;help;log' {
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show audit records as a table (or JSON lines)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove the log is complete and unaltered, and that what ran was approved as required')
+            [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Deliver records the remote sinks have not acknowledged yet')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed')
             break
         }
@@ -410,6 +430,9 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;help;log;verify' {
+            break
+        }
+        'gate;help;log;push' {
             break
         }
         'gate;help;log;key' {

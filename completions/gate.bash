@@ -85,6 +85,9 @@ _gate() {
             gate__subcmd__help__subcmd__log,key)
                 cmd="gate__subcmd__help__subcmd__log__subcmd__key"
                 ;;
+            gate__subcmd__help__subcmd__log,push)
+                cmd="gate__subcmd__help__subcmd__log__subcmd__push"
+                ;;
             gate__subcmd__help__subcmd__log,show)
                 cmd="gate__subcmd__help__subcmd__log__subcmd__show"
                 ;;
@@ -115,6 +118,9 @@ _gate() {
             gate__subcmd__log,key)
                 cmd="gate__subcmd__log__subcmd__key"
                 ;;
+            gate__subcmd__log,push)
+                cmd="gate__subcmd__log__subcmd__push"
+                ;;
             gate__subcmd__log,show)
                 cmd="gate__subcmd__log__subcmd__show"
                 ;;
@@ -126,6 +132,9 @@ _gate() {
                 ;;
             gate__subcmd__log__subcmd__help,key)
                 cmd="gate__subcmd__log__subcmd__help__subcmd__key"
+                ;;
+            gate__subcmd__log__subcmd__help,push)
+                cmd="gate__subcmd__log__subcmd__help__subcmd__push"
                 ;;
             gate__subcmd__log__subcmd__help,show)
                 cmd="gate__subcmd__log__subcmd__help__subcmd__show"
@@ -425,7 +434,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__log)
-            opts="show verify key"
+            opts="show verify push key"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -439,6 +448,20 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__log__subcmd__key)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__log__subcmd__push)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -635,7 +658,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__log)
-            opts="-q -v -h --policy --color --quiet --verbose --help show verify key help"
+            opts="-q -v -h --policy --color --quiet --verbose --help show verify push key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -657,7 +680,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__log__subcmd__help)
-            opts="show verify key help"
+            opts="show verify push key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -685,6 +708,20 @@ _gate() {
             return 0
             ;;
         gate__subcmd__log__subcmd__help__subcmd__key)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__log__subcmd__help__subcmd__push)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -748,6 +785,32 @@ _gate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gate__subcmd__log__subcmd__push)
+            opts="-q -v -h --timeout --json --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gate__subcmd__log__subcmd__show)
             opts="-n -q -v -h --json --since --request --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -783,7 +846,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__log__subcmd__verify)
-            opts="-q -v -h --key --checkpoint --json --threads --policy --color --quiet --verbose --help"
+            opts="-q -v -h --key --checkpoint --json --threads --remote --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -798,6 +861,10 @@ _gate() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

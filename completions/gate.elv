@@ -110,6 +110,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help'
             cand show 'Show audit records as a table (or JSON lines)'
             cand verify 'Prove the log is complete and unaltered, and that what ran was approved as required'
+            cand push 'Deliver records the remote sinks have not acknowledged yet'
             cand key 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -131,6 +132,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --key 'The host''s verifier key (`gate log key` output), or a file holding it. Without it, the key named in the log''s own genesis is trusted'
             cand --checkpoint 'The signed checkpoint to check against (default: PATH.checkpoint)'
             cand --threads 'Hashing threads (default: all cores)'
+            cand --remote 'Also compare with the copy a gate server holds: records missing there, local truncation or rollback below what it holds, and any divergence'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
             cand --json 'The report as one JSON object on stdout'
@@ -140,6 +142,18 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --verbose 'Say more (repeat for more detail)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;log;push'= {
+            cand --timeout 'Keep retrying unreachable sinks for this long'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --json 'One JSON object per sink on stdout'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
         }
         &'gate;log;key'= {
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
@@ -154,12 +168,15 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;log;help'= {
             cand show 'Show audit records as a table (or JSON lines)'
             cand verify 'Prove the log is complete and unaltered, and that what ran was approved as required'
+            cand push 'Deliver records the remote sinks have not acknowledged yet'
             cand key 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gate;log;help;show'= {
         }
         &'gate;log;help;verify'= {
+        }
+        &'gate;log;help;push'= {
         }
         &'gate;log;help;key'= {
         }
@@ -355,11 +372,14 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;help;log'= {
             cand show 'Show audit records as a table (or JSON lines)'
             cand verify 'Prove the log is complete and unaltered, and that what ran was approved as required'
+            cand push 'Deliver records the remote sinks have not acknowledged yet'
             cand key 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed'
         }
         &'gate;help;log;show'= {
         }
         &'gate;help;log;verify'= {
+        }
+        &'gate;help;log;push'= {
         }
         &'gate;help;log;key'= {
         }

@@ -82,17 +82,18 @@ complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcom
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "lint" -d 'Check policy files for errors; each is reported as path:line:column'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l since -d 'Only records at or after this time (RFC 3339, e.g. 2026-11-26T10:00:00Z)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l request -d 'Only records of this request' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s n -d 'Only the last N records' -r
@@ -107,6 +108,7 @@ complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcomman
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l key -d 'The host\'s verifier key (`gate log key` output), or a file holding it. Without it, the key named in the log\'s own genesis is trusted' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l checkpoint -d 'The signed checkpoint to check against (default: PATH.checkpoint)' -r -F
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l threads -d 'Hashing threads (default: all cores)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l remote -d 'Also compare with the copy a gate server holds: records missing there, local truncation or rollback below what it holds, and any divergence' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''
@@ -115,6 +117,15 @@ complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcomman
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -l timeout -d 'Keep retrying unreachable sinks for this long' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -l json -d 'One JSON object per sink on stdout'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''
@@ -124,6 +135,7 @@ complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcomman
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand requests" -l server -d 'Ask this gate server instead of the local spool [env: GATE_SERVER]' -r
@@ -216,5 +228,6 @@ complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcomma
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "token" -d 'Manage the API tokens of principals'

@@ -843,8 +843,11 @@ fn spec_routes_match_the_router_and_the_live_server() {
             _ => Body::None,
         };
         let r = api.call(&method, p, &id, "", Some(&alice), body);
+        // A route that exists answers 404 only as a JSON `not_found` about the resource (the
+        // log routes are probed with a log id the server has never seen).
+        let routed_404 = r.status == 404 && r.json["error"] == "not_found";
         assert!(
-            r.status != 404 && r.status != 405,
+            (r.status != 404 || routed_404) && r.status != 405,
             "{method} {p} is documented but the server answers {}",
             r.status
         );

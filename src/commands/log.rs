@@ -449,8 +449,9 @@ pub fn push(
                     .unwrap_or_default()
             ));
         }
+        // A refusal (1) outranks an outage (75): retrying will not deliver it.
         if r.pending > 0 {
-            code = if r.permanent { 1 } else { code.max(75) };
+            code = if r.permanent || code == 1 { 1 } else { 75 };
         }
     }
     Ok(code)

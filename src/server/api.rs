@@ -140,7 +140,7 @@ fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// A body that could not be read: 413 past the router's limit, else 400; always `{error, message}`.
-fn body_rejection(e: BytesRejection) -> ApiError {
+pub(crate) fn body_rejection(e: BytesRejection) -> ApiError {
     let s = e.status();
     if s == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(s, "too_large", "the body is larger than 1 MiB")
@@ -525,15 +525,18 @@ pub async fn get(
         if row.status != "pending" || now >= deadline || *shutdown.borrow() {
             return Ok(Json(view(&row, &decisions)?).into_response());
         }
-        tokio::select! {
-            changed = changes.recv() => {
-                match changed {
+        // Wait for a change to *this* request (or the deadline, or shutdown) before reading the
+        // store again: with a thousand waiting polls, each change must not wake them all.
+        loop {
+            tokio::select! {
+                changed = changes.recv() => match changed {
                     Ok(changed_id) if changed_id != id => continue,
-                    _ => {}
-                }
+                    // Ours, or notifications fell behind (`Lagged`): read again.
+                    _ => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = shutdown.changed() => break,
             }
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = shutdown.changed() => {}
         }
     }
 }

@@ -36,9 +36,10 @@ pub async fn ingest(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(log_id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let who = principal(&st, &headers)?;
+    let body = body.map_err(super::api::body_rejection)?;
     if !valid_log_id(&log_id) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -13,6 +13,8 @@ pub struct ServerSink {
     name: String,
     url: String,
     token: Option<Token>,
+    /// Built on first use and kept: a run delivers twice, and a blocking client is not free.
+    http: Option<reqwest::blocking::Client>,
 }
 
 impl ServerSink {
@@ -22,6 +24,7 @@ impl ServerSink {
             name,
             token: crate::secrets::load(env, &url),
             url,
+            http: None,
         }
     }
 }
@@ -36,6 +39,17 @@ impl Sink for ServerSink {
     }
 
     fn deliver(&mut self, batch: &[Pending], ctx: &DeliverCtx<'_>) -> Result<(), SinkError> {
+        let http = match &self.http {
+            Some(c) => c.clone(),
+            None => {
+                let c = reqwest::blocking::Client::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .build()
+                    .map_err(|e| SinkError::Permanent(e.to_string()))?;
+                self.http = Some(c.clone());
+                c
+            }
+        };
         let Some(token) = &self.token else {
             return Err(SinkError::Permanent(format!(
                 "no token for {} (run `gate login {}` or set `GATE_TOKEN`)",
@@ -46,11 +60,6 @@ impl Sink for ServerSink {
             .deadline
             .saturating_duration_since(Instant::now())
             .clamp(Duration::from_millis(200), Duration::from_secs(15));
-        let http = reqwest::blocking::Client::builder()
-            .connect_timeout(left.min(Duration::from_secs(3)))
-            .timeout(left)
-            .build()
-            .map_err(|e| SinkError::Permanent(e.to_string()))?;
         let mut body = String::new();
         for p in batch {
             body.push_str(&p.line);
@@ -59,6 +68,7 @@ impl Sink for ServerSink {
         let mut rb = http
             .post(format!("{}/v1/logs/{}/records", self.url, ctx.log_id))
             .bearer_auth(token.expose())
+            .timeout(left)
             .header("Content-Type", "application/x-ndjson")
             .body(body);
         if let Some(cp) = ctx.checkpoint {
