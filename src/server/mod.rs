@@ -33,7 +33,10 @@ pub struct AppState {
     pub changes: broadcast::Sender<String>,
     /// Flips to true on shutdown, so long-polls answer at once.
     pub shutdown: watch::Receiver<bool>,
-    pub audit: Arc<AuditLog>,
+    /// The server's own log, written by one writer thread that appends whatever events are
+    /// queued in one locked, fsynced append (one checkpoint for the lot); each handler still
+    /// waits until its own event is on disk.
+    pub audit: AuditWriter,
     pub events: AtomicU64,
     pub web: web::Sessions,
     /// The server's own key: signs its log's checkpoints and cosigns hosts' checkpoints.
@@ -53,12 +56,10 @@ impl AppState {
                 Some(detail.to_owned()),
             ),
         };
-        let audit = Arc::clone(&self.audit);
-        match tokio::task::spawn_blocking(move || audit.append(vec![body])).await {
-            Ok(Ok(_)) => {
+        match self.audit.append(body).await {
+            Ok(()) => {
                 self.events.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(Err(e)) => tracing::error!("cannot record a {kind} event for log {log_id}: {e}"),
             Err(e) => tracing::error!("cannot record a {kind} event for log {log_id}: {e}"),
         }
     }
@@ -78,14 +79,52 @@ impl AppState {
             request,
             event: api::event_info(kind, principal, &row.status, comment),
         };
-        let audit = Arc::clone(&self.audit);
-        match tokio::task::spawn_blocking(move || audit.append(vec![body])).await {
-            Ok(Ok(_)) => {
+        match self.audit.append(body).await {
+            Ok(()) => {
                 self.events.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(Err(e)) => tracing::error!("cannot record a {kind} event for {}: {e}", row.id),
             Err(e) => tracing::error!("cannot record a {kind} event for {}: {e}", row.id),
         }
+    }
+}
+
+type AuditJob = (Body, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// Group commit for the server's audit log.
+pub struct AuditWriter {
+    tx: std::sync::mpsc::Sender<AuditJob>,
+}
+
+impl AuditWriter {
+    pub fn start(log: AuditLog) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<AuditJob>();
+        std::thread::spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut jobs = vec![first];
+                while jobs.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(j) => jobs.push(j),
+                        Err(_) => break,
+                    }
+                }
+                let (bodies, replies): (Vec<Body>, Vec<_>) = jobs.into_iter().unzip();
+                let result = log.append(bodies).map(|_| ()).map_err(|e| e.to_string());
+                for r in replies {
+                    let _ = r.send(result.clone());
+                }
+            }
+        });
+        AuditWriter { tx }
+    }
+
+    /// Appends one event; returns once it is on disk (with everything queued beside it).
+    pub async fn append(&self, body: Body) -> Result<(), String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((body, tx))
+            .map_err(|_| "the audit writer has stopped".to_owned())?;
+        rx.await
+            .map_err(|_| "the audit writer has stopped".to_owned())?
     }
 }
 
@@ -161,8 +200,9 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         .build()?;
     rt.block_on(async move {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&opts.db)?);
-        let audit = Arc::new(AuditLog::new(&opts.audit_log).with_key(&opts.key));
-        audit.check_writable()?;
+        let log = AuditLog::new(&opts.audit_log).with_key(&opts.key);
+        log.check_writable()?;
+        let audit = AuditWriter::start(log);
         let signer = crate::audit::key::load_or_create(&opts.key, &crate::identity::host_name())
             .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
         let (changes, _) = broadcast::channel(4096);
