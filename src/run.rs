@@ -87,6 +87,8 @@ enum Verdict {
 
 /// How long a run waits for its decision record to reach the sinks before it starts.
 const DECISION_DELIVERY: Duration = Duration::from_secs(2);
+/// After a sink fails, runs that need not deliver skip it for this long.
+const SINK_QUIET: Duration = Duration::from_secs(30);
 /// How long it waits for the result record after the command ended.
 const RESULT_DELIVERY: Duration = Duration::from_secs(2);
 
@@ -97,11 +99,17 @@ fn ship(
     log: &crate::audit::AuditLog,
     sinks: &mut [Box<dyn crate::audit::sinks::Sink>],
     limit: Duration,
+    quiet_after_failure: Option<Duration>,
 ) -> bool {
     if sinks.is_empty() {
         return true;
     }
-    let reports = crate::audit::sinks::push(log.path(), sinks, std::time::Instant::now() + limit);
+    let reports = crate::audit::sinks::push_with(
+        log.path(),
+        sinks,
+        std::time::Instant::now() + limit,
+        quiet_after_failure,
+    );
     let mut all = true;
     for r in reports.iter().filter(|r| r.pending > 0) {
         all = false;
@@ -260,7 +268,10 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
         decision: Box::new(decision),
     }])?;
     // ...and, within a bounded wait, off the machine too.
-    let shipped = ship(out, &log, &mut sinks, DECISION_DELIVERY);
+    // A run that must deliver always tries; others skip a sink that just failed, so a host
+    // whose audit server is down is not slowed by it on every command.
+    let quiet = (!policy.require_remote).then_some(SINK_QUIET);
+    let shipped = ship(out, &log, &mut sinks, DECISION_DELIVERY, quiet);
 
     let stop_error = match verdict {
         Verdict::Run { .. } => None,
@@ -292,7 +303,7 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
             request_id: req.id().to_owned(),
             result,
         }])?;
-        ship(out, &log, &mut sinks, RESULT_DELIVERY);
+        ship(out, &log, &mut sinks, RESULT_DELIVERY, Some(SINK_QUIET));
         Ok(())
     };
     if let Some(changed) = req.payload_changed() {

@@ -268,6 +268,18 @@ pub struct Report {
 /// Delivers every pending record to every sink, retrying transient failures (honouring
 /// `Retry-After`) until `deadline`.
 pub fn push(log: &Path, sinks: &mut [Box<dyn Sink>], deadline: Instant) -> Vec<Report> {
+    push_with(log, sinks, deadline, None)
+}
+
+/// Like [`push`]; with `quiet_after_failure`, a sink that failed less than that long ago is not
+/// tried again (its records stay pending), so every command on a host whose audit server is
+/// down does not wait out the delivery limit. Runs that must deliver pass `None`.
+pub fn push_with(
+    log: &Path,
+    sinks: &mut [Box<dyn Sink>],
+    deadline: Instant,
+    quiet_after_failure: Option<Duration>,
+) -> Vec<Report> {
     let _ = std::fs::DirBuilder::new()
         .recursive(true)
         .create(sinks_dir(log));
@@ -275,6 +287,27 @@ pub fn push(log: &Path, sinks: &mut [Box<dyn Sink>], deadline: Instant) -> Vec<R
     let mut reports = Vec::new();
     for sink in sinks.iter_mut() {
         let name = sink.name().to_owned();
+        let down_marker = sinks_dir(log).join(format!("{name}.down"));
+        if let Some(window) = quiet_after_failure
+            && let Ok(age) = std::fs::metadata(&down_marker)
+                .and_then(|m| m.modified())
+                .map(|t| t.elapsed().unwrap_or_default())
+            && age < window
+        {
+            let c = read_cursor(log, &name);
+            reports.push(Report {
+                sink: name,
+                delivered: 0,
+                pending: count_records(log).saturating_sub(c.next),
+                error: Some(format!(
+                    "not retried: it failed {}s ago (retried after {}s, or now by `gate log push`)",
+                    age.as_secs(),
+                    window.as_secs()
+                )),
+                permanent: false,
+            });
+            continue;
+        }
         // One deliverer per sink at a time; another gate holding the lock is delivering.
         let lock = OpenOptions::new()
             .create(true)
@@ -377,10 +410,16 @@ pub fn push(log: &Path, sinks: &mut [Box<dyn Sink>], deadline: Instant) -> Vec<R
                 }
             }
         }
+        let pending = total.saturating_sub(cursor.next);
+        if pending > 0 && error.is_some() {
+            let _ = std::fs::write(&down_marker, b"");
+        } else {
+            let _ = std::fs::remove_file(&down_marker);
+        }
         reports.push(Report {
             sink: name,
             delivered,
-            pending: total.saturating_sub(cursor.next),
+            pending,
             error,
             permanent,
         });
