@@ -375,3 +375,15 @@ pub fn ensure_private(path: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// How many records the log holds (the last complete record's seq + 1), found by reading
+/// backwards from the end: a delivery runs this on every command, whatever the log's size.
+pub fn record_count(path: &Path) -> u64 {
+    let Ok(mut f) = File::open(path) else {
+        return 0;
+    };
+    match read_tail(&mut f) {
+        Ok(TailScan::Last { line, .. }) => parse_tail(&line).map(|t| t.seq + 1).unwrap_or(0),
+        _ => 0,
+    }
+}

@@ -446,9 +446,7 @@ fn checkpoint_count(note: &str) -> Option<u64> {
 }
 
 fn count_records(log: &Path) -> u64 {
-    std::fs::read(log)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-        .unwrap_or(0)
+    super::log::record_count(log)
 }
 
 fn read_log_id(log: &Path) -> Option<String> {
