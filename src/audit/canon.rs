@@ -136,6 +136,18 @@ impl Scanner<'_, '_> {
         self.expect(b'"')?;
         let start = self.i;
         loop {
+            // Skip plain bytes in one go: find the next quote or backslash, and make sure no
+            // control character hides before it.
+            if let Some(n) = memchr::memchr2(b'"', b'\\', &self.b[self.i..]) {
+                let run = &self.b[self.i..self.i + n];
+                match run.iter().position(|&c| c < 0x20) {
+                    Some(bad) => {
+                        self.i += bad;
+                        return self.err("unescaped control character");
+                    }
+                    None => self.i += n,
+                }
+            }
             match self.peek() {
                 None => return self.err("unterminated string"),
                 Some(b'"') => {

@@ -213,11 +213,13 @@ fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineInfo {
         std::str::from_utf8(v).ok()?.parse().ok()
     };
     let object = |name: &str| raw(name).filter(|(_, s)| !s).map(|(v, _)| v);
-    let (Some(v), Some(seq), Some(log_id), Some(ts), Some(kind), Some(prev), Some(hash)) = (
+    // `ts` must be there; it is only read (allocated) where compliance needs it.
+    let ts_present = raw("ts").is_some_and(|(_, is_string)| is_string);
+    let (Some(v), Some(seq), Some(log_id), true, Some(kind), Some(prev), Some(hash)) = (
         integer("v"),
         integer("seq"),
         string("log_id"),
-        string("ts"),
+        ts_present,
         string("kind"),
         string("prev"),
         string("hash"),
@@ -231,7 +233,6 @@ fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineInfo {
     info.prev = prev;
     info.hash = hash;
     info.log_id = log_id;
-    info.ts = ts;
     info.request_id = string("request_id");
     if v != 1 {
         info.kind = kind;
@@ -240,6 +241,7 @@ fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineInfo {
     }
     match kind.as_str() {
         "decision" => {
+            info.ts = string("ts").unwrap_or_default();
             info.decision = object("decision").and_then(|d| serde_json::from_slice(d).ok());
             info.requester = object("request")
                 .and_then(|r| serde_json::from_slice::<RequestLite>(r).ok())
@@ -278,6 +280,30 @@ fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineInfo {
         ));
     }
     info
+}
+
+/// A record's claimed hash as bytes (all zeros when it is not 64 hex digits: such a record is
+/// reported on its own, and zeros match no real hash).
+fn hash_bytes(hex_hash: &str) -> [u8; 32] {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let b = hex_hash.as_bytes();
+    let mut out = [0u8; 32];
+    if b.len() != 64 {
+        return out;
+    }
+    for (i, pair) in b.chunks_exact(2).enumerate() {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(h), Some(l)) => out[i] = (h << 4) | l,
+            _ => return [0; 32],
+        }
+    }
+    out
 }
 
 /// Lowercase hex of a SHA-256, on the stack (this runs once per record).
@@ -334,7 +360,8 @@ pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report, VerifyError> {
     let mut file = std::fs::File::open(path).map_err(|e| {
         VerifyError::Unusable(format!("cannot read the log `{}`: {e}", path.display()))
     })?;
-    let mut bytes = Vec::new();
+    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(size + 1);
     file.read_to_end(&mut bytes).map_err(|e| {
         VerifyError::Unusable(format!("cannot read the log `{}`: {e}", path.display()))
     })?;
@@ -377,11 +404,15 @@ pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report, VerifyError> {
     };
     let lines: Vec<&[u8]> = bytes[..body_end].split(|&b| b == b'\n').collect();
     let lines = &lines[..lines.len().saturating_sub(1)];
-    let infos = check_all(lines, opts.threads);
-
+    // In slices, so memory stays bounded however long the log is: each slice's lines are
+    // checked (in parallel), then walked in order.
     let mut st = Walk::default();
-    for (i, info) in infos.into_iter().enumerate() {
-        st.step(i as u64 + 1, info, &mut problems);
+    let mut line_no = 0u64;
+    for chunk in lines.chunks(1 << 16) {
+        for info in check_all(chunk, opts.threads) {
+            line_no += 1;
+            st.step(line_no, info, &mut problems);
+        }
     }
     // A torn tail stands where the next record would have been.
     for p in problems.iter_mut().filter(|p| p.code == "torn_line") {
@@ -518,13 +549,13 @@ struct Walk {
     log_id: Option<String>,
     genesis_key: Option<String>,
     /// Claimed hash of each record by seq, for checkpoint comparison.
-    hashes: Vec<String>,
+    hashes: Vec<[u8; 32]>,
     open_runs: BTreeMap<String, u64>,
     stats: Stats,
 }
 
 impl Walk {
-    fn step(&mut self, line: u64, info: LineInfo, problems: &mut Vec<Problem>) {
+    fn step(&mut self, line: u64, mut info: LineInfo, problems: &mut Vec<Problem>) {
         self.count += 1;
         let mut push = |seq: Option<u64>, code: &'static str, reason: String| {
             problems.push(Problem {
@@ -540,7 +571,7 @@ impl Walk {
             push(Some(self.expected_seq), code, reason);
             self.expected_seq = self.expected_seq.saturating_add(1);
             self.prev_hash = None;
-            self.hashes.push(String::new());
+            self.hashes.push([0; 32]);
             return;
         };
         if let Some((code, reason)) = info.problem.clone() {
@@ -594,7 +625,7 @@ impl Walk {
                 if self
                     .hashes
                     .get(seq as usize)
-                    .is_some_and(|h| *h == info.hash)
+                    .is_some_and(|h| *h == hash_bytes(&info.hash))
                 {
                     (
                         "duplicate_seq",
@@ -654,10 +685,10 @@ impl Walk {
         self.expected_seq = seq
             .max(self.expected_seq.saturating_sub(1))
             .saturating_add(1);
-        self.prev_hash = Some(info.hash.clone());
         if (seq as usize) == self.hashes.len() {
-            self.hashes.push(info.hash.clone());
+            self.hashes.push(hash_bytes(&info.hash));
         }
+        self.prev_hash = Some(std::mem::take(&mut info.hash));
         // What ran, and whether it was allowed to.
         match info.kind.as_str() {
             "decision" => {
@@ -864,7 +895,7 @@ fn check_checkpoint(
         let at = st
             .hashes
             .get(count as usize - 1)
-            .cloned()
+            .map(hex::encode)
             .unwrap_or_default();
         if at != head_hex {
             bad(
