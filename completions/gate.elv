@@ -22,7 +22,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --timeout 'Give up waiting for approval after this long (e.g. `90s`, `10m`); never longer than the policy allows'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
-            cand --no-wait 'Create the approval request, print its id and exit 75 without waiting (server backend)'
+            cand --no-wait 'Two-stage approvals (create the request and exit 75) are not supported yet'
             cand --json 'Print the decision as one JSON object on stderr'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'

@@ -30,7 +30,7 @@ complete -c gate -n "__fish_gate_needs_command" -l policy -d 'Add a policy file 
 complete -c gate -n "__fish_gate_needs_command" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_needs_command" -l no-wait -d 'Create the approval request, print its id and exit 75 without waiting (server backend)'
+complete -c gate -n "__fish_gate_needs_command" -l no-wait -d 'Two-stage approvals (create the request and exit 75) are not supported yet'
 complete -c gate -n "__fish_gate_needs_command" -l json -d 'Print the decision as one JSON object on stderr'
 complete -c gate -n "__fish_gate_needs_command" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_needs_command" -s v -l verbose -d 'Say more (repeat for more detail)'

@@ -78,8 +78,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
 
-    /// Create the approval request, print its id and exit 75 without waiting (server backend).
-    #[arg(long)]
+    /// Two-stage approvals (create the request and exit 75) are not supported yet.
+    #[arg(long, hide = true)]
     pub no_wait: bool,
 
     /// Print the decision as one JSON object on stderr.

@@ -32,6 +32,18 @@ fn main() {
         g.verbose,
         json,
     );
+    // Diagnostics (`tracing`) go to stderr: warnings by default, more with -v / -vv.
+    let level = match g.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(out.color)
+        .with_target(false)
+        .try_init();
     let code = match dispatch(cli, &env, &out) {
         Ok(code) => code,
         Err(e) => {

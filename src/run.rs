@@ -194,6 +194,38 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     let reason = opts.reason.clone().or_else(|| env.reason.clone());
     let (req, executable) = build_request(env, &policy, opts.argv.clone(), reason)?;
     let class = try_classify(&policy, &req)?;
+    out.detail(&format!(
+        "policy files: {}",
+        if policy.files.is_empty() {
+            "none".to_owned()
+        } else {
+            policy
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    ));
+    out.detail(&format!(
+        "decision `{}`{}; matched: {}",
+        class.decision.as_str(),
+        if class.by_default {
+            " (by default)"
+        } else {
+            ""
+        },
+        if class.matched.is_empty() {
+            "no rule".to_owned()
+        } else {
+            class
+                .matched
+                .iter()
+                .map(|r| r.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    ));
     let log = env.audit_log(Some(&policy));
     // Find out now, not after someone approved, that the decision could not be recorded.
     log.check_writable()?;

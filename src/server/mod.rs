@@ -79,9 +79,14 @@ impl AppState {
             request,
             event: api::event_info(kind, principal, &row.status, comment),
         };
+        let who = match &body {
+            Body::Event { event, .. } => event.principal.clone().unwrap_or_else(|| "-".into()),
+            _ => "-".into(),
+        };
         match self.audit.append(body).await {
             Ok(()) => {
                 self.events.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("{kind} of request {} by {who}: now {}", row.id, row.status);
             }
             Err(e) => tracing::error!("cannot record a {kind} event for {}: {e}", row.id),
         }
