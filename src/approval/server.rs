@@ -187,7 +187,7 @@ impl Client {
 
 /// reqwest errors can include the URL; keep messages short and free of query strings.
 fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.without_url_ref_string();
+    let mut s = error_chain(e);
     if e.is_connect() {
         s = format!("connection failed ({s})");
     } else if e.is_timeout() {
@@ -196,27 +196,25 @@ fn without_url(e: &reqwest::Error) -> String {
     s
 }
 
-trait WithoutUrl {
-    fn without_url_ref_string(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref_string(&self) -> String {
-        use std::error::Error;
-        let mut msg = String::new();
-        let mut src: Option<&dyn Error> = self.source();
-        while let Some(e) = src {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&e.to_string());
-            src = e.source();
+/// A reqwest error's causes, without the URL (and its query string) that reqwest puts in its
+/// own message: what gate shows users and writes to logs about a failed HTTP call.
+pub fn error_chain(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut msg = String::new();
+    let mut src: Option<&dyn Error> = e.source();
+    while let Some(x) = src {
+        if !msg.is_empty() {
+            msg.push_str(": ");
         }
-        if msg.is_empty() {
-            "request failed".into()
-        } else {
-            msg
-        }
+        msg.push_str(&x.to_string());
+        src = x.source();
+    }
+    if !msg.is_empty() {
+        msg
+    } else if e.is_timeout() {
+        "timed out".into()
+    } else {
+        "request failed".into()
     }
 }
 

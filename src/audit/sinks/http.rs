@@ -471,25 +471,8 @@ fn reason(resp: reqwest::blocking::Response) -> String {
     format!(": {short}")
 }
 
-/// The error's causes without the URL reqwest puts in its own message.
 fn chain(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut s = String::new();
-    let mut src = e.source();
-    while let Some(x) = src {
-        if !s.is_empty() {
-            s.push_str(": ");
-        }
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    if !s.is_empty() {
-        s
-    } else if e.is_timeout() {
-        "timed out".into()
-    } else {
-        "request failed".into()
-    }
+    crate::approval::server::error_chain(e)
 }
 
 #[cfg(test)]

@@ -123,19 +123,5 @@ impl Sink for ServerSink {
 }
 
 fn short(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut s = String::new();
-    let mut src = e.source();
-    while let Some(x) = src {
-        if !s.is_empty() {
-            s.push_str(": ");
-        }
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    if s.is_empty() {
-        "request failed".into()
-    } else {
-        s
-    }
+    crate::approval::server::error_chain(e)
 }
