@@ -583,6 +583,22 @@ fn server_ingest_witnesses_the_log_and_refuses_rewrites() {
     let r = post_records(&srv.url, &id, Some(&token), &body(&other_lines), None);
     refused(&r, 400, "bad_request", "belongs to log");
 
+    // New records without the host's signed checkpoint are not taken.
+    let r = post_records(&srv.url, &id, Some(&token), &body(&local[5..6]), None);
+    refused(&r, 400, "bad_request", "Gate-Checkpoint");
+
+    // Another principal's token cannot add to this host's log (nor poison the copy).
+    let intruder = issue_token(sdir.path(), &srv.db, "host2");
+    let cp_now = std::fs::read_to_string(format!("{}.checkpoint", cl.log().display())).unwrap();
+    let r = post_records(
+        &srv.url,
+        &id,
+        Some(&intruder),
+        &body(&local[5..6]),
+        Some(&cp_now),
+    );
+    refused(&r, 403, "not_owner", "host1");
+
     // No token, a bad token.
     let r = post_records(&srv.url, &id, None, &body(&local[5..]), None);
     assert_eq!(r.status, 401, "{}", r.text);

@@ -110,6 +110,17 @@ fn ingest_blocking(
     }
     for _attempt in 0..5 {
         let held = st.store.log_get(log_id)?;
+        // A log is written by the principal that shipped its genesis: another host's token can
+        // neither append to it nor poison the witnessed copy.
+        if let Some(owner) = held.as_ref().and_then(|h| h.owner.as_deref())
+            && owner != who
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_owner",
+                format!("log {log_id} is shipped by {owner}, not {who}"),
+            ));
+        }
         let (count, head, vkey) = match &held {
             Some(h) => (h.count, h.head.clone(), h.vkey.clone()),
             None => (0, GENESIS_PREV.to_owned(), None),
@@ -169,6 +180,11 @@ fn ingest_blocking(
         }
         let new_count = count + fresh.len() as u64;
         let key = vkey.clone().or(new_vkey.clone());
+        if !fresh.is_empty() && checkpoint.is_none() {
+            return Err(bad(
+                "new records need the host's signed checkpoint in `Gate-Checkpoint`".into(),
+            ));
+        }
         // The signed checkpoint must not be shorter than, or disagree with, what is held.
         let mut cosigned = None;
         if let Some(b64) = checkpoint {
@@ -239,7 +255,7 @@ fn ingest_blocking(
         }
         if !st
             .store
-            .log_append(log_id, count, &fresh, new_vkey.as_deref())?
+            .log_append(log_id, count, &fresh, new_vkey.as_deref(), who)?
         {
             continue; // another push moved the head: look again
         }

@@ -92,6 +92,8 @@ pub struct LogRow {
     pub head: String,
     /// The latest host checkpoint, cosigned by the server.
     pub cosigned: Option<String>,
+    /// The principal that shipped the genesis: only it may add records.
+    pub owner: Option<String>,
 }
 
 pub trait Store: Send + Sync {
@@ -106,6 +108,7 @@ pub trait Store: Send + Sync {
         expected_count: u64,
         records: &[(u64, String, String)],
         vkey: Option<&str>,
+        owner: &str,
     ) -> Result<bool, StoreError>;
     fn log_set_cosigned(&self, log_id: &str, note: &str) -> Result<(), StoreError>;
     fn log_records(&self, log_id: &str, from: u64, limit: u64) -> Result<Vec<String>, StoreError>;
@@ -197,6 +200,8 @@ const MIGRATIONS: &[&str] = &[
         principal TEXT NOT NULL,
         detail TEXT NOT NULL
      );",
+    // 3: a log belongs to the principal that shipped its genesis.
+    "ALTER TABLE logs ADD COLUMN owner TEXT;",
 ];
 
 impl SqliteStore {
@@ -281,7 +286,7 @@ impl Store for SqliteStore {
         Ok(self
             .conn()
             .prepare_cached(
-                "SELECT log_id, vkey, count, head, cosigned FROM logs WHERE log_id = ?1",
+                "SELECT log_id, vkey, count, head, cosigned, owner FROM logs WHERE log_id = ?1",
             )?
             .query_row([log_id], |r| {
                 Ok(LogRow {
@@ -290,6 +295,7 @@ impl Store for SqliteStore {
                     count: r.get::<_, i64>(2)? as u64,
                     head: r.get(3)?,
                     cosigned: r.get(4)?,
+                    owner: r.get(5)?,
                 })
             })
             .optional()?)
@@ -309,6 +315,7 @@ impl Store for SqliteStore {
         expected_count: u64,
         records: &[(u64, String, String)],
         vkey: Option<&str>,
+        owner: &str,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -333,13 +340,13 @@ impl Store for SqliteStore {
         }
         if count.is_none() {
             tx.execute(
-                "INSERT INTO logs (log_id, vkey, count, head, cosigned, first_seen_ms) VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
-                params![log_id, vkey, (*last_seq + 1) as i64, last_hash, crate::server::auth::now_ms()],
+                "INSERT INTO logs (log_id, vkey, count, head, cosigned, first_seen_ms, owner) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6)",
+                params![log_id, vkey, (*last_seq + 1) as i64, last_hash, crate::server::auth::now_ms(), owner],
             )?;
         } else {
             tx.execute(
-                "UPDATE logs SET count = ?2, head = ?3, vkey = COALESCE(vkey, ?4) WHERE log_id = ?1",
-                params![log_id, (*last_seq + 1) as i64, last_hash, vkey],
+                "UPDATE logs SET count = ?2, head = ?3, vkey = COALESCE(vkey, ?4), owner = COALESCE(owner, ?5) WHERE log_id = ?1",
+                params![log_id, (*last_seq + 1) as i64, last_hash, vkey, owner],
             )?;
         }
         tx.commit()?;
