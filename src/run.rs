@@ -166,15 +166,24 @@ pub fn build_request(
 
 /// Classifies a request.
 pub fn classify(policy: &Policy, req: &Request) -> Classification {
-    let line = shell_join(&req.argv);
-    policy.classify(&subject(req, &line))
+    try_classify(policy, req).unwrap_or_else(|_| {
+        let line = shell_join(&req.argv);
+        policy.classify(&subject(req, &line))
+    })
 }
 
 /// Classifies a request; a policy error (exit 78) when the rules for its program cannot be
 /// compiled (a policy from [`load_policy_lazy`]).
 pub fn try_classify(policy: &Policy, req: &Request) -> Result<Classification, Error> {
-    let line = shell_join(&req.argv);
-    Ok(policy.try_classify(&subject(req, &line))?)
+    Ok(policy.try_classify_argv(
+        &req.argv,
+        &crate::policy::Place {
+            env: &req.env,
+            cwd: &req.view.command.cwd,
+            user: &req.view.requester.user,
+            host: &req.view.requester.host,
+        },
+    )?)
 }
 
 fn subject<'a>(req: &'a Request, line: &'a str) -> Subject<'a> {
@@ -283,6 +292,12 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
         approvals,
         denied_by,
         message,
+        commands: class
+            .commands
+            .iter()
+            .map(|c| c.iter().map(|w| policy.redact(w)).collect())
+            .collect(),
+        opaque: class.opaque.clone(),
     };
     if opts.json {
         out.json_stderr(&json!({

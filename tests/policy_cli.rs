@@ -1039,6 +1039,8 @@ fn check_json_shape() {
         [
             "decision",
             "by_default",
+            "commands",
+            "opaque",
             "rules",
             "requirement",
             "words",

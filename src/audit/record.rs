@@ -57,6 +57,13 @@ pub struct DecisionInfo {
     pub denied_by: Option<Approver>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The simple commands classified (redacted), when the command runs others (`sh -c`,
+    /// `sudo`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<Vec<String>>,
+    /// Why part of a shell string could not be read statically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opaque: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ pub mod gcloud;
 pub mod git;
 pub mod helm;
 pub mod kubectl;
+pub mod shell;
 pub mod terraform;
 
 /// The result of parsing one command's arguments.

@@ -22,6 +22,8 @@ pub fn check(
         let v = json!({
             "decision": class.decision,
             "by_default": class.by_default,
+            "commands": class.commands,
+            "opaque": class.opaque,
             "rules": class.matched,
             "requirement": class.requirement,
             "words": req.words.iter().map(|w| policy.redact(w)).collect::<Vec<_>>(),
@@ -41,6 +43,19 @@ pub fn check(
     ));
     let words: Vec<String> = req.words.iter().map(|w| policy.redact(w)).collect();
     lines.push(format!("words:    {}", words.join(" ")));
+    if class.commands.len() > 1 {
+        lines.push("runs:".into());
+        for c in &class.commands {
+            let shown: Vec<String> = c.iter().map(|w| policy.redact(w)).collect();
+            lines.push(format!("  - {}", crate::request::shell_join(&shown)));
+        }
+    }
+    if let Some(why) = &class.opaque {
+        lines.push(format!(
+            "opaque:   {why}; `defaults.opaque_shell` is `{}`",
+            policy.opaque_shell.as_str()
+        ));
+    }
     if class.by_default {
         lines.push(match &class.default_from {
             Some(f) => format!(

@@ -34,6 +34,11 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
     let mut p = Policy {
         files: files.iter().map(|f| f.path.clone()).collect(),
         default_decision: Decision::Allow,
+        opaque_shell: files
+            .iter()
+            .filter_map(|f| f.defaults.opaque_shell)
+            .max()
+            .unwrap_or(Decision::Approve),
         file_defaults: files
             .iter()
             .map(|f| f.defaults.decision.as_ref().map(|d| d.value))

@@ -82,6 +82,9 @@ pub struct Policy {
     pub files: Vec<PathBuf>,
     /// The most restrictive `defaults.decision` of all files (for display).
     pub default_decision: Decision,
+    /// What a shell string that cannot be resolved statically gets (`defaults.opaque_shell`,
+    /// the most restrictive of the files; `approve` when none says).
+    pub opaque_shell: Decision,
     /// Each file's own `defaults.decision`, by file index: a file whose rules don't match a
     /// command votes its default, so a later file's `allow` rule can't undo an earlier file's
     /// restrictive default.
@@ -196,6 +199,15 @@ impl Requirement {
     }
 }
 
+/// Where, and by whom, a command runs: what rules' `env`, `cwd`, `user` and `host` match on.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: &'a str,
+    pub user: &'a str,
+    pub host: &'a str,
+}
+
 /// The policy's verdict on one command.
 #[derive(Debug, Clone, Serialize)]
 pub struct Classification {
@@ -209,6 +221,12 @@ pub struct Classification {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_from: Option<PathBuf>,
     pub requirement: Option<Requirement>,
+    /// The simple commands classified, when the command runs others (`sh -c`, `sudo`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<Vec<String>>,
+    /// Why part of a shell string could not be resolved (then `defaults.opaque_shell` counts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opaque: Option<String>,
 }
 
 impl Classification {
@@ -266,6 +284,8 @@ impl Policy {
             by_default: false,
             default_from: None,
             requirement: None,
+            commands: Vec::new(),
+            opaque: None,
         })
     }
 
@@ -312,6 +332,115 @@ impl Policy {
             by_default,
             default_from,
             requirement,
+            commands: Vec::new(),
+            opaque: None,
+        })
+    }
+
+    /// [`Policy::try_classify_argv`] for policies compiled at load (which cannot fail); a
+    /// failure is a `deny`, never an allow.
+    pub fn classify_argv(&self, argv: &[String], at: &Place<'_>) -> Classification {
+        self.try_classify_argv(argv, at).unwrap_or(Classification {
+            decision: Decision::Deny,
+            matched: Vec::new(),
+            by_default: false,
+            default_from: None,
+            requirement: None,
+            commands: Vec::new(),
+            opaque: None,
+        })
+    }
+
+    /// Classifies a whole argv the way it will run: the command itself, and every simple command
+    /// it runs in turn — the script of `sh -c` (split, DESIGN §5) and the command a wrapper such
+    /// as `sudo`, `env` or `xargs` runs. The most restrictive decision of them all wins; a script
+    /// that cannot be resolved statically adds `defaults.opaque_shell`.
+    pub fn try_classify_argv(
+        &self,
+        argv: &[String],
+        at: &Place<'_>,
+    ) -> Result<Classification, PolicyError> {
+        use crate::command::shell;
+        let mut commands: Vec<Vec<String>> = vec![argv.to_vec()];
+        let mut opaque: Option<String> = None;
+        let mut i = 0;
+        while i < commands.len() && commands.len() < 256 {
+            let cmd = commands[i].clone();
+            if let Some(script) = shell::script_of(&cmd) {
+                let s = shell::parse(script);
+                for c in s.commands {
+                    if !commands.contains(&c) {
+                        commands.push(c);
+                    }
+                }
+                if opaque.is_none() {
+                    opaque = s.opaque;
+                }
+            } else if let Some(inner) = shell::unwrap(&cmd)
+                && !commands.contains(&inner)
+            {
+                commands.push(inner);
+            }
+            i += 1;
+        }
+        let mut parts = Vec::with_capacity(commands.len());
+        for cmd in &commands {
+            let Some(first) = cmd.first() else { continue };
+            let program = crate::request::program_name(first);
+            let words = crate::command::parse(program, &cmd[1..]).words;
+            let line = crate::request::shell_join(cmd);
+            parts.push(self.try_classify(&Subject {
+                program,
+                words: &words,
+                command_line: &line,
+                env: at.env,
+                cwd: at.cwd,
+                user: at.user,
+                host: at.host,
+            })?);
+        }
+        if commands.len() == 1 && opaque.is_none() {
+            return Ok(parts.pop().expect("one part"));
+        }
+        let mut matched: Vec<RuleInfo> = Vec::new();
+        for p in &parts {
+            for r in &p.matched {
+                if !matched.iter().any(|m| m.name == r.name) {
+                    matched.push(r.clone());
+                }
+            }
+        }
+        let by_parts = parts
+            .iter()
+            .map(|p| p.decision)
+            .max()
+            .unwrap_or(Decision::Allow);
+        let decision = match &opaque {
+            Some(_) => by_parts.max(self.opaque_shell),
+            None => by_parts,
+        };
+        let by_default = decision == by_parts && parts.iter().all(|p| p.by_default);
+        let mut requirement = (decision == Decision::Approve).then(|| self.requirement(&matched));
+        if decision > by_parts
+            && let Some(r) = requirement.as_mut()
+        {
+            // The approval is asked because the script could not be read, not by a rule.
+            for c in r.clauses.iter_mut().filter(|c| c.rule == "defaults") {
+                c.rule = "opaque-shell".into();
+            }
+        }
+        Ok(Classification {
+            decision,
+            matched,
+            by_default,
+            default_from: if by_default {
+                parts.iter().find_map(|p| p.default_from.clone())
+            } else {
+                None
+            },
+            requirement,
+            commands,
+            opaque,
         })
     }
 

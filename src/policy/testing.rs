@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{Classification, Policy, PolicyFile, Subject};
+use super::{Classification, Place, Policy, PolicyFile};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseOutcome {
@@ -21,19 +21,15 @@ pub fn run_cases(file: &PolicyFile, policy: &Policy) -> Vec<CaseOutcome> {
     file.tests
         .iter()
         .map(|case| {
-            let words =
-                crate::command::parse(crate::request::program_name(&case.run[0]), &case.run[1..]);
-            let line = crate::request::shell_join(&case.run);
-            let subject = Subject {
-                program: crate::request::program_name(&case.run[0]),
-                words: &words.words,
-                command_line: &line,
-                env: &case.env,
-                cwd: case.cwd.as_deref().unwrap_or("/"),
-                user: case.user.as_deref().unwrap_or("user"),
-                host: case.host.as_deref().unwrap_or("host"),
-            };
-            let got = policy.classify(&subject);
+            let got = policy.classify_argv(
+                &case.run,
+                &Place {
+                    env: &case.env,
+                    cwd: case.cwd.as_deref().unwrap_or("/"),
+                    user: case.user.as_deref().unwrap_or("user"),
+                    host: case.host.as_deref().unwrap_or("host"),
+                },
+            );
             CaseOutcome {
                 file: file.path.clone(),
                 line: case.pos.line,

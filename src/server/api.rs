@@ -20,8 +20,8 @@ use super::AppState;
 use super::auth::{self, AuthFailure, now_ms};
 use super::store::{DecisionRow, Refusal, RequestRow, StoreError};
 use crate::audit::record::EventInfo;
-use crate::policy::{Clause, Decision, Requirement, Subject};
-use crate::request::{Payload, program_name, shell_join};
+use crate::policy::{Clause, Decision, Requirement};
+use crate::request::Payload;
 
 /// An API error: status plus `{error, message}`.
 #[derive(Debug)]
@@ -390,18 +390,16 @@ pub async fn create(
         ));
     }
     let policy = &st.policy;
-    let words = crate::command::parse(program_name(&body.argv[0]), &body.argv[1..]).words;
-    let line = shell_join(&body.argv);
     let host = body.claims.host.clone().unwrap_or_default();
-    let class = policy.classify(&Subject {
-        program: program_name(&body.argv[0]),
-        words: &words,
-        command_line: &line,
-        env: &body.env,
-        cwd: &body.cwd,
-        user: &requester,
-        host: &host,
-    });
+    let class = policy.classify_argv(
+        &body.argv,
+        &crate::policy::Place {
+            env: &body.env,
+            cwd: &body.cwd,
+            user: &requester,
+            host: &host,
+        },
+    );
     let client_decision = match body.client.as_ref().map(|c| c.decision.as_str()) {
         None => Decision::Approve,
         Some(d) => Decision::parse(d).ok_or_else(|| {
