@@ -13,12 +13,14 @@
 //! restart/Ctrl-C/no token/login); the server's own audit log; tokens never leaking; and
 //! schemathesis fuzzing the live server with the spec (`.ci/deps/schemathesis.sh` installs it).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -212,37 +214,12 @@ impl Server {
             .args(["serve", "--listen", listen, "--db"])
             .arg(&db)
             .arg("--audit-log")
-            .arg(&audit)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn gate serve");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send(addr);
-                }
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "gate serve did not say where it listens:\n{}",
-                    stderr.lock().unwrap()
-                );
-            }
-        };
+            .arg(&audit);
+        let common::Serving {
+            child,
+            addr,
+            stderr,
+        } = common::spawn_server(c);
         Server {
             child: Some(child),
             home: home.to_owned(),

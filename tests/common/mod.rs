@@ -155,3 +155,49 @@ impl Gate {
             .collect()
     }
 }
+
+/// A started `gate serve`: the child, the address it said it listens on, and everything it has
+/// written to stderr so far (collected by a thread).
+pub struct Serving {
+    pub child: std::process::Child,
+    pub addr: String,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Spawns `c` (a `gate ... serve ...` command) and waits until it says where it listens.
+pub fn spawn_server(mut c: Command) -> Serving {
+    use std::io::{BufRead, BufReader};
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn gate serve");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipe = child.stderr.take().expect("piped stderr");
+    let sink = std::sync::Arc::clone(&stderr);
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = tx.send(addr);
+            }
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(addr) => Serving {
+            child,
+            addr,
+            stderr,
+        },
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "gate serve did not say where it listens:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+    }
+}
