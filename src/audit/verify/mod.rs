@@ -1,0 +1,242 @@
+//! `gate log verify`: proves a log is complete and unaltered, and that what ran had the
+//! approvals its policy demanded. Each line's hash is checked independently (in parallel); the
+//! links, sequence numbers and compliance are then walked in order. Every problem is reported
+//! with the seq of the record it concerns; the summary names the first.
+
+mod checkpoint;
+mod line;
+mod walk;
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::note::NoteVerifier;
+use checkpoint::check_checkpoint;
+use line::check_all;
+pub use line::{CheckedRecord, check_record_line};
+use walk::Walk;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The input cannot be checked at all (exit 2).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+/// One thing wrong with the log.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// The seq of the record concerned, when known.
+    pub seq: Option<u64>,
+    /// 1-based line number in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// A stable code: hash_mismatch, broken_link, seq_gap, duplicate_seq, out_of_order,
+    /// not_canonical, bad_json, bad_utf8, second_genesis, no_genesis, foreign_log_id,
+    /// bad_version, torn_line, checkpoint_malformed, bad_signature, unknown_key,
+    /// checkpoint_beyond_end, checkpoint_mismatch, checkpoint_foreign, key_mismatch,
+    /// compliance.
+    pub code: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// intact or tampered.
+    pub status: &'static str,
+    pub path: String,
+    pub log_id: Option<String>,
+    pub records: u64,
+    pub bytes: u64,
+    pub first_bad_seq: Option<u64>,
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<String>,
+    /// Where trust in the signing key came from: `--key` or `genesis`.
+    pub key_source: Option<&'static str>,
+    pub checkpoint: Option<CheckpointSummary>,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Stats {
+    pub decisions: u64,
+    pub results: u64,
+    pub repairs: u64,
+    /// Commands that ran after an `approve` decision, all checked for compliance.
+    pub approved_runs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointSummary {
+    pub path: String,
+    pub count: u64,
+    pub signed_by: String,
+}
+
+pub struct Options<'a> {
+    pub key: Option<&'a str>,
+    pub checkpoint: Option<&'a Path>,
+    /// Threads for hashing; 0 = all cores.
+    pub threads: usize,
+}
+
+/// Verifies the log at `path`.
+pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report, VerifyError> {
+    let key_override = match opts.key {
+        Some(k) => Some(load_key(k)?),
+        None => None,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| {
+        VerifyError::Unusable(format!("cannot read the log `{}`: {e}", path.display()))
+    })?;
+    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(size + 1);
+    file.read_to_end(&mut bytes).map_err(|e| {
+        VerifyError::Unusable(format!("cannot read the log `{}`: {e}", path.display()))
+    })?;
+    if bytes.is_empty() {
+        return Err(VerifyError::Unusable(format!(
+            "the log `{}` is empty",
+            path.display()
+        )));
+    }
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    // A last line without its newline is a torn write.
+    let body_end = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(i) if i + 1 == bytes.len() => bytes.len(),
+        Some(i) => {
+            problems.push(Problem {
+                seq: None,
+                line: None,
+                code: "torn_line",
+                reason: format!(
+                    "the last {} bytes are a torn (incomplete) line: a crash mid-write, or a cut; the next append moves them aside",
+                    bytes.len() - i - 1
+                ),
+            });
+            i + 1
+        }
+        None => {
+            // Not one complete line: at best a genesis whose newline never reached the disk.
+            problems.push(Problem {
+                seq: Some(0),
+                line: Some(1),
+                code: "torn_line",
+                reason: format!(
+                    "the log holds {} bytes but no complete record (a torn first line, or not a log)",
+                    bytes.len()
+                ),
+            });
+            0
+        }
+    };
+    let lines: Vec<&[u8]> = bytes[..body_end].split(|&b| b == b'\n').collect();
+    let lines = &lines[..lines.len().saturating_sub(1)];
+    // In slices, so memory stays bounded however long the log is: each slice's lines are
+    // checked (in parallel), then walked in order.
+    let mut st = Walk::default();
+    let mut line_no = 0u64;
+    for chunk in lines.chunks(1 << 16) {
+        for info in check_all(chunk, opts.threads) {
+            line_no += 1;
+            st.step(line_no, info, &mut problems);
+        }
+    }
+    // A torn tail stands where the next record would have been.
+    for p in problems.iter_mut().filter(|p| p.code == "torn_line") {
+        p.seq = Some(st.expected_seq);
+    }
+    for (req, seq) in &st.open_runs {
+        warnings.push(format!(
+            "seq {seq}: request {req} ran but has no result record (crashed or still running)"
+        ));
+    }
+
+    // Trust: the key given on the command line, else the one the genesis names.
+    let genesis_key = st.genesis_key.clone();
+    let (verifier, key_source) = match (key_override, &genesis_key) {
+        (Some(k), g) => {
+            if let Some(g) = g
+                && *g != k.to_vkey()
+            {
+                problems.push(Problem {
+                    seq: Some(0),
+                    line: Some(1),
+                    code: "key_mismatch",
+                    reason: format!(
+                        "the genesis names key `{g}`, not the given `{}`",
+                        k.to_vkey()
+                    ),
+                });
+            }
+            (Some(k), Some("--key"))
+        }
+        (None, Some(g)) => match NoteVerifier::parse(g) {
+            Ok(k) => {
+                warnings.push(
+                    "trusting the key named in the log's own genesis: this proves the log matches its checkpoint, \
+                     but cannot exclude a rewrite of the whole log with a new key; pass `--key` (from `gate log key` \
+                     on the host, kept elsewhere) to exclude that"
+                        .into(),
+                );
+                (Some(k), Some("genesis"))
+            }
+            Err(e) => {
+                problems.push(Problem {
+                    seq: Some(0),
+                    line: Some(1),
+                    code: "bad_json",
+                    reason: format!("the genesis key is malformed: {e}"),
+                });
+                (None, None)
+            }
+        },
+        (None, None) => (None, None),
+    };
+
+    let cp_path = opts
+        .checkpoint
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| super::log::checkpoint_path(path));
+    let checkpoint = check_checkpoint(
+        &cp_path,
+        opts.checkpoint.is_some(),
+        verifier.as_ref(),
+        &st,
+        &mut problems,
+        &mut warnings,
+    )?;
+
+    problems.sort_by_key(|p| (p.seq.is_none(), p.seq));
+    let first_bad_seq = problems.iter().find_map(|p| p.seq);
+    Ok(Report {
+        status: if problems.is_empty() {
+            "intact"
+        } else {
+            "tampered"
+        },
+        path: path.display().to_string(),
+        log_id: st.log_id.clone(),
+        records: st.count,
+        bytes: bytes.len() as u64,
+        first_bad_seq,
+        problems,
+        warnings,
+        key_source,
+        checkpoint,
+        stats: st.stats,
+    })
+}
+
+fn load_key(k: &str) -> Result<NoteVerifier, VerifyError> {
+    let text = if Path::new(k).exists() {
+        std::fs::read_to_string(k)
+            .map_err(|e| VerifyError::Unusable(format!("cannot read the key file `{k}`: {e}")))?
+    } else {
+        k.to_owned()
+    };
+    NoteVerifier::parse(text.trim()).map_err(|e| VerifyError::Unusable(format!("bad `--key`: {e}")))
+}

@@ -1,0 +1,254 @@
+//! The in-order walk over checked lines: sequence, links, log id, genesis, and whether what
+//! ran was allowed to (compliance with the requirement each decision recorded).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::line::{DecisionLite, LineInfo, hash_bytes};
+use super::{Problem, Stats};
+use crate::audit::record::GENESIS_PREV;
+
+/// The in-order walk: links, sequence, log id, genesis, compliance.
+#[derive(Default)]
+pub(super) struct Walk {
+    pub(super) count: u64,
+    pub(super) expected_seq: u64,
+    pub(super) prev_hash: Option<String>,
+    pub(super) log_id: Option<String>,
+    pub(super) genesis_key: Option<String>,
+    /// Claimed hash of each record by seq, for checkpoint comparison.
+    pub(super) hashes: Vec<[u8; 32]>,
+    pub(super) open_runs: BTreeMap<String, u64>,
+    pub(super) stats: Stats,
+}
+
+impl Walk {
+    pub(super) fn step(&mut self, line: u64, mut info: LineInfo, problems: &mut Vec<Problem>) {
+        self.count += 1;
+        let mut push = |seq: Option<u64>, code: &'static str, reason: String| {
+            problems.push(Problem {
+                seq,
+                line: Some(line),
+                code,
+                reason,
+            });
+        };
+        let Some(seq) = info.seq else {
+            let (code, reason) = info.problem.unwrap_or(("bad_json", "unreadable".into()));
+            // An unreadable line stands where the expected record should be.
+            push(Some(self.expected_seq), code, reason);
+            self.expected_seq = self.expected_seq.saturating_add(1);
+            self.prev_hash = None;
+            self.hashes.push([0; 32]);
+            return;
+        };
+        if let Some((code, reason)) = info.problem.clone() {
+            push(Some(seq), code, reason);
+        }
+        // Identity of the log.
+        if seq == 0 || info.kind == "genesis" {
+            if info.kind != "genesis" {
+                push(
+                    Some(seq),
+                    "no_genesis",
+                    "seq 0 is not a genesis record".into(),
+                );
+            } else if seq != 0 || self.log_id.is_some() {
+                push(
+                    Some(seq),
+                    "second_genesis",
+                    "a second genesis record inside the log".into(),
+                );
+            } else {
+                if info.prev != GENESIS_PREV {
+                    push(
+                        Some(0),
+                        "broken_link",
+                        "the genesis `prev` is not 64 zeros".into(),
+                    );
+                }
+                self.log_id = Some(info.log_id.clone());
+                self.genesis_key = info.genesis_key.clone();
+            }
+        } else if self.log_id.is_none() && self.count == 1 {
+            push(
+                Some(seq),
+                "no_genesis",
+                "the log does not start with a genesis record".into(),
+            );
+            self.log_id = Some(info.log_id.clone());
+        }
+        if let Some(id) = &self.log_id
+            && *id != info.log_id
+        {
+            push(
+                Some(seq),
+                "foreign_log_id",
+                format!("the record belongs to log {}, not {id}", info.log_id),
+            );
+        }
+        // Sequence and link.
+        if seq != self.expected_seq {
+            let (code, reason) = if seq < self.expected_seq {
+                if self
+                    .hashes
+                    .get(seq as usize)
+                    .is_some_and(|h| *h == hash_bytes(&info.hash))
+                {
+                    (
+                        "duplicate_seq",
+                        format!("seq {seq} appears again (a duplicated record)"),
+                    )
+                } else {
+                    (
+                        "out_of_order",
+                        format!(
+                            "expected seq {}, found {seq} (records swapped or inserted)",
+                            self.expected_seq
+                        ),
+                    )
+                }
+            } else {
+                (
+                    "seq_gap",
+                    format!(
+                        "expected seq {}, found {seq}: records {}..{} are missing",
+                        self.expected_seq,
+                        self.expected_seq,
+                        seq - 1
+                    ),
+                )
+            };
+            push(Some(self.expected_seq.min(seq)), code, reason);
+        } else if let Some(prev) = &self.prev_hash
+            && info.prev != *prev
+        {
+            // A record that is itself bad (edited, foreign) is the one to blame for the break;
+            // a sound record whose predecessor no longer matches blames the predecessor, which
+            // was altered and re-hashed.
+            let own_problem =
+                info.problem.is_some() || self.log_id.as_ref().is_some_and(|id| *id != info.log_id);
+            let (blame, reason) = if own_problem {
+                (
+                    seq,
+                    format!(
+                        "seq {seq} does not link to seq {} (its `prev` was altered, or it was inserted)",
+                        seq - 1
+                    ),
+                )
+            } else {
+                (
+                    seq.saturating_sub(1),
+                    format!(
+                        "seq {seq} links to {}…, but seq {} has hash {}… (seq {} was altered and re-hashed, or a record was inserted or removed)",
+                        info.prev.get(..12).unwrap_or(&info.prev),
+                        seq - 1,
+                        prev.get(..12).unwrap_or(prev),
+                        seq - 1
+                    ),
+                )
+            };
+            push(Some(blame), "broken_link", reason);
+        }
+        self.expected_seq = seq
+            .max(self.expected_seq.saturating_sub(1))
+            .saturating_add(1);
+        if (seq as usize) == self.hashes.len() {
+            self.hashes.push(hash_bytes(&info.hash));
+        }
+        self.prev_hash = Some(std::mem::take(&mut info.hash));
+        // What ran, and whether it was allowed to.
+        match info.kind.as_str() {
+            "decision" => {
+                self.stats.decisions += 1;
+                if let Some(d) = &info.decision
+                    && d.run
+                {
+                    if let Some(id) = &info.request_id {
+                        self.open_runs.insert(id.clone(), seq);
+                    }
+                    if let Some(v) = compliance(d, &info) {
+                        push(Some(seq), "compliance", v);
+                    }
+                    if d.decision == "approve" {
+                        self.stats.approved_runs += 1;
+                    }
+                }
+            }
+            "result" => {
+                self.stats.results += 1;
+                if let Some(id) = &info.request_id {
+                    self.open_runs.remove(id);
+                }
+            }
+            "repair" => self.stats.repairs += 1,
+            _ => {}
+        }
+    }
+}
+
+/// Checks that a decision which let a command run satisfied its own recorded requirement.
+pub(super) fn compliance(d: &DecisionLite, info: &LineInfo) -> Option<String> {
+    match d.decision.as_str() {
+        "deny" => return Some("a command denied by policy ran".into()),
+        "approve" => {}
+        _ => return None,
+    }
+    let Some(req) = &d.required else {
+        return Some("an approved command ran but its record names no approval requirement".into());
+    };
+    let requester = info.requester.clone().unwrap_or_default();
+    let mut approvers = BTreeSet::new();
+    for a in &d.approvals {
+        if a.principal == requester && !req.allow_requester {
+            return Some(format!(
+                "approved by the requester {requester} itself (self-approval)"
+            ));
+        }
+        let late = match (
+            humantime::parse_rfc3339(&a.at),
+            humantime::parse_rfc3339(&info.ts),
+        ) {
+            (Ok(at), Ok(ts)) => at > ts,
+            _ => true,
+        };
+        if late {
+            return Some(format!(
+                "the approval by {} is dated {} — after the run started at {}",
+                a.principal, a.at, info.ts
+            ));
+        }
+        approvers.insert(a.principal.as_str());
+    }
+    for c in &req.clauses {
+        let n = approvers
+            .iter()
+            .filter(|p| {
+                c.eligible
+                    .as_ref()
+                    .is_none_or(|e| e.iter().any(|x| x == *p))
+            })
+            .count();
+        if n < c.min_approvals as usize {
+            return Some(format!(
+                "rule `{}` needs {} distinct eligible approver(s); the record names {n}",
+                c.rule, c.min_approvals
+            ));
+        }
+        for g in &c.groups {
+            if !approvers.iter().any(|p| g.members.iter().any(|m| m == p)) {
+                return Some(format!(
+                    "rule `{}` needs an approver from group `{}`; the record names none",
+                    c.rule, g.name
+                ));
+            }
+        }
+    }
+    if approvers.len() < req.min_approvals as usize {
+        return Some(format!(
+            "needs {} distinct approvers; the record names {}",
+            req.min_approvals,
+            approvers.len()
+        ));
+    }
+    None
+}
