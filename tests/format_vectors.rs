@@ -4,54 +4,13 @@
 
 mod common;
 
+use common::jcs::{jcs, record_hash};
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-/// JCS as the document states it: sorted by UTF-16 units, no white space, minimal escapes.
-fn jcs(v: &Value) -> String {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
-            let parts: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{}:{}", jcs_str(k), jcs(&m[*k])))
-                .collect();
-            format!("{{{}}}", parts.join(","))
-        }
-        Value::Array(a) => format!("[{}]", a.iter().map(jcs).collect::<Vec<_>>().join(",")),
-        Value::String(s) => jcs_str(s),
-        other => other.to_string(),
-    }
-}
-
-fn jcs_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\u{8}' => o.push_str("\\b"),
-            '\u{c}' => o.push_str("\\f"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn record_hash(record: &Value) -> String {
-    let mut r = record.clone();
-    r.as_object_mut().unwrap().remove("hash");
-    hex::encode(Sha256::digest(jcs(&r).as_bytes()))
-}
 
 fn key_id(name: &str, public: &[u8]) -> [u8; 4] {
     let mut h = Sha256::new();

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::jcs::{jcs, record_hash};
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -20,52 +22,6 @@ use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------------------------
 // An independent canonical writer.
-
-fn jcs(v: &Value) -> String {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
-            let parts: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{}:{}", jcs_str(k), jcs(&m[*k])))
-                .collect();
-            format!("{{{}}}", parts.join(","))
-        }
-        Value::Array(a) => format!("[{}]", a.iter().map(jcs).collect::<Vec<_>>().join(",")),
-        Value::String(s) => jcs_str(s),
-        Value::Number(n) => {
-            assert!(n.is_i64() || n.is_u64(), "records hold no floats: {n}");
-            n.to_string()
-        }
-        other => other.to_string(),
-    }
-}
-
-fn jcs_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\u{8}' => o.push_str("\\b"),
-            '\u{c}' => o.push_str("\\f"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn record_hash(rec: &Value) -> String {
-    let mut r = rec.clone();
-    r.as_object_mut().unwrap().remove("hash");
-    hex::encode(Sha256::digest(jcs(&r).as_bytes()))
-}
 
 /// Recomputes a record's own hash and returns its canonical line (without newline).
 fn seal(rec: &mut Value) -> Vec<u8> {

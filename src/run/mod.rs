@@ -236,8 +236,11 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
         }
     ));
     let log = env.audit_log(Some(&policy));
-    // Find out now, not after someone approved, that the decision could not be recorded.
-    log.check_writable()?;
+    // Find out now, not after someone approved or confirmed, that the decision could not be
+    // recorded. (An allowed or denied command is recorded right away: its append is the check.)
+    if matches!(class.decision, Decision::Confirm | Decision::Approve) {
+        log.check_writable()?;
+    }
     let mut sinks = crate::audit::sinks::build(env, &policy.audit_sinks).map_err(Error::config)?;
     if policy.require_remote && sinks.is_empty() {
         return Err(Error::config(

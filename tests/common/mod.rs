@@ -3,6 +3,8 @@
 //! spool paths so tests never touch the machine's real gate state.
 #![allow(dead_code)]
 
+pub mod jcs;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
