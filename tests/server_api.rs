@@ -202,24 +202,15 @@ struct Server {
 impl Server {
     /// Starts a server whose files live in `home` (kept across restarts), on `listen`.
     fn start_in(home: &Path, listen: &str) -> Server {
-        let policy = home.join("server-policy.yaml");
-        if !policy.exists() {
-            std::fs::write(&policy, SERVER_POLICY).unwrap();
-        }
-        let db = home.join("server.db");
-        let audit = home.join("server-audit.jsonl");
-        let mut c = gate(home);
-        c.arg("--policy")
-            .arg(&policy)
-            .args(["serve", "--listen", listen, "--db"])
-            .arg(&db)
-            .arg("--audit-log")
-            .arg(&audit);
-        let common::Serving {
-            child,
-            addr,
-            stderr,
-        } = common::spawn_server(c);
+        let (
+            common::Serving {
+                child,
+                addr,
+                stderr,
+            },
+            db,
+            audit,
+        ) = common::serve_in(gate(home), home, SERVER_POLICY, listen);
         Server {
             child: Some(child),
             home: home.to_owned(),

@@ -203,3 +203,27 @@ pub fn spawn_server(mut c: Command) -> Serving {
         }
     }
 }
+
+/// Starts `gate serve` with its files in `home` (policy, `server.db`, `server-audit.jsonl`,
+/// kept across restarts) on `listen`; `c` is a `gate` command with the test's environment.
+/// Returns the running server and the paths of its database and audit log.
+pub fn serve_in(
+    mut c: Command,
+    home: &Path,
+    policy_yaml: &str,
+    listen: &str,
+) -> (Serving, PathBuf, PathBuf) {
+    let policy = home.join("server-policy.yaml");
+    if !policy.exists() {
+        std::fs::write(&policy, policy_yaml).unwrap();
+    }
+    let db = home.join("server.db");
+    let audit = home.join("server-audit.jsonl");
+    c.arg("--policy")
+        .arg(&policy)
+        .args(["serve", "--listen", listen, "--db"])
+        .arg(&db)
+        .arg("--audit-log")
+        .arg(&audit);
+    (spawn_server(c), db, audit)
+}
