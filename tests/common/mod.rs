@@ -14,6 +14,8 @@ pub struct Gate {
     env: BTreeMap<String, String>,
     args: Vec<String>,
     stdin: Option<Vec<u8>>,
+    /// A directory that stands in for the system policy directory during this Gate's runs.
+    system: Option<PathBuf>,
 }
 
 pub struct Ran {
@@ -75,7 +77,28 @@ impl Gate {
             env,
             args: Vec::new(),
             stdin: None,
+            system: None,
         }
+    }
+
+    /// Installs `yaml` as `/etc/gate/policy.d/<name>` — the system tier, root-owned and mode
+    /// 0644 in a 0755 directory — for this Gate's runs only: each run gets its own mount
+    /// namespace with the test's directory bind-mounted over the real one (see [`system_tier`]).
+    pub fn system_policy(mut self, name: &str, yaml: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.path("system-policy.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let f = dir.join(name);
+        std::fs::write(&f, yaml).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        self.system = Some(dir);
+        self
+    }
+
+    /// The stand-in system policy directory, once [`Gate::system_policy`] made it.
+    pub fn system_dir(&self) -> Option<&Path> {
+        self.system.as_deref()
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -122,7 +145,10 @@ impl Gate {
             .env_clear()
             .envs(&self.env)
             .current_dir(self.dir.path());
-        c
+        match &self.system {
+            Some(dir) => system_tier(&c, dir),
+            None => c,
+        }
     }
 
     pub fn run(&self) -> Ran {
@@ -156,6 +182,43 @@ impl Gate {
             .map(|l| serde_json::from_str(l).expect("record is JSON"))
             .collect()
     }
+}
+
+/// The real system policy directory gate was built with (tests use the default build).
+pub const SYSTEM_POLICY_DIR: &str = "/etc/gate/policy.d";
+
+/// `c`, run with `dir` bind-mounted over `/etc/gate/policy.d` in a mount namespace of its own
+/// (`unshare --mount`; the tests run as root, as CI does), so a test can install a system tier
+/// without touching the machine's. The process keeps its pid (unshare, sh and gate each exec
+/// the next), so signal tests work through it. Any user the command drops to (setpriv) sees
+/// the same mount.
+pub fn system_tier(c: &Command, dir: &Path) -> Command {
+    use std::os::unix::fs::PermissionsExt;
+    let target = Path::new(SYSTEM_POLICY_DIR);
+    if !target.is_dir() {
+        std::fs::create_dir_all(target).expect(
+            "create /etc/gate/policy.d (the system-tier tests run as root: run the tests as CI does)",
+        );
+        for d in [target, target.parent().unwrap()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    let mut w = Command::new("unshare");
+    w.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/gate/policy.d && exec \"$@\"")
+        .arg(dir)
+        .arg(c.get_program())
+        .args(c.get_args());
+    w.env_clear();
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            w.env(k, v);
+        }
+    }
+    if let Some(d) = c.get_current_dir() {
+        w.current_dir(d);
+    }
+    w
 }
 
 /// A started `gate serve`: the child, the address it said it listens on, and everything it has
