@@ -322,6 +322,34 @@ fn added_file_keys_reserved_for_the_system_tier_are_errors() {
     }
 }
 
+/// `gate policy lint` with no FILE checks the configured files as a run loads them, so it
+/// reports what the run would refuse; with FILEs named, they are one tier.
+#[test]
+fn lint_of_the_configured_files_reports_tier_violations() {
+    let g = Gate::new().system_policy("base.yaml", SYSTEM).policy(
+        "version: 1
+backends:
+  x: { kind: local }
+",
+    );
+    g.args(&["policy", "lint"])
+        .run()
+        .status(78)
+        .stderr_has("`backends.x`")
+        .stderr_has("policy.yaml:3:3");
+
+    let g = Gate::new().policy(
+        "version: 1
+backends:
+  x: { kind: local }
+",
+    );
+    let p = g.path("policy.yaml");
+    g.args(&["policy", "lint", p.to_str().unwrap()])
+        .run()
+        .status(0);
+}
+
 /// `defaults.decision` and `audit.require_remote` are bounded by what the system tier says.
 #[test]
 fn added_file_cannot_loosen_the_system_defaults() {
