@@ -326,24 +326,15 @@ fn added_file_keys_reserved_for_the_system_tier_are_errors() {
 /// reports what the run would refuse; with FILEs named, they are one tier.
 #[test]
 fn lint_of_the_configured_files_reports_tier_violations() {
-    let g = Gate::new().system_policy("base.yaml", SYSTEM).policy(
-        "version: 1
-backends:
-  x: { kind: local }
-",
-    );
+    const ADDED: &str = "version: 1\nbackends:\n  x: { kind: local }\n";
+    let g = Gate::new().system_policy("base.yaml", SYSTEM).policy(ADDED);
     g.args(&["policy", "lint"])
         .run()
         .status(78)
         .stderr_has("`backends.x`")
         .stderr_has("policy.yaml:3:3");
 
-    let g = Gate::new().policy(
-        "version: 1
-backends:
-  x: { kind: local }
-",
-    );
+    let g = Gate::new().system_policy("base.yaml", SYSTEM).policy(ADDED);
     let p = g.path("policy.yaml");
     g.args(&["policy", "lint", p.to_str().unwrap()])
         .run()
