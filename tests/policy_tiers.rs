@@ -551,7 +551,8 @@ fn symlinked_system_file_is_checked_through_its_target() {
     std::os::unix::fs::symlink("sub/agent.txt", dir.join("link.yaml")).unwrap();
     check_true(g)
         .status(78)
-        .stderr_has("`/etc/gate/policy.d/link.yaml` is owned by uid 65534, not root");
+        .stderr_has("`/etc/gate/policy.d/sub/agent.txt` is owned by uid 65534, not root")
+        .stderr_has("(`/etc/gate/policy.d/link.yaml` leads to it)");
 
     // Root's target in a directory someone else owns (who could swap it).
     let g = Gate::new().system_policy("base.yaml", SYSTEM);

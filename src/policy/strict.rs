@@ -37,9 +37,11 @@ pub(super) fn check_chain(path: &Path, checked: &mut BTreeSet<PathBuf>) -> Resul
         path: path.to_path_buf(),
         source,
     })?;
+    // A symlink itself is judged by its target, named by its real path (the second walk).
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     for start in [path, real.as_path()] {
         for p in start.ancestors().filter(|p| !p.as_os_str().is_empty()) {
-            if checked.contains(p) {
+            if checked.contains(p) || (link && p == path) {
                 continue;
             }
             check_one(p, path)?;

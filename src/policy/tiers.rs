@@ -231,3 +231,84 @@ fn check_file(f: &PolicyFile, sys: &SystemLimits, d: &mut Diagnostics<'_>) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn file(name: &str, yaml: &str) -> PolicyFile {
+        let (f, d) = super::super::check_file_partial(Path::new(name), yaml);
+        assert!(d.is_empty(), "{d:?}");
+        f.unwrap()
+    }
+
+    /// (system file, added file, problems expected): implicit defaults vote like written ones.
+    #[test]
+    fn added_files_are_bounded_by_the_system_tier() {
+        let cases = [
+            (
+                "version: 1\n",
+                "version: 1\ndefaults: { opaque_shell: approve }\n",
+                0,
+            ),
+            (
+                "version: 1\n",
+                "version: 1\ndefaults: { opaque_shell: confirm }\n",
+                1,
+            ),
+            (
+                "version: 1\ndefaults: { opaque_shell: allow }\n",
+                "version: 1\ndefaults: { opaque_shell: allow }\n",
+                0,
+            ),
+            (
+                "version: 1\n",
+                "version: 1\ndefaults: { decision: allow }\n",
+                0,
+            ),
+            (
+                "version: 1\ndefaults: { decision: deny }\n",
+                "version: 1\ndefaults: { decision: approve }\n",
+                1,
+            ),
+            (
+                "version: 1\n",
+                "version: 1\ndefaults: { timeout: 15m }\n",
+                0,
+            ),
+            (
+                "version: 1\n",
+                "version: 1\ndefaults: { timeout: 16m }\n",
+                1,
+            ),
+            (
+                "version: 1\ndefaults: { timeout: 1h }\n",
+                "version: 1\ndefaults: { timeout: 30m }\n",
+                0,
+            ),
+            (
+                "version: 1\n",
+                "version: 1\naudit: { require_remote: false }\n",
+                0,
+            ),
+            (
+                "version: 1\naudit: { require_remote: true }\n",
+                "version: 1\naudit: { require_remote: false }\n",
+                1,
+            ),
+            (
+                "version: 1\n",
+                "version: 1\ngroups: { g: [a] }\ncontext: { env: [X] }\n",
+                0,
+            ),
+        ];
+        for (sys, added, n) in cases {
+            let files = [file("s.yaml", sys), file("a.yaml", added)];
+            let got = check_added(&files, &[Tier::System, Tier::Added]);
+            assert_eq!(got.len(), n, "{sys:?} + {added:?}: {got:#?}");
+            // Without a system tier nothing is reserved.
+            assert!(check_added(&files, &[Tier::Added, Tier::Added]).is_empty());
+        }
+    }
+}
