@@ -595,16 +595,9 @@ fn throwaway_user() -> (u32, u32) {
     (u.uid.as_raw(), u.gid.as_raw())
 }
 
-/// A system directory the user cannot read fails closed (78), never "no system tier".
-#[test]
-fn unreadable_system_dir_fails_closed() {
+/// Runs `gate check -- true` as the throw-away user, with `g`'s system tier.
+fn check_as_user(g: &Gate) -> (Option<i32>, String) {
     let (uid, gid) = throwaway_user();
-    let g = Gate::new().system_policy("base.yaml", SYSTEM);
-    std::fs::set_permissions(
-        g.system_dir().unwrap(),
-        std::fs::Permissions::from_mode(0o700),
-    )
-    .unwrap();
     let mut c = Command::new("setpriv");
     c.arg(format!("--reuid={uid}"))
         .arg(format!("--regid={gid}"))
@@ -619,9 +612,39 @@ fn unreadable_system_dir_fails_closed() {
     let out = common::system_tier(&c, g.system_dir().unwrap())
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{stderr}");
-    assert!(stderr.contains("/etc/gate/policy.d"), "{stderr}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A system directory or file the user cannot read fails closed (78), never "no system tier".
+#[test]
+fn unreadable_system_dir_or_file_fails_closed() {
+    // Readable: the user gets a decision (so the 78s below come from the permissions).
+    let g = Gate::new().system_policy("base.yaml", SYSTEM);
+    let (code, stderr) = check_as_user(&g);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let g = Gate::new().system_policy("base.yaml", SYSTEM);
+    std::fs::set_permissions(
+        g.system_dir().unwrap(),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let (code, stderr) = check_as_user(&g);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("`/etc/gate/policy.d`"), "{stderr}");
+
+    let g = Gate::new().system_policy("base.yaml", SYSTEM);
+    let f = g.system_dir().unwrap().join("base.yaml");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, stderr) = check_as_user(&g);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains("`/etc/gate/policy.d/base.yaml`"),
+        "{stderr}"
+    );
 }
 
 // ---- `gate check` says when there is no system tier ----
