@@ -87,7 +87,20 @@ impl Env {
         &self,
         cli: &[PathBuf],
     ) -> Result<Vec<PathBuf>, crate::policy::PolicyError> {
-        crate::policy::discover(
+        Ok(self
+            .policy_sources(cli)?
+            .into_iter()
+            .map(|s| s.path)
+            .collect())
+    }
+
+    /// Every policy file that applies, in merge order, each with its trust tier: the files of
+    /// [`SYSTEM_POLICY_DIR`] (checked for root ownership) are the system tier.
+    pub fn policy_sources(
+        &self,
+        cli: &[PathBuf],
+    ) -> Result<Vec<crate::policy::Source>, crate::policy::PolicyError> {
+        crate::policy::discover_sources(
             Path::new(SYSTEM_POLICY_DIR),
             self.user_policy(),
             self.policy.as_deref(),

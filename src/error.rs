@@ -81,7 +81,10 @@ impl Error {
 
 impl From<crate::policy::PolicyError> for Error {
     fn from(e: crate::policy::PolicyError) -> Self {
-        Error::config(e.to_string())
+        Error::Config {
+            hint: e.hint(),
+            message: e.to_string(),
+        }
     }
 }
 

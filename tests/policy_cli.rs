@@ -1047,7 +1047,8 @@ fn check_json_shape() {
             "argv",
             "executable",
             "digest",
-            "policy_files"
+            "policy_files",
+            "system_tier"
         ]
     );
     assert_eq!(v["decision"], "approve");

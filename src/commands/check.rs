@@ -18,6 +18,13 @@ pub fn check(
     let policy = load_policy_lazy(env, policy_files)?;
     let (req, executable) = build_request(env, &policy, argv, None)?;
     let class = try_classify(&policy, &req)?;
+    if !policy.has_system_tier() {
+        // Only here, not on the run path: allowed commands stay instant and quiet.
+        out.warn(&format!(
+            "no system policy (no *.yaml in {}): your own policy files are the top of trust, and anything running as you can edit them; see docs/threat-model.md",
+            crate::config::SYSTEM_POLICY_DIR
+        ));
+    }
     if as_json {
         let v = json!({
             "decision": class.decision,
@@ -31,6 +38,7 @@ pub fn check(
             "executable": executable.as_ref().ok(),
             "digest": req.view.digest,
             "policy_files": policy.files,
+            "system_tier": policy.has_system_tier(),
         });
         out.data(&serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(0);

@@ -28,8 +28,15 @@ fn files_or_configured(
 
 /// Checks every file and the merge of all of them; reports all problems at once.
 pub fn lint(env: &Env, out: &Output, files: Vec<PathBuf>, cli: &[PathBuf]) -> Result<i32, Error> {
+    let configured = files.is_empty();
     let files = files_or_configured(env, files, cli)?;
-    match Policy::load(&files) {
+    // The configured files are checked as a run loads them, each in its trust tier.
+    let loaded = if configured {
+        Policy::load_sources(&env.policy_sources(cli)?)
+    } else {
+        Policy::load(&files)
+    };
+    match loaded {
         Ok(p) => {
             out.info(&format!(
                 "{} file{} OK, {} rule{}",

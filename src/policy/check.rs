@@ -148,13 +148,81 @@ impl Checker<'_> {
                     })
                 }
                 "backend" => out.backend = self.str(val, "a backend name").map(|s| at(&s, val.pos)),
-                "timeout" => out.timeout = self.duration(val),
-                "opaque_shell" => out.opaque_shell = self.decision(val),
+                "timeout" => {
+                    out.timeout = self.duration(val).map(|d| At {
+                        value: d,
+                        pos: val.pos,
+                    })
+                }
+                "opaque_shell" => {
+                    out.opaque_shell = self.decision(val).map(|d| At {
+                        value: d,
+                        pos: val.pos,
+                    })
+                }
+                "opaque_approval" => out.opaque_approval = self.opaque_approval(val, *kpos),
                 _ => self.unknown_key(
                     key,
                     *kpos,
-                    &["decision", "backend", "timeout", "opaque_shell"],
+                    &[
+                        "decision",
+                        "backend",
+                        "timeout",
+                        "opaque_shell",
+                        "opaque_approval",
+                    ],
                 ),
+            }
+        }
+    }
+
+    /// `defaults.opaque_approval`: `approvers` and `min_approvals`, checked as in a rule's
+    /// `approval`; the other approval keys have no meaning here and are unknown.
+    fn opaque_approval(&mut self, v: &Node, kpos: Pos) -> Option<OpaqueApproval> {
+        let mut a = OpaqueApproval {
+            pos: kpos,
+            approvers: Vec::new(),
+            min_approvals: At {
+                value: 1,
+                pos: v.pos,
+            },
+        };
+        for (key, kp, val) in self.map(v, "`opaque_approval`")? {
+            match key.as_str() {
+                "approvers" => {
+                    for item in self.seq(val, "`approvers`").unwrap_or(&[]) {
+                        if let Some(s) = self.str(item, "a group or principal name") {
+                            a.approvers.push(at(&s, item.pos));
+                        }
+                    }
+                }
+                "min_approvals" => {
+                    if let Some(n) = self.min_approvals(val) {
+                        a.min_approvals = n;
+                    }
+                }
+                _ => self.unknown_key(key, *kp, &["approvers", "min_approvals"]),
+            }
+        }
+        Some(a)
+    }
+
+    fn min_approvals(&mut self, val: &Node) -> Option<At<u32>> {
+        match val.value {
+            Value::Int(n) if (1..=100).contains(&n) => Some(At {
+                value: n as u32,
+                pos: val.pos,
+            }),
+            Value::Int(n) => {
+                self.d.error(
+                    val.pos,
+                    format!("`min_approvals` must be 1 to 100, not {n}"),
+                );
+                None
+            }
+            _ => {
+                self.wrong_type(val, "an integer");
+                None
             }
         }
     }
@@ -259,9 +327,18 @@ impl Checker<'_> {
     fn audit(&mut self, v: &Node, out: &mut Audit) {
         for (key, kpos, val) in self.map(v, "`audit`").unwrap_or(&[]) {
             match key.as_str() {
-                "path" => out.path = self.str(val, "a file path").map(PathBuf::from),
-                "key" => out.key = self.str(val, "a file path").map(PathBuf::from),
-                "require_remote" => out.require_remote = self.bool(val),
+                "path" => {
+                    out.path = self.str(val, "a file path").map(PathBuf::from);
+                    out.path_pos = Some(val.pos);
+                }
+                "key" => {
+                    out.key = self.str(val, "a file path").map(PathBuf::from);
+                    out.key_pos = Some(val.pos);
+                }
+                "require_remote" => {
+                    out.require_remote = self.bool(val);
+                    out.require_remote_pos = Some(val.pos);
+                }
                 "sinks" => {
                     for s in self.seq(val, "`sinks`").unwrap_or(&[]) {
                         let spec = to_json(s);
@@ -424,19 +501,11 @@ impl Checker<'_> {
                         }
                     }
                 }
-                "min_approvals" => match val.value {
-                    Value::Int(n) if (1..=100).contains(&n) => {
-                        a.min_approvals = At {
-                            value: n as u32,
-                            pos: val.pos,
-                        }
+                "min_approvals" => {
+                    if let Some(n) = self.min_approvals(val) {
+                        a.min_approvals = n;
                     }
-                    Value::Int(n) => self.d.error(
-                        val.pos,
-                        format!("`min_approvals` must be 1 to 100, not {n}"),
-                    ),
-                    _ => self.wrong_type(val, "an integer"),
-                },
+                }
                 "allow_requester" => a.allow_requester = self.bool(val).unwrap_or(false),
                 "timeout" => a.timeout = self.duration(val),
                 "backend" => a.backend = self.str(val, "a backend name").map(|s| at(&s, val.pos)),

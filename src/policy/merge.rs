@@ -6,8 +6,13 @@
 //! - `defaults.decision`: the most restrictive of the files that set one;
 //! - `defaults.timeout`: the shortest; `defaults.backend`, `audit.path`: the first file that
 //!   sets it (system files come first, so a user file can't redirect them);
-//! - groups, identities, backends and rule names: defined once across all files — a later file
-//!   redefining the security group could otherwise widen who may approve.
+//! - `defaults.opaque_shell`: the most restrictive over every file, a file that does not set it
+//!   voting `approve` — so `allow` takes effect only when every file says so;
+//! - groups, identities, backends, rule names and `defaults.opaque_approval`: defined once
+//!   across all files — a later file redefining the security group could otherwise widen who
+//!   may approve;
+//! - trust tiers ([`super::tiers`]): with a system tier, an added file may only add rules and
+//!   tighten, and the system tier's approvers resolve against its own groups and identities.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
@@ -16,29 +21,48 @@ use regex::Regex;
 
 use super::compile::{LazyMatcher, Matcher};
 use super::diag::{Diagnostic, Diagnostics, Pos};
-use super::schema::{Decision, PolicyFile};
+use super::schema::{At, Decision, PolicyFile};
+use super::tiers::Tier;
 use super::{
     Compiled, DEFAULT_TIMEOUT, GroupRequirement, Policy, Redactor, RuleApproval, RuleInfo,
     required_bytes,
 };
 
-/// Merges and compiles every rule now (what `gate policy lint` and `gate policy test` use).
+/// Merges and compiles every rule now, all files as one tier (what `gate policy lint` and
+/// `gate policy test` use).
 pub fn merge(files: Vec<PolicyFile>) -> Result<Policy, Vec<Diagnostic>> {
-    merge_with(files, false)
+    let tiers = vec![Tier::Added; files.len()];
+    merge_with(files, tiers, false)
 }
 
-/// Like [`merge`]; with `lazy`, rules are compiled per program on first use (see
-/// [`LazyMatcher`]) and the `context.redact` patterns when first needed.
-pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, Vec<Diagnostic>> {
-    let mut all = Vec::new();
+/// Like [`merge`], with each file's tier (by index); with `lazy`, rules are compiled per
+/// program on first use (see [`LazyMatcher`]) and the `context.redact` patterns when first
+/// needed.
+pub(super) fn merge_with(
+    files: Vec<PolicyFile>,
+    tiers: Vec<Tier>,
+    lazy: bool,
+) -> Result<Policy, Vec<Diagnostic>> {
+    let mut all = super::tiers::check_added(&files, &tiers);
+    let tier = |fi: usize| tiers.get(fi).copied().unwrap_or(Tier::Added);
+    let tiered = tiers.contains(&Tier::System);
     let mut p = Policy {
         files: files.iter().map(|f| f.path.clone()).collect(),
+        tiers: (0..files.len()).map(tier).collect(),
         default_decision: Decision::Allow,
+        // Every file votes, an unset key as `approve`: one file's `allow` can't loosen another's
+        // silence.
         opaque_shell: files
             .iter()
-            .filter_map(|f| f.defaults.opaque_shell)
+            .map(|f| {
+                f.defaults
+                    .opaque_shell
+                    .as_ref()
+                    .map_or(Decision::Approve, |d| d.value)
+            })
             .max()
             .unwrap_or(Decision::Approve),
+        opaque_approval: None,
         file_defaults: files
             .iter()
             .map(|f| f.defaults.decision.as_ref().map(|d| d.value))
@@ -64,7 +88,12 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
     let mut ident_at: HashMap<String, (usize, Pos)> = HashMap::new();
     let mut backend_at: HashMap<String, (usize, Pos)> = HashMap::new();
     let mut rule_at: HashMap<String, (usize, Pos)> = HashMap::new();
+    let mut opaque_at: HashMap<String, (usize, Pos)> = HashMap::new();
     let mut timeouts = Vec::new();
+    // What the system tier alone defines: its own approvers resolve against these, so an added
+    // file can't define a group (or a group named like a principal) that a system rule names.
+    let mut system_groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut system_idents: BTreeSet<String> = BTreeSet::new();
 
     // Pass 1: names and settings.
     for (fi, f) in files.iter().enumerate() {
@@ -72,8 +101,8 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
         if let Some(dec) = &f.defaults.decision {
             p.default_decision = p.default_decision.max(dec.value);
         }
-        if let Some(t) = f.defaults.timeout {
-            timeouts.push(t);
+        if let Some(t) = &f.defaults.timeout {
+            timeouts.push(t.value);
         }
         if p.default_backend.is_none() {
             p.default_backend = f.defaults.backend.as_ref().map(|b| b.value.clone());
@@ -127,6 +156,9 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
             ) {
                 p.groups
                     .insert(name.value.clone(), members.iter().cloned().collect());
+                if tier(fi) == Tier::System {
+                    system_groups.insert(name.value.clone(), members.iter().cloned().collect());
+                }
             }
         }
         for (name, accounts) in &f.identities {
@@ -140,6 +172,9 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
                 &mut d,
             ) {
                 p.identities.insert(name.value.clone(), accounts.clone());
+                if tier(fi) == Tier::System {
+                    system_idents.insert(name.value.clone());
+                }
             }
         }
         for (name, kind) in &f.backends {
@@ -154,6 +189,17 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
             ) {
                 p.backends.insert(name.value.clone(), kind.clone());
             }
+        }
+        if let Some(o) = &f.defaults.opaque_approval {
+            once(
+                &mut opaque_at,
+                "defaults.opaque_approval",
+                fi,
+                o.pos,
+                "key",
+                &files,
+                &mut d,
+            );
         }
         for r in &f.rules {
             once(
@@ -180,60 +226,68 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
         .cloned()
         .chain(p.identities.keys().cloned())
         .collect();
+    let everyone = Principals {
+        groups: &p.groups,
+        known: &known_principals,
+    };
+    let system_known: BTreeSet<String> = system_groups
+        .values()
+        .flatten()
+        .cloned()
+        .chain(system_idents.iter().cloned())
+        .collect();
+    let system_only = Principals {
+        groups: &system_groups,
+        known: &system_known,
+    };
+    let mut rules = Vec::new();
+    let mut opaque_approval = None;
     for (fi, f) in files.iter().enumerate() {
         let mut d = Diagnostics::new(&f.path, &f.source);
+        let who = if tiered && tier(fi) == Tier::System {
+            &system_only
+        } else {
+            &everyone
+        };
         if let Some(b) = &f.defaults.backend {
             check_backend(&p, &b.value, b.pos, &mut d);
         }
+        if let Some(o) = &f.defaults.opaque_approval
+            && opaque_approval.is_none()
+        {
+            let (eligible, groups, min_approvals) = resolve(
+                &o.approvers,
+                &o.min_approvals,
+                who,
+                "`defaults.opaque_approval`",
+                &mut d,
+            );
+            opaque_approval = Some(RuleApproval {
+                approvers: o.approvers.iter().map(|x| x.value.clone()).collect(),
+                eligible,
+                groups,
+                min_approvals,
+                allow_requester: false,
+                timeout: None,
+                backend: None,
+                reuse: None,
+            });
+        }
         for r in &f.rules {
             let approval = r.approval.as_ref().map(|a| {
-                let mut eligible = BTreeSet::new();
-                let mut groups = Vec::new();
-                let mut unknown = false;
-                for who in &a.approvers {
-                    if let Some(members) = p.groups.get(&who.value) {
-                        eligible.extend(members.iter().cloned());
-                        groups.push(GroupRequirement {
-                            name: who.value.clone(),
-                            members: members.clone(),
-                        });
-                    } else if known_principals.contains(&who.value) {
-                        eligible.insert(who.value.clone());
-                    } else {
-                        unknown = true;
-                        let close = p.groups.keys().find(|g| super::check::similar(&who.value, g));
-                        d.error_hint(
-                            who.pos,
-                            format!("unknown group `{}`", who.value),
-                            match close {
-                                Some(g) => format!("did you mean `{g}`?"),
-                                None => "define it under `groups:`, or name a principal listed in a group or under `identities:`".to_owned(),
-                            },
-                        );
-                    }
-                }
-                let named = !a.approvers.is_empty();
-                // Each named group must contribute an approver, so two groups need two people.
-                let min_approvals = a.min_approvals.value.max(groups.len() as u32);
-                if named && !unknown && (min_approvals as usize) > eligible.len() {
-                    d.error_hint(
-                        a.min_approvals.pos,
-                        format!(
-                            "rule `{}` needs {min_approvals} approval{} but only {} principal{} can approve",
-                            r.name.value,
-                            if min_approvals == 1 { "" } else { "s" },
-                            eligible.len(),
-                            if eligible.len() == 1 { "" } else { "s" }
-                        ),
-                        "lower `min_approvals` or add members to the approver groups",
-                    );
-                }
+                let (eligible, groups, min_approvals) = resolve(
+                    &a.approvers,
+                    &a.min_approvals,
+                    who,
+                    &format!("rule `{}`", r.name.value),
+                    &mut d,
+                );
                 if let Some(b) = &a.backend {
                     check_backend(&p, &b.value, b.pos, &mut d);
                 }
                 RuleApproval {
                     approvers: a.approvers.iter().map(|x| x.value.clone()).collect(),
-                    eligible: named.then_some(eligible),
+                    eligible,
                     groups,
                     min_approvals,
                     allow_requester: a.allow_requester,
@@ -247,7 +301,7 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
                     p.env_names.push(name.clone());
                 }
             }
-            p.rules.push(RuleInfo {
+            rules.push(RuleInfo {
                 name: r.name.value.clone(),
                 decision: r.decision,
                 risk: r.risk.clone(),
@@ -261,6 +315,8 @@ pub(super) fn merge_with(files: Vec<PolicyFile>, lazy: bool) -> Result<Policy, V
         }
         all.extend(d.items);
     }
+    p.rules = rules;
+    p.opaque_approval = opaque_approval;
     for name in &p.context_env {
         if !p.env_names.contains(name) {
             p.env_names.push(name.clone());
@@ -342,4 +398,66 @@ fn check_backend(p: &Policy, name: &str, pos: Pos, d: &mut Diagnostics<'_>) {
             "define it under `backends:`, or use `local`",
         );
     }
+}
+
+/// Who an `approvers` list can name: groups, and principals known from groups or identities.
+struct Principals<'a> {
+    groups: &'a BTreeMap<String, BTreeSet<String>>,
+    known: &'a BTreeSet<String>,
+}
+
+/// Resolves `approvers` to the eligible principals (`None`: anyone but the requester) and the
+/// groups that must each contribute, and the effective `min_approvals`; reports unknown names
+/// and a count no one could reach.
+fn resolve(
+    approvers: &[At<String>],
+    min: &At<u32>,
+    who: &Principals<'_>,
+    what: &str,
+    d: &mut Diagnostics<'_>,
+) -> (Option<BTreeSet<String>>, Vec<GroupRequirement>, u32) {
+    let mut eligible = BTreeSet::new();
+    let mut groups = Vec::new();
+    let mut unknown = false;
+    for name in approvers {
+        if let Some(members) = who.groups.get(&name.value) {
+            eligible.extend(members.iter().cloned());
+            groups.push(GroupRequirement {
+                name: name.value.clone(),
+                members: members.clone(),
+            });
+        } else if who.known.contains(&name.value) {
+            eligible.insert(name.value.clone());
+        } else {
+            unknown = true;
+            let close = who
+                .groups
+                .keys()
+                .find(|g| super::check::similar(&name.value, g));
+            d.error_hint(
+                name.pos,
+                format!("unknown group `{}`", name.value),
+                match close {
+                    Some(g) => format!("did you mean `{g}`?"),
+                    None => "define it under `groups:`, or name a principal listed in a group or under `identities:`".to_owned(),
+                },
+            );
+        }
+    }
+    let named = !approvers.is_empty();
+    // Each named group must contribute an approver, so two groups need two people.
+    let min_approvals = min.value.max(groups.len() as u32);
+    if named && !unknown && (min_approvals as usize) > eligible.len() {
+        d.error_hint(
+            min.pos,
+            format!(
+                "{what} needs {min_approvals} approval{} but only {} principal{} can approve",
+                if min_approvals == 1 { "" } else { "s" },
+                eligible.len(),
+                if eligible.len() == 1 { "" } else { "s" }
+            ),
+            "lower `min_approvals` or add members to the approver groups",
+        );
+    }
+    (named.then_some(eligible), groups, min_approvals)
 }

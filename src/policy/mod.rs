@@ -9,7 +9,9 @@ pub mod compile;
 pub mod diag;
 mod merge;
 pub mod schema;
+mod strict;
 pub mod testing;
+mod tiers;
 mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +27,8 @@ pub use compile::Subject;
 pub use diag::{Diagnostic, Pos};
 pub use merge::merge;
 pub use schema::{BackendKind, Decision, PolicyFile};
+pub use strict::Unsafe;
+pub use tiers::{Source, Tier};
 
 /// The default approval timeout when no file names one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -39,6 +43,44 @@ pub enum PolicyError {
     },
     #[error("{}", diag::render(.0))]
     Invalid(Vec<Diagnostic>),
+    /// A system-tier path that someone other than root could have written.
+    #[error("refusing the system policy: `{}` {problem}{}", .path.display(), describe_of(.path, .of))]
+    Unsafe {
+        /// The path that failed the check.
+        path: PathBuf,
+        /// The system directory or file whose check reached it.
+        of: PathBuf,
+        problem: Unsafe,
+    },
+}
+
+fn describe_of(path: &Path, of: &Path) -> String {
+    if path == of {
+        String::new()
+    } else if of.starts_with(path) {
+        format!(" (it holds `{}`)", of.display())
+    } else {
+        format!(" (`{}` leads to it)", of.display())
+    }
+}
+
+impl PolicyError {
+    /// The obvious next step, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PolicyError::Unsafe { path, problem, .. } => Some(match problem {
+                Unsafe::NotRoot { .. } => format!(
+                    "the system policy must be root's alone (like sshd's StrictModes): `chown root {}`",
+                    path.display()
+                ),
+                Unsafe::GroupWritable | Unsafe::OtherWritable => format!(
+                    "the system policy must be writable by root alone (like sshd's StrictModes): `chmod go-w {}`",
+                    path.display()
+                ),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// One rule after merging: what it says, where it came from, its approval resolved to principals.
@@ -80,11 +122,16 @@ pub struct RuleApproval {
 /// The merged, compiled policy.
 pub struct Policy {
     pub files: Vec<PathBuf>,
+    /// Each file's trust tier, by file index.
+    pub tiers: Vec<Tier>,
     /// The most restrictive `defaults.decision` of all files (for display).
     pub default_decision: Decision,
-    /// What a shell string that cannot be resolved statically gets (`defaults.opaque_shell`,
-    /// the most restrictive of the files; `approve` when none says).
+    /// What a shell string that cannot be resolved statically gets (`defaults.opaque_shell`):
+    /// the most restrictive over every file, a file that does not set it voting `approve`.
     pub opaque_shell: Decision,
+    /// `defaults.opaque_approval`: who approves a command gate cannot read, set by the system
+    /// tier (or by any file when there is none).
+    pub opaque_approval: Option<RuleApproval>,
     /// Each file's own `defaults.decision`, by file index: a file whose rules don't match a
     /// command votes its default, so a later file's `allow` rule can't undo an earlier file's
     /// restrictive default.
@@ -237,10 +284,29 @@ impl Classification {
 }
 
 impl Policy {
-    /// Loads, checks, merges and compiles the given files in order. Every problem of every
-    /// file is reported at once, cross-file ones included.
+    /// Loads, checks, merges and compiles the given files in order, all as one tier (what
+    /// `gate policy lint FILE...` uses). Every problem of every file is reported at once,
+    /// cross-file ones included.
     pub fn load(paths: &[PathBuf]) -> Result<Self, PolicyError> {
-        Self::load_with(paths, false)
+        Self::load_with(&added(paths), false)
+    }
+
+    /// Like [`Policy::load`], each file in its trust tier: when a system tier exists, an added
+    /// file that sets what only the system tier may set is a policy error.
+    pub fn load_sources(sources: &[Source]) -> Result<Self, PolicyError> {
+        Self::load_with(sources, false)
+    }
+
+    /// [`Policy::load_lazy`] with each file in its trust tier (the run path, `gate check`).
+    pub fn load_sources_lazy(sources: &[Source]) -> Result<Self, PolicyError> {
+        Self::load_with(sources, true)
+    }
+
+    /// Whether a system tier exists: at least one file from the system directory applies.
+    /// Without one, the user's own files are the top of trust, and whatever runs as the user
+    /// can edit them.
+    pub fn has_system_tier(&self) -> bool {
+        self.tiers.contains(&Tier::System)
     }
 
     /// Like [`Policy::load`], with every file read, checked (every glob and regex validated
@@ -249,22 +315,36 @@ impl Policy {
     /// since one command needs only its program's rules. Classify such a policy with
     /// [`Policy::try_classify`], which reports a group that fails to compile as a policy error.
     pub fn load_lazy(paths: &[PathBuf]) -> Result<Self, PolicyError> {
-        Self::load_with(paths, true)
+        Self::load_with(&added(paths), true)
     }
 
-    fn load_with(paths: &[PathBuf], lazy: bool) -> Result<Self, PolicyError> {
+    fn load_with(sources: &[Source], lazy: bool) -> Result<Self, PolicyError> {
         let mut files = Vec::new();
+        let mut tiers = Vec::new();
         let mut diags = Vec::new();
-        for path in paths {
+        for Source { path, tier } in sources {
             let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
                 path: path.clone(),
                 source,
             })?;
             let (file, d) = check_file_partial(path, &source);
-            files.extend(file);
+            if let Some(file) = file {
+                files.push(file);
+                tiers.push(*tier);
+            } else if *tier == Tier::System {
+                // An unreadable system file must not let added files act as if it were
+                // absent: they are still held to the tier's rules.
+                files.push(PolicyFile {
+                    path: path.clone(),
+                    ..PolicyFile::default()
+                });
+                tiers.push(*tier);
+            }
             diags.extend(d);
         }
-        match merge::merge_with(files, lazy) {
+        let paths: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
+        let paths = &paths;
+        match merge::merge_with(files, tiers, lazy) {
             Ok(p) if diags.is_empty() => Ok(p),
             Ok(_) => Err(PolicyError::Invalid(sorted(paths, diags))),
             Err(more) => {
@@ -604,6 +684,10 @@ fn required_bytes(pattern: &str) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+fn added(paths: &[PathBuf]) -> Vec<Source> {
+    paths.iter().cloned().map(Source::added).collect()
+}
+
 /// Orders problems by file (in merge order), then position.
 fn sorted(paths: &[PathBuf], mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     diags.sort_by_key(|d| {
@@ -625,32 +709,69 @@ pub fn discover(
     env_policy: Option<&str>,
     cli: &[PathBuf],
 ) -> Result<Vec<PathBuf>, PolicyError> {
+    Ok(discover_sources(system_dir, user_file, env_policy, cli)?
+        .into_iter()
+        .map(|s| s.path)
+        .collect())
+}
+
+/// [`discover`], each file with its tier: the `*.yaml` / `*.yml` files of `system_dir` are the
+/// system tier, every other file is added. The system directory, the directories above it and
+/// each system file must be root's and writable by no one else (see [`Unsafe`]); one that
+/// exists but cannot be read is an error, never skipped.
+pub fn discover_sources(
+    system_dir: &Path,
+    user_file: Option<PathBuf>,
+    env_policy: Option<&str>,
+    cli: &[PathBuf],
+) -> Result<Vec<Source>, PolicyError> {
     let mut out = Vec::new();
-    match std::fs::read_dir(system_dir) {
-        Ok(entries) => {
-            let mut sys: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                .collect();
-            sys.sort();
-            out.extend(sys);
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(PolicyError::Read {
-                path: system_dir.to_path_buf(),
-                source,
-            });
-        }
+    for path in system_files(system_dir)? {
+        out.push(Source {
+            path,
+            tier: Tier::System,
+        });
     }
     if let Some(f) = user_file.filter(|f| f.exists()) {
-        out.push(f);
+        out.push(Source::added(f));
     }
     if let Some(list) = env_policy {
-        out.extend(list.split(':').filter(|s| !s.is_empty()).map(PathBuf::from));
+        out.extend(
+            list.split(':')
+                .filter(|s| !s.is_empty())
+                .map(|s| Source::added(PathBuf::from(s))),
+        );
     }
-    out.extend(cli.iter().cloned());
+    out.extend(cli.iter().cloned().map(Source::added));
     Ok(out)
+}
+
+/// The system directory's policy files, sorted, each checked for ownership. A directory that
+/// does not exist (nor a symlink by its name) means no system tier.
+fn system_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    let read_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PolicyError::Read { path, source }
+    };
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(read_err(dir)(e)),
+        Ok(_) => {}
+    }
+    let mut checked = std::collections::BTreeSet::new();
+    strict::check_chain(dir, &mut checked)?;
+    let mut sys = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err(dir))? {
+        let path = entry.map_err(read_err(dir))?.path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            sys.push(path);
+        }
+    }
+    sys.sort();
+    for f in &sys {
+        strict::check_chain(f, &mut checked)?;
+    }
+    Ok(sys)
 }
 
 #[cfg(test)]

@@ -53,8 +53,20 @@ pub struct At<T> {
 pub struct Defaults {
     pub decision: Option<At<Decision>>,
     pub backend: Option<At<String>>,
-    pub timeout: Option<Duration>,
-    pub opaque_shell: Option<Decision>,
+    pub timeout: Option<At<Duration>>,
+    pub opaque_shell: Option<At<Decision>>,
+    /// Who approves a command gate cannot read (an opaque one), instead of the strictest
+    /// requirement any rule can impose.
+    pub opaque_approval: Option<OpaqueApproval>,
+}
+
+/// `defaults.opaque_approval`: the approvers and count of a rule's `approval`, nothing else.
+#[derive(Debug, Clone)]
+pub struct OpaqueApproval {
+    /// Where the key was written.
+    pub pos: Pos,
+    pub approvers: Vec<At<String>>,
+    pub min_approvals: At<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -100,6 +112,10 @@ pub struct Audit {
     /// Kept as written: remote sinks are delivered by a later part of gate.
     pub sinks: Vec<serde_json::Value>,
     pub require_remote: Option<bool>,
+    /// Where `path`, `key` and `require_remote` were written (for trust-tier errors).
+    pub path_pos: Option<Pos>,
+    pub key_pos: Option<Pos>,
+    pub require_remote_pos: Option<Pos>,
 }
 
 #[derive(Debug, Clone, Default)]

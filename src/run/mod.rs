@@ -127,16 +127,16 @@ fn ship(
 
 /// Loads every policy file that applies.
 pub fn load_policy(env: &Env, cli_files: &[PathBuf]) -> Result<Policy, Error> {
-    let files = env.policy_files(cli_files)?;
-    Ok(Policy::load(&files)?)
+    let sources = env.policy_sources(cli_files)?;
+    Ok(Policy::load_sources(&sources)?)
 }
 
 /// Like [`load_policy`], for one command: every file is read and checked the same way, but
 /// rules are compiled per program when first classified (see [`Policy::load_lazy`]); classify
 /// with [`try_classify`].
 pub fn load_policy_lazy(env: &Env, cli_files: &[PathBuf]) -> Result<Policy, Error> {
-    let files = env.policy_files(cli_files)?;
-    Ok(Policy::load_lazy(&files)?)
+    let sources = env.policy_sources(cli_files)?;
+    Ok(Policy::load_sources_lazy(&sources)?)
 }
 
 /// Builds the request for argv as this process sees it.
