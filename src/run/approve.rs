@@ -35,15 +35,16 @@ pub(super) fn approve(
     let timeout = opts
         .timeout
         .map_or(requirement.timeout, |t| t.min(requirement.timeout));
-    let outcome = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
+    let (outcome, statement) = match backend_name.as_deref().and_then(|b| policy.backends.get(b))
+    {
         None | Some(BackendKind::Local { .. }) => {
             match wait_local(env, out, policy, req, class, &requirement, timeout, cancel)? {
-                Ok(o) => o,
+                Ok(o) => (o, None),
                 Err(stopped) => return Ok(stopped),
             }
         }
-        Some(BackendKind::Server { url }) => {
-            match wait_server(env, out, url, req, class, &requirement, timeout, cancel) {
+        Some(BackendKind::Server { url, key }) => {
+            match wait_server(env, out, url, key, req, class, &requirement, timeout, cancel) {
                 Ok(o) => o,
                 Err(stopped) => return Ok(stopped),
             }
@@ -63,7 +64,7 @@ pub(super) fn approve(
             ));
         }
     };
-    Ok(verdict_of(out, outcome, timeout, &requirement))
+    Ok(verdict_of(out, outcome, statement, timeout, &requirement))
 }
 
 /// The local backend: the spool and the owners of decision files.
@@ -129,22 +130,36 @@ fn wait_local(
 }
 
 /// The server backend: submit, then long-poll until decided, retrying transport errors until
-/// the deadline. The server decides eligibility; the client checks the approval is for its
-/// own digest before it believes it.
+/// the deadline. The server decides eligibility; the client believes an approval only as a
+/// statement signed by the pinned `key`, for its own request id and digest, listing approvers
+/// that meet its requirement — anything else is no decision (75) and nothing runs. Returns the
+/// outcome and, for an approval, the statement to record.
 #[allow(clippy::too_many_arguments, clippy::result_large_err)]
 fn wait_server(
     env: &Env,
     out: &Output,
     url: &str,
+    key: &str,
     req: &Request,
     class: &Classification,
     requirement: &Requirement,
     timeout: Duration,
     cancel: &Cancel,
-) -> Result<Outcome, Verdict> {
-    use crate::approval::server::{Client, ClientError, RemoteRequest, retry};
+) -> Result<(Outcome, Option<String>), Verdict> {
+    use crate::approval::server::{Client, ClientError, RemoteRequest, retry, verify_approval};
     let no_decision = |m: String, hint: Option<String>| {
         stop("error", m.clone(), Error::NoDecision { message: m, hint })
+    };
+    let key = match crate::audit::note::NoteVerifier::parse(key) {
+        Ok(k) => k,
+        Err(e) => {
+            let m = format!("the `key` of the server backend for {url} is unusable: {e}");
+            return Err(stop(
+                "error",
+                m.clone(),
+                Error::config_hint(m, format!("`gate login {url}` prints the server's key")),
+            ));
+        }
     };
     let Some(token) = crate::secrets::load(env, url) else {
         let m = format!("no token for the gate server {url}");
@@ -263,6 +278,7 @@ fn wait_server(
         via: "server".into(),
         comment: a.comment.clone(),
     };
+    let mut statement = None;
     let outcome = loop {
         if cancel.is_set() {
             let _ = client.cancel(&current.id);
@@ -270,19 +286,29 @@ fn wait_server(
         }
         match current.status.as_str() {
             "approved" => {
-                if current.digest != req.view.digest {
-                    let m = "the server approved a different command (digest mismatch); refusing to run".to_owned();
-                    waiter.finish();
-                    return Err(stop(
-                        "error",
-                        m.clone(),
-                        Error::Denied {
-                            message: m,
-                            hint: None,
-                        },
-                    ));
+                match verify_approval(
+                    &current,
+                    &key,
+                    req.id(),
+                    &req.view.digest,
+                    &req.view.requester.user,
+                    requirement,
+                ) {
+                    Ok(v) => {
+                        statement = Some(v.note);
+                        break Outcome::Approved(v.approvals);
+                    }
+                    Err(why) => {
+                        waiter.finish();
+                        return Err(no_decision(
+                            format!("{url} answered `approved`, but {why}; refusing to run"),
+                            Some(format!(
+                                "nothing ran: an approval counts only when signed by the server key the policy pins ({}+{:08x})",
+                                key.name, key.id
+                            )),
+                        ));
+                    }
                 }
-                break Outcome::Approved(current.approvals.iter().map(approver).collect());
             }
             "denied" => {
                 let d = current
@@ -349,13 +375,14 @@ fn wait_server(
         }
     };
     waiter.finish();
-    Ok(outcome)
+    Ok((outcome, statement))
 }
 
 /// Turns how the wait ended into the go / no-go.
 fn verdict_of(
     out: &Output,
     outcome: Outcome,
+    statement: Option<String>,
     timeout: Duration,
     requirement: &Requirement,
 ) -> Verdict {
@@ -366,6 +393,7 @@ fn verdict_of(
             Verdict::Run {
                 outcome: "approved",
                 approvals,
+                statement,
             }
         }
         Outcome::Denied {
