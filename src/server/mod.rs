@@ -276,8 +276,8 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         let log = AuditLog::new(&opts.audit_log).with_key(&opts.key);
         log.check_writable()?;
         let audit = AuditWriter::start(log);
-        let signer = crate::audit::key::load_or_create(&opts.key, &crate::identity::host_name())
-            .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
+        let signer =
+            load_key(&opts.key).map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
         let (changes, _) = broadcast::channel(4096);
         let (stop_tx, stop_rx) = watch::channel(false);
         let state = Arc::new(AppState {
@@ -305,6 +305,14 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             .await?;
         Ok(())
     })
+}
+
+/// The server's signing key at `path` (made on first use, named after this host): what
+/// `gate serve` signs statements and checkpoints with, and what `gate serve key` prints.
+pub fn load_key(
+    path: &std::path::Path,
+) -> Result<crate::audit::note::NoteSigner, crate::audit::key::KeyError> {
+    crate::audit::key::load_or_create(path, &crate::identity::host_name())
 }
 
 async fn wait_for_stop() {

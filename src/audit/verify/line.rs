@@ -79,6 +79,9 @@ pub(super) struct RequiredLite {
     pub(super) clauses: Vec<ClauseLite>,
     pub(super) min_approvals: u32,
     pub(super) allow_requester: bool,
+    /// The backend the approval was asked of.
+    #[serde(default)]
+    pub(super) backend: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
