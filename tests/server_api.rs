@@ -1419,7 +1419,8 @@ fn client_fails_closed_when_the_server_is_down() {
     // The command would create `ran`; it must not run.
     std::fs::write(
         h.join("client-policy.yaml"),
-        client_policy(&url, SOME_KEY).replace("program: echo, args: [server-two]", "program: touch"),
+        client_policy(&url, SOME_KEY)
+            .replace("program: echo, args: [server-two]", "program: touch"),
     )
     .unwrap();
     let start = Instant::now();

@@ -107,19 +107,14 @@ pub fn verify_approval(
     requester: &str,
     requirement: &Requirement,
 ) -> Result<VerifiedApproval, ApprovalRefused> {
-    let note = answer
-        .statement
-        .as_deref()
-        .ok_or(StatementError::Missing)?;
+    let note = answer.statement.as_deref().ok_or(StatementError::Missing)?;
     let (statement, _) = Statement::open(note, std::slice::from_ref(key))?;
     statement.approves(id, digest)?;
     let names: std::collections::BTreeSet<String> = statement
         .approvals
         .iter()
         .map(|v| v.principal.clone())
-        .filter(|p| {
-            requirement.allow_requester || (*p != statement.requester && p != requester)
-        })
+        .filter(|p| requirement.allow_requester || (*p != statement.requester && p != requester))
         .collect();
     if !requirement.satisfied_by(&names) {
         let listed: Vec<&str> = statement

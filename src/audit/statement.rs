@@ -181,8 +181,8 @@ impl Statement {
         }
         let requester = field("requester")?;
         let status_v = field("status")?;
-        let status = Status::parse(&status_v)
-            .ok_or_else(|| bad(format!("unknown status `{status_v}`")))?;
+        let status =
+            Status::parse(&status_v).ok_or_else(|| bad(format!("unknown status `{status_v}`")))?;
         let vote = |line: &str, kind: &str| -> Result<Option<Vote>, StatementError> {
             let Some(rest) = line.strip_prefix(kind).and_then(|r| r.strip_prefix(' ')) else {
                 return Ok(None);
@@ -192,7 +192,9 @@ impl Statement {
                     principal: p.to_owned(),
                     at: at.to_owned(),
                 })),
-                _ => Err(bad(format!("expected `{kind} <principal> <time>`, found `{line}`"))),
+                _ => Err(bad(format!(
+                    "expected `{kind} <principal> <time>`, found `{line}`"
+                ))),
             }
         };
         let mut approvals = Vec::new();
@@ -359,7 +361,10 @@ mod tests {
             good.replace("requester erin\n", ""),
             good.replace("time 2026-11-28T06:00:02.510Z\n", ""),
             format!("{good}approval carol 2026-11-28T06:00:03.000Z\n"),
-            good.replace("approval bob 2026-11-28T06:00:02.500Z", "approval bob yesterday"),
+            good.replace(
+                "approval bob 2026-11-28T06:00:02.500Z",
+                "approval bob yesterday",
+            ),
             good.replace("digest ", "digest A"),
             good.trim_end().to_owned(),
             format!("gate/0123\n{good}"),

@@ -240,21 +240,22 @@ pub fn verify(
     use crate::audit::verify::{Options, VerifyError, verify_with_servers};
     let (configured, policy) = configured_log(env, cli_policy);
     let path = o.path.unwrap_or(configured);
-    let report = match server_trust(policy.as_ref(), &o.server_keys).and_then(|servers| {
-        verify_with_servers(
-            &path,
-            &Options {
-                key: o.key.as_deref(),
-                checkpoint: o.checkpoint.as_deref(),
-                threads: o.threads,
-            },
-            &servers,
-        )
-    })
-    .and_then(|r| match &o.remote {
-        Some(url) => compare_remote(env, &path, url, r),
-        None => Ok(r),
-    }) {
+    let report = match server_trust(policy.as_ref(), &o.server_keys)
+        .and_then(|servers| {
+            verify_with_servers(
+                &path,
+                &Options {
+                    key: o.key.as_deref(),
+                    checkpoint: o.checkpoint.as_deref(),
+                    threads: o.threads,
+                },
+                &servers,
+            )
+        })
+        .and_then(|r| match &o.remote {
+            Some(url) => compare_remote(env, &path, url, r),
+            None => Ok(r),
+        }) {
         Ok(r) => r,
         Err(VerifyError::Unusable(m)) => {
             if o.json {

@@ -207,9 +207,7 @@ impl Checker<'_> {
             return None;
         };
         // Taken out first: only a server backend has a `key`; elsewhere it "does not apply".
-        let server_key = (kind == "server")
-            .then(|| fields.remove("key"))
-            .flatten();
+        let server_key = (kind == "server").then(|| fields.remove("key")).flatten();
         let mut need = |name: &str, d: &mut Diagnostics| -> Option<(String, Pos)> {
             let got = fields.remove(name);
             if got.is_none() {
@@ -240,10 +238,7 @@ impl Checker<'_> {
                     );
                     return None;
                 }
-                BackendKind::Server {
-                    url: url?.0,
-                    key,
-                }
+                BackendKind::Server { url: url?.0, key }
             }
             "slack" => {
                 let channel = need("channel", &mut self.d);

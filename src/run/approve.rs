@@ -35,8 +35,7 @@ pub(super) fn approve(
     let timeout = opts
         .timeout
         .map_or(requirement.timeout, |t| t.min(requirement.timeout));
-    let (outcome, statement) = match backend_name.as_deref().and_then(|b| policy.backends.get(b))
-    {
+    let (outcome, statement) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
         None | Some(BackendKind::Local { .. }) => {
             match wait_local(env, out, policy, req, class, &requirement, timeout, cancel)? {
                 Ok(o) => (o, None),
@@ -44,7 +43,17 @@ pub(super) fn approve(
             }
         }
         Some(BackendKind::Server { url, key }) => {
-            match wait_server(env, out, url, key, req, class, &requirement, timeout, cancel) {
+            match wait_server(
+                env,
+                out,
+                url,
+                key,
+                req,
+                class,
+                &requirement,
+                timeout,
+                cancel,
+            ) {
                 Ok(o) => o,
                 Err(stopped) => return Ok(stopped),
             }

@@ -87,9 +87,7 @@ impl From<StoreError> for ApiError {
             StoreError::Unrecorded(m) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unrecorded",
-                format!(
-                    "the server cannot write its audit log, so nothing was changed: {m}"
-                ),
+                format!("the server cannot write its audit log, so nothing was changed: {m}"),
             ),
             StoreError::Db(m) => {
                 tracing::error!("store: {m}");
@@ -186,10 +184,7 @@ pub struct Authed(pub String);
 impl FromRequestParts<Arc<AppState>> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        st: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
         principal(st, &parts.headers).map(Authed)
     }
 }

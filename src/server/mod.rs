@@ -276,8 +276,8 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         let log = AuditLog::new(&opts.audit_log).with_key(&opts.key);
         log.check_writable()?;
         let audit = AuditWriter::start(log);
-        let signer =
-            load_key(&opts.key).map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
+        let signer = load_key(&opts.key)
+            .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
         let (changes, _) = broadcast::channel(4096);
         let (stop_tx, stop_rx) = watch::channel(false);
         let state = Arc::new(AppState {

@@ -183,8 +183,8 @@ pub(super) fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineI
         "decision" => {
             info.ts = string("ts").unwrap_or_default();
             info.decision = object("decision").and_then(|d| serde_json::from_slice(d).ok());
-            let request = object("request")
-                .and_then(|r| serde_json::from_slice::<RequestLite>(r).ok());
+            let request =
+                object("request").and_then(|r| serde_json::from_slice::<RequestLite>(r).ok());
             info.digest = request.as_ref().and_then(|r| r.digest.clone());
             info.requester = request.map(|r| r.requester.user);
         }
