@@ -166,6 +166,11 @@ struct Fake {
 }
 
 fn fake_server(sign: Box<Answer>) -> Fake {
+    fake_server_saying("approved", sign)
+}
+
+/// A fake that answers with `status` (`approved`, or `denied` by alice).
+fn fake_server_saying(status: &'static str, sign: Box<Answer>) -> Fake {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let sign: Arc<Answer> = Arc::from(sign);
@@ -174,13 +179,18 @@ fn fake_server(sign: Box<Answer>) -> Fake {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
             let (sign, seen) = (Arc::clone(&sign), Arc::clone(&seen));
-            std::thread::spawn(move || fake_answer(conn, &*sign, &seen));
+            std::thread::spawn(move || fake_answer(conn, status, &*sign, &seen));
         }
     });
     Fake { url }
 }
 
-fn fake_answer(mut conn: TcpStream, sign: &Answer, seen: &Mutex<Option<(String, String)>>) {
+fn fake_answer(
+    mut conn: TcpStream,
+    status: &str,
+    sign: &Answer,
+    seen: &Mutex<Option<(String, String)>>,
+) {
     let mut r = BufReader::new(conn.try_clone().unwrap());
     let mut request_line = String::new();
     if r.read_line(&mut request_line).is_err() {
@@ -207,17 +217,21 @@ fn fake_answer(mut conn: TcpStream, sign: &Answer, seen: &Mutex<Option<(String, 
     }
     let (id, digest) = seen.lock().unwrap().clone().unwrap_or_default();
     let mut answer = json!({
-        "id": id, "status": "approved", "requester": "erin", "digest": digest,
+        "id": id, "status": status, "requester": "erin", "digest": digest,
         "expires": "2099-01-01T00:00:00.000Z", "needed": 0,
         "approvals": [
             {"principal": "alice", "at": "2026-11-28T06:00:01.000Z"},
             {"principal": "bob", "at": "2026-11-28T06:00:02.000Z"},
         ],
     });
+    if status == "denied" {
+        answer["denial"] =
+            json!({"principal": "alice", "at": "2026-11-28T06:00:01.000Z", "comment": "no"});
+    }
     if let Some(s) = sign(&id, &digest) {
         answer["statement"] = json!(s);
     }
-    let status = if request_line.starts_with("POST /v1/requests ") {
+    let code = if request_line.starts_with("POST /v1/requests ") {
         "201 Created"
     } else {
         "200 OK"
@@ -225,7 +239,7 @@ fn fake_answer(mut conn: TcpStream, sign: &Answer, seen: &Mutex<Option<(String, 
     let text = answer.to_string();
     let _ = write!(
         conn,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
     );
 }
@@ -396,7 +410,32 @@ fn signed_denial_answered_as_approved_runs_nothing() {
         Some(key.sign(&statement(id, digest, "erin", "expired", &TIMES)))
     }));
     let (r, touched) = touch_through(&fake.url, &pinned().vkey());
-    refused(&r, touched, "says `expired`");
+    refused(&r, touched, "says `expired`, not `approved`");
+}
+
+#[test]
+fn unsigned_denial_is_no_decision_rather_than_a_denial_by_someone() {
+    // A fake saying "denied by alice" without a statement: nothing runs, as with any denial,
+    // but the log does not pin a denial on alice, and the exit says no decision (75).
+    let fake = fake_server_saying("denied", Box::new(|_, _| None));
+    let (r, touched) = touch_through(&fake.url, &pinned().vkey());
+    assert_eq!(r.status, 75, "{}", r.stderr);
+    assert!(!touched);
+    assert!(r.stderr.contains("answered `denied`"), "{}", r.stderr);
+    // Signed by the pinned key, the same denial is a denial by alice (77).
+    let key = pinned();
+    let fake = fake_server_saying(
+        "denied",
+        Box::new(move |id, digest| {
+            let text = statement(id, digest, "erin", "denied", &[])
+                .replace("time ", "denial alice 2026-11-28T06:00:01.000Z\ntime ");
+            Some(key.sign(&text))
+        }),
+    );
+    let (r, touched) = touch_through(&fake.url, &pinned().vkey());
+    assert_eq!(r.status, 77, "{}", r.stderr);
+    assert!(!touched);
+    assert!(r.stderr.contains("denied by alice"), "{}", r.stderr);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::audit::Approver;
 use crate::audit::note::NoteVerifier;
-use crate::audit::statement::{Statement, StatementError};
+use crate::audit::statement::{Statement, StatementError, Status};
 use crate::policy::Requirement;
 use crate::server::auth::Token;
 
@@ -107,9 +107,7 @@ pub fn verify_approval(
     requester: &str,
     requirement: &Requirement,
 ) -> Result<VerifiedApproval, ApprovalRefused> {
-    let note = answer.statement.as_deref().ok_or(StatementError::Missing)?;
-    let (statement, _) = Statement::open(note, std::slice::from_ref(key))?;
-    statement.approves(id, digest)?;
+    let (statement, note) = verify_statement(answer, key, id, digest, Status::Approved)?;
     let names: std::collections::BTreeSet<String> = statement
         .approvals
         .iter()
@@ -143,10 +141,22 @@ pub fn verify_approval(
                 .and_then(|a| a.comment.clone()),
         })
         .collect();
-    Ok(VerifiedApproval {
-        approvals,
-        note: note.to_owned(),
-    })
+    Ok(VerifiedApproval { approvals, note })
+}
+
+/// Checks that `answer` carries a statement signed by `key`, for request `id` and `digest`,
+/// saying `status`; returns it and the signed note.
+pub fn verify_statement(
+    answer: &RemoteRequest,
+    key: &NoteVerifier,
+    id: &str,
+    digest: &str,
+    status: Status,
+) -> Result<(Statement, String), StatementError> {
+    let note = answer.statement.as_deref().ok_or(StatementError::Missing)?;
+    let (statement, _) = Statement::open(note, std::slice::from_ref(key))?;
+    statement.decides(id, digest, status)?;
+    Ok((statement, note.to_owned()))
 }
 
 /// The server's decision-signing key, as `GET /v1/server-key` reports it (no token needed).

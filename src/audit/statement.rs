@@ -92,8 +92,11 @@ pub enum StatementError {
     OtherRequest { expected: String, found: String },
     #[error("the statement is for digest {found}, not {expected} (another command)")]
     OtherDigest { expected: String, found: String },
-    #[error("the statement says `{0}`, not `approved`")]
-    NotApproved(&'static str),
+    #[error("the statement says `{found}`, not `{expected}`")]
+    WrongStatus {
+        expected: &'static str,
+        found: &'static str,
+    },
 }
 
 /// A single token: non-empty, no whitespace or control characters (so lines split cleanly).
@@ -273,6 +276,11 @@ impl Statement {
 
     /// Checks the statement is an approval of request `id` with `digest`.
     pub fn approves(&self, id: &str, digest: &str) -> Result<(), StatementError> {
+        self.decides(id, digest, Status::Approved)
+    }
+
+    /// Checks the statement is about request `id` with `digest` and says `status`.
+    pub fn decides(&self, id: &str, digest: &str, status: Status) -> Result<(), StatementError> {
         if self.request_id != id {
             return Err(StatementError::OtherRequest {
                 expected: id.to_owned(),
@@ -285,8 +293,11 @@ impl Statement {
                 found: self.digest.clone(),
             });
         }
-        if self.status != Status::Approved {
-            return Err(StatementError::NotApproved(self.status.as_str()));
+        if self.status != status {
+            return Err(StatementError::WrongStatus {
+                expected: status.as_str(),
+                found: self.status.as_str(),
+            });
         }
         Ok(())
     }

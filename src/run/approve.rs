@@ -155,7 +155,10 @@ fn wait_server(
     timeout: Duration,
     cancel: &Cancel,
 ) -> Result<(Outcome, Option<String>), Verdict> {
-    use crate::approval::server::{Client, ClientError, RemoteRequest, retry, verify_approval};
+    use crate::approval::server::{
+        Client, ClientError, RemoteRequest, retry, verify_approval, verify_statement,
+    };
+    use crate::audit::statement::Status;
     let no_decision = |m: String, hint: Option<String>| {
         stop("error", m.clone(), Error::NoDecision { message: m, hint })
     };
@@ -320,17 +323,32 @@ fn wait_server(
                 }
             }
             "denied" => {
-                let d = current
-                    .denial
-                    .clone()
-                    .unwrap_or(crate::approval::server::RemoteApproval {
-                        principal: "server".into(),
-                        at: crate::audit::record::now(),
-                        comment: None,
-                    });
+                // A denial runs nothing either way; it is checked so that the log pins it
+                // only on whoever the server signed for.
+                let signed =
+                    verify_statement(&current, &key, req.id(), &req.view.digest, Status::Denied);
+                let denial = signed.as_ref().ok().and_then(|(s, _)| s.denial.clone());
+                let Some(vote) = denial else {
+                    waiter.finish();
+                    let why = match signed {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "the signed statement names no denial".to_owned(),
+                    };
+                    return Err(no_decision(
+                        format!("{url} answered `denied`, but {why}; nothing ran"),
+                        None,
+                    ));
+                };
+                let comment = current.denial.as_ref().and_then(|d| d.comment.clone());
                 break Outcome::Denied {
-                    by: approver(&d),
-                    reason: d.comment.clone().unwrap_or_default(),
+                    by: Approver {
+                        principal: vote.principal,
+                        uid: None,
+                        at: vote.at,
+                        via: "server".into(),
+                        comment: comment.clone(),
+                    },
+                    reason: comment.unwrap_or_default(),
                     approvals: current.approvals.iter().map(approver).collect(),
                 };
             }
