@@ -1153,3 +1153,89 @@ fn every_authenticated_route_answers_401_before_reading_the_body() {
     assert_eq!(s, 400, "{v}");
     assert!(v["message"].as_str().unwrap().contains("argv"), "{v}");
 }
+
+#[test]
+fn a_full_disk_under_the_server_log_takes_no_decision() {
+    // The server's audit log on a 256 KiB tmpfs of its own (a private mount namespace), which
+    // the test fills through /proc/<pid>/root: a real ENOSPC, injected, not waited for.
+    let srv_home = tempfile::tempdir().unwrap();
+    let home = srv_home.path();
+    std::fs::write(home.join("server-policy.yaml"), SERVER_POLICY).unwrap();
+    let small = home.join("small");
+    std::fs::create_dir(&small).unwrap();
+    let db = home.join("server.db");
+    let mut c = gate(home);
+    c.arg("--policy")
+        .arg(home.join("server-policy.yaml"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .arg("--audit-log")
+        .arg(small.join("server-audit.jsonl"));
+    let mut w = Command::new("unshare");
+    w.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=256k gate-test \"$0\" && exec \"$@\"")
+        .arg(&small)
+        .arg(BIN)
+        .args(c.get_args())
+        .env_clear()
+        .envs(c.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(home);
+    let s = common::spawn_server(w);
+    let srv = Server {
+        child: s.child,
+        home: home.to_owned(),
+        url: format!("http://{}", s.addr),
+        db,
+        audit: small.join("server-audit.jsonl"),
+    };
+    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| srv.token(p));
+    let (st, v) = srv.create(&erin, &["echo", "one"]);
+    assert_eq!(st, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let (st, _) = srv.call(
+        "POST",
+        &format!("/v1/requests/{id}/approve"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200);
+
+    // Fill the server's tmpfs (seen through its mount namespace) to the last page.
+    let inside = PathBuf::from(format!("/proc/{}/root{}", srv.child.id(), small.display()));
+    let filler = inside.join("filler");
+    let mut f = std::fs::File::create(&filler).expect("the server's tmpfs");
+    let chunk = vec![0u8; 4096];
+    let full = loop {
+        if let Err(e) = f.write_all(&chunk) {
+            break e;
+        }
+    };
+    assert_eq!(full.raw_os_error(), Some(28), "ENOSPC: {full}");
+    drop(f);
+
+    let (st, v) = srv.call(
+        "POST",
+        &format!("/v1/requests/{id}/approve"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["error"], "unrecorded", "{v}");
+    let (_, v) = srv.call("GET", &format!("/v1/requests/{id}"), Some(&alice), None);
+    assert_eq!(
+        v["status"], "pending",
+        "an unrecorded approval decided the request: {v}"
+    );
+    assert_eq!(v["approvals"].as_array().unwrap().len(), 1, "{v}");
+
+    // Space again: the same approval is taken.
+    std::fs::remove_file(&filler).unwrap();
+    let (st, v) = srv.call(
+        "POST",
+        &format!("/v1/requests/{id}/approve"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "approved");
+}
