@@ -1067,6 +1067,13 @@ fn unrecordable_decisions_are_not_taken() {
     );
     let (s, _) = srv.call("GET", &format!("/v1/requests/{new_id}"), Some(&alice), None);
     assert_eq!(s, 404, "a request whose creation was not recorded exists");
+    let health = srv
+        .http()
+        .get(format!("{}/healthz", srv.url))
+        .send()
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    assert!(health.text().unwrap().contains("audit log"));
 
     // The log is back: the same approval now decides, and every event is on record.
     std::fs::remove_dir(&srv.audit).unwrap();
@@ -1213,6 +1220,13 @@ fn a_full_disk_under_the_server_log_takes_no_decision() {
     assert_eq!(full.raw_os_error(), Some(28), "ENOSPC: {full}");
     drop(f);
 
+    let health = srv
+        .http()
+        .get(format!("{}/healthz", srv.url))
+        .send()
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    assert!(health.text().unwrap().contains("no space left"));
     let (st, v) = srv.call(
         "POST",
         &format!("/v1/requests/{id}/approve"),
@@ -1238,4 +1252,10 @@ fn a_full_disk_under_the_server_log_takes_no_decision() {
     );
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["status"], "approved");
+    let health = srv
+        .http()
+        .get(format!("{}/healthz", srv.url))
+        .send()
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
 }

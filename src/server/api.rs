@@ -845,8 +845,38 @@ pub async fn server_key(State(st): State<Arc<AppState>>) -> Response {
     Json(json!({ "key": st.signer.verifier().to_vkey() })).into_response()
 }
 
-pub async fn healthz() -> &'static str {
-    "ok\n"
+/// `ok`, or 503 naming what would make every decision fail: the database cannot be read, or
+/// the audit log cannot be opened for appending or its file system is full.
+pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let mut problems = Vec::new();
+    if let Err(e) = st.store.overdue(i64::MIN) {
+        problems.push(format!("the database: {e}"));
+    }
+    if let Err(e) = crate::audit::AuditLog::new(&st.audit_path).check_writable() {
+        problems.push(format!("the audit log: {e}"));
+    }
+    let dir = st
+        .audit_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if let Ok(fs) = nix::sys::statvfs::statvfs(dir)
+        && fs.blocks_available() == 0
+    {
+        problems.push(format!(
+            "no space left for the audit log in {}",
+            dir.display()
+        ));
+    }
+    if problems.is_empty() {
+        "ok\n".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {}\n", problems.join("; ")),
+        )
+            .into_response()
+    }
 }
 
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {

@@ -41,6 +41,8 @@ pub struct AppState {
     pub web: web::Sessions,
     /// The server's own key: signs its log's checkpoints and cosigns hosts' checkpoints.
     pub signer: crate::audit::note::NoteSigner,
+    /// Where the server's audit log is, for `/healthz`.
+    pub audit_path: PathBuf,
 }
 
 impl AppState {
@@ -289,6 +291,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             events: AtomicU64::new(0),
             web: web::Sessions::default(),
             signer,
+            audit_path: opts.audit_log.clone(),
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
