@@ -871,11 +871,12 @@ pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
     if problems.is_empty() {
         "ok\n".into_response()
     } else {
-        (
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("unhealthy: {}\n", problems.join("; ")),
+            "unhealthy",
+            problems.join("; "),
         )
-            .into_response()
+        .into_response()
     }
 }
 
