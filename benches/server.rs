@@ -77,11 +77,11 @@ rules:
     approval: { approvers: [sre], timeout: 10m }
 "#;
 
-fn client_policy(url: &str) -> String {
+fn client_policy(url: &str, key: &str) -> String {
     format!(
         r#"version: 1
 backends:
-  team: {{ kind: server, url: "{url}" }}
+  team: {{ kind: server, url: "{url}", key: "{key}" }}
 defaults: {{ backend: team }}
 rules:
   - name: bench-sh
@@ -189,6 +189,19 @@ impl Server {
             .output()
             .expect("gate serve token issue");
         assert!(out.status.success(), "token issue failed: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The key the server signs its decisions with (`gate serve key`), for the client to pin.
+    fn key(&self) -> String {
+        let out = gate(&self.home)
+            .arg("--policy")
+            .arg(self.home.join("server-policy.yaml"))
+            .args(["serve", "key", "--db"])
+            .arg(&self.db)
+            .output()
+            .expect("gate serve key");
+        assert!(out.status.success(), "gate serve key failed: {out:?}");
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
@@ -403,7 +416,7 @@ fn latency(rt: &tokio::runtime::Runtime, srv: &Server, alice: &str, bob: &str, n
     let home = srv.home.join("client");
     std::fs::create_dir_all(&home).unwrap();
     let policy = home.join("client-policy.yaml");
-    std::fs::write(&policy, client_policy(&srv.url)).unwrap();
+    std::fs::write(&policy, client_policy(&srv.url, &srv.key())).unwrap();
     let mut conn = rt.block_on(Http::connect(&srv.addr)).unwrap();
     let mut lat_ms = Vec::with_capacity(n);
     let mut approve_ms = Vec::with_capacity(n);

@@ -147,6 +147,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--checkpoint', '--checkpoint', [CompletionResultType]::ParameterName, 'The signed checkpoint to check against (default: PATH.checkpoint)')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Hashing threads (default: all cores)')
             [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'Also compare with the copy a gate server holds: records missing there, local truncation or rollback below what it holds, and any divergence')
+            [CompletionResult]::new('--server-key', '--server-key', [CompletionResultType]::ParameterName, 'A gate server''s decision key (`gate serve key` output), or a file holding it: server-approved runs must carry a statement it signed. Repeatable; the keys of the policy''s server backends are trusted too')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'The report as one JSON object on stdout')
@@ -268,6 +269,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage the API tokens of principals')
+            [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print the key the server signs its decisions with (note vkey format), making it if needed')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -344,8 +346,21 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;serve;token;help;help' {
             break
         }
+        'gate;serve;key' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Accepted as `gate serve` takes it, so the same command line works; the key does not depend on the database')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'gate;serve;help' {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage the API tokens of principals')
+            [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print the key the server signs its decisions with (note vkey format), making it if needed')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -362,6 +377,9 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;serve;help;token;revoke' {
+            break
+        }
+        'gate;serve;help;key' {
             break
         }
         'gate;serve;help;help' {
@@ -452,6 +470,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;help;serve' {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage the API tokens of principals')
+            [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print the key the server signs its decisions with (note vkey format), making it if needed')
             break
         }
         'gate;help;serve;token' {
@@ -467,6 +486,9 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;help;serve;token;revoke' {
+            break
+        }
+        'gate;help;serve;key' {
             break
         }
         'gate;help;completions' {

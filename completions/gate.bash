@@ -100,6 +100,9 @@ _gate() {
             gate__subcmd__help__subcmd__policy,test)
                 cmd="gate__subcmd__help__subcmd__policy__subcmd__test"
                 ;;
+            gate__subcmd__help__subcmd__serve,key)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__key"
+                ;;
             gate__subcmd__help__subcmd__serve,token)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token"
                 ;;
@@ -163,11 +166,17 @@ _gate() {
             gate__subcmd__serve,help)
                 cmd="gate__subcmd__serve__subcmd__help"
                 ;;
+            gate__subcmd__serve,key)
+                cmd="gate__subcmd__serve__subcmd__key"
+                ;;
             gate__subcmd__serve,token)
                 cmd="gate__subcmd__serve__subcmd__token"
                 ;;
             gate__subcmd__serve__subcmd__help,help)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__help"
+                ;;
+            gate__subcmd__serve__subcmd__help,key)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__key"
                 ;;
             gate__subcmd__serve__subcmd__help,token)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token"
@@ -588,8 +597,22 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__serve)
-            opts="token"
+            opts="token key"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__key)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -846,7 +869,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__log__subcmd__verify)
-            opts="-q -v -h --key --checkpoint --json --threads --remote --policy --color --quiet --verbose --help"
+            opts="-q -v -h --key --checkpoint --json --threads --remote --server-key --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -865,6 +888,10 @@ _gate() {
                     return 0
                     ;;
                 --remote)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1080,7 +1107,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve)
-            opts="-q -v -h --listen --db --audit-log --policy --color --quiet --verbose --help token help"
+            opts="-q -v -h --listen --db --audit-log --policy --color --quiet --verbose --help token key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1114,7 +1141,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve__subcmd__help)
-            opts="token help"
+            opts="token key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1128,6 +1155,20 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__key)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1190,6 +1231,32 @@ _gate() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__key)
+            opts="-q -v -h --db --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -133,6 +133,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --checkpoint 'The signed checkpoint to check against (default: PATH.checkpoint)'
             cand --threads 'Hashing threads (default: all cores)'
             cand --remote 'Also compare with the copy a gate server holds: records missing there, local truncation or rollback below what it holds, and any divergence'
+            cand --server-key 'A gate server''s decision key (`gate serve key` output), or a file holding it: server-approved runs must carry a statement it signed. Repeatable; the keys of the policy''s server backends are trusted too'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
             cand --json 'The report as one JSON object on stdout'
@@ -241,6 +242,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
             cand token 'Manage the API tokens of principals'
+            cand key 'Print the key the server signs its decisions with (note vkey format), making it if needed'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gate;serve;token'= {
@@ -307,8 +309,20 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;serve;token;help;help'= {
         }
+        &'gate;serve;key'= {
+            cand --db 'Accepted as `gate serve` takes it, so the same command line works; the key does not depend on the database'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'gate;serve;help'= {
             cand token 'Manage the API tokens of principals'
+            cand key 'Print the key the server signs its decisions with (note vkey format), making it if needed'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gate;serve;help;token'= {
@@ -321,6 +335,8 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;serve;help;token;list'= {
         }
         &'gate;serve;help;token;revoke'= {
+        }
+        &'gate;serve;help;key'= {
         }
         &'gate;serve;help;help'= {
         }
@@ -393,6 +409,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;help;serve'= {
             cand token 'Manage the API tokens of principals'
+            cand key 'Print the key the server signs its decisions with (note vkey format), making it if needed'
         }
         &'gate;help;serve;token'= {
             cand issue 'Make a token for a principal and print it once (only its hash is stored)'
@@ -404,6 +421,8 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;help;serve;token;list'= {
         }
         &'gate;help;serve;token;revoke'= {
+        }
+        &'gate;help;serve;key'= {
         }
         &'gate;help;completions'= {
         }

@@ -109,6 +109,7 @@ complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcomman
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l checkpoint -d 'The signed checkpoint to check against (default: PATH.checkpoint)' -r -F
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l threads -d 'Hashing threads (default: all cores)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l remote -d 'Also compare with the copy a gate server holds: records missing there, local truncation or rollback below what it holds, and any divergence' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l server-key -d 'A gate server\'s decision key (`gate serve key` output), or a file holding it: server-approved runs must carry a statement it signed. Repeatable; the keys of the policy\'s server backends are trusted too' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''
@@ -172,18 +173,19 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand login" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand login" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -l listen -d 'Address to listen on' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -l db -d 'The SQLite database (default: server.db in the state directory)' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -l audit-log -d 'The server\'s own audit log (default: server-audit.jsonl in the state directory)' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l listen -d 'Address to listen on' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l db -d 'The SQLite database (default: server.db in the state directory)' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l audit-log -d 'The server\'s own audit log (default: server-audit.jsonl in the state directory)' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -f -a "token" -d 'Manage the API tokens of principals'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -f -a "token" -d 'Manage the API tokens of principals'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''
@@ -195,7 +197,16 @@ complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcomm
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "list" -d 'List tokens (ids, principals, state; never the secrets)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Revoke a token by its id'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l db -d 'Accepted as `gate serve` takes it, so the same command line works; the key does not depend on the database' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage the API tokens of principals'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand completions" -l out-dir -d 'Write completions for every shell into this directory instead' -r -F
 complete -c gate -n "__fish_gate_using_subcommand completions" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
@@ -231,3 +242,4 @@ complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcomma
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "token" -d 'Manage the API tokens of principals'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'

@@ -146,7 +146,8 @@ pub enum Commands {
     /// Store your token for a gate server in the OS keyring (or a 0600 file where there is none).
     ///
     /// The token is read from standard input (or a hidden prompt on a terminal) and checked
-    /// against the server before it is stored.
+    /// against the server before it is stored. Prints the key the server signs its decisions
+    /// with, to pin as `key:` on the policy's server backend.
     Login {
         /// The server, e.g. https://gate.example.com
         url: String,
@@ -189,6 +190,16 @@ pub enum ServeCommand {
     /// Manage the API tokens of principals.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the key the server signs its decisions with (note vkey format), making it if needed.
+    ///
+    /// Pin it as `key:` on the server backend of every client's policy. The key is the one
+    /// `gate serve` with the same `--policy` (its `audit.key`) and state directory signs with.
+    Key {
+        /// Accepted as `gate serve` takes it, so the same command line works; the key does
+        /// not depend on the database.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +292,11 @@ pub enum LogCommand {
         /// truncation or rollback below what it holds, and any divergence.
         #[arg(long, value_name = "URL")]
         remote: Option<String>,
+        /// A gate server's decision key (`gate serve key` output), or a file holding it:
+        /// server-approved runs must carry a statement it signed. Repeatable; the keys of the
+        /// policy's server backends are trusted too.
+        #[arg(long, value_name = "VKEY|FILE")]
+        server_key: Vec<String>,
     },
     /// Deliver records the remote sinks have not acknowledged yet.
     Push {

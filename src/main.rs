@@ -125,6 +125,7 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             json,
             threads,
             remote,
+            server_key,
         }) => log::verify(
             env,
             out,
@@ -135,6 +136,7 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
                 json,
                 threads,
                 remote,
+                server_keys: server_key,
             },
             &policy_files,
         ),

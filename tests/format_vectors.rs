@@ -1,6 +1,7 @@
 //! docs/audit-log-format.md is a contract: gate verifies its test vectors, an independent
 //! implementation of the written rules (this file, sharing no code with gate) reproduces every
 //! hash and the checkpoint signature, and a log written by that independent writer verifies.
+//! The same holds for the server's signed decision statement and its verifier key.
 
 mod common;
 
@@ -178,4 +179,70 @@ fn a_log_from_an_independent_writer_verifies() {
         .status(0)
         .stdout_has("INTACT: 3 records")
         .stdout_has("1 approved runs checked");
+}
+
+#[test]
+fn independent_implementation_checks_the_decision_statement_vector() {
+    let doc = doc();
+    let vkey = block(&doc, "server-vkey").trim().to_owned();
+    let note = block(&doc, "statement");
+    // The verifier key, from the written rules alone.
+    let (name, rest) = vkey.split_once('+').unwrap();
+    let (id_hex, key_b64) = rest.split_once('+').unwrap();
+    let raw = B64.decode(key_b64).unwrap();
+    assert_eq!(raw[0], 0x01);
+    assert_eq!(hex::encode(key_id(name, &raw[1..])), id_hex);
+    let public = VerifyingKey::from_bytes(raw[1..].try_into().unwrap()).unwrap();
+    // The note: text, blank line, one signature line by that key.
+    let (text, sigs) = note.split_once("\n\n").unwrap();
+    let text = format!("{text}\n");
+    let sig_line = sigs.lines().next().unwrap();
+    let body = sig_line.strip_prefix(&format!("\u{2014} {name} ")).unwrap();
+    let sig = B64.decode(body).unwrap();
+    assert_eq!(hex::encode(&sig[..4]), id_hex);
+    let sig = ed25519_dalek::Signature::from_bytes(sig[4..].try_into().unwrap());
+    public
+        .verify(text.as_bytes(), &sig)
+        .expect("the statement's signature verifies");
+    let mut altered = text.replace("approval bob", "approval eve");
+    assert!(public.verify(altered.as_bytes(), &sig).is_err());
+    altered = text.replace("status approved", "status denied");
+    assert!(public.verify(altered.as_bytes(), &sig).is_err());
+    // The fields, in their order.
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "gate-decision/v1");
+    let field = |i: usize, name: &str| -> String {
+        lines[i]
+            .strip_prefix(&format!("{name} "))
+            .unwrap_or_else(|| panic!("line {i} is not `{name}`: {}", lines[i]))
+            .to_owned()
+    };
+    let digest = field(2, "digest");
+    let canonical = jcs(
+        &json!({"argv": ["systemctl", "restart", "web"], "cwd": "/srv", "env": {}, "payload": []}),
+    );
+    assert_eq!(digest, hex::encode(Sha256::digest(canonical.as_bytes())));
+    assert_eq!(field(3, "requester"), "carol");
+    assert_eq!(field(4, "status"), "approved");
+    let approvers: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("approval "))
+        .map(|l| l.split(' ').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(approvers, ["alice", "bob"]);
+    assert!(lines.last().unwrap().starts_with("time "));
+}
+
+#[test]
+fn gate_reads_the_decision_statement_vector() {
+    use gate::audit::note::NoteVerifier;
+    use gate::audit::statement::{Statement, Status};
+    let doc = doc();
+    let vkey = NoteVerifier::parse(block(&doc, "server-vkey").trim()).unwrap();
+    let note = block(&doc, "statement");
+    let (s, _) = Statement::open(&note, std::slice::from_ref(&vkey)).unwrap();
+    assert_eq!(s.status, Status::Approved);
+    assert_eq!(s.requester, "carol");
+    s.approves(&s.request_id, &s.digest).unwrap();
+    assert!(Statement::open(&note.replace("bob", "eve"), &[vkey]).is_err());
 }

@@ -54,13 +54,14 @@ rules:
     message: never on the server
 "#;
 
-/// The client's policy: `echo server-two` needs one approval through the `team` server. The
-/// server demands more (two SREs), and the server's demand wins.
-fn client_policy(url: &str) -> String {
+/// The client's policy: `echo server-two` needs one approval through the `team` server, whose
+/// decisions must be signed by `key`. The server demands more (two SREs), and the server's
+/// demand wins.
+fn client_policy(url: &str, key: &str) -> String {
     format!(
         r#"version: 1
 backends:
-  team: {{ kind: server, url: "{url}" }}
+  team: {{ kind: server, url: "{url}", key: "{key}" }}
 rules:
   - name: two-sre
     match: {{ program: echo, args: [server-two] }}
@@ -279,6 +280,18 @@ impl Server {
 
     fn api(&self) -> Api {
         Api::new(&self.url)
+    }
+
+    /// `gate serve key` with the server's own options: the key its decisions are signed with.
+    fn vkey(&self) -> String {
+        let mut c = gate(&self.home);
+        c.arg("--policy")
+            .arg(self.home.join("server-policy.yaml"))
+            .args(["serve", "key", "--db"])
+            .arg(&self.db);
+        let r = run(c);
+        ok(&r);
+        r.stdout.trim().to_owned()
     }
 }
 
@@ -1272,11 +1285,14 @@ fn long_poll_answers_when_the_status_changes() {
 // 4. The client side, through the binary.
 
 /// A client home with its own policy pointing at `url`.
-fn client_home(url: &str) -> tempfile::TempDir {
+fn client_home(url: &str, key: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("client-policy.yaml"), client_policy(url)).unwrap();
+    std::fs::write(d.path().join("client-policy.yaml"), client_policy(url, key)).unwrap();
     d
 }
+
+/// A well-formed server key that no server here signs with.
+const SOME_KEY: &str = "gate/vm+bc4dc392+AUb5WZhhFe1FmZQ+75Y0RJYWvdgQGEq4rMA4RQCY4gST";
 
 fn client_run(home: &Path, token: Option<&str>, extra: &[&str], argv: &[&str]) -> Command {
     let mut c = gate(home);
@@ -1305,7 +1321,7 @@ fn client_runs_after_server_approval_and_stops_on_denial() {
     let srv = Server::start(dir.path());
     let api = srv.api();
     let [alice, bob, carol] = ["alice", "bob", "carol"].map(|p| srv.token(p, None));
-    let home = client_home(&srv.url);
+    let home = client_home(&srv.url, &srv.vkey());
     let h = home.path();
     let argv = ["echo", "server-two"];
 
@@ -1397,13 +1413,14 @@ fn client_fails_closed_when_the_server_is_down() {
         l.local_addr().unwrap().port()
     };
     let url = format!("http://127.0.0.1:{port}");
-    let home = client_home(&url);
+    let home = client_home(&url, SOME_KEY);
     let h = home.path();
     let marker = h.join("ran");
     // The command would create `ran`; it must not run.
     std::fs::write(
         h.join("client-policy.yaml"),
-        client_policy(&url).replace("program: echo, args: [server-two]", "program: touch"),
+        client_policy(&url, SOME_KEY)
+            .replace("program: echo, args: [server-two]", "program: touch"),
     )
     .unwrap();
     let start = Instant::now();
@@ -1431,7 +1448,7 @@ fn client_resumes_across_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut srv = Server::start(dir.path());
     let [alice, bob, carol] = ["alice", "bob", "carol"].map(|p| srv.token(p, None));
-    let home = client_home(&srv.url);
+    let home = client_home(&srv.url, &srv.vkey());
     let h = home.path();
     let argv = ["echo", "server-two"];
     let mut client = spawn(client_run(h, Some(&alice), &[], &argv));
@@ -1468,7 +1485,7 @@ fn ctrl_c_cancels_the_request_on_the_server() {
     let srv = Server::start(dir.path());
     let api = srv.api();
     let alice = srv.token("alice", None);
-    let home = client_home(&srv.url);
+    let home = client_home(&srv.url, &srv.vkey());
     let h = home.path();
     let argv = ["echo", "server-two"];
     let mut client = spawn(client_run(h, Some(&alice), &[], &argv));

@@ -452,12 +452,19 @@ fn sign_in_approve_in_chromium_and_the_waiting_command_runs() {
         "a bad token made a session"
     );
 
-    // carol's command waits for the server.
+    // carol's command waits for the server, whose decision key the policy pins.
+    let key: serde_json::Value = http
+        .get(format!("{base}/v1/server-key"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
     std::fs::write(
         world.path("client.yaml"),
         format!(
             "version: 1\n\
-             backends:\n  team: {{ kind: server, url: '{base}' }}\n\
+             backends:\n  team: {{ kind: server, url: '{base}', key: '{key}' }}\n\
              defaults: {{ backend: team }}\n\
              context: {{ env: [GATE_ENV] }}\n\
              rules:\n  - name: client-deploy\n    match: {{ program: echo, args: [deploy] }}\n    decision: approve\n"

@@ -1,12 +1,19 @@
 //! The `server` backend: a blocking client of `gate serve`'s API. Submitting and waiting
 //! retry transport errors with backoff until the deadline (then the caller fails closed); the
 //! wait is a long-poll, so a decision reaches the waiting command as soon as it is made.
+//! An approval is believed only as the server's signed statement, checked by
+//! [`verify_approval`] against the key the policy pins: a server that merely answers
+//! `approved` (a fake one, or one reached through a hijacked address) gets nothing run.
 
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::audit::Approver;
+use crate::audit::note::NoteVerifier;
+use crate::audit::statement::{Statement, StatementError, Status};
+use crate::policy::Requirement;
 use crate::server::auth::Token;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +67,120 @@ pub struct RemoteRequest {
     pub denial: Option<RemoteApproval>,
     #[serde(default)]
     pub needed: u32,
+    /// The signed decision statement, once decided.
+    #[serde(default)]
+    pub statement: Option<String>,
     /// Everything else, for display.
     #[serde(flatten)]
     pub rest: serde_json::Map<String, Value>,
+}
+
+/// Why an answer of `approved` is not acted on.
+#[derive(Debug, thiserror::Error)]
+#[must_use]
+pub enum ApprovalRefused {
+    #[error("{0}")]
+    Statement(#[from] StatementError),
+    /// Signed and for this request, but the approvals it lists do not meet the requirement.
+    #[error("the signed approvals ({0}) do not satisfy this command's requirement")]
+    Unsatisfied(String),
+}
+
+/// An approval proven by the server's signed statement.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct VerifiedApproval {
+    /// The approvers as the statement lists them (comments from the unsigned answer).
+    pub approvals: Vec<Approver>,
+    /// The signed note, to keep in the decision record.
+    pub note: String,
+}
+
+/// Checks an `approved` answer: its statement must verify under `key`, be for request `id`
+/// and `digest`, say `approved`, and list approvers that satisfy `requirement` — the
+/// requester (the server's principal, or the local user) not counting unless it allows.
+pub fn verify_approval(
+    answer: &RemoteRequest,
+    key: &NoteVerifier,
+    id: &str,
+    digest: &str,
+    requester: &str,
+    requirement: &Requirement,
+) -> Result<VerifiedApproval, ApprovalRefused> {
+    let (statement, note) = verify_statement(answer, key, id, digest, Status::Approved)?;
+    let names: std::collections::BTreeSet<String> = statement
+        .approvals
+        .iter()
+        .map(|v| v.principal.clone())
+        .filter(|p| requirement.allow_requester || (*p != statement.requester && p != requester))
+        .collect();
+    if !requirement.satisfied_by(&names) {
+        let listed: Vec<&str> = statement
+            .approvals
+            .iter()
+            .map(|v| v.principal.as_str())
+            .collect();
+        return Err(ApprovalRefused::Unsatisfied(if listed.is_empty() {
+            "none".into()
+        } else {
+            listed.join(", ")
+        }));
+    }
+    let approvals = statement
+        .approvals
+        .iter()
+        .map(|v| Approver {
+            principal: v.principal.clone(),
+            uid: None,
+            at: v.at.clone(),
+            via: "server".into(),
+            comment: answer
+                .approvals
+                .iter()
+                .find(|a| a.principal == v.principal)
+                .and_then(|a| a.comment.clone()),
+        })
+        .collect();
+    Ok(VerifiedApproval { approvals, note })
+}
+
+/// Checks that `answer` carries a statement signed by `key`, for request `id` and `digest`,
+/// saying `status`; returns it and the signed note.
+pub fn verify_statement(
+    answer: &RemoteRequest,
+    key: &NoteVerifier,
+    id: &str,
+    digest: &str,
+    status: Status,
+) -> Result<(Statement, String), StatementError> {
+    let note = answer.statement.as_deref().ok_or(StatementError::Missing)?;
+    let (statement, _) = Statement::open(note, std::slice::from_ref(key))?;
+    statement.decides(id, digest, status)?;
+    Ok((statement, note.to_owned()))
+}
+
+/// The server's decision-signing key, as `GET /v1/server-key` reports it (no token needed).
+pub fn server_key(base: &str) -> Result<String, ClientError> {
+    let http = reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(20))
+        .user_agent(concat!("gate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientError::Transport(e.to_string()))?;
+    let resp = http
+        .get(format!("{}/v1/server-key", base.trim_end_matches('/')))
+        .send()
+        .map_err(|e| ClientError::Transport(without_url(&e)))?;
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().unwrap_or(Value::Null);
+    match body["key"].as_str() {
+        Some(k) if status == 200 => Ok(k.to_owned()),
+        _ => Err(ClientError::Rejected {
+            status,
+            code: "no_key".into(),
+            message: "the server did not say its key (is it an older gate serve?)".into(),
+        }),
+    }
 }
 
 /// A client of one server with one token. `Debug` shows no token.

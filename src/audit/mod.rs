@@ -7,6 +7,7 @@ pub mod log;
 pub mod note;
 pub mod record;
 pub mod sinks;
+pub mod statement;
 pub mod verify;
 
 pub use log::{AuditError, AuditLog};

@@ -64,6 +64,10 @@ pub struct DecisionInfo {
     /// Why part of a shell string could not be read statically.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opaque: Option<String>,
+    /// The gate server's signed decision statement (`gate-decision/v1`, a signed note) when
+    /// the approvals came from a server: proof, checkable offline, of who approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

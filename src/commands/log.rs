@@ -188,12 +188,46 @@ pub struct VerifyOptions {
     pub json: bool,
     pub threads: usize,
     pub remote: Option<String>,
+    /// `--server-key`: gate server decision keys (vkeys or files holding them).
+    pub server_keys: Vec<String>,
 }
 
 fn configured_log(env: &Env, cli_policy: &[PathBuf]) -> (PathBuf, Option<crate::policy::Policy>) {
     // The policy may name the log; an unreadable policy should not hide the log.
     let policy = crate::run::load_policy(env, cli_policy).ok();
     (env.audit_path(policy.as_ref()), policy)
+}
+
+/// The gate servers whose decisions verify trusts: `--server-key` values (a vkey or a file
+/// holding one) and the policy's server backends (their `key` and their names).
+fn server_trust(
+    policy: Option<&crate::policy::Policy>,
+    given: &[String],
+) -> Result<crate::audit::verify::ServerTrust, crate::audit::verify::VerifyError> {
+    use crate::audit::note::NoteVerifier;
+    use crate::audit::verify::{ServerTrust, VerifyError};
+    let mut trust = ServerTrust::default();
+    for k in given {
+        let text = if std::path::Path::new(k).is_file() {
+            std::fs::read_to_string(k).map_err(|e| {
+                VerifyError::Unusable(format!("cannot read the key file `{k}`: {e}"))
+            })?
+        } else {
+            k.clone()
+        };
+        let key = NoteVerifier::parse(text.trim())
+            .map_err(|e| VerifyError::Unusable(format!("bad `--server-key` `{k}`: {e}")))?;
+        trust.keys.push(key);
+    }
+    for (name, b) in policy.map(|p| &p.backends).into_iter().flatten() {
+        if let crate::policy::BackendKind::Server { key, .. } = b {
+            trust.backends.insert(name.clone());
+            if let Ok(k) = NoteVerifier::parse(key) {
+                trust.keys.push(k);
+            }
+        }
+    }
+    Ok(trust)
 }
 
 /// `gate log verify`: exit 0 intact, 1 tampered, 2 unusable.
@@ -203,20 +237,25 @@ pub fn verify(
     o: VerifyOptions,
     cli_policy: &[PathBuf],
 ) -> Result<i32, Error> {
-    use crate::audit::verify::{Options, VerifyError, verify};
-    let path = o.path.unwrap_or_else(|| configured_log(env, cli_policy).0);
-    let report = match verify(
-        &path,
-        &Options {
-            key: o.key.as_deref(),
-            checkpoint: o.checkpoint.as_deref(),
-            threads: o.threads,
-        },
-    )
-    .and_then(|r| match &o.remote {
-        Some(url) => compare_remote(env, &path, url, r),
-        None => Ok(r),
-    }) {
+    use crate::audit::verify::{Options, VerifyError, verify_with_servers};
+    let (configured, policy) = configured_log(env, cli_policy);
+    let path = o.path.unwrap_or(configured);
+    let report = match server_trust(policy.as_ref(), &o.server_keys)
+        .and_then(|servers| {
+            verify_with_servers(
+                &path,
+                &Options {
+                    key: o.key.as_deref(),
+                    checkpoint: o.checkpoint.as_deref(),
+                    threads: o.threads,
+                },
+                &servers,
+            )
+        })
+        .and_then(|r| match &o.remote {
+            Some(url) => compare_remote(env, &path, url, r),
+            None => Ok(r),
+        }) {
         Ok(r) => r,
         Err(VerifyError::Unusable(m)) => {
             if o.json {

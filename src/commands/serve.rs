@@ -33,8 +33,10 @@ pub fn serve(
     args: ServeArgs,
     cli_policy: &[PathBuf],
 ) -> Result<i32, Error> {
-    if let Some(ServeCommand::Token(t)) = args.command {
-        return token(env, out, t);
+    match args.command {
+        Some(ServeCommand::Token(t)) => return token(env, out, t),
+        Some(ServeCommand::Key { db: _ }) => return key(env, out, cli_policy),
+        None => {}
     }
     let policy = crate::run::load_policy(env, cli_policy)?;
     if policy.files.is_empty() {
@@ -58,6 +60,16 @@ pub fn serve(
     })
     .map_err(|e| Error::config(e.to_string()))?;
     out.info("stopped");
+    Ok(0)
+}
+
+/// `gate serve key`: the verifier key of the key `gate serve` signs with — the same policy
+/// and state directory locate it, and it is made the same way when absent.
+fn key(env: &Env, out: &Output, cli_policy: &[PathBuf]) -> Result<i32, Error> {
+    let policy = crate::run::load_policy(env, cli_policy)?;
+    let signer = crate::server::load_key(&env.key_path(Some(&policy)))
+        .map_err(|e| Error::config(e.to_string()))?;
+    out.data(&signer.verifier().to_vkey());
     Ok(0)
 }
 
@@ -179,6 +191,7 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
         },
     })?;
     let principal = me["principal"].as_str().unwrap_or("?").to_owned();
+    let server_key = crate::approval::server::server_key(url);
     match crate::secrets::store(env, url, &token).map_err(Error::config)? {
         crate::secrets::Stored::Keyring => out.info(&format!(
             "logged in to {url} as {principal}; the token is in the OS keyring"
@@ -190,6 +203,21 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
                 p.display()
             ));
         }
+    }
+    match server_key {
+        Ok(k) => {
+            out.info(&format!(
+                "{url} signs its decisions with the key below; check it with the server's operator \
+                 (`gate serve key` there) and pin it in the policy:"
+            ));
+            out.info(&format!(
+                "  backends: {{ team: {{ kind: server, url: \"{url}\", key: \"{k}\" }} }}"
+            ));
+            out.data(&k);
+        }
+        Err(e) => out.warn(&format!(
+            "could not fetch the server's decision key: {e}; `gate serve key` on the server prints it"
+        )),
     }
     Ok(0)
 }

@@ -255,7 +255,7 @@ impl Checker<'_> {
                 continue;
             }
             const KNOWN: &[&str] = &[
-                "kind", "spool", "url", "channel", "token", "api_url", "webhook",
+                "kind", "spool", "url", "key", "channel", "token", "api_url", "webhook",
             ];
             match KNOWN.iter().find(|k| **k == key) {
                 Some(k) => {
@@ -274,6 +274,8 @@ impl Checker<'_> {
             );
             return None;
         };
+        // Taken out first: only a server backend has a `key`; elsewhere it "does not apply".
+        let server_key = (kind == "server").then(|| fields.remove("key")).flatten();
         let mut need = |name: &str, d: &mut Diagnostics| -> Option<(String, Pos)> {
             let got = fields.remove(name);
             if got.is_none() {
@@ -285,9 +287,27 @@ impl Checker<'_> {
             "local" => BackendKind::Local {
                 spool: fields.remove("spool").map(|(s, _)| PathBuf::from(s)),
             },
-            "server" => BackendKind::Server {
-                url: need("url", &mut self.d)?.0,
-            },
+            "server" => {
+                let url = need("url", &mut self.d);
+                let key = server_key;
+                if key.is_none() {
+                    self.d.error_hint(
+                        v.pos,
+                        "a `server` backend needs `key`: the verifier key its decisions must be signed with",
+                        "`gate login URL` (or `gate serve key` on the server) prints it; add `key: \"<vkey>\"`",
+                    );
+                }
+                let (key, kpos) = key?;
+                if let Err(why) = check_vkey(&key) {
+                    self.d.error_hint(
+                        kpos,
+                        format!("`key` is not a server verifier key: {why}"),
+                        "copy it as `gate login URL` or `gate serve key` prints it: `<name>+<8 hex>+<base64>`",
+                    );
+                    return None;
+                }
+                BackendKind::Server { url: url?.0, key }
+            }
             "slack" => {
                 let channel = need("channel", &mut self.d);
                 let token = need("token", &mut self.d);
@@ -788,6 +808,38 @@ fn secret_ref(s: String, d: &mut Diagnostics, pos: Pos) -> Option<String> {
         );
         None
     }
+}
+
+/// Checks a note verifier key's form, `<name>+<8 hex key id>+<base64(0x01 ‖ Ed25519 key)>`,
+/// and that its id belongs to its name and key (DESIGN §8). Written out here rather than taken
+/// from `audit::note`, which sits above the policy layer; the client parses it again there.
+fn check_vkey(vkey: &str) -> Result<(), &'static str> {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let mut parts = vkey.splitn(3, '+');
+    let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("expected `<name>+<key id>+<base64 key>`");
+    };
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("bad key name");
+    }
+    if id.len() != 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("the key id is not 8 hex digits");
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| "the key is not base64")?;
+    if raw.len() != 33 || raw[0] != 0x01 {
+        return Err("not an Ed25519 verifier key");
+    }
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update([b'\n', 0x01]);
+    h.update(&raw[1..]);
+    if !hex::encode(&h.finalize()[..4]).eq_ignore_ascii_case(id) {
+        return Err("the key id does not match the name and key");
+    }
+    Ok(())
 }
 
 /// Edit distance ≤ 2, for "did you mean" hints.

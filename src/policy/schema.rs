@@ -82,6 +82,9 @@ pub enum BackendKind {
     },
     Server {
         url: String,
+        /// The verifier key (note `vkey` form) the server's decision statements must verify
+        /// under; checked for form when the policy is read.
+        key: String,
     },
     Slack {
         channel: String,

@@ -35,15 +35,25 @@ pub(super) fn approve(
     let timeout = opts
         .timeout
         .map_or(requirement.timeout, |t| t.min(requirement.timeout));
-    let outcome = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
+    let (outcome, statement) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
         None | Some(BackendKind::Local { .. }) => {
             match wait_local(env, out, policy, req, class, &requirement, timeout, cancel)? {
-                Ok(o) => o,
+                Ok(o) => (o, None),
                 Err(stopped) => return Ok(stopped),
             }
         }
-        Some(BackendKind::Server { url }) => {
-            match wait_server(env, out, url, req, class, &requirement, timeout, cancel) {
+        Some(BackendKind::Server { url, key }) => {
+            match wait_server(
+                env,
+                out,
+                url,
+                key,
+                req,
+                class,
+                &requirement,
+                timeout,
+                cancel,
+            ) {
                 Ok(o) => o,
                 Err(stopped) => return Ok(stopped),
             }
@@ -63,7 +73,7 @@ pub(super) fn approve(
             ));
         }
     };
-    Ok(verdict_of(out, outcome, timeout, &requirement))
+    Ok(verdict_of(out, outcome, statement, timeout, &requirement))
 }
 
 /// The local backend: the spool and the owners of decision files.
@@ -129,22 +139,39 @@ fn wait_local(
 }
 
 /// The server backend: submit, then long-poll until decided, retrying transport errors until
-/// the deadline. The server decides eligibility; the client checks the approval is for its
-/// own digest before it believes it.
+/// the deadline. The server decides eligibility; the client believes an approval only as a
+/// statement signed by the pinned `key`, for its own request id and digest, listing approvers
+/// that meet its requirement — anything else is no decision (75) and nothing runs. Returns the
+/// outcome and, for an approval, the statement to record.
 #[allow(clippy::too_many_arguments, clippy::result_large_err)]
 fn wait_server(
     env: &Env,
     out: &Output,
     url: &str,
+    key: &str,
     req: &Request,
     class: &Classification,
     requirement: &Requirement,
     timeout: Duration,
     cancel: &Cancel,
-) -> Result<Outcome, Verdict> {
-    use crate::approval::server::{Client, ClientError, RemoteRequest, retry};
+) -> Result<(Outcome, Option<String>), Verdict> {
+    use crate::approval::server::{
+        Client, ClientError, RemoteRequest, retry, verify_approval, verify_statement,
+    };
+    use crate::audit::statement::Status;
     let no_decision = |m: String, hint: Option<String>| {
         stop("error", m.clone(), Error::NoDecision { message: m, hint })
+    };
+    let key = match crate::audit::note::NoteVerifier::parse(key) {
+        Ok(k) => k,
+        Err(e) => {
+            let m = format!("the `key` of the server backend for {url} is unusable: {e}");
+            return Err(stop(
+                "error",
+                m.clone(),
+                Error::config_hint(m, format!("`gate login {url}` prints the server's key")),
+            ));
+        }
     };
     let Some(token) = crate::secrets::load(env, url) else {
         let m = format!("no token for the gate server {url}");
@@ -263,6 +290,7 @@ fn wait_server(
         via: "server".into(),
         comment: a.comment.clone(),
     };
+    let mut statement = None;
     let outcome = loop {
         if cancel.is_set() {
             let _ = client.cancel(&current.id);
@@ -270,32 +298,57 @@ fn wait_server(
         }
         match current.status.as_str() {
             "approved" => {
-                if current.digest != req.view.digest {
-                    let m = "the server approved a different command (digest mismatch); refusing to run".to_owned();
-                    waiter.finish();
-                    return Err(stop(
-                        "error",
-                        m.clone(),
-                        Error::Denied {
-                            message: m,
-                            hint: None,
-                        },
-                    ));
+                match verify_approval(
+                    &current,
+                    &key,
+                    req.id(),
+                    &req.view.digest,
+                    &req.view.requester.user,
+                    requirement,
+                ) {
+                    Ok(v) => {
+                        statement = Some(v.note);
+                        break Outcome::Approved(v.approvals);
+                    }
+                    Err(why) => {
+                        waiter.finish();
+                        return Err(no_decision(
+                            format!("{url} answered `approved`, but {why}; refusing to run"),
+                            Some(format!(
+                                "nothing ran: an approval counts only when signed by the server key the policy pins ({}+{:08x})",
+                                key.name, key.id
+                            )),
+                        ));
+                    }
                 }
-                break Outcome::Approved(current.approvals.iter().map(approver).collect());
             }
             "denied" => {
-                let d = current
-                    .denial
-                    .clone()
-                    .unwrap_or(crate::approval::server::RemoteApproval {
-                        principal: "server".into(),
-                        at: crate::audit::record::now(),
-                        comment: None,
-                    });
+                // A denial runs nothing either way; it is checked so that the log pins it
+                // only on whoever the server signed for.
+                let signed =
+                    verify_statement(&current, &key, req.id(), &req.view.digest, Status::Denied);
+                let denial = signed.as_ref().ok().and_then(|(s, _)| s.denial.clone());
+                let Some(vote) = denial else {
+                    waiter.finish();
+                    let why = match signed {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "the signed statement names no denial".to_owned(),
+                    };
+                    return Err(no_decision(
+                        format!("{url} answered `denied`, but {why}; nothing ran"),
+                        None,
+                    ));
+                };
+                let comment = current.denial.as_ref().and_then(|d| d.comment.clone());
                 break Outcome::Denied {
-                    by: approver(&d),
-                    reason: d.comment.clone().unwrap_or_default(),
+                    by: Approver {
+                        principal: vote.principal,
+                        uid: None,
+                        at: vote.at,
+                        via: "server".into(),
+                        comment: comment.clone(),
+                    },
+                    reason: comment.unwrap_or_default(),
                     approvals: current.approvals.iter().map(approver).collect(),
                 };
             }
@@ -349,13 +402,14 @@ fn wait_server(
         }
     };
     waiter.finish();
-    Ok(outcome)
+    Ok((outcome, statement))
 }
 
 /// Turns how the wait ended into the go / no-go.
 fn verdict_of(
     out: &Output,
     outcome: Outcome,
+    statement: Option<String>,
     timeout: Duration,
     requirement: &Requirement,
 ) -> Verdict {
@@ -366,6 +420,7 @@ fn verdict_of(
             Verdict::Run {
                 outcome: "approved",
                 approvals,
+                statement,
             }
         }
         Outcome::Denied {

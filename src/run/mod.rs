@@ -73,6 +73,8 @@ enum Verdict {
     Run {
         outcome: &'static str,
         approvals: Vec<Approver>,
+        /// The server's signed decision statement, when the approvals came from a server.
+        statement: Option<String>,
     },
     Stop {
         outcome: &'static str,
@@ -257,7 +259,9 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     let cancel = Cancel::register();
     let verdict = decide(&opts, env, out, &policy, &req, &class, &cancel)?;
     let (run, outcome, approvals, denied_by, message) = match &verdict {
-        Verdict::Run { outcome, approvals } => (true, *outcome, approvals.clone(), None, None),
+        Verdict::Run {
+            outcome, approvals, ..
+        } => (true, *outcome, approvals.clone(), None, None),
         Verdict::Stop {
             outcome,
             message,
@@ -301,6 +305,10 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
             .map(|c| c.iter().map(|w| policy.redact(w)).collect())
             .collect(),
         opaque: class.opaque.clone(),
+        statement: match &verdict {
+            Verdict::Run { statement, .. } => statement.clone(),
+            Verdict::Stop { .. } => None,
+        },
     };
     if opts.json {
         out.json_stderr(&json!({
@@ -460,6 +468,7 @@ fn decide(
         Decision::Allow => Verdict::Run {
             outcome: "allowed",
             approvals: Vec::new(),
+            statement: None,
         },
         Decision::Deny => {
             let rule = class.deciding().next();
@@ -499,6 +508,7 @@ fn decide(
                         via: "tty".into(),
                         comment: None,
                     }],
+                    statement: None,
                 },
                 Confirmation::Declined => {
                     let m = "not confirmed".to_owned();

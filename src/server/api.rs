@@ -9,7 +9,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -82,6 +83,11 @@ impl From<StoreError> for ApiError {
                 StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
                 code,
                 message,
+            ),
+            StoreError::Unrecorded(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unrecorded",
+                format!("the server cannot write its audit log, so nothing was changed: {m}"),
             ),
             StoreError::Db(m) => {
                 tracing::error!("store: {m}");
@@ -167,6 +173,19 @@ pub fn principal(st: &AppState, headers: &HeaderMap) -> Result<String, ApiError>
             "unauthorized",
             f.message(),
         )),
+    }
+}
+
+/// The authenticated principal, as an extractor. It comes before any body extractor in a
+/// handler's arguments, so a request without a valid token gets its 401 before its body is
+/// read or judged.
+pub struct Authed(pub String);
+
+impl FromRequestParts<Arc<AppState>> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
+        principal(st, &parts.headers).map(Authed)
     }
 }
 
@@ -270,6 +289,10 @@ pub struct RequestView {
     pub needed: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub denial: Option<ApprovalView>,
+    /// The signed decision statement (`gate-decision/v1`), once decided; see
+    /// docs/audit-log-format.md.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
 }
 
 pub fn rfc3339(ms: i64) -> String {
@@ -334,7 +357,19 @@ pub fn view(row: &RequestRow, decisions: &[DecisionRow]) -> Result<RequestView, 
         approvals,
         needed,
         denial,
+        statement: None,
     })
+}
+
+/// The view a client decides on: with the signed statement once the request is decided.
+pub fn signed_view(
+    st: &AppState,
+    row: &RequestRow,
+    decisions: &[DecisionRow],
+) -> Result<RequestView, ApiError> {
+    let mut v = view(row, decisions)?;
+    v.statement = st.statement(row, decisions);
+    Ok(v)
 }
 
 /// Combines the server's requirement with the client's: every clause of both must hold.
@@ -376,10 +411,9 @@ fn combine(
 
 pub async fn create(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Authed(requester): Authed,
     JsonBody(body): JsonBody<CreateRequest>,
 ) -> Result<Response, ApiError> {
-    let requester = principal(&st, &headers)?;
     if body.argv.is_empty() || body.argv[0].is_empty() {
         return Err(ApiError::bad("`argv`: needs at least the program"));
     }
@@ -482,10 +516,21 @@ pub async fn create(
         digest: body.digest.clone(),
         doc: serde_json::to_value(&doc).unwrap_or(Value::Null),
     };
-    st.store.request_insert(&row)?;
-    st.record_event(&row, "request", Some(requester), None)
-        .await;
-    let v = view(&row, &[])?;
+    let (store, audit, row2, who) = (
+        Arc::clone(&st.store),
+        st.audit.clone(),
+        row.clone(),
+        requester.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        store.request_insert(&row2, &|r, _| {
+            super::record_blocking(&audit, r, "request", Some(&who), None)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    st.recorded(&row, "request", Some(&requester));
+    let v = signed_view(&st, &row, &[])?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -498,11 +543,10 @@ pub struct WaitQuery {
 
 pub async fn get(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Authed(_): Authed,
     Path(id): Path<String>,
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    principal(&st, &headers)?;
     let Query(q) = q.map_err(query_rejection)?;
     let wait = match &q.wait {
         Some(w) => humantime::parse_duration(w)
@@ -521,7 +565,7 @@ pub async fn get(
             .ok_or_else(|| ApiError::not_found(&id))?;
         let now = tokio::time::Instant::now();
         if row.status != "pending" || now >= deadline || *shutdown.borrow() {
-            return Ok(Json(view(&row, &decisions)?).into_response());
+            return Ok(Json(signed_view(&st, &row, &decisions)?).into_response());
         }
         // Wait for a change to *this* request (or the deadline, or shutdown) before reading the
         // store again: with a thousand waiting polls, each change must not wake them all.
@@ -548,10 +592,9 @@ pub struct ListQuery {
 
 pub async fn list(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Authed(_): Authed,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    principal(&st, &headers)?;
     let Query(q) = q.map_err(query_rejection)?;
     if let Some(s) = &q.status
         && !["pending", "approved", "denied", "expired", "cancelled"].contains(&s.as_str())
@@ -657,14 +700,13 @@ fn evaluate(
 
 async fn decide(
     st: Arc<AppState>,
-    headers: HeaderMap,
+    who: String,
     id: String,
     approve: bool,
     comment: Option<String>,
 ) -> Result<Response, ApiError> {
-    let who = principal(&st, &headers)?;
     let (row, all) = decide_as(&st, who, id, approve, comment).await?;
-    Ok(Json(view(&row, &all)?).into_response())
+    Ok(Json(signed_view(&st, &row, &all)?).into_response())
 }
 
 /// Records `who`'s approval or denial of request `id` if [`evaluate`] accepts it (inside the
@@ -685,9 +727,15 @@ pub async fn decide_as(
         at_ms: now_ms(),
     };
     let store = Arc::clone(&st.store);
-    let who2 = who.clone();
+    let audit = st.audit.clone();
+    let (who2, comment2) = (who.clone(), comment.clone());
+    let kind = if approve { "approval" } else { "denial" };
     let (row, all) = tokio::task::spawn_blocking(move || {
-        store.decide(&d, &|row, all| evaluate(&who2, approve, row, all))
+        store.decide(
+            &d,
+            &|row, all| evaluate(&who2, approve, row, all),
+            &|row, _| super::record_blocking(&audit, row, kind, Some(&who2), comment2.as_deref()),
+        )
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
@@ -695,19 +743,14 @@ pub async fn decide_as(
         StoreError::NotFound => ApiError::not_found(&id),
         other => other.into(),
     })?;
-    st.record_event(
-        &row,
-        if approve { "approval" } else { "denial" },
-        Some(who),
-        comment,
-    )
-    .await;
+    st.recorded(&row, kind, Some(&who));
     let _ = st.changes.send(id);
     Ok((row, all))
 }
 
 pub async fn approve(
     State(st): State<Arc<AppState>>,
+    Authed(who): Authed,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -725,24 +768,23 @@ pub async fn approve(
         })?;
         b.comment
     };
-    decide(st, headers, id, true, comment).await
+    decide(st, who, id, true, comment).await
 }
 
 pub async fn deny(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Authed(who): Authed,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DenyBody>,
 ) -> Result<Response, ApiError> {
-    decide(st, headers, id, false, Some(body.reason)).await
+    decide(st, who, id, false, Some(body.reason)).await
 }
 
 pub async fn cancel(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Authed(who): Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let who = principal(&st, &headers)?;
     let (row, _) = st
         .store
         .request_get(&id)?
@@ -754,7 +796,20 @@ pub async fn cancel(
             format!("only {} can cancel request {id}", row.requester),
         ));
     }
-    if !st.store.finish(&id, "cancelled", now_ms())? {
+    let (store, audit, id2, who2) = (
+        Arc::clone(&st.store),
+        st.audit.clone(),
+        id.clone(),
+        who.clone(),
+    );
+    let finished = tokio::task::spawn_blocking(move || {
+        store.finish(&id2, "cancelled", now_ms(), &|row, _| {
+            super::record_blocking(&audit, row, "cancellation", Some(&who2), None)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    if !finished {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "decided",
@@ -765,13 +820,15 @@ pub async fn cancel(
         .store
         .request_get(&id)?
         .ok_or_else(|| ApiError::not_found(&id))?;
-    st.record_event(&row, "cancellation", Some(who), None).await;
+    st.recorded(&row, "cancellation", Some(&who));
     let _ = st.changes.send(id);
-    Ok(Json(view(&row, &all)?).into_response())
+    Ok(Json(signed_view(&st, &row, &all)?).into_response())
 }
 
-pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let who = principal(&st, &headers)?;
+pub async fn me(
+    State(st): State<Arc<AppState>>,
+    Authed(who): Authed,
+) -> Result<Response, ApiError> {
     let groups: Vec<&String> = st
         .policy
         .groups
@@ -782,8 +839,45 @@ pub async fn me(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<R
     Ok(Json(json!({ "principal": who, "groups": groups })).into_response())
 }
 
-pub async fn healthz() -> &'static str {
-    "ok\n"
+/// The key that signs this server's decision statements (and its checkpoints), in the note
+/// `vkey` form a `kind: server` backend pins as `key:`. Public, so `gate login` can show it.
+pub async fn server_key(State(st): State<Arc<AppState>>) -> Response {
+    Json(json!({ "key": st.signer.verifier().to_vkey() })).into_response()
+}
+
+/// `ok`, or 503 naming what would make every decision fail: the database cannot be read, or
+/// the audit log cannot be opened for appending or its file system is full.
+pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let mut problems = Vec::new();
+    if let Err(e) = st.store.overdue(i64::MIN) {
+        problems.push(format!("the database: {e}"));
+    }
+    if let Err(e) = crate::audit::AuditLog::new(&st.audit_path).check_writable() {
+        problems.push(format!("the audit log: {e}"));
+    }
+    let dir = st
+        .audit_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if let Ok(fs) = nix::sys::statvfs::statvfs(dir)
+        && fs.blocks_available() == 0
+    {
+        problems.push(format!(
+            "no space left for the audit log in {}",
+            dir.display()
+        ));
+    }
+    if problems.is_empty() {
+        "ok\n".into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy",
+            problems.join("; "),
+        )
+        .into_response()
+    }
 }
 
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {

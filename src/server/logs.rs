@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::api::{ApiError, principal};
+use super::api::{ApiError, Authed};
 use super::auth::now_ms;
 use crate::audit::note::{Note, NoteVerifier};
 use crate::audit::record::GENESIS_PREV;
@@ -34,11 +34,11 @@ fn valid_log_id(id: &str) -> bool {
 
 pub async fn ingest(
     State(st): State<Arc<AppState>>,
+    Authed(who): Authed,
     headers: HeaderMap,
     Path(log_id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let who = principal(&st, &headers)?;
     let body = body.map_err(super::api::body_rejection)?;
     if !valid_log_id(&log_id) {
         return Err(ApiError::new(
@@ -291,11 +291,10 @@ pub struct FromQuery {
 
 pub async fn records(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Authed(_): Authed,
     Path(log_id): Path<String>,
     q: Result<Query<FromQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    principal(&st, &headers)?;
     let Query(q) =
         q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     if st.store.log_get(&log_id)?.is_none() {
@@ -320,10 +319,9 @@ pub async fn records(
 
 pub async fn head(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Authed(_): Authed,
     Path(log_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    principal(&st, &headers)?;
     let row = st.store.log_get(&log_id)?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

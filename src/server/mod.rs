@@ -41,6 +41,8 @@ pub struct AppState {
     pub web: web::Sessions,
     /// The server's own key: signs its log's checkpoints and cosigns hosts' checkpoints.
     pub signer: crate::audit::note::NoteSigner,
+    /// Where the server's audit log is, for `/healthz`.
+    pub audit_path: PathBuf,
 }
 
 impl AppState {
@@ -64,38 +66,95 @@ impl AppState {
         }
     }
 
-    /// Appends an event to the server's audit log. A failure is logged loudly: the decision is
-    /// already committed to the store, which stays the source of truth for clients.
-    pub async fn record_event(
-        &self,
-        row: &RequestRow,
-        kind: &str,
-        principal: Option<String>,
-        comment: Option<String>,
-    ) {
-        let request = (kind == "request").then(|| Box::new(request_view(row)));
-        let body = Body::Event {
+    /// Counts and logs a state change whose event [`record_blocking`] made durable.
+    pub fn recorded(&self, row: &RequestRow, kind: &str, principal: Option<&str>) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "{kind} of request {} by {}: now {}",
+            row.id,
+            principal.unwrap_or("-"),
+            row.status
+        );
+    }
+
+    /// The signed decision statement for a decided request (None while it is pending). A
+    /// statement that cannot be made (a principal the format cannot carry) is left out, and
+    /// the client then refuses the decision.
+    pub fn statement(&self, row: &RequestRow, decisions: &[store::DecisionRow]) -> Option<String> {
+        use crate::audit::statement::{Statement, Status, Vote};
+        let status = Status::parse(&row.status)?;
+        let vote = |d: &store::DecisionRow| Vote {
+            principal: d.principal.clone(),
+            at: api::rfc3339(d.at_ms),
+        };
+        let policy_denial = || {
+            let doc: api::RequestDoc = serde_json::from_value(row.doc.clone()).ok()?;
+            doc.policy_denial.map(|_| Vote {
+                principal: "policy".into(),
+                at: api::rfc3339(row.created_ms),
+            })
+        };
+        let s = Statement {
             request_id: row.id.clone(),
-            request,
-            event: api::event_info(kind, principal, &row.status, comment),
+            digest: row.digest.clone(),
+            requester: row.requester.clone(),
+            status,
+            approvals: decisions
+                .iter()
+                .filter(|d| d.kind == "approve")
+                .map(vote)
+                .collect(),
+            denial: decisions
+                .iter()
+                .find(|d| d.kind == "deny")
+                .map(vote)
+                .or_else(policy_denial),
+            time: api::rfc3339(auth::now_ms()),
         };
-        let who = match &body {
-            Body::Event { event, .. } => event.principal.clone().unwrap_or_else(|| "-".into()),
-            _ => "-".into(),
-        };
-        match self.audit.append(body).await {
-            Ok(()) => {
-                self.events.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("{kind} of request {} by {who}: now {}", row.id, row.status);
+        match s.sign(&self.signer) {
+            Ok(note) => Some(note),
+            Err(e) => {
+                tracing::error!("cannot sign the decision of request {}: {e}", row.id);
+                None
             }
-            Err(e) => tracing::error!("cannot record a {kind} event for {}: {e}", row.id),
         }
     }
+}
+
+/// Appends the `kind` event of `row` to the server's log and waits until it is on disk. It runs
+/// inside the store's transaction (the store's `Record` callback): a change whose event cannot
+/// be written is rolled back and the caller answers 503 — a decision that can't be recorded is
+/// not taken.
+pub fn record_blocking(
+    audit: &AuditWriter,
+    row: &RequestRow,
+    kind: &str,
+    principal: Option<&str>,
+    comment: Option<&str>,
+) -> Result<(), String> {
+    let request = (kind == "request").then(|| Box::new(request_view(row)));
+    let body = Body::Event {
+        request_id: row.id.clone(),
+        request,
+        event: api::event_info(
+            kind,
+            principal.map(str::to_owned),
+            &row.status,
+            comment.map(str::to_owned),
+        ),
+    };
+    audit.append_blocking(body).inspect_err(|e| {
+        tracing::error!(
+            "cannot record the {kind} of request {}: {e}; the change is not made",
+            row.id
+        )
+    })
 }
 
 type AuditJob = (Body, tokio::sync::oneshot::Sender<Result<(), String>>);
 
 /// Group commit for the server's audit log.
+#[derive(Clone)]
 pub struct AuditWriter {
     tx: std::sync::mpsc::Sender<AuditJob>,
 }
@@ -129,6 +188,16 @@ impl AuditWriter {
             .send((body, tx))
             .map_err(|_| "the audit writer has stopped".to_owned())?;
         rx.await
+            .map_err(|_| "the audit writer has stopped".to_owned())?
+    }
+
+    /// [`AuditWriter::append`] for blocking code (never on an async worker thread).
+    pub fn append_blocking(&self, body: Body) -> Result<(), String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((body, tx))
+            .map_err(|_| "the audit writer has stopped".to_owned())?;
+        rx.blocking_recv()
             .map_err(|_| "the audit writer has stopped".to_owned())?
     }
 }
@@ -186,6 +255,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/requests/{id}/deny", post(api::deny))
         .route("/v1/requests/{id}/cancel", post(api::cancel))
         .route("/v1/me", get(api::me))
+        .route("/v1/server-key", get(api::server_key))
         .route(
             "/v1/logs/{log_id}/records",
             post(logs::ingest).get(logs::records),
@@ -208,7 +278,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         let log = AuditLog::new(&opts.audit_log).with_key(&opts.key);
         log.check_writable()?;
         let audit = AuditWriter::start(log);
-        let signer = crate::audit::key::load_or_create(&opts.key, &crate::identity::host_name())
+        let signer = load_key(&opts.key)
             .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
         let (changes, _) = broadcast::channel(4096);
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -221,6 +291,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             events: AtomicU64::new(0),
             web: web::Sessions::default(),
             signer,
+            audit_path: opts.audit_log.clone(),
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
@@ -237,6 +308,14 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             .await?;
         Ok(())
     })
+}
+
+/// The server's signing key at `path` (made on first use, named after this host): what
+/// `gate serve` signs statements and checkpoints with, and what `gate serve key` prints.
+pub fn load_key(
+    path: &std::path::Path,
+) -> Result<crate::audit::note::NoteSigner, crate::audit::key::KeyError> {
+    crate::audit::key::load_or_create(path, &crate::identity::host_name())
 }
 
 async fn wait_for_stop() {
@@ -266,11 +345,22 @@ async fn sweep_expired(st: Arc<AppState>) {
             }
         };
         for id in ids {
-            if let Ok(true) = st.store.finish(&id, "expired", auth::now_ms()) {
-                if let Ok(Some((row, _))) = st.store.request_get(&id) {
-                    st.record_event(&row, "expiry", None, None).await;
+            let (store, audit, id2) = (Arc::clone(&st.store), st.audit.clone(), id.clone());
+            let expired = tokio::task::spawn_blocking(move || {
+                store.finish(&id2, "expired", auth::now_ms(), &|row, _| {
+                    record_blocking(&audit, row, "expiry", None, None)
+                })
+            })
+            .await;
+            match expired {
+                Ok(Ok(true)) => {
+                    st.events.fetch_add(1, Ordering::Relaxed);
+                    let _ = st.changes.send(id);
                 }
-                let _ = st.changes.send(id);
+                Ok(Ok(false)) => {}
+                // Not recorded, so not expired: the next sweep tries again.
+                Ok(Err(e)) => tracing::error!("expiry of request {id}: {e}"),
+                Err(e) => tracing::error!("expiry of request {id}: {e}"),
             }
         }
     }

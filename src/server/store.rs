@@ -19,6 +19,9 @@ pub enum StoreError {
     /// The callback refused the change (not eligible, already decided, ...).
     #[error("{0}")]
     Refused(Refusal),
+    /// The change could not be recorded in the audit log, so it was not made (fail closed).
+    #[error("the change could not be recorded, so it was not made: {0}")]
+    Unrecorded(String),
 }
 
 /// Why a decision was refused, with the HTTP status it maps to.
@@ -82,6 +85,11 @@ pub struct DecisionRow {
 /// What the eligibility callback decides about a new decision.
 pub type Evaluate<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<String>, Refusal>;
 
+/// Records a state change durably (the server's audit log) from inside the store's
+/// transaction, with the request as it will be once committed. An error rolls the change back:
+/// a change that cannot be recorded is not made.
+pub type Record<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<(), String>;
+
 /// What the server holds of one host's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogRow {
@@ -126,21 +134,31 @@ pub trait Store: Send + Sync {
     /// Revokes by id; false if there was no such live token.
     fn token_revoke(&self, id: &str, at_ms: i64) -> Result<bool, StoreError>;
 
-    fn request_insert(&self, r: &RequestRow) -> Result<(), StoreError>;
+    /// Inserts a request once `record` has recorded it.
+    fn request_insert(&self, r: &RequestRow, record: Record<'_>) -> Result<(), StoreError>;
     fn request_get(&self, id: &str) -> Result<Option<(RequestRow, Vec<DecisionRow>)>, StoreError>;
     fn request_list(
         &self,
         status: Option<&str>,
     ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError>;
     /// Records `d` if `evaluate` (run inside the transaction, seeing the decisions so far plus
-    /// `d`) accepts it; its `Some(status)` moves the request to that status.
+    /// `d`) accepts it and `record` has recorded it; its `Some(status)` moves the request to
+    /// that status.
     fn decide(
         &self,
         d: &DecisionRow,
         evaluate: Evaluate<'_>,
+        record: Record<'_>,
     ) -> Result<(RequestRow, Vec<DecisionRow>), StoreError>;
-    /// Moves a request from `pending` to `status` (cancel, expire); false if it was not pending.
-    fn finish(&self, id: &str, status: &str, at_ms: i64) -> Result<bool, StoreError>;
+    /// Moves a request from `pending` to `status` (cancel, expire) once `record` has recorded
+    /// it; false if it was not pending.
+    fn finish(
+        &self,
+        id: &str,
+        status: &str,
+        at_ms: i64,
+        record: Record<'_>,
+    ) -> Result<bool, StoreError>;
     /// Pending requests whose deadline has passed.
     fn overdue(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
 }
@@ -419,8 +437,10 @@ impl Store for SqliteStore {
         Ok(n == 1)
     }
 
-    fn request_insert(&self, r: &RequestRow) -> Result<(), StoreError> {
-        self.conn().execute(
+    fn request_insert(&self, r: &RequestRow, record: Record<'_>) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
             &format!(
                 "INSERT INTO requests ({REQUEST_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
             ),
@@ -435,6 +455,8 @@ impl Store for SqliteStore {
                 r.doc.to_string()
             ],
         )?;
+        record(r, &[]).map_err(StoreError::Unrecorded)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -482,6 +504,7 @@ impl Store for SqliteStore {
         &self,
         d: &DecisionRow,
         evaluate: Evaluate<'_>,
+        record: Record<'_>,
     ) -> Result<(RequestRow, Vec<DecisionRow>), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -505,21 +528,41 @@ impl Store for SqliteStore {
                 params![d.request_id, s, d.at_ms],
             )?;
         }
-        tx.commit()?;
         let mut row = row;
         if let Some(s) = new_status {
             row.status = s;
             row.decided_ms = Some(d.at_ms);
         }
+        record(&row, &all).map_err(StoreError::Unrecorded)?;
+        tx.commit()?;
         Ok((row, all))
     }
 
-    fn finish(&self, id: &str, status: &str, at_ms: i64) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+    fn finish(
+        &self,
+        id: &str,
+        status: &str,
+        at_ms: i64,
+        record: Record<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
             "UPDATE requests SET status = ?2, decided_ms = ?3 WHERE id = ?1 AND status = 'pending'",
             params![id, status, at_ms],
         )?;
-        Ok(n == 1)
+        if n != 1 {
+            return Ok(false);
+        }
+        let row = tx
+            .prepare_cached(&format!(
+                "SELECT {REQUEST_COLS} FROM requests WHERE id = ?1"
+            ))?
+            .query_row([id], request_row)?;
+        let all = decisions(&tx, id)?;
+        record(&row, &all).map_err(StoreError::Unrecorded)?;
+        tx.commit()?;
+        Ok(true)
     }
 
     fn overdue(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {

@@ -20,6 +20,8 @@ pub(super) struct LineInfo {
     pub(super) genesis_key: Option<String>,
     pub(super) decision: Option<DecisionLite>,
     pub(super) requester: Option<String>,
+    /// The request's digest (decision records), for the server statement check.
+    pub(super) digest: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +52,8 @@ pub(super) struct GenesisLite {
 #[derive(Debug, Deserialize)]
 pub(super) struct RequestLite {
     pub(super) requester: RequesterLite,
+    #[serde(default)]
+    pub(super) digest: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +69,9 @@ pub(super) struct DecisionLite {
     pub(super) required: Option<RequiredLite>,
     #[serde(default)]
     pub(super) approvals: Vec<ApprovalLite>,
+    /// The gate server's signed decision statement, when the approvals came from one.
+    #[serde(default)]
+    pub(super) statement: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +79,9 @@ pub(super) struct RequiredLite {
     pub(super) clauses: Vec<ClauseLite>,
     pub(super) min_approvals: u32,
     pub(super) allow_requester: bool,
+    /// The backend the approval was asked of.
+    #[serde(default)]
+    pub(super) backend: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +103,8 @@ pub(super) struct GroupLite {
 pub(super) struct ApprovalLite {
     pub(super) principal: String,
     pub(super) at: String,
+    #[serde(default)]
+    pub(super) via: String,
 }
 
 pub(super) fn is_hex64(s: &str) -> bool {
@@ -171,9 +183,10 @@ pub(super) fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineI
         "decision" => {
             info.ts = string("ts").unwrap_or_default();
             info.decision = object("decision").and_then(|d| serde_json::from_slice(d).ok());
-            info.requester = object("request")
-                .and_then(|r| serde_json::from_slice::<RequestLite>(r).ok())
-                .map(|r| r.requester.user);
+            let request =
+                object("request").and_then(|r| serde_json::from_slice::<RequestLite>(r).ok());
+            info.digest = request.as_ref().and_then(|r| r.digest.clone());
+            info.requester = request.map(|r| r.requester.user);
         }
         "genesis" => {
             info.genesis_key = object("genesis")
@@ -264,6 +277,7 @@ pub(super) fn check_line_slow(line: &[u8], why: String) -> LineInfo {
     info.request_id = fields.request_id;
     info.genesis_key = fields.genesis.and_then(|g| g.key);
     info.decision = fields.decision;
+    info.digest = fields.request.as_ref().and_then(|r| r.digest.clone());
     info.requester = fields.request.map(|r| r.requester.user);
     info.problem = Some(if fields.v != 1 {
         (

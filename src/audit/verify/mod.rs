@@ -5,6 +5,7 @@
 
 mod checkpoint;
 mod line;
+mod statement;
 mod walk;
 
 use std::io::Read;
@@ -16,6 +17,7 @@ use super::note::NoteVerifier;
 use checkpoint::check_checkpoint;
 use line::check_all;
 pub use line::{CheckedRecord, check_record_line};
+pub use statement::ServerTrust;
 use walk::Walk;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +84,19 @@ pub struct Options<'a> {
     pub threads: usize,
 }
 
-/// Verifies the log at `path`.
+/// Verifies the log at `path`, trusting no gate server key: server-approved runs' statements
+/// are read and compared, and a warning says their signatures went unchecked.
 pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report, VerifyError> {
+    verify_with_servers(path, opts, &ServerTrust::default())
+}
+
+/// Verifies the log at `path`; server-approved runs must carry statements signed by one of
+/// `servers.keys`.
+pub fn verify_with_servers(
+    path: &Path,
+    opts: &Options<'_>,
+    servers: &ServerTrust,
+) -> Result<Report, VerifyError> {
     let key_override = match opts.key {
         Some(k) => Some(load_key(k)?),
         None => None,
@@ -137,7 +150,10 @@ pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report, VerifyError> {
     let lines = &lines[..lines.len().saturating_sub(1)];
     // In slices, so memory stays bounded however long the log is: each slice's lines are
     // checked (in parallel), then walked in order.
-    let mut st = Walk::default();
+    let mut st = Walk {
+        server_trust: servers.clone(),
+        ..Walk::default()
+    };
     let mut line_no = 0u64;
     for chunk in lines.chunks(1 << 16) {
         for info in check_all(chunk, opts.threads) {
@@ -148,6 +164,14 @@ pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report, VerifyError> {
     // A torn tail stands where the next record would have been.
     for p in problems.iter_mut().filter(|p| p.code == "torn_line") {
         p.seq = Some(st.expected_seq);
+    }
+    if st.statements_unchecked > 0 {
+        warnings.push(format!(
+            "{} server-approved run(s) carry a decision statement whose signature was not checked: \
+             no trusted server key; pass `--server-key VKEY` (from `gate serve key` or `gate login URL`), \
+             or verify with the policy whose server backends name their `key`",
+            st.statements_unchecked
+        ));
     }
     for (req, seq) in &st.open_runs {
         warnings.push(format!(

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::line::{DecisionLite, LineInfo, hash_bytes};
+use super::statement::{ServerTrust, StatementCheck};
 use super::{Problem, Stats};
 use crate::audit::record::GENESIS_PREV;
 
@@ -19,6 +20,10 @@ pub(super) struct Walk {
     pub(super) hashes: Vec<[u8; 32]>,
     pub(super) open_runs: BTreeMap<String, u64>,
     pub(super) stats: Stats,
+    /// The server keys and backends decisions' statements are checked against.
+    pub(super) server_trust: ServerTrust,
+    /// Server-approved runs whose statement matched but whose signature no trusted key checked.
+    pub(super) statements_unchecked: u64,
 }
 
 impl Walk {
@@ -168,6 +173,13 @@ impl Walk {
                     }
                     if let Some(v) = compliance(d, &info) {
                         push(Some(seq), "compliance", v);
+                    }
+                    if d.decision == "approve" {
+                        match super::statement::check(d, &info, &self.server_trust) {
+                            StatementCheck::Violation(v) => push(Some(seq), "compliance", v),
+                            StatementCheck::Unchecked => self.statements_unchecked += 1,
+                            StatementCheck::NotServer | StatementCheck::Verified => {}
+                        }
                     }
                     if d.decision == "approve" {
                         self.stats.approved_runs += 1;

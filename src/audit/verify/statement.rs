@@ -1,0 +1,102 @@
+//! Server-approved runs (DESIGN §6, §8): a decision that let a command run on approvals from a
+//! gate server must carry the server's signed statement — verifying under a trusted server key,
+//! for the record's own request id and digest, naming exactly the approvers (and times) the
+//! record names. Without a trusted key the statement is still read and compared, and a warning
+//! says its signature went unchecked.
+
+use std::collections::BTreeSet;
+
+use super::line::{DecisionLite, LineInfo};
+use crate::audit::note::{Note, NoteVerifier};
+use crate::audit::statement::Statement;
+
+/// Which server decisions `gate log verify` trusts: the verifier keys (the policy's server
+/// backends' `key`, `--server-key`), and the names of the policy's server backends (a decision
+/// whose requirement was routed to one needs a statement whatever its approvals claim).
+#[derive(Debug, Clone, Default)]
+pub struct ServerTrust {
+    pub keys: Vec<NoteVerifier>,
+    pub backends: BTreeSet<String>,
+}
+
+/// How a server-approved decision's statement came out.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub(super) enum StatementCheck {
+    /// Not approved through a server: nothing to check.
+    NotServer,
+    /// Signed by a trusted key and matching the record.
+    Verified,
+    /// Matching the record, but no trusted key to check the signature with.
+    Unchecked,
+    /// A compliance violation, with why.
+    Violation(String),
+}
+
+pub(super) fn check(d: &DecisionLite, info: &LineInfo, trust: &ServerTrust) -> StatementCheck {
+    let routed = d
+        .required
+        .as_ref()
+        .and_then(|r| r.backend.as_ref())
+        .is_some_and(|b| trust.backends.contains(b));
+    let from_server = d.approvals.iter().any(|a| a.via == "server");
+    if !routed && !from_server {
+        return StatementCheck::NotServer;
+    }
+    let Some(note) = &d.statement else {
+        return StatementCheck::Violation(
+            "approved through a gate server, but the record carries no signed decision statement"
+                .into(),
+        );
+    };
+    let (statement, checked) = if trust.keys.is_empty() {
+        let text = match Note::parse(note) {
+            Ok(n) => n.text,
+            Err(e) => {
+                return StatementCheck::Violation(format!("the decision statement: {e}"));
+            }
+        };
+        match Statement::parse_text(&text) {
+            Ok(s) => (s, false),
+            Err(e) => return StatementCheck::Violation(e.to_string()),
+        }
+    } else {
+        match Statement::open(note, &trust.keys) {
+            Ok((s, _)) => (s, true),
+            Err(e) => return StatementCheck::Violation(e.to_string()),
+        }
+    };
+    let id = info.request_id.as_deref().unwrap_or("");
+    let digest = info.digest.as_deref().unwrap_or("");
+    if let Err(e) = statement.approves(id, digest) {
+        return StatementCheck::Violation(e.to_string());
+    }
+    let signed: BTreeSet<(&str, &str)> = statement
+        .approvals
+        .iter()
+        .map(|v| (v.principal.as_str(), v.at.as_str()))
+        .collect();
+    let recorded: BTreeSet<(&str, &str)> = d
+        .approvals
+        .iter()
+        .map(|a| (a.principal.as_str(), a.at.as_str()))
+        .collect();
+    if signed != recorded {
+        let show = |s: &BTreeSet<(&str, &str)>| {
+            s.iter()
+                .map(|(p, at)| format!("{p} at {at}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return StatementCheck::Violation(format!(
+            "the record names approvals [{}], but the server's signed statement names [{}]",
+            show(&recorded),
+            show(&signed)
+        ));
+    }
+    if checked {
+        StatementCheck::Verified
+    } else {
+        StatementCheck::Unchecked
+    }
+}
