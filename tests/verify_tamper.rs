@@ -459,16 +459,21 @@ fn an_inserted_record_is_reported_at_its_seq() {
 
 #[test]
 fn a_rechained_deletion_is_caught_only_by_the_checkpoint() {
+    // A whole run (decision 7 and its result 8) erased and everything after re-chained.
     let c = Case::new();
     c.edit(|l| {
-        l.remove(7);
+        l.drain(7..9);
         rechain(l, 7);
     });
-    let r = tampered_at(c.verify_with_key(), "checkpoint_beyond_end", LAST);
+    let r = tampered_at(c.verify_with_key(), "checkpoint_beyond_end", LAST - 1);
     assert_eq!(codes(&r).len(), 1, "the chain itself is consistent: {r:#}");
-    // Without the checkpoint file, nothing can tell: the warning says the tail is unanchored.
+    // Without the checkpoint file the chain alone cannot tell; given the host key, the missing
+    // checkpoint is itself the finding. Without the key, the warning says the tail is unanchored.
     std::fs::remove_file(&c.cp).unwrap();
-    let r = intact(c.verify_with_key());
+    let (status, r) = c.verify_with_key();
+    assert_eq!(status, 1, "{r:#}");
+    assert_eq!(codes(&r), vec![(None, "checkpoint_missing".to_owned())]);
+    let r = intact(c.verify(&[]));
     assert!(
         warnings(&r).iter().any(|w| w.contains("unanchored")),
         "{r:#}"
@@ -496,13 +501,56 @@ fn a_rechained_insertion_or_edit_is_a_checkpoint_mismatch() {
     });
     let r = tampered_at(c.verify_with_key(), "checkpoint_mismatch", LAST);
     assert_eq!(codes(&r).len(), 1, "{r:#}");
-    // Swapped and re-chained.
+    // Two whole runs swapped and re-chained.
+    let c = Case::new();
+    c.edit(|l| {
+        l.swap(3, 5);
+        l.swap(4, 6);
+        rechain(l, 3);
+    });
+    let r = tampered_at(c.verify_with_key(), "checkpoint_mismatch", LAST);
+    assert_eq!(codes(&r).len(), 1, "{r:#}");
+}
+
+#[test]
+fn a_result_whose_decision_was_erased_or_moved_after_it_is_an_orphan_result() {
+    // The decision (seq 7) deleted and the rest re-chained: its result now stands at seq 7 with
+    // no decision before it, which the chain alone shows, whatever the checkpoint says.
+    let c = Case::new();
+    c.edit(|l| {
+        l.remove(7);
+        rechain(l, 7);
+    });
+    let r = tampered_at(c.verify_with_key(), "orphan_result", 7);
+    assert!(
+        r["problems"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no decision"),
+        "{r:#}"
+    );
+    std::fs::remove_file(&c.cp).unwrap();
+    tampered_at(c.verify(&[]), "orphan_result", 7);
+    // Decisions 3 and 5 swapped: result 4 now comes before its decision.
     let c = Case::new();
     c.edit(|l| {
         l.swap(3, 5);
         rechain(l, 3);
     });
-    tampered_at(c.verify_with_key(), "checkpoint_mismatch", LAST);
+    tampered_at(c.verify_with_key(), "orphan_result", 4);
+    // A result appended twice for one run: the second has no open decision.
+    let c = Case::new();
+    c.edit(|l| {
+        let again = l[2].clone();
+        l.push(again);
+        rechain(l, 24);
+    });
+    let (status, r) = c.verify_with_key();
+    assert_eq!(status, 1, "{r:#}");
+    assert!(
+        codes(&r).contains(&(Some(RECORDS), "orphan_result".to_owned())),
+        "{r:#}"
+    );
 }
 
 #[test]
@@ -908,10 +956,10 @@ fn without_key_a_whole_log_rewrite_cannot_be_excluded_and_it_says_so() {
 }
 
 #[test]
-fn without_a_checkpoint_the_chain_verifies_and_the_tail_is_unanchored() {
+fn without_a_checkpoint_or_key_the_chain_verifies_and_the_tail_is_unanchored() {
     let c = Case::new();
     std::fs::remove_file(&c.cp).unwrap();
-    let r = intact(c.verify_with_key());
+    let r = intact(c.verify(&[]));
     assert_eq!(r["checkpoint"], Value::Null);
     assert!(
         warnings(&r).iter().any(|w| w.contains("unanchored")),
