@@ -956,6 +956,41 @@ fn without_key_a_whole_log_rewrite_cannot_be_excluded_and_it_says_so() {
 }
 
 #[test]
+fn a_log_cut_with_head_and_copied_without_its_checkpoint_is_tampered_given_the_host_key() {
+    // `head -n 9 audit.jsonl > t/audit.jsonl`: a consistent chain that ends early, with no
+    // checkpoint beside it. With the host key, the missing checkpoint is the finding (exit 1).
+    let c = Case::new();
+    let cut = c.g.path("t/audit.jsonl");
+    std::fs::create_dir_all(cut.parent().unwrap()).unwrap();
+    let lines = c.lines();
+    let mut text = Vec::new();
+    for l in &lines[..9] {
+        text.extend_from_slice(l);
+        text.push(b'\n');
+    }
+    std::fs::write(&cut, text).unwrap();
+    let vkey = c.vkey.clone();
+    let ran = c.gate(&["log", "verify", cut.to_str().unwrap(), "--key", &vkey]);
+    ran.status(1)
+        .stdout_has("checkpoint_missing")
+        .stdout_has("no signed checkpoint at")
+        .stdout_has("TAMPERED");
+    let ran = c.gate(&[
+        "log",
+        "verify",
+        cut.to_str().unwrap(),
+        "--key",
+        &vkey,
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(ran.status, 1, "{r:#}");
+    assert_eq!(r["status"], "tampered");
+    assert_eq!(codes(&r), vec![(None, "checkpoint_missing".to_owned())]);
+    assert_eq!(r["records"], 9);
+}
+
+#[test]
 fn without_a_checkpoint_or_key_the_chain_verifies_and_the_tail_is_unanchored() {
     let c = Case::new();
     std::fs::remove_file(&c.cp).unwrap();
