@@ -70,7 +70,14 @@ fn verify(g: &Gate, log: &Path) -> (i32, Value) {
     let vkey = run(g, &["log", "key"]).status(0).stdout.trim().to_owned();
     let r = run(
         g,
-        &["log", "verify", log.to_str().unwrap(), "--key", &vkey, "--json"],
+        &[
+            "log",
+            "verify",
+            log.to_str().unwrap(),
+            "--key",
+            &vkey,
+            "--json",
+        ],
     );
     let v = serde_json::from_str(&r.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", r.stdout, r.stderr));
@@ -142,17 +149,9 @@ fn links_planted_at_the_predictable_side_file_names_are_never_written_through() 
     std::fs::set_permissions(&sinks, std::fs::Permissions::from_mode(0o700)).unwrap();
     let name = spec.name();
     let pids = next_pids(3000);
-    plant(
-        &g.path("audit.jsonl.checkpoint.tmp"),
-        &target,
-        pids.clone(),
-    );
+    plant(&g.path("audit.jsonl.checkpoint.tmp"), &target, pids.clone());
     std::fs::create_dir_all(g.path("state/gate")).unwrap();
-    plant(
-        &g.path("state/gate/signing.key.tmp"),
-        &target,
-        pids.clone(),
-    );
+    plant(&g.path("state/gate/signing.key.tmp"), &target, pids.clone());
     plant(&sinks.join(format!("{name}.tmp")), &target, pids);
     std::os::unix::fs::symlink(&target, sinks.join(format!("{name}.down"))).unwrap();
     // The checkpoint's own name as a link: replaced by rename, never followed.
@@ -164,7 +163,10 @@ fn links_planted_at_the_predictable_side_file_names_are_never_written_through() 
     }
     victim_untouched(&target);
     let cp = std::fs::symlink_metadata(g.path("audit.jsonl.checkpoint")).unwrap();
-    assert!(cp.file_type().is_file(), "the checkpoint is a file of its own");
+    assert!(
+        cp.file_type().is_file(),
+        "the checkpoint is a file of its own"
+    );
     let (status, report) = verify(&g, &g.path("audit.jsonl"));
     assert_eq!(status, 0, "{report:#}");
     assert_eq!(report["checkpoint"]["count"], 5);
@@ -189,7 +191,10 @@ fn a_symlinked_log_is_refused_and_nothing_runs() {
         assert!(!g2.path("marker").exists(), "{link}: the command ran");
     }
     victim_untouched(&target);
-    assert!(!dangling.exists(), "a file was created through the dangling link");
+    assert!(
+        !dangling.exists(),
+        "a file was created through the dangling link"
+    );
 }
 
 #[test]
@@ -253,7 +258,13 @@ fn a_command_that_deletes_its_log_gets_no_new_chain_and_the_lost_result_is_repor
     let log = g.path("audit.jsonl");
     let r = run(
         &g,
-        &["--", "sh", "-c", "rm -f \"$0\"; exit 4", log.to_str().unwrap()],
+        &[
+            "--",
+            "sh",
+            "-c",
+            "rm -f \"$0\"; exit 4",
+            log.to_str().unwrap(),
+        ],
     );
     // The command's own status, and a loud error naming the log and what happened.
     r.status(4)
@@ -261,7 +272,10 @@ fn a_command_that_deletes_its_log_gets_no_new_chain_and_the_lost_result_is_repor
         .stderr_has("its result could not be recorded")
         .stderr_has(log.to_str().unwrap())
         .stderr_has("deleted");
-    assert!(!log.exists(), "a new log (genesis + orphan result) was started");
+    assert!(
+        !log.exists(),
+        "a new log (genesis + orphan result) was started"
+    );
     // The next run does not quietly start a new chain either: the checkpoint says a log with
     // records was here.
     run(&g, &["--", "touch", "marker"])
@@ -281,8 +295,14 @@ fn a_command_that_replaces_or_rewrites_its_log_gets_no_result_in_the_other_log()
     // Replaced by a copy (another file at the path), and rewritten in place with its first
     // record only: in both the decision is no longer where it was written.
     let scripts = [
-        ("replaced by a copy", "cp \"$0\" \"$0.x\" && mv \"$0.x\" \"$0\"; exit 5"),
-        ("cut in place", "head -n 1 \"$0\" > \"$0.x\" && cat \"$0.x\" > \"$0\"; exit 5"),
+        (
+            "replaced by a copy",
+            "cp \"$0\" \"$0.x\" && mv \"$0.x\" \"$0\"; exit 5",
+        ),
+        (
+            "cut in place",
+            "head -n 1 \"$0\" > \"$0.x\" && cat \"$0.x\" > \"$0\"; exit 5",
+        ),
     ];
     for (what, script) in scripts {
         let g = Gate::new();
@@ -324,9 +344,12 @@ fn a_fresh_genesis_followed_by_an_orphan_result_is_a_violation() {
     assert_eq!(codes(&report), ["orphan_result"], "{report:#}");
     assert_eq!(report["first_bad_seq"], 1);
     let vkey = run(&g, &["log", "key"]).stdout.trim().to_owned();
-    run(&g, &["log", "verify", log.to_str().unwrap(), "--key", &vkey])
-        .status(1)
-        .stdout_has("seq 1 (line 2): orphan_result");
+    run(
+        &g,
+        &["log", "verify", log.to_str().unwrap(), "--key", &vkey],
+    )
+    .status(1)
+    .stdout_has("seq 1 (line 2): orphan_result");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,14 +443,24 @@ fn a_decision_whose_checkpoint_cannot_be_written_is_taken_back_and_nothing_runs(
     assert!(!marker.exists(), "the command ran");
     // The log is exactly what it was: no record claims `run: true` for the command.
     let after = fs.sh(&format!("cat {}", log.display())).stdout;
-    assert_eq!(after, before, "the decision line stayed without its checkpoint");
+    assert_eq!(
+        after, before,
+        "the decision line stayed without its checkpoint"
+    );
     // Room again: the log verifies intact under the host key, and appends go on.
     fs.sh(&format!("rm -f {}/f*", disk.display()));
     fs.gate(&g, &["--", "true"]).status(0);
     let vkey = run(&g, &["log", "key"]).stdout.trim().to_owned();
     let v = fs.gate(
         &g,
-        &["log", "verify", log.to_str().unwrap(), "--key", &vkey, "--json"],
+        &[
+            "log",
+            "verify",
+            log.to_str().unwrap(),
+            "--key",
+            &vkey,
+            "--json",
+        ],
     );
     let report: Value = serde_json::from_str(&v.stdout).unwrap();
     assert_eq!(v.status, 0, "{report:#}");
@@ -476,7 +509,14 @@ fn a_command_that_fills_the_disk_keeps_its_exit_status_and_the_lost_result_is_re
     let vkey = run(&g, &["log", "key"]).stdout.trim().to_owned();
     let v = fs.gate(
         &g,
-        &["log", "verify", log.to_str().unwrap(), "--key", &vkey, "--json"],
+        &[
+            "log",
+            "verify",
+            log.to_str().unwrap(),
+            "--key",
+            &vkey,
+            "--json",
+        ],
     );
     let report: Value = serde_json::from_str(&v.stdout).unwrap();
     assert_eq!(v.status, 0, "{report:#}");

@@ -375,9 +375,9 @@ impl AuditLog {
         // The lines count only together with their signed checkpoint: if either cannot be
         // made durable, the file goes back to what it was, so no record claims a run that
         // never happened.
-        let written =
-            f.write_all(&buf)
-                .and_then(|()| if self.sync { f.sync_data() } else { Ok(()) });
+        let written = f
+            .write_all(&buf)
+            .and_then(|()| if self.sync { f.sync_data() } else { Ok(()) });
         let committed = match (written, &signer) {
             (Err(e), _) => Err(self.io(e)),
             (Ok(()), Some(signer)) => match self.write_checkpoint(signer, &tail) {
