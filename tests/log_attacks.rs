@@ -201,7 +201,9 @@ fn a_symlinked_log_is_refused_and_nothing_runs() {
 fn a_log_directory_that_is_not_private_is_refused() {
     // Group-writable, owned by another user, or below a world-writable directory without the
     // sticky bit: each could swap the log under gate.
-    let cases: [(&str, fn(&Path, &Path)); 3] = [
+    /// Spoils (parent, log directory) one way.
+    type Spoil = fn(&Path, &Path);
+    let cases: [(&str, Spoil); 3] = [
         ("group-writable", |_, d| {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o770)).unwrap()
         }),
