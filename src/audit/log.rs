@@ -244,6 +244,11 @@ impl AuditLog {
             seq: after.seq,
             why,
         };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(lost("its directory was deleted or moved".into()));
+        }
         let mut f = match self.open(false) {
             Ok(f) => f,
             Err(AuditError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -754,5 +759,106 @@ pub fn record_count(path: &Path) -> u64 {
     match read_tail(&mut f) {
         Ok(TailScan::Last { line, .. }) => parse_tail(&line).map(|t| t.seq + 1).unwrap_or(0),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::ResultInfo;
+
+    fn body(i: u64) -> Body {
+        Body::Result {
+            request_id: format!("r{i}"),
+            result: ResultInfo {
+                exit_code: Some(0),
+                signal: None,
+                duration_ms: i,
+                error: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_failed_checkpoint_puts_the_file_back_as_it_was_torn_tail_included() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("audit.jsonl");
+        let log = AuditLog::new(&path).with_key(d.path().join("key"));
+        log.append(vec![body(1)]).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"torn").unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // The checkpoint's name taken by a directory: the rename fails after the write.
+        std::fs::remove_file(log.checkpoint_path()).unwrap();
+        std::fs::create_dir(log.checkpoint_path()).unwrap();
+        let err = log.append(vec![body(2)]).unwrap_err();
+        assert!(matches!(err, AuditError::Checkpoint { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.contains(".torn.") && !n.contains(".tmp.")),
+            "{names:?}"
+        );
+        // With the checkpoint back, the next append repairs the torn tail as usual.
+        std::fs::remove_dir(log.checkpoint_path()).unwrap();
+        let recs = log.append(vec![body(3)]).unwrap();
+        assert_eq!(recs.len(), 2, "repair + the record");
+    }
+
+    #[test]
+    fn append_after_refuses_a_log_that_no_longer_holds_the_record() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("audit.jsonl");
+        let log = AuditLog::new(&path).with_key(d.path().join("key"));
+        let (_, placed) = log.append_placed(vec![body(1)]).unwrap();
+        log.append_after(&placed, vec![body(2)]).unwrap();
+        // Cut in place back to the genesis: same file, but the record is gone.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first = text.lines().next().unwrap();
+        std::fs::write(&path, format!("{first}\n")).unwrap();
+        let err = log.append_after(&placed, vec![body(3)]).unwrap_err();
+        assert!(matches!(err, AuditError::Lost { seq: 1, .. }), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{first}\n")
+        );
+        // Deleted: no new genesis.
+        std::fs::remove_file(&path).unwrap();
+        let err = log.append_after(&placed, vec![body(3)]).unwrap_err();
+        assert!(matches!(err, AuditError::Lost { .. }), "{err}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn side_files_get_fresh_unguessable_names() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("x.tmp");
+        let (_, a) = create_unique(&base, 0o600).unwrap();
+        let (_, b) = create_unique(&base, 0o600).unwrap();
+        assert_ne!(a, b);
+        let tail = a
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(tail.len(), 16);
+        assert!(tail.chars().all(|c| c.is_ascii_hexdigit()));
+        // A link at the destination is replaced, not followed.
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let dest = d.path().join("dest");
+        std::os::unix::fs::symlink(&victim, &dest).unwrap();
+        replace_file(&dest, b"new", 0o600, true).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(std::fs::symlink_metadata(&dest).unwrap().is_file());
     }
 }
