@@ -237,6 +237,21 @@ fn a_log_directory_that_is_not_private_is_refused() {
 }
 
 #[test]
+fn a_signing_key_directory_others_can_write_is_refused() {
+    // Whoever can write there can plant the key gate is about to make, or swap it for theirs.
+    let g = Gate::new();
+    let keys = g.path("state/gate");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    run(&g, &["--", "touch", "marker"])
+        .status(78)
+        .stderr_has("signing key")
+        .stderr_has("writable by other users");
+    assert!(!g.path("marker").exists());
+    assert!(!keys.join("signing.key").exists());
+}
+
+#[test]
 fn a_log_file_others_can_write_is_refused() {
     let g = Gate::new();
     run(&g, &["--", "true"]).status(0);

@@ -42,6 +42,16 @@ pub fn load_or_create(path: &Path, host: &str) -> Result<NoteSigner, KeyError> {
         path: path.to_path_buf(),
         source,
     };
+    // A key kept where another user can write is theirs to replace (or to plant before it is
+    // made): the same rule as for the log's directory.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && dir.exists()
+    {
+        super::log::check_dir(dir).map_err(|why| KeyError::Bad {
+            path: path.to_path_buf(),
+            why: format!("refusing it: {why}"),
+        })?;
+    }
     for _ in 0..50 {
         match fs::read_to_string(path) {
             Ok(s) if !s.trim().is_empty() => {

@@ -538,7 +538,7 @@ impl AuditLog {
 /// and files under the names gate writes, or swap the log): not group- or other-writable,
 /// sticky or not, and owned by this user or root. Directories above it may be writable by
 /// others only with the sticky bit (like `/tmp`), which stops them renaming what is not theirs.
-fn check_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn check_dir(dir: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(dir)
         .map_err(|e| format!("cannot inspect its directory `{}`: {e}", dir.display()))?;
     let mode = meta.mode();
