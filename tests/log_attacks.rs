@@ -237,6 +237,37 @@ fn a_log_directory_that_is_not_private_is_refused() {
 }
 
 #[test]
+fn a_fifo_in_place_of_the_checkpoint_does_not_hang_the_append() {
+    // Read under the log's lock, a FIFO would block every gate on the host; it is not a
+    // checkpoint, and the append replaces it with one.
+    let g = Gate::new();
+    run(&g, &["--", "true"]).status(0);
+    let cp = g.path("audit.jsonl.checkpoint");
+    std::fs::remove_file(&cp).unwrap();
+    ran(Command::new("mkfifo").arg(&cp)).status(0);
+    let mut child = g
+        .command()
+        .args(["--", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gate hung on a FIFO checkpoint");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(std::fs::symlink_metadata(&cp).unwrap().is_file());
+}
+
+#[test]
 fn a_signing_key_directory_others_can_write_is_refused() {
     // Whoever can write there can plant the key gate is about to make, or swap it for theirs.
     let g = Gate::new();

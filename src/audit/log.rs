@@ -632,7 +632,20 @@ pub fn replace_file(dest: &Path, bytes: &[u8], mode: u32, sync: bool) -> std::io
 /// signature: only to compare with the log before appending to it.
 fn read_checkpoint_body(path: &Path) -> Option<(String, u64, String)> {
     use base64::Engine;
-    let text = std::fs::read_to_string(path).ok()?;
+    // Only a regular file counts, read without following a link or blocking on a FIFO (this
+    // runs under the log's lock).
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    Read::take(&mut f, 64 * 1024)
+        .read_to_string(&mut text)
+        .ok()?;
     let mut lines = text.lines();
     let origin = lines.next()?.to_owned();
     let count = lines.next()?.parse().ok()?;
