@@ -8,18 +8,22 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use gate::audit::record::EventInfo;
 use gate::audit::verify::{Options, verify};
-use gate::audit::{AuditLog, Body, ResultInfo};
+use gate::audit::{AuditLog, Body};
 use sha2::{Digest, Sha256};
 
+/// A filler record: a server-style event (a `result` needs its `decision` before it, or
+/// verify reports it as an orphan).
 fn result_body(i: u64) -> Body {
-    Body::Result {
+    Body::Event {
         request_id: format!("01a21800-0000-7000-8000-{i:012x}"),
-        result: ResultInfo {
-            exit_code: Some((i % 3) as i32),
-            signal: None,
-            duration_ms: i % 1000,
-            error: None,
+        request: None,
+        event: EventInfo {
+            kind: "expiry".into(),
+            principal: None,
+            status: ["expired", "denied", "approved"][(i % 3) as usize].into(),
+            comment: None,
         },
     }
 }

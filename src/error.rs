@@ -90,9 +90,9 @@ impl From<crate::policy::PolicyError> for Error {
 
 impl From<crate::audit::AuditError> for Error {
     fn from(e: crate::audit::AuditError) -> Self {
-        Error::config_hint(
-            e.to_string(),
-            "nothing ran; fix the log (see `gate log show`) or point `GATE_LOG` / `audit.path` at a writable file",
-        )
+        let hint = e.hint().map(|h| format!("nothing ran; {h}")).unwrap_or_else(|| {
+            "nothing ran; fix the log (see `gate log show`) or point `GATE_LOG` / `audit.path` at a writable file".into()
+        });
+        Error::config_hint(e.to_string(), hint)
     }
 }

@@ -459,16 +459,21 @@ fn an_inserted_record_is_reported_at_its_seq() {
 
 #[test]
 fn a_rechained_deletion_is_caught_only_by_the_checkpoint() {
+    // A whole run (decision 7 and its result 8) erased and everything after re-chained.
     let c = Case::new();
     c.edit(|l| {
-        l.remove(7);
+        l.drain(7..9);
         rechain(l, 7);
     });
-    let r = tampered_at(c.verify_with_key(), "checkpoint_beyond_end", LAST);
+    let r = tampered_at(c.verify_with_key(), "checkpoint_beyond_end", LAST - 1);
     assert_eq!(codes(&r).len(), 1, "the chain itself is consistent: {r:#}");
-    // Without the checkpoint file, nothing can tell: the warning says the tail is unanchored.
+    // Without the checkpoint file the chain alone cannot tell; given the host key, the missing
+    // checkpoint is itself the finding. Without the key, the warning says the tail is unanchored.
     std::fs::remove_file(&c.cp).unwrap();
-    let r = intact(c.verify_with_key());
+    let (status, r) = c.verify_with_key();
+    assert_eq!(status, 1, "{r:#}");
+    assert_eq!(codes(&r), vec![(None, "checkpoint_missing".to_owned())]);
+    let r = intact(c.verify(&[]));
     assert!(
         warnings(&r).iter().any(|w| w.contains("unanchored")),
         "{r:#}"
@@ -496,13 +501,56 @@ fn a_rechained_insertion_or_edit_is_a_checkpoint_mismatch() {
     });
     let r = tampered_at(c.verify_with_key(), "checkpoint_mismatch", LAST);
     assert_eq!(codes(&r).len(), 1, "{r:#}");
-    // Swapped and re-chained.
+    // Two whole runs swapped and re-chained.
+    let c = Case::new();
+    c.edit(|l| {
+        l.swap(3, 5);
+        l.swap(4, 6);
+        rechain(l, 3);
+    });
+    let r = tampered_at(c.verify_with_key(), "checkpoint_mismatch", LAST);
+    assert_eq!(codes(&r).len(), 1, "{r:#}");
+}
+
+#[test]
+fn a_result_whose_decision_was_erased_or_moved_after_it_is_an_orphan_result() {
+    // The decision (seq 7) deleted and the rest re-chained: its result now stands at seq 7 with
+    // no decision before it, which the chain alone shows, whatever the checkpoint says.
+    let c = Case::new();
+    c.edit(|l| {
+        l.remove(7);
+        rechain(l, 7);
+    });
+    let r = tampered_at(c.verify_with_key(), "orphan_result", 7);
+    assert!(
+        r["problems"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no decision"),
+        "{r:#}"
+    );
+    std::fs::remove_file(&c.cp).unwrap();
+    tampered_at(c.verify(&[]), "orphan_result", 7);
+    // Decisions 3 and 5 swapped: result 4 now comes before its decision.
     let c = Case::new();
     c.edit(|l| {
         l.swap(3, 5);
         rechain(l, 3);
     });
-    tampered_at(c.verify_with_key(), "checkpoint_mismatch", LAST);
+    tampered_at(c.verify_with_key(), "orphan_result", 4);
+    // A result appended twice for one run: the second has no open decision.
+    let c = Case::new();
+    c.edit(|l| {
+        let again = l[2].clone();
+        l.push(again);
+        rechain(l, 24);
+    });
+    let (status, r) = c.verify_with_key();
+    assert_eq!(status, 1, "{r:#}");
+    assert!(
+        codes(&r).contains(&(Some(RECORDS), "orphan_result".to_owned())),
+        "{r:#}"
+    );
 }
 
 #[test]
@@ -908,10 +956,45 @@ fn without_key_a_whole_log_rewrite_cannot_be_excluded_and_it_says_so() {
 }
 
 #[test]
-fn without_a_checkpoint_the_chain_verifies_and_the_tail_is_unanchored() {
+fn a_log_cut_with_head_and_copied_without_its_checkpoint_is_tampered_given_the_host_key() {
+    // `head -n 9 audit.jsonl > t/audit.jsonl`: a consistent chain that ends early, with no
+    // checkpoint beside it. With the host key, the missing checkpoint is the finding (exit 1).
+    let c = Case::new();
+    let cut = c.g.path("t/audit.jsonl");
+    std::fs::create_dir_all(cut.parent().unwrap()).unwrap();
+    let lines = c.lines();
+    let mut text = Vec::new();
+    for l in &lines[..9] {
+        text.extend_from_slice(l);
+        text.push(b'\n');
+    }
+    std::fs::write(&cut, text).unwrap();
+    let vkey = c.vkey.clone();
+    let ran = c.gate(&["log", "verify", cut.to_str().unwrap(), "--key", &vkey]);
+    ran.status(1)
+        .stdout_has("checkpoint_missing")
+        .stdout_has("no signed checkpoint at")
+        .stdout_has("TAMPERED");
+    let ran = c.gate(&[
+        "log",
+        "verify",
+        cut.to_str().unwrap(),
+        "--key",
+        &vkey,
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(ran.status, 1, "{r:#}");
+    assert_eq!(r["status"], "tampered");
+    assert_eq!(codes(&r), vec![(None, "checkpoint_missing".to_owned())]);
+    assert_eq!(r["records"], 9);
+}
+
+#[test]
+fn without_a_checkpoint_or_key_the_chain_verifies_and_the_tail_is_unanchored() {
     let c = Case::new();
     std::fs::remove_file(&c.cp).unwrap();
-    let r = intact(c.verify_with_key());
+    let r = intact(c.verify(&[]));
     assert_eq!(r["checkpoint"], Value::Null);
     assert!(
         warnings(&r).iter().any(|w| w.contains("unanchored")),

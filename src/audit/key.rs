@@ -1,10 +1,11 @@
 //! The host's checkpoint signing key: Ed25519, made on first use, stored 0600 in Go's note
 //! private-key format (`PRIVATE+KEY+gate/<host>+<id>+<base64>`). Publishing is atomic and never
-//! overwrites: two gates starting at once end up with the same key.
+//! overwrites: two gates starting at once end up with the same key. It is written to a fresh,
+//! randomly named file first, so no link planted beside it can receive it.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::note::NoteSigner;
@@ -41,6 +42,16 @@ pub fn load_or_create(path: &Path, host: &str) -> Result<NoteSigner, KeyError> {
         path: path.to_path_buf(),
         source,
     };
+    // A key kept where another user can write is theirs to replace (or to plant before it is
+    // made): the same rule as for the log's directory.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && dir.exists()
+    {
+        super::log::check_dir(dir).map_err(|why| KeyError::Bad {
+            path: path.to_path_buf(),
+            why: format!("refusing it: {why}"),
+        })?;
+    }
     for _ in 0..50 {
         match fs::read_to_string(path) {
             Ok(s) if !s.trim().is_empty() => {
@@ -82,13 +93,11 @@ fn create(path: &Path, host: &str) -> Result<(), KeyError> {
         path: path.to_path_buf(),
         why: e.to_string(),
     })?;
-    let tmp = PathBuf::from(format!("{}.tmp.{}", path.display(), std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
+    // A fresh file under a random name (O_EXCL|O_NOFOLLOW): nothing planted beside the key
+    // can receive it.
+    let mut base = path.as_os_str().to_owned();
+    base.push(".tmp");
+    let (mut f, tmp) = super::log::create_unique(Path::new(&base), 0o600).map_err(io)?;
     f.write_all(format!("{}\n", signer.to_private_string()).as_bytes())
         .map_err(io)?;
     f.sync_all().map_err(io)?;

@@ -2,10 +2,18 @@
 //! from the end, never the whole file) → write one canonical line → fsync. A torn last line left
 //! by a crash is moved to a side file and a `repair` record names its hash and length, so nothing
 //! is silently dropped.
+//!
+//! One append is all or nothing: its lines count only together with the signed checkpoint that
+//! covers them, so when the checkpoint cannot be written the lines are cut off again. Every file
+//! gate writes beside the log is created fresh (`O_CREAT|O_EXCL|O_NOFOLLOW`) under a random name
+//! and renamed into place; the log itself is never opened through a symbolic link, and a
+//! directory that other users can write to is refused, since whoever can write there can swap
+//! the files under gate.
 
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -23,10 +31,60 @@ pub enum AuditError {
         "the last record of the audit log `{path}` is unreadable ({why}); refusing to append to a chain that cannot be continued"
     )]
     BadTail { path: PathBuf, why: String },
+    #[error(
+        "refusing the audit log `{path}`: it is a symbolic link, and gate never writes its log through one"
+    )]
+    Symlink { path: PathBuf },
+    #[error("refusing the audit log `{log}`: {why}")]
+    Unsafe { log: PathBuf, why: String },
+    /// The log no longer holds the record an append must follow (the result of a run whose
+    /// decision was written there): it was deleted, moved, replaced or rewritten meanwhile.
+    #[error("the audit log `{path}` that holds seq {seq} is gone: {why}")]
+    Lost {
+        path: PathBuf,
+        seq: u64,
+        why: String,
+    },
+    /// The log and its signed checkpoint disagree, so signing a new head would cover it up.
+    #[error("refusing to append to the audit log `{path}`: {why}")]
+    Diverged { path: PathBuf, why: String },
+    /// The records were written but their checkpoint could not be: they were cut off again.
+    #[error(
+        "cannot sign the checkpoint `{checkpoint}` ({source}); the record was taken back out of the audit log `{path}`"
+    )]
+    Checkpoint {
+        path: PathBuf,
+        checkpoint: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Key(#[from] super::key::KeyError),
     #[error("cannot encode an audit record: {0}")]
     Encode(#[from] super::jcs::FloatError),
+}
+
+impl AuditError {
+    /// The next step for whoever reads the error, when there is an obvious one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            AuditError::Symlink { path } => Some(format!(
+                "point `GATE_LOG` / `audit.path` at the real file, or replace the link at `{}` with it",
+                path.display()
+            )),
+            AuditError::Unsafe { log, .. } => Some(format!(
+                "keep the log in a directory only you (or root) can write, e.g. `chmod go-w {}`, or point `GATE_LOG` / `audit.path` elsewhere",
+                log.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .display()
+            )),
+            AuditError::Diverged { path, .. } => Some(format!(
+                "keep `{}` and its checkpoint for the audit (`gate log verify`); to start a new log, move both aside",
+                path.display()
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// The chain position after the last record.
@@ -36,6 +94,20 @@ pub struct Tail {
     /// The seq of the last record.
     pub seq: u64,
     pub hash: String,
+}
+
+/// Where an appended record landed: its log (by file identity and log id) and its place in it,
+/// so a later append can insist on going to the same log, right after a record still in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub log_id: String,
+    pub seq: u64,
+    pub hash: String,
+    dev: u64,
+    ino: u64,
+    /// Byte offset of the record's line and its length with the newline.
+    offset: u64,
+    len: u64,
 }
 
 /// A handle on the log file; each append opens, locks and syncs on its own so that any number
@@ -79,7 +151,7 @@ impl AuditLog {
     /// Checks that the log can be opened for appending (its directory exists or can be made),
     /// without writing anything. Used before asking anyone for approval.
     pub fn check_writable(&self) -> Result<(), AuditError> {
-        self.open().map(|_| ())
+        self.open(true).map(|_| ())
     }
 
     fn io(&self, source: std::io::Error) -> AuditError {
@@ -89,34 +161,69 @@ impl AuditLog {
         }
     }
 
-    fn open(&self) -> Result<File, AuditError> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.exists()
-        {
+    fn unsafe_(&self, why: String) -> AuditError {
+        AuditError::Unsafe {
+            log: self.path.clone(),
+            why,
+        }
+    }
+
+    /// Opens the log for appending: never through a symbolic link, only a regular file, only in
+    /// a directory no other user can write to. `create` makes the file (and its directory).
+    fn open(&self, create: bool) -> Result<File, AuditError> {
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if create && !dir.exists() {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
                 .map_err(|e| self.io(e))?;
         }
+        check_dir(dir).map_err(|why| self.unsafe_(why))?;
         let f = OpenOptions::new()
             .read(true)
             .append(true)
-            .create(true)
+            .create(create)
             .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .open(&self.path)
-            .map_err(|e| self.io(e))?;
+            .map_err(|e| {
+                if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                    AuditError::Symlink {
+                        path: self.path.clone(),
+                    }
+                } else {
+                    self.io(e)
+                }
+            })?;
         // `/dev/null` or a FIFO would swallow records while appearing to accept them.
         let meta = f.metadata().map_err(|e| self.io(e))?;
         if !meta.file_type().is_file() {
             return Err(self.io(std::io::Error::other("not a regular file")));
+        }
+        // Whoever else can write the log can rewrite it under gate.
+        if meta.mode() & 0o022 != 0 {
+            return Err(self.unsafe_(format!(
+                "it is writable by other users (mode {:04o}); it must be 0600",
+                meta.mode() & 0o7777
+            )));
         }
         Ok(f)
     }
 
     /// Appends the records built by `bodies` in one locked section and returns them.
     pub fn append(&self, bodies: Vec<Body>) -> Result<Vec<Record>, AuditError> {
-        let mut f = self.open()?;
+        self.append_placed(bodies).map(|(records, _)| records)
+    }
+
+    /// Like [`AuditLog::append`], and says where the last record landed, for
+    /// [`AuditLog::append_after`].
+    pub fn append_placed(&self, bodies: Vec<Body>) -> Result<(Vec<Record>, Placed), AuditError> {
+        let mut f = self.open(true)?;
         f.lock().map_err(|e| self.io(e))?;
         let result = self.append_locked(&mut f, bodies);
         // Dropping the file releases the lock; unlock explicitly to be plain about it.
@@ -124,7 +231,61 @@ impl AuditLog {
         result
     }
 
-    fn append_locked(&self, f: &mut File, bodies: Vec<Body>) -> Result<Vec<Record>, AuditError> {
+    /// Appends to the log that holds `after`, and only to it: if the file at the log's path is
+    /// gone, is another file, or no longer holds that record where it was written, nothing is
+    /// written (least of all a new genesis) and the error says so.
+    pub fn append_after(
+        &self,
+        after: &Placed,
+        bodies: Vec<Body>,
+    ) -> Result<Vec<Record>, AuditError> {
+        let lost = |why: String| AuditError::Lost {
+            path: self.path.clone(),
+            seq: after.seq,
+            why,
+        };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(lost("its directory was deleted or moved".into()));
+        }
+        let mut f = match self.open(false) {
+            Ok(f) => f,
+            Err(AuditError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(lost("the file was deleted or moved".into()));
+            }
+            Err(e) => return Err(e),
+        };
+        let meta = f.metadata().map_err(|e| self.io(e))?;
+        if (meta.dev(), meta.ino()) != (after.dev, after.ino) {
+            return Err(lost(
+                "another file is at its path now (the log was moved, deleted or replaced)".into(),
+            ));
+        }
+        f.lock().map_err(|e| self.io(e))?;
+        let mut line = vec![0u8; after.len as usize];
+        let in_place = f.read_exact_at(&mut line, after.offset).is_ok()
+            && line.last() == Some(&b'\n')
+            && parse_tail(&line[..line.len() - 1]).is_ok_and(|t| {
+                t.log_id == after.log_id && t.seq == after.seq && t.hash == after.hash
+            });
+        let result = if in_place {
+            self.append_locked(&mut f, bodies).map(|(r, _)| r)
+        } else {
+            Err(lost(format!(
+                "seq {} is no longer where it was written (the log was cut or rewritten)",
+                after.seq
+            )))
+        };
+        let _ = f.unlock();
+        result
+    }
+
+    fn append_locked(
+        &self,
+        f: &mut File,
+        bodies: Vec<Body>,
+    ) -> Result<(Vec<Record>, Placed), AuditError> {
         let host = crate::identity::host_name();
         // Loaded under the lock, so two first-time appenders agree on one new key.
         let signer = match &self.key_path {
@@ -138,8 +299,12 @@ impl AuditLog {
             None => None,
         };
         let mut pending = Vec::new();
+        let mut torn_moved = None;
         let mut tail = match read_tail(f).map_err(|e| self.io(e))? {
             TailScan::Empty => {
+                if signer.is_some() {
+                    self.check_no_earlier_log()?;
+                }
                 let log_id = random_log_id().map_err(|e| self.io(e))?;
                 let g = Record::seal(
                     &log_id,
@@ -165,8 +330,12 @@ impl AuditLog {
                     path: self.path.clone(),
                     why,
                 })?;
+                if signer.is_some() {
+                    self.check_checkpoint_agrees(&tail)?;
+                }
                 if let Some((offset, bytes)) = torn {
                     let info = self.move_torn(f, offset, &bytes)?;
+                    torn_moved = Some((bytes, info.side_file.clone()));
                     let r = Record::seal(
                         &tail.log_id,
                         tail.seq + 1,
@@ -199,61 +368,158 @@ impl AuditLog {
             pending.push(r);
         }
         let mut buf = Vec::new();
+        let mut last_line = 0..0;
         for r in &pending {
+            let at = buf.len();
             buf.extend_from_slice(r.to_line()?.as_bytes());
             buf.push(b'\n');
+            last_line = at..buf.len();
         }
-        f.write_all(&buf).map_err(|e| self.io(e))?;
-        if self.sync {
-            f.sync_data().map_err(|e| self.io(e))?;
+        let start = f.seek(SeekFrom::End(0)).map_err(|e| self.io(e))?;
+        let meta = f.metadata().map_err(|e| self.io(e))?;
+        // The lines count only together with their signed checkpoint: if either cannot be
+        // made durable, the file goes back to what it was, so no record claims a run that
+        // never happened.
+        let written = f
+            .write_all(&buf)
+            .and_then(|()| if self.sync { f.sync_data() } else { Ok(()) });
+        let committed = match (written, &signer) {
+            (Err(e), _) => Err(self.io(e)),
+            (Ok(()), Some(signer)) => match self.write_checkpoint(signer, &tail) {
+                Ok(()) => Ok(()),
+                // Failing after the rename (the directory's fsync) leaves a checkpoint that
+                // already covers the lines: then they stay.
+                Err(_)
+                    if read_checkpoint_body(&self.checkpoint_path())
+                        == Some((
+                            format!("gate/{}", tail.log_id),
+                            tail.seq + 1,
+                            tail.hash.clone(),
+                        )) =>
+                {
+                    Ok(())
+                }
+                Err(source) => Err(AuditError::Checkpoint {
+                    path: self.path.clone(),
+                    checkpoint: self.checkpoint_path(),
+                    source,
+                }),
+            },
+            (Ok(()), None) => Ok(()),
+        };
+        if let Err(e) = committed {
+            return Err(self.take_back(f, start, torn_moved, e));
         }
-        if let Some(signer) = &signer {
-            self.write_checkpoint(signer, &tail)?;
-        }
-        Ok(pending)
+        let placed = Placed {
+            log_id: tail.log_id.clone(),
+            seq: tail.seq,
+            hash: tail.hash.clone(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            offset: start + last_line.start as u64,
+            len: last_line.len() as u64,
+        };
+        Ok((pending, placed))
     }
 
-    /// Replaces `<log>.checkpoint` atomically: temp file, fsync, rename, fsync the directory.
-    fn write_checkpoint(
+    /// Undoes a failed append: cuts the file back to `len` and puts a torn tail that was moved
+    /// aside back where it was. If even that fails, the error says the record may remain.
+    fn take_back(
         &self,
-        signer: &super::note::NoteSigner,
-        tail: &Tail,
-    ) -> Result<(), AuditError> {
-        let note = signer.sign(&checkpoint_text(&tail.log_id, tail.seq + 1, &tail.hash));
-        let dest = self.checkpoint_path();
-        let tmp = PathBuf::from(format!("{}.tmp.{}", dest.display(), std::process::id()));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(|e| self.io(e))?;
-        f.write_all(note.as_bytes()).map_err(|e| self.io(e))?;
-        if self.sync {
-            f.sync_all().map_err(|e| self.io(e))?;
+        f: &mut File,
+        len: u64,
+        torn: Option<(Vec<u8>, String)>,
+        cause: AuditError,
+    ) -> AuditError {
+        let undone = f.set_len(len).and_then(|()| {
+            if let Some((bytes, side)) = &torn {
+                f.write_all(bytes)?;
+                if let Some(dir) = self.path.parent() {
+                    let _ = std::fs::remove_file(dir.join(side));
+                }
+            }
+            f.sync_data()
+        });
+        match undone {
+            Ok(()) => cause,
+            Err(e) => self.io(std::io::Error::other(format!(
+                "{cause}; and cutting the unsigned record back out failed too ({e}): the log may hold a record that has no checkpoint"
+            ))),
         }
-        std::fs::rename(&tmp, &dest).map_err(|e| self.io(e))?;
-        if self.sync
-            && let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty())
-        {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| self.io(e))?;
+    }
+
+    /// A new genesis is written only where no earlier log was: a checkpoint beside an empty or
+    /// missing log says one was deleted or emptied, and a new chain would hide that.
+    fn check_no_earlier_log(&self) -> Result<(), AuditError> {
+        let cp = self.checkpoint_path();
+        let Some((origin, count, _)) = read_checkpoint_body(&cp) else {
+            return Ok(());
+        };
+        if count == 0 {
+            return Ok(());
+        }
+        Err(AuditError::Diverged {
+            path: self.path.clone(),
+            why: format!(
+                "the log is empty or missing, but its signed checkpoint `{}` says `{origin}` held {count} records: it was deleted, emptied or moved, and a new log would hide that",
+                cp.display()
+            ),
+        })
+    }
+
+    /// Before signing a new head: the last checkpoint must not cover more records than the log
+    /// holds, nor another head at the same length, nor another log. (Fewer is a crash between
+    /// a write and its checkpoint, which this append then covers.)
+    fn check_checkpoint_agrees(&self, tail: &Tail) -> Result<(), AuditError> {
+        let cp = self.checkpoint_path();
+        let Some((origin, count, head)) = read_checkpoint_body(&cp) else {
+            return Ok(());
+        };
+        let diverged = |why: String| AuditError::Diverged {
+            path: self.path.clone(),
+            why,
+        };
+        let holds = tail.seq + 1;
+        if origin != format!("gate/{}", tail.log_id) {
+            return Err(diverged(format!(
+                "its signed checkpoint `{}` is for `{origin}`, but the log is `gate/{}`: the log was replaced",
+                cp.display(),
+                tail.log_id
+            )));
+        }
+        if count > holds {
+            return Err(diverged(format!(
+                "its signed checkpoint `{}` covers {count} records but the log holds {holds}: records were cut off",
+                cp.display()
+            )));
+        }
+        if count == holds && head != tail.hash {
+            return Err(diverged(format!(
+                "its signed checkpoint `{}` names another head for seq {}: the log was rewritten",
+                cp.display(),
+                tail.seq
+            )));
         }
         Ok(())
     }
 
-    /// Moves bytes after the last newline to `<log>.torn.<ts>` and cuts them from the log.
+    /// Replaces `<log>.checkpoint` atomically (see [`replace_file`]).
+    fn write_checkpoint(
+        &self,
+        signer: &super::note::NoteSigner,
+        tail: &Tail,
+    ) -> std::io::Result<()> {
+        let note = signer.sign(&checkpoint_text(&tail.log_id, tail.seq + 1, &tail.hash));
+        replace_file(&self.checkpoint_path(), note.as_bytes(), 0o644, self.sync)
+    }
+
+    /// Moves bytes after the last newline to a new `<log>.torn.<ts>.<random>` and cuts them
+    /// from the log.
     fn move_torn(&self, f: &mut File, offset: u64, bytes: &[u8]) -> Result<RepairInfo, AuditError> {
         let stamp = now().replace(':', "");
-        let side = PathBuf::from(format!("{}.torn.{stamp}", self.path.display()));
-        let mut s = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&side)
-            .map_err(|e| self.io(e))?;
+        let mut base = self.path.as_os_str().to_owned();
+        base.push(format!(".torn.{stamp}"));
+        let (mut s, side) = create_unique(Path::new(&base), 0o600).map_err(|e| self.io(e))?;
         s.write_all(bytes).map_err(|e| self.io(e))?;
         s.sync_all().map_err(|e| self.io(e))?;
         f.set_len(offset).map_err(|e| self.io(e))?;
@@ -266,6 +532,127 @@ impl AuditLog {
                 .unwrap_or_default(),
         })
     }
+}
+
+/// The log's directory must be one no other user can write to (else they could plant links
+/// and files under the names gate writes, or swap the log): not group- or other-writable,
+/// sticky or not, and owned by this user or root. Directories above it may be writable by
+/// others only with the sticky bit (like `/tmp`), which stops them renaming what is not theirs.
+pub(crate) fn check_dir(dir: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| format!("cannot inspect its directory `{}`: {e}", dir.display()))?;
+    let mode = meta.mode();
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "its directory `{}` is writable by other users (mode {:04o})",
+            dir.display(),
+            mode & 0o7777
+        ));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "its directory `{}` belongs to uid {}, not to you (uid {me}) or root",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    let abs = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| format!("cannot read the current directory: {e}"))?
+            .join(dir)
+    };
+    for up in abs.ancestors().skip(1) {
+        if let Ok(m) = std::fs::metadata(up)
+            && m.mode() & 0o002 != 0
+            && m.mode() & 0o1000 == 0
+        {
+            return Err(format!(
+                "`{}` above it is writable by every user without the sticky bit (mode {:04o})",
+                up.display(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a new file named `<base>.<16 random hex digits>` that did not exist before
+/// (`O_CREAT|O_EXCL|O_NOFOLLOW`): nothing planted under a name gate would use can be opened
+/// in its place, and nobody can guess the name in advance.
+pub fn create_unique(base: &Path, mode: u32) -> std::io::Result<(File, PathBuf)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut name: OsString = base.as_os_str().to_owned();
+        name.push(".");
+        name.push(hex::encode(b));
+        let path = PathBuf::from(name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
+}
+
+/// Replaces `dest` atomically with `bytes`: a fresh `<dest>.tmp.<random>` ([`create_unique`]),
+/// fsync, rename over `dest` (which replaces a link there rather than following it), fsync the
+/// directory. With `sync` false, the fsyncs are skipped (benchmarks only).
+pub fn replace_file(dest: &Path, bytes: &[u8], mode: u32, sync: bool) -> std::io::Result<()> {
+    let mut base = dest.as_os_str().to_owned();
+    base.push(".tmp");
+    let (mut f, tmp) = create_unique(Path::new(&base), mode)?;
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| if sync { f.sync_all() } else { Ok(()) })
+        .and_then(|()| std::fs::rename(&tmp, dest));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // Once renamed, the new file is in place; the directory's fsync makes that durable.
+    if sync && let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir).and_then(|d| d.sync_all())?;
+    }
+    Ok(())
+}
+
+/// A checkpoint's body (origin, record count, head hash in hex), read without checking the
+/// signature: only to compare with the log before appending to it.
+fn read_checkpoint_body(path: &Path) -> Option<(String, u64, String)> {
+    use base64::Engine;
+    // Only a regular file counts, read without following a link or blocking on a FIFO (this
+    // runs under the log's lock).
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    Read::take(&mut f, 64 * 1024)
+        .read_to_string(&mut text)
+        .ok()?;
+    let mut lines = text.lines();
+    let origin = lines.next()?.to_owned();
+    let count = lines.next()?.parse().ok()?;
+    let head = base64::engine::general_purpose::STANDARD
+        .decode(lines.next()?)
+        .ok()?;
+    Some((origin, count, hex::encode(head)))
 }
 
 enum TailScan {
@@ -385,5 +772,106 @@ pub fn record_count(path: &Path) -> u64 {
     match read_tail(&mut f) {
         Ok(TailScan::Last { line, .. }) => parse_tail(&line).map(|t| t.seq + 1).unwrap_or(0),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::ResultInfo;
+
+    fn body(i: u64) -> Body {
+        Body::Result {
+            request_id: format!("r{i}"),
+            result: ResultInfo {
+                exit_code: Some(0),
+                signal: None,
+                duration_ms: i,
+                error: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_failed_checkpoint_puts_the_file_back_as_it_was_torn_tail_included() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("audit.jsonl");
+        let log = AuditLog::new(&path).with_key(d.path().join("key"));
+        log.append(vec![body(1)]).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"torn").unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // The checkpoint's name taken by a directory: the rename fails after the write.
+        std::fs::remove_file(log.checkpoint_path()).unwrap();
+        std::fs::create_dir(log.checkpoint_path()).unwrap();
+        let err = log.append(vec![body(2)]).unwrap_err();
+        assert!(matches!(err, AuditError::Checkpoint { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.contains(".torn.") && !n.contains(".tmp.")),
+            "{names:?}"
+        );
+        // With the checkpoint back, the next append repairs the torn tail as usual.
+        std::fs::remove_dir(log.checkpoint_path()).unwrap();
+        let recs = log.append(vec![body(3)]).unwrap();
+        assert_eq!(recs.len(), 2, "repair + the record");
+    }
+
+    #[test]
+    fn append_after_refuses_a_log_that_no_longer_holds_the_record() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("audit.jsonl");
+        let log = AuditLog::new(&path).with_key(d.path().join("key"));
+        let (_, placed) = log.append_placed(vec![body(1)]).unwrap();
+        log.append_after(&placed, vec![body(2)]).unwrap();
+        // Cut in place back to the genesis: same file, but the record is gone.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first = text.lines().next().unwrap();
+        std::fs::write(&path, format!("{first}\n")).unwrap();
+        let err = log.append_after(&placed, vec![body(3)]).unwrap_err();
+        assert!(matches!(err, AuditError::Lost { seq: 1, .. }), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{first}\n")
+        );
+        // Deleted: no new genesis.
+        std::fs::remove_file(&path).unwrap();
+        let err = log.append_after(&placed, vec![body(3)]).unwrap_err();
+        assert!(matches!(err, AuditError::Lost { .. }), "{err}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn side_files_get_fresh_unguessable_names() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("x.tmp");
+        let (_, a) = create_unique(&base, 0o600).unwrap();
+        let (_, b) = create_unique(&base, 0o600).unwrap();
+        assert_ne!(a, b);
+        let tail = a
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(tail.len(), 16);
+        assert!(tail.chars().all(|c| c.is_ascii_hexdigit()));
+        // A link at the destination is replaced, not followed.
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let dest = d.path().join("dest");
+        std::os::unix::fs::symlink(&victim, &dest).unwrap();
+        replace_file(&dest, b"new", 0o600, true).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(std::fs::symlink_metadata(&dest).unwrap().is_file());
     }
 }

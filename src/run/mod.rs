@@ -320,8 +320,9 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
             "digest": req.view.digest,
         }));
     }
-    // The decision is on disk before anything runs.
-    log.append(vec![Body::Decision {
+    // The decision is on disk before anything runs. Its result goes to the same log, right
+    // after a decision still in place, or nowhere: never into a new chain.
+    let (_, decided) = log.append_placed(vec![Body::Decision {
         request: Box::new(req.view.clone()),
         decision: Box::new(decision),
     }])?;
@@ -339,40 +340,55 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
         return Err(e);
     }
     if policy.require_remote && !shipped {
-        log.append(vec![Body::Result {
-            request_id: req.id().to_owned(),
-            result: ResultInfo {
-                exit_code: None,
-                signal: None,
-                duration_ms: 0,
-                error: Some(
-                    "not run: the decision could not be delivered to every audit sink".into(),
-                ),
-            },
-        }])?;
+        let recorded = log.append_after(
+            &decided,
+            vec![Body::Result {
+                request_id: req.id().to_owned(),
+                result: ResultInfo {
+                    exit_code: None,
+                    signal: None,
+                    duration_ms: 0,
+                    error: Some(
+                        "not run: the decision could not be delivered to every audit sink".into(),
+                    ),
+                },
+            }],
+        );
+        if let Err(e) = recorded {
+            unrecorded(out, "nothing ran", &decided, &e);
+        }
         return Err(Error::NoDecision {
             message: "the policy requires a remote copy of the decision before the command starts (`audit.require_remote`), and delivery failed".into(),
             hint: Some("nothing ran; `gate log push` delivers pending records once the sink is back".into()),
         });
     }
 
-    let mut record_result = |result: ResultInfo| -> Result<(), Error> {
-        log.append(vec![Body::Result {
+    // A result that cannot be recorded is reported, and never changes the exit status: before
+    // the start it is the reason nothing ran, after it the command's own.
+    let mut record_result = |result: ResultInfo, what: &str| match log.append_after(
+        &decided,
+        vec![Body::Result {
             request_id: req.id().to_owned(),
             result,
-        }])?;
-        ship(out, &log, &mut sinks, RESULT_DELIVERY, Some(SINK_QUIET));
-        Ok(())
+        }],
+    ) {
+        Ok(_) => {
+            ship(out, &log, &mut sinks, RESULT_DELIVERY, Some(SINK_QUIET));
+        }
+        Err(e) => unrecorded(out, what, &decided, &e),
     };
     if let Some(changed) = req.payload_changed() {
-        record_result(ResultInfo {
-            exit_code: None,
-            signal: None,
-            duration_ms: 0,
-            error: Some(format!(
-                "payload file `{changed}` changed after the decision"
-            )),
-        })?;
+        record_result(
+            ResultInfo {
+                exit_code: None,
+                signal: None,
+                duration_ms: 0,
+                error: Some(format!(
+                    "payload file `{changed}` changed after the decision"
+                )),
+            },
+            "nothing ran",
+        );
         return Err(Error::Denied {
             message: format!("`{changed}` changed after it was approved; the approval is void"),
             hint: Some("run the command again to ask for a new approval".into()),
@@ -381,12 +397,15 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     let executable = match executable {
         Ok(p) => p,
         Err(e) => {
-            record_result(ResultInfo {
-                exit_code: Some(e.exit_code()),
-                signal: None,
-                duration_ms: 0,
-                error: Some(e.to_string()),
-            })?;
+            record_result(
+                ResultInfo {
+                    exit_code: Some(e.exit_code()),
+                    signal: None,
+                    duration_ms: 0,
+                    error: Some(e.to_string()),
+                },
+                "nothing ran",
+            );
             return Err(Error::Exec {
                 message: e.to_string(),
                 code: e.exit_code(),
@@ -400,12 +419,15 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     let cancel_requested = cancel.is_set();
     drop(cancel);
     if cancel_requested || forwarder.stopped_early() {
-        record_result(ResultInfo {
-            exit_code: None,
-            signal: None,
-            duration_ms: 0,
-            error: Some("cancelled by a signal before the command started".into()),
-        })?;
+        record_result(
+            ResultInfo {
+                exit_code: None,
+                signal: None,
+                duration_ms: 0,
+                error: Some("cancelled by a signal before the command started".into()),
+            },
+            "nothing ran",
+        );
         return Err(Error::NoDecision {
             message: "cancelled before the command started".into(),
             hint: None,
@@ -413,27 +435,57 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     }
     match forwarder.run(&executable, &req.argv) {
         Ok(done) => {
-            record_result(ResultInfo {
-                exit_code: done.exit_code,
-                signal: done.signal,
-                duration_ms: done.duration.as_millis() as u64,
-                error: None,
-            })?;
+            let what = match done.signal {
+                Some(sig) => format!(
+                    "the command ran and was killed by signal {sig} (status {})",
+                    done.status()
+                ),
+                None => format!("the command ran and exited with status {}", done.status()),
+            };
+            record_result(
+                ResultInfo {
+                    exit_code: done.exit_code,
+                    signal: done.signal,
+                    duration_ms: done.duration.as_millis() as u64,
+                    error: None,
+                },
+                &what,
+            );
             Ok(done.status())
         }
         Err(e) => {
-            record_result(ResultInfo {
-                exit_code: Some(e.exit_code()),
-                signal: None,
-                duration_ms: 0,
-                error: Some(e.to_string()),
-            })?;
+            record_result(
+                ResultInfo {
+                    exit_code: Some(e.exit_code()),
+                    signal: None,
+                    duration_ms: 0,
+                    error: Some(e.to_string()),
+                },
+                "the command could not be started",
+            );
             Err(Error::Exec {
                 message: e.to_string(),
                 code: e.exit_code(),
             })
         }
     }
+}
+
+/// Says, loudly, that a result record was lost: what happened to the command (`what`), why
+/// the log would not take the record, and which decision stays without its result.
+fn unrecorded(
+    out: &Output,
+    what: &str,
+    decided: &crate::audit::log::Placed,
+    e: &crate::audit::AuditError,
+) {
+    out.error(&format!(
+        "{what}, but its result could not be recorded: {e}"
+    ));
+    out.hint(&format!(
+        "its decision (seq {} of log {}) stands without a result; `gate log verify` on the log that holds it shows that",
+        decided.seq, decided.log_id
+    ));
 }
 
 fn stop(outcome: &'static str, message: String, error: Error) -> Verdict {

@@ -3,7 +3,8 @@
 //! of the last record it acknowledged), so an outage loses nothing and a record is sent again
 //! only if the acknowledgement itself was lost (syslog and HTTP are at-least-once, deduplicated
 //! by the record hash; the server's ingest is idempotent). A sink's delivery holds a lock, so
-//! two gates never send the same backlog at once.
+//! two gates never send the same backlog at once. Cursors are replaced through fresh, randomly
+//! named files and nothing in `<log>.sinks/` is opened through a symbolic link.
 
 pub mod file;
 pub mod http;
@@ -11,7 +12,7 @@ pub mod server;
 pub mod syslog;
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -188,18 +189,43 @@ pub fn read_cursor(log: &Path, name: &str) -> Cursor {
         })
 }
 
+/// Replaces the cursor through a fresh, randomly named temp file (O_EXCL|O_NOFOLLOW) renamed
+/// into place: a link planted in `<log>.sinks/` is never written through.
 fn write_cursor(log: &Path, name: &str, c: &Cursor) -> std::io::Result<()> {
-    let path = cursor_path(log, name);
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
+    let bytes = serde_json::to_vec(c).map_err(std::io::Error::other)?;
+    super::log::replace_file(&cursor_path(log, name), &bytes, 0o600, true)
+}
+
+/// Opens (making it if needed) a file in `<log>.sinks/` that gate only locks or touches, never
+/// through a symbolic link.
+fn open_side(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
         .create(true)
-        .truncate(true)
+        .truncate(false)
+        .write(true)
         .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(serde_json::to_string(c).unwrap_or_default().as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Makes `<log>.sinks/` (0700) and checks it is a directory of this user's (or root's) that no
+/// one else can write to: the cursors there decide what is sent.
+fn ensure_sinks_dir(log: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let dir = sinks_dir(log);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let meta = std::fs::symlink_metadata(&dir)?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || meta.mode() & 0o022 != 0 || (meta.uid() != me && meta.uid() != 0) {
+        return Err(std::io::Error::other(format!(
+            "`{}` is not a private directory of this user's (a link, or writable by others)",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Reads up to `max` records after the cursor. The first must link to the cursor's hash:
@@ -280,13 +306,21 @@ pub fn push_with(
     deadline: Instant,
     quiet_after_failure: Option<Duration>,
 ) -> Vec<Report> {
-    let _ = std::fs::DirBuilder::new()
-        .recursive(true)
-        .create(sinks_dir(log));
+    let dir_error = ensure_sinks_dir(log).err().map(|e| e.to_string());
     let log_id = read_log_id(log).unwrap_or_default();
     let mut reports = Vec::new();
     for sink in sinks.iter_mut() {
         let name = sink.name().to_owned();
+        if let Some(e) = &dir_error {
+            reports.push(Report {
+                sink: name,
+                delivered: 0,
+                pending: count_records(log),
+                error: Some(e.clone()),
+                permanent: true,
+            });
+            continue;
+        }
         let down_marker = sinks_dir(log).join(format!("{name}.down"));
         if let Some(window) = quiet_after_failure
             && let Ok(age) = std::fs::metadata(&down_marker)
@@ -309,12 +343,7 @@ pub fn push_with(
             continue;
         }
         // One deliverer per sink at a time; another gate holding the lock is delivering.
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(sinks_dir(log).join(format!("{name}.lock")));
+        let lock = open_side(&sinks_dir(log).join(format!("{name}.lock")));
         let _guard = match lock {
             Ok(f) => match lock_until(&f, deadline) {
                 true => Some(f),
@@ -412,7 +441,9 @@ pub fn push_with(
         }
         let pending = total.saturating_sub(cursor.next);
         if pending > 0 && error.is_some() {
-            let _ = std::fs::write(&down_marker, b"");
+            // Only its time counts: touched, never truncated, never followed.
+            let _ =
+                open_side(&down_marker).and_then(|f| f.set_modified(std::time::SystemTime::now()));
         } else {
             let _ = std::fs::remove_file(&down_marker);
         }

@@ -93,10 +93,8 @@ impl Sink for ServerSink {
             200..=299 => {
                 if let Some(note) = v["cosigned"].as_str() {
                     let path = cosigned_path(ctx.log_path);
-                    let tmp = path.with_extension("tmp");
-                    if std::fs::write(&tmp, note)
-                        .and_then(|_| std::fs::rename(&tmp, &path))
-                        .is_err()
+                    // A fresh, randomly named file renamed into place: never through a link.
+                    if crate::audit::log::replace_file(&path, note.as_bytes(), 0o644, true).is_err()
                     {
                         return Err(SinkError::Transient {
                             message: format!("cannot write `{}`", path.display()),

@@ -10,6 +10,7 @@ use crate::audit::note::{Note, NoteVerifier};
 pub(super) fn check_checkpoint(
     path: &Path,
     explicit: bool,
+    key_given: bool,
     verifier: Option<&NoteVerifier>,
     st: &Walk,
     problems: &mut Vec<Problem>,
@@ -17,6 +18,20 @@ pub(super) fn check_checkpoint(
 ) -> Result<Option<CheckpointSummary>, VerifyError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
+        // Given the host's key, the signed checkpoint is the only thing that fixes where the log
+        // ends: without it a cut-off tail (`head -n 9`) would pass, so its absence is tampering.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit && key_given => {
+            problems.push(Problem {
+                seq: None,
+                line: None,
+                code: "checkpoint_missing",
+                reason: format!(
+                    "no signed checkpoint at `{}`: every append signs one, so it was deleted or the log was copied without it; records may have been cut off the end",
+                    path.display()
+                ),
+            });
+            return Ok(None);
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             warnings.push(format!(
                 "no checkpoint at `{}`: the chain is verified, but its tail is unanchored (a cut-off end would not show)",

@@ -38,8 +38,8 @@ pub struct Problem {
     /// A stable code: hash_mismatch, broken_link, seq_gap, duplicate_seq, out_of_order,
     /// not_canonical, bad_json, bad_utf8, second_genesis, no_genesis, foreign_log_id,
     /// bad_version, torn_line, checkpoint_malformed, bad_signature, unknown_key,
-    /// checkpoint_beyond_end, checkpoint_mismatch, checkpoint_foreign, key_mismatch,
-    /// compliance.
+    /// checkpoint_beyond_end, checkpoint_mismatch, checkpoint_foreign, checkpoint_missing,
+    /// key_mismatch, compliance, orphan_result.
     pub code: &'static str,
     pub reason: String,
 }
@@ -228,6 +228,7 @@ pub fn verify_with_servers(
     let checkpoint = check_checkpoint(
         &cp_path,
         opts.checkpoint.is_some(),
+        key_source == Some("--key"),
         verifier.as_ref(),
         &st,
         &mut problems,

@@ -188,8 +188,22 @@ impl Walk {
             }
             "result" => {
                 self.stats.results += 1;
-                if let Some(id) = &info.request_id {
-                    self.open_runs.remove(id);
+                // A result belongs after the decision that let its command run, in the same
+                // log: one without it is a run whose decision was lost (the log deleted or
+                // replaced mid-run, a new chain started) or a record made up.
+                let decided = info
+                    .request_id
+                    .as_ref()
+                    .is_some_and(|id| self.open_runs.remove(id).is_some());
+                if !decided {
+                    push(
+                        Some(seq),
+                        "orphan_result",
+                        format!(
+                            "a result for request {} with no decision to run it before it in this log",
+                            info.request_id.as_deref().unwrap_or("(none)")
+                        ),
+                    );
                 }
             }
             "repair" => self.stats.repairs += 1,
