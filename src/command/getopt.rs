@@ -196,7 +196,7 @@ mod tests {
         );
         assert_eq!(r.value(&["u", "user"]), Some("bob"));
         assert_eq!(r.value(&["chdir"]), Some("/tmp"));
-        assert_eq!(r.operands, 10);
+        assert_eq!(r.operands, 9);
         let r = read(&words("-- -x"), &SUDO_LIKE).unwrap();
         assert_eq!(r.operands, 1);
         let r = read(&words("-h aws"), &SUDO_LIKE).unwrap();

@@ -24,7 +24,7 @@ pub enum Run {
 }
 
 /// Shells whose `-c` scripts gate splits (POSIX syntax).
-const SHELLS: &[&str] = &[
+pub(crate) const SHELLS: &[&str] = &[
     "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "pdksh", "ash", "hush", "yash", "posh",
     "rbash", "lksh", "oksh", "loksh",
 ];
@@ -164,7 +164,16 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
             if let Some(script) = r.value(&["c", "command"]) {
                 return vec![Run::Script(script.to_owned())];
             }
-            then_command(ops.get(1..).unwrap_or(&[]).to_vec())
+            // `flock FILE -c COMMAND`: the one option flock reads after the file.
+            match ops {
+                [_, c, script] if c == "-c" || c == "--command" => {
+                    vec![Run::Script(script.clone())]
+                }
+                [_, c, ..] if c.starts_with('-') => vec![Run::Opaque(format!(
+                    "`flock FILE {c}`: gate does not read what follows"
+                ))],
+                _ => then_command(ops.get(1..).unwrap_or(&[]).to_vec()),
+            }
         }),
         "ionice" => with(args, &IONICE, |r, ops| {
             if r.has(&["p", "P", "u", "pid", "pgid", "uid"]) {
@@ -258,7 +267,7 @@ fn skip_assignments(ops: &[String]) -> Result<&[String], String> {
 
 const SUDO: Spec = Spec {
     flags: "AbBEeHiKklNnPSsVv",
-    valued: "aCcDgprtTUu",
+    valued: "aCcDgpRrtTUu",
     optional: "h",
     long_flags: &[
         "askpass", "background", "bell", "edit", "set-home", "help", "login", "remove-timestamp",
@@ -598,10 +607,36 @@ const RUNUSER: Spec = Spec {
     ..Spec::NONE
 };
 
-/// `su [options] [-] [user [args]]`, `runuser -u user [--] command`.
+/// `su [options] [-] [user [args]]`, `runuser -u user [--] command`. Both permute: options
+/// may follow the user name (`su - root -c CMD`).
 fn su(program: &str, args: &[String]) -> Vec<Run> {
     let spec = if program == "runuser" { &RUNUSER } else { &SU };
-    with(args, spec, |r, ops| {
+    let mut opts = Vec::new();
+    let mut ops: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let r = match read(&args[i..], spec) {
+            Ok(r) => r,
+            Err(why) => return vec![Run::Opaque(why)],
+        };
+        let ended = r.operands > 0 && args[i + r.operands - 1] == "--";
+        opts.extend(r.opts);
+        i += r.operands;
+        if ended {
+            ops.extend(args[i..].iter().cloned());
+            break;
+        }
+        if let Some(w) = args.get(i) {
+            ops.push(w.clone());
+            i += 1;
+        }
+    }
+    let r = Read { opts, operands: 0 };
+    su_runs(program, &r, &ops)
+}
+
+fn su_runs(program: &str, r: &Read, ops: &[String]) -> Vec<Run> {
+    {
         if r.has(&["u", "user"]) {
             return then_command(ops.to_vec());
         }
@@ -628,7 +663,7 @@ fn su(program: &str, args: &[String]) -> Vec<Run> {
                 "`{program}` without `-c` runs an interactive shell"
             ))],
         }
-    })
+    }
 }
 
 /// `find`: each `-exec`/`-execdir`/`-ok`/`-okdir` command. `{}` stands for file names found at
@@ -800,8 +835,8 @@ mod tests {
             ("sudo -R /x aws iam x", "aws iam x"),
             ("sudo --prompt x aws iam x", "aws iam x"),
             ("sudo -h aws iam", "aws iam"),
-            ("sudo A=1 -- aws", "aws"),
-            ("env -i A=1 - aws x", "aws x"),
+            ("sudo -- A=1 aws", "aws"),
+            ("env -i - A=1 aws x", "aws x"),
             ("env -u A -C /tmp aws x", "aws x"),
             ("exec -a foo aws iam x", "aws iam x"),
             ("exec -cla foo aws", "aws"),
@@ -839,9 +874,8 @@ mod tests {
     fn command_strings_are_scripts() {
         let s = |x: &str| vec![Run::Script(x.to_owned())];
         assert_eq!(runs(&argv("su -c x root")), s("x"));
-        assert_eq!(runs(&argv("su - root -c x")), vec![Run::Opaque(
-            "`su` passes the words after the user name to the shell".into()
-        )]);
+        assert_eq!(runs(&argv("su - root -c x")), s("x"));
+        assert!(is_opaque(&runs(&argv("su root x -c y"))));
         assert_eq!(runs(&argv("runuser -l root -c x")), s("x"));
         assert_eq!(runs(&argv("flock f -c x")), s("x"));
         assert_eq!(runs(&argv("watch -n 1 aws iam")), s("aws iam"));
@@ -850,8 +884,8 @@ mod tests {
         assert_eq!(runs(&argv("bash -c x")), s("x"));
         assert_eq!(runs(&argv("busybox ash -c x")), cmd("ash -c x"));
         assert_eq!(
-            runs(&["env".into(), "-S".into(), "aws iam 'put-role-policy'".into(), "--x".into()]),
-            cmd("env aws iam put-role-policy --x")
+            runs(&["env".into(), "-S".into(), "aws iam 'put-role-policy'".into(), "x".into()]),
+            cmd("env aws iam put-role-policy x")
         );
         assert_eq!(
             runs(&argv("env --split-string=aws\\_iam")),
