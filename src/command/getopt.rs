@@ -192,7 +192,16 @@ mod tests {
         let names: Vec<_> = r.opts.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(
             names,
-            ["b", "E", "u", "chdir", "prompt", "user", "h", "preserve-env"]
+            [
+                "b",
+                "E",
+                "u",
+                "chdir",
+                "prompt",
+                "user",
+                "h",
+                "preserve-env"
+            ]
         );
         assert_eq!(r.value(&["u", "user"]), Some("bob"));
         assert_eq!(r.value(&["chdir"]), Some("/tmp"));

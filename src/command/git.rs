@@ -148,13 +148,38 @@ fn harmless_config(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     const PREFIXES: &[&str] = &["user.", "color.", "advice.", "i18n.", "column."];
     const KEYS: &[&str] = &[
-        "init.defaultbranch", "core.quotepath", "core.autocrlf", "core.safecrlf", "core.abbrev",
-        "core.filemode", "core.ignorecase", "core.longpaths", "core.precomposeunicode",
-        "push.default", "push.autosetupremote", "pull.rebase", "pull.ff", "merge.ff",
-        "fetch.prune", "rebase.autostash", "rebase.autosquash", "safe.directory",
-        "protocol.version", "log.date", "log.decorate", "log.showsignature", "format.pretty",
-        "diff.noprefix", "diff.renames", "diff.algorithm", "commit.gpgsign", "tag.gpgsign",
-        "gc.auto", "maintenance.auto", "http.sslverify", "checkout.defaultremote",
+        "init.defaultbranch",
+        "core.quotepath",
+        "core.autocrlf",
+        "core.safecrlf",
+        "core.abbrev",
+        "core.filemode",
+        "core.ignorecase",
+        "core.longpaths",
+        "core.precomposeunicode",
+        "push.default",
+        "push.autosetupremote",
+        "pull.rebase",
+        "pull.ff",
+        "merge.ff",
+        "fetch.prune",
+        "rebase.autostash",
+        "rebase.autosquash",
+        "safe.directory",
+        "protocol.version",
+        "log.date",
+        "log.decorate",
+        "log.showsignature",
+        "format.pretty",
+        "diff.noprefix",
+        "diff.renames",
+        "diff.algorithm",
+        "commit.gpgsign",
+        "tag.gpgsign",
+        "gc.auto",
+        "maintenance.auto",
+        "http.sslverify",
+        "checkout.defaultremote",
     ];
     PREFIXES.iter().any(|p| key.starts_with(p)) || KEYS.contains(&key.as_str())
 }
@@ -203,11 +228,28 @@ pub fn runs(args: &[String]) -> Vec<super::wrap::Run> {
             "--config-env" => {
                 return opaque("`git --config-env` takes a setting from the environment".into());
             }
-            "-p" | "--paginate" | "-P" | "--no-pager" | "--bare" | "--no-replace-objects"
-            | "--literal-pathspecs" | "--glob-pathspecs" | "--noglob-pathspecs"
-            | "--icase-pathspecs" | "--no-optional-locks" | "--no-advice" | "--no-lazy-fetch"
-            | "--exec-path" | "--html-path" | "--man-path" | "--info-path" | "--version"
-            | "-v" | "--help" | "-h" | "--list-cmds" => {}
+            "-p"
+            | "--paginate"
+            | "-P"
+            | "--no-pager"
+            | "--bare"
+            | "--no-replace-objects"
+            | "--literal-pathspecs"
+            | "--glob-pathspecs"
+            | "--noglob-pathspecs"
+            | "--icase-pathspecs"
+            | "--no-optional-locks"
+            | "--no-advice"
+            | "--no-lazy-fetch"
+            | "--exec-path"
+            | "--html-path"
+            | "--man-path"
+            | "--info-path"
+            | "--version"
+            | "-v"
+            | "--help"
+            | "-h"
+            | "--list-cmds" => {}
             "--" => break,
             _ => return opaque(format!("`git {name}` is an option gate does not read")),
         }

@@ -114,7 +114,10 @@ mod tests {
         assert_eq!(r.other_names("myaws"), ["aws", "aws-v2"]);
         assert_eq!(r.other_names("../myaws"), ["aws", "aws-v2"]);
         assert_eq!(r.other_names("~/myaws"), ["aws", "aws-v2"]);
-        assert_eq!(r.other_names(&d.join("myaws").display().to_string()), ["aws", "aws-v2"]);
+        assert_eq!(
+            r.other_names(&d.join("myaws").display().to_string()),
+            ["aws", "aws-v2"]
+        );
         assert_eq!(r.other_names("aws"), Vec::<String>::new(), "not on PATH");
         assert_eq!(r.other_names("nothing-here"), Vec::<String>::new());
         assert_eq!(r.other_names("ls"), ["busybox-nonexistent"]);

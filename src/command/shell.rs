@@ -46,16 +46,49 @@ pub enum ShellRuns<'a> {
 
 /// `set -o` options that change nothing about which commands a script runs.
 const SET_OPTIONS: &[&str] = &[
-    "allexport", "braceexpand", "emacs", "errexit", "errtrace", "functrace", "hashall",
-    "histexpand", "history", "ignoreeof", "interactive-comments", "monitor", "noclobber", "noexec",
-    "noglob", "nolog", "notify", "nounset", "onecmd", "physical", "pipefail", "posix",
-    "privileged", "verbose", "vi", "xtrace",
+    "allexport",
+    "braceexpand",
+    "emacs",
+    "errexit",
+    "errtrace",
+    "functrace",
+    "hashall",
+    "histexpand",
+    "history",
+    "ignoreeof",
+    "interactive-comments",
+    "monitor",
+    "noclobber",
+    "noexec",
+    "noglob",
+    "nolog",
+    "notify",
+    "nounset",
+    "onecmd",
+    "physical",
+    "pipefail",
+    "posix",
+    "privileged",
+    "verbose",
+    "vi",
+    "xtrace",
 ];
 
 /// `shopt` options (bash `-O`) that change nothing about which commands run.
 const SHOPT_OPTIONS: &[&str] = &[
-    "nullglob", "failglob", "dotglob", "globstar", "nocaseglob", "nocasematch", "lastpipe",
-    "inherit_errexit", "huponexit", "checkwinsize", "cmdhist", "lithist", "globasciiranges",
+    "nullglob",
+    "failglob",
+    "dotglob",
+    "globstar",
+    "nocaseglob",
+    "nocasematch",
+    "lastpipe",
+    "inherit_errexit",
+    "huponexit",
+    "checkwinsize",
+    "cmdhist",
+    "lithist",
+    "globasciiranges",
 ];
 
 /// Reads a shell's arguments exactly (DESIGN §5): a `-c` script, a script file (classified under
@@ -75,7 +108,11 @@ pub fn script_of_shell<'a>(program: &str, args: &'a [String]) -> Result<ShellRun
                 "version" | "help" if args.len() == 1 => return Ok(ShellRuns::Nothing),
                 "norc" | "noprofile" | "login" | "posix" | "restricted" | "verbose"
                 | "noediting" => continue,
-                _ => return Err(format!("`{program} --{long}` is an option gate does not read")),
+                _ => {
+                    return Err(format!(
+                        "`{program} --{long}` is an option gate does not read"
+                    ));
+                }
             }
         }
         let (sign, flags) = match a.chars().next() {
@@ -263,7 +300,8 @@ fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
         out.opaque
             .get_or_insert_with(|| "function definitions are not resolved statically".into());
     }
-    out.commands.push(words.into_iter().map(|(w, _)| w).collect());
+    out.commands
+        .push(words.into_iter().map(|(w, _)| w).collect());
 }
 
 impl Lexer<'_> {

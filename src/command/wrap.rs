@@ -31,33 +31,168 @@ pub(crate) const SHELLS: &[&str] = &[
 
 /// Shells (or shell-like languages) with other syntax or a grammar gate does not read.
 const OTHER_SHELLS: &[&str] = &[
-    "fish", "csh", "tcsh", "rc", "es", "xonsh", "elvish", "nu", "nushell", "ion", "oil", "osh",
-    "ysh", "murex", "pwsh", "powershell", "cmd", "scsh",
+    "fish",
+    "csh",
+    "tcsh",
+    "rc",
+    "es",
+    "xonsh",
+    "elvish",
+    "nu",
+    "nushell",
+    "ion",
+    "oil",
+    "osh",
+    "ysh",
+    "murex",
+    "pwsh",
+    "powershell",
+    "cmd",
+    "scsh",
 ];
 
 /// Interpreters: any code they are given is unreadable.
 const INTERPRETERS: &[&str] = &[
-    "python", "python2", "python3", "pypy", "pypy3", "perl", "perl5", "ruby", "irb", "node",
-    "nodejs", "deno", "bun", "php", "lua", "luajit", "tclsh", "wish", "expect", "osascript",
-    "rscript", "r", "julia", "groovy", "jshell", "scala", "kotlin", "elixir", "iex", "erl",
-    "escript", "guile", "racket", "ocaml", "ghci", "runghc", "runhaskell", "swift", "java",
-    "jrunscript", "jjs", "zx", "tsx", "ts-node", "npx", "bunx", "pnpx",
+    "python",
+    "python2",
+    "python3",
+    "pypy",
+    "pypy3",
+    "perl",
+    "perl5",
+    "ruby",
+    "irb",
+    "node",
+    "nodejs",
+    "deno",
+    "bun",
+    "php",
+    "lua",
+    "luajit",
+    "tclsh",
+    "wish",
+    "expect",
+    "osascript",
+    "rscript",
+    "r",
+    "julia",
+    "groovy",
+    "jshell",
+    "scala",
+    "kotlin",
+    "elixir",
+    "iex",
+    "erl",
+    "escript",
+    "guile",
+    "racket",
+    "ocaml",
+    "ghci",
+    "runghc",
+    "runhaskell",
+    "swift",
+    "java",
+    "jrunscript",
+    "jjs",
+    "zx",
+    "tsx",
+    "ts-node",
+    "npx",
+    "bunx",
+    "pnpx",
 ];
 
 /// Programs known to run a command given in their arguments whose options gate does not read
 /// exactly: always opaque.
 const UNMODELLED: &[&str] = &[
-    "parallel", "setpriv", "unshare", "nsenter", "systemd-run", "firejail", "bwrap", "fakeroot",
-    "fakechroot", "faketime", "proxychains", "proxychains4", "torsocks", "unbuffer", "ltrace",
-    "valgrind", "catchsegv", "eatmydata", "nocache", "setarch", "linux32", "linux64", "numactl",
-    "prlimit", "cgexec", "chpst", "daemonize", "start-stop-daemon", "run-one", "lckdo", "tini",
-    "dumb-init", "caffeinate", "mpirun", "mpiexec", "srun", "ssh", "sshpass", "dbus-launch",
-    "dbus-run-session", "xvfb-run", "ssh-agent", "machinectl", "toolbox", "distrobox", "schroot",
-    "lxc-attach", "at", "batch", "crontab", "systemd-cat", "run-parts", "entr", "pkexec", "sg",
-    "newgrp", "tmux", "screen", "byobu", "dtach", "abduco", "nq", "pueue", "direnv", "nix-shell",
-    "nix", "s6-setuidgid", "su-exec", "gosu", "cpulimit", "trickle", "rlwrap", "socat", "ncat",
-    "nc", "netcat", "ed", "vim", "vi", "nvim", "ex", "view", "rvim", "gvim", "emacs", "gdb",
-    "lldb", "sudoedit",
+    "parallel",
+    "setpriv",
+    "unshare",
+    "nsenter",
+    "systemd-run",
+    "firejail",
+    "bwrap",
+    "fakeroot",
+    "fakechroot",
+    "faketime",
+    "proxychains",
+    "proxychains4",
+    "torsocks",
+    "unbuffer",
+    "ltrace",
+    "valgrind",
+    "catchsegv",
+    "eatmydata",
+    "nocache",
+    "setarch",
+    "linux32",
+    "linux64",
+    "numactl",
+    "prlimit",
+    "cgexec",
+    "chpst",
+    "daemonize",
+    "start-stop-daemon",
+    "run-one",
+    "lckdo",
+    "tini",
+    "dumb-init",
+    "caffeinate",
+    "mpirun",
+    "mpiexec",
+    "srun",
+    "ssh",
+    "sshpass",
+    "dbus-launch",
+    "dbus-run-session",
+    "xvfb-run",
+    "ssh-agent",
+    "machinectl",
+    "toolbox",
+    "distrobox",
+    "schroot",
+    "lxc-attach",
+    "at",
+    "batch",
+    "crontab",
+    "systemd-cat",
+    "run-parts",
+    "entr",
+    "pkexec",
+    "sg",
+    "newgrp",
+    "tmux",
+    "screen",
+    "byobu",
+    "dtach",
+    "abduco",
+    "nq",
+    "pueue",
+    "direnv",
+    "nix-shell",
+    "nix",
+    "s6-setuidgid",
+    "su-exec",
+    "gosu",
+    "cpulimit",
+    "trickle",
+    "rlwrap",
+    "socat",
+    "ncat",
+    "nc",
+    "netcat",
+    "ed",
+    "vim",
+    "vi",
+    "nvim",
+    "ex",
+    "view",
+    "rvim",
+    "gvim",
+    "emacs",
+    "gdb",
+    "lldb",
+    "sudoedit",
 ];
 
 fn is_interpreter(program: &str) -> bool {
@@ -67,8 +202,10 @@ fn is_interpreter(program: &str) -> bool {
     }
     // Versioned names: python3.12, perl5.36, ruby3.2, php8.2, lua5.4, tclsh8.6, pypy3.10, node20.
     let base = lower.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
-    ["python", "pypy", "perl", "ruby", "php", "lua", "tclsh", "wish", "node", "pwsh"]
-        .contains(&base)
+    [
+        "python", "pypy", "perl", "ruby", "php", "lua", "tclsh", "wish", "node", "pwsh",
+    ]
+    .contains(&base)
 }
 
 fn is_awk(program: &str) -> bool {
@@ -80,23 +217,86 @@ fn is_awk(program: &str) -> bool {
 
 /// Builtins that run code known only when they run, or change what later words mean.
 const CODE_BUILTINS: &[&str] = &[
-    "eval", "source", ".", "alias", "unalias", "enable", "hash", "fc", "bind", "complete",
-    "compgen", "shopt", "declare", "typeset", "local", "export", "readonly", "let", "mapfile",
-    "readarray", "coproc", "function", "autoload", "emulate", "setopt", "zmodload",
+    "eval",
+    "source",
+    ".",
+    "alias",
+    "unalias",
+    "enable",
+    "hash",
+    "fc",
+    "bind",
+    "complete",
+    "compgen",
+    "shopt",
+    "declare",
+    "typeset",
+    "local",
+    "export",
+    "readonly",
+    "let",
+    "mapfile",
+    "readarray",
+    "coproc",
+    "function",
+    "autoload",
+    "emulate",
+    "setopt",
+    "zmodload",
 ];
 
 /// Environment variables whose value is code, a program or a file of code that the command
 /// (or a shell it starts) runs: setting one makes the command opaque.
 pub fn env_runs_code(name: &str) -> bool {
     const NAMES: &[&str] = &[
-        "BASH_ENV", "ENV", "PROMPT_COMMAND", "PS0", "PS1", "PS2", "PS4", "SHELLOPTS", "BASHOPTS",
-        "PATH", "CDPATH", "IFS", "LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH", "DYLD_INSERT_LIBRARIES",
-        "PAGER", "EDITOR", "VISUAL", "MANPAGER", "BROWSER", "SSH_ASKPASS", "SUDO_ASKPASS",
-        "SUDO_EDITOR", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS",
-        "NODE_PATH", "PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PYTHONINSPECT", "ZDOTDIR",
-        "HISTFILE", "TERMINFO", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "KUBECONFIG",
-        "HOME", "XDG_CONFIG_HOME", "TF_CLI_CONFIG_FILE", "TF_CLI_ARGS", "HELM_PLUGINS",
-        "CLOUDSDK_CONFIG", "AZURE_CONFIG_DIR",
+        "BASH_ENV",
+        "ENV",
+        "PROMPT_COMMAND",
+        "PS0",
+        "PS1",
+        "PS2",
+        "PS4",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PATH",
+        "CDPATH",
+        "IFS",
+        "LD_PRELOAD",
+        "LD_AUDIT",
+        "LD_LIBRARY_PATH",
+        "DYLD_INSERT_LIBRARIES",
+        "PAGER",
+        "EDITOR",
+        "VISUAL",
+        "MANPAGER",
+        "BROWSER",
+        "SSH_ASKPASS",
+        "SUDO_ASKPASS",
+        "SUDO_EDITOR",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONINSPECT",
+        "ZDOTDIR",
+        "HISTFILE",
+        "TERMINFO",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "KUBECONFIG",
+        "HOME",
+        "XDG_CONFIG_HOME",
+        "TF_CLI_CONFIG_FILE",
+        "TF_CLI_ARGS",
+        "HELM_PLUGINS",
+        "CLOUDSDK_CONFIG",
+        "AZURE_CONFIG_DIR",
     ];
     NAMES.contains(&name)
         || name.starts_with("BASH_FUNC_")
@@ -126,7 +326,9 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
         return shell_runs(program, args);
     }
     if OTHER_SHELLS.contains(&program.to_ascii_lowercase().as_str()) {
-        return opaque(format!("`{program}` runs code in a language gate does not read"));
+        return opaque(format!(
+            "`{program}` runs code in a language gate does not read"
+        ));
     }
     if is_awk(program) {
         return awk_runs(program, args);
@@ -152,7 +354,9 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
         "nohup" => with(args, &NOHUP, |_, ops| then_command(ops.to_vec())),
         "nice" => nice(args),
         "time" => with(args, &TIME, |_, ops| then_command(ops.to_vec())),
-        "timeout" => with(args, &TIMEOUT, |_, ops| then_command(ops.get(1..).unwrap_or(&[]).to_vec())),
+        "timeout" => with(args, &TIMEOUT, |_, ops| {
+            then_command(ops.get(1..).unwrap_or(&[]).to_vec())
+        }),
         "stdbuf" => with(args, &STDBUF, |_, ops| then_command(ops.to_vec())),
         "setsid" => with(args, &SETSID, |_, ops| then_command(ops.to_vec())),
         "chroot" => with(args, &CHROOT, |_, ops| match ops.get(1..) {
@@ -270,13 +474,37 @@ const SUDO: Spec = Spec {
     valued: "aCcDgpRrtTUu",
     optional: "h",
     long_flags: &[
-        "askpass", "background", "bell", "edit", "set-home", "help", "login", "remove-timestamp",
-        "reset-timestamp", "list", "no-update", "non-interactive", "preserve-groups", "stdin",
-        "shell", "version", "validate",
+        "askpass",
+        "background",
+        "bell",
+        "edit",
+        "set-home",
+        "help",
+        "login",
+        "remove-timestamp",
+        "reset-timestamp",
+        "list",
+        "no-update",
+        "non-interactive",
+        "preserve-groups",
+        "stdin",
+        "shell",
+        "version",
+        "validate",
     ],
     long_valued: &[
-        "auth-type", "close-from", "login-class", "chdir", "group", "host", "prompt", "role",
-        "type", "command-timeout", "other-user", "user",
+        "auth-type",
+        "close-from",
+        "login-class",
+        "chdir",
+        "group",
+        "host",
+        "prompt",
+        "role",
+        "type",
+        "command-timeout",
+        "other-user",
+        "user",
     ],
     long_optional: &["preserve-env"],
 };
@@ -311,9 +539,7 @@ fn doas(args: &[String]) -> Vec<Run> {
             return Vec::new();
         }
         if ops.is_empty() && r.has(&["s"]) {
-            return vec![Run::Opaque(
-                "`doas -s` runs an interactive shell".into(),
-            )];
+            return vec![Run::Opaque("`doas -s` runs an interactive shell".into())];
         }
         then_command(ops.to_vec())
     })
@@ -323,7 +549,14 @@ const ENV: Spec = Spec {
     flags: "0iv",
     valued: "aCPSu",
     optional: "",
-    long_flags: &["ignore-environment", "null", "debug", "list-signal-handling", "help", "version"],
+    long_flags: &[
+        "ignore-environment",
+        "null",
+        "debug",
+        "list-signal-handling",
+        "help",
+        "version",
+    ],
     long_valued: &["unset", "chdir", "split-string", "argv0"],
     long_optional: &["block-signal", "default-signal", "ignore-signal"],
 };
@@ -461,7 +694,14 @@ fn nice(args: &[String]) -> Vec<Run> {
 const TIME: Spec = Spec {
     flags: "apqvV",
     valued: "fo",
-    long_flags: &["append", "portability", "quiet", "verbose", "version", "help"],
+    long_flags: &[
+        "append",
+        "portability",
+        "quiet",
+        "verbose",
+        "version",
+        "help",
+    ],
     long_valued: &["format", "output"],
     ..Spec::NONE
 };
@@ -469,7 +709,13 @@ const TIME: Spec = Spec {
 const TIMEOUT: Spec = Spec {
     flags: "fpv",
     valued: "ks",
-    long_flags: &["foreground", "preserve-status", "verbose", "help", "version"],
+    long_flags: &[
+        "foreground",
+        "preserve-status",
+        "verbose",
+        "help",
+        "version",
+    ],
     long_valued: &["kill-after", "signal"],
     ..Spec::NONE
 };
@@ -497,7 +743,15 @@ const FLOCK: Spec = Spec {
     flags: "sexnoFuhV",
     valued: "wEc",
     long_flags: &[
-        "shared", "exclusive", "unlock", "nonblock", "nb", "close", "no-fork", "verbose", "help",
+        "shared",
+        "exclusive",
+        "unlock",
+        "nonblock",
+        "nb",
+        "close",
+        "no-fork",
+        "verbose",
+        "help",
         "version",
     ],
     long_valued: &["timeout", "wait", "conflict-exit-code", "command"],
@@ -522,8 +776,20 @@ const CHRT: Spec = Spec {
     flags: "abdefiomprRvhV",
     valued: "TPD",
     long_flags: &[
-        "all-tasks", "batch", "deadline", "ext", "fifo", "idle", "max", "other", "pid", "rr",
-        "reset-on-fork", "verbose", "help", "version",
+        "all-tasks",
+        "batch",
+        "deadline",
+        "ext",
+        "fifo",
+        "idle",
+        "max",
+        "other",
+        "pid",
+        "rr",
+        "reset-on-fork",
+        "verbose",
+        "help",
+        "version",
     ],
     long_valued: &["sched-runtime", "sched-period", "sched-deadline"],
     ..Spec::NONE
@@ -533,17 +799,55 @@ const STRACE: Spec = Spec {
     flags: "AcCdDfFhiknNqrtTvVwxyYzZ",
     valued: "abeEIoOpPsSuUX",
     long_flags: &[
-        "summary-only", "summary", "debug", "daemonize", "follow-forks", "output-separately",
-        "help", "instruction-pointer", "stack-trace", "syscall-number", "quiet", "relative-timestamps",
-        "syscall-times", "no-abbrev", "version", "summary-wall-clock", "successful-only",
+        "summary-only",
+        "summary",
+        "debug",
+        "daemonize",
+        "follow-forks",
+        "output-separately",
+        "help",
+        "instruction-pointer",
+        "stack-trace",
+        "syscall-number",
+        "quiet",
+        "relative-timestamps",
+        "syscall-times",
+        "no-abbrev",
+        "version",
+        "summary-wall-clock",
+        "successful-only",
         "failed-only",
     ],
     long_valued: &[
-        "columns", "trace", "signal", "abbrev", "verbose", "raw", "read", "write", "fault",
-        "inject", "status", "quiet", "decode-fds", "env", "interruptible", "output", "attach",
-        "trace-path", "string-limit", "summary-sort-by", "user", "const-print-style",
+        "columns",
+        "trace",
+        "signal",
+        "abbrev",
+        "verbose",
+        "raw",
+        "read",
+        "write",
+        "fault",
+        "inject",
+        "status",
+        "quiet",
+        "decode-fds",
+        "env",
+        "interruptible",
+        "output",
+        "attach",
+        "trace-path",
+        "string-limit",
+        "summary-sort-by",
+        "user",
+        "const-print-style",
     ],
-    long_optional: &["absolute-timestamps", "timestamps", "seccomp-bpf", "kill-on-exit"],
+    long_optional: &[
+        "absolute-timestamps",
+        "timestamps",
+        "seccomp-bpf",
+        "kill-on-exit",
+    ],
     ..Spec::NONE
 };
 
@@ -563,9 +867,17 @@ const SCRIPT: Spec = Spec {
     flags: "aefqhV",
     valued: "cEIOBTmo",
     optional: "t",
-    long_flags: &["append", "return", "flush", "force", "quiet", "help", "version"],
+    long_flags: &[
+        "append", "return", "flush", "force", "quiet", "help", "version",
+    ],
     long_valued: &[
-        "command", "echo", "log-in", "log-out", "log-io", "log-timing", "logging-format",
+        "command",
+        "echo",
+        "log-in",
+        "log-out",
+        "log-io",
+        "log-timing",
+        "logging-format",
         "output-limit",
     ],
     long_optional: &["timing"],
@@ -576,11 +888,23 @@ const XARGS: Spec = Spec {
     valued: "aEILnPsd",
     optional: "eil",
     long_flags: &[
-        "null", "open-tty", "interactive", "no-run-if-empty", "verbose", "exit", "show-limits",
-        "help", "version",
+        "null",
+        "open-tty",
+        "interactive",
+        "no-run-if-empty",
+        "verbose",
+        "exit",
+        "show-limits",
+        "help",
+        "version",
     ],
     long_valued: &[
-        "arg-file", "delimiter", "max-args", "max-procs", "max-chars", "process-slot-var",
+        "arg-file",
+        "delimiter",
+        "max-args",
+        "max-procs",
+        "max-chars",
+        "process-slot-var",
         "max-lines",
     ],
     long_optional: &["eof", "replace"],
@@ -589,9 +913,21 @@ const XARGS: Spec = Spec {
 const SU: Spec = Spec {
     flags: "flmpPhV",
     valued: "cgGsw",
-    long_flags: &["fast", "login", "preserve-environment", "pty", "help", "version"],
+    long_flags: &[
+        "fast",
+        "login",
+        "preserve-environment",
+        "pty",
+        "help",
+        "version",
+    ],
     long_valued: &[
-        "command", "session-command", "group", "supp-group", "shell", "whitelist-environment",
+        "command",
+        "session-command",
+        "group",
+        "supp-group",
+        "shell",
+        "whitelist-environment",
     ],
     ..Spec::NONE
 };
@@ -599,9 +935,21 @@ const SU: Spec = Spec {
 const RUNUSER: Spec = Spec {
     flags: "flmpPhV",
     valued: "cgGswu",
-    long_flags: &["fast", "login", "preserve-environment", "pty", "help", "version"],
+    long_flags: &[
+        "fast",
+        "login",
+        "preserve-environment",
+        "pty",
+        "help",
+        "version",
+    ],
     long_valued: &[
-        "command", "session-command", "group", "supp-group", "shell", "whitelist-environment",
+        "command",
+        "session-command",
+        "group",
+        "supp-group",
+        "shell",
+        "whitelist-environment",
         "user",
     ],
     ..Spec::NONE
@@ -731,7 +1079,10 @@ fn shell_runs(program: &str, args: &[String]) -> Vec<Run> {
     match shell::script_of_shell(program, args) {
         // zsh reads more than POSIX syntax: glob qualifiers `*(e:...:)` and `=(...)` run code.
         Ok(ShellRuns::Script(s))
-            if program == "zsh" && ["(e", "(+", "=(", "$~", "${~"].iter().any(|q| s.contains(q)) =>
+            if program == "zsh"
+                && ["(e", "(+", "=(", "$~", "${~"]
+                    .iter()
+                    .any(|q| s.contains(q)) =>
         {
             vec![Run::Opaque("zsh syntax gate does not read".into())]
         }
@@ -884,7 +1235,12 @@ mod tests {
         assert_eq!(runs(&argv("bash -c x")), s("x"));
         assert_eq!(runs(&argv("busybox ash -c x")), cmd("ash -c x"));
         assert_eq!(
-            runs(&["env".into(), "-S".into(), "aws iam 'put-role-policy'".into(), "x".into()]),
+            runs(&[
+                "env".into(),
+                "-S".into(),
+                "aws iam 'put-role-policy'".into(),
+                "x".into()
+            ]),
             cmd("env aws iam put-role-policy x")
         );
         assert_eq!(
@@ -941,7 +1297,9 @@ mod tests {
     #[test]
     fn find_exec_commands() {
         assert_eq!(
-            runs(&argv("find . -name x -exec aws iam put-role-policy ; -print")),
+            runs(&argv(
+                "find . -name x -exec aws iam put-role-policy ; -print"
+            )),
             cmd("aws iam put-role-policy")
         );
         let r = runs(&argv("find / /tmp -execdir rm -rf {} +"));
@@ -962,9 +1320,6 @@ mod tests {
         ] {
             assert_eq!(runs(&argv(line)), vec![], "{line}");
         }
-        assert_eq!(
-            runs(&argv("python3 /usr/bin/aws iam x")),
-            cmd("aws iam x")
-        );
+        assert_eq!(runs(&argv("python3 /usr/bin/aws iam x")), cmd("aws iam x"));
     }
 }
