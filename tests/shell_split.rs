@@ -143,7 +143,11 @@ fn opaque_script_needs_the_strictest_requirement_of_the_policy() {
     for argv in [
         vec!["bash", "-c", "eval \"$X\""],
         vec!["bash", "-c", "aws${IFS}iam${IFS}put-role-policy"],
-        vec!["python3", "-c", "import os; os.system('aws iam put-role-policy')"],
+        vec![
+            "python3",
+            "-c",
+            "import os; os.system('aws iam put-role-policy')",
+        ],
     ] {
         let v = check_json(&g, &argv);
         assert_eq!(v["decision"], "approve", "{argv:?}: {v:#}");
@@ -156,7 +160,10 @@ fn opaque_script_needs_the_strictest_requirement_of_the_policy() {
             .flat_map(|c| c["groups"].as_array().unwrap())
             .map(|g| g["name"].as_str().unwrap())
             .collect();
-        assert!(groups.contains(&"security") && groups.contains(&"sre"), "{groups:?}");
+        assert!(
+            groups.contains(&"security") && groups.contains(&"sre"),
+            "{groups:?}"
+        );
     }
 }
 

@@ -18,6 +18,8 @@ pub struct Script {
     pub commands: Vec<Vec<String>>,
     /// Why the script cannot be fully resolved statically, if it can't.
     pub opaque: Option<String>,
+    /// A `cd`/`pushd`/`popd` was seen (later relative program paths are not where gate looks).
+    changed_dir: bool,
 }
 
 /// The script of `sh -c SCRIPT ...` (any of the shells gate reads, flags clustered or not).
@@ -299,6 +301,15 @@ fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
     if program.ends_with("()") || words.get(1).is_some_and(|(w, _)| w == "()") {
         out.opaque
             .get_or_insert_with(|| "function definitions are not resolved statically".into());
+    }
+    // After `cd`, a relative program path names a file gate cannot find from where it runs,
+    // so a symlink there would not be seen.
+    if matches!(program.as_str(), "cd" | "pushd" | "popd") {
+        out.changed_dir = true;
+    } else if out.changed_dir && program.contains('/') && !program.starts_with('/') {
+        out.opaque.get_or_insert_with(|| {
+            format!("`{program}` is a relative path after a change of directory")
+        });
     }
     out.commands
         .push(words.into_iter().map(|(w, _)| w).collect());
@@ -809,6 +820,17 @@ mod tests {
             script_of_shell("bash", &a("deploy.sh x")),
             Ok(ShellRuns::File(&a("deploy.sh x")))
         );
+    }
+
+    #[test]
+    fn relative_programs_after_cd_are_opaque() {
+        assert!(
+            parse("cd ~/bin && ./myaws iam put-role-policy")
+                .opaque
+                .is_some()
+        );
+        assert!(parse("./build.sh && cd out").opaque.is_none());
+        assert!(parse("cd /srv && /usr/bin/aws s3 ls").opaque.is_none());
     }
 
     #[test]

@@ -193,6 +193,47 @@ const UNMODELLED: &[&str] = &[
     "gdb",
     "lldb",
     "sudoedit",
+    // Credential and environment runners, version managers and project runners: they run the
+    // command after their own options (`aws-vault exec prod -- aws iam ...`).
+    "aws-vault",
+    "saml2aws",
+    "aws-okta",
+    "aws-sso-util",
+    "awsume",
+    "granted",
+    "assume",
+    "op",
+    "doppler",
+    "chamber",
+    "envchain",
+    "infisical",
+    "teller",
+    "summon",
+    "berglas",
+    "sops",
+    "dotenv",
+    "dotenvx",
+    "mise",
+    "rtx",
+    "asdf",
+    "pyenv",
+    "rbenv",
+    "nodenv",
+    "goenv",
+    "uv",
+    "uvx",
+    "poetry",
+    "pipx",
+    "pipenv",
+    "hatch",
+    "pdm",
+    "rye",
+    "conda",
+    "mamba",
+    "micromamba",
+    "pixi",
+    "bundle",
+    "bundler",
 ];
 
 fn is_interpreter(program: &str) -> bool {
@@ -425,6 +466,7 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
             ]
         }),
         "find" => find(args),
+        "sed" | "gsed" => sed(args),
         "busybox" | "toybox" => match args.first() {
             Some(applet) if !applet.starts_with('-') => then_command(args.to_vec()),
             _ => Vec::new(),
@@ -1130,6 +1172,87 @@ pub fn reads_stdin(path: &str) -> bool {
         || path.contains('`')
 }
 
+/// GNU sed runs commands with its `e` command and the `e` flag of `s`: a script that may use
+/// either (or comes from a file) is opaque; the check errs towards opaque.
+fn sed(args: &[String]) -> Vec<Run> {
+    let from_file = || vec![Run::Opaque("`sed -f` runs a script file".into())];
+    let mut scripts: Vec<&str> = Vec::new();
+    let mut operands: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        i += 1;
+        match a.as_str() {
+            "-e" | "--expression" => {
+                if let Some(s) = args.get(i) {
+                    scripts.push(s);
+                }
+                i += 1;
+            }
+            "--" => {
+                operands.extend(args[i..].iter().map(String::as_str));
+                break;
+            }
+            _ if a.starts_with("--expression=") => scripts.push(&a["--expression=".len()..]),
+            _ if a.starts_with("--file") => return from_file(),
+            _ if a.starts_with("-e") => scripts.push(&a[2..]),
+            _ if a.starts_with('-') && !a.starts_with("--") && a.contains('f') => {
+                return from_file();
+            }
+            _ if a.starts_with('-') && a.len() > 1 => {}
+            _ => operands.push(a),
+        }
+    }
+    if scripts.is_empty()
+        && let Some(first) = operands.first()
+    {
+        scripts.push(first);
+    }
+    if scripts.iter().any(|s| sed_may_execute(s)) {
+        return vec![Run::Opaque("`sed` may run a command (`e`)".into())];
+    }
+    Vec::new()
+}
+
+/// True when a sed script may hold an `e` command (at a command position) or an `s` command
+/// with the `e` flag. Over-approximates: text that merely looks like either counts.
+fn sed_may_execute(script: &str) -> bool {
+    let b = script.as_bytes();
+    let ends = |j: usize| j >= b.len() || matches!(b[j], b' ' | b'\t' | b'\n' | b';' | b'}');
+    for (j, &c) in b.iter().enumerate() {
+        if c != b'e' {
+            continue;
+        }
+        // What precedes, spaces skipped: a command position (start, `;`, newline, a brace,
+        // `!`, or the end of an address).
+        let mut k = j;
+        while k > 0 && matches!(b[k - 1], b' ' | b'\t') {
+            k -= 1;
+        }
+        let command_position = k == 0
+            || matches!(
+                b[k - 1],
+                b';' | b'\n' | b'{' | b'}' | b'!' | b'$' | b'/' | b'0'..=b'9'
+            );
+        if command_position && (ends(j + 1) || k < j || k == 0) {
+            return true;
+        }
+        // `s/a/b/ge`, `s|a|b|we`: flags after the closing delimiter.
+        let mut f = j;
+        while f > 0
+            && matches!(
+                b[f - 1],
+                b'g' | b'p' | b'i' | b'I' | b'm' | b'M' | b'0'..=b'9'
+            )
+        {
+            f -= 1;
+        }
+        if f > 0 && b[f - 1].is_ascii_punctuation() && ends(j + 1) {
+            return true;
+        }
+    }
+    false
+}
+
 /// awk: read when its program calls nothing (`system`, pipes to or from commands, gawk's
 /// indirect calls and extensions make it opaque), with only `-F` and `-v` in front.
 fn awk_runs(program: &str, args: &[String]) -> Vec<Run> {
@@ -1278,6 +1401,14 @@ mod tests {
             "tclsh",
             "osascript -e x",
             "awk BEGIN{system(x)}",
+            "sed e",
+            "sed -n 1e",
+            "sed s/a/b/e",
+            "sed -e s|a|b|ge f",
+            "sed --expression=$e",
+            "sed -f prog.sed",
+            "sed -nf prog.sed",
+            "aws-vault exec prod -- aws iam x",
             "gawk -f prog",
             "fish -c x",
             "eval x",
@@ -1317,6 +1448,10 @@ mod tests {
             "sudo -v",
             "sudo -e /etc/hosts",
             "ionice -p 1",
+            "sed s/error/warn/g f",
+            "sed -i s/a/b/ f",
+            "sed -n /x/p",
+            "sed 1d",
         ] {
             assert_eq!(runs(&argv(line)), vec![], "{line}");
         }

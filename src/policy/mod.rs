@@ -801,6 +801,63 @@ pub fn discover(
 mod tests {
     use super::*;
 
+    fn clause(eligible: Option<&[&str]>, min: u32, groups: &[(&str, &[&str])]) -> Clause {
+        let set = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+        Clause {
+            rule: "r".into(),
+            approvers: Vec::new(),
+            eligible: eligible.map(set),
+            min_approvals: min,
+            groups: groups
+                .iter()
+                .map(|(n, m)| GroupRequirement {
+                    name: n.to_string(),
+                    members: set(m),
+                })
+                .collect(),
+        }
+    }
+
+    fn req(clauses: Vec<Clause>, timeout: u64) -> Requirement {
+        Requirement {
+            min_approvals: clauses.iter().map(|c| c.min_approvals).max().unwrap_or(1),
+            allow_requester: false,
+            timeout: Duration::from_secs(timeout),
+            backend: None,
+            clauses,
+        }
+    }
+
+    #[test]
+    fn strictness_of_requirements() {
+        let sec: &[&str] = &["alice", "bob"];
+        let sre: &[&str] = &["carol", "dave"];
+        let two_sec = req(vec![clause(Some(sec), 2, &[("security", sec)])], 900);
+        let anyone = req(vec![clause(None, 1, &[])], 900);
+        let both = req(
+            vec![
+                clause(Some(sec), 2, &[("security", sec)]),
+                clause(Some(sre), 1, &[("sre", sre)]),
+            ],
+            600,
+        );
+        assert!(two_sec.at_least_as_strict_as(&anyone));
+        assert!(!anyone.at_least_as_strict_as(&two_sec));
+        assert!(both.at_least_as_strict_as(&two_sec));
+        assert!(!two_sec.at_least_as_strict_as(&both), "sre is not implied");
+        assert!(both.at_least_as_strict_as(&both));
+        // A longer wait, or letting the requester count, is looser.
+        let longer = req(both.clauses.clone(), 1200);
+        assert!(!longer.at_least_as_strict_as(&both));
+        let mut lenient = both.clone();
+        lenient.allow_requester = true;
+        assert!(!lenient.at_least_as_strict_as(&both));
+        assert!(both.at_least_as_strict_as(&lenient));
+        // Fewer approvals from the same people is looser.
+        let one_sec = req(vec![clause(Some(sec), 1, &[("security", sec)])], 900);
+        assert!(!one_sec.at_least_as_strict_as(&two_sec));
+    }
+
     #[test]
     fn required_bytes_are_in_every_match() {
         assert_eq!(
