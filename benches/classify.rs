@@ -108,6 +108,27 @@ fn parse_and_classify_10k(bencher: Bencher, line: &str) {
     });
 }
 
+/// The whole argv path the run uses (`Policy::classify_argv`: wrappers and shell strings read,
+/// then every simple command classified): the allow path must not get slower.
+#[divan::bench(args = COMMANDS)]
+fn classify_argv_10k(bencher: Bencher, line: &str) {
+    let policy = &*POLICY_10K;
+    let c = cmd(line);
+    let argv: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+    bencher.bench_local(|| {
+        black_box(policy.classify_argv(
+            black_box(&argv),
+            &gate::policy::Place {
+                env: &c.env,
+                cwd: "/srv/infra/team7/prod",
+                user: "alice",
+                host: "bastion1",
+                links: None,
+            },
+        ))
+    });
+}
+
 /// Read + parse + check + merge + compile of the 10,000-rule file.
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn load_10k(bencher: Bencher) {

@@ -108,7 +108,9 @@ fn what_cannot_be_read_gets_opaque_shell() {
         "the default for opaque scripts: {v:#}"
     );
     assert!(v["opaque"].as_str().unwrap().contains("eval"));
-    assert_eq!(v["requirement"]["clauses"][0]["rule"], "opaque-shell");
+    // What cannot be read needs what the policy's approve rules need, not one approval from
+    // anyone: here the one approve rule, iam-writes.
+    assert_eq!(v["requirement"]["clauses"][0]["rule"], "iam-writes");
 
     let strict = Gate::new().policy(&POLICY.replace(
         "version: 1\n",
@@ -131,4 +133,67 @@ fn policy_tests_classify_shell_strings_too() {
         .run()
         .status(0)
         .stdout_has("4 passed, 0 failed");
+}
+
+/// An opaque command asks what every approve rule asks: with cloud-admin.yaml, two approvals
+/// from security and one from sre, where the old default clause asked one from anyone.
+#[test]
+fn opaque_script_needs_the_strictest_requirement_of_the_policy() {
+    let g = Gate::new().policy(include_str!("../policies/cloud-admin.yaml"));
+    for argv in [
+        vec!["bash", "-c", "eval \"$X\""],
+        vec!["bash", "-c", "aws${IFS}iam${IFS}put-role-policy"],
+        vec![
+            "python3",
+            "-c",
+            "import os; os.system('aws iam put-role-policy')",
+        ],
+    ] {
+        let v = check_json(&g, &argv);
+        assert_eq!(v["decision"], "approve", "{argv:?}: {v:#}");
+        let req = &v["requirement"];
+        assert_eq!(req["min_approvals"], 2, "{argv:?}: {v:#}");
+        let groups: Vec<&str> = req["clauses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["groups"].as_array().unwrap())
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            groups.contains(&"security") && groups.contains(&"sre"),
+            "{groups:?}"
+        );
+    }
+}
+
+/// A script on a shell's stdin is unreadable: it needs approval, and without one nothing runs.
+#[test]
+fn a_script_piped_into_a_shell_does_not_run_without_approval() {
+    let g = Gate::new().policy(POLICY);
+    let marker = g.path("ran");
+    let r = g
+        .args(&["--timeout", "1s", "--", "sh"])
+        .stdin(format!("touch {}\n", marker.display()).as_bytes())
+        .run();
+    r.status(75);
+    assert!(!marker.exists(), "the script did not run");
+}
+
+/// `sudo`'s options are read exactly: `--chdir DIR` no longer hides the command after it.
+#[test]
+fn a_wrapper_option_with_a_value_does_not_hide_the_command() {
+    let g = Gate::new().policy(POLICY);
+    for argv in [
+        vec!["sudo", "--chdir", "/tmp", "rm", "-rf", "/"],
+        vec!["sudo", "-R", "/", "rm", "-rf", "/"],
+        vec!["env", "-S", "rm -rf /"],
+        vec!["chroot", "--userspec", "root", "/", "rm", "-rf", "/"],
+        vec!["bash", "-c", "exec -a x rm -rf /"],
+        vec!["bash", "-c", "time -p rm -rf /"],
+        vec!["bash", "-c", "rm -rf $'\\x2f'"],
+    ] {
+        let v = check_json(&g, &argv);
+        assert_eq!(v["decision"], "deny", "{argv:?}: {v:#}");
+    }
 }

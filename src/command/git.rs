@@ -118,6 +118,204 @@ pub fn parse(args: &[String]) -> Parsed {
     scan(args, &Git)
 }
 
+/// git's own commands (built in, or shipped with git). Anything else may be an alias from a
+/// config file gate cannot see, or a `git-NAME` program on PATH: unreadable.
+#[rustfmt::skip]
+const SUBCOMMANDS: &[&str] = &[
+    "add", "am", "annotate", "apply", "archive", "bisect", "blame", "branch", "bugreport",
+    "bundle", "cat-file", "check-attr", "check-ignore", "check-mailmap", "check-ref-format",
+    "checkout", "checkout-index", "cherry", "cherry-pick", "citool", "clean", "clone", "column",
+    "commit", "commit-graph", "commit-tree", "config", "count-objects", "credential", "describe",
+    "diagnose", "diff", "diff-files", "diff-index", "diff-tree", "fast-export", "fast-import",
+    "fetch", "fetch-pack", "fmt-merge-msg", "for-each-ref", "for-each-repo", "format-patch",
+    "fsck", "gc", "get-tar-commit-id", "grep", "gui", "hash-object", "help", "index-pack", "init",
+    "interpret-trailers", "log", "ls-files", "ls-remote", "ls-tree", "mailinfo", "mailsplit",
+    "maintenance", "merge", "merge-base", "merge-file", "merge-index", "merge-tree", "mktag",
+    "mktree", "multi-pack-index", "mv", "name-rev", "notes", "pack-objects", "pack-refs",
+    "patch-id", "prune", "prune-packed", "pull", "push", "range-diff", "read-tree", "rebase",
+    "reflog", "refs", "remote", "repack", "replace", "replay", "request-pull", "rerere", "reset",
+    "restore", "rev-list", "rev-parse", "revert", "rm", "send-pack", "shortlog", "show",
+    "show-branch", "show-index", "show-ref", "sparse-checkout", "stash", "status", "stripspace",
+    "submodule", "switch", "symbolic-ref", "tag", "unpack-file", "unpack-objects",
+    "update-index", "update-ref", "update-server-info", "var", "verify-commit", "verify-pack",
+    "verify-tag", "version", "whatchanged", "worktree", "write-tree",
+];
+
+/// `-c` settings that run no program and change no command: anything else (`alias.*`,
+/// `core.sshCommand`, `core.pager`, `core.hooksPath`, `credential.helper`, `*.command`,
+/// `include.path`, `protocol.*.allow`, `url.*.insteadOf`, ...) makes the command unreadable.
+fn harmless_config(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    const PREFIXES: &[&str] = &["user.", "color.", "advice.", "i18n.", "column."];
+    const KEYS: &[&str] = &[
+        "init.defaultbranch",
+        "core.quotepath",
+        "core.autocrlf",
+        "core.safecrlf",
+        "core.abbrev",
+        "core.filemode",
+        "core.ignorecase",
+        "core.longpaths",
+        "core.precomposeunicode",
+        "push.default",
+        "push.autosetupremote",
+        "pull.rebase",
+        "pull.ff",
+        "merge.ff",
+        "fetch.prune",
+        "rebase.autostash",
+        "rebase.autosquash",
+        "safe.directory",
+        "protocol.version",
+        "log.date",
+        "log.decorate",
+        "log.showsignature",
+        "format.pretty",
+        "diff.noprefix",
+        "diff.renames",
+        "diff.algorithm",
+        "commit.gpgsign",
+        "tag.gpgsign",
+        "gc.auto",
+        "maintenance.auto",
+        "http.sslverify",
+        "checkout.defaultremote",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p)) || KEYS.contains(&key.as_str())
+}
+
+/// What `git ARGS` runs besides git itself (see [`super::wrap`]).
+pub fn runs(args: &[String]) -> Vec<super::wrap::Run> {
+    use super::wrap::Run;
+    let opaque = |why: String| vec![Run::Opaque(why)];
+    let mut i = 0;
+    // git's own options, before the subcommand.
+    while let Some(a) = args.get(i) {
+        i += 1;
+        if !a.starts_with('-') {
+            i -= 1;
+            break;
+        }
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (a.as_str(), None),
+        };
+        match name {
+            "-c" => {
+                let setting = args.get(i).map(String::as_str).unwrap_or("");
+                i += 1;
+                let key = setting.split_once('=').map_or(setting, |(k, _)| k);
+                if !harmless_config(key) {
+                    return opaque(format!("`git -c {key}` can make git run other programs"));
+                }
+            }
+            _ if name.starts_with("-c") && name.len() > 2 => {
+                let setting = &name[2..];
+                let key = setting.split_once('=').map_or(setting, |(k, _)| k);
+                if !harmless_config(key) {
+                    return opaque(format!("`git -c {key}` can make git run other programs"));
+                }
+            }
+            "-C" | "--git-dir" | "--work-tree" | "--namespace" | "--super-prefix"
+            | "--attr-source" => {
+                if inline.is_none() {
+                    i += 1;
+                }
+            }
+            "--exec-path" if inline.is_some() => {
+                return opaque("`git --exec-path=DIR` runs git commands from DIR".into());
+            }
+            "--config-env" => {
+                return opaque("`git --config-env` takes a setting from the environment".into());
+            }
+            "-p"
+            | "--paginate"
+            | "-P"
+            | "--no-pager"
+            | "--bare"
+            | "--no-replace-objects"
+            | "--literal-pathspecs"
+            | "--glob-pathspecs"
+            | "--noglob-pathspecs"
+            | "--icase-pathspecs"
+            | "--no-optional-locks"
+            | "--no-advice"
+            | "--no-lazy-fetch"
+            | "--exec-path"
+            | "--html-path"
+            | "--man-path"
+            | "--info-path"
+            | "--version"
+            | "-v"
+            | "--help"
+            | "-h"
+            | "--list-cmds" => {}
+            "--" => break,
+            _ => return opaque(format!("`git {name}` is an option gate does not read")),
+        }
+    }
+    let Some(sub) = args.get(i) else {
+        return Vec::new();
+    };
+    if !SUBCOMMANDS.contains(&sub.as_str()) {
+        return opaque(format!(
+            "`git {sub}` may be an alias or a program gate cannot see"
+        ));
+    }
+    let rest = &args[i + 1..];
+    let has = |opts: &[&str]| {
+        rest.iter().any(|w| {
+            opts.iter()
+                .any(|o| w == o || (o.starts_with("--") && w.starts_with(&format!("{o}="))))
+        })
+    };
+    match sub.as_str() {
+        "push" | "send-pack" if has(&["--receive-pack", "--exec"]) => {
+            opaque(format!("`git {sub} --receive-pack` runs a program"))
+        }
+        "fetch" | "pull" | "ls-remote" | "fetch-pack" | "archive"
+            if has(&["--upload-pack", "--exec"]) =>
+        {
+            opaque(format!("`git {sub} --upload-pack` runs a program"))
+        }
+        "clone" if has(&["-u", "--upload-pack", "--template", "-c", "--config"]) => {
+            opaque("`git clone` with settings or templates that can run programs".into())
+        }
+        "rebase" => {
+            let mut out = Vec::new();
+            let mut j = 0;
+            while let Some(w) = rest.get(j) {
+                j += 1;
+                if w == "-x" || w == "--exec" {
+                    if let Some(s) = rest.get(j) {
+                        out.push(Run::Script(s.clone()));
+                    }
+                    j += 1;
+                } else if let Some(s) = w.strip_prefix("--exec=") {
+                    out.push(Run::Script(s.to_owned()));
+                } else if let Some(s) = w.strip_prefix("-x").filter(|s| !s.is_empty()) {
+                    out.push(Run::Script(s.to_owned()));
+                }
+            }
+            out
+        }
+        "bisect" if rest.first().is_some_and(|w| w == "run") => match rest.get(1..) {
+            Some(cmd) if !cmd.is_empty() => vec![Run::Command(cmd.to_vec())],
+            _ => Vec::new(),
+        },
+        "submodule" if rest.iter().any(|w| w == "foreach") => {
+            opaque("`git submodule foreach` runs a command in every submodule".into())
+        }
+        "difftool" | "mergetool" | "filter-branch" | "gui" | "citool" => {
+            opaque(format!("`git {sub}` runs programs gate does not read"))
+        }
+        "config" if rest.iter().any(|w| w == "-e" || w == "--edit") => {
+            opaque("`git config --edit` runs an editor".into())
+        }
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::argv;

@@ -12,11 +12,14 @@
 pub mod aws;
 pub mod az;
 pub mod gcloud;
+mod getopt;
 pub mod git;
 pub mod helm;
 pub mod kubectl;
+pub mod link;
 pub mod shell;
 pub mod terraform;
+pub mod wrap;
 
 /// The result of parsing one command's arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

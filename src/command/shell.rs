@@ -18,128 +18,151 @@ pub struct Script {
     pub commands: Vec<Vec<String>>,
     /// Why the script cannot be fully resolved statically, if it can't.
     pub opaque: Option<String>,
+    /// A `cd`/`pushd`/`popd` was seen (later relative program paths are not where gate looks).
+    changed_dir: bool,
 }
 
-const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"];
-
-/// Programs that run another command given in their arguments.
-const WRAPPERS: &[&str] = &[
-    "sudo", "doas", "env", "command", "exec", "nohup", "nice", "time", "timeout", "xargs",
-    "stdbuf", "setsid", "chroot", "runuser", "su", "flock", "ionice", "strace", "watch",
-];
-
-/// The script of `sh -c SCRIPT ...` (any of the usual shells, flags clustered or not).
+/// The script of `sh -c SCRIPT ...` (any of the shells gate reads, flags clustered or not).
+/// `None` when there is no `-c` script, or the shell's options are not read exactly.
 pub fn script_of(argv: &[String]) -> Option<&str> {
     let program = argv.first()?.rsplit('/').next()?;
-    if !SHELLS.contains(&program) {
+    if !super::wrap::SHELLS.contains(&program) {
         return None;
     }
-    let mut args = argv[1..].iter();
-    if program == "busybox" {
-        // `busybox sh -c ...`
-        if args.next().map(String::as_str) != Some("sh") {
-            return None;
-        }
+    match script_of_shell(program, &argv[1..]) {
+        Ok(ShellRuns::Script(s)) => Some(s),
+        _ => None,
     }
+}
+
+/// What a shell's arguments make it run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShellRuns<'a> {
+    /// `-c SCRIPT`.
+    Script(&'a str),
+    /// A script file and its arguments (the file, as written, first).
+    File(&'a [String]),
+    /// Nothing (`--version`, `-c` without a script).
+    Nothing,
+}
+
+/// `set -o` options that change nothing about which commands a script runs.
+const SET_OPTIONS: &[&str] = &[
+    "allexport",
+    "braceexpand",
+    "emacs",
+    "errexit",
+    "errtrace",
+    "functrace",
+    "hashall",
+    "histexpand",
+    "history",
+    "ignoreeof",
+    "interactive-comments",
+    "monitor",
+    "noclobber",
+    "noexec",
+    "noglob",
+    "nolog",
+    "notify",
+    "nounset",
+    "onecmd",
+    "physical",
+    "pipefail",
+    "posix",
+    "privileged",
+    "verbose",
+    "vi",
+    "xtrace",
+];
+
+/// `shopt` options (bash `-O`) that change nothing about which commands run.
+const SHOPT_OPTIONS: &[&str] = &[
+    "nullglob",
+    "failglob",
+    "dotglob",
+    "globstar",
+    "nocaseglob",
+    "nocasematch",
+    "lastpipe",
+    "inherit_errexit",
+    "huponexit",
+    "checkwinsize",
+    "cmdhist",
+    "lithist",
+    "globasciiranges",
+];
+
+/// Reads a shell's arguments exactly (DESIGN §5): a `-c` script, a script file (classified under
+/// its own name, as running it directly would be), nothing (`--version`), `Err(why)` when what it runs cannot be read:
+/// a script from its input (no operand, `-s`, `/dev/stdin`, a pipe or here-string into it),
+/// rc files (`--rcfile`, `--init-file`), interactive mode, or options gate does not model.
+pub fn script_of_shell<'a>(program: &str, args: &'a [String]) -> Result<ShellRuns<'a>, String> {
     let mut saw_c = false;
-    while let Some(a) = args.next() {
-        if a == "--" {
-            break;
-        }
-        if a == "-o" || a == "+o" || a == "-O" || a == "+O" {
-            args.next();
-            continue;
-        }
-        if let Some(flags) = a.strip_prefix('-').or_else(|| a.strip_prefix('+')) {
-            if !flags.is_empty() && !flags.starts_with('-') {
-                saw_c |= flags.contains('c');
-                continue;
-            }
-            if flags.starts_with('-') {
-                continue; // long options like --norc, --login
-            }
-        }
-        return saw_c.then_some(a.as_str());
-    }
-    if saw_c {
-        args.next().map(String::as_str)
-    } else {
-        None
-    }
-}
-
-/// The command a wrapper runs (`sudo -u x aws ...` → `aws ...`), or `None`.
-pub fn unwrap(argv: &[String]) -> Option<Vec<String>> {
-    let program = argv.first()?.rsplit('/').next()?;
-    if !WRAPPERS.contains(&program) {
-        return None;
-    }
-    // Options that take a value, by wrapper (a miss only leaves an extra word in front, which
-    // then is classified as a program too: more restrictive, never less).
-    let valued: &[&str] = match program {
-        "sudo" => &[
-            "-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "--user", "--group",
-        ],
-        "doas" => &["-u", "-C"],
-        "env" => &["-u", "-C", "-S", "--unset", "--chdir"],
-        "nice" => &["-n", "--adjustment"],
-        "timeout" => &["-s", "-k", "--signal", "--kill-after"],
-        "xargs" => &[
-            "-a",
-            "-d",
-            "-E",
-            "-e",
-            "-I",
-            "-i",
-            "-L",
-            "-l",
-            "-n",
-            "-P",
-            "-s",
-            "--arg-file",
-            "--delimiter",
-        ],
-        "stdbuf" => &["-i", "-o", "-e"],
-        "runuser" | "su" => &["-u", "-g", "-G", "-s", "--user", "--group", "--shell"],
-        "flock" => &["-w", "-E", "--timeout", "--conflict-exit-code"],
-        "ionice" => &["-c", "-n", "-p"],
-        "strace" => &["-o", "-e", "-p", "-s", "-u"],
-        "watch" => &["-n", "--interval", "-d"],
-        _ => &[],
-    };
-    let mut i = 1;
-    while let Some(a) = argv.get(i) {
-        if a == "--" {
-            i += 1;
-            break;
-        }
-        if a.starts_with('-') && a.len() > 1 {
-            i += if valued.contains(&a.as_str()) { 2 } else { 1 };
-            continue;
-        }
-        // `env NAME=value ...` and `sudo NAME=value ...` set variables first.
-        if (program == "env" || program == "sudo") && is_assignment(a) {
-            i += 1;
-            continue;
-        }
-        break;
-    }
-    // `timeout DURATION cmd`, `flock FILE cmd`, `chroot DIR cmd`: one positional first.
-    if matches!(program, "timeout" | "flock" | "chroot") {
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
         i += 1;
-    }
-    let rest: Vec<String> = argv.get(i..).unwrap_or(&[]).to_vec();
-    (!rest.is_empty()).then_some(rest)
-}
-
-fn is_assignment(w: &str) -> bool {
-    match w.split_once('=') {
-        Some((name, _)) => {
-            !name.is_empty()
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        if a == "--" || a == "-" {
+            break;
         }
-        None => false,
+        if let Some(long) = a.strip_prefix("--") {
+            match long {
+                "version" | "help" if args.len() == 1 => return Ok(ShellRuns::Nothing),
+                "norc" | "noprofile" | "login" | "posix" | "restricted" | "verbose"
+                | "noediting" => continue,
+                _ => {
+                    return Err(format!(
+                        "`{program} --{long}` is an option gate does not read"
+                    ));
+                }
+            }
+        }
+        let (sign, flags) = match a.chars().next() {
+            Some(c @ ('-' | '+')) if a.len() > 1 => (c, &a[1..]),
+            _ => {
+                i -= 1;
+                break;
+            }
+        };
+        for (at, f) in flags.char_indices() {
+            match f {
+                'c' if sign == '-' => saw_c = true,
+                'o' | 'O' => {
+                    // The option name is the rest of the word or the next word.
+                    let rest = &flags[at + 1..];
+                    let name = if rest.is_empty() {
+                        i += 1;
+                        args.get(i - 1).map(String::as_str).unwrap_or("")
+                    } else {
+                        rest
+                    };
+                    let known = if f == 'o' {
+                        SET_OPTIONS.contains(&name)
+                    } else {
+                        SHOPT_OPTIONS.contains(&name)
+                    };
+                    if sign == '-' && !known {
+                        return Err(format!(
+                            "`{program} {sign}{f} {name}` changes how the script is read"
+                        ));
+                    }
+                    break;
+                }
+                'a' | 'b' | 'e' | 'f' | 'h' | 'm' | 'n' | 'p' | 't' | 'u' | 'v' | 'x' | 'B'
+                | 'C' | 'E' | 'H' | 'P' | 'T' | 'l' | 'r' => {}
+                _ => {
+                    return Err(format!(
+                        "`{program} {sign}{f}` is an option gate does not read"
+                    ));
+                }
+            }
+        }
+    }
+    match (saw_c, args.get(i)) {
+        (true, Some(script)) => Ok(ShellRuns::Script(script)),
+        (true, None) => Ok(ShellRuns::Nothing),
+        (false, Some(file)) if !super::wrap::reads_stdin(file) => Ok(ShellRuns::File(&args[i..])),
+        _ => Err(format!("`{program}` reads its script from its input")),
     }
 }
 
@@ -209,17 +232,33 @@ fn parse_into(script: &str, out: &mut Script, depth: usize) {
 
 /// Reserved words that only introduce or close the commands around them.
 const KEYWORDS: &[&str] = &[
-    "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "time",
+    "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}",
 ];
 
 fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
     // Keywords in front (`if`, `then`, `do`, `!`, ...) and leading assignments.
     while let Some((w, dynamic)) = words.first() {
-        if (!dynamic && KEYWORDS.contains(&w.as_str())) || is_assignment(w) {
+        if !dynamic && KEYWORDS.contains(&w.as_str()) {
+            words.remove(0);
+        } else if let Some(name) = super::wrap::assignment_name(w) {
+            if super::wrap::env_runs_code(name) {
+                out.opaque.get_or_insert_with(|| {
+                    format!("setting `{name}` changes what later commands run")
+                });
+            }
             words.remove(0);
         } else {
             break;
         }
+    }
+    // Arithmetic in array subscripts (`printf -v 'a[$(cmd)]'`, `declare 'a[`cmd`]=1'`) and
+    // prompt expansion (`${x@P}`) run command substitutions hidden in quoted text.
+    if words.iter().any(|(w, _)| {
+        (w.contains('[') && (w.contains("$(") || w.contains('`'))) || w.contains("@P}")
+    }) {
+        out.opaque.get_or_insert_with(|| {
+            "a command substitution inside quoted text that the shell evaluates".into()
+        });
     }
     let Some((program, dynamic)) = words.first() else {
         return;
@@ -263,20 +302,17 @@ fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
         out.opaque
             .get_or_insert_with(|| "function definitions are not resolved statically".into());
     }
-    let argv: Vec<String> = words.into_iter().map(|(w, _)| w).collect();
-    // A nested `sh -c` is split too.
-    if let Some(inner) = script_of(&argv) {
-        let inner = inner.to_owned();
-        out.commands.push(argv);
-        let mut nested = Script::default();
-        parse_into(&inner, &mut nested, 1);
-        out.commands.extend(nested.commands);
-        if let Some(o) = nested.opaque {
-            out.opaque.get_or_insert(o);
-        }
-        return;
+    // After `cd`, a relative program path names a file gate cannot find from where it runs,
+    // so a symlink there would not be seen.
+    if matches!(program.as_str(), "cd" | "pushd" | "popd") {
+        out.changed_dir = true;
+    } else if out.changed_dir && program.contains('/') && !program.starts_with('/') {
+        out.opaque.get_or_insert_with(|| {
+            format!("`{program}` is a relative path after a change of directory")
+        });
     }
-    out.commands.push(argv);
+    out.commands
+        .push(words.into_iter().map(|(w, _)| w).collect());
 }
 
 impl Lexer<'_> {
@@ -432,6 +468,16 @@ impl Lexer<'_> {
                         }
                     }
                 }
+                '$' if self.peek(1) == Some('\'') => {
+                    // ANSI-C quoting `$'...'`: decoded exactly as bash does.
+                    in_word = true;
+                    self.i += 2;
+                    self.ansi_c(&mut word);
+                }
+                '$' if self.peek(1) == Some('"') => {
+                    // `$"..."` (locale translation) reads like `"..."`.
+                    self.i += 1;
+                }
                 '$' | '`' => {
                     in_word = true;
                     dynamic = true;
@@ -446,6 +492,90 @@ impl Lexer<'_> {
         }
         end_word!();
         out
+    }
+
+    /// The body of `$'...'` after the opening quote, with its escapes decoded (bash's
+    /// `ansicstr`): `\n` `\t` `\xHH` `\NNN` `\uHHHH` `\UHHHHHHHH` `\cX` `\e` and the rest.
+    fn ansi_c(&mut self, word: &mut String) {
+        let digits = |lx: &mut Self, radix: u32, max: usize| {
+            let mut v: u32 = 0;
+            let mut n = 0;
+            while n < max {
+                match lx.peek(0).and_then(|c| c.to_digit(radix)) {
+                    Some(d) => {
+                        v = v * radix + d;
+                        lx.i += 1;
+                        n += 1;
+                    }
+                    None => break,
+                }
+            }
+            (v, n)
+        };
+        while let Some(c) = self.peek(0) {
+            self.i += 1;
+            match c {
+                '\'' => return,
+                '\\' => {
+                    let Some(e) = self.peek(0) else {
+                        word.push('\\');
+                        return;
+                    };
+                    self.i += 1;
+                    let decoded = match e {
+                        'a' => Some('\x07'),
+                        'b' => Some('\x08'),
+                        'e' | 'E' => Some('\x1b'),
+                        'f' => Some('\x0c'),
+                        'n' => Some('\n'),
+                        'r' => Some('\r'),
+                        't' => Some('\t'),
+                        'v' => Some('\x0b'),
+                        '\\' | '\'' | '"' | '?' => Some(e),
+                        '0'..='7' => {
+                            self.i -= 1;
+                            let (v, _) = digits(self, 8, 3);
+                            // Bytes above 0x7f are not valid UTF-8 alone; bash emits the byte.
+                            char::from_u32(v & 0xff)
+                        }
+                        'x' => match digits(self, 16, 2) {
+                            (_, 0) => {
+                                word.push_str("\\x");
+                                None
+                            }
+                            (v, _) => char::from_u32(v),
+                        },
+                        'u' | 'U' => {
+                            let max = if e == 'u' { 4 } else { 8 };
+                            match digits(self, 16, max) {
+                                (_, 0) => {
+                                    word.push('\\');
+                                    word.push(e);
+                                    None
+                                }
+                                (v, _) => char::from_u32(v),
+                            }
+                        }
+                        'c' => match self.peek(0) {
+                            Some(x) => {
+                                self.i += 1;
+                                char::from_u32((x.to_ascii_uppercase() as u32) ^ 0x40)
+                            }
+                            None => None,
+                        },
+                        other => {
+                            word.push('\\');
+                            Some(other)
+                        }
+                    };
+                    if let Some(d) = decoded {
+                        word.push(d);
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        self.opaque("an unclosed `$'`");
     }
 
     /// Reads a `$...` or backtick expansion at the cursor into `word` (as text), splitting the
@@ -567,7 +697,6 @@ mod tests {
         );
         assert_eq!(script_of(&argv(&["bash", "script.sh"])), None);
         assert_eq!(script_of(&argv(&["aws", "-c", "x"])), None);
-        assert_eq!(script_of(&argv(&["busybox", "sh", "-c", "ls"])), Some("ls"));
     }
 
     #[test]
@@ -641,31 +770,76 @@ mod tests {
     }
 
     #[test]
-    fn nested_shells_and_wrappers() {
+    fn nested_shells_are_commands_read_in_turn() {
+        // The script is split here; the nested `bash -c` is read by the caller, like any
+        // command that runs another (`command::wrap`).
         assert_eq!(
             cmds("bash -c 'aws iam list-roles'"),
-            ["bash -c aws iam list-roles", "aws iam list-roles"]
+            ["bash -c aws iam list-roles"]
         );
+    }
+
+    #[test]
+    fn ansi_c_quoting_is_decoded() {
         assert_eq!(
-            unwrap(&argv(&["sudo", "-u", "root", "aws", "iam", "x"])),
-            Some(argv(&["aws", "iam", "x"]))
+            cmds(r"aws iam $'put-role-policy' $'\x70ut' $'\160' $'a\tb' $'\u0041' $'\cA'"),
+            ["aws iam put-role-policy put p a\tb A \u{1}"]
         );
+        assert_eq!(cmds(r#"echo $"x y""#), ["echo x y"]);
+        assert!(parse("echo $'x").opaque.is_some());
+    }
+
+    #[test]
+    fn shell_options_are_read_exactly() {
+        let a = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let ok = |line: &str| {
+            let v = a(line);
+            matches!(script_of_shell("bash", &v), Ok(ShellRuns::Script(_)))
+        };
+        assert!(ok("-c ls"));
+        assert!(ok("-euo pipefail -c ls"));
+        assert!(ok("-l -c ls"));
+        assert!(ok("--norc --noprofile -c ls"));
+        assert!(ok("+O expand_aliases -c ls"));
+        for bad in [
+            "-O expand_aliases -c ls",
+            "-O expand_aliases -c ls",
+            "--rcfile /dev/null -c ls",
+            "--init-file x -c ls",
+            "-i -c ls",
+            "-s",
+            "",
+            "-",
+            "/dev/stdin",
+            "-o vi-mode-bogus -c ls",
+            "-k -c ls",
+        ] {
+            assert!(script_of_shell("bash", &a(bad)).is_err(), "{bad}");
+        }
         assert_eq!(
-            unwrap(&argv(&["env", "A=1", "-u", "B", "kubectl", "apply"])),
-            Some(argv(&["kubectl", "apply"]))
+            script_of_shell("bash", &a("deploy.sh x")),
+            Ok(ShellRuns::File(&a("deploy.sh x")))
         );
-        assert_eq!(
-            unwrap(&argv(&[
-                "timeout",
-                "-s",
-                "KILL",
-                "30s",
-                "terraform",
-                "apply"
-            ])),
-            Some(argv(&["terraform", "apply"]))
+    }
+
+    #[test]
+    fn relative_programs_after_cd_are_opaque() {
+        assert!(
+            parse("cd ~/bin && ./myaws iam put-role-policy")
+                .opaque
+                .is_some()
         );
-        assert_eq!(unwrap(&argv(&["ls", "-l"])), None);
+        assert!(parse("./build.sh && cd out").opaque.is_none());
+        assert!(parse("cd /srv && /usr/bin/aws s3 ls").opaque.is_none());
+    }
+
+    #[test]
+    fn assignments_that_change_what_runs_are_opaque() {
+        assert!(parse("PATH=/tmp/bin ls").opaque.is_some());
+        assert!(parse("BASH_ENV=/tmp/x bash -c ls").opaque.is_some());
+        assert!(parse("GIT_SSH_COMMAND=x git push").opaque.is_some());
+        assert!(parse("AWS_PROFILE=prod aws s3 ls").opaque.is_none());
+        assert!(parse("printf -v 'a[$(aws iam x)]' 1").opaque.is_some());
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! Go's parser stops at the first positional, but terraform would reject
 //! options after positionals anyway, so options are recognised anywhere.
 //!
+//! Words: `apply` with `-destroy` (any Go spelling: `-destroy`, `--destroy`, `-destroy=true`,
+//! `-destroy=1`; not `-destroy=false`) reads as `destroy`, the command terraform documents as
+//! its alias, so a policy's `destroy` rule covers both spellings.
+//!
 //! Payload: positionals after `apply` (the saved plan file, `apply PLANFILE`) and
 //! `-var-file` files, resolved against `-chdir` when one was given (terraform reads them
 //! from there), so the digest covers the files terraform will actually read.
@@ -47,6 +51,7 @@ pub const VALUED: &[&str] = &[
 pub fn parse(args: &[String]) -> Parsed {
     let mut out = Parsed::default();
     let mut chdir: Option<&str> = None;
+    let mut destroy = false;
     let mut i = 0;
     while let Some(arg) = args.get(i) {
         i += 1;
@@ -69,6 +74,14 @@ pub fn parse(args: &[String]) -> Parsed {
             out.payload_files.push(under(chdir, file));
             continue;
         }
+        let (flag, value) = match name.split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (name, None),
+        };
+        if flag == "destroy" {
+            destroy = value.is_none_or(go_bool);
+            continue;
+        }
         // `-name=value` is complete; `-name value` consumes the next word
         // (Go's flag package takes it whatever it looks like, except `--`).
         if !name.contains('=') && VALUED.contains(&name) && args.get(i).is_some_and(|v| v != "--") {
@@ -78,7 +91,16 @@ pub fn parse(args: &[String]) -> Parsed {
             i += 1;
         }
     }
+    if destroy && out.words.first().is_some_and(|w| w == "apply") {
+        out.words[0] = "destroy".to_owned();
+    }
     out
+}
+
+/// Go's `strconv.ParseBool`, where anything it would refuse counts as true (terraform then
+/// refuses to run; gate never reads less than it might do).
+fn go_bool(v: &str) -> bool {
+    !matches!(v, "0" | "f" | "F" | "false" | "FALSE" | "False")
 }
 
 /// A path as terraform resolves it after `-chdir`.
@@ -151,6 +173,33 @@ mod tests {
             assert_eq!(got.words, *words, "{line}");
             assert_eq!(got.payload_files, *payload, "{line}");
         }
+    }
+
+    #[test]
+    fn apply_destroy_is_destroy_in_every_spelling() {
+        for line in [
+            "destroy",
+            "apply -destroy",
+            "apply --destroy",
+            "apply -destroy=true",
+            "apply --destroy=1",
+            "apply -auto-approve -destroy=True",
+            "-chdir=infra apply -destroy",
+            "apply -destroy=bogus",
+        ] {
+            assert_eq!(parse(&argv(line)).words, ["destroy"], "{line}");
+        }
+        for line in [
+            "apply -destroy=false",
+            "apply --destroy=0 -destroy=F",
+            "apply",
+        ] {
+            assert_eq!(parse(&argv(line)).words, ["apply"], "{line}");
+        }
+        assert_eq!(parse(&argv("plan -destroy")).words, ["plan"]);
+        let p = parse(&argv("apply -destroy p.out"));
+        assert_eq!(p.words, ["destroy", "p.out"]);
+        assert_eq!(p.payload_files, ["p.out"]);
     }
 
     #[test]

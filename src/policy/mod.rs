@@ -238,6 +238,34 @@ impl Requirement {
             && approvers.len() >= self.min_approvals as usize
     }
 
+    /// Whether every set of approvers that satisfies `self` also satisfies `other`: each of
+    /// `other`'s clauses is implied by one of `self`'s (no wider eligibility, at least as many
+    /// approvals, every group of it required too), at least as many approvals overall, the
+    /// requester counting only if `other` lets them, and no longer a wait.
+    pub fn at_least_as_strict_as(&self, other: &Requirement) -> bool {
+        let implies = |a: &Clause, b: &Clause| {
+            let eligible = match (&a.eligible, &b.eligible) {
+                (_, None) => true,
+                (None, Some(_)) => false,
+                (Some(x), Some(y)) => x.is_subset(y),
+            };
+            eligible
+                && a.min_approvals >= b.min_approvals
+                && b.groups.iter().all(|g| {
+                    a.groups
+                        .iter()
+                        .any(|h| !h.members.is_empty() && h.members.is_subset(&g.members))
+                })
+        };
+        other
+            .clauses
+            .iter()
+            .all(|b| self.clauses.iter().any(|a| implies(a, b)))
+            && self.min_approvals >= other.min_approvals
+            && (other.allow_requester || !self.allow_requester)
+            && self.timeout <= other.timeout
+    }
+
     /// Whether a principal counts towards any clause.
     pub fn counts(&self, principal: &str) -> bool {
         self.clauses
@@ -253,6 +281,9 @@ pub struct Place<'a> {
     pub cwd: &'a str,
     pub user: &'a str,
     pub host: &'a str,
+    /// Finds the other names of a program reached through a symlink, on the machine the command
+    /// runs on (`None` where the files are not at hand, e.g. on the server).
+    pub links: Option<&'a crate::command::link::Resolver>,
 }
 
 /// The policy's verdict on one command.
@@ -277,6 +308,20 @@ pub struct Classification {
 }
 
 impl Classification {
+    /// Whether this verdict is at least as strict as `other`: a more restrictive decision, or
+    /// the same one and, for `approve`, a requirement at least as strict
+    /// ([`Requirement::at_least_as_strict_as`]).
+    pub fn at_least_as_strict_as(&self, other: &Classification) -> bool {
+        if self.decision != other.decision {
+            return self.decision > other.decision;
+        }
+        match (&self.requirement, &other.requirement) {
+            (Some(a), Some(b)) => a.at_least_as_strict_as(b),
+            (_, None) => true,
+            (None, Some(_)) => false,
+        }
+    }
+
     /// The rules that decided (those whose decision equals the outcome).
     pub fn deciding(&self) -> impl Iterator<Item = &RuleInfo> {
         self.matched.iter().filter(|r| r.decision == self.decision)
@@ -431,38 +476,18 @@ impl Policy {
         })
     }
 
-    /// Classifies a whole argv the way it will run: the command itself, and every simple command
-    /// it runs in turn — the script of `sh -c` (split, DESIGN §5) and the command a wrapper such
-    /// as `sudo`, `env` or `xargs` runs. The most restrictive decision of them all wins; a script
-    /// that cannot be resolved statically adds `defaults.opaque_shell`.
+    /// Classifies a whole argv the way it will run: the command itself, every other name it
+    /// answers to (a symlink's target), and every command it runs in turn — the script of
+    /// `sh -c` (split, DESIGN §5), the command a wrapper such as `sudo`, `env` or `find -exec`
+    /// runs — read exactly or not at all ([`crate::command::wrap`]). The most restrictive
+    /// decision of them all wins; what cannot be read makes the command opaque, which adds
+    /// `defaults.opaque_shell` and, for `approve`, [`Policy::opaque_requirement`].
     pub fn try_classify_argv(
         &self,
         argv: &[String],
         at: &Place<'_>,
     ) -> Result<Classification, PolicyError> {
-        use crate::command::shell;
-        let mut commands: Vec<Vec<String>> = vec![argv.to_vec()];
-        let mut opaque: Option<String> = None;
-        let mut i = 0;
-        while i < commands.len() && commands.len() < 256 {
-            let cmd = commands[i].clone();
-            if let Some(script) = shell::script_of(&cmd) {
-                let s = shell::parse(script);
-                for c in s.commands {
-                    if !commands.contains(&c) {
-                        commands.push(c);
-                    }
-                }
-                if opaque.is_none() {
-                    opaque = s.opaque;
-                }
-            } else if let Some(inner) = shell::unwrap(&cmd)
-                && !commands.contains(&inner)
-            {
-                commands.push(inner);
-            }
-            i += 1;
-        }
+        let (commands, opaque) = read_commands(argv, at);
         let mut parts = Vec::with_capacity(commands.len());
         for cmd in &commands {
             let Some(first) = cmd.first() else { continue };
@@ -500,15 +525,11 @@ impl Policy {
             None => by_parts,
         };
         let by_default = decision == by_parts && parts.iter().all(|p| p.by_default);
-        let mut requirement = (decision == Decision::Approve).then(|| self.requirement(&matched));
-        if decision > by_parts
-            && let Some(r) = requirement.as_mut()
-        {
-            // The approval is asked because the script could not be read, not by a rule.
-            for c in r.clauses.iter_mut().filter(|c| c.rule == "defaults") {
-                c.rule = "opaque-shell".into();
-            }
-        }
+        let requirement = (decision == Decision::Approve).then(|| match &opaque {
+            // What gate cannot read may be any command the policy names.
+            Some(_) => self.opaque_requirement(),
+            None => self.requirement(&matched),
+        });
         Ok(Classification {
             decision,
             matched,
@@ -522,6 +543,75 @@ impl Policy {
             commands,
             opaque,
         })
+    }
+
+    /// What approving a command gate cannot read requires: at least what any rule of the
+    /// policy can require — every clause of every `approve` rule (so each of their groups
+    /// must contribute), the largest `min_approvals`, the shortest timeout, the requester never
+    /// counting. With no `approve` rule, one approval from anyone but the requester.
+    ///
+    /// `defaults.opaque_approval` (a system-tier setting) plugs in here: when the system tier
+    /// names one, it replaces this derived requirement.
+    pub fn opaque_requirement(&self) -> Requirement {
+        let approving: Vec<&RuleInfo> = self
+            .rules
+            .iter()
+            .filter(|r| r.decision == Decision::Approve)
+            .collect();
+        let mut clauses: Vec<Clause> = approving
+            .iter()
+            .map(|r| match &r.approval {
+                Some(a) => Clause {
+                    rule: r.name.clone(),
+                    approvers: a.approvers.clone(),
+                    eligible: a.eligible.clone(),
+                    min_approvals: a.min_approvals,
+                    groups: a.groups.clone(),
+                },
+                None => Clause {
+                    rule: r.name.clone(),
+                    approvers: Vec::new(),
+                    eligible: None,
+                    min_approvals: 1,
+                    groups: Vec::new(),
+                },
+            })
+            .collect();
+        clauses.dedup_by(|a, b| {
+            a.approvers == b.approvers
+                && a.eligible == b.eligible
+                && a.min_approvals == b.min_approvals
+                && a.groups == b.groups
+        });
+        if clauses.is_empty() {
+            clauses.push(Clause {
+                rule: "opaque-shell".into(),
+                approvers: Vec::new(),
+                eligible: None,
+                min_approvals: 1,
+                groups: Vec::new(),
+            });
+        }
+        let timeout = approving
+            .iter()
+            .map(|r| {
+                r.approval
+                    .as_ref()
+                    .and_then(|a| a.timeout)
+                    .unwrap_or(self.default_timeout)
+            })
+            .min()
+            .unwrap_or(self.default_timeout);
+        Requirement {
+            min_approvals: clauses.iter().map(|c| c.min_approvals).max().unwrap_or(1),
+            allow_requester: false,
+            timeout,
+            backend: approving
+                .iter()
+                .find_map(|r| r.approval.as_ref().and_then(|a| a.backend.clone()))
+                .or_else(|| self.default_backend.clone()),
+            clauses,
+        }
     }
 
     fn requirement(&self, matched: &[RuleInfo]) -> Requirement {
@@ -688,6 +778,60 @@ fn added(paths: &[PathBuf]) -> Vec<Source> {
     paths.iter().cloned().map(Source::added).collect()
 }
 
+/// How many commands one argv may expand to before the rest is treated as unreadable.
+const MAX_COMMANDS: usize = 4096;
+
+/// Every command `argv` runs, itself first, and why part of it cannot be read, if it can't.
+fn read_commands(argv: &[String], at: &Place<'_>) -> (Vec<Vec<String>>, Option<String>) {
+    use crate::command::{shell, wrap};
+    use std::collections::HashSet;
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    let mut seen: HashSet<Vec<String>> = HashSet::new();
+    let mut opaque: Option<String> = None;
+    let mut push = |c: Vec<String>, commands: &mut Vec<Vec<String>>| {
+        if !c.is_empty() && seen.insert(c.clone()) {
+            commands.push(c);
+        }
+    };
+    push(argv.to_vec(), &mut commands);
+    let mut i = 0;
+    while i < commands.len() {
+        if commands.len() > MAX_COMMANDS {
+            opaque.get_or_insert_with(|| {
+                format!("more than {MAX_COMMANDS} commands: the rest is not read")
+            });
+            break;
+        }
+        let cmd = commands[i].clone();
+        i += 1;
+        if let Some(links) = at.links {
+            for name in links.other_names(&cmd[0]) {
+                let mut other = vec![name];
+                other.extend(cmd[1..].iter().cloned());
+                push(other, &mut commands);
+            }
+        }
+        for run in wrap::runs(&cmd) {
+            match run {
+                wrap::Run::Command(c) => push(c, &mut commands),
+                wrap::Run::Script(s) => {
+                    let script = shell::parse(&s);
+                    for c in script.commands {
+                        push(c, &mut commands);
+                    }
+                    if let Some(o) = script.opaque {
+                        opaque.get_or_insert(o);
+                    }
+                }
+                wrap::Run::Opaque(why) => {
+                    opaque.get_or_insert(why);
+                }
+            }
+        }
+    }
+    (commands, opaque)
+}
+
 /// Orders problems by file (in merge order), then position.
 fn sorted(paths: &[PathBuf], mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     diags.sort_by_key(|d| {
@@ -777,6 +921,63 @@ fn system_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn clause(eligible: Option<&[&str]>, min: u32, groups: &[(&str, &[&str])]) -> Clause {
+        let set = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+        Clause {
+            rule: "r".into(),
+            approvers: Vec::new(),
+            eligible: eligible.map(set),
+            min_approvals: min,
+            groups: groups
+                .iter()
+                .map(|(n, m)| GroupRequirement {
+                    name: n.to_string(),
+                    members: set(m),
+                })
+                .collect(),
+        }
+    }
+
+    fn req(clauses: Vec<Clause>, timeout: u64) -> Requirement {
+        Requirement {
+            min_approvals: clauses.iter().map(|c| c.min_approvals).max().unwrap_or(1),
+            allow_requester: false,
+            timeout: Duration::from_secs(timeout),
+            backend: None,
+            clauses,
+        }
+    }
+
+    #[test]
+    fn strictness_of_requirements() {
+        let sec: &[&str] = &["alice", "bob"];
+        let sre: &[&str] = &["carol", "dave"];
+        let two_sec = req(vec![clause(Some(sec), 2, &[("security", sec)])], 900);
+        let anyone = req(vec![clause(None, 1, &[])], 900);
+        let both = req(
+            vec![
+                clause(Some(sec), 2, &[("security", sec)]),
+                clause(Some(sre), 1, &[("sre", sre)]),
+            ],
+            600,
+        );
+        assert!(two_sec.at_least_as_strict_as(&anyone));
+        assert!(!anyone.at_least_as_strict_as(&two_sec));
+        assert!(both.at_least_as_strict_as(&two_sec));
+        assert!(!two_sec.at_least_as_strict_as(&both), "sre is not implied");
+        assert!(both.at_least_as_strict_as(&both));
+        // A longer wait, or letting the requester count, is looser.
+        let longer = req(both.clauses.clone(), 1200);
+        assert!(!longer.at_least_as_strict_as(&both));
+        let mut lenient = both.clone();
+        lenient.allow_requester = true;
+        assert!(!lenient.at_least_as_strict_as(&both));
+        assert!(both.at_least_as_strict_as(&lenient));
+        // Fewer approvals from the same people is looser.
+        let one_sec = req(vec![clause(Some(sec), 1, &[("security", sec)])], 900);
+        assert!(!one_sec.at_least_as_strict_as(&two_sec));
+    }
 
     #[test]
     fn required_bytes_are_in_every_match() {

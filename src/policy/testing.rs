@@ -28,6 +28,7 @@ pub fn run_cases(file: &PolicyFile, policy: &Policy) -> Vec<CaseOutcome> {
                     cwd: case.cwd.as_deref().unwrap_or("/"),
                     user: case.user.as_deref().unwrap_or("user"),
                     host: case.host.as_deref().unwrap_or("host"),
+                    links: None,
                 },
             );
             CaseOutcome {

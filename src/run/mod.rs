@@ -175,6 +175,14 @@ pub fn classify(policy: &Policy, req: &Request) -> Classification {
 /// Classifies a request; a policy error (exit 78) when the rules for its program cannot be
 /// compiled (a policy from [`load_policy_lazy`]).
 pub fn try_classify(policy: &Policy, req: &Request) -> Result<Classification, Error> {
+    // Programs reached through symlinks are classified under their targets' names too: find
+    // them as the command will (PATH, the home directory for `~/`, the working directory).
+    let process = identity::env_snapshot(&["PATH".to_owned(), "HOME".to_owned()]);
+    let links = crate::command::link::Resolver::new(
+        process.get("PATH").map(Into::into),
+        process.get("HOME").map(Into::into),
+        &req.view.command.cwd,
+    );
     Ok(policy.try_classify_argv(
         &req.argv,
         &crate::policy::Place {
@@ -182,6 +190,7 @@ pub fn try_classify(policy: &Policy, req: &Request) -> Result<Classification, Er
             cwd: &req.view.command.cwd,
             user: &req.view.requester.user,
             host: &req.view.requester.host,
+            links: Some(&links),
         },
     )?)
 }

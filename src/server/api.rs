@@ -432,6 +432,7 @@ pub async fn create(
             cwd: &body.cwd,
             user: &requester,
             host: &host,
+            links: None,
         },
     );
     let client_decision = match body.client.as_ref().map(|c| c.decision.as_str()) {
