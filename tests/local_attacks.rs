@@ -510,7 +510,7 @@ fn payload_changed_after_submission_approves_nothing() {
     let claimed = req["request"]["command"]["payload"][0]["sha256"].clone();
     assert!(claimed.is_string(), "{req}");
 
-    // The agent swaps the manifest, and writes the old hash back into the request file.
+    // The agent swaps the manifest; its request file still claims the old hash.
     let out = w.sh_as(
         "gt-agent",
         r#"printf 'kind: ClusterRoleBinding\n' > "$1""#,
