@@ -130,6 +130,25 @@ impl Output {
         self.data(&escape_text(text));
     }
 
+    /// Whether a person is at the keyboard: stdin and stderr are both terminals.
+    pub fn interactive(&self) -> bool {
+        std::io::stdin().is_terminal() && self.stderr_tty
+    }
+
+    /// Asks `question` on stderr and reads the answer from stdin: true only for `y` or `yes`.
+    pub fn ask(&self, question: &str) -> bool {
+        use std::io::BufRead;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{} [y/N] ", self.safe(question));
+        let _ = err.flush();
+        drop(err);
+        let mut answer = String::new();
+        if std::io::stdin().lock().read_line(&mut answer).is_err() {
+            return false;
+        }
+        matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    }
+
     /// `--json` on the run form: one object on stderr.
     pub fn json_stderr(&self, v: &serde_json::Value) {
         self.line(&v.to_string());

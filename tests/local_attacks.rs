@@ -315,6 +315,8 @@ struct Watched {
     rx: mpsc::Receiver<(bool, Vec<u8>)>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    /// Kept open while the process runs (see [`spawn_with_input`]).
+    stdin: Option<std::process::ChildStdin>,
 }
 
 fn spawn(mut c: Command) -> Watched {
@@ -343,6 +345,43 @@ fn spawn(mut c: Command) -> Watched {
         rx,
         stdout: Vec::new(),
         stderr: Vec::new(),
+        stdin: None,
+    }
+}
+
+/// Like [`spawn`], with `input` on stdin (then closed).
+fn spawn_with_input(mut c: Command, input: &str) -> Watched {
+    use std::io::Write;
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn");
+    // Typed ahead: the terminal holds it until gate reads. stdin stays open until the end, so
+    // `script` does not take its end for the end of the session.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let pipes: [(bool, Box<dyn Read + Send>); 2] = [
+        (false, Box::new(child.stdout.take().unwrap())),
+        (true, Box::new(child.stderr.take().unwrap())),
+    ];
+    for (is_err, mut pipe) in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 || tx.send((is_err, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Watched {
+        child,
+        rx,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        stdin: Some(stdin),
     }
 }
 
@@ -405,6 +444,7 @@ impl Watched {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        self.stdin.take();
         self.collect(Duration::from_secs(5));
         (status.code().unwrap_or(-1), self.stdout, self.stderr)
     }
@@ -463,8 +503,11 @@ fn rewritten_request_file_approves_nothing() {
         .status(0)
         .stdout_has("benign hello")
         .stdout_has("your policy differs");
-    // ...and approve what they see.
-    w.as_user("gt-alice", &["approve", &id]).status(0);
+    // ...and approve what they see; `gate approve` shows what it signs as it signs it.
+    w.as_user("gt-alice", &["approve", &id])
+        .status(0)
+        .stderr_has("approving this request")
+        .stderr_has("benign hello");
     w.as_user("gt-bob", &["approve", &id]).status(0);
 
     waiter.stderr_until("approved a different command", Duration::from_secs(10));
@@ -552,6 +595,44 @@ fn a_payload_the_approver_cannot_read_is_not_approved() {
         .status(77)
         .stderr_has("show me the manifest");
     assert_eq!(w.ran(), "");
+}
+
+#[test]
+fn an_approver_at_a_terminal_sees_what_it_signs_and_can_say_no() {
+    // The request file can change between `gate requests` and `gate approve`: at a terminal,
+    // `gate approve` shows what it is about to sign and signs only on `y`.
+    let w = world();
+    let mut waiter = w.request(&["--timeout", "30s", "--", "echo", "hi"]);
+    let req = w.wait_pending(&mut waiter);
+    let id = id_of(&req);
+    let gate_cmd = w.command_as("gt-alice", &["approve", &id]);
+    let line = std::iter::once(gate_cmd.get_program())
+        .chain(gate_cmd.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mine = w
+        .spool
+        .join(format!("{id}.{}.decision", user("gt-alice").uid));
+    for (answer, signed) in [("n\n", false), ("y\n", true)] {
+        // `script` gives gate a terminal; what it reads there is `answer`.
+        let mut c = Command::new("script");
+        c.args(["-qec", &line, "/dev/null"])
+            .env_clear()
+            .envs(gate_cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .current_dir(w.g.dir.path());
+        let mut watched = spawn_with_input(c, answer);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while watched.running() {
+            assert!(Instant::now() < deadline, "gate approve hung at the prompt");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ran = watched.finish(Duration::from_secs(5));
+        ran.stdout_has("exactly as shown above?")
+            .stdout_has("echo hi");
+        assert_eq!(mine.exists(), signed, "answer {answer:?}:\n{}", ran.stdout);
+    }
+    waiter.finish(Duration::from_secs(15)).status(0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -429,6 +429,27 @@ pub fn decide(
             ));
         }
     }
+    // What is signed is shown as it is signed: the file may have changed since `gate requests`.
+    if !out.quiet {
+        let mut block = Vec::new();
+        show_local(&mut block, &req, &seen);
+        out.raw_stderr(&format!(
+            "gate: {} this request:\n{}",
+            if approve { "approving" } else { "denying" },
+            block.join("\n")
+        ));
+    }
+    // An approver at a terminal confirms what it is about to sign; a script is not asked.
+    if approve
+        && out.interactive()
+        && !out.ask(&format!(
+            "approve request {} exactly as shown above?",
+            req.request.id
+        ))
+    {
+        out.info("not approved; nothing was written");
+        return Ok(1);
+    }
     let path = spool
         .decide(&req, approve, comment, me.uid, &me.user, &digest)
         .map_err(local_error)?;
