@@ -681,6 +681,42 @@ fn requester_cannot_delete_a_denial_before_the_next_poll() {
 }
 
 #[test]
+fn a_denial_survives_the_requester_hiding_its_request_from_the_approvers_cleanup() {
+    // Approvers' gates tidy away their own answers to requests that are gone. The requester
+    // can make its request look gone (and freeze its own waiting gate meanwhile): that must
+    // never take a denial with it.
+    let w = world();
+    let mut waiter = w.request(&["--timeout", "30s", "--", "echo", "hi"]);
+    let req = w.wait_pending(&mut waiter);
+    let id = id_of(&req);
+    nix::sys::signal::kill(waiter.pid(), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    w.as_user("gt-bob", &["deny", &id, "--reason", "no"])
+        .status(0);
+    let entry = w.spool.join(&id);
+    let hidden = w.spool.join(".hidden");
+    let mv = |from: &Path, to: &Path| {
+        let out = w.sh_as(
+            "gt-agent",
+            r#"mv "$1" "$2""#,
+            &[from.to_str().unwrap(), to.to_str().unwrap()],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    mv(&entry, &hidden);
+    w.as_user("gt-bob", &["requests"]).status(0);
+    mv(&hidden, &entry);
+    w.as_user("gt-alice", &["approve", &id]).status(0);
+    nix::sys::signal::kill(waiter.pid(), nix::sys::signal::Signal::SIGCONT).unwrap();
+    let ran = waiter.finish(Duration::from_secs(15));
+    ran.status(77).stderr_has("denied by gt-bob");
+    assert_eq!(ran.stdout, "");
+}
+
+#[test]
 fn a_spool_the_requester_controls_fails_at_once_with_how_to_make_a_shared_one() {
     let w = world();
     for case in [

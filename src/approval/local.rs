@@ -328,7 +328,7 @@ impl Spool {
                 continue;
             }
             if let Some((id, uid)) = decision_name(name) {
-                // Our own answers to requests that are gone: nobody else may remove them.
+                // Our own approvals of requests that are gone: nobody else may remove them.
                 if uid == me && !entries.iter().any(|n| n == id) {
                     remove_own(&root, name, me);
                 }
@@ -491,13 +491,21 @@ fn nonce() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// Removes a file of ours from the root (a decision whose request is gone).
+/// Removes an approval of ours whose request is gone. Never a denial: a requester can make its
+/// request directory disappear for a moment (and stop its own waiting gate meanwhile), and a
+/// denial an approver's own gate cleaned away would be a denial the waiting gate never sees.
+/// An approval only loosens, so losing one can only stop a command.
 fn remove_own(root: &OwnedFd, name: &str, me: u32) {
-    let ours = open_in(root, name, false)
-        .ok()
-        .and_then(|f| f.metadata().ok())
-        .is_some_and(|m| m.is_file() && m.uid() == me);
-    if ours {
+    let Ok(f) = open_in(root, name, false) else {
+        return;
+    };
+    let ours = f.metadata().is_ok_and(|m| m.is_file() && m.uid() == me);
+    let approval = ours
+        && read_small(&f, name)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<DecisionFile>(&b).ok())
+            .is_some_and(|d| d.decision == "approve");
+    if approval {
         let _ = unlinkat(root, name, UnlinkatFlags::NoRemoveDir);
     }
 }
