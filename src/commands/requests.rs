@@ -25,10 +25,7 @@ fn spool(
     let policy = match crate::run::load_policy(env, cli_policy) {
         Ok(p) => Some(p),
         Err(e) if env.spool.is_some() => {
-            out.warn(&format!(
-                "cannot classify requests with your policy: {}",
-                escape(&e.to_string())
-            ));
+            out.warn(&format!("cannot classify requests with your policy: {e}"));
             None
         }
         Err(e) => return Err(e),
