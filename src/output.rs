@@ -352,6 +352,29 @@ mod tests {
     }
 
     #[test]
+    fn no_character_survives_escape_as_a_control() {
+        // Every Unicode scalar value: what comes out is printable, and only ASCII was added.
+        for c in (0u32..=0x10FFFF).filter_map(char::from_u32) {
+            let s = c.to_string();
+            let e = escape(&s);
+            assert!(
+                !e.chars().any(needs_escape),
+                "U+{:04X} escaped to {e:?}",
+                c as u32
+            );
+            if needs_escape(c) {
+                assert!(
+                    e.starts_with('\\') && e.is_ascii(),
+                    "U+{:04X}: {e:?}",
+                    c as u32
+                );
+            } else {
+                assert_eq!(e, s);
+            }
+        }
+    }
+
+    #[test]
     fn plain_text_is_not_copied() {
         assert!(matches!(escape("gate approve 0192"), Cow::Borrowed(_)));
     }
