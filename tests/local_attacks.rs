@@ -723,10 +723,15 @@ fn a_spool_the_requester_controls_fails_at_once_with_how_to_make_a_shared_one() 
         "owned-by-the-requester",
         "world-writable-not-sticky",
         "group-writable-not-sticky",
+        "missing",
     ] {
         let own = w.agent.join(case);
-        std::fs::create_dir(&own).unwrap();
+        if case != "missing" {
+            std::fs::create_dir(&own).unwrap();
+        }
         match case {
+            // The per-user default is this: gate would make it, and the requester would own it.
+            "missing" => {}
             "owned-by-the-requester" => {
                 chown(&own, "gt-agent");
                 mode(&own, 0o1777);
@@ -752,9 +757,14 @@ fn a_spool_the_requester_controls_fails_at_once_with_how_to_make_a_shared_one() 
         );
         assert_eq!(ran.stdout, "", "{case}: ran");
         assert_eq!(
-            std::fs::read_dir(&own).unwrap().count(),
+            std::fs::read_dir(&own).map_or(0, |d| d.count()),
             0,
             "{case}: a request was left in an unsafe spool"
+        );
+        assert_eq!(
+            own.exists(),
+            case != "missing",
+            "{case}: made a spool of its own"
         );
     }
 }

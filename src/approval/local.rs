@@ -250,9 +250,18 @@ impl Spool {
         if !valid_id(&id) {
             return Err(LocalError::BadId(id));
         }
+        let requester = req.request.requester.uid;
+        if !self.root.exists() && requester != 0 {
+            // One the requester made itself would be one it could clear of decisions.
+            return Err(LocalError::Unsafe {
+                path: self.root.clone(),
+                why: "it does not exist, and one you made yourself would be yours to clear of \
+                      decisions"
+                    .into(),
+            });
+        }
         if !self.root.exists() {
-            // Only root can usefully make it here (anyone else would own it, which is unsafe):
-            // private, as before, for a root that asks on its own machine.
+            // Root can: private, as before, for a root that asks on its own machine.
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .create(&self.root)
@@ -261,7 +270,7 @@ impl Spool {
                 .map_err(io(&self.root))?;
         }
         let (root, meta) = self.open_root()?;
-        if let Some(why) = unsafe_root(&meta, req.request.requester.uid) {
+        if let Some(why) = unsafe_root(&meta, requester) {
             return Err(LocalError::Unsafe {
                 path: self.root.clone(),
                 why,
