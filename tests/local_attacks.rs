@@ -635,6 +635,36 @@ fn an_approver_at_a_terminal_sees_what_it_signs_and_can_say_no() {
     waiter.finish(Duration::from_secs(15)).status(0);
 }
 
+#[test]
+fn a_program_hidden_by_the_requesters_own_redaction_is_not_approved_unseen() {
+    let w = world();
+    // The agent adds a policy file of its own whose `redact` pattern hides the program.
+    let mine = w.agent.join("mine.yaml");
+    std::fs::write(&mine, "version: 1\ncontext: { redact: ['danger'] }\n").unwrap();
+    chown(&mine, "gt-agent");
+    let mut c = w.command_as("gt-agent", &["--timeout", "30s", "--", "danger", "--now"]);
+    c.env(
+        "GATE_POLICY",
+        format!("{}:{}", w.g.path("policy.yaml").display(), mine.display()),
+    );
+    let mut waiter = spawn(c);
+    let req = w.wait_pending(&mut waiter);
+    let id = id_of(&req);
+    assert_eq!(req["request"]["command"]["argv"][0], "[REDACTED]", "{req}");
+    w.as_user("gt-alice", &["requests"])
+        .status(0)
+        .stdout_has("you approve them unseen");
+    w.as_user("gt-alice", &["approve", &id])
+        .status(77)
+        .stderr_has("hidden by redaction");
+    w.as_user("gt-bob", &["approve", &id]).status(77);
+    assert!(waiter.running());
+    w.as_user("gt-bob", &["deny", &id, "--reason", "show me"])
+        .status(0);
+    waiter.finish(Duration::from_secs(15)).status(77);
+    assert_eq!(w.ran(), "");
+}
+
 // ---------------------------------------------------------------------------------------------
 // (b) The requester removes a denial before the waiting gate reads it.
 

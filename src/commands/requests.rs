@@ -14,6 +14,9 @@ use crate::output::{Output, escape};
 use crate::policy::{Classification, Place, Policy};
 use crate::request::{Payload, UnreadablePayload, shell_join};
 
+/// What redaction puts in place of what it hides (see `Policy::redact`).
+const REDACTED: &str = "[REDACTED]";
+
 /// The spool, and this user's policy to classify what it holds. The spool can come from the
 /// policy: then a broken policy is reported, not guessed around; with `GATE_SPOOL` set it is
 /// only a warning, and requests are shown without this user's classification.
@@ -250,7 +253,7 @@ fn show_local(lines: &mut Vec<String>, r: &SpoolRequest, seen: &Seen) {
         "  command:   {}",
         escape(&shell_join(&q.command.argv))
     ));
-    if q.command.argv.iter().any(|a| a.contains("[REDACTED]")) {
+    if q.command.argv.iter().any(|a| a.contains(REDACTED)) {
         lines.push(
             "  note:      parts of this command are redacted: you approve them unseen".into(),
         );
@@ -415,6 +418,27 @@ pub fn decide(
             });
         }
     };
+    // The requester's own policy chooses what is redacted; a program nobody can see is not
+    // something to sign.
+    if approve
+        && req
+            .request
+            .command
+            .argv
+            .first()
+            .is_none_or(|p| p.contains(REDACTED))
+    {
+        return Err(Error::Denied {
+            message: format!(
+                "not approving request {}: the program it runs is hidden by redaction, so you \
+                 cannot see what you would approve",
+                req.request.id
+            ),
+            hint: Some(
+                "deny it, or ask for it without a `redact` pattern that hides the program".into(),
+            ),
+        });
+    }
     if let Ok(c) = &seen.mine {
         let mine: Vec<String> = c.matched.iter().map(|m| m.name.clone()).collect();
         if mine != req.rules {
