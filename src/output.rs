@@ -2,7 +2,13 @@
 //! uv style (`error:` / `warning:` / `hint:`), the approval spinner on a terminal, a plain
 //! progress line every 30 s elsewhere, and colour decided in one place (`--color`, `NO_COLOR`).
 //! stdout is left to the child and to `--json` data.
+//!
+//! Text that came from a requester (argv, `--reason`, cwd, env values, file names in a spool)
+//! can carry terminal control sequences; [`escape`] makes every control and invisible
+//! direction-changing character visible, and every line gate writes to the terminal passes
+//! through it, so no requester can make gate draw something other than what it holds.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -66,17 +72,25 @@ impl Output {
         let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
 
+    /// A message gate composed, made safe for the terminal: its own line breaks stay.
+    fn safe<'a>(&self, msg: &'a str) -> Cow<'a, str> {
+        escape_text(msg)
+    }
+
     pub fn error(&self, msg: &str) {
+        let msg = self.safe(msg);
         let label = self.style(Style::new().red().bold()).apply_to("error");
         self.line(&format!("{label}: {msg}"));
     }
 
     pub fn hint(&self, msg: &str) {
+        let msg = self.safe(msg);
         let label = self.style(Style::new().cyan().bold()).apply_to("hint");
         self.line(&format!("{label}: {msg}"));
     }
 
     pub fn warn(&self, msg: &str) {
+        let msg = self.safe(msg);
         if !self.quiet {
             let label = self.style(Style::new().yellow().bold()).apply_to("warning");
             self.line(&format!("{label}: {msg}"));
@@ -85,6 +99,7 @@ impl Output {
 
     /// gate's own status lines (`gate: ...`), silenced by `-q`.
     pub fn info(&self, msg: &str) {
+        let msg = self.safe(msg);
         if !self.quiet {
             let label = self.style(Style::new().bold()).apply_to("gate");
             self.line(&format!("{label}: {msg}"));
@@ -94,19 +109,44 @@ impl Output {
     /// Details shown with `-v`.
     pub fn detail(&self, msg: &str) {
         if self.verbose > 0 && !self.quiet {
-            self.line(&format!("gate: {msg}"));
+            self.line(&format!("gate: {}", self.safe(msg)));
         }
     }
 
     /// Text an error message already formatted over several lines (policy diagnostics).
     pub fn raw_stderr(&self, text: &str) {
-        self.line(text);
+        self.line(&self.safe(text));
     }
 
     /// Data for machines or the reader: stdout. A closed pipe is not an error.
     pub fn data(&self, text: &str) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}");
+    }
+
+    /// Human-readable data (tables, explanations) on stdout: like [`Output::data`], but any
+    /// control character in it is shown escaped. Not for JSON: serde escapes that already.
+    pub fn text(&self, text: &str) {
+        self.data(&escape_text(text));
+    }
+
+    /// Whether a person is at the keyboard: stdin and stderr are both terminals.
+    pub fn interactive(&self) -> bool {
+        std::io::stdin().is_terminal() && self.stderr_tty
+    }
+
+    /// Asks `question` on stderr and reads the answer from stdin: true only for `y` or `yes`.
+    pub fn ask(&self, question: &str) -> bool {
+        use std::io::BufRead;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{} [y/N] ", self.safe(question));
+        let _ = err.flush();
+        drop(err);
+        let mut answer = String::new();
+        if std::io::stdin().lock().read_line(&mut answer).is_err() {
+            return false;
+        }
+        matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
     }
 
     /// `--json` on the run form: one object on stderr.
@@ -156,15 +196,17 @@ impl Waiter {
                 p.approvers.iter().cloned().collect::<Vec<_>>().join(", ")
             )
         };
-        let msg = format!(
+        // One line, always: a line break in it would let a spinner redraw leave text behind.
+        let msg = escape(&format!(
             "{} {} · {}/{} approvals{who} · {elapsed} · Ctrl-C to cancel",
             self.what,
             p.request_id,
             p.approvers.len(),
             p.needed
-        );
+        ))
+        .into_owned();
         for why in p.ignored.iter().skip(self.seen_ignored) {
-            let line = format!("gate: not counted: {why}");
+            let line = format!("gate: not counted: {}", escape(why));
             match &self.spinner {
                 Some(pb) => pb.println(line),
                 None if !self.quiet => eprintln!("{line}"),
@@ -191,5 +233,149 @@ impl Waiter {
         if let Some(pb) = self.spinner {
             pb.finish_and_clear();
         }
+    }
+}
+
+/// `s` with every character that could change what a terminal shows made visible: ESC as
+/// `\e`, CR as `\r`, LF as `\n`, TAB as `\t`, other C0 controls and DEL as `\xNN`, C1
+/// controls as `\u{9b}`, and invisible formatting characters — bidi overrides and isolates
+/// (U+202A–U+202E, U+2066–U+2069), marks (U+200E, U+200F, U+061C), zero-width and other
+/// format characters, line and paragraph separators, tag characters — as `\u{202e}` etc.
+/// For one field of requester text (an argument, a reason, a path): the result is one line.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    escape_with(s, false)
+}
+
+/// Like [`escape`] for text gate composed over several lines: LF and TAB are kept, every
+/// other control is escaped.
+pub fn escape_text(s: &str) -> Cow<'_, str> {
+    escape_with(s, true)
+}
+
+fn escape_with(s: &str, keep_lines: bool) -> Cow<'_, str> {
+    let kept = |c: char| keep_lines && (c == '\n' || c == '\t');
+    if !s.chars().any(|c| needs_escape(c) && !kept(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !needs_escape(c) || kept(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\x1b' => out.push_str("\\e"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Controls (Unicode Cc), and the characters that are invisible yet change how text around
+/// them is laid out or read: format characters (Cf) and the line/paragraph separators.
+fn needs_escape(c: char) -> bool {
+    if c.is_control() {
+        return true;
+    }
+    matches!(
+        c as u32,
+        0x00AD                      // soft hyphen
+        | 0x0600..=0x0605           // Arabic number signs
+        | 0x061C                    // Arabic letter mark
+        | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x115F | 0x1160 | 0x3164 | 0xFFA0 // Hangul fillers (render as nothing)
+        | 0x180E                    // Mongolian vowel separator
+        | 0x200B..=0x200F           // zero-width space/joiners, LRM, RLM
+        | 0x2028 | 0x2029           // line and paragraph separators
+        | 0x202A..=0x202E           // bidi embeddings and overrides
+        | 0x2060..=0x206F           // word joiner, invisible operators, bidi isolates, ...
+        | 0xFEFF                    // zero-width no-break space (BOM)
+        | 0xFFF9..=0xFFFB           // interlinear annotation
+        | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+        | 0xE0001 | 0xE0020..=0xE007F // tag characters
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_makes_every_terminal_control_visible() {
+        let cases: &[(&str, &str)] = &[
+            ("aws s3 ls", "aws s3 ls"),
+            ("héllo wörld ✓ 日本", "héllo wörld ✓ 日本"),
+            ("\x1b[2K\rbenign", "\\e[2K\\rbenign"),
+            ("a\nb\tc", "a\\nb\\tc"),
+            ("\x00\x07\x08\x7f", "\\x00\\x07\\x08\\x7f"),
+            ("\u{9b}31m\u{85}", "\\u{9b}31m\\u{85}"),
+            ("\u{202e}txt.exe", "\\u{202e}txt.exe"),
+            (
+                "\u{202a}\u{202b}\u{202c}\u{202d}",
+                "\\u{202a}\\u{202b}\\u{202c}\\u{202d}",
+            ),
+            (
+                "\u{2066}\u{2067}\u{2068}\u{2069}",
+                "\\u{2066}\\u{2067}\\u{2068}\\u{2069}",
+            ),
+            ("\u{200e}\u{200f}\u{61c}", "\\u{200e}\\u{200f}\\u{61c}"),
+            ("a\u{200b}b\u{feff}", "a\\u{200b}b\\u{feff}"),
+            ("x\u{2028}y\u{2029}", "x\\u{2028}y\\u{2029}"),
+            ("\u{e0041}\u{e007f}", "\\u{e0041}\\u{e007f}"),
+            ("back\\slash \\e stays", "back\\slash \\e stays"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(escape(input), *want, "escape({input:?})");
+            assert!(
+                !escape(input).chars().any(needs_escape),
+                "escape({input:?}) left a control"
+            );
+        }
+    }
+
+    #[test]
+    fn escape_text_keeps_line_breaks_and_nothing_else() {
+        let cases: &[(&str, &str)] = &[
+            ("one\ntwo\n", "one\ntwo\n"),
+            ("col\tcol", "col\tcol"),
+            ("ok\r\n", "ok\\r\n"),
+            ("\x1b]0;title\x07", "\\e]0;title\\x07"),
+            ("\u{202e}\n", "\\u{202e}\n"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(escape_text(input), *want, "escape_text({input:?})");
+        }
+    }
+
+    #[test]
+    fn no_character_survives_escape_as_a_control() {
+        // Every Unicode scalar value: what comes out is printable, and only ASCII was added.
+        for c in (0u32..=0x10FFFF).filter_map(char::from_u32) {
+            let s = c.to_string();
+            let e = escape(&s);
+            assert!(
+                !e.chars().any(needs_escape),
+                "U+{:04X} escaped to {e:?}",
+                c as u32
+            );
+            if needs_escape(c) {
+                assert!(
+                    e.starts_with('\\') && e.is_ascii(),
+                    "U+{:04X}: {e:?}",
+                    c as u32
+                );
+            } else {
+                assert_eq!(e, s);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_text_is_not_copied() {
+        assert!(matches!(escape("gate approve 0192"), Cow::Borrowed(_)));
     }
 }

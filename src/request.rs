@@ -136,6 +136,53 @@ impl Request {
     }
 }
 
+impl RequestView {
+    /// The digest an approver of a spooled request signs: [`digest`] over what the view
+    /// shows — its (redacted) argv, cwd, (redacted) context env and payload hashes. It equals
+    /// `digest` when nothing was redacted. The process holding the request computes it from
+    /// the view in its memory; an approver recomputes it from what it was shown
+    /// ([`RequestView::recompute_shown_digest`]), so a rewritten request file matches nothing.
+    pub fn shown_digest(&self) -> String {
+        digest(
+            &self.command.argv,
+            &self.command.cwd,
+            &self.context,
+            &self.command.payload,
+        )
+    }
+
+    /// [`RequestView::shown_digest`] as the calling user sees the request: the payload files
+    /// are hashed again by this process, never taken from the view. Fails when a payload the
+    /// requester could read cannot be read here: an approver must not sign what it cannot see.
+    pub fn recompute_shown_digest(&self) -> Result<(String, Vec<Payload>), UnreadablePayload> {
+        let cwd = Path::new(&self.command.cwd);
+        let mut seen = Vec::with_capacity(self.command.payload.len());
+        for p in &self.command.payload {
+            let sha256 = hash_file(&cwd.join(&p.path));
+            if sha256.is_none() && p.sha256.is_some() {
+                return Err(UnreadablePayload {
+                    path: p.path.clone(),
+                    cwd: self.command.cwd.clone(),
+                });
+            }
+            seen.push(Payload {
+                path: p.path.clone(),
+                sha256,
+            });
+        }
+        let d = digest(&self.command.argv, &self.command.cwd, &self.context, &seen);
+        Ok((d, seen))
+    }
+}
+
+/// A payload file the requester hashed but this user cannot read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot read the payload file `{path}` (in `{cwd}`) that the command would use")]
+pub struct UnreadablePayload {
+    pub path: String,
+    pub cwd: String,
+}
+
 /// SHA-256 over the canonical JSON of {argv, cwd, env, payload}.
 pub fn digest(
     argv: &[String],
@@ -153,6 +200,11 @@ pub fn digest(
 /// file below it with its relative path, in sorted order. `None` when it cannot be read.
 fn hash_file(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
+    // Only regular files and directories: a FIFO or a device would block or never end, and
+    // the path is the requester's to choose while approvers hash it too.
+    if !meta.is_dir() && !meta.is_file() {
+        return None;
+    }
     if meta.is_dir() {
         let mut entries = Vec::new();
         collect_files(path, Path::new(""), 0, &mut entries)?;
@@ -184,8 +236,11 @@ fn collect_files(
         let entry = entry.ok()?;
         let path = entry.path();
         let rel = rel.join(entry.file_name());
-        if path.is_dir() {
+        let meta = std::fs::metadata(&path).ok()?;
+        if meta.is_dir() {
             collect_files(&path, &rel, depth + 1, out)?;
+        } else if !meta.is_file() {
+            return None;
         } else {
             let bytes = std::fs::read(&path).ok()?;
             out.push((
@@ -245,6 +300,58 @@ mod tests {
         let before = hash_file(d.path()).unwrap();
         std::fs::write(d.path().join("sub/b.yaml"), "B").unwrap();
         assert_ne!(hash_file(d.path()).unwrap(), before);
+    }
+
+    #[test]
+    fn a_fifo_payload_is_unhashable_instead_of_blocking() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("p.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(hash_file(&fifo), None);
+        std::fs::write(d.path().join("real"), "x").unwrap();
+        assert_eq!(hash_file(d.path()), None, "a directory holding a FIFO");
+    }
+
+    #[test]
+    fn recomputed_digest_is_the_shown_digest_and_follows_the_payload() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("p.json"), "{}").unwrap();
+        let argv: Vec<String> = ["aws", "iam", "put-role-policy", "file://p.json"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let cwd = d.path().to_string_lossy().into_owned();
+        let payload = vec![Payload {
+            path: "p.json".into(),
+            sha256: hash_file(&d.path().join("p.json")),
+        }];
+        let view = RequestView {
+            id: "x".into(),
+            requester: Identity::current(),
+            command: CommandInfo {
+                argv: argv.clone(),
+                cwd: cwd.clone(),
+                executable: None,
+                payload: payload.clone(),
+            },
+            context: BTreeMap::new(),
+            reason: None,
+            digest: digest(&argv, &cwd, &BTreeMap::new(), &payload),
+        };
+        assert_eq!(view.shown_digest(), view.digest, "nothing redacted");
+        assert_eq!(
+            view.recompute_shown_digest().unwrap().0,
+            view.shown_digest()
+        );
+        // What the approver reads now, not what the request claims, goes into the digest.
+        std::fs::write(d.path().join("p.json"), r#"{"Effect":"Allow"}"#).unwrap();
+        assert_ne!(
+            view.recompute_shown_digest().unwrap().0,
+            view.shown_digest()
+        );
+        std::fs::remove_file(d.path().join("p.json")).unwrap();
+        let e = view.recompute_shown_digest().unwrap_err();
+        assert_eq!(e.path, "p.json");
     }
 
     #[test]

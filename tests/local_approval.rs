@@ -409,8 +409,9 @@ fn assert_approver(a: &Value, name: &str) {
     assert!(a["at"].as_str().is_some_and(|t| t.ends_with('Z')), "{a}");
 }
 
-/// A decision file written straight into the request directory as `name`, bypassing
-/// `gate approve` and its checks: what a user who reads the code could try.
+/// A decision file written straight into the spool as `name`, bypassing `gate approve` and its
+/// checks: what a user who reads the code could try. `file_name` is relative to the spool root
+/// (decisions live there, as `<id>.<uid>.decision`).
 fn forge(w: &World, as_name: &str, file_name: &str, req: &Value, decision: &str) {
     let body = json!({
         "request_id": id_of(req),
@@ -420,7 +421,7 @@ fn forge(w: &World, as_name: &str, file_name: &str, req: &Value, decision: &str)
         "at": "2026-01-01T00:00:00.000Z",
     })
     .to_string();
-    let path = w.spool_entry(&id_of(req)).join(file_name);
+    let path = w.spool.join(file_name);
     let u = users()[as_name];
     let out = Command::new("setpriv")
         .arg(format!("--reuid={}", u.uid))
@@ -455,7 +456,7 @@ fn root_forge(w: &World, file_name: &str, req: &Value) {
         "decision": "approve",
         "at": "2026-01-01T00:00:00.000Z",
     });
-    let path = w.spool_entry(&id_of(req)).join(file_name);
+    let path = w.spool.join(file_name);
     std::fs::write(&path, body.to_string()).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
@@ -527,9 +528,7 @@ fn same_approver_twice_counts_once() {
         .status(77)
         .stderr_has("already decided");
     // Nobody else can take alice's approval away or rewrite it (sticky directory, 0644 file).
-    let alice_file = w
-        .spool_entry(&id)
-        .join(format!("{}.decision", uid("gt-alice")));
+    let alice_file = w.spool.join(format!("{id}.{}.decision", uid("gt-alice")));
     let u = users()["gt-mallory"];
     for attack in [r#"rm -f "$1""#, r#"printf x > "$1""#, r#"mv "$1" "$1.x""#] {
         let out = Command::new("setpriv")
@@ -604,7 +603,7 @@ fn the_requesters_own_decision_file_never_counts_even_when_eligible() {
         .stderr_has("self-approval");
 
     // Bypass the CLI: write the decision file by hand, as the requester.
-    root_forge(&w, "0.decision", &req);
+    root_forge(&w, &format!("{id}.0.decision"), &req);
     waiter.stderr_until("not counted: root", Duration::from_secs(10));
     assert!(
         waiter.running(),
@@ -646,7 +645,7 @@ fn non_member_is_not_counted_and_cannot_pass_as_someone_else() {
     forge(
         &w,
         "gt-mallory",
-        &format!("{}.decision", uid("gt-alice")),
+        &format!("{id}.{}.decision", uid("gt-alice")),
         &req,
         "approve",
     );
@@ -656,7 +655,7 @@ fn non_member_is_not_counted_and_cannot_pass_as_someone_else() {
         "mallory's forged file approved the request"
     );
     // ...and a forged denial does not stop it either.
-    forge(&w, "gt-mallory", "x.decision", &req, "deny");
+    forge(&w, "gt-mallory", &format!("{id}.x.decision"), &req, "deny");
     w.as_user("gt-bob", &["approve", &id]).status(0);
     let ran = waiter.finish(Duration::from_secs(15));
     ran.status(0);

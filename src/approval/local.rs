@@ -3,19 +3,41 @@
 //! from the file's owner as the kernel reports it. Another ordinary user cannot forge that
 //! ownership, and the requester's own uid never counts unless the rule allows it.
 //!
-//! Layout: `<spool>/<id>/request.json` (the requester's), `<spool>/<id>/<uid>.decision` (one per
-//! approver). The request directory is sticky and writable by all (mode 1733): anyone may add
-//! a decision, nobody but its owner (and the requester, who owns the directory) may remove one,
-//! and nobody else can list the others' files.
+//! The requester is assumed hostile (an agent running as that OS user), so nothing it can
+//! write is trusted:
+//!
+//! - Layout, in a spool root an admin made — root-owned mode 1777, or group-owned 1770/3770:
+//!   `<root>/<id>/request.json` is the requester's (shown to approvers, never read back by the
+//!   waiting gate, which keeps its request in memory); `<root>/<id>.<uid>.decision` is one
+//!   approver's answer, created with `O_CREAT|O_EXCL|O_NOFOLLOW` in the sticky root, so the
+//!   requester can neither delete nor replace it. The waiting gate refuses a root the requester
+//!   owns, or one others can write that is not sticky.
+//! - Approvers sign what they see: the decision carries the digest the approver recomputed from
+//!   the request it was shown ([`crate::request::RequestView::recompute_shown_digest`]); the
+//!   waiting gate counts an approval only when that equals the digest of the request it holds.
+//!   A deny counts whatever it names, as long as it is for this request: it only tightens.
+//! - Ids become paths only after [`valid_id`]; spool entries whose name is not an id, or whose
+//!   `request.json` names another id or another owner, are skipped with a warning.
+//! - Every file the requester could have planted is opened relative to a directory descriptor,
+//!   with `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO cannot stall an approver), then checked
+//!   with `fstat` on what was actually opened.
 
 use std::collections::BTreeSet;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::{Deserialize, Serialize};
 
 use super::{Outcome, Progress};
@@ -24,6 +46,15 @@ use crate::audit::record::now;
 use crate::policy::Requirement;
 use crate::request::RequestView;
 
+/// How to make a spool approvers and requesters can share, for messages.
+pub const SHARED_SPOOL_HINT: &str = "an admin makes a shared spool once, e.g. \
+    `sudo install -d -m 1777 -o root /var/lib/gate/spool` (or, for one group, \
+    `sudo install -d -m 3770 -o root -g GROUP /var/lib/gate/spool`), and everyone points \
+    `GATE_SPOOL` or `backends.<name>.spool` (`kind: local`) at it";
+
+/// Largest request or decision file gate reads.
+const MAX_FILE: u64 = 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     #[error("cannot use the spool `{path}`: {source}")]
@@ -31,16 +62,20 @@ pub enum LocalError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "the spool `{0}` is writable by others but not sticky, so anyone could remove requests"
-    )]
-    Unsafe(PathBuf),
+    /// The spool is a place where the requester (or anyone) could remove or replace decisions.
+    #[error("the spool `{path}` is not safe for approvals: {why}")]
+    Unsafe { path: PathBuf, why: String },
     #[error("no pending request `{0}` in the spool `{1}`")]
     NotFound(String, PathBuf),
     #[error("`{0}` matches several requests; give more of the id")]
     Ambiguous(String),
-    #[error("the request file `{0}` is unreadable: {1}")]
-    BadRequest(PathBuf, String),
+    #[error(
+        "`{0}` is not a request id: ids are UUIDs like `0192e4a1-7c3b-7d2e-9f00-1234567890ab`, \
+         or a unique part of one (hex digits and `-`)"
+    )]
+    BadId(String),
+    #[error("the request `{0}` cannot be used: {1}")]
+    BadRequest(String, String),
     #[error("refused: {0}")]
     Refused(String),
 }
@@ -62,12 +97,38 @@ pub struct SpoolRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DecisionFile {
     pub request_id: String,
+    /// The digest the approver recomputed from what it was shown (`RequestView::shown_digest`).
     pub digest: String,
     /// `approve` or `deny`.
     pub decision: String,
     #[serde(default)]
     pub comment: Option<String>,
     pub at: String,
+}
+
+/// A request id as gate makes them: a UUID in its lower-case hyphenated form, nothing else —
+/// so it can never be `..`, hold a `/` or a NUL, or name anything but one spool entry.
+pub fn valid_id(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::parse_str(s).is_ok_and(|u| u.hyphenated().to_string() == s)
+}
+
+/// A part of an id someone typed (`gate approve 7c3b9f00`): hex digits and `-` only.
+fn valid_fragment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 36
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
+}
+
+/// `<id>.<uid>.decision`, and the `<id>.<uid>.<nonce>.decision` an approver falls back to when
+/// somebody planted a file under its name: `(id, uid)`.
+fn decision_name(name: &str) -> Option<(&str, u32)> {
+    let rest = name.strip_suffix(".decision")?;
+    let (id, rest) = rest.split_once('.')?;
+    let uid = rest.split('.').next()?;
+    (valid_id(id) && !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| Some((id, uid.parse().ok()?)))
+        .flatten()
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +143,83 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
     }
 }
 
+fn errno(e: Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+/// Opens `name` in `dir` without following a symlink there, for reading.
+fn open_in(dir: &OwnedFd, name: &str, directory: bool) -> Result<File, Errno> {
+    let mut flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    if directory {
+        flags |= OFlag::O_DIRECTORY;
+    }
+    openat(dir, name, flags, Mode::empty()).map(File::from)
+}
+
+/// The names in a directory, read through its descriptor (not its path, which can change).
+fn names(dir: &OwnedFd) -> Result<Vec<String>, Errno> {
+    let mut d = Dir::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut out = Vec::new();
+    for e in d.iter() {
+        let e = e?;
+        let n = OsStr::from_bytes(e.file_name().to_bytes());
+        if n == "." || n == ".." {
+            continue;
+        }
+        // Names gate makes are ASCII; anything else is shown (escaped) but never used as a path.
+        out.push(n.to_string_lossy().into_owned());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads a whole small file through its descriptor.
+fn read_small(f: &File, what: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{what}: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(format!("{what}: larger than {MAX_FILE} bytes"));
+    }
+    Ok(bytes)
+}
+
+/// Why a spool root is unsafe for `requester_uid`'s requests, or `None` when it is safe: its
+/// owner must not be the requester (root excepted: root can remove anything anyway), and a
+/// root others can write must be sticky, so nobody removes what somebody else wrote.
+fn unsafe_root(meta: &std::fs::Metadata, requester_uid: u32) -> Option<String> {
+    let mode = meta.permissions().mode();
+    if !meta.is_dir() {
+        return Some("it is not a directory".into());
+    }
+    if meta.uid() == requester_uid && requester_uid != 0 {
+        let who = crate::identity::user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string());
+        return Some(format!(
+            "it is owned by you ({who}), so you could remove an approver's denial or replace \
+             an approval; approvals need a spool the requester does not own"
+        ));
+    }
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Some(format!(
+            "it is writable by {} but not sticky (mode {:04o}), so anyone could remove the \
+             decisions in it",
+            if mode & 0o002 != 0 {
+                "others"
+            } else {
+                "its group"
+            },
+            mode & 0o7777
+        ));
+    }
+    None
+}
+
 impl Spool {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Spool { root: root.into() }
@@ -91,117 +229,196 @@ impl Spool {
         &self.root
     }
 
-    /// Makes the spool if missing (private to this user) and refuses one anybody could tamper with.
-    fn ensure(&self) -> Result<(), LocalError> {
-        if !self.root.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.root)
-                .map_err(io(&self.root))?;
+    /// Opens the spool root. Its path is resolved once; from then on everything goes through
+    /// the descriptor, so renaming or re-pointing the path changes nothing for this process.
+    fn open_root(&self) -> Result<(OwnedFd, std::fs::Metadata), LocalError> {
+        let f = File::open(&self.root).map_err(io(&self.root))?;
+        let meta = f.metadata().map_err(io(&self.root))?;
+        if !meta.is_dir() {
+            return Err(LocalError::Io {
+                path: self.root.clone(),
+                source: std::io::Error::from_raw_os_error(Errno::ENOTDIR as i32),
+            });
         }
-        let meta = fs::metadata(&self.root).map_err(io(&self.root))?;
-        let mode = meta.permissions().mode();
-        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-            return Err(LocalError::Unsafe(self.root.clone()));
-        }
-        Ok(())
+        Ok((OwnedFd::from(f), meta))
     }
 
-    /// Puts a request in the spool; the returned guard removes it when dropped.
+    /// Puts a request in the spool; the returned guard removes it when dropped. Refuses a
+    /// spool that would let the requester remove or replace decisions.
     pub fn submit(&self, req: &SpoolRequest) -> Result<PendingRequest, LocalError> {
-        self.ensure()?;
-        let dir = self.root.join(&req.request.id);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io(&dir))?;
-        let guard = PendingRequest { dir: dir.clone() };
-        let body = serde_json::to_vec_pretty(req).map_err(|e| io(&dir)(e.into()))?;
-        let file = dir.join("request.json");
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&file)
-            .map_err(io(&file))?;
+        let id = req.request.id.clone();
+        if !valid_id(&id) {
+            return Err(LocalError::BadId(id));
+        }
+        let requester = req.request.requester.uid;
+        if !self.root.exists() && requester != 0 {
+            // One the requester made itself would be one it could clear of decisions.
+            return Err(LocalError::Unsafe {
+                path: self.root.clone(),
+                why: "it does not exist, and one you made yourself would be yours to clear of \
+                      decisions"
+                    .into(),
+            });
+        }
+        if !self.root.exists() {
+            // Root can: private, as before, for a root that asks on its own machine.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .create(&self.root)
+                .map_err(io(&self.root))?;
+            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(&self.root))?;
+        }
+        let (root, meta) = self.open_root()?;
+        if let Some(why) = unsafe_root(&meta, requester) {
+            return Err(LocalError::Unsafe {
+                path: self.root.clone(),
+                why,
+            });
+        }
+        let dir_path = self.root.join(&id);
+        nix::sys::stat::mkdirat(&root, id.as_str(), Mode::from_bits_truncate(0o700))
+            .map_err(|e| io(&dir_path)(errno(e)))?;
+        let guard = PendingRequest {
+            root,
+            root_path: self.root.clone(),
+            id: id.clone(),
+        };
+        let dir = openat(
+            &guard.root,
+            id.as_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io(&dir_path)(errno(e)))?;
+        let file = dir_path.join("request.json");
+        let body = serde_json::to_vec_pretty(req).map_err(|e| io(&file)(e.into()))?;
+        let mut f = File::from(
+            openat(
+                &dir,
+                "request.json",
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map_err(|e| io(&file)(errno(e)))?,
+        );
         f.write_all(&body).map_err(io(&file))?;
         f.sync_all().map_err(io(&file))?;
-        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).map_err(io(&file))?;
-        // Only now let others in: a request is never visible half-written.
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1733)).map_err(io(&dir))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io(&file))?;
+        // Only now let others in: a request is never visible half-written. Nobody else writes
+        // here: decisions go to the (sticky, not requester-owned) root.
+        File::from(dir)
+            .set_permissions(std::fs::Permissions::from_mode(0o755))
+            .map_err(io(&dir_path))?;
         Ok(guard)
     }
 
-    /// Requests whose waiting gate is still alive.
-    pub fn pending(&self) -> Result<Vec<SpoolRequest>, LocalError> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&self.root)(e)),
+    /// Requests whose waiting gate is still alive, and a warning for each entry that is not a
+    /// usable request (shown to the reader; never a reason to fail the whole listing).
+    pub fn pending(&self) -> Result<(Vec<SpoolRequest>, Vec<String>), LocalError> {
+        let (root, _) = match self.open_root() {
+            Ok(r) => r,
+            Err(LocalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            Err(e) => return Err(e),
         };
+        let entries = names(&root).map_err(|e| io(&self.root)(errno(e)))?;
+        let me = nix::unistd::getuid().as_raw();
         let mut out = Vec::new();
-        for e in entries.flatten() {
-            if let Ok(r) = self.load_dir(&e.path())
-                && process_alive(r.pid)
-            {
-                out.push(r);
+        let mut warnings = Vec::new();
+        for name in &entries {
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some((id, uid)) = decision_name(name) {
+                // Our own approvals of requests that are gone: nobody else may remove them.
+                if uid == me && !entries.iter().any(|n| n == id) {
+                    remove_own(&root, name, me);
+                }
+                continue;
+            }
+            if !valid_id(name) {
+                warnings.push(format!(
+                    "skipping `{name}` in the spool `{}`: not a request id",
+                    self.root.display()
+                ));
+                continue;
+            }
+            match load_entry(&root, name) {
+                Ok(r) if process_alive(r.pid) => out.push(r),
+                Ok(_) => {}
+                Err(why) => warnings.push(format!(
+                    "skipping `{name}` in the spool `{}`: {why}",
+                    self.root.display()
+                )),
             }
         }
         out.sort_by(|a, b| a.created.cmp(&b.created));
-        Ok(out)
+        Ok((out, warnings))
     }
 
-    fn load_dir(&self, dir: &Path) -> Result<SpoolRequest, LocalError> {
-        let file = dir.join("request.json");
-        let bytes = fs::read(&file).map_err(io(&file))?;
-        serde_json::from_slice(&bytes).map_err(|e| LocalError::BadRequest(file, e.to_string()))
-    }
-
-    /// Finds a pending request by its id or a unique prefix or suffix of it.
+    /// Finds a pending request by its id, or a unique prefix or suffix of it among the pending
+    /// requests. What the user typed becomes a path only once it is a whole valid id.
     pub fn find(&self, id: &str) -> Result<SpoolRequest, LocalError> {
-        let not_found = || LocalError::NotFound(id.to_owned(), self.root.clone());
-        if id.is_empty() || id.contains('/') || id.starts_with('.') {
-            return Err(not_found());
+        let typed = id.trim().to_ascii_lowercase();
+        if valid_id(&typed) {
+            let (root, _) = self.open_root()?;
+            return match load_entry(&root, &typed) {
+                Ok(r) => Ok(r),
+                Err(_) if matches!(open_in(&root, &typed, true), Err(Errno::ENOENT)) => {
+                    Err(LocalError::NotFound(typed, self.root.clone()))
+                }
+                Err(why) => Err(LocalError::BadRequest(typed, why)),
+            };
         }
-        let exact = self.root.join(id);
-        if exact.join("request.json").exists() {
-            return self.load_dir(&exact);
+        if !valid_fragment(&typed) {
+            return Err(LocalError::BadId(id.to_owned()));
         }
         let hits: Vec<SpoolRequest> = self
             .pending()?
+            .0
             .into_iter()
-            .filter(|r| r.request.id.starts_with(id) || r.request.id.ends_with(id))
+            .filter(|r| r.request.id.starts_with(&typed) || r.request.id.ends_with(&typed))
             .collect();
         match hits.len() {
-            0 => Err(not_found()),
+            0 => Err(LocalError::NotFound(typed, self.root.clone())),
             1 => Ok(hits.into_iter().next().expect("one")),
-            _ => Err(LocalError::Ambiguous(id.to_owned())),
+            _ => Err(LocalError::Ambiguous(typed)),
         }
     }
 
-    /// Writes this user's decision on a request. Eligibility is checked here only to give the
-    /// approver a clear answer; the waiting gate checks again from the file's owner.
+    /// Writes this user's decision on `req`, signing `digest` — the digest the caller
+    /// recomputed from what it showed. Eligibility is checked here only to give the approver a
+    /// clear answer; the waiting gate checks again from the file's owner. Returns the path of
+    /// the decision file.
     pub fn decide(
         &self,
-        id: &str,
+        req: &SpoolRequest,
         approve: bool,
         comment: Option<String>,
         me_uid: u32,
         me: &str,
-    ) -> Result<SpoolRequest, LocalError> {
-        let req = self.find(id)?;
+        digest: &str,
+    ) -> Result<PathBuf, LocalError> {
+        let id = &req.request.id;
+        if !valid_id(id) {
+            return Err(LocalError::BadId(id.clone()));
+        }
         if !process_alive(req.pid) {
             return Err(LocalError::Refused(format!(
-                "request {} is no longer waiting (its gate process has ended)",
-                req.request.id
+                "request {id} is no longer waiting (its gate process has ended)"
             )));
         }
         if me_uid == req.request.requester.uid && !req.requirement.allow_requester {
             return Err(LocalError::Refused(format!(
-                "you ({me}) asked for request {} yourself; self-approval is not allowed, \
-                 and the request stays pending for another approver",
-                req.request.id
+                "you ({me}) asked for request {id} yourself; self-approval is not allowed, \
+                 and the request stays pending for another approver"
             )));
         }
         if !req.requirement.counts(me) {
@@ -211,62 +428,173 @@ impl Spool {
                 .map(|e| e.into_iter().collect::<Vec<_>>().join(", "))
                 .unwrap_or_default();
             return Err(LocalError::Refused(format!(
-                "{me} is not an eligible approver of request {} (eligible: {eligible})",
-                req.request.id
+                "{me} is not an eligible approver of request {id} (eligible: {eligible})"
             )));
         }
         if now_unix() > req.expires_unix {
-            return Err(LocalError::Refused(format!(
-                "request {} has expired",
-                req.request.id
-            )));
+            return Err(LocalError::Refused(format!("request {id} has expired")));
         }
-        let dir = self.root.join(&req.request.id);
+        let (root, _) = self.open_root()?;
         let d = DecisionFile {
-            request_id: req.request.id.clone(),
-            digest: req.request.digest.clone(),
+            request_id: id.clone(),
+            digest: digest.to_owned(),
             decision: if approve { "approve" } else { "deny" }.into(),
             comment,
             at: now(),
         };
-        let final_path = dir.join(format!("{me_uid}.decision"));
-        if final_path.exists() {
-            return Err(LocalError::Refused(format!(
-                "you have already decided request {}",
-                req.request.id
-            )));
+        let body = serde_json::to_vec(&d).map_err(|e| io(&self.root)(e.into()))?;
+        let mine = format!("{id}.{me_uid}.decision");
+        let mut name = mine.clone();
+        for attempt in 0..4 {
+            let path = self.root.join(&name);
+            // O_EXCL: never through a symlink or into a file somebody planted under this name.
+            let created = openat(
+                &root,
+                name.as_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            );
+            match created {
+                Ok(fd) => {
+                    let mut f = File::from(fd);
+                    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+                        .map_err(io(&path))?;
+                    f.write_all(&body).map_err(io(&path))?;
+                    f.sync_all().map_err(io(&path))?;
+                    return Ok(path);
+                }
+                Err(Errno::EEXIST) if attempt == 0 => {
+                    let st = nix::sys::stat::fstatat(
+                        &root,
+                        name.as_str(),
+                        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| io(&path)(errno(e)))?;
+                    let regular = st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG;
+                    if st.st_uid == me_uid && regular {
+                        return Err(LocalError::Refused(format!(
+                            "you have already decided request {id}"
+                        )));
+                    }
+                    // Planted by someone else: its owner, not its name, is what counts, so
+                    // answer under a name nobody can guess.
+                    name = format!("{id}.{me_uid}.{}.decision", nonce());
+                }
+                Err(Errno::EEXIST) => name = format!("{id}.{me_uid}.{}.decision", nonce()),
+                Err(e) => return Err(io(&path)(errno(e))),
+            }
         }
-        let tmp = dir.join(format!(".{me_uid}.{}.tmp", std::process::id()));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        let body = serde_json::to_vec(&d).map_err(|e| io(&tmp)(e.into()))?;
-        f.write_all(&body).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(io(&tmp))?;
-        fs::rename(&tmp, &final_path).map_err(io(&final_path))?;
-        Ok(req)
+        Err(LocalError::Io {
+            path: self.root.join(mine),
+            source: std::io::Error::from_raw_os_error(Errno::EEXIST as i32),
+        })
     }
+}
+
+fn nonce() -> String {
+    // v7 with 74 random bits: nobody plants a file under this name in advance.
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// Removes an approval of ours whose request is gone. Never a denial: a requester can make its
+/// request directory disappear for a moment (and stop its own waiting gate meanwhile), and a
+/// denial an approver's own gate cleaned away would be a denial the waiting gate never sees.
+/// An approval only loosens, so losing one can only stop a command.
+fn remove_own(root: &OwnedFd, name: &str, me: u32) {
+    let Ok(f) = open_in(root, name, false) else {
+        return;
+    };
+    let ours = f.metadata().is_ok_and(|m| m.is_file() && m.uid() == me);
+    let approval = ours
+        && read_small(&f, name)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<DecisionFile>(&b).ok())
+            .is_some_and(|d| d.decision == "approve");
+    if approval {
+        let _ = unlinkat(root, name, UnlinkatFlags::NoRemoveDir);
+    }
+}
+
+/// Reads `<root>/<name>/request.json` without following links, and believes it only as far as
+/// the kernel backs it: the file must be a regular file owned by the directory's owner, the
+/// requester it names must be that owner, and the id it names must be the directory's.
+fn load_entry(root: &OwnedFd, name: &str) -> Result<SpoolRequest, String> {
+    let dir = open_in(root, name, true).map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR => "not a directory (a link or a file)".to_owned(),
+        e => errno(e).to_string(),
+    })?;
+    let dir_meta = dir.metadata().map_err(|e| e.to_string())?;
+    let dir = OwnedFd::from(dir);
+    let f = open_in(&dir, "request.json", false).map_err(|e| match e {
+        Errno::ELOOP => "its request.json is a symbolic link; not read".to_owned(),
+        e => format!("request.json: {}", errno(e)),
+    })?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("its request.json is not a regular file".into());
+    }
+    if meta.uid() != dir_meta.uid() {
+        return Err(format!(
+            "its request.json belongs to uid {}, the directory to uid {}",
+            meta.uid(),
+            dir_meta.uid()
+        ));
+    }
+    let bytes = read_small(&f, "request.json")?;
+    let r: SpoolRequest =
+        serde_json::from_slice(&bytes).map_err(|e| format!("bad request.json: {e}"))?;
+    if r.request.id != name {
+        return Err("its request.json names another request id".into());
+    }
+    let owner = meta.uid();
+    let owner_name = crate::identity::user_name(owner).unwrap_or_else(|| owner.to_string());
+    if r.request.requester.uid != owner || owner_name != r.request.requester.user {
+        return Err(format!(
+            "its request.json claims to come from {} (uid {}), but uid {owner} wrote it",
+            r.request.requester.user, r.request.requester.uid
+        ));
+    }
+    Ok(r)
 }
 
 /// Removes the request from the spool when the wait ends, however it ends.
 #[derive(Debug)]
 pub struct PendingRequest {
-    dir: PathBuf,
+    /// The spool root as opened at submission: the path may change, this does not.
+    root: OwnedFd,
+    root_path: PathBuf,
+    id: String,
 }
 
 impl Drop for PendingRequest {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        if let Ok(dir) = open_in(&self.root, &self.id, true) {
+            let dir = OwnedFd::from(dir);
+            if let Ok(entries) = names(&dir) {
+                for n in entries {
+                    let _ = unlinkat(&dir, n.as_str(), UnlinkatFlags::NoRemoveDir);
+                }
+            }
+        }
+        let _ = unlinkat(&self.root, self.id.as_str(), UnlinkatFlags::RemoveDir);
     }
+}
+
+/// Decision files sorted out by one scan.
+struct Scan {
+    approvals: Vec<Approver>,
+    denial: Option<(Approver, String)>,
+    ignored: Vec<String>,
 }
 
 impl PendingRequest {
     /// Waits until the requirement is met, an eligible approver denies, the deadline passes
-    /// or `cancel` is set. Polls the request directory every 100 ms.
+    /// or `cancel` is set. Polls the spool every 100 ms. `req` is the request as this process
+    /// holds it: decisions are checked against it, never against the file in the spool.
     pub fn wait(
         &self,
         req: &SpoolRequest,
@@ -275,107 +603,139 @@ impl PendingRequest {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<Outcome, LocalError> {
         let start = Instant::now();
+        let digest = req.request.shown_digest();
         loop {
-            let (approvals, denial, ignored) = self.scan(req)?;
-            let names: BTreeSet<String> = approvals.iter().map(|a| a.principal.clone()).collect();
-            if let Some((by, reason)) = denial {
+            let scan = self.scan(req, &digest)?;
+            let names: BTreeSet<String> =
+                scan.approvals.iter().map(|a| a.principal.clone()).collect();
+            // Any eligible denial ends the wait at once: once seen, nothing can take it back.
+            if let Some((by, reason)) = scan.denial {
                 return Ok(Outcome::Denied {
                     by,
                     reason,
-                    approvals,
+                    approvals: scan.approvals,
                 });
             }
             if req.requirement.satisfied_by(&names) {
-                return Ok(Outcome::Approved(approvals));
+                return Ok(Outcome::Approved(scan.approvals));
             }
             progress(&Progress {
                 request_id: req.request.id.clone(),
                 elapsed: start.elapsed(),
                 approvers: names,
                 needed: req.requirement.min_approvals,
-                ignored,
+                ignored: scan.ignored,
             });
             if cancel.load(Ordering::SeqCst) {
-                return Ok(Outcome::Cancelled(approvals));
+                return Ok(Outcome::Cancelled(scan.approvals));
             }
             if start.elapsed() >= timeout {
-                return Ok(Outcome::TimedOut(approvals));
+                return Ok(Outcome::TimedOut(scan.approvals));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    /// Reads every decision file and sorts it into counted approvals, a denial, or ignored.
-    #[allow(clippy::type_complexity)]
-    fn scan(
-        &self,
-        req: &SpoolRequest,
-    ) -> Result<(Vec<Approver>, Option<(Approver, String)>, Vec<String>), LocalError> {
-        let mut approvals: Vec<Approver> = Vec::new();
-        let mut denial = None;
-        let mut ignored = Vec::new();
-        let entries = fs::read_dir(&self.dir).map_err(io(&self.dir))?;
-        let mut paths: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "decision"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            match read_decision(&path, req) {
-                Ok((uid, principal, d)) => {
-                    let approver = Approver {
-                        principal: principal.clone(),
-                        uid: Some(uid),
-                        at: d.at.clone(),
-                        via: "local".into(),
-                        comment: d.comment.clone(),
-                    };
-                    if uid == req.request.requester.uid && !req.requirement.allow_requester {
-                        ignored.push(format!("{principal}: the requester cannot approve"));
-                    } else if !req.requirement.counts(&principal) {
-                        ignored.push(format!("{principal}: not an eligible approver"));
-                    } else if d.decision == "deny" {
-                        let reason = d.comment.clone().unwrap_or_default();
-                        denial.get_or_insert((approver, reason));
-                    } else if !approvals.iter().any(|a| a.principal == principal) {
-                        approvals.push(approver);
-                    }
+    /// Reads every decision file for this request and sorts it into counted approvals, a
+    /// denial, or ignored (with why).
+    fn scan(&self, req: &SpoolRequest, digest: &str) -> Result<Scan, LocalError> {
+        let mut s = Scan {
+            approvals: Vec::new(),
+            denial: None,
+            ignored: Vec::new(),
+        };
+        let entries = names(&self.root).map_err(|e| io(&self.root_path)(errno(e)))?;
+        let prefix = format!("{}.", self.id);
+        for name in entries
+            .iter()
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(".decision"))
+        {
+            let (uid, principal, d) = match read_decision(&self.root, name, req) {
+                Ok(Some(x)) => x,
+                Ok(None) => continue,
+                Err(why) => {
+                    s.ignored.push(why);
+                    continue;
                 }
-                Err(why) => ignored.push(why),
+            };
+            let approver = Approver {
+                principal: principal.clone(),
+                uid: Some(uid),
+                at: d.at.clone(),
+                via: "local".into(),
+                comment: d.comment.clone(),
+            };
+            if uid == req.request.requester.uid && !req.requirement.allow_requester {
+                s.ignored
+                    .push(format!("{principal}: the requester cannot approve"));
+            } else if !req.requirement.counts(&principal) {
+                s.ignored
+                    .push(format!("{principal}: not an eligible approver"));
+            } else if d.decision == "deny" {
+                let reason = d.comment.clone().unwrap_or_default();
+                s.denial.get_or_insert((approver, reason));
+            } else if d.digest != digest {
+                s.ignored.push(format!(
+                    "{principal}: approved a different command than the one waiting \
+                     (the request file was changed after it was submitted)"
+                ));
+            } else if !s.approvals.iter().any(|a| a.principal == principal) {
+                s.approvals.push(approver);
             }
         }
-        Ok((approvals, denial, ignored))
+        Ok(s)
     }
 }
 
-/// Reads one decision file, trusting only what the kernel says about it: its owner.
-fn read_decision(path: &Path, req: &SpoolRequest) -> Result<(u32, String, DecisionFile), String> {
-    let name = path.display();
-    let meta = fs::symlink_metadata(path).map_err(|e| format!("{name}: {e}"))?;
-    if !meta.file_type().is_file() {
+/// Reads one decision file, trusting only what the kernel says about it: its owner. `None`
+/// for a file still being written (empty, or cut short, and only just made).
+#[allow(clippy::type_complexity)]
+fn read_decision(
+    root: &OwnedFd,
+    name: &str,
+    req: &SpoolRequest,
+) -> Result<Option<(u32, String, DecisionFile)>, String> {
+    let f = open_in(root, name, false).map_err(|e| match e {
+        Errno::ELOOP => format!("{name}: a symbolic link, not followed"),
+        e => format!("{name}: {}", errno(e)),
+    })?;
+    let meta = f.metadata().map_err(|e| format!("{name}: {e}"))?;
+    if !meta.is_file() {
         return Err(format!("{name}: not a regular file"));
-    }
-    // A hard link to someone else's file would borrow their ownership.
-    if meta.nlink() != 1 {
-        return Err(format!("{name}: has several links"));
-    }
-    if meta.len() > 64 * 1024 {
-        return Err(format!("{name}: too large"));
     }
     let uid = meta.uid();
     let principal = crate::identity::user_name(uid)
         .ok_or_else(|| format!("{name}: uid {uid} has no user name"))?;
-    let bytes = fs::read(path).map_err(|e| format!("{name}: {e}"))?;
-    let d: DecisionFile =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{name}: bad decision file: {e}"))?;
-    if d.request_id != req.request.id || d.digest != req.request.digest {
-        return Err(format!("{name}: decides another request or command"));
+    let bytes = read_small(&f, name)?;
+    let fresh = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < Duration::from_secs(2));
+    let d: DecisionFile = match serde_json::from_slice(&bytes) {
+        Ok(d) => d,
+        Err(_) if fresh => return Ok(None),
+        Err(e) => return Err(format!("{principal}: bad decision file {name}: {e}")),
+    };
+    if d.request_id != req.request.id {
+        return Err(format!("{principal}: {name} decides another request"));
     }
-    if d.decision != "approve" && d.decision != "deny" {
-        return Err(format!("{name}: unknown decision `{}`", d.decision));
+    match d.decision.as_str() {
+        // A denial only tightens: it counts however it got here.
+        "deny" => {}
+        "approve" => {
+            // A file others can write, or a hard link to one, would lend its owner's name to
+            // whoever wrote into it.
+            if meta.permissions().mode() & 0o022 != 0 {
+                return Err(format!("{principal}: {name} is writable by others"));
+            }
+            if meta.nlink() != 1 {
+                return Err(format!("{principal}: {name} has several links"));
+            }
+        }
+        other => return Err(format!("{principal}: unknown decision `{other}` in {name}")),
     }
-    Ok((uid, principal, d))
+    Ok(Some((uid, principal, d)))
 }
 
 pub fn now_unix() -> u64 {
@@ -386,10 +746,105 @@ pub fn now_unix() -> u64 {
 }
 
 fn process_alive(pid: u32) -> bool {
-    use nix::errno::Errno;
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None) {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // 0 and negative pids address process groups, not one process.
+    if pid <= 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
         Ok(()) => true,
         Err(Errno::EPERM) => true,
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_gates_own_id_form_is_an_id() {
+        let good = uuid::Uuid::now_v7().to_string();
+        assert!(valid_id(&good));
+        for bad in [
+            "",
+            "..",
+            ".",
+            "../../../x",
+            "/etc/passwd",
+            "a/b",
+            "x\0y",
+            &good.to_uppercase(),
+            &good.replace('-', ""),
+            &format!("{{{good}}}"),
+            &format!("urn:uuid:{good}"),
+            &format!("{good}/"),
+            &format!("{good}/../x"),
+            &format!(" {good}"),
+        ] {
+            assert!(!valid_id(bad), "{bad:?} passed as an id");
+        }
+    }
+
+    #[test]
+    fn fragments_are_hex_and_dashes_only() {
+        for ok in ["7c3b", "0192e4a1-7c3b", "-9f00"] {
+            assert!(valid_fragment(ok), "{ok:?}");
+        }
+        for bad in ["", "..", "7c3b/..", "x", "7c3b\0", &"a".repeat(37), "7C3B"] {
+            assert!(!valid_fragment(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decision_names_parse_only_in_gates_form() {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert_eq!(
+            decision_name(&format!("{id}.1001.decision")),
+            Some((id.as_str(), 1001))
+        );
+        assert_eq!(
+            decision_name(&format!("{id}.1001.0af3.decision")),
+            Some((id.as_str(), 1001))
+        );
+        for bad in [
+            format!("{id}.decision"),
+            format!("{id}.x.decision"),
+            format!("../{id}.1.decision"),
+            "x.1.decision".to_owned(),
+            format!("{id}.1.json"),
+        ] {
+            assert_eq!(decision_name(&bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_spool_the_requester_owns_or_anyone_can_clear_is_unsafe() {
+        let d = tempfile::tempdir().unwrap();
+        let me = nix::unistd::getuid().as_raw();
+        let set = |mode| {
+            std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+            std::fs::metadata(d.path()).unwrap()
+        };
+        // Owned by someone else (here: a uid that is not the requester's).
+        let other = me.wrapping_add(1);
+        assert_eq!(unsafe_root(&set(0o1777), other), None);
+        assert_eq!(unsafe_root(&set(0o3770), other), None);
+        assert_eq!(unsafe_root(&set(0o755), other), None);
+        assert!(
+            unsafe_root(&set(0o777), other)
+                .unwrap()
+                .contains("not sticky")
+        );
+        assert!(unsafe_root(&set(0o770), other).unwrap().contains("group"));
+        if me != 0 {
+            assert!(
+                unsafe_root(&set(0o1777), me)
+                    .unwrap()
+                    .contains("owned by you")
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::config::Env;
 use crate::error::Error;
-use crate::output::Output;
+use crate::output::{Output, escape};
 use crate::policy::Decision;
 use crate::run::{build_request, load_policy_lazy, try_classify};
 
@@ -45,22 +45,27 @@ pub fn check(
     }
     let mut lines = Vec::new();
     lines.push(format!("decision: {}", class.decision.as_str()));
+    // The argv is whoever typed it (an agent's, through a hook): shown with controls escaped.
     lines.push(format!(
         "command:  {}",
-        crate::request::shell_join(&req.view.command.argv)
+        escape(&crate::request::shell_join(&req.view.command.argv))
     ));
     let words: Vec<String> = req.words.iter().map(|w| policy.redact(w)).collect();
-    lines.push(format!("words:    {}", words.join(" ")));
+    lines.push(format!("words:    {}", escape(&words.join(" "))));
     if class.commands.len() > 1 {
         lines.push("runs:".into());
         for c in &class.commands {
             let shown: Vec<String> = c.iter().map(|w| policy.redact(w)).collect();
-            lines.push(format!("  - {}", crate::request::shell_join(&shown)));
+            lines.push(format!(
+                "  - {}",
+                escape(&crate::request::shell_join(&shown))
+            ));
         }
     }
     if let Some(why) = &class.opaque {
         lines.push(format!(
-            "opaque:   {why}; `defaults.opaque_shell` is `{}`",
+            "opaque:   {}; `defaults.opaque_shell` is `{}`",
+            escape(why),
             policy.opaque_shell.as_str()
         ));
     }
@@ -153,8 +158,8 @@ pub fn check(
         );
     }
     if let Err(e) = executable {
-        lines.push(format!("note:     {e}"));
+        lines.push(format!("note:     {}", escape(&e.to_string())));
     }
-    out.data(&lines.join("\n"));
+    out.text(&lines.join("\n"));
     Ok(0)
 }

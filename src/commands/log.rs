@@ -75,7 +75,11 @@ pub fn show(env: &Env, out: &Output, o: ShowOptions, cli_policy: &[PathBuf]) -> 
         let short = r
             .request_id
             .as_deref()
-            .map(|id| &id[id.len().saturating_sub(12)..])
+            // By characters: an id from a tampered log need not be ASCII.
+            .map(|id| {
+                let start = id.char_indices().rev().nth(11).map_or(0, |(i, _)| i);
+                &id[start..]
+            })
             .unwrap_or("-");
         let (user, outcome, what) = match r.kind {
             Kind::Genesis => (
@@ -172,12 +176,20 @@ pub fn show(env: &Env, out: &Output, o: ShowOptions, cli_policy: &[PathBuf]) -> 
             Kind::Repair => "repair",
             Kind::Event => "event",
         };
+        // Everything in a record but its kind and seq came from a request, a chat payload or
+        // a file: shown with controls escaped, one line per record.
         lines.push(format!(
             "{:>5}  {:<24} {:<8} {:<13} {:<10} {:<9} {}",
-            r.seq, r.ts, kind, short, user, outcome, what
+            r.seq,
+            crate::output::escape(&r.ts),
+            kind,
+            crate::output::escape(short),
+            crate::output::escape(&user),
+            crate::output::escape(&outcome),
+            crate::output::escape(&what)
         ));
     }
-    out.data(&lines.join("\n"));
+    out.text(&lines.join("\n"));
     Ok(0)
 }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Cancel, RunOptions, Verdict, deciding_names, stop};
 use crate::approval::Outcome;
-use crate::approval::local::{Spool, SpoolRequest, now_unix};
+use crate::approval::local::{LocalError, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix};
 use crate::audit::Approver;
 use crate::config::Env;
 use crate::error::Error;
@@ -99,9 +99,22 @@ fn wait_local(
         expires_unix: now_unix() + timeout.as_secs(),
         pid: std::process::id(),
     };
-    // An unusable spool stops the command (exit 78), but the decision is still recorded.
+    // A spool the requester could clear of decisions gives no decision (75); one that cannot
+    // be used at all is a configuration error (78). Either way nothing runs, and the decision
+    // is still recorded.
     let pending = match spool.submit(&spooled) {
         Ok(p) => p,
+        Err(e @ LocalError::Unsafe { .. }) => {
+            let m = e.to_string();
+            return Ok(Err(stop(
+                "error",
+                m.clone(),
+                Error::NoDecision {
+                    message: m,
+                    hint: Some(SHARED_SPOOL_HINT.to_owned()),
+                },
+            )));
+        }
         Err(e) => {
             let m = e.to_string();
             return Ok(Err(stop(
@@ -109,14 +122,16 @@ fn wait_local(
                 m.clone(),
                 Error::config_hint(
                     m,
-                    "set `GATE_SPOOL` or `backends.<name>.spool` to a directory you can write",
+                    format!(
+                        "set `GATE_SPOOL` or `backends.<name>.spool` to a shared spool: {SHARED_SPOOL_HINT}"
+                    ),
                 ),
             )));
         }
     };
     out.info(&format!(
         "{} needs {} approval{} (rule {}); waiting as request {}",
-        shell_join(&req.view.command.argv),
+        crate::output::escape(&shell_join(&req.view.command.argv)),
         requirement.min_approvals,
         if requirement.min_approvals == 1 {
             ""
