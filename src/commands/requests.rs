@@ -215,6 +215,9 @@ fn see(policy: Option<&Policy>, r: &SpoolRequest) -> Seen {
                     cwd: &q.command.cwd,
                     user: &q.requester.user,
                     host: &q.requester.host,
+                    // The requester's PATH is not at hand here: its own gate classifies the
+                    // symlinked names; this reading is what the approver is shown.
+                    links: None,
                 },
             )
             .map_err(|e| e.to_string()),
