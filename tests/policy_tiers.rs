@@ -779,3 +779,48 @@ fn opaque_approval_is_validated_like_an_approval() {
         "{err}"
     );
 }
+
+/// `gate check --json -- bash -c SCRIPT` under `sys` as the system tier: the clause names.
+fn opaque_clauses(sys: &str, script: &str) -> (Value, Vec<String>) {
+    let r = Gate::new()
+        .system_policy("10-base.yaml", sys)
+        .args(&["check", "--json", "--", "bash", "-c", script])
+        .run();
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let rules = v["requirement"]["clauses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no requirement: {v}"))
+        .iter()
+        .map(|c| c["rule"].as_str().unwrap().to_owned())
+        .collect();
+    (v, rules)
+}
+
+/// `defaults.opaque_approval` in the system tier decides who approves what gate cannot read;
+/// the readable part of the script still needs its own rules' approvals.
+#[test]
+fn system_opaque_approval_replaces_the_derived_requirement_but_keeps_matched_rules() {
+    let base = format!(
+        "{SYSTEM}  - name: kube\n    match: {{ program: kubectl }}\n    decision: approve\n    approval: {{ approvers: [sre] }}\n"
+    )
+    .replace(
+        "groups:\n  security: [alice, bob]\n",
+        "groups:\n  security: [alice, bob]\n  sre: [carol]\n  ops: [dave]\n",
+    );
+    let sys = base.replace(
+        "rules:\n",
+        "defaults:\n  opaque_approval: { approvers: [ops] }\nrules:\n",
+    );
+    // Opaque alone: the ops clause, not every rule's clause.
+    let (v, rules) = opaque_clauses(&sys, "eval \"$X\"");
+    assert_eq!(v["decision"], "approve");
+    assert_eq!(rules, ["opaque-approval"], "{v}");
+    // With a readable IAM write: the IAM rule's two security approvals still count.
+    let (v, rules) = opaque_clauses(&sys, "aws iam put-role-policy --role-name x; eval \"$X\"");
+    assert_eq!(rules, ["iam-writes", "opaque-approval"], "{v}");
+    assert_eq!(v["requirement"]["min_approvals"], 2, "{v}");
+    // Without it, the derived requirement names every approve rule of the policy.
+    let (v, rules) = opaque_clauses(&base, "eval \"$X\"");
+    assert_eq!(rules, ["iam-writes", "kube"], "{v}");
+}

@@ -122,7 +122,7 @@ fn never_easier(
         && rewritten
             .requirement
             .as_ref()
-            .is_none_or(|r| r.at_least_as_strict_as(&policy.opaque_requirement()))
+            .is_none_or(|r| r.at_least_as_strict_as(&policy.opaque_requirement(&rewritten.matched)))
     {
         return Ok(());
     }

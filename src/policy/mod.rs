@@ -527,7 +527,7 @@ impl Policy {
         let by_default = decision == by_parts && parts.iter().all(|p| p.by_default);
         let requirement = (decision == Decision::Approve).then(|| match &opaque {
             // What gate cannot read may be any command the policy names.
-            Some(_) => self.opaque_requirement(),
+            Some(_) => self.opaque_requirement(&matched),
             None => self.requirement(&matched),
         });
         Ok(Classification {
@@ -550,9 +550,35 @@ impl Policy {
     /// must contribute), the largest `min_approvals`, the shortest timeout, the requester never
     /// counting. With no `approve` rule, one approval from anyone but the requester.
     ///
-    /// `defaults.opaque_approval` (a system-tier setting) plugs in here: when the system tier
-    /// names one, it replaces this derived requirement.
-    pub fn opaque_requirement(&self) -> Requirement {
+    /// When the system tier names `defaults.opaque_approval`, that clause replaces the derived
+    /// one, together with the clauses of the rules the readable part of the command matched.
+    pub fn opaque_requirement(&self, matched: &[RuleInfo]) -> Requirement {
+        if let Some(a) = &self.opaque_approval {
+            let mut r = if matched.iter().any(|r| r.decision == Decision::Approve) {
+                let mut r = self.requirement(matched);
+                r.clauses.retain(|c| c.rule != "defaults");
+                r
+            } else {
+                Requirement {
+                    clauses: Vec::new(),
+                    min_approvals: 1,
+                    allow_requester: false,
+                    timeout: self.default_timeout,
+                    backend: self.default_backend.clone(),
+                }
+            };
+            r.clauses.push(Clause {
+                rule: "opaque-approval".into(),
+                approvers: a.approvers.clone(),
+                eligible: a.eligible.clone(),
+                min_approvals: a.min_approvals,
+                groups: a.groups.clone(),
+            });
+            r.min_approvals = r.min_approvals.max(a.min_approvals);
+            // The requester of a command nobody could read never approves it.
+            r.allow_requester = false;
+            return r;
+        }
         let approving: Vec<&RuleInfo> = self
             .rules
             .iter()
