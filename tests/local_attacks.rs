@@ -1054,6 +1054,51 @@ fn control_sequences_in_argv_and_reason_are_escaped_in_gate_requests() {
 }
 
 #[test]
+fn control_sequences_never_reach_the_requesters_terminal_raw() {
+    // On a terminal the waiting gate draws a spinner (its own escape sequences); what the
+    // requester wrote must still arrive escaped. Nobody approves, so the status lines, the
+    // spinner and the final error all get drawn.
+    let w = world();
+    let mut args = vec![
+        "--timeout",
+        "2s",
+        "--reason",
+        "\u{1b}]0;owned-reason\u{7}",
+        "--",
+        "echo",
+    ];
+    args.extend(TRICKS);
+    let gate_cmd = w.command_as("gt-agent", &args);
+    let line = std::iter::once(gate_cmd.get_program())
+        .chain(gate_cmd.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap().replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = Command::new("script");
+    c.args(["-qec", &line, "/dev/null"])
+        .env_clear()
+        .envs(gate_cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("TERM", "xterm")
+        .current_dir(&w.agent);
+    let (status, stdout, _) = spawn_with_input(c, "").finish_raw(Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&stdout);
+    assert_eq!(status, 75, "{text}");
+    assert!(text.contains("waiting as request"), "{text:?}");
+    for raw in [
+        "\u{1b}[2K\rbenign",
+        "\u{1b}]0;owned",
+        "\u{9b}1A",
+        "\u{202e}",
+    ] {
+        assert!(
+            !text.contains(raw),
+            "{raw:?} reached the terminal raw:\n{text:?}"
+        );
+    }
+    assert!(text.contains("\\e]0;owned\\x07"), "{text:?}");
+}
+
+#[test]
 fn check_and_log_show_escape_control_sequences() {
     let g = Gate::new().policy("version: 1\ndefaults: { decision: allow }\n");
     let mut argv = vec!["--", "true"];
