@@ -194,12 +194,20 @@ impl World {
 
     /// `gate ARGS` as `name`, with only the environment that user would have.
     fn command_as(&self, name: &str, args: &[&str]) -> Command {
+        self.command_in(name, None, args)
+    }
+
+    /// Like [`World::command_as`], with `group` as the one supplementary group.
+    fn command_in(&self, name: &str, group: Option<u32>, args: &[&str]) -> Command {
         let u = user(name);
         let mut c = Command::new("setpriv");
         c.arg(format!("--reuid={}", u.uid))
-            .arg(format!("--regid={}", u.gid))
-            .arg("--clear-groups")
-            .arg("--")
+            .arg(format!("--regid={}", u.gid));
+        match group {
+            Some(g) => c.arg(format!("--groups={g}")),
+            None => c.arg("--clear-groups"),
+        };
+        c.arg("--")
             .arg(&self.bin)
             .args(args)
             .env_clear()
@@ -797,6 +805,64 @@ fn a_spool_the_requester_controls_fails_at_once_with_how_to_make_a_shared_one() 
             "{case}: made a spool of its own"
         );
     }
+}
+
+#[test]
+fn a_group_owned_spool_works_for_its_members_only() {
+    // The documented second form: `install -d -m 3770 -o root -g GROUP`.
+    let group = "gt-gate";
+    if nix::unistd::Group::from_name(group)
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        let _ = Command::new("groupadd").arg(group).output();
+    }
+    let gid = nix::unistd::Group::from_name(group)
+        .unwrap()
+        .expect("groupadd gt-gate")
+        .gid
+        .as_raw();
+    let w = world();
+    let spool = w.g.path("group-spool");
+    std::fs::create_dir(&spool).unwrap();
+    std::os::unix::fs::chown(&spool, Some(0), Some(gid)).unwrap();
+    mode(&spool, 0o3770);
+    let with = |mut c: Command| {
+        c.env("GATE_SPOOL", &spool);
+        c
+    };
+    let mut waiter = spawn(with(w.command_in(
+        "gt-agent",
+        Some(gid),
+        &["--timeout", "30s", "--", "echo", "grouped"],
+    )));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let id = loop {
+        let listed = spawn(with(w.command_in(
+            "gt-alice",
+            Some(gid),
+            &["requests", "--json"],
+        )))
+        .finish(Duration::from_secs(30));
+        listed.status(0);
+        if let Some(l) = listed.stdout.lines().next() {
+            break id_of(&serde_json::from_str(l).unwrap());
+        }
+        assert!(waiter.running(), "{}", waiter.stderr_text());
+        assert!(Instant::now() < deadline, "the request never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // bob is not in the group: he cannot even see it.
+    let bob =
+        spawn(with(w.command_as("gt-bob", &["approve", &id]))).finish(Duration::from_secs(30));
+    assert_ne!(bob.status, 0, "{}", bob.stderr);
+    spawn(with(w.command_in("gt-alice", Some(gid), &["approve", &id])))
+        .finish(Duration::from_secs(30))
+        .status(0);
+    let ran = waiter.finish(Duration::from_secs(15));
+    ran.status(0);
+    assert_eq!(ran.stdout, "grouped\n");
 }
 
 // ---------------------------------------------------------------------------------------------
