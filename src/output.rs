@@ -171,7 +171,7 @@ impl Output {
             what: what.to_owned(),
             last_line: None,
             every: Duration::from_secs(30),
-            seen_ignored: 0,
+            seen_ignored: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -182,7 +182,8 @@ pub struct Waiter {
     what: String,
     last_line: Option<Instant>,
     every: Duration,
-    seen_ignored: usize,
+    /// Reasons already shown: each is said once, whatever order later scans list them in.
+    seen_ignored: std::collections::BTreeSet<String>,
 }
 
 impl Waiter {
@@ -205,7 +206,10 @@ impl Waiter {
             p.needed
         ))
         .into_owned();
-        for why in p.ignored.iter().skip(self.seen_ignored) {
+        for why in &p.ignored {
+            if !self.seen_ignored.insert(why.clone()) {
+                continue;
+            }
             let line = format!("gate: not counted: {}", escape(why));
             match &self.spinner {
                 Some(pb) => pb.println(line),
@@ -213,7 +217,6 @@ impl Waiter {
                 None => {}
             }
         }
-        self.seen_ignored = self.seen_ignored.max(p.ignored.len());
         match &self.spinner {
             Some(pb) => pb.set_message(msg),
             None => {

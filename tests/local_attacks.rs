@@ -194,12 +194,20 @@ impl World {
 
     /// `gate ARGS` as `name`, with only the environment that user would have.
     fn command_as(&self, name: &str, args: &[&str]) -> Command {
+        self.command_in(name, None, args)
+    }
+
+    /// Like [`World::command_as`], with `group` as the one supplementary group.
+    fn command_in(&self, name: &str, group: Option<u32>, args: &[&str]) -> Command {
         let u = user(name);
         let mut c = Command::new("setpriv");
         c.arg(format!("--reuid={}", u.uid))
-            .arg(format!("--regid={}", u.gid))
-            .arg("--clear-groups")
-            .arg("--")
+            .arg(format!("--regid={}", u.gid));
+        match group {
+            Some(g) => c.arg(format!("--groups={g}")),
+            None => c.arg("--clear-groups"),
+        };
+        c.arg("--")
             .arg(&self.bin)
             .args(args)
             .env_clear()
@@ -799,6 +807,64 @@ fn a_spool_the_requester_controls_fails_at_once_with_how_to_make_a_shared_one() 
     }
 }
 
+#[test]
+fn a_group_owned_spool_works_for_its_members_only() {
+    // The documented second form: `install -d -m 3770 -o root -g GROUP`.
+    let group = "gt-gate";
+    if nix::unistd::Group::from_name(group)
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        let _ = Command::new("groupadd").arg(group).output();
+    }
+    let gid = nix::unistd::Group::from_name(group)
+        .unwrap()
+        .expect("groupadd gt-gate")
+        .gid
+        .as_raw();
+    let w = world();
+    let spool = w.g.path("group-spool");
+    std::fs::create_dir(&spool).unwrap();
+    std::os::unix::fs::chown(&spool, Some(0), Some(gid)).unwrap();
+    mode(&spool, 0o3770);
+    let with = |mut c: Command| {
+        c.env("GATE_SPOOL", &spool);
+        c
+    };
+    let mut waiter = spawn(with(w.command_in(
+        "gt-agent",
+        Some(gid),
+        &["--timeout", "30s", "--", "echo", "grouped"],
+    )));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let id = loop {
+        let listed = spawn(with(w.command_in(
+            "gt-alice",
+            Some(gid),
+            &["requests", "--json"],
+        )))
+        .finish(Duration::from_secs(30));
+        listed.status(0);
+        if let Some(l) = listed.stdout.lines().next() {
+            break id_of(&serde_json::from_str(l).unwrap());
+        }
+        assert!(waiter.running(), "{}", waiter.stderr_text());
+        assert!(Instant::now() < deadline, "the request never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // bob is not in the group: he cannot even see it.
+    let bob =
+        spawn(with(w.command_as("gt-bob", &["approve", &id]))).finish(Duration::from_secs(30));
+    assert_ne!(bob.status, 0, "{}", bob.stderr);
+    spawn(with(w.command_in("gt-alice", Some(gid), &["approve", &id])))
+        .finish(Duration::from_secs(30))
+        .status(0);
+    let ran = waiter.finish(Duration::from_secs(15));
+    ran.status(0);
+    assert_eq!(ran.stdout, "grouped\n");
+}
+
 // ---------------------------------------------------------------------------------------------
 // (c) Ids that are paths; files that are links.
 
@@ -1051,6 +1117,51 @@ fn control_sequences_in_argv_and_reason_are_escaped_in_gate_requests() {
     assert_eq!(status, 0);
     // The requester's own progress and status lines are escaped too.
     assert_no_raw_controls("the waiting gate's stderr", &stderr);
+}
+
+#[test]
+fn control_sequences_never_reach_the_requesters_terminal_raw() {
+    // On a terminal the waiting gate draws a spinner (its own escape sequences); what the
+    // requester wrote must still arrive escaped. Nobody approves, so the status lines, the
+    // spinner and the final error all get drawn.
+    let w = world();
+    let mut args = vec![
+        "--timeout",
+        "2s",
+        "--reason",
+        "\u{1b}]0;owned-reason\u{7}",
+        "--",
+        "echo",
+    ];
+    args.extend(TRICKS);
+    let gate_cmd = w.command_as("gt-agent", &args);
+    let line = std::iter::once(gate_cmd.get_program())
+        .chain(gate_cmd.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap().replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = Command::new("script");
+    c.args(["-qec", &line, "/dev/null"])
+        .env_clear()
+        .envs(gate_cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("TERM", "xterm")
+        .current_dir(&w.agent);
+    let (status, stdout, _) = spawn_with_input(c, "").finish_raw(Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&stdout);
+    assert_eq!(status, 75, "{text}");
+    assert!(text.contains("waiting as request"), "{text:?}");
+    for raw in [
+        "\u{1b}[2K\rbenign",
+        "\u{1b}]0;owned",
+        "\u{9b}1A",
+        "\u{202e}",
+    ] {
+        assert!(
+            !text.contains(raw),
+            "{raw:?} reached the terminal raw:\n{text:?}"
+        );
+    }
+    assert!(text.contains("\\e]0;owned\\x07"), "{text:?}");
 }
 
 #[test]

@@ -49,8 +49,9 @@ use crate::request::RequestView;
 /// How to make a spool approvers and requesters can share, for messages.
 pub const SHARED_SPOOL_HINT: &str = "an admin makes a shared spool once, e.g. \
     `sudo install -d -m 1777 -o root /var/lib/gate/spool` (or, for one group, \
-    `sudo install -d -m 3770 -o root -g GROUP /var/lib/gate/spool`), and everyone points \
-    `GATE_SPOOL` or `backends.<name>.spool` (`kind: local`) at it";
+    `sudo install -d -m 3770 -o root -g GROUP /var/lib/gate/spool`), and requesters and \
+    approvers point `GATE_SPOOL` or `backends.local.spool` (the `spool` of a `kind: local` \
+    backend) at it";
 
 /// Largest request or decision file gate reads.
 const MAX_FILE: u64 = 1024 * 1024;

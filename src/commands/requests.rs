@@ -14,6 +14,9 @@ use crate::output::{Output, escape};
 use crate::policy::{Classification, Place, Policy};
 use crate::request::{Payload, UnreadablePayload, shell_join};
 
+/// At most this many "skipping ..." warnings from one listing.
+const MAX_WARNINGS: usize = 20;
+
 /// What redaction puts in place of what it hides (see `Policy::redact`).
 const REDACTED: &str = "[REDACTED]";
 
@@ -165,8 +168,15 @@ pub fn list(
     }
     let (spool, policy) = spool(env, out, cli_policy)?;
     let (pending, warnings) = spool.pending().map_err(local_error)?;
-    for w in &warnings {
+    // Anyone who can write the spool can fill it with junk: say so, without a flood.
+    for w in warnings.iter().take(MAX_WARNINGS) {
         out.warn(&escape(w));
+    }
+    if warnings.len() > MAX_WARNINGS {
+        out.warn(&format!(
+            "... and {} more entries in the spool that are not usable requests",
+            warnings.len() - MAX_WARNINGS
+        ));
     }
     if as_json {
         for r in &pending {
