@@ -1259,3 +1259,29 @@ fn a_full_disk_under_the_server_log_takes_no_decision() {
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
 }
+
+#[test]
+fn log_verify_wants_the_key_of_the_backend_the_approval_was_routed_to() {
+    let a = approved_run();
+    // The policy also pins a second server, whose key signs a copy of the statement.
+    let other = Key::new("gate/other", 5);
+    let policy = std::fs::read_to_string(a.policy()).unwrap().replace(
+        "backends:\n",
+        &format!(
+            "backends:\n  other: {{ kind: server, url: \"http://127.0.0.1:9\", key: \"{}\" }}\n",
+            other.vkey()
+        ),
+    );
+    std::fs::write(a.policy(), policy).unwrap();
+    let (status, report) = a.verify(&["--policy", &a.policy()]);
+    assert_eq!(status, 0, "{report:#}");
+    let seq = a.tamper(|r| {
+        let text = note_text(r["decision"]["statement"].as_str().unwrap());
+        r["decision"]["statement"] = json!(other.sign(&text));
+    });
+    violation(
+        a.verify(&["--policy", &a.policy()]),
+        seq,
+        "not signed by the trusted server key",
+    );
+}

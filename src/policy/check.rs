@@ -221,23 +221,29 @@ impl Checker<'_> {
             },
             "server" => {
                 let url = need("url", &mut self.d);
-                let key = server_key;
-                if key.is_none() {
-                    self.d.error_hint(
-                        v.pos,
-                        "a `server` backend needs `key`: the verifier key its decisions must be signed with",
-                        "`gate login URL` (or `gate serve key` on the server) prints it; add `key: \"<vkey>\"`",
-                    );
-                }
-                let (key, kpos) = key?;
-                if let Err(why) = check_vkey(&key) {
-                    self.d.error_hint(
-                        kpos,
-                        format!("`key` is not a server verifier key: {why}"),
-                        "copy it as `gate login URL` or `gate serve key` prints it: `<name>+<8 hex>+<base64>`",
-                    );
-                    return None;
-                }
+                // A missing or bad key is reported here; the backend is still defined (with
+                // the key as written) so rules naming it are not reported as well. A policy
+                // with errors is never used.
+                let key = match server_key {
+                    None => {
+                        self.d.error_hint(
+                            v.pos,
+                            "a `server` backend needs `key`: the verifier key its decisions must be signed with",
+                            "`gate login URL` (or `gate serve key` on the server) prints it; add `key: \"<vkey>\"`",
+                        );
+                        String::new()
+                    }
+                    Some((key, kpos)) => {
+                        if let Err(why) = check_vkey(&key) {
+                            self.d.error_hint(
+                                kpos,
+                                format!("`key` is not a server verifier key: {why}"),
+                                "copy it as `gate login URL` or `gate serve key` prints it: `<name>+<8 hex>+<base64>`",
+                            );
+                        }
+                        key
+                    }
+                };
                 BackendKind::Server { url: url?.0, key }
             }
             "slack" => {
