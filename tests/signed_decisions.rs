@@ -1285,3 +1285,36 @@ fn log_verify_wants_the_key_of_the_backend_the_approval_was_routed_to() {
         "not signed by the trusted server key",
     );
 }
+
+#[test]
+fn serve_key_made_before_the_server_is_the_key_it_signs_with() {
+    let srv_home = tempfile::tempdir().unwrap();
+    let home = srv_home.path();
+    let key_file = home.join("keys/server.key");
+    let policy = format!("{SERVER_POLICY}audit:\n  key: {}\n", key_file.display());
+    std::fs::write(home.join("server-policy.yaml"), &policy).unwrap();
+    // Asked first: the key is made, the way the server would make it.
+    let mut c = gate(home);
+    c.arg("--policy")
+        .arg(home.join("server-policy.yaml"))
+        .args(["serve", "key", "--db"])
+        .arg(home.join("server.db"));
+    let r = run(c);
+    r.status(0);
+    let printed = r.stdout.trim().to_owned();
+    assert!(key_file.exists(), "`gate serve key` made no key");
+    assert_eq!(Key::read(&key_file).vkey(), printed);
+    // The server started with the same options signs with it.
+    let (s, db, audit) = common::serve_in(gate(home), home, &policy, "127.0.0.1:0");
+    let srv = Server {
+        child: s.child,
+        home: home.to_owned(),
+        url: format!("http://{}", s.addr),
+        db,
+        audit,
+    };
+    let (st, v) = srv.call("GET", "/v1/server-key", None, None);
+    assert_eq!(st, 200);
+    assert_eq!(v["key"], json!(printed));
+    assert_eq!(srv.key(), printed);
+}
