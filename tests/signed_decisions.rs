@@ -1318,3 +1318,17 @@ fn serve_key_made_before_the_server_is_the_key_it_signs_with() {
     assert_eq!(v["key"], json!(printed));
     assert_eq!(srv.key(), printed);
 }
+
+#[test]
+fn log_verify_catches_a_mistyped_statement_or_decision() {
+    let a = approved_run();
+    let seq = a.tamper(|r| r["decision"]["statement"] = json!(5));
+    violation(a.verify(&["--server-key", &a.key]), seq, "not a string");
+    // A decision made unreadable (a mistyped field) hides nothing from the compliance check.
+    let a = approved_run();
+    let seq = a.tamper(|r| {
+        r["decision"].as_object_mut().unwrap().remove("statement");
+        r["decision"]["approvals"] = json!("alice and bob");
+    });
+    violation(a.verify(&["--server-key", &a.key]), seq, "cannot be read");
+}

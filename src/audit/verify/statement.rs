@@ -54,11 +54,19 @@ pub(super) fn check(d: &DecisionLite, info: &LineInfo, trust: &ServerTrust) -> S
     if !routed && !from_server {
         return StatementCheck::NotServer;
     }
-    let Some(note) = &d.statement else {
-        return StatementCheck::Violation(
-            "approved through a gate server, but the record carries no signed decision statement"
-                .into(),
-        );
+    let note = match &d.statement {
+        None | Some(serde_json::Value::Null) => {
+            return StatementCheck::Violation(
+                "approved through a gate server, but the record carries no signed decision statement"
+                    .into(),
+            );
+        }
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => {
+            return StatementCheck::Violation(
+                "the decision statement is not a string (a signed note)".into(),
+            );
+        }
     };
     let keys = trust.keys_for(backend);
     let (statement, checked) = if keys.is_empty() {
