@@ -805,3 +805,34 @@ fn to_json(n: &Node) -> serde_json::Value {
         Value::Map(m) => J::Object(m.iter().map(|(k, _, v)| (k.clone(), to_json(v))).collect()),
     }
 }
+
+#[cfg(test)]
+mod vkey_tests {
+    use super::check_vkey;
+
+    #[test]
+    fn server_keys_are_checked_for_form_and_id() {
+        // `gate serve key` output for a host named gate.example.com.
+        let good = "gate/gate.example.com+569121fc+AYP8Fo7gNUPHxesDjW460kNOSlklOnqf4i3sX9/gay7X";
+        assert_eq!(check_vkey(good), Ok(()));
+        let cases = [
+            ("", "expected"),
+            ("gate/x", "expected"),
+            ("gate/x+569121fc", "expected"),
+            (&good.replace("+569121fc+", "+569121fd+"), "does not match"),
+            (&good.replace("+569121fc+", "+56912+"), "8 hex"),
+            (&good.replace("+AYP8", "+AoP8"), "Ed25519"),
+            (&good.replace("AYP8Fo7", "AYP8Fo!"), "base64"),
+            (
+                &good.replace("gate/gate.example.com", "gate/other"),
+                "does not match",
+            ),
+            (&good.replace("gate/gate.example.com", "gate /x"), "name"),
+            (&good[..good.len() - 4], "Ed25519"),
+        ];
+        for (k, why) in cases {
+            let err = check_vkey(k).expect_err(k);
+            assert!(err.contains(why), "{k}: {err}");
+        }
+    }
+}
