@@ -1150,6 +1150,19 @@ fn every_authenticated_route_answers_401_before_reading_the_body() {
             }
         }
     }
+    // The web page's POSTs: no session is a 403 before the form body is read.
+    for path in [format!("/requests/{id}/decide"), "/signout".to_owned()] {
+        for (ct, body) in bodies {
+            let r = http
+                .post(format!("{}{path}", srv.url))
+                .header("Content-Type", ct)
+                .body(body.to_vec())
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 403, "POST {path} ({ct})");
+            assert!(r.text().unwrap().contains("not signed in"), "POST {path}");
+        }
+    }
     // The same bad body with a valid token is judged on its merits.
     let (s, v) = srv.call(
         "POST",
