@@ -753,6 +753,11 @@ fn secret_ref(s: String, d: &mut Diagnostics, pos: Pos) -> Option<String> {
 fn check_vkey(vkey: &str) -> Result<(), &'static str> {
     use base64::Engine;
     use sha2::{Digest, Sha256};
+    if vkey.starts_with("PRIVATE+KEY+") {
+        return Err(
+            "this is a private signing key — pin the verifier key `gate serve key` prints, and treat this one as leaked",
+        );
+    }
     let mut parts = vkey.splitn(3, '+');
     let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
         return Err("expected `<name>+<key id>+<base64 key>`");
@@ -829,6 +834,10 @@ mod vkey_tests {
             ),
             (&good.replace("gate/gate.example.com", "gate /x"), "name"),
             (&good[..good.len() - 4], "Ed25519"),
+            (
+                "PRIVATE+KEY+gate/x+569121fc+AYP8Fo7gNUPHxesDjW460kNOSlklOnqf4i3sX9/gay7X",
+                "private",
+            ),
         ];
         for (k, why) in cases {
             let err = check_vkey(k).expect_err(k);
