@@ -1150,6 +1150,19 @@ fn every_authenticated_route_answers_401_before_reading_the_body() {
             }
         }
     }
+    // The web page's POSTs: no session is a 403 before the form body is read.
+    for path in [format!("/requests/{id}/decide"), "/signout".to_owned()] {
+        for (ct, body) in bodies {
+            let r = http
+                .post(format!("{}{path}", srv.url))
+                .header("Content-Type", ct)
+                .body(body.to_vec())
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 403, "POST {path} ({ct})");
+            assert!(r.text().unwrap().contains("not signed in"), "POST {path}");
+        }
+    }
     // The same bad body with a valid token is judged on its merits.
     let (s, v) = srv.call(
         "POST",
@@ -1258,4 +1271,77 @@ fn a_full_disk_under_the_server_log_takes_no_decision() {
         .send()
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
+}
+
+#[test]
+fn log_verify_wants_the_key_of_the_backend_the_approval_was_routed_to() {
+    let a = approved_run();
+    // The policy also pins a second server, whose key signs a copy of the statement.
+    let other = Key::new("gate/other", 5);
+    let policy = std::fs::read_to_string(a.policy()).unwrap().replace(
+        "backends:\n",
+        &format!(
+            "backends:\n  other: {{ kind: server, url: \"http://127.0.0.1:9\", key: \"{}\" }}\n",
+            other.vkey()
+        ),
+    );
+    std::fs::write(a.policy(), policy).unwrap();
+    let (status, report) = a.verify(&["--policy", &a.policy()]);
+    assert_eq!(status, 0, "{report:#}");
+    let seq = a.tamper(|r| {
+        let text = note_text(r["decision"]["statement"].as_str().unwrap());
+        r["decision"]["statement"] = json!(other.sign(&text));
+    });
+    violation(
+        a.verify(&["--policy", &a.policy()]),
+        seq,
+        "not signed by the trusted server key",
+    );
+}
+
+#[test]
+fn serve_key_made_before_the_server_is_the_key_it_signs_with() {
+    let srv_home = tempfile::tempdir().unwrap();
+    let home = srv_home.path();
+    let key_file = home.join("keys/server.key");
+    let policy = format!("{SERVER_POLICY}audit:\n  key: {}\n", key_file.display());
+    std::fs::write(home.join("server-policy.yaml"), &policy).unwrap();
+    // Asked first: the key is made, the way the server would make it.
+    let mut c = gate(home);
+    c.arg("--policy")
+        .arg(home.join("server-policy.yaml"))
+        .args(["serve", "key", "--db"])
+        .arg(home.join("server.db"));
+    let r = run(c);
+    r.status(0);
+    let printed = r.stdout.trim().to_owned();
+    assert!(key_file.exists(), "`gate serve key` made no key");
+    assert_eq!(Key::read(&key_file).vkey(), printed);
+    // The server started with the same options signs with it.
+    let (s, db, audit) = common::serve_in(gate(home), home, &policy, "127.0.0.1:0");
+    let srv = Server {
+        child: s.child,
+        home: home.to_owned(),
+        url: format!("http://{}", s.addr),
+        db,
+        audit,
+    };
+    let (st, v) = srv.call("GET", "/v1/server-key", None, None);
+    assert_eq!(st, 200);
+    assert_eq!(v["key"], json!(printed));
+    assert_eq!(srv.key(), printed);
+}
+
+#[test]
+fn log_verify_catches_a_mistyped_statement_or_decision() {
+    let a = approved_run();
+    let seq = a.tamper(|r| r["decision"]["statement"] = json!(5));
+    violation(a.verify(&["--server-key", &a.key]), seq, "not a string");
+    // A decision made unreadable (a mistyped field) hides nothing from the compliance check.
+    let a = approved_run();
+    let seq = a.tamper(|r| {
+        r["decision"].as_object_mut().unwrap().remove("statement");
+        r["decision"]["approvals"] = json!("alice and bob");
+    });
+    violation(a.verify(&["--server-key", &a.key]), seq, "cannot be read");
 }

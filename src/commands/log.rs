@@ -233,10 +233,9 @@ fn server_trust(
     }
     for (name, b) in policy.map(|p| &p.backends).into_iter().flatten() {
         if let crate::policy::BackendKind::Server { key, .. } = b {
-            trust.backends.insert(name.clone());
-            if let Ok(k) = NoteVerifier::parse(key) {
-                trust.keys.push(k);
-            }
+            trust
+                .backends
+                .insert(name.clone(), NoteVerifier::parse(key).ok());
         }
     }
     Ok(trust)

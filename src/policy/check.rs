@@ -289,23 +289,29 @@ impl Checker<'_> {
             },
             "server" => {
                 let url = need("url", &mut self.d);
-                let key = server_key;
-                if key.is_none() {
-                    self.d.error_hint(
-                        v.pos,
-                        "a `server` backend needs `key`: the verifier key its decisions must be signed with",
-                        "`gate login URL` (or `gate serve key` on the server) prints it; add `key: \"<vkey>\"`",
-                    );
-                }
-                let (key, kpos) = key?;
-                if let Err(why) = check_vkey(&key) {
-                    self.d.error_hint(
-                        kpos,
-                        format!("`key` is not a server verifier key: {why}"),
-                        "copy it as `gate login URL` or `gate serve key` prints it: `<name>+<8 hex>+<base64>`",
-                    );
-                    return None;
-                }
+                // A missing or bad key is reported here; the backend is still defined (with
+                // the key as written) so rules naming it are not reported as well. A policy
+                // with errors is never used.
+                let key = match server_key {
+                    None => {
+                        self.d.error_hint(
+                            v.pos,
+                            "a `server` backend needs `key`: the verifier key its decisions must be signed with",
+                            "`gate login URL` (or `gate serve key` on the server) prints it; add `key: \"<vkey>\"`",
+                        );
+                        String::new()
+                    }
+                    Some((key, kpos)) => {
+                        if let Err(why) = check_vkey(&key) {
+                            self.d.error_hint(
+                                kpos,
+                                format!("`key` is not a server verifier key: {why}"),
+                                "copy it as `gate login URL` or `gate serve key` prints it: `<name>+<8 hex>+<base64>`",
+                            );
+                        }
+                        key
+                    }
+                };
                 BackendKind::Server { url: url?.0, key }
             }
             "slack" => {
@@ -816,6 +822,11 @@ fn secret_ref(s: String, d: &mut Diagnostics, pos: Pos) -> Option<String> {
 fn check_vkey(vkey: &str) -> Result<(), &'static str> {
     use base64::Engine;
     use sha2::{Digest, Sha256};
+    if vkey.starts_with("PRIVATE+KEY+") {
+        return Err(
+            "this is a private signing key — pin the verifier key `gate serve key` prints, and treat this one as leaked",
+        );
+    }
     let mut parts = vkey.splitn(3, '+');
     let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
         return Err("expected `<name>+<key id>+<base64 key>`");
@@ -866,5 +877,40 @@ fn to_json(n: &Node) -> serde_json::Value {
         Value::Str(s) => J::String(s.clone()),
         Value::Seq(items) => J::Array(items.iter().map(to_json).collect()),
         Value::Map(m) => J::Object(m.iter().map(|(k, _, v)| (k.clone(), to_json(v))).collect()),
+    }
+}
+
+#[cfg(test)]
+mod vkey_tests {
+    use super::check_vkey;
+
+    #[test]
+    fn server_keys_are_checked_for_form_and_id() {
+        // `gate serve key` output for a host named gate.example.com.
+        let good = "gate/gate.example.com+569121fc+AYP8Fo7gNUPHxesDjW460kNOSlklOnqf4i3sX9/gay7X";
+        assert_eq!(check_vkey(good), Ok(()));
+        let cases = [
+            ("", "expected"),
+            ("gate/x", "expected"),
+            ("gate/x+569121fc", "expected"),
+            (&good.replace("+569121fc+", "+569121fd+"), "does not match"),
+            (&good.replace("+569121fc+", "+56912+"), "8 hex"),
+            (&good.replace("+AYP8", "+AoP8"), "Ed25519"),
+            (&good.replace("AYP8Fo7", "AYP8Fo!"), "base64"),
+            (
+                &good.replace("gate/gate.example.com", "gate/other"),
+                "does not match",
+            ),
+            (&good.replace("gate/gate.example.com", "gate /x"), "name"),
+            (&good[..good.len() - 4], "Ed25519"),
+            (
+                "PRIVATE+KEY+gate/x+569121fc+AYP8Fo7gNUPHxesDjW460kNOSlklOnqf4i3sX9/gay7X",
+                "private",
+            ),
+        ];
+        for (k, why) in cases {
+            let err = check_vkey(k).expect_err(k);
+            assert!(err.contains(why), "{k}: {err}");
+        }
     }
 }

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, FromRequestParts, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -300,6 +300,33 @@ fn current(st: &AppState, headers: &HeaderMap) -> Result<Option<(String, Session
     Ok(Some((id.to_owned(), s)))
 }
 
+/// A live session, checked before a form body is read (an extractor that precedes `Form`), so
+/// a POST without one is refused before its body is judged, as the API's 401 is.
+struct SignedIn;
+
+impl FromRequestParts<Arc<AppState>> for SignedIn {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &Arc<AppState>,
+    ) -> Result<Self, PageError> {
+        if !same_origin(&parts.headers) {
+            return Err(PageError(
+                StatusCode::FORBIDDEN,
+                "This form was sent from another site.".into(),
+            ));
+        }
+        match current(st, &parts.headers)? {
+            Some(_) => Ok(SignedIn),
+            None => Err(PageError(
+                StatusCode::FORBIDDEN,
+                "You are not signed in (or your session ended); sign in again.".into(),
+            )),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
@@ -397,6 +424,7 @@ struct CsrfForm {
 
 async fn signout(
     State(st): State<Arc<AppState>>,
+    _: SignedIn,
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
@@ -424,6 +452,7 @@ struct DecideForm {
 
 async fn decide(
     State(st): State<Arc<AppState>>,
+    _: SignedIn,
     headers: HeaderMap,
     Path(req_id): Path<String>,
     Form(f): Form<DecideForm>,

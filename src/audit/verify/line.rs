@@ -69,9 +69,11 @@ pub(super) struct DecisionLite {
     pub(super) required: Option<RequiredLite>,
     #[serde(default)]
     pub(super) approvals: Vec<ApprovalLite>,
-    /// The gate server's signed decision statement, when the approvals came from one.
+    /// The gate server's signed decision statement, when the approvals came from one. Read
+    /// as any JSON value, so a mistyped one is reported by the statement check instead of
+    /// making the whole decision unreadable.
     #[serde(default)]
-    pub(super) statement: Option<String>,
+    pub(super) statement: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,19 +4,33 @@
 //! record names. Without a trusted key the statement is still read and compared, and a warning
 //! says its signature went unchecked.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::line::{DecisionLite, LineInfo};
 use crate::audit::note::{Note, NoteVerifier};
 use crate::audit::statement::Statement;
 
-/// Which server decisions `gate log verify` trusts: the verifier keys (the policy's server
-/// backends' `key`, `--server-key`), and the names of the policy's server backends (a decision
-/// whose requirement was routed to one needs a statement whatever its approvals claim).
+/// Which server decisions `gate log verify` trusts: keys given on the command line
+/// (`--server-key`, trusted for every record), and the policy's server backends by name with
+/// their pinned `key`. A decision whose requirement was routed to one of those backends needs a
+/// statement whatever its approvals claim, signed by *that* backend's key (or a given one).
 #[derive(Debug, Clone, Default)]
 pub struct ServerTrust {
     pub keys: Vec<NoteVerifier>,
-    pub backends: BTreeSet<String>,
+    pub backends: BTreeMap<String, Option<NoteVerifier>>,
+}
+
+impl ServerTrust {
+    /// The keys a statement of a decision routed to `backend` may be signed with.
+    fn keys_for(&self, backend: Option<&String>) -> Vec<NoteVerifier> {
+        let mut keys = self.keys.clone();
+        match backend.and_then(|b| self.backends.get(b)) {
+            Some(pinned) => keys.extend(pinned.iter().cloned()),
+            // Not routed to a server backend of this policy: any server backend's key.
+            None => keys.extend(self.backends.values().flatten().cloned()),
+        }
+        keys
+    }
 }
 
 /// How a server-approved decision's statement came out.
@@ -34,22 +48,28 @@ pub(super) enum StatementCheck {
 }
 
 pub(super) fn check(d: &DecisionLite, info: &LineInfo, trust: &ServerTrust) -> StatementCheck {
-    let routed = d
-        .required
-        .as_ref()
-        .and_then(|r| r.backend.as_ref())
-        .is_some_and(|b| trust.backends.contains(b));
+    let backend = d.required.as_ref().and_then(|r| r.backend.as_ref());
+    let routed = backend.is_some_and(|b| trust.backends.contains_key(b));
     let from_server = d.approvals.iter().any(|a| a.via == "server");
     if !routed && !from_server {
         return StatementCheck::NotServer;
     }
-    let Some(note) = &d.statement else {
-        return StatementCheck::Violation(
-            "approved through a gate server, but the record carries no signed decision statement"
-                .into(),
-        );
+    let note = match &d.statement {
+        None | Some(serde_json::Value::Null) => {
+            return StatementCheck::Violation(
+                "approved through a gate server, but the record carries no signed decision statement"
+                    .into(),
+            );
+        }
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => {
+            return StatementCheck::Violation(
+                "the decision statement is not a string (a signed note)".into(),
+            );
+        }
     };
-    let (statement, checked) = if trust.keys.is_empty() {
+    let keys = trust.keys_for(backend);
+    let (statement, checked) = if keys.is_empty() {
         let text = match Note::parse(note) {
             Ok(n) => n.text,
             Err(e) => {
@@ -61,7 +81,7 @@ pub(super) fn check(d: &DecisionLite, info: &LineInfo, trust: &ServerTrust) -> S
             Err(e) => return StatementCheck::Violation(e.to_string()),
         }
     } else {
-        match Statement::open(note, &trust.keys) {
+        match Statement::open(note, &keys) {
             Ok((s, _)) => (s, true),
             Err(e) => return StatementCheck::Violation(e.to_string()),
         }

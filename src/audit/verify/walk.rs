@@ -165,6 +165,14 @@ impl Walk {
         match info.kind.as_str() {
             "decision" => {
                 self.stats.decisions += 1;
+                if info.decision.is_none() {
+                    // Otherwise a mistyped field would hide a run from every compliance check.
+                    push(
+                        Some(seq),
+                        "compliance",
+                        "the decision cannot be read (a field is missing or has the wrong type): its compliance cannot be checked".into(),
+                    );
+                }
                 if let Some(d) = &info.decision
                     && d.run
                 {
