@@ -95,10 +95,18 @@ fn fake_server() -> (String, Arc<AtomicUsize>) {
 }
 
 fn attack_a(url: &str) -> String {
+    // The attacker pins a key of its own making: a real vkey, so the file is otherwise valid.
+    let key = Gate::new()
+        .args(&["log", "key"])
+        .run()
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("gate/"), "gate log key printed {key:?}");
     format!(
         "version: 1
 backends:
-  x: {{ kind: server, url: {url} }}
+  x: {{ kind: server, url: {url}, key: \"{key}\" }}
 rules:
   - name: mine
     match: {{ program: aws }}

@@ -1193,7 +1193,7 @@ fn a_full_disk_under_the_server_log_takes_no_decision() {
         .arg(small.join("server-audit.jsonl"));
     let mut w = Command::new("unshare");
     w.args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg("mount -t tmpfs -o size=256k gate-test \"$0\" && exec \"$@\"")
+        .arg("mount -t tmpfs -o size=256k,mode=0755 gate-test \"$0\" && exec \"$@\"")
         .arg(&small)
         .arg(BIN)
         .args(c.get_args())

@@ -172,6 +172,10 @@ impl Walk {
                         "compliance",
                         "the decision cannot be read (a field is missing or has the wrong type): its compliance cannot be checked".into(),
                     );
+                    // Reported once, here: its result is not an orphan on top of it.
+                    if let Some(id) = &info.request_id {
+                        self.open_runs.insert(id.clone(), seq);
+                    }
                 }
                 if let Some(d) = &info.decision
                     && d.run
