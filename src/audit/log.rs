@@ -119,6 +119,9 @@ pub struct AuditLog {
     key_path: Option<PathBuf>,
     /// The key, once loaded: a run appends twice, a server many times.
     signer: std::sync::Arc<std::sync::OnceLock<super::note::NoteSigner>>,
+    /// The log directory (device, inode) whose parents were found safe: they are checked once
+    /// per directory and process, the directory itself on every open.
+    dir_checked: std::sync::Arc<std::sync::Mutex<Option<(u64, u64)>>>,
     /// fsync after each write. Only benchmarks turn this off, to measure its share.
     pub sync: bool,
 }
@@ -129,6 +132,7 @@ impl AuditLog {
             path: path.into(),
             key_path: None,
             signer: Default::default(),
+            dir_checked: Default::default(),
             sync: true,
         }
     }
@@ -183,7 +187,16 @@ impl AuditLog {
                 .create(dir)
                 .map_err(|e| self.io(e))?;
         }
-        check_dir(dir).map_err(|why| self.unsafe_(why))?;
+        let id = check_dir_itself(dir).map_err(|why| self.unsafe_(why))?;
+        let mut checked = self
+            .dir_checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *checked != Some(id) {
+            check_dirs_above(dir).map_err(|why| self.unsafe_(why))?;
+            *checked = Some(id);
+        }
+        drop(checked);
         let f = OpenOptions::new()
             .read(true)
             .append(true)
@@ -375,8 +388,9 @@ impl AuditLog {
             buf.push(b'\n');
             last_line = at..buf.len();
         }
-        let start = f.seek(SeekFrom::End(0)).map_err(|e| self.io(e))?;
+        // Where the lines go (`O_APPEND`: the end, after any torn tail was cut).
         let meta = f.metadata().map_err(|e| self.io(e))?;
+        let start = meta.len();
         // The lines count only together with their signed checkpoint: if either cannot be
         // made durable, the file goes back to what it was, so no record claims a run that
         // never happened.
@@ -539,6 +553,12 @@ impl AuditLog {
 /// sticky or not, and owned by this user or root. Directories above it may be writable by
 /// others only with the sticky bit (like `/tmp`), which stops them renaming what is not theirs.
 pub(crate) fn check_dir(dir: &Path) -> Result<(), String> {
+    check_dir_itself(dir)?;
+    check_dirs_above(dir)
+}
+
+/// The directory's own part of [`check_dir`]; returns its (device, inode).
+fn check_dir_itself(dir: &Path) -> Result<(u64, u64), String> {
     let meta = std::fs::metadata(dir)
         .map_err(|e| format!("cannot inspect its directory `{}`: {e}", dir.display()))?;
     let mode = meta.mode();
@@ -557,6 +577,12 @@ pub(crate) fn check_dir(dir: &Path) -> Result<(), String> {
             meta.uid()
         ));
     }
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// The part of [`check_dir`] about the directories above: none writable by everyone without
+/// the sticky bit.
+fn check_dirs_above(dir: &Path) -> Result<(), String> {
     let abs = if dir.is_absolute() {
         dir.to_path_buf()
     } else {
