@@ -339,6 +339,26 @@ fn a_command_that_deletes_its_log_gets_no_new_chain_and_the_lost_result_is_repor
 }
 
 #[test]
+fn a_log_rotated_with_its_checkpoint_starts_a_new_chain_and_both_verify() {
+    // The way out the refusal's hint names: move the log and its checkpoint aside together.
+    let g = Gate::new();
+    run(&g, &["--", "true"]).status(0);
+    std::fs::rename(g.path("audit.jsonl"), g.path("audit.jsonl.1")).unwrap();
+    std::fs::rename(
+        g.path("audit.jsonl.checkpoint"),
+        g.path("audit.jsonl.1.checkpoint"),
+    )
+    .unwrap();
+    run(&g, &["--", "touch", "marker"]).status(0);
+    assert!(g.path("marker").exists());
+    for log in ["audit.jsonl", "audit.jsonl.1"] {
+        let (status, report) = verify(&g, &g.path(log));
+        assert_eq!(status, 0, "{log}: {report:#}");
+        assert_eq!(report["records"], 3, "{log}");
+    }
+}
+
+#[test]
 fn a_command_that_replaces_or_rewrites_its_log_gets_no_result_in_the_other_log() {
     // Replaced by a copy (another file at the path), and rewritten in place with its first
     // record only: in both the decision is no longer where it was written.

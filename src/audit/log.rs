@@ -10,7 +10,6 @@
 //! directory that other users can write to is refused, since whoever can write there can swap
 //! the files under gate.
 
-use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -19,6 +18,11 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::record::{Body, GENESIS_PREV, GenesisInfo, Record, RepairInfo, now};
+
+mod files;
+pub(crate) use files::check_dir;
+use files::{check_dir_itself, check_dirs_above};
+pub use files::{create_unique, replace_file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -119,6 +123,12 @@ pub struct AuditLog {
     key_path: Option<PathBuf>,
     /// The key, once loaded: a run appends twice, a server many times.
     signer: std::sync::Arc<std::sync::OnceLock<super::note::NoteSigner>>,
+    /// The log directory (device, inode) whose parents were found safe: they are checked once
+    /// per directory and process, the directory itself on every open.
+    dir_checked: std::sync::Arc<std::sync::Mutex<Option<(u64, u64)>>>,
+    /// The head this handle last wrote and signed. Finding the log still ending there, the
+    /// checkpoint need not be read back: this process wrote both.
+    last_signed: std::sync::Arc<std::sync::Mutex<Option<Tail>>>,
     /// fsync after each write. Only benchmarks turn this off, to measure its share.
     pub sync: bool,
 }
@@ -129,6 +139,8 @@ impl AuditLog {
             path: path.into(),
             key_path: None,
             signer: Default::default(),
+            dir_checked: Default::default(),
+            last_signed: Default::default(),
             sync: true,
         }
     }
@@ -183,7 +195,16 @@ impl AuditLog {
                 .create(dir)
                 .map_err(|e| self.io(e))?;
         }
-        check_dir(dir).map_err(|why| self.unsafe_(why))?;
+        let id = check_dir_itself(dir).map_err(|why| self.unsafe_(why))?;
+        let mut checked = self
+            .dir_checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *checked != Some(id) {
+            check_dirs_above(dir).map_err(|why| self.unsafe_(why))?;
+            *checked = Some(id);
+        }
+        drop(checked);
         let f = OpenOptions::new()
             .read(true)
             .append(true)
@@ -330,7 +351,13 @@ impl AuditLog {
                     path: self.path.clone(),
                     why,
                 })?;
-                if signer.is_some() {
+                let ours = self
+                    .last_signed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_ref()
+                    == Some(&tail);
+                if signer.is_some() && !ours {
                     self.check_checkpoint_agrees(&tail)?;
                 }
                 if let Some((offset, bytes)) = torn {
@@ -375,8 +402,9 @@ impl AuditLog {
             buf.push(b'\n');
             last_line = at..buf.len();
         }
-        let start = f.seek(SeekFrom::End(0)).map_err(|e| self.io(e))?;
+        // Where the lines go (`O_APPEND`: the end, after any torn tail was cut).
         let meta = f.metadata().map_err(|e| self.io(e))?;
+        let start = meta.len();
         // The lines count only together with their signed checkpoint: if either cannot be
         // made durable, the file goes back to what it was, so no record claims a run that
         // never happened.
@@ -409,6 +437,12 @@ impl AuditLog {
         };
         if let Err(e) = committed {
             return Err(self.take_back(f, start, torn_moved, e));
+        }
+        if signer.is_some() {
+            *self
+                .last_signed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tail.clone());
         }
         let placed = Placed {
             log_id: tail.log_id.clone(),
@@ -534,118 +568,21 @@ impl AuditLog {
     }
 }
 
-/// The log's directory must be one no other user can write to (else they could plant links
-/// and files under the names gate writes, or swap the log): not group- or other-writable,
-/// sticky or not, and owned by this user or root. Directories above it may be writable by
-/// others only with the sticky bit (like `/tmp`), which stops them renaming what is not theirs.
-pub(crate) fn check_dir(dir: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(dir)
-        .map_err(|e| format!("cannot inspect its directory `{}`: {e}", dir.display()))?;
-    let mode = meta.mode();
-    if mode & 0o022 != 0 {
-        return Err(format!(
-            "its directory `{}` is writable by other users (mode {:04o})",
-            dir.display(),
-            mode & 0o7777
-        ));
-    }
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(format!(
-            "its directory `{}` belongs to uid {}, not to you (uid {me}) or root",
-            dir.display(),
-            meta.uid()
-        ));
-    }
-    let abs = if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| format!("cannot read the current directory: {e}"))?
-            .join(dir)
-    };
-    for up in abs.ancestors().skip(1) {
-        if let Ok(m) = std::fs::metadata(up)
-            && m.mode() & 0o002 != 0
-            && m.mode() & 0o1000 == 0
-        {
-            return Err(format!(
-                "`{}` above it is writable by every user without the sticky bit (mode {:04o})",
-                up.display(),
-                m.mode() & 0o7777
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Creates a new file named `<base>.<16 random hex digits>` that did not exist before
-/// (`O_CREAT|O_EXCL|O_NOFOLLOW`): nothing planted under a name gate would use can be opened
-/// in its place, and nobody can guess the name in advance.
-pub fn create_unique(base: &Path, mode: u32) -> std::io::Result<(File, PathBuf)> {
-    let mut last = None;
-    for _ in 0..16 {
-        let mut b = [0u8; 8];
-        getrandom::fill(&mut b).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let mut name: OsString = base.as_os_str().to_owned();
-        name.push(".");
-        name.push(hex::encode(b));
-        let path = PathBuf::from(name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(f) => return Ok((f, path)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
-}
-
-/// Replaces `dest` atomically with `bytes`: a fresh `<dest>.tmp.<random>` ([`create_unique`]),
-/// fsync, rename over `dest` (which replaces a link there rather than following it), fsync the
-/// directory. With `sync` false, the fsyncs are skipped (benchmarks only).
-pub fn replace_file(dest: &Path, bytes: &[u8], mode: u32, sync: bool) -> std::io::Result<()> {
-    let mut base = dest.as_os_str().to_owned();
-    base.push(".tmp");
-    let (mut f, tmp) = create_unique(Path::new(&base), mode)?;
-    let written = f
-        .write_all(bytes)
-        .and_then(|()| if sync { f.sync_all() } else { Ok(()) })
-        .and_then(|()| std::fs::rename(&tmp, dest));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    // Once renamed, the new file is in place; the directory's fsync makes that durable.
-    if sync && let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir).and_then(|d| d.sync_all())?;
-    }
-    Ok(())
-}
-
 /// A checkpoint's body (origin, record count, head hash in hex), read without checking the
 /// signature: only to compare with the log before appending to it.
 fn read_checkpoint_body(path: &Path) -> Option<(String, u64, String)> {
     use base64::Engine;
-    // Only a regular file counts, read without following a link or blocking on a FIFO (this
-    // runs under the log's lock).
+    // Read without following a link or blocking on a FIFO (this runs under the log's lock);
+    // a checkpoint is a few hundred bytes, so one read holds it, and anything longer, or that
+    // does not parse (a directory, a device), is not one.
     let mut f = OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
         .open(path)
         .ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = String::new();
-    Read::take(&mut f, 64 * 1024)
-        .read_to_string(&mut text)
-        .ok()?;
+    let mut buf = [0u8; 4096];
+    let n = f.read(&mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
     let mut lines = text.lines();
     let origin = lines.next()?.to_owned();
     let count = lines.next()?.parse().ok()?;
