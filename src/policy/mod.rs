@@ -407,7 +407,22 @@ impl Policy {
         argv: &[String],
         at: &Place<'_>,
     ) -> Result<Classification, PolicyError> {
-        let (commands, opaque) = read_commands(argv, at);
+        let (commands, dynamic, mut opaque) = read_commands(argv, at);
+        // An argument known only when the shell runs (`$(...)`, `$X`, a glob) in a command some
+        // rule may concern: the rule's conditions cannot be read.
+        if opaque.is_none()
+            && let Some(cmd) = dynamic.iter().find(|c| {
+                self.concerns(crate::request::program_name(&c[0]))
+                    || at
+                        .links
+                        .is_some_and(|l| l.other_names(&c[0]).iter().any(|n| self.concerns(n)))
+            })
+        {
+            opaque = Some(format!(
+                "an argument of `{}` is known only when it runs",
+                crate::request::program_name(&cmd[0])
+            ));
+        }
         let mut parts = Vec::with_capacity(commands.len());
         for cmd in &commands {
             let Some(first) = cmd.first() else { continue };
@@ -463,6 +478,15 @@ impl Policy {
             commands,
             opaque,
         })
+    }
+
+    /// Whether some rule may match a command of `program` (a program the policy has rules for,
+    /// or a rule with no `program` condition).
+    fn concerns(&self, program: &str) -> bool {
+        match &self.matcher {
+            Compiled::Eager(m) => m.concerns(program),
+            Compiled::Lazy(m) => m.concerns(program),
+        }
     }
 
     /// What approving a command gate cannot read requires: at least what any rule of the
@@ -697,11 +721,15 @@ fn required_bytes(pattern: &str) -> Vec<u8> {
 /// How many commands one argv may expand to before the rest is treated as unreadable.
 const MAX_COMMANDS: usize = 4096;
 
-/// Every command `argv` runs, itself first, and why part of it cannot be read, if it can't.
-fn read_commands(argv: &[String], at: &Place<'_>) -> (Vec<Vec<String>>, Option<String>) {
+/// Every command `argv` runs, itself first; those of them with arguments known only when they
+/// run (and every command those run); and why part of it cannot be read, if it can't.
+type Commands = (Vec<Vec<String>>, Vec<Vec<String>>, Option<String>);
+
+fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
     use crate::command::{shell, wrap};
     use std::collections::HashSet;
     let mut commands: Vec<Vec<String>> = Vec::new();
+    let mut dynamic: HashSet<Vec<String>> = HashSet::new();
     let mut seen: HashSet<Vec<String>> = HashSet::new();
     let mut opaque: Option<String> = None;
     let mut push = |c: Vec<String>, commands: &mut Vec<Vec<String>>| {
@@ -720,18 +748,36 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> (Vec<Vec<String>>, Option<S
         }
         let cmd = commands[i].clone();
         i += 1;
+        let is_dynamic = dynamic.contains(&cmd);
         if let Some(links) = at.links {
             for name in links.other_names(&cmd[0]) {
                 let mut other = vec![name];
                 other.extend(cmd[1..].iter().cloned());
+                if is_dynamic {
+                    dynamic.insert(other.clone());
+                }
                 push(other, &mut commands);
             }
         }
         for run in wrap::runs(&cmd) {
             match run {
-                wrap::Run::Command(c) => push(c, &mut commands),
+                wrap::Run::Command(c) => {
+                    if is_dynamic {
+                        // `sudo "$(printf aws)" iam ...`: the program itself may be an expansion.
+                        if c.first()
+                            .is_some_and(|p| p.contains(['$', '`', '*', '?', '[', '{']))
+                        {
+                            opaque.get_or_insert_with(|| {
+                                format!("the command name `{}` is known only when it runs", c[0])
+                            });
+                        }
+                        dynamic.insert(c.clone());
+                    }
+                    push(c, &mut commands)
+                }
                 wrap::Run::Script(s) => {
                     let script = shell::parse(&s);
+                    dynamic.extend(script.dynamic);
                     for c in script.commands {
                         push(c, &mut commands);
                     }
@@ -745,7 +791,12 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> (Vec<Vec<String>>, Option<S
             }
         }
     }
-    (commands, opaque)
+    let dynamic = commands
+        .iter()
+        .filter(|c| dynamic.contains(*c))
+        .cloned()
+        .collect();
+    (commands, dynamic, opaque)
 }
 
 /// Orders problems by file (in merge order), then position.
