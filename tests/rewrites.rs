@@ -297,24 +297,29 @@ fn unreadable(i: usize, argv: &[String]) -> Vec<String> {
     let sc = script(argv, Quote::Single);
     let py = format!("import os; os.system({:?})", sc);
     let single = |ws: &[String]| script(ws, Quote::Single);
-    let braces = format!(
-        "{{{}}}",
-        argv.iter()
-            .map(|w| quote(w, Quote::Single))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    // `{a}` with no comma is not a brace expansion: only for two words or more.
+    let braces = if argv.len() < 2 {
+        format!("eval {}", quote(&single(argv), Quote::Single))
+    } else {
+        format!(
+            "{{{}}}",
+            argv.iter()
+                .map(|w| quote(w, Quote::Single))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
     let substituted = format!(
         "{} \"$(printf %s {})\" {}",
         single(&argv[..1]),
-        single(&argv[1..2]),
-        single(&argv[2..])
+        single(argv.get(1..2).unwrap_or(&[])),
+        single(argv.get(2..).unwrap_or(&[]))
     );
     let variable = format!(
         "X={}; {} \"$X\" {}",
-        single(&argv[1..2]),
+        single(argv.get(1..2).unwrap_or(&[])),
         single(&argv[..1]),
-        single(&argv[2..])
+        single(argv.get(2..).unwrap_or(&[]))
     );
     let forms: Vec<Vec<String>> = vec![
         s(&["python3", "-c", &py]),
@@ -833,6 +838,22 @@ attack!(
 attack!(
     brace_expanded_operation_is_opaque,
     argv!["bash", "-c", "aws iam {put-role-policy,x} --role-name x"]
+);
+attack!(
+    substitution_inside_a_default_value_is_opaque,
+    argv![
+        "bash",
+        "-c",
+        "echo \"${X:-$(aws iam put-role-policy --role-name x)}\""
+    ]
+);
+attack!(
+    substitution_inside_arithmetic_is_opaque,
+    argv![
+        "bash",
+        "-c",
+        "echo $((1 + $(aws iam put-role-policy --role-name x)))"
+    ]
 );
 attack!(
     sed_e_command_is_opaque,

@@ -608,9 +608,12 @@ impl Lexer<'_> {
     fn expansion(&mut self, word: &mut String) {
         match (self.peek(0), self.peek(1)) {
             (Some('$'), Some('(')) if self.peek(2) == Some('(') => {
-                // Arithmetic `$((...))`: no command runs.
+                // Arithmetic `$((...))`: no command runs, unless a substitution hides inside.
                 self.i += 3;
                 let inner = self.until_close_paren();
+                if inner.contains("$(") || inner.contains('`') {
+                    self.opaque("a command substitution inside `$((...))`");
+                }
                 word.push_str(&format!("$(({inner}"));
             }
             (Some('$'), Some('(')) => {
@@ -640,6 +643,7 @@ impl Lexer<'_> {
             }
             (Some('$'), Some('{')) => {
                 self.i += 2;
+                let start = word.len();
                 word.push_str("${");
                 while let Some(c) = self.peek(0) {
                     self.i += 1;
@@ -647,6 +651,11 @@ impl Lexer<'_> {
                     if c == '}' {
                         break;
                     }
+                }
+                // `${X:-$(cmd)}` runs cmd; so can `${x@P}`, `${!ref}` names a variable at run time.
+                let body = &word[start..];
+                if body.contains("$(") || body.contains('`') || body.contains("@P") {
+                    self.opaque("a command substitution inside `${...}`");
                 }
             }
             _ => {
@@ -770,6 +779,10 @@ mod tests {
         assert_eq!(cmds("echo `rm -rf /`"), ["rm -rf /", "echo `rm -rf /`"]);
         assert_eq!(cmds("diff <(kubectl get a) b"), ["kubectl get a", "diff b"]);
         assert!(parse("echo $((1 + 2))").opaque.is_none());
+        assert!(parse("echo $((1 + $(rm -rf /)))").opaque.is_some());
+        assert!(parse("echo \"${X:-$(rm -rf /)}\"").opaque.is_some());
+        assert!(parse("echo ${X:-`rm -rf /`}").opaque.is_some());
+        assert!(parse("echo ${X:-default}").opaque.is_none());
     }
 
     #[test]

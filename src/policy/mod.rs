@@ -759,7 +759,18 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
                 push(other, &mut commands);
             }
         }
-        for run in wrap::runs(&cmd) {
+        let runs = wrap::runs(&cmd);
+        if is_dynamic && !runs.is_empty() {
+            // `taskset "$(printf -- -c)" 0 aws ...`: a word known only at run time may be an
+            // option of the wrapper, and then the command is elsewhere.
+            opaque.get_or_insert_with(|| {
+                format!(
+                    "an argument of `{}`, which runs a command, is known only when it runs",
+                    crate::request::program_name(&cmd[0])
+                )
+            });
+        }
+        for run in runs {
             match run {
                 wrap::Run::Command(c) => {
                     if is_dynamic {
