@@ -18,6 +18,9 @@ pub struct Resolver {
     path: Option<OsString>,
     home: Option<PathBuf>,
     cwd: PathBuf,
+    /// Variables set in the environment commands start with that can make them run other code
+    /// ([`super::wrap::CODE_ENV`]).
+    code_env: Vec<String>,
 }
 
 impl Resolver {
@@ -26,7 +29,22 @@ impl Resolver {
             path,
             home,
             cwd: cwd.into(),
+            code_env: Vec::new(),
         }
+    }
+
+    /// Names the variables of [`super::wrap::CODE_ENV`] that are set where the command runs.
+    pub fn with_code_env(mut self, names: Vec<String>) -> Self {
+        self.code_env = names;
+        self
+    }
+
+    /// The first variable set in the environment that makes `program` run other code.
+    pub fn code_env_for(&self, program: &str) -> Option<&str> {
+        self.code_env
+            .iter()
+            .find(|v| super::wrap::env_affects(v, program))
+            .map(String::as_str)
     }
 
     /// The basenames of every link on the way from `argv0` to the file it runs, other than

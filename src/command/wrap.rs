@@ -270,11 +270,6 @@ const CODE_BUILTINS: &[&str] = &[
     "complete",
     "compgen",
     "shopt",
-    "declare",
-    "typeset",
-    "local",
-    "export",
-    "readonly",
     "let",
     "mapfile",
     "readarray",
@@ -284,6 +279,82 @@ const CODE_BUILTINS: &[&str] = &[
     "emulate",
     "setopt",
     "zmodload",
+];
+
+/// `export`/`declare`/... are read: they only set variables, unless they define or export
+/// functions (`-f`), make a name refer to another variable (`-n`), or set a variable that
+/// changes what later commands run (`export PATH=...`).
+fn declaration(program: &str, args: &[String]) -> Vec<Run> {
+    for a in args {
+        if let Some(flags) = a.strip_prefix('-').or_else(|| a.strip_prefix('+')) {
+            if flags.contains(['f', 'F', 'n']) {
+                return vec![Run::Opaque(format!(
+                    "`{program} {a}` changes what later words mean"
+                ))];
+            }
+            continue;
+        }
+        let name = assignment_name(a).unwrap_or(a.as_str());
+        if env_runs_code(name) {
+            return vec![Run::Opaque(format!(
+                "`{program} {name}` changes what later commands run"
+            ))];
+        }
+    }
+    Vec::new()
+}
+
+/// Environment variables that make `program` run other code when set in the environment it
+/// starts with (gate's own environment, which the command inherits).
+pub fn env_affects(var: &str, program: &str) -> bool {
+    match var {
+        "BASH_ENV" | "SHELLOPTS" | "BASHOPTS" => program == "bash" || program == "sh",
+        "ENV" => SHELLS.contains(&program),
+        "PERL5OPT" | "PERL5LIB" | "PERLLIB" => program.starts_with("perl"),
+        "RUBYOPT" | "RUBYLIB" => program.starts_with("ruby"),
+        "NODE_OPTIONS" => program.starts_with("node"),
+        "LD_PRELOAD" | "LD_AUDIT" => true,
+        "TF_CLI_CONFIG_FILE" => program == "terraform" || program == "tofu",
+        v if v.starts_with("TF_CLI_ARGS") => program == "terraform" || program == "tofu",
+        v if v.starts_with("GIT_") => program == "git",
+        v if v.starts_with("BASH_FUNC_") => program == "bash" || program == "sh",
+        _ => false,
+    }
+}
+
+/// The variables [`env_affects`] looks at, for the caller to snapshot (prefixes excluded).
+pub const CODE_ENV: &[&str] = &[
+    "BASH_ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "ENV",
+    "PERL5OPT",
+    "PERL5LIB",
+    "PERLLIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "NODE_OPTIONS",
+    "LD_PRELOAD",
+    "LD_AUDIT",
+    "TF_CLI_CONFIG_FILE",
+    "TF_CLI_ARGS",
+    "TF_CLI_ARGS_apply",
+    "TF_CLI_ARGS_destroy",
+    "TF_CLI_ARGS_plan",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_PAGER",
+    "GIT_EDITOR",
+    "GIT_SEQUENCE_EDITOR",
+    "GIT_ASKPASS",
+    "GIT_EXEC_PATH",
+    "GIT_PROXY_COMMAND",
+    "GIT_CONFIG_COUNT",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG",
+    "GIT_TEMPLATE_DIR",
 ];
 
 /// Environment variables whose value is code, a program or a file of code that the command
@@ -379,6 +450,12 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
     }
     if CODE_BUILTINS.contains(&program) {
         return opaque(format!("`{program}` runs code known only when it runs"));
+    }
+    if matches!(
+        program,
+        "export" | "declare" | "typeset" | "local" | "readonly"
+    ) {
+        return declaration(program, args);
     }
     if UNMODELLED.contains(&program) {
         return opaque(format!(
@@ -1414,6 +1491,10 @@ mod tests {
             "eval x",
             "source x",
             "alias a=aws",
+            "export -f f",
+            "declare -n x=PATH",
+            "export PATH=/tmp",
+            "export GIT_SSH_COMMAND=x",
             "chroot /",
             "ssh host aws",
             "parallel aws ::: iam",
@@ -1448,6 +1529,9 @@ mod tests {
             "sudo -v",
             "sudo -e /etc/hosts",
             "ionice -p 1",
+            "export AWS_PROFILE=prod",
+            "declare -a arr",
+            "local x=1",
             "sed s/error/warn/g f",
             "sed -i s/a/b/ f",
             "sed -n /x/p",

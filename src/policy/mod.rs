@@ -749,6 +749,17 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
         let cmd = commands[i].clone();
         i += 1;
         let is_dynamic = dynamic.contains(&cmd);
+        if let Some(var) = at
+            .links
+            .and_then(|l| l.code_env_for(crate::request::program_name(&cmd[0])))
+        {
+            opaque.get_or_insert_with(|| {
+                format!(
+                    "`{var}` is set in the environment `{}` starts with",
+                    crate::request::program_name(&cmd[0])
+                )
+            });
+        }
         if let Some(links) = at.links {
             for name in links.other_names(&cmd[0]) {
                 let mut other = vec![name];
