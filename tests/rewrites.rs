@@ -1014,3 +1014,26 @@ fn symlink_on_path_is_classified_under_its_target_by_gate_check() {
         "{v:#}"
     );
 }
+
+/// An AWS CLI alias (`~/.aws/cli/alias`, which the requester can write) runs whatever the file
+/// says: `aws p` for `iam put-role-policy` needs what the plain command needs.
+#[test]
+fn aws_cli_alias_is_not_an_easier_path() {
+    let g = common::Gate::new().policy(include_str!("../policies/cloud-admin.yaml"));
+    let home = g.path("home");
+    std::fs::create_dir_all(home.join(".aws/cli")).unwrap();
+    std::fs::write(
+        home.join(".aws/cli/alias"),
+        "[toplevel]\np = iam put-role-policy\n",
+    )
+    .unwrap();
+    let r = g
+        .env("HOME", home.to_str().unwrap())
+        .args(&["check", "--json", "--", "aws", "p", "--role-name", "x"])
+        .run();
+    r.status(0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["decision"], "approve", "{v:#}");
+    assert_eq!(v["requirement"]["min_approvals"], 2, "{v:#}");
+    assert!(v["opaque"].as_str().unwrap().contains("alias"), "{v:#}");
+}

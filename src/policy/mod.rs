@@ -760,6 +760,14 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
                 )
             });
         }
+        if let Some(links) = at.links
+            && crate::request::program_name(&cmd[0]) == "aws"
+            && let Some(alias) = links.aws_alias(&crate::command::parse("aws", &cmd[1..]).words)
+        {
+            opaque.get_or_insert_with(|| {
+                format!("`aws {alias}` is an alias from the AWS CLI's alias file")
+            });
+        }
         if let Some(links) = at.links {
             for name in links.other_names(&cmd[0]) {
                 let mut other = vec![name];
