@@ -1,0 +1,802 @@
+//! Each wrapper's options, read exactly, and what it runs (see the parent module).
+
+use super::super::getopt::{Read, Spec, read};
+use super::super::shell::{self, ShellRuns};
+use super::names::SHELLS;
+use super::{Run, assignment_name, env_runs_code, skip_assignments, then_command, with};
+
+/// `export`/`declare`/... are read: they only set variables, unless they define or export
+/// functions (`-f`), make a name refer to another variable (`-n`), or set a variable that
+/// changes what later commands run (`export PATH=...`).
+pub(super) fn declaration(program: &str, args: &[String]) -> Vec<Run> {
+    for a in args {
+        if let Some(flags) = a.strip_prefix('-').or_else(|| a.strip_prefix('+')) {
+            if flags.contains(['f', 'F', 'n']) {
+                return vec![Run::Opaque(format!(
+                    "`{program} {a}` changes what later words mean"
+                ))];
+            }
+            continue;
+        }
+        let name = assignment_name(a).unwrap_or(a.as_str());
+        if env_runs_code(name) {
+            return vec![Run::Opaque(format!(
+                "`{program} {name}` changes what later commands run"
+            ))];
+        }
+    }
+    Vec::new()
+}
+
+pub(super) const SUDO: Spec = Spec {
+    flags: "AbBEeHiKklNnPSsVv",
+    valued: "aCcDgpRrtTUu",
+    optional: "h",
+    long_flags: &[
+        "askpass",
+        "background",
+        "bell",
+        "edit",
+        "set-home",
+        "help",
+        "login",
+        "remove-timestamp",
+        "reset-timestamp",
+        "list",
+        "no-update",
+        "non-interactive",
+        "preserve-groups",
+        "stdin",
+        "shell",
+        "version",
+        "validate",
+    ],
+    long_valued: &[
+        "auth-type",
+        "close-from",
+        "login-class",
+        "chdir",
+        "group",
+        "host",
+        "prompt",
+        "role",
+        "type",
+        "command-timeout",
+        "other-user",
+        "user",
+    ],
+    long_optional: &["preserve-env"],
+};
+
+pub(super) fn sudo(args: &[String]) -> Vec<Run> {
+    with(args, &SUDO, |r, ops| {
+        if r.has(&["e", "edit"]) {
+            return Vec::new(); // sudoedit: the operands are files
+        }
+        let cmd = match skip_assignments(ops) {
+            Ok(c) => c,
+            Err(why) => return vec![Run::Opaque(why)],
+        };
+        if cmd.is_empty() && r.has(&["s", "shell", "i", "login"]) {
+            return vec![Run::Opaque(
+                "`sudo` without a command runs an interactive shell".into(),
+            )];
+        }
+        then_command(cmd.to_vec())
+    })
+}
+
+pub(super) const DOAS: Spec = Spec {
+    flags: "Lns",
+    valued: "Cu",
+    ..Spec::NONE
+};
+
+pub(super) fn doas(args: &[String]) -> Vec<Run> {
+    with(args, &DOAS, |r, ops| {
+        if r.has(&["C"]) {
+            return Vec::new();
+        }
+        if ops.is_empty() && r.has(&["s"]) {
+            return vec![Run::Opaque("`doas -s` runs an interactive shell".into())];
+        }
+        then_command(ops.to_vec())
+    })
+}
+
+pub(super) const ENV: Spec = Spec {
+    flags: "0iv",
+    valued: "aCPSu",
+    optional: "",
+    long_flags: &[
+        "ignore-environment",
+        "null",
+        "debug",
+        "list-signal-handling",
+        "help",
+        "version",
+    ],
+    long_valued: &["unset", "chdir", "split-string", "argv0"],
+    long_optional: &["block-signal", "default-signal", "ignore-signal"],
+};
+
+pub(super) fn env(args: &[String]) -> Vec<Run> {
+    // `env -S STRING`: the string is split into words that replace it, options included.
+    let r = match read(args, &ENV) {
+        Ok(r) => r,
+        Err(why) => return vec![Run::Opaque(why)],
+    };
+    if r.has(&["P"]) {
+        return vec![Run::Opaque(
+            "`env -P` looks the command up in another path".into(),
+        )];
+    }
+    if let Some(split) = r.value(&["S", "split-string"]) {
+        return match split_string(split) {
+            Ok(words) => {
+                let mut argv = vec!["env".to_owned()];
+                argv.extend(words);
+                argv.extend(args[r.operands.min(args.len())..].iter().cloned());
+                vec![Run::Command(argv)]
+            }
+            Err(why) => vec![Run::Opaque(why)],
+        };
+    }
+    let mut ops = &args[r.operands.min(args.len())..];
+    // A lone `-` is `-i`.
+    while ops.first().is_some_and(|w| w == "-") {
+        ops = &ops[1..];
+    }
+    match skip_assignments(ops) {
+        Ok(cmd) => then_command(cmd.to_vec()),
+        Err(why) => vec![Run::Opaque(why)],
+    }
+}
+
+/// GNU `env -S` splitting: whitespace separates, `'...'` is literal, `"..."` and bare text take
+/// backslash escapes, `\_` is a space, `\c` ends the string, `#` at a word's start begins a
+/// comment. `${VAR}` expands at run time: unreadable.
+pub(super) fn split_string(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
+            (Some('\''), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (_, '$') => return Err("`env -S` expands a variable, known only when it runs".into()),
+            (_, '\\') => {
+                in_word = true;
+                match chars.next() {
+                    Some('c') => break,
+                    Some('_') if quote.is_none() => {
+                        words.push(std::mem::take(&mut word));
+                        in_word = false;
+                    }
+                    Some('_') => word.push(' '),
+                    Some('n') => word.push('\n'),
+                    Some('t') => word.push('\t'),
+                    Some('r') => word.push('\r'),
+                    Some('f') => word.push('\x0c'),
+                    Some('v') => word.push('\x0b'),
+                    Some(c @ ('\\' | '\'' | '"' | '#' | '$' | ' ')) => word.push(c),
+                    _ => return Err("`env -S` with an escape gate does not read".into()),
+                }
+            }
+            (None, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c') => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, '#') if !in_word => break,
+            (_, c) => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("`env -S` with an unclosed quote".into());
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+pub(super) fn command(args: &[String]) -> Vec<Run> {
+    const SPEC: Spec = Spec {
+        flags: "pvV",
+        ..Spec::NONE
+    };
+    with(args, &SPEC, |_, ops| then_command(ops.to_vec()))
+}
+
+pub(super) const EXEC: Spec = Spec {
+    flags: "cl",
+    valued: "a",
+    ..Spec::NONE
+};
+
+pub(super) const NOHUP: Spec = Spec {
+    long_flags: &["help", "version"],
+    ..Spec::NONE
+};
+
+pub(super) fn nice(args: &[String]) -> Vec<Run> {
+    const SPEC: Spec = Spec {
+        valued: "n",
+        long_flags: &["help", "version"],
+        long_valued: &["adjustment"],
+        ..Spec::NONE
+    };
+    // The old form `nice -10 cmd` / `nice --10 cmd`.
+    let numeric = |w: &String| {
+        let n = w.trim_start_matches('-');
+        w.starts_with('-') && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
+    };
+    let rest = if args.first().is_some_and(numeric) {
+        &args[1..]
+    } else {
+        args
+    };
+    with(rest, &SPEC, |_, ops| then_command(ops.to_vec()))
+}
+
+pub(super) const TIME: Spec = Spec {
+    flags: "apqvV",
+    valued: "fo",
+    long_flags: &[
+        "append",
+        "portability",
+        "quiet",
+        "verbose",
+        "version",
+        "help",
+    ],
+    long_valued: &["format", "output"],
+    ..Spec::NONE
+};
+
+pub(super) const TIMEOUT: Spec = Spec {
+    flags: "fpv",
+    valued: "ks",
+    long_flags: &[
+        "foreground",
+        "preserve-status",
+        "verbose",
+        "help",
+        "version",
+    ],
+    long_valued: &["kill-after", "signal"],
+    ..Spec::NONE
+};
+
+pub(super) const STDBUF: Spec = Spec {
+    valued: "ioe",
+    long_flags: &["help", "version"],
+    long_valued: &["input", "output", "error"],
+    ..Spec::NONE
+};
+
+pub(super) const SETSID: Spec = Spec {
+    flags: "cfwhV",
+    long_flags: &["ctty", "fork", "wait", "help", "version"],
+    ..Spec::NONE
+};
+
+pub(super) const CHROOT: Spec = Spec {
+    long_flags: &["skip-chdir", "help", "version"],
+    long_valued: &["userspec", "groups"],
+    ..Spec::NONE
+};
+
+pub(super) const FLOCK: Spec = Spec {
+    flags: "sexnoFuhV",
+    valued: "wEc",
+    long_flags: &[
+        "shared",
+        "exclusive",
+        "unlock",
+        "nonblock",
+        "nb",
+        "close",
+        "no-fork",
+        "verbose",
+        "help",
+        "version",
+    ],
+    long_valued: &["timeout", "wait", "conflict-exit-code", "command"],
+    ..Spec::NONE
+};
+
+pub(super) const IONICE: Spec = Spec {
+    flags: "thV",
+    valued: "cnpPu",
+    long_flags: &["ignore", "help", "version"],
+    long_valued: &["class", "classdata", "pid", "pgid", "uid"],
+    ..Spec::NONE
+};
+
+pub(super) const TASKSET: Spec = Spec {
+    flags: "acphV",
+    long_flags: &["all-tasks", "cpu-list", "pid", "help", "version"],
+    ..Spec::NONE
+};
+
+pub(super) const CHRT: Spec = Spec {
+    flags: "abdefiomprRvhV",
+    valued: "TPD",
+    long_flags: &[
+        "all-tasks",
+        "batch",
+        "deadline",
+        "ext",
+        "fifo",
+        "idle",
+        "max",
+        "other",
+        "pid",
+        "rr",
+        "reset-on-fork",
+        "verbose",
+        "help",
+        "version",
+    ],
+    long_valued: &["sched-runtime", "sched-period", "sched-deadline"],
+    ..Spec::NONE
+};
+
+pub(super) const STRACE: Spec = Spec {
+    flags: "AcCdDfFhiknNqrtTvVwxyYzZ",
+    valued: "abeEIoOpPsSuUX",
+    long_flags: &[
+        "summary-only",
+        "summary",
+        "debug",
+        "daemonize",
+        "follow-forks",
+        "output-separately",
+        "help",
+        "instruction-pointer",
+        "stack-trace",
+        "syscall-number",
+        "quiet",
+        "relative-timestamps",
+        "syscall-times",
+        "no-abbrev",
+        "version",
+        "summary-wall-clock",
+        "successful-only",
+        "failed-only",
+    ],
+    long_valued: &[
+        "columns",
+        "trace",
+        "signal",
+        "abbrev",
+        "verbose",
+        "raw",
+        "read",
+        "write",
+        "fault",
+        "inject",
+        "status",
+        "quiet",
+        "decode-fds",
+        "env",
+        "interruptible",
+        "output",
+        "attach",
+        "trace-path",
+        "string-limit",
+        "summary-sort-by",
+        "user",
+        "const-print-style",
+    ],
+    long_optional: &[
+        "absolute-timestamps",
+        "timestamps",
+        "seccomp-bpf",
+        "kill-on-exit",
+    ],
+    ..Spec::NONE
+};
+
+pub(super) const WATCH: Spec = Spec {
+    flags: "bcCegprtwxhv",
+    valued: "nq",
+    optional: "d",
+    long_flags: &[
+        "beep", "color", "no-color", "errexit", "chgexit", "precise", "no-rerun", "no-title",
+        "no-wrap", "exec", "help", "version",
+    ],
+    long_valued: &["interval", "equexit"],
+    long_optional: &["differences"],
+};
+
+pub(super) const SCRIPT: Spec = Spec {
+    flags: "aefqhV",
+    valued: "cEIOBTmo",
+    optional: "t",
+    long_flags: &[
+        "append", "return", "flush", "force", "quiet", "help", "version",
+    ],
+    long_valued: &[
+        "command",
+        "echo",
+        "log-in",
+        "log-out",
+        "log-io",
+        "log-timing",
+        "logging-format",
+        "output-limit",
+    ],
+    long_optional: &["timing"],
+};
+
+pub(super) const XARGS: Spec = Spec {
+    flags: "0oprtx",
+    valued: "aEILnPsd",
+    optional: "eil",
+    long_flags: &[
+        "null",
+        "open-tty",
+        "interactive",
+        "no-run-if-empty",
+        "verbose",
+        "exit",
+        "show-limits",
+        "help",
+        "version",
+    ],
+    long_valued: &[
+        "arg-file",
+        "delimiter",
+        "max-args",
+        "max-procs",
+        "max-chars",
+        "process-slot-var",
+        "max-lines",
+    ],
+    long_optional: &["eof", "replace"],
+};
+
+pub(super) const SU: Spec = Spec {
+    flags: "flmpPhV",
+    valued: "cgGsw",
+    long_flags: &[
+        "fast",
+        "login",
+        "preserve-environment",
+        "pty",
+        "help",
+        "version",
+    ],
+    long_valued: &[
+        "command",
+        "session-command",
+        "group",
+        "supp-group",
+        "shell",
+        "whitelist-environment",
+    ],
+    ..Spec::NONE
+};
+
+pub(super) const RUNUSER: Spec = Spec {
+    flags: "flmpPhV",
+    valued: "cgGswu",
+    long_flags: &[
+        "fast",
+        "login",
+        "preserve-environment",
+        "pty",
+        "help",
+        "version",
+    ],
+    long_valued: &[
+        "command",
+        "session-command",
+        "group",
+        "supp-group",
+        "shell",
+        "whitelist-environment",
+        "user",
+    ],
+    ..Spec::NONE
+};
+
+/// `su [options] [-] [user [args]]`, `runuser -u user [--] command`. Both permute: options
+/// may follow the user name (`su - root -c CMD`).
+pub(super) fn su(program: &str, args: &[String]) -> Vec<Run> {
+    let spec = if program == "runuser" { &RUNUSER } else { &SU };
+    let mut opts = Vec::new();
+    let mut ops: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let r = match read(&args[i..], spec) {
+            Ok(r) => r,
+            Err(why) => return vec![Run::Opaque(why)],
+        };
+        let ended = r.operands > 0 && args[i + r.operands - 1] == "--";
+        opts.extend(r.opts);
+        i += r.operands;
+        if ended {
+            ops.extend(args[i..].iter().cloned());
+            break;
+        }
+        if let Some(w) = args.get(i) {
+            ops.push(w.clone());
+            i += 1;
+        }
+    }
+    let r = Read { opts, operands: 0 };
+    su_runs(program, &r, &ops)
+}
+
+pub(super) fn su_runs(program: &str, r: &Read, ops: &[String]) -> Vec<Run> {
+    {
+        if r.has(&["u", "user"]) {
+            return then_command(ops.to_vec());
+        }
+        if let Some(shell) = r.value(&["s", "shell"]) {
+            let name = shell.rsplit('/').next().unwrap_or(shell);
+            if !SHELLS.contains(&name) {
+                return vec![Run::Opaque(format!(
+                    "`{program} --shell {shell}` runs a shell gate does not read"
+                ))];
+            }
+        }
+        let ops = match ops.first() {
+            Some(d) if d == "-" => &ops[1..],
+            _ => ops,
+        };
+        if ops.len() > 1 {
+            return vec![Run::Opaque(format!(
+                "`{program}` passes the words after the user name to the shell"
+            ))];
+        }
+        match r.value(&["c", "command", "session-command"]) {
+            Some(script) => vec![Run::Script(script.to_owned())],
+            None => vec![Run::Opaque(format!(
+                "`{program}` without `-c` runs an interactive shell"
+            ))],
+        }
+    }
+}
+
+/// `find`: each `-exec`/`-execdir`/`-ok`/`-okdir` command. `{}` stands for file names found at
+/// run time: the command is classified with the starting points in their place (what find
+/// itself visits first), and is opaque for the names beneath.
+pub(super) fn find(args: &[String]) -> Vec<Run> {
+    let mut i = 0;
+    // Leading options: -H -L -P, -D debugopts, -Olevel.
+    while let Some(a) = args.get(i) {
+        match a.as_str() {
+            "-H" | "-L" | "-P" => i += 1,
+            "-D" => i += 2,
+            a if a.starts_with("-O") => i += 1,
+            _ => break,
+        }
+    }
+    let mut starts: Vec<&str> = Vec::new();
+    while let Some(a) = args.get(i) {
+        if a.starts_with('-') || a == "(" || a == "!" || a == "," {
+            break;
+        }
+        starts.push(a);
+        i += 1;
+    }
+    if starts.is_empty() {
+        starts.push(".");
+    }
+    let mut out = Vec::new();
+    while let Some(a) = args.get(i) {
+        i += 1;
+        if !matches!(a.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir") {
+            continue;
+        }
+        let mut cmd: Vec<String> = Vec::new();
+        while let Some(w) = args.get(i) {
+            i += 1;
+            if w == ";" || (w == "+" && cmd.last().is_some_and(|l| l == "{}")) {
+                break;
+            }
+            cmd.push(w.clone());
+        }
+        if cmd.is_empty() {
+            continue;
+        }
+        if cmd.iter().any(|w| w.contains("{}")) {
+            for s in &starts {
+                out.push(Run::Command(
+                    cmd.iter().map(|w| w.replace("{}", s)).collect(),
+                ));
+            }
+            out.push(Run::Opaque(format!(
+                "`find {a}` passes the names of files it finds to `{}`",
+                cmd[0]
+            )));
+        } else {
+            out.push(Run::Command(cmd));
+        }
+    }
+    out
+}
+
+/// A shell: `-c SCRIPT` is read; anything else — a script from stdin or a file gate cannot
+/// see, rc files, options gate does not model — is opaque.
+pub(super) fn shell_runs(program: &str, args: &[String]) -> Vec<Run> {
+    match shell::script_of_shell(program, args) {
+        // zsh reads more than POSIX syntax: glob qualifiers `*(e:...:)` and `=(...)` run code.
+        Ok(ShellRuns::Script(s))
+            if program == "zsh"
+                && ["(e", "(+", "=(", "$~", "${~"]
+                    .iter()
+                    .any(|q| s.contains(q)) =>
+        {
+            vec![Run::Opaque("zsh syntax gate does not read".into())]
+        }
+        Ok(ShellRuns::Script(script)) => vec![Run::Script(script.to_owned())],
+        Ok(ShellRuns::File([file, rest @ ..])) => {
+            let name = file.rsplit('/').next().unwrap_or(file);
+            let mut cmd = vec![name.to_owned()];
+            cmd.extend(rest.iter().cloned());
+            vec![Run::Command(cmd)]
+        }
+        Ok(_) => Vec::new(),
+        Err(why) => vec![Run::Opaque(why)],
+    }
+}
+
+/// An interpreter: only `--version`/`--help`, or a script file with no options in front, are
+/// read; the script file is also classified under its own name (`python3 /usr/bin/aws iam ...`
+/// is `aws iam ...`).
+pub(super) fn interpreter_runs(program: &str, args: &[String]) -> Vec<Run> {
+    match args {
+        [] => vec![Run::Opaque(format!(
+            "`{program}` reads code from its input"
+        ))],
+        [only] if matches!(only.as_str(), "--version" | "-V" | "-v" | "--help" | "-h") => {
+            Vec::new()
+        }
+        [script, rest @ ..] if !script.starts_with('-') && !reads_stdin(script) => {
+            let name = script.rsplit('/').next().unwrap_or(script);
+            let mut cmd = vec![name.to_owned()];
+            cmd.extend(rest.iter().cloned());
+            vec![Run::Command(cmd)]
+        }
+        _ => vec![Run::Opaque(format!(
+            "`{program}` runs code given in its arguments or input"
+        ))],
+    }
+}
+
+/// Paths that are the command's input or another process's output, not a file gate could name.
+pub fn reads_stdin(path: &str) -> bool {
+    path == "-"
+        || path.starts_with("/dev/")
+        || path.starts_with("/proc/")
+        || path.contains("$")
+        || path.contains('`')
+}
+
+/// GNU sed runs commands with its `e` command and the `e` flag of `s`: a script that may use
+/// either (or comes from a file) is opaque; the check errs towards opaque.
+pub(super) fn sed(args: &[String]) -> Vec<Run> {
+    let from_file = || vec![Run::Opaque("`sed -f` runs a script file".into())];
+    let mut scripts: Vec<&str> = Vec::new();
+    let mut operands: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        i += 1;
+        match a.as_str() {
+            "-e" | "--expression" => {
+                if let Some(s) = args.get(i) {
+                    scripts.push(s);
+                }
+                i += 1;
+            }
+            "--" => {
+                operands.extend(args[i..].iter().map(String::as_str));
+                break;
+            }
+            _ if a.starts_with("--expression=") => scripts.push(&a["--expression=".len()..]),
+            _ if a.starts_with("--file") => return from_file(),
+            _ if a.starts_with("-e") => scripts.push(&a[2..]),
+            _ if a.starts_with('-') && !a.starts_with("--") && a.contains('f') => {
+                return from_file();
+            }
+            _ if a.starts_with('-') && a.len() > 1 => {}
+            _ => operands.push(a),
+        }
+    }
+    if scripts.is_empty()
+        && let Some(first) = operands.first()
+    {
+        scripts.push(first);
+    }
+    if scripts.iter().any(|s| sed_may_execute(s)) {
+        return vec![Run::Opaque("`sed` may run a command (`e`)".into())];
+    }
+    Vec::new()
+}
+
+/// True when a sed script may hold an `e` command (at a command position) or an `s` command
+/// with the `e` flag. Over-approximates: text that merely looks like either counts.
+pub(super) fn sed_may_execute(script: &str) -> bool {
+    let b = script.as_bytes();
+    let ends = |j: usize| j >= b.len() || matches!(b[j], b' ' | b'\t' | b'\n' | b';' | b'}');
+    for (j, &c) in b.iter().enumerate() {
+        if c != b'e' {
+            continue;
+        }
+        // What precedes, spaces skipped: a command position (start, `;`, newline, a brace,
+        // `!`, or the end of an address).
+        let mut k = j;
+        while k > 0 && matches!(b[k - 1], b' ' | b'\t') {
+            k -= 1;
+        }
+        let command_position = k == 0
+            || matches!(
+                b[k - 1],
+                b';' | b'\n' | b'{' | b'}' | b'!' | b'$' | b'/' | b'0'..=b'9'
+            );
+        if command_position && (ends(j + 1) || k < j || k == 0) {
+            return true;
+        }
+        // `s/a/b/ge`, `s|a|b|we`: flags after the closing delimiter.
+        let mut f = j;
+        while f > 0
+            && matches!(
+                b[f - 1],
+                b'g' | b'p' | b'i' | b'I' | b'm' | b'M' | b'0'..=b'9'
+            )
+        {
+            f -= 1;
+        }
+        if f > 0 && b[f - 1].is_ascii_punctuation() && ends(j + 1) {
+            return true;
+        }
+    }
+    false
+}
+
+/// awk: read when its program calls nothing (`system`, pipes to or from commands, gawk's
+/// indirect calls and extensions make it opaque), with only `-F` and `-v` in front.
+pub(super) fn awk_runs(program: &str, args: &[String]) -> Vec<Run> {
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if !a.starts_with('-') || a == "-" {
+            break;
+        }
+        if a == "-F" || a == "-v" {
+            i += 2;
+        } else if a.starts_with("-F") || a.starts_with("-v") {
+            i += 1;
+        } else {
+            return vec![Run::Opaque(format!(
+                "`{program} {a}`: an option gate does not read"
+            ))];
+        }
+    }
+    match args.get(i) {
+        None => vec![Run::Opaque(format!("`{program}` without a program"))],
+        Some(prog) if prog.contains("system") || prog.contains('|') || prog.contains('@') => {
+            vec![Run::Opaque(format!("`{program}` runs commands"))]
+        }
+        Some(_) => Vec::new(),
+    }
+}
