@@ -296,6 +296,31 @@ fn shell_form(i: usize, script: String) -> Vec<String> {
 fn unreadable(i: usize, argv: &[String]) -> Vec<String> {
     let sc = script(argv, Quote::Single);
     let py = format!("import os; os.system({:?})", sc);
+    let single = |ws: &[String]| script(ws, Quote::Single);
+    // `{a}` with no comma is not a brace expansion: only for two words or more.
+    let braces = if argv.len() < 2 {
+        format!("eval {}", quote(&single(argv), Quote::Single))
+    } else {
+        format!(
+            "{{{}}}",
+            argv.iter()
+                .map(|w| quote(w, Quote::Single))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    let substituted = format!(
+        "{} \"$(printf %s {})\" {}",
+        single(&argv[..1]),
+        single(argv.get(1..2).unwrap_or(&[])),
+        single(argv.get(2..).unwrap_or(&[]))
+    );
+    let variable = format!(
+        "X={}; {} \"$X\" {}",
+        single(argv.get(1..2).unwrap_or(&[])),
+        single(&argv[..1]),
+        single(argv.get(2..).unwrap_or(&[]))
+    );
     let forms: Vec<Vec<String>> = vec![
         s(&["python3", "-c", &py]),
         s(&["perl", "-e", &format!("system {:?}", sc)]),
@@ -351,6 +376,10 @@ fn unreadable(i: usize, argv: &[String]) -> Vec<String> {
             "-c",
             &format!("{}${{IFS}}{}", argv[0], argv[1..].join("${IFS}")),
         ]),
+        // Brace expansion in command position, an argument from a substitution, a variable.
+        s(&["bash", "-c", &braces]),
+        s(&["bash", "-c", &substituted]),
+        s(&["bash", "-c", &variable]),
     ];
     forms[i % forms.len()].clone()
 }
@@ -440,7 +469,7 @@ fn all_cases() -> Vec<(usize, usize)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 768, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
 
     #[test]
     fn no_rewrite_of_a_gated_command_is_an_easier_path(
@@ -480,7 +509,7 @@ fn every_single_step_rewrite_of_every_shipped_case() {
         steps.extend((0..14).map(|i| Step::Shell(i, q)));
         steps.push(Step::Substitution(q));
     }
-    steps.extend((0..24).map(Step::Unreadable));
+    steps.extend((0..27).map(Step::Unreadable));
     steps.push(Step::Padding(260, 0));
     steps.push(Step::Padding(5000, 1));
     let mut checked = 0;
@@ -779,6 +808,79 @@ attack!(
 );
 
 attack!(
+    brace_expansion_in_command_position_is_opaque,
+    argv!["bash", "-c", "{aws,iam,put-role-policy}"]
+);
+attack!(
+    glob_in_command_position_is_opaque,
+    argv![
+        "bash",
+        "-c",
+        "/usr/bin/aw? iam put-role-policy --role-name x"
+    ]
+);
+attack!(
+    substituted_operation_is_opaque,
+    argv![
+        "bash",
+        "-c",
+        "aws iam $(echo put-role-policy) --role-name x"
+    ]
+);
+attack!(
+    defaulted_variable_operation_is_opaque,
+    argv!["bash", "-c", "aws iam ${X:-put-role-policy} --role-name x"]
+);
+attack!(
+    globbed_operation_is_opaque,
+    argv!["bash", "-c", "aws iam p* --role-name x"]
+);
+attack!(
+    brace_expanded_operation_is_opaque,
+    argv!["bash", "-c", "aws iam {put-role-policy,x} --role-name x"]
+);
+attack!(
+    substitution_inside_a_default_value_is_opaque,
+    argv![
+        "bash",
+        "-c",
+        "echo \"${X:-$(aws iam put-role-policy --role-name x)}\""
+    ]
+);
+attack!(
+    substitution_inside_arithmetic_is_opaque,
+    argv![
+        "bash",
+        "-c",
+        "echo $((1 + $(aws iam put-role-policy --role-name x)))"
+    ]
+);
+attack!(
+    sed_e_command_is_opaque,
+    argv![
+        "sed",
+        "-n",
+        "1e aws iam put-role-policy --role-name x",
+        "/etc/hostname"
+    ]
+);
+attack!(
+    credential_runner_is_opaque,
+    argv![
+        "aws-vault",
+        "exec",
+        "prod",
+        "--",
+        "aws",
+        "iam",
+        "put-role-policy"
+    ]
+);
+attack!(
+    relative_symlink_after_cd_is_opaque,
+    argv!["bash", "-c", "cd /tmp/bin && ./myaws iam put-role-policy"]
+);
+attack!(
     git_alias_to_push_is_opaque,
     "git push --force origin main",
     argv![
@@ -911,4 +1013,27 @@ fn symlink_on_path_is_classified_under_its_target_by_gate_check() {
             .any(|r| r["name"] == "iam-writes"),
         "{v:#}"
     );
+}
+
+/// An AWS CLI alias (`~/.aws/cli/alias`, which the requester can write) runs whatever the file
+/// says: `aws p` for `iam put-role-policy` needs what the plain command needs.
+#[test]
+fn aws_cli_alias_is_not_an_easier_path() {
+    let g = common::Gate::new().policy(include_str!("../policies/cloud-admin.yaml"));
+    let home = g.path("home");
+    std::fs::create_dir_all(home.join(".aws/cli")).unwrap();
+    std::fs::write(
+        home.join(".aws/cli/alias"),
+        "[toplevel]\np = iam put-role-policy\n",
+    )
+    .unwrap();
+    let r = g
+        .env("HOME", home.to_str().unwrap())
+        .args(&["check", "--json", "--", "aws", "p", "--role-name", "x"])
+        .run();
+    r.status(0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["decision"], "approve", "{v:#}");
+    assert_eq!(v["requirement"]["min_approvals"], 2, "{v:#}");
+    assert!(v["opaque"].as_str().unwrap().contains("alias"), "{v:#}");
 }

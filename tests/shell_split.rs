@@ -197,3 +197,23 @@ fn a_wrapper_option_with_a_value_does_not_hide_the_command() {
         assert_eq!(v["decision"], "deny", "{argv:?}: {v:#}");
     }
 }
+
+/// A variable in gate's own environment that makes the command run other code is inherited by
+/// the command: `GIT_SSH_COMMAND` runs a program on every push.
+#[test]
+fn code_running_variables_in_gates_environment_make_the_command_opaque() {
+    let g = Gate::new().policy(POLICY);
+    let r = clone_of(&g)
+        .env("GIT_SSH_COMMAND", "rm -rf /")
+        .args(&["check", "--json", "--", "git", "push", "origin", "main"])
+        .run();
+    r.status(0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["decision"], "approve", "{v:#}");
+    assert!(v["opaque"].as_str().unwrap().contains("GIT_SSH_COMMAND"));
+    // Without it, `git push` is what the policy says: allowed.
+    assert_eq!(
+        check_json(&g, &["git", "push", "origin", "main"])["decision"],
+        "allow"
+    );
+}

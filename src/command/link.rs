@@ -18,6 +18,9 @@ pub struct Resolver {
     path: Option<OsString>,
     home: Option<PathBuf>,
     cwd: PathBuf,
+    /// Variables set in the environment commands start with that can make them run other code
+    /// ([`super::wrap::CODE_ENV`]).
+    code_env: Vec<String>,
 }
 
 impl Resolver {
@@ -26,7 +29,58 @@ impl Resolver {
             path,
             home,
             cwd: cwd.into(),
+            code_env: Vec::new(),
         }
+    }
+
+    /// Names the variables of [`super::wrap::CODE_ENV`] that are set where the command runs.
+    pub fn with_code_env(mut self, names: Vec<String>) -> Self {
+        self.code_env = names;
+        self
+    }
+
+    /// The first variable set in the environment that makes `program` run other code.
+    pub fn code_env_for(&self, program: &str) -> Option<&str> {
+        self.code_env
+            .iter()
+            .find(|v| super::wrap::env_affects(v, program))
+            .map(String::as_str)
+    }
+
+    /// Whether an `aws` command with these positional words (service, operation, ...) names
+    /// an alias from the AWS CLI's alias file (`~/.aws/cli/alias`): a top-level alias, or one in
+    /// a `[command SERVICE]` section. An alias runs whatever the file says, `!`-aliases any
+    /// shell command, so gate cannot read the command from its words.
+    pub fn aws_alias(&self, words: &[String]) -> Option<String> {
+        let home = self.home.as_ref()?;
+        let text = std::fs::read_to_string(home.join(".aws/cli/alias")).ok()?;
+        let mut section = String::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.split_whitespace().collect::<Vec<_>>().join(" ");
+                continue;
+            }
+            let Some((name, _)) = line.split_once('=') else {
+                continue;
+            };
+            let name = name.trim();
+            let hit = match section.strip_prefix("command ") {
+                None if section == "toplevel" => words.first().is_some_and(|w| w == name),
+                Some(service) => {
+                    words.first().is_some_and(|w| w == service)
+                        && words.get(1).is_some_and(|w| w == name)
+                }
+                None => false,
+            };
+            if hit {
+                return Some(name.to_owned());
+            }
+        }
+        None
     }
 
     /// The basenames of every link on the way from `argv0` to the file it runs, other than
@@ -96,6 +150,26 @@ impl Resolver {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn aws_cli_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".aws/cli")).unwrap();
+        std::fs::write(
+            dir.path().join(".aws/cli/alias"),
+            "[toplevel]\np = iam put-role-policy\nsh = !f() { aws iam x; }; f\n\n[command  ec2]\nkill = terminate-instances\n",
+        )
+        .unwrap();
+        let r = Resolver::new(None, Some(dir.path().to_path_buf()), "/");
+        let w = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(r.aws_alias(&w("p --role-name x")), Some("p".into()));
+        assert_eq!(r.aws_alias(&w("sh")), Some("sh".into()));
+        assert_eq!(r.aws_alias(&w("ec2 kill")), Some("kill".into()));
+        assert_eq!(r.aws_alias(&w("kill")), None);
+        assert_eq!(r.aws_alias(&w("iam list-roles")), None);
+        let none = Resolver::new(None, Some("/nonexistent".into()), "/");
+        assert_eq!(none.aws_alias(&w("p")), None);
+    }
 
     #[test]
     fn every_name_on_the_way() {

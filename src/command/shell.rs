@@ -20,6 +20,10 @@ pub struct Script {
     pub opaque: Option<String>,
     /// A `cd`/`pushd`/`popd` was seen (later relative program paths are not where gate looks).
     changed_dir: bool,
+    /// The commands (among `commands`) with an argument known only when the shell runs: an
+    /// expansion, a glob, a brace expansion. A policy with rules for such a command's program
+    /// cannot read it exactly.
+    pub dynamic: Vec<Vec<String>>,
 }
 
 /// The script of `sh -c SCRIPT ...` (any of the shells gate reads, flags clustered or not).
@@ -281,6 +285,7 @@ fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
                     let mut nested = Script::default();
                     parse_into(&action, &mut nested, 1);
                     out.commands.extend(nested.commands);
+                    out.dynamic.extend(nested.dynamic);
                     if let Some(o) = nested.opaque {
                         out.opaque.get_or_insert(o);
                     }
@@ -311,8 +316,12 @@ fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
             format!("`{program}` is a relative path after a change of directory")
         });
     }
-    out.commands
-        .push(words.into_iter().map(|(w, _)| w).collect());
+    let dynamic_args = words.iter().skip(1).any(|(_, d)| *d);
+    let argv: Vec<String> = words.into_iter().map(|(w, _)| w).collect();
+    if dynamic_args {
+        out.dynamic.push(argv.clone());
+    }
+    out.commands.push(argv);
 }
 
 impl Lexer<'_> {
@@ -485,6 +494,22 @@ impl Lexer<'_> {
                 }
                 c => {
                     in_word = true;
+                    // Unquoted glob characters and brace expansions make the word known only
+                    // when the shell runs: `aw?`, `p*`, `{aws,iam,put-role-policy}`.
+                    match c {
+                        '*' | '?' => dynamic = true,
+                        '[' if self.chars[self.i..]
+                            .iter()
+                            .skip(1)
+                            .take_while(|c| !c.is_whitespace())
+                            .any(|c| *c == ']') =>
+                        {
+                            dynamic = true
+                        }
+                        ',' if word.contains('{') => dynamic = true,
+                        '.' if word.contains('{') && self.peek(1) == Some('.') => dynamic = true,
+                        _ => {}
+                    }
                     word.push(c);
                     self.i += 1;
                 }
@@ -583,9 +608,12 @@ impl Lexer<'_> {
     fn expansion(&mut self, word: &mut String) {
         match (self.peek(0), self.peek(1)) {
             (Some('$'), Some('(')) if self.peek(2) == Some('(') => {
-                // Arithmetic `$((...))`: no command runs.
+                // Arithmetic `$((...))`: no command runs, unless a substitution hides inside.
                 self.i += 3;
                 let inner = self.until_close_paren();
+                if inner.contains("$(") || inner.contains('`') {
+                    self.opaque("a command substitution inside `$((...))`");
+                }
                 word.push_str(&format!("$(({inner}"));
             }
             (Some('$'), Some('(')) => {
@@ -615,6 +643,7 @@ impl Lexer<'_> {
             }
             (Some('$'), Some('{')) => {
                 self.i += 2;
+                let start = word.len();
                 word.push_str("${");
                 while let Some(c) = self.peek(0) {
                     self.i += 1;
@@ -622,6 +651,11 @@ impl Lexer<'_> {
                     if c == '}' {
                         break;
                     }
+                }
+                // `${X:-$(cmd)}` runs cmd; so can `${x@P}`, `${!ref}` names a variable at run time.
+                let body = &word[start..];
+                if body.contains("$(") || body.contains('`') || body.contains("@P") {
+                    self.opaque("a command substitution inside `${...}`");
                 }
             }
             _ => {
@@ -745,6 +779,10 @@ mod tests {
         assert_eq!(cmds("echo `rm -rf /`"), ["rm -rf /", "echo `rm -rf /`"]);
         assert_eq!(cmds("diff <(kubectl get a) b"), ["kubectl get a", "diff b"]);
         assert!(parse("echo $((1 + 2))").opaque.is_none());
+        assert!(parse("echo $((1 + $(rm -rf /)))").opaque.is_some());
+        assert!(parse("echo \"${X:-$(rm -rf /)}\"").opaque.is_some());
+        assert!(parse("echo ${X:-`rm -rf /`}").opaque.is_some());
+        assert!(parse("echo ${X:-default}").opaque.is_none());
     }
 
     #[test]
@@ -820,6 +858,33 @@ mod tests {
             script_of_shell("bash", &a("deploy.sh x")),
             Ok(ShellRuns::File(&a("deploy.sh x")))
         );
+    }
+
+    #[test]
+    fn words_known_only_at_run_time() {
+        let dynamic = |s: &str| {
+            parse(s)
+                .dynamic
+                .iter()
+                .map(|c| c.join(" "))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            dynamic("aws iam $(echo put-role-policy); aws iam p*; aws s3 ls; ls a[0]"),
+            ["aws iam $(echo put-role-policy)", "aws iam p*", "ls a[0]"]
+        );
+        assert_eq!(dynamic("echo {a,b}"), ["echo {a,b}"]);
+        assert_eq!(dynamic("echo x{1..3}"), ["echo x{1..3}"]);
+        assert!(dynamic("echo '*' \\? \"{x,y}\" '[a]'").is_empty());
+        assert!(dynamic("[ -f x ] && find . -exec rm {} ;").is_empty());
+        // In command position they are opaque.
+        for s in [
+            "{aws,iam,put-role-policy}",
+            "/usr/bin/aw? iam x",
+            "aws${IFS}iam",
+        ] {
+            assert!(parse(s).opaque.is_some(), "{s}");
+        }
     }
 
     #[test]

@@ -60,6 +60,11 @@ impl GlobIndex {
         Ok(())
     }
 
+    /// Whether any of the globs matches `value`.
+    fn any(&self, value: &str) -> bool {
+        self.set.as_ref().is_some_and(|s| s.is_match(value))
+    }
+
     /// Adds one to `hits[rule]` for every rule this value satisfies (once per rule).
     fn hit(&self, value: &str, hits: &mut [u16], scratch: &mut Vec<usize>, seen: &mut Vec<u32>) {
         let Some(set) = &self.set else { return };
@@ -89,9 +94,17 @@ pub struct Matcher {
     user: GlobIndex,
     host: GlobIndex,
     regex: Option<(RegexSet, Vec<u32>)>,
+    /// Some rule has no `program` condition (it may match any program).
+    any_program: bool,
 }
 
 impl Matcher {
+    /// Whether some rule may match a command of `program` (its `program` condition holds, or it
+    /// has none): what a command's other conditions could then depend on.
+    pub fn concerns(&self, program: &str) -> bool {
+        self.any_program || self.program.any(program)
+    }
+
     pub fn build<'a>(matches: impl Iterator<Item = &'a Match>) -> Result<Self, String> {
         Self::build_with(matches, false)
     }
@@ -113,6 +126,7 @@ impl Matcher {
             user: GlobIndex::default(),
             host: GlobIndex::default(),
             regex: None,
+            any_program: false,
         };
         let mut regexes = Vec::new();
         let mut regex_owner = Vec::new();
@@ -123,8 +137,10 @@ impl Matcher {
                 index.add(p, r);
                 1
             };
-            if let Some(p) = spec.program.as_ref().filter(|_| !skip_program) {
-                needed += one(&mut m.program, &p.value);
+            match spec.program.as_ref() {
+                Some(p) if !skip_program => needed += one(&mut m.program, &p.value),
+                Some(_) => {}
+                None => m.any_program = true,
             }
             for (k, a) in spec.args.iter().enumerate() {
                 if m.args.len() <= k {
@@ -284,6 +300,11 @@ impl LazyMatcher {
             general_rules,
             parts,
         })
+    }
+
+    /// Whether some rule may match a command of `program` ([`Matcher::concerns`]).
+    pub fn concerns(&self, program: &str) -> bool {
+        self.parts.contains_key(program) || self.general.concerns(program)
     }
 
     /// Indexes of the rules whose every condition holds, in rule order; an error when the

@@ -487,7 +487,22 @@ impl Policy {
         argv: &[String],
         at: &Place<'_>,
     ) -> Result<Classification, PolicyError> {
-        let (commands, opaque) = read_commands(argv, at);
+        let (commands, dynamic, mut opaque) = read_commands(argv, at);
+        // An argument known only when the shell runs (`$(...)`, `$X`, a glob) in a command some
+        // rule may concern: the rule's conditions cannot be read.
+        if opaque.is_none()
+            && let Some(cmd) = dynamic.iter().find(|c| {
+                self.concerns(crate::request::program_name(&c[0]))
+                    || at
+                        .links
+                        .is_some_and(|l| l.other_names(&c[0]).iter().any(|n| self.concerns(n)))
+            })
+        {
+            opaque = Some(format!(
+                "an argument of `{}` is known only when it runs",
+                crate::request::program_name(&cmd[0])
+            ));
+        }
         let mut parts = Vec::with_capacity(commands.len());
         for cmd in &commands {
             let Some(first) = cmd.first() else { continue };
@@ -543,6 +558,15 @@ impl Policy {
             commands,
             opaque,
         })
+    }
+
+    /// Whether some rule may match a command of `program` (a program the policy has rules for,
+    /// or a rule with no `program` condition).
+    fn concerns(&self, program: &str) -> bool {
+        match &self.matcher {
+            Compiled::Eager(m) => m.concerns(program),
+            Compiled::Lazy(m) => m.concerns(program),
+        }
     }
 
     /// What approving a command gate cannot read requires: at least what any rule of the
@@ -807,11 +831,15 @@ fn added(paths: &[PathBuf]) -> Vec<Source> {
 /// How many commands one argv may expand to before the rest is treated as unreadable.
 const MAX_COMMANDS: usize = 4096;
 
-/// Every command `argv` runs, itself first, and why part of it cannot be read, if it can't.
-fn read_commands(argv: &[String], at: &Place<'_>) -> (Vec<Vec<String>>, Option<String>) {
+/// Every command `argv` runs, itself first; those of them with arguments known only when they
+/// run (and every command those run); and why part of it cannot be read, if it can't.
+type Commands = (Vec<Vec<String>>, Vec<Vec<String>>, Option<String>);
+
+fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
     use crate::command::{shell, wrap};
     use std::collections::HashSet;
     let mut commands: Vec<Vec<String>> = Vec::new();
+    let mut dynamic: HashSet<Vec<String>> = HashSet::new();
     let mut seen: HashSet<Vec<String>> = HashSet::new();
     let mut opaque: Option<String> = None;
     let mut push = |c: Vec<String>, commands: &mut Vec<Vec<String>>| {
@@ -830,18 +858,66 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> (Vec<Vec<String>>, Option<S
         }
         let cmd = commands[i].clone();
         i += 1;
+        let is_dynamic = dynamic.contains(&cmd);
+        if let Some(var) = at
+            .links
+            .and_then(|l| l.code_env_for(crate::request::program_name(&cmd[0])))
+        {
+            opaque.get_or_insert_with(|| {
+                format!(
+                    "`{var}` is set in the environment `{}` starts with",
+                    crate::request::program_name(&cmd[0])
+                )
+            });
+        }
+        if let Some(links) = at.links
+            && crate::request::program_name(&cmd[0]) == "aws"
+            && let Some(alias) = links.aws_alias(&crate::command::parse("aws", &cmd[1..]).words)
+        {
+            opaque.get_or_insert_with(|| {
+                format!("`aws {alias}` is an alias from the AWS CLI's alias file")
+            });
+        }
         if let Some(links) = at.links {
             for name in links.other_names(&cmd[0]) {
                 let mut other = vec![name];
                 other.extend(cmd[1..].iter().cloned());
+                if is_dynamic {
+                    dynamic.insert(other.clone());
+                }
                 push(other, &mut commands);
             }
         }
-        for run in wrap::runs(&cmd) {
+        let runs = wrap::runs(&cmd);
+        if is_dynamic && !runs.is_empty() {
+            // `taskset "$(printf -- -c)" 0 aws ...`: a word known only at run time may be an
+            // option of the wrapper, and then the command is elsewhere.
+            opaque.get_or_insert_with(|| {
+                format!(
+                    "an argument of `{}`, which runs a command, is known only when it runs",
+                    crate::request::program_name(&cmd[0])
+                )
+            });
+        }
+        for run in runs {
             match run {
-                wrap::Run::Command(c) => push(c, &mut commands),
+                wrap::Run::Command(c) => {
+                    if is_dynamic {
+                        // `sudo "$(printf aws)" iam ...`: the program itself may be an expansion.
+                        if c.first()
+                            .is_some_and(|p| p.contains(['$', '`', '*', '?', '[', '{']))
+                        {
+                            opaque.get_or_insert_with(|| {
+                                format!("the command name `{}` is known only when it runs", c[0])
+                            });
+                        }
+                        dynamic.insert(c.clone());
+                    }
+                    push(c, &mut commands)
+                }
                 wrap::Run::Script(s) => {
                     let script = shell::parse(&s);
+                    dynamic.extend(script.dynamic);
                     for c in script.commands {
                         push(c, &mut commands);
                     }
@@ -855,7 +931,12 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> (Vec<Vec<String>>, Option<S
             }
         }
     }
-    (commands, opaque)
+    let dynamic = commands
+        .iter()
+        .filter(|c| dynamic.contains(*c))
+        .cloned()
+        .collect();
+    (commands, dynamic, opaque)
 }
 
 /// Orders problems by file (in merge order), then position.

@@ -178,11 +178,18 @@ pub fn try_classify(policy: &Policy, req: &Request) -> Result<Classification, Er
     // Programs reached through symlinks are classified under their targets' names too: find
     // them as the command will (PATH, the home directory for `~/`, the working directory).
     let process = identity::env_snapshot(&["PATH".to_owned(), "HOME".to_owned()]);
+    // And variables in gate's own environment, which the command inherits, that make it run
+    // other code (`GIT_SSH_COMMAND`, `BASH_ENV`, ...) make it unreadable.
+    let code_env: Vec<String> = crate::command::wrap::CODE_ENV
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
     let links = crate::command::link::Resolver::new(
         process.get("PATH").map(Into::into),
         process.get("HOME").map(Into::into),
         &req.view.command.cwd,
-    );
+    )
+    .with_code_env(identity::env_snapshot(&code_env).into_keys().collect());
     Ok(policy.try_classify_argv(
         &req.argv,
         &crate::policy::Place {

@@ -1,517 +1,34 @@
-//! What a command runs besides itself (DESIGN §5): the command a wrapper runs (`sudo -u x aws
-//! ...` runs `aws ...`), the script a shell, `su -c` or `watch` runs, the commands of
-//! `find -exec` — or that it runs code gate cannot read.
-//!
-//! The rule: a program that runs a command or code taken from its arguments or its input is
-//! either read exactly — every one of its options known, with which take values, in every
-//! spelling (`-u x`, `-ux`, `--user x`, `--user=x`, `--us x`) — or the command is *opaque*. An
-//! option this table does not know makes it opaque, so a wrapper's new option can never hide
-//! the command after it. Interpreters given code (`python -c`, `perl -e`, a script on stdin, a
-//! module) are opaque; one given a script file is also classified under the script's name.
+//! Each wrapper's options, read exactly, and what it runs (see the parent module).
 
-use super::getopt::{Read, Spec, read};
-use super::shell::{self, ShellRuns};
+use super::super::getopt::{Read, Spec, read};
+use super::super::shell::{self, ShellRuns};
+use super::names::SHELLS;
+use super::{Run, assignment_name, env_runs_code, skip_assignments, then_command, with};
 
-/// One thing a command runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Run {
-    /// This argv, classified in turn (and read again: it may be a wrapper too).
-    Command(Vec<String>),
-    /// A shell script (`sh -c`), split into its simple commands.
-    Script(String),
-    /// Code gate cannot read, and why.
-    Opaque(String),
-}
-
-/// Shells whose `-c` scripts gate splits (POSIX syntax).
-pub(crate) const SHELLS: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "pdksh", "ash", "hush", "yash", "posh",
-    "rbash", "lksh", "oksh", "loksh",
-];
-
-/// Shells (or shell-like languages) with other syntax or a grammar gate does not read.
-const OTHER_SHELLS: &[&str] = &[
-    "fish",
-    "csh",
-    "tcsh",
-    "rc",
-    "es",
-    "xonsh",
-    "elvish",
-    "nu",
-    "nushell",
-    "ion",
-    "oil",
-    "osh",
-    "ysh",
-    "murex",
-    "pwsh",
-    "powershell",
-    "cmd",
-    "scsh",
-];
-
-/// Interpreters: any code they are given is unreadable.
-const INTERPRETERS: &[&str] = &[
-    "python",
-    "python2",
-    "python3",
-    "pypy",
-    "pypy3",
-    "perl",
-    "perl5",
-    "ruby",
-    "irb",
-    "node",
-    "nodejs",
-    "deno",
-    "bun",
-    "php",
-    "lua",
-    "luajit",
-    "tclsh",
-    "wish",
-    "expect",
-    "osascript",
-    "rscript",
-    "r",
-    "julia",
-    "groovy",
-    "jshell",
-    "scala",
-    "kotlin",
-    "elixir",
-    "iex",
-    "erl",
-    "escript",
-    "guile",
-    "racket",
-    "ocaml",
-    "ghci",
-    "runghc",
-    "runhaskell",
-    "swift",
-    "java",
-    "jrunscript",
-    "jjs",
-    "zx",
-    "tsx",
-    "ts-node",
-    "npx",
-    "bunx",
-    "pnpx",
-];
-
-/// Programs known to run a command given in their arguments whose options gate does not read
-/// exactly: always opaque.
-const UNMODELLED: &[&str] = &[
-    "parallel",
-    "setpriv",
-    "unshare",
-    "nsenter",
-    "systemd-run",
-    "firejail",
-    "bwrap",
-    "fakeroot",
-    "fakechroot",
-    "faketime",
-    "proxychains",
-    "proxychains4",
-    "torsocks",
-    "unbuffer",
-    "ltrace",
-    "valgrind",
-    "catchsegv",
-    "eatmydata",
-    "nocache",
-    "setarch",
-    "linux32",
-    "linux64",
-    "numactl",
-    "prlimit",
-    "cgexec",
-    "chpst",
-    "daemonize",
-    "start-stop-daemon",
-    "run-one",
-    "lckdo",
-    "tini",
-    "dumb-init",
-    "caffeinate",
-    "mpirun",
-    "mpiexec",
-    "srun",
-    "ssh",
-    "sshpass",
-    "dbus-launch",
-    "dbus-run-session",
-    "xvfb-run",
-    "ssh-agent",
-    "machinectl",
-    "toolbox",
-    "distrobox",
-    "schroot",
-    "lxc-attach",
-    "at",
-    "batch",
-    "crontab",
-    "systemd-cat",
-    "run-parts",
-    "entr",
-    "pkexec",
-    "sg",
-    "newgrp",
-    "tmux",
-    "screen",
-    "byobu",
-    "dtach",
-    "abduco",
-    "nq",
-    "pueue",
-    "direnv",
-    "nix-shell",
-    "nix",
-    "s6-setuidgid",
-    "su-exec",
-    "gosu",
-    "cpulimit",
-    "trickle",
-    "rlwrap",
-    "socat",
-    "ncat",
-    "nc",
-    "netcat",
-    "ed",
-    "vim",
-    "vi",
-    "nvim",
-    "ex",
-    "view",
-    "rvim",
-    "gvim",
-    "emacs",
-    "gdb",
-    "lldb",
-    "sudoedit",
-    // Credential and environment runners, version managers and project runners: they run the
-    // command after their own options (`aws-vault exec prod -- aws iam ...`).
-    "aws-vault",
-    "saml2aws",
-    "aws-okta",
-    "aws-sso-util",
-    "awsume",
-    "granted",
-    "assume",
-    "op",
-    "doppler",
-    "chamber",
-    "envchain",
-    "infisical",
-    "teller",
-    "summon",
-    "berglas",
-    "sops",
-    "dotenv",
-    "dotenvx",
-    "mise",
-    "rtx",
-    "asdf",
-    "pyenv",
-    "rbenv",
-    "nodenv",
-    "goenv",
-    "uv",
-    "uvx",
-    "poetry",
-    "pipx",
-    "pipenv",
-    "hatch",
-    "pdm",
-    "rye",
-    "conda",
-    "mamba",
-    "micromamba",
-    "pixi",
-    "bundle",
-    "bundler",
-];
-
-fn is_interpreter(program: &str) -> bool {
-    let lower = program.to_ascii_lowercase();
-    if INTERPRETERS.contains(&lower.as_str()) {
-        return true;
-    }
-    // Versioned names: python3.12, perl5.36, ruby3.2, php8.2, lua5.4, tclsh8.6, pypy3.10, node20.
-    let base = lower.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
-    [
-        "python", "pypy", "perl", "ruby", "php", "lua", "tclsh", "wish", "node", "pwsh",
-    ]
-    .contains(&base)
-}
-
-fn is_awk(program: &str) -> bool {
-    matches!(
-        program,
-        "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" | "original-awk" | "bwk" | "goawk"
-    )
-}
-
-/// Builtins that run code known only when they run, or change what later words mean.
-const CODE_BUILTINS: &[&str] = &[
-    "eval",
-    "source",
-    ".",
-    "alias",
-    "unalias",
-    "enable",
-    "hash",
-    "fc",
-    "bind",
-    "complete",
-    "compgen",
-    "shopt",
-    "declare",
-    "typeset",
-    "local",
-    "export",
-    "readonly",
-    "let",
-    "mapfile",
-    "readarray",
-    "coproc",
-    "function",
-    "autoload",
-    "emulate",
-    "setopt",
-    "zmodload",
-];
-
-/// Environment variables whose value is code, a program or a file of code that the command
-/// (or a shell it starts) runs: setting one makes the command opaque.
-pub fn env_runs_code(name: &str) -> bool {
-    const NAMES: &[&str] = &[
-        "BASH_ENV",
-        "ENV",
-        "PROMPT_COMMAND",
-        "PS0",
-        "PS1",
-        "PS2",
-        "PS4",
-        "SHELLOPTS",
-        "BASHOPTS",
-        "PATH",
-        "CDPATH",
-        "IFS",
-        "LD_PRELOAD",
-        "LD_AUDIT",
-        "LD_LIBRARY_PATH",
-        "DYLD_INSERT_LIBRARIES",
-        "PAGER",
-        "EDITOR",
-        "VISUAL",
-        "MANPAGER",
-        "BROWSER",
-        "SSH_ASKPASS",
-        "SUDO_ASKPASS",
-        "SUDO_EDITOR",
-        "PERL5OPT",
-        "PERL5LIB",
-        "PERLLIB",
-        "RUBYOPT",
-        "RUBYLIB",
-        "NODE_OPTIONS",
-        "NODE_PATH",
-        "PYTHONSTARTUP",
-        "PYTHONPATH",
-        "PYTHONHOME",
-        "PYTHONINSPECT",
-        "ZDOTDIR",
-        "HISTFILE",
-        "TERMINFO",
-        "AWS_CONFIG_FILE",
-        "AWS_SHARED_CREDENTIALS_FILE",
-        "KUBECONFIG",
-        "HOME",
-        "XDG_CONFIG_HOME",
-        "TF_CLI_CONFIG_FILE",
-        "TF_CLI_ARGS",
-        "HELM_PLUGINS",
-        "CLOUDSDK_CONFIG",
-        "AZURE_CONFIG_DIR",
-    ];
-    NAMES.contains(&name)
-        || name.starts_with("BASH_FUNC_")
-        || name.starts_with("GIT_")
-        || name.starts_with("TF_CLI_ARGS")
-        || name.starts_with("LD_")
-}
-
-/// `NAME=value` (a valid shell variable name before the `=`).
-pub fn assignment_name(w: &str) -> Option<&str> {
-    let (name, _) = w.split_once('=')?;
-    let valid = !name.is_empty()
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    valid.then_some(name)
-}
-
-/// What `argv` runs besides itself; empty when it runs nothing gate must read.
-pub fn runs(argv: &[String]) -> Vec<Run> {
-    let Some(first) = argv.first() else {
-        return Vec::new();
-    };
-    let program = first.rsplit('/').next().unwrap_or(first);
-    let args = &argv[1..];
-    let opaque = |why: String| vec![Run::Opaque(why)];
-    if SHELLS.contains(&program) {
-        return shell_runs(program, args);
-    }
-    if OTHER_SHELLS.contains(&program.to_ascii_lowercase().as_str()) {
-        return opaque(format!(
-            "`{program}` runs code in a language gate does not read"
-        ));
-    }
-    if is_awk(program) {
-        return awk_runs(program, args);
-    }
-    if is_interpreter(program) {
-        return interpreter_runs(program, args);
-    }
-    if CODE_BUILTINS.contains(&program) {
-        return opaque(format!("`{program}` runs code known only when it runs"));
-    }
-    if UNMODELLED.contains(&program) {
-        return opaque(format!(
-            "`{program}` runs commands in a way gate does not read exactly"
-        ));
-    }
-    match program {
-        "sudo" => sudo(args),
-        "doas" => doas(args),
-        "env" => env(args),
-        "command" => command(args),
-        "builtin" => then_command(args.to_vec()),
-        "exec" => with(args, &EXEC, |_, ops| then_command(ops.to_vec())),
-        "nohup" => with(args, &NOHUP, |_, ops| then_command(ops.to_vec())),
-        "nice" => nice(args),
-        "time" => with(args, &TIME, |_, ops| then_command(ops.to_vec())),
-        "timeout" => with(args, &TIMEOUT, |_, ops| {
-            then_command(ops.get(1..).unwrap_or(&[]).to_vec())
-        }),
-        "stdbuf" => with(args, &STDBUF, |_, ops| then_command(ops.to_vec())),
-        "setsid" => with(args, &SETSID, |_, ops| then_command(ops.to_vec())),
-        "chroot" => with(args, &CHROOT, |_, ops| match ops.get(1..) {
-            Some(cmd) if !cmd.is_empty() => then_command(cmd.to_vec()),
-            _ => opaque("`chroot` without a command runs an interactive shell".into()),
-        }),
-        "su" | "runuser" => su(program, args),
-        "flock" => with(args, &FLOCK, |r, ops| {
-            if let Some(script) = r.value(&["c", "command"]) {
-                return vec![Run::Script(script.to_owned())];
+/// `export`/`declare`/... are read: they only set variables, unless they define or export
+/// functions (`-f`), make a name refer to another variable (`-n`), or set a variable that
+/// changes what later commands run (`export PATH=...`).
+pub(super) fn declaration(program: &str, args: &[String]) -> Vec<Run> {
+    for a in args {
+        if let Some(flags) = a.strip_prefix('-').or_else(|| a.strip_prefix('+')) {
+            if flags.contains(['f', 'F', 'n']) {
+                return vec![Run::Opaque(format!(
+                    "`{program} {a}` changes what later words mean"
+                ))];
             }
-            // `flock FILE -c COMMAND`: the one option flock reads after the file.
-            match ops {
-                [_, c, script] if c == "-c" || c == "--command" => {
-                    vec![Run::Script(script.clone())]
-                }
-                [_, c, ..] if c.starts_with('-') => vec![Run::Opaque(format!(
-                    "`flock FILE {c}`: gate does not read what follows"
-                ))],
-                _ => then_command(ops.get(1..).unwrap_or(&[]).to_vec()),
-            }
-        }),
-        "ionice" => with(args, &IONICE, |r, ops| {
-            if r.has(&["p", "P", "u", "pid", "pgid", "uid"]) {
-                return Vec::new();
-            }
-            then_command(ops.to_vec())
-        }),
-        "taskset" => with(args, &TASKSET, |r, ops| {
-            if r.has(&["p", "pid"]) {
-                return Vec::new();
-            }
-            then_command(ops.get(1..).unwrap_or(&[]).to_vec())
-        }),
-        "chrt" => with(args, &CHRT, |r, ops| {
-            if r.has(&["p", "pid", "m", "max"]) {
-                return Vec::new();
-            }
-            then_command(ops.get(1..).unwrap_or(&[]).to_vec())
-        }),
-        "strace" => with(args, &STRACE, |_, ops| then_command(ops.to_vec())),
-        "watch" => with(args, &WATCH, |r, ops| {
-            if ops.is_empty() {
-                return Vec::new();
-            }
-            if r.has(&["x", "exec"]) {
-                then_command(ops.to_vec())
-            } else {
-                // watch hands its words, joined by spaces, to `sh -c`.
-                vec![Run::Script(ops.join(" "))]
-            }
-        }),
-        "script" => with(args, &SCRIPT, |r, _| match r.value(&["c", "command"]) {
-            Some(s) => vec![Run::Script(s.to_owned())],
-            None => opaque("`script` without `-c` runs an interactive shell".into()),
-        }),
-        "xargs" => with(args, &XARGS, |_, ops| {
-            let cmd = if ops.is_empty() {
-                vec!["echo".to_owned()]
-            } else {
-                ops.to_vec()
-            };
-            vec![
-                Run::Command(cmd),
-                Run::Opaque("`xargs` adds words read from its input to the command".into()),
-            ]
-        }),
-        "find" => find(args),
-        "sed" | "gsed" => sed(args),
-        "busybox" | "toybox" => match args.first() {
-            Some(applet) if !applet.starts_with('-') => then_command(args.to_vec()),
-            _ => Vec::new(),
-        },
-        "git" => super::git::runs(args),
-        _ => Vec::new(),
-    }
-}
-
-fn then_command(cmd: Vec<String>) -> Vec<Run> {
-    if cmd.is_empty() {
-        Vec::new()
-    } else {
-        vec![Run::Command(cmd)]
-    }
-}
-
-/// Reads the options of a wrapper; an unreadable option makes it opaque, otherwise `then`
-/// gets the options and the operands.
-fn with(args: &[String], spec: &Spec, then: impl FnOnce(&Read, &[String]) -> Vec<Run>) -> Vec<Run> {
-    match read(args, spec) {
-        Ok(r) => {
-            let ops = &args[r.operands.min(args.len())..];
-            then(&r, ops)
+            continue;
         }
-        Err(why) => vec![Run::Opaque(why)],
-    }
-}
-
-/// Leading `NAME=value` words (sudo, env): skipped, unless the variable makes code run.
-fn skip_assignments(ops: &[String]) -> Result<&[String], String> {
-    let mut i = 0;
-    while let Some(w) = ops.get(i) {
-        let Some(name) = assignment_name(w) else {
-            break;
-        };
+        let name = assignment_name(a).unwrap_or(a.as_str());
         if env_runs_code(name) {
-            return Err(format!("setting `{name}` changes what the command runs"));
+            return vec![Run::Opaque(format!(
+                "`{program} {name}` changes what later commands run"
+            ))];
         }
-        i += 1;
     }
-    Ok(&ops[i..])
+    Vec::new()
 }
 
-const SUDO: Spec = Spec {
+pub(super) const SUDO: Spec = Spec {
     flags: "AbBEeHiKklNnPSsVv",
     valued: "aCcDgpRrtTUu",
     optional: "h",
@@ -551,7 +68,7 @@ const SUDO: Spec = Spec {
     long_optional: &["preserve-env"],
 };
 
-fn sudo(args: &[String]) -> Vec<Run> {
+pub(super) fn sudo(args: &[String]) -> Vec<Run> {
     with(args, &SUDO, |r, ops| {
         if r.has(&["e", "edit"]) {
             return Vec::new(); // sudoedit: the operands are files
@@ -569,13 +86,13 @@ fn sudo(args: &[String]) -> Vec<Run> {
     })
 }
 
-const DOAS: Spec = Spec {
+pub(super) const DOAS: Spec = Spec {
     flags: "Lns",
     valued: "Cu",
     ..Spec::NONE
 };
 
-fn doas(args: &[String]) -> Vec<Run> {
+pub(super) fn doas(args: &[String]) -> Vec<Run> {
     with(args, &DOAS, |r, ops| {
         if r.has(&["C"]) {
             return Vec::new();
@@ -587,7 +104,7 @@ fn doas(args: &[String]) -> Vec<Run> {
     })
 }
 
-const ENV: Spec = Spec {
+pub(super) const ENV: Spec = Spec {
     flags: "0iv",
     valued: "aCPSu",
     optional: "",
@@ -603,7 +120,7 @@ const ENV: Spec = Spec {
     long_optional: &["block-signal", "default-signal", "ignore-signal"],
 };
 
-fn env(args: &[String]) -> Vec<Run> {
+pub(super) fn env(args: &[String]) -> Vec<Run> {
     // `env -S STRING`: the string is split into words that replace it, options included.
     let r = match read(args, &ENV) {
         Ok(r) => r,
@@ -639,7 +156,7 @@ fn env(args: &[String]) -> Vec<Run> {
 /// GNU `env -S` splitting: whitespace separates, `'...'` is literal, `"..."` and bare text take
 /// backslash escapes, `\_` is a space, `\c` ends the string, `#` at a word's start begins a
 /// comment. `${VAR}` expands at run time: unreadable.
-fn split_string(s: &str) -> Result<Vec<String>, String> {
+pub(super) fn split_string(s: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -694,7 +211,7 @@ fn split_string(s: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-fn command(args: &[String]) -> Vec<Run> {
+pub(super) fn command(args: &[String]) -> Vec<Run> {
     const SPEC: Spec = Spec {
         flags: "pvV",
         ..Spec::NONE
@@ -702,18 +219,18 @@ fn command(args: &[String]) -> Vec<Run> {
     with(args, &SPEC, |_, ops| then_command(ops.to_vec()))
 }
 
-const EXEC: Spec = Spec {
+pub(super) const EXEC: Spec = Spec {
     flags: "cl",
     valued: "a",
     ..Spec::NONE
 };
 
-const NOHUP: Spec = Spec {
+pub(super) const NOHUP: Spec = Spec {
     long_flags: &["help", "version"],
     ..Spec::NONE
 };
 
-fn nice(args: &[String]) -> Vec<Run> {
+pub(super) fn nice(args: &[String]) -> Vec<Run> {
     const SPEC: Spec = Spec {
         valued: "n",
         long_flags: &["help", "version"],
@@ -733,7 +250,7 @@ fn nice(args: &[String]) -> Vec<Run> {
     with(rest, &SPEC, |_, ops| then_command(ops.to_vec()))
 }
 
-const TIME: Spec = Spec {
+pub(super) const TIME: Spec = Spec {
     flags: "apqvV",
     valued: "fo",
     long_flags: &[
@@ -748,7 +265,7 @@ const TIME: Spec = Spec {
     ..Spec::NONE
 };
 
-const TIMEOUT: Spec = Spec {
+pub(super) const TIMEOUT: Spec = Spec {
     flags: "fpv",
     valued: "ks",
     long_flags: &[
@@ -762,26 +279,26 @@ const TIMEOUT: Spec = Spec {
     ..Spec::NONE
 };
 
-const STDBUF: Spec = Spec {
+pub(super) const STDBUF: Spec = Spec {
     valued: "ioe",
     long_flags: &["help", "version"],
     long_valued: &["input", "output", "error"],
     ..Spec::NONE
 };
 
-const SETSID: Spec = Spec {
+pub(super) const SETSID: Spec = Spec {
     flags: "cfwhV",
     long_flags: &["ctty", "fork", "wait", "help", "version"],
     ..Spec::NONE
 };
 
-const CHROOT: Spec = Spec {
+pub(super) const CHROOT: Spec = Spec {
     long_flags: &["skip-chdir", "help", "version"],
     long_valued: &["userspec", "groups"],
     ..Spec::NONE
 };
 
-const FLOCK: Spec = Spec {
+pub(super) const FLOCK: Spec = Spec {
     flags: "sexnoFuhV",
     valued: "wEc",
     long_flags: &[
@@ -800,7 +317,7 @@ const FLOCK: Spec = Spec {
     ..Spec::NONE
 };
 
-const IONICE: Spec = Spec {
+pub(super) const IONICE: Spec = Spec {
     flags: "thV",
     valued: "cnpPu",
     long_flags: &["ignore", "help", "version"],
@@ -808,13 +325,13 @@ const IONICE: Spec = Spec {
     ..Spec::NONE
 };
 
-const TASKSET: Spec = Spec {
+pub(super) const TASKSET: Spec = Spec {
     flags: "acphV",
     long_flags: &["all-tasks", "cpu-list", "pid", "help", "version"],
     ..Spec::NONE
 };
 
-const CHRT: Spec = Spec {
+pub(super) const CHRT: Spec = Spec {
     flags: "abdefiomprRvhV",
     valued: "TPD",
     long_flags: &[
@@ -837,7 +354,7 @@ const CHRT: Spec = Spec {
     ..Spec::NONE
 };
 
-const STRACE: Spec = Spec {
+pub(super) const STRACE: Spec = Spec {
     flags: "AcCdDfFhiknNqrtTvVwxyYzZ",
     valued: "abeEIoOpPsSuUX",
     long_flags: &[
@@ -893,7 +410,7 @@ const STRACE: Spec = Spec {
     ..Spec::NONE
 };
 
-const WATCH: Spec = Spec {
+pub(super) const WATCH: Spec = Spec {
     flags: "bcCegprtwxhv",
     valued: "nq",
     optional: "d",
@@ -905,7 +422,7 @@ const WATCH: Spec = Spec {
     long_optional: &["differences"],
 };
 
-const SCRIPT: Spec = Spec {
+pub(super) const SCRIPT: Spec = Spec {
     flags: "aefqhV",
     valued: "cEIOBTmo",
     optional: "t",
@@ -925,7 +442,7 @@ const SCRIPT: Spec = Spec {
     long_optional: &["timing"],
 };
 
-const XARGS: Spec = Spec {
+pub(super) const XARGS: Spec = Spec {
     flags: "0oprtx",
     valued: "aEILnPsd",
     optional: "eil",
@@ -952,7 +469,7 @@ const XARGS: Spec = Spec {
     long_optional: &["eof", "replace"],
 };
 
-const SU: Spec = Spec {
+pub(super) const SU: Spec = Spec {
     flags: "flmpPhV",
     valued: "cgGsw",
     long_flags: &[
@@ -974,7 +491,7 @@ const SU: Spec = Spec {
     ..Spec::NONE
 };
 
-const RUNUSER: Spec = Spec {
+pub(super) const RUNUSER: Spec = Spec {
     flags: "flmpPhV",
     valued: "cgGswu",
     long_flags: &[
@@ -999,7 +516,7 @@ const RUNUSER: Spec = Spec {
 
 /// `su [options] [-] [user [args]]`, `runuser -u user [--] command`. Both permute: options
 /// may follow the user name (`su - root -c CMD`).
-fn su(program: &str, args: &[String]) -> Vec<Run> {
+pub(super) fn su(program: &str, args: &[String]) -> Vec<Run> {
     let spec = if program == "runuser" { &RUNUSER } else { &SU };
     let mut opts = Vec::new();
     let mut ops: Vec<String> = Vec::new();
@@ -1025,7 +542,7 @@ fn su(program: &str, args: &[String]) -> Vec<Run> {
     su_runs(program, &r, &ops)
 }
 
-fn su_runs(program: &str, r: &Read, ops: &[String]) -> Vec<Run> {
+pub(super) fn su_runs(program: &str, r: &Read, ops: &[String]) -> Vec<Run> {
     {
         if r.has(&["u", "user"]) {
             return then_command(ops.to_vec());
@@ -1059,7 +576,7 @@ fn su_runs(program: &str, r: &Read, ops: &[String]) -> Vec<Run> {
 /// `find`: each `-exec`/`-execdir`/`-ok`/`-okdir` command. `{}` stands for file names found at
 /// run time: the command is classified with the starting points in their place (what find
 /// itself visits first), and is opaque for the names beneath.
-fn find(args: &[String]) -> Vec<Run> {
+pub(super) fn find(args: &[String]) -> Vec<Run> {
     let mut i = 0;
     // Leading options: -H -L -P, -D debugopts, -Olevel.
     while let Some(a) = args.get(i) {
@@ -1117,7 +634,7 @@ fn find(args: &[String]) -> Vec<Run> {
 
 /// A shell: `-c SCRIPT` is read; anything else — a script from stdin or a file gate cannot
 /// see, rc files, options gate does not model — is opaque.
-fn shell_runs(program: &str, args: &[String]) -> Vec<Run> {
+pub(super) fn shell_runs(program: &str, args: &[String]) -> Vec<Run> {
     match shell::script_of_shell(program, args) {
         // zsh reads more than POSIX syntax: glob qualifiers `*(e:...:)` and `=(...)` run code.
         Ok(ShellRuns::Script(s))
@@ -1143,7 +660,7 @@ fn shell_runs(program: &str, args: &[String]) -> Vec<Run> {
 /// An interpreter: only `--version`/`--help`, or a script file with no options in front, are
 /// read; the script file is also classified under its own name (`python3 /usr/bin/aws iam ...`
 /// is `aws iam ...`).
-fn interpreter_runs(program: &str, args: &[String]) -> Vec<Run> {
+pub(super) fn interpreter_runs(program: &str, args: &[String]) -> Vec<Run> {
     match args {
         [] => vec![Run::Opaque(format!(
             "`{program}` reads code from its input"
@@ -1174,7 +691,7 @@ pub fn reads_stdin(path: &str) -> bool {
 
 /// GNU sed runs commands with its `e` command and the `e` flag of `s`: a script that may use
 /// either (or comes from a file) is opaque; the check errs towards opaque.
-fn sed(args: &[String]) -> Vec<Run> {
+pub(super) fn sed(args: &[String]) -> Vec<Run> {
     let from_file = || vec![Run::Opaque("`sed -f` runs a script file".into())];
     let mut scripts: Vec<&str> = Vec::new();
     let mut operands: Vec<&str> = Vec::new();
@@ -1215,7 +732,7 @@ fn sed(args: &[String]) -> Vec<Run> {
 
 /// True when a sed script may hold an `e` command (at a command position) or an `s` command
 /// with the `e` flag. Over-approximates: text that merely looks like either counts.
-fn sed_may_execute(script: &str) -> bool {
+pub(super) fn sed_may_execute(script: &str) -> bool {
     let b = script.as_bytes();
     let ends = |j: usize| j >= b.len() || matches!(b[j], b' ' | b'\t' | b'\n' | b';' | b'}');
     for (j, &c) in b.iter().enumerate() {
@@ -1255,7 +772,7 @@ fn sed_may_execute(script: &str) -> bool {
 
 /// awk: read when its program calls nothing (`system`, pipes to or from commands, gawk's
 /// indirect calls and extensions make it opaque), with only `-F` and `-v` in front.
-fn awk_runs(program: &str, args: &[String]) -> Vec<Run> {
+pub(super) fn awk_runs(program: &str, args: &[String]) -> Vec<Run> {
     let mut i = 0;
     while let Some(a) = args.get(i) {
         if a == "--" {
@@ -1281,180 +798,5 @@ fn awk_runs(program: &str, args: &[String]) -> Vec<Run> {
             vec![Run::Opaque(format!("`{program}` runs commands"))]
         }
         Some(_) => Vec::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn argv(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
-
-    fn cmd(s: &str) -> Vec<Run> {
-        vec![Run::Command(argv(s))]
-    }
-
-    fn is_opaque(r: &[Run]) -> bool {
-        r.iter().any(|r| matches!(r, Run::Opaque(_)))
-    }
-
-    #[test]
-    fn wrappers_are_read_exactly() {
-        let cases: &[(&str, &str)] = &[
-            ("sudo -u root aws iam x", "aws iam x"),
-            ("sudo --chdir /tmp aws iam x", "aws iam x"),
-            ("sudo --ch=/tmp -R/x aws", "aws"),
-            ("sudo -R /x aws iam x", "aws iam x"),
-            ("sudo --prompt x aws iam x", "aws iam x"),
-            ("sudo -h aws iam", "aws iam"),
-            ("sudo -- A=1 aws", "aws"),
-            ("env -i - A=1 aws x", "aws x"),
-            ("env -u A -C /tmp aws x", "aws x"),
-            ("exec -a foo aws iam x", "aws iam x"),
-            ("exec -cla foo aws", "aws"),
-            ("time -p aws iam x", "aws iam x"),
-            ("time -o f aws iam x", "aws iam x"),
-            ("time --output=f -- aws", "aws"),
-            ("nice -10 aws", "aws"),
-            ("nice -n 5 aws", "aws"),
-            ("timeout -s KILL 5 aws x", "aws x"),
-            ("timeout --kill-after 1 5 aws x", "aws x"),
-            ("chroot --userspec root / aws iam x", "aws iam x"),
-            ("chroot --userspec=root:root / aws", "aws"),
-            ("strace -P /x aws iam", "aws iam"),
-            ("strace -f -o /tmp/o -e trace=all aws", "aws"),
-            ("taskset 1 aws iam", "aws iam"),
-            ("taskset -c 0-3 aws iam", "aws iam"),
-            ("chrt -f 10 aws", "aws"),
-            ("ionice -c 3 aws", "aws"),
-            ("stdbuf -oL aws", "aws"),
-            ("setsid -w aws", "aws"),
-            ("nohup aws", "aws"),
-            ("command -p aws", "aws"),
-            ("busybox rm -rf /", "rm -rf /"),
-            ("flock /tmp/l aws iam", "aws iam"),
-            ("runuser -u root -- aws iam", "aws iam"),
-            ("doas -u root aws", "aws"),
-            ("watch -x aws iam", "aws iam"),
-        ];
-        for (line, want) in cases {
-            assert_eq!(runs(&argv(line)), cmd(want), "{line}");
-        }
-    }
-
-    #[test]
-    fn command_strings_are_scripts() {
-        let s = |x: &str| vec![Run::Script(x.to_owned())];
-        assert_eq!(runs(&argv("su -c x root")), s("x"));
-        assert_eq!(runs(&argv("su - root -c x")), s("x"));
-        assert!(is_opaque(&runs(&argv("su root x -c y"))));
-        assert_eq!(runs(&argv("runuser -l root -c x")), s("x"));
-        assert_eq!(runs(&argv("flock f -c x")), s("x"));
-        assert_eq!(runs(&argv("watch -n 1 aws iam")), s("aws iam"));
-        assert_eq!(runs(&argv("script -qc x")), s("x"));
-        assert_eq!(runs(&argv("script -q -c x /dev/null")), s("x"));
-        assert_eq!(runs(&argv("bash -c x")), s("x"));
-        assert_eq!(runs(&argv("busybox ash -c x")), cmd("ash -c x"));
-        assert_eq!(
-            runs(&[
-                "env".into(),
-                "-S".into(),
-                "aws iam 'put-role-policy'".into(),
-                "x".into()
-            ]),
-            cmd("env aws iam put-role-policy x")
-        );
-        assert_eq!(
-            runs(&argv("env --split-string=aws\\_iam")),
-            cmd("env aws iam")
-        );
-        assert_eq!(runs(&argv("env -iSaws")), cmd("env aws"));
-    }
-
-    #[test]
-    fn unreadable_is_opaque() {
-        for line in [
-            "sudo --bogus aws",
-            "sudo -s",
-            "env -S ${X}",
-            "env --frobnicate aws",
-            "env BASH_ENV=/tmp/x bash -c ls",
-            "sudo PATH=/tmp aws",
-            "su root",
-            "su -s /usr/bin/python3 -c x root",
-            "script -q",
-            "xargs aws iam",
-            "xargs",
-            "find . -exec aws iam {} ;",
-            "python3 -c x",
-            "python3",
-            "python3 -",
-            "python3 /dev/stdin",
-            "python3 -m awscli",
-            "perl -e x",
-            "ruby -e x",
-            "node -e x",
-            "php -r x",
-            "lua -e x",
-            "tclsh",
-            "osascript -e x",
-            "awk BEGIN{system(x)}",
-            "sed e",
-            "sed -n 1e",
-            "sed s/a/b/e",
-            "sed -e s|a|b|ge f",
-            "sed --expression=$e",
-            "sed -f prog.sed",
-            "sed -nf prog.sed",
-            "aws-vault exec prod -- aws iam x",
-            "gawk -f prog",
-            "fish -c x",
-            "eval x",
-            "source x",
-            "alias a=aws",
-            "chroot /",
-            "ssh host aws",
-            "parallel aws ::: iam",
-            "timeout --bogus 5 aws",
-            "watch --bogus aws",
-            "strace --bogus aws",
-        ] {
-            assert!(is_opaque(&runs(&argv(line))), "{line}");
-        }
-    }
-
-    #[test]
-    fn find_exec_commands() {
-        assert_eq!(
-            runs(&argv(
-                "find . -name x -exec aws iam put-role-policy ; -print"
-            )),
-            cmd("aws iam put-role-policy")
-        );
-        let r = runs(&argv("find / /tmp -execdir rm -rf {} +"));
-        assert_eq!(r[0], Run::Command(argv("rm -rf /")));
-        assert_eq!(r[1], Run::Command(argv("rm -rf /tmp")));
-        assert!(is_opaque(&r));
-    }
-
-    #[test]
-    fn harmless_is_nothing() {
-        for line in [
-            "ls -l",
-            "python3 --version",
-            "awk -F: {print} /etc/passwd",
-            "sudo -v",
-            "sudo -e /etc/hosts",
-            "ionice -p 1",
-            "sed s/error/warn/g f",
-            "sed -i s/a/b/ f",
-            "sed -n /x/p",
-            "sed 1d",
-        ] {
-            assert_eq!(runs(&argv(line)), vec![], "{line}");
-        }
-        assert_eq!(runs(&argv("python3 /usr/bin/aws iam x")), cmd("aws iam x"));
     }
 }

@@ -1,0 +1,388 @@
+//! What a command runs besides itself (DESIGN §5): the command a wrapper runs (`sudo -u x aws
+//! ...` runs `aws ...`), the script a shell, `su -c` or `watch` runs, the commands of
+//! `find -exec` — or that it runs code gate cannot read.
+//!
+//! The rule: a program that runs a command or code taken from its arguments or its input is
+//! either read exactly — every one of its options known, with which take values, in every
+//! spelling (`-u x`, `-ux`, `--user x`, `--user=x`, `--us x`) — or the command is *opaque*. An
+//! option this table does not know makes it opaque, so a wrapper's new option can never hide
+//! the command after it. Interpreters given code (`python -c`, `perl -e`, a script on stdin, a
+//! module) are opaque; one given a script file is also classified under the script's name.
+
+mod names;
+mod tools;
+
+use super::getopt::{Read, Spec, read};
+pub(crate) use names::SHELLS;
+use names::{CODE_BUILTINS, OTHER_SHELLS, UNMODELLED, is_awk, is_interpreter};
+pub use names::{CODE_ENV, env_affects, env_runs_code};
+pub use tools::reads_stdin;
+use tools::*;
+
+/// One thing a command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Run {
+    /// This argv, classified in turn (and read again: it may be a wrapper too).
+    Command(Vec<String>),
+    /// A shell script (`sh -c`), split into its simple commands.
+    Script(String),
+    /// Code gate cannot read, and why.
+    Opaque(String),
+}
+
+/// `NAME=value` (a valid shell variable name before the `=`).
+pub fn assignment_name(w: &str) -> Option<&str> {
+    let (name, _) = w.split_once('=')?;
+    let valid = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then_some(name)
+}
+
+/// What `argv` runs besides itself; empty when it runs nothing gate must read.
+pub fn runs(argv: &[String]) -> Vec<Run> {
+    let Some(first) = argv.first() else {
+        return Vec::new();
+    };
+    let program = first.rsplit('/').next().unwrap_or(first);
+    let args = &argv[1..];
+    let opaque = |why: String| vec![Run::Opaque(why)];
+    if SHELLS.contains(&program) {
+        return shell_runs(program, args);
+    }
+    if OTHER_SHELLS.contains(&program.to_ascii_lowercase().as_str()) {
+        return opaque(format!(
+            "`{program}` runs code in a language gate does not read"
+        ));
+    }
+    if is_awk(program) {
+        return awk_runs(program, args);
+    }
+    if is_interpreter(program) {
+        return interpreter_runs(program, args);
+    }
+    if CODE_BUILTINS.contains(&program) {
+        return opaque(format!("`{program}` runs code known only when it runs"));
+    }
+    if matches!(
+        program,
+        "export" | "declare" | "typeset" | "local" | "readonly"
+    ) {
+        return declaration(program, args);
+    }
+    if UNMODELLED.contains(&program) {
+        return opaque(format!(
+            "`{program}` runs commands in a way gate does not read exactly"
+        ));
+    }
+    match program {
+        "sudo" => sudo(args),
+        "doas" => doas(args),
+        "env" => env(args),
+        "command" => command(args),
+        "builtin" => then_command(args.to_vec()),
+        "exec" => with(args, &EXEC, |_, ops| then_command(ops.to_vec())),
+        "nohup" => with(args, &NOHUP, |_, ops| then_command(ops.to_vec())),
+        "nice" => nice(args),
+        "time" => with(args, &TIME, |_, ops| then_command(ops.to_vec())),
+        "timeout" => with(args, &TIMEOUT, |_, ops| {
+            then_command(ops.get(1..).unwrap_or(&[]).to_vec())
+        }),
+        "stdbuf" => with(args, &STDBUF, |_, ops| then_command(ops.to_vec())),
+        "setsid" => with(args, &SETSID, |_, ops| then_command(ops.to_vec())),
+        "chroot" => with(args, &CHROOT, |_, ops| match ops.get(1..) {
+            Some(cmd) if !cmd.is_empty() => then_command(cmd.to_vec()),
+            _ => opaque("`chroot` without a command runs an interactive shell".into()),
+        }),
+        "su" | "runuser" => su(program, args),
+        "flock" => with(args, &FLOCK, |r, ops| {
+            if let Some(script) = r.value(&["c", "command"]) {
+                return vec![Run::Script(script.to_owned())];
+            }
+            // `flock FILE -c COMMAND`: the one option flock reads after the file.
+            match ops {
+                [_, c, script] if c == "-c" || c == "--command" => {
+                    vec![Run::Script(script.clone())]
+                }
+                [_, c, ..] if c.starts_with('-') => vec![Run::Opaque(format!(
+                    "`flock FILE {c}`: gate does not read what follows"
+                ))],
+                _ => then_command(ops.get(1..).unwrap_or(&[]).to_vec()),
+            }
+        }),
+        "ionice" => with(args, &IONICE, |r, ops| {
+            if r.has(&["p", "P", "u", "pid", "pgid", "uid"]) {
+                return Vec::new();
+            }
+            then_command(ops.to_vec())
+        }),
+        "taskset" => with(args, &TASKSET, |r, ops| {
+            if r.has(&["p", "pid"]) {
+                return Vec::new();
+            }
+            then_command(ops.get(1..).unwrap_or(&[]).to_vec())
+        }),
+        "chrt" => with(args, &CHRT, |r, ops| {
+            if r.has(&["p", "pid", "m", "max"]) {
+                return Vec::new();
+            }
+            then_command(ops.get(1..).unwrap_or(&[]).to_vec())
+        }),
+        "strace" => with(args, &STRACE, |_, ops| then_command(ops.to_vec())),
+        "watch" => with(args, &WATCH, |r, ops| {
+            if ops.is_empty() {
+                return Vec::new();
+            }
+            if r.has(&["x", "exec"]) {
+                then_command(ops.to_vec())
+            } else {
+                // watch hands its words, joined by spaces, to `sh -c`.
+                vec![Run::Script(ops.join(" "))]
+            }
+        }),
+        "script" => with(args, &SCRIPT, |r, _| match r.value(&["c", "command"]) {
+            Some(s) => vec![Run::Script(s.to_owned())],
+            None => opaque("`script` without `-c` runs an interactive shell".into()),
+        }),
+        "xargs" => with(args, &XARGS, |_, ops| {
+            let cmd = if ops.is_empty() {
+                vec!["echo".to_owned()]
+            } else {
+                ops.to_vec()
+            };
+            vec![
+                Run::Command(cmd),
+                Run::Opaque("`xargs` adds words read from its input to the command".into()),
+            ]
+        }),
+        "find" => find(args),
+        "sed" | "gsed" => sed(args),
+        "busybox" | "toybox" => match args.first() {
+            Some(applet) if !applet.starts_with('-') => then_command(args.to_vec()),
+            _ => Vec::new(),
+        },
+        "git" => super::git::runs(args),
+        _ => Vec::new(),
+    }
+}
+
+pub(super) fn then_command(cmd: Vec<String>) -> Vec<Run> {
+    if cmd.is_empty() {
+        Vec::new()
+    } else {
+        vec![Run::Command(cmd)]
+    }
+}
+
+/// Reads the options of a wrapper; an unreadable option makes it opaque, otherwise `then`
+/// gets the options and the operands.
+pub(super) fn with(
+    args: &[String],
+    spec: &Spec,
+    then: impl FnOnce(&Read, &[String]) -> Vec<Run>,
+) -> Vec<Run> {
+    match read(args, spec) {
+        Ok(r) => {
+            let ops = &args[r.operands.min(args.len())..];
+            then(&r, ops)
+        }
+        Err(why) => vec![Run::Opaque(why)],
+    }
+}
+
+/// Leading `NAME=value` words (sudo, env): skipped, unless the variable makes code run.
+pub(super) fn skip_assignments(ops: &[String]) -> Result<&[String], String> {
+    let mut i = 0;
+    while let Some(w) = ops.get(i) {
+        let Some(name) = assignment_name(w) else {
+            break;
+        };
+        if env_runs_code(name) {
+            return Err(format!("setting `{name}` changes what the command runs"));
+        }
+        i += 1;
+    }
+    Ok(&ops[i..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    fn cmd(s: &str) -> Vec<Run> {
+        vec![Run::Command(argv(s))]
+    }
+
+    fn is_opaque(r: &[Run]) -> bool {
+        r.iter().any(|r| matches!(r, Run::Opaque(_)))
+    }
+
+    #[test]
+    fn wrappers_are_read_exactly() {
+        let cases: &[(&str, &str)] = &[
+            ("sudo -u root aws iam x", "aws iam x"),
+            ("sudo --chdir /tmp aws iam x", "aws iam x"),
+            ("sudo --ch=/tmp -R/x aws", "aws"),
+            ("sudo -R /x aws iam x", "aws iam x"),
+            ("sudo --prompt x aws iam x", "aws iam x"),
+            ("sudo -h aws iam", "aws iam"),
+            ("sudo -- A=1 aws", "aws"),
+            ("env -i - A=1 aws x", "aws x"),
+            ("env -u A -C /tmp aws x", "aws x"),
+            ("exec -a foo aws iam x", "aws iam x"),
+            ("exec -cla foo aws", "aws"),
+            ("time -p aws iam x", "aws iam x"),
+            ("time -o f aws iam x", "aws iam x"),
+            ("time --output=f -- aws", "aws"),
+            ("nice -10 aws", "aws"),
+            ("nice -n 5 aws", "aws"),
+            ("timeout -s KILL 5 aws x", "aws x"),
+            ("timeout --kill-after 1 5 aws x", "aws x"),
+            ("chroot --userspec root / aws iam x", "aws iam x"),
+            ("chroot --userspec=root:root / aws", "aws"),
+            ("strace -P /x aws iam", "aws iam"),
+            ("strace -f -o /tmp/o -e trace=all aws", "aws"),
+            ("taskset 1 aws iam", "aws iam"),
+            ("taskset -c 0-3 aws iam", "aws iam"),
+            ("chrt -f 10 aws", "aws"),
+            ("ionice -c 3 aws", "aws"),
+            ("stdbuf -oL aws", "aws"),
+            ("setsid -w aws", "aws"),
+            ("nohup aws", "aws"),
+            ("command -p aws", "aws"),
+            ("busybox rm -rf /", "rm -rf /"),
+            ("flock /tmp/l aws iam", "aws iam"),
+            ("runuser -u root -- aws iam", "aws iam"),
+            ("doas -u root aws", "aws"),
+            ("watch -x aws iam", "aws iam"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(runs(&argv(line)), cmd(want), "{line}");
+        }
+    }
+
+    #[test]
+    fn command_strings_are_scripts() {
+        let s = |x: &str| vec![Run::Script(x.to_owned())];
+        assert_eq!(runs(&argv("su -c x root")), s("x"));
+        assert_eq!(runs(&argv("su - root -c x")), s("x"));
+        assert!(is_opaque(&runs(&argv("su root x -c y"))));
+        assert_eq!(runs(&argv("runuser -l root -c x")), s("x"));
+        assert_eq!(runs(&argv("flock f -c x")), s("x"));
+        assert_eq!(runs(&argv("watch -n 1 aws iam")), s("aws iam"));
+        assert_eq!(runs(&argv("script -qc x")), s("x"));
+        assert_eq!(runs(&argv("script -q -c x /dev/null")), s("x"));
+        assert_eq!(runs(&argv("bash -c x")), s("x"));
+        assert_eq!(runs(&argv("busybox ash -c x")), cmd("ash -c x"));
+        assert_eq!(
+            runs(&[
+                "env".into(),
+                "-S".into(),
+                "aws iam 'put-role-policy'".into(),
+                "x".into()
+            ]),
+            cmd("env aws iam put-role-policy x")
+        );
+        assert_eq!(
+            runs(&argv("env --split-string=aws\\_iam")),
+            cmd("env aws iam")
+        );
+        assert_eq!(runs(&argv("env -iSaws")), cmd("env aws"));
+    }
+
+    #[test]
+    fn unreadable_is_opaque() {
+        for line in [
+            "sudo --bogus aws",
+            "sudo -s",
+            "env -S ${X}",
+            "env --frobnicate aws",
+            "env BASH_ENV=/tmp/x bash -c ls",
+            "sudo PATH=/tmp aws",
+            "su root",
+            "su -s /usr/bin/python3 -c x root",
+            "script -q",
+            "xargs aws iam",
+            "xargs",
+            "find . -exec aws iam {} ;",
+            "python3 -c x",
+            "python3",
+            "python3 -",
+            "python3 /dev/stdin",
+            "python3 -m awscli",
+            "perl -e x",
+            "ruby -e x",
+            "node -e x",
+            "php -r x",
+            "lua -e x",
+            "tclsh",
+            "osascript -e x",
+            "awk BEGIN{system(x)}",
+            "sed e",
+            "sed -n 1e",
+            "sed s/a/b/e",
+            "sed -e s|a|b|ge f",
+            "sed --expression=$e",
+            "sed -f prog.sed",
+            "sed -nf prog.sed",
+            "aws-vault exec prod -- aws iam x",
+            "gawk -f prog",
+            "fish -c x",
+            "eval x",
+            "source x",
+            "alias a=aws",
+            "export -f f",
+            "declare -n x=PATH",
+            "export PATH=/tmp",
+            "export GIT_SSH_COMMAND=x",
+            "chroot /",
+            "ssh host aws",
+            "parallel aws ::: iam",
+            "timeout --bogus 5 aws",
+            "watch --bogus aws",
+            "strace --bogus aws",
+        ] {
+            assert!(is_opaque(&runs(&argv(line))), "{line}");
+        }
+    }
+
+    #[test]
+    fn find_exec_commands() {
+        assert_eq!(
+            runs(&argv(
+                "find . -name x -exec aws iam put-role-policy ; -print"
+            )),
+            cmd("aws iam put-role-policy")
+        );
+        let r = runs(&argv("find / /tmp -execdir rm -rf {} +"));
+        assert_eq!(r[0], Run::Command(argv("rm -rf /")));
+        assert_eq!(r[1], Run::Command(argv("rm -rf /tmp")));
+        assert!(is_opaque(&r));
+    }
+
+    #[test]
+    fn harmless_is_nothing() {
+        for line in [
+            "ls -l",
+            "python3 --version",
+            "awk -F: {print} /etc/passwd",
+            "sudo -v",
+            "sudo -e /etc/hosts",
+            "ionice -p 1",
+            "export AWS_PROFILE=prod",
+            "declare -a arr",
+            "local x=1",
+            "sed s/error/warn/g f",
+            "sed -i s/a/b/ f",
+            "sed -n /x/p",
+            "sed 1d",
+        ] {
+            assert_eq!(runs(&argv(line)), vec![], "{line}");
+        }
+        assert_eq!(runs(&argv("python3 /usr/bin/aws iam x")), cmd("aws iam x"));
+    }
+}
