@@ -894,14 +894,13 @@ fn sigterm_to_gate_is_forwarded_and_the_childs_status_returned() {
     let g = gate();
     let started = g.path("started");
     let mut c = g.command();
-    c.args([
-        "--",
-        "sh",
-        "-c",
-        r#"trap 'kill $! 2>/dev/null; exit 42' TERM; sleep 30 & touch "$1"; wait"#,
-        "sh",
-        started.to_str().unwrap(),
-    ]);
+    // The path is written into the script, not passed as `$1`: an expansion in an argument of
+    // a program some rule inspects (`touch` here) would make the script opaque.
+    let script = format!(
+        r#"trap 'kill $! 2>/dev/null; exit 42' TERM; sleep 30 & touch '{}'; wait"#,
+        started.display()
+    );
+    c.args(["--", "sh", "-c", &script]);
     let w = spawn(c);
     wait_for_file(&started, Duration::from_secs(10));
     // The child has set its trap; give gate a moment past spawn() to know the child's pid.
@@ -924,14 +923,8 @@ fn forwarded_signal_that_kills_the_child_gives_128_plus_n() {
         let g = gate();
         let started = g.path("started");
         let mut c = g.command();
-        c.args([
-            "--",
-            "sh",
-            "-c",
-            r#"touch "$1"; exec sleep 30"#,
-            "sh",
-            started.to_str().unwrap(),
-        ]);
+        let script = format!("touch '{}'; exec sleep 30", started.display());
+        c.args(["--", "sh", "-c", &script]);
         let w = spawn(c);
         wait_for_file(&started, Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(200));
