@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Cancel, RunOptions, Verdict, deciding_names, stop};
+use super::{Cancel, RunOptions, Verdict, stop, why_approval};
 use crate::approval::Outcome;
 use crate::approval::local::{LocalError, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix};
 use crate::audit::Approver;
@@ -130,7 +130,7 @@ fn wait_local(
         }
     };
     out.info(&format!(
-        "{} needs {} approval{} (rule {}); waiting as request {}",
+        "{} needs {} approval{} ({}); waiting as request {}",
         crate::output::escape(&shell_join(&req.view.command.argv)),
         requirement.min_approvals,
         if requirement.min_approvals == 1 {
@@ -138,7 +138,7 @@ fn wait_local(
         } else {
             "s"
         },
-        deciding_names(class),
+        why_approval(class),
         req.id()
     ));
     out.info(&format!("an approver runs: gate approve {}", req.id()));
@@ -257,11 +257,11 @@ fn wait_server(
         }
     };
     out.info(&format!(
-        "{} needs {} approval{} (rule {}); waiting as request {} on {url}",
-        shell_join(&req.view.command.argv),
+        "{} needs {} approval{} ({}); waiting as request {} on {url}",
+        crate::output::escape(&shell_join(&req.view.command.argv)),
         current.needed.max(1),
         if current.needed == 1 { "" } else { "s" },
-        deciding_names(class),
+        why_approval(class),
         current.id
     ));
     out.info(&format!(

@@ -514,6 +514,21 @@ fn stop(outcome: &'static str, message: String, error: Error) -> Verdict {
     }
 }
 
+/// Why a command needs an approval, for the waiting line: the rules, the policy default, or
+/// that gate could not read it.
+fn why_approval(class: &Classification) -> String {
+    let rules = deciding_names(class);
+    match (&class.opaque, rules.is_empty()) {
+        (Some(why), true) => format!("gate cannot read all of it: {}", crate::output::escape(why)),
+        (Some(why), false) => format!(
+            "rule {rules}; and gate cannot read all of it: {}",
+            crate::output::escape(why)
+        ),
+        (None, true) => "the policy default".to_owned(),
+        (None, false) => format!("rule {rules}"),
+    }
+}
+
 fn deciding_names(class: &Classification) -> String {
     class
         .deciding()
