@@ -119,7 +119,8 @@ pub fn parse(args: &[String]) -> Parsed {
 }
 
 /// git's own commands (built in, or shipped with git). Anything else may be an alias from a
-/// config file gate cannot see, or a `git-NAME` program on PATH: unreadable.
+/// config file gate cannot see, or a `git-NAME` program on PATH: unreadable. Plumbing that
+/// pushes (`send-pack`) is left out too: it is `push` under another name.
 #[rustfmt::skip]
 const SUBCOMMANDS: &[&str] = &[
     "add", "am", "annotate", "apply", "archive", "bisect", "blame", "branch", "bugreport",
@@ -134,7 +135,7 @@ const SUBCOMMANDS: &[&str] = &[
     "mktree", "multi-pack-index", "mv", "name-rev", "notes", "pack-objects", "pack-refs",
     "patch-id", "prune", "prune-packed", "pull", "push", "range-diff", "read-tree", "rebase",
     "reflog", "refs", "remote", "repack", "replace", "replay", "request-pull", "rerere", "reset",
-    "restore", "rev-list", "rev-parse", "revert", "rm", "send-pack", "shortlog", "show",
+    "restore", "rev-list", "rev-parse", "revert", "rm", "shortlog", "show",
     "show-branch", "show-index", "show-ref", "sparse-checkout", "stash", "status", "stripspace",
     "submodule", "switch", "symbolic-ref", "tag", "unpack-file", "unpack-objects",
     "update-index", "update-ref", "update-server-info", "var", "verify-commit", "verify-pack",

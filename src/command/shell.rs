@@ -1,15 +1,17 @@
-//! Splitting shell strings (`sh -c '...'`, and the wrappers `sudo`, `env`, `xargs`, ...) into the
-//! simple commands they run, so each is classified on its own and the most restrictive decision
-//! wins (DESIGN §5). Without this, `bash -c 'aws iam put-role-policy ...'` would be judged as
-//! "bash" and slip past every aws rule.
+//! Splitting shell strings (`sh -c '...'`) into the simple commands they run, so each is
+//! classified on its own and the most restrictive decision wins (DESIGN §5). Without this,
+//! `bash -c 'aws iam put-role-policy ...'` would be judged as "bash" and slip past every aws
+//! rule. What a command in turn runs (`sudo ...`, a nested `bash -c`) is read by
+//! [`super::wrap`].
 //!
-//! This is a static reading of POSIX shell syntax: quotes and escapes, `;` `&&` `||` `|` `&`
-//! and newlines, `( )` and `{ }` groups, `if/while/until` bodies, redirections, leading
-//! `NAME=value` assignments, and command substitutions (`$(...)`, backticks), whose inner
-//! commands are split too. What cannot be resolved without running the shell — `eval`,
-//! `source`, a command name that is an expansion, `for`/`case`/functions, here-documents — makes
-//! the script *opaque*, and the policy's `defaults.opaque_shell` decides (DESIGN §5). Expansions
-//! in arguments (`"$HOME"`) stay as literal text. Never panics.
+//! This is a static reading of POSIX shell syntax: quotes and escapes (ANSI-C `$'...'`
+//! decoded), `;` `&&` `||` `|` `&` and newlines, `( )` and `{ }` groups, `if/while/until`
+//! bodies, redirections, leading `NAME=value` assignments, and command substitutions (`$(...)`,
+//! backticks), whose inner commands are split too. What cannot be resolved without running the
+//! shell — `eval`, `source`, a command name that is an expansion, a glob or a brace expansion,
+//! `for`/`case`/functions, here-documents, an assignment that changes what runs — makes the
+//! script *opaque*. Arguments known only at run time (`"$X"`, `p*`) stay as literal text and are
+//! listed in [`Script::dynamic`], for the policy to judge. Never panics.
 
 /// The simple commands a shell string runs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
