@@ -423,6 +423,26 @@ impl Policy {
                 crate::request::program_name(&cmd[0])
             ));
         }
+        // A command run by another may be run with variables the policy's `env` conditions read
+        // set differently (`env GATE_ENV=dev kubectl ...`, `GATE_ENV=dev kubectl` in a script):
+        // the rules would be judged on values the command never sees.
+        if opaque.is_none() && commands.len() > 1 {
+            let names = match &self.matcher {
+                Compiled::Eager(m) => m.env_names(),
+                Compiled::Lazy(m) => m.env_names(),
+            };
+            if let Some(name) = names.iter().find(|n| {
+                commands.iter().flatten().any(|w| {
+                    w == *n
+                        || w.match_indices(n.as_str())
+                            .any(|(i, _)| w[i + n.len()..].starts_with('='))
+                })
+            }) {
+                opaque = Some(format!(
+                    "a command sets `{name}`, which the policy's rules read"
+                ));
+            }
+        }
         let mut parts = Vec::with_capacity(commands.len());
         for cmd in &commands {
             let Some(first) = cmd.first() else { continue };
