@@ -2,8 +2,11 @@
 //! is classified under both names (DESIGN §5), so a link in the requester's own directory is
 //! never a way around a rule on the real program.
 //!
-//! Only the file system is read; the caller supplies `PATH`, the home directory and the working
-//! directory (this layer reads no environment).
+//! The same [`Resolver`] answers the other questions only the machine can: which AWS CLI
+//! aliases exist (`~/.aws/cli/alias`), and which code-running variables are set in the
+//! environment the command inherits. Only the file system is read; the caller supplies `PATH`,
+//! the home directory, the working directory and those variables' names (this layer reads no
+//! environment).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

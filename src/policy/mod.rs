@@ -234,8 +234,9 @@ pub struct Place<'a> {
     pub cwd: &'a str,
     pub user: &'a str,
     pub host: &'a str,
-    /// Finds the other names of a program reached through a symlink, on the machine the command
-    /// runs on (`None` where the files are not at hand, e.g. on the server).
+    /// What the machine the command runs on says about it: the other names of a program
+    /// reached through a symlink, AWS CLI aliases, code-running variables in gate's environment
+    /// (`None` where they are not at hand, e.g. on the server).
     pub links: Option<&'a crate::command::link::Resolver>,
 }
 
