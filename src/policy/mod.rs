@@ -140,6 +140,23 @@ pub struct Clause {
 }
 
 impl Clause {
+    /// Whether every set of approvers satisfying `self` satisfies `other`: no wider
+    /// eligibility, at least as many approvals, each of `other`'s groups required too.
+    pub fn implies(&self, other: &Clause) -> bool {
+        let eligible = match (&self.eligible, &other.eligible) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(x), Some(y)) => x.is_subset(y),
+        };
+        eligible
+            && self.min_approvals >= other.min_approvals
+            && other.groups.iter().all(|g| {
+                self.groups
+                    .iter()
+                    .any(|h| !h.members.is_empty() && h.members.is_subset(&g.members))
+            })
+    }
+
     fn satisfied_by(&self, approvers: &BTreeSet<String>) -> bool {
         let n = approvers
             .iter()
@@ -196,24 +213,10 @@ impl Requirement {
     /// approvals, every group of it required too), at least as many approvals overall, the
     /// requester counting only if `other` lets them, and no longer a wait.
     pub fn at_least_as_strict_as(&self, other: &Requirement) -> bool {
-        let implies = |a: &Clause, b: &Clause| {
-            let eligible = match (&a.eligible, &b.eligible) {
-                (_, None) => true,
-                (None, Some(_)) => false,
-                (Some(x), Some(y)) => x.is_subset(y),
-            };
-            eligible
-                && a.min_approvals >= b.min_approvals
-                && b.groups.iter().all(|g| {
-                    a.groups
-                        .iter()
-                        .any(|h| !h.members.is_empty() && h.members.is_subset(&g.members))
-                })
-        };
         other
             .clauses
             .iter()
-            .all(|b| self.clauses.iter().any(|a| implies(a, b)))
+            .all(|b| self.clauses.iter().any(|a| a.implies(b)))
             && self.min_approvals >= other.min_approvals
             && (other.allow_requester || !self.allow_requester)
             && self.timeout <= other.timeout
@@ -542,12 +545,18 @@ impl Policy {
                 },
             })
             .collect();
-        clauses.dedup_by(|a, b| {
-            a.approvers == b.approvers
-                && a.eligible == b.eligible
-                && a.min_approvals == b.min_approvals
-                && a.groups == b.groups
-        });
+        // A clause another one implies adds nothing (of two equivalent ones, keep the first).
+        let keep: Vec<bool> = (0..clauses.len())
+            .map(|i| {
+                !(0..clauses.len()).any(|j| {
+                    j != i
+                        && clauses[j].implies(&clauses[i])
+                        && (j < i || !clauses[i].implies(&clauses[j]))
+                })
+            })
+            .collect();
+        let mut keep = keep.into_iter();
+        clauses.retain(|_| keep.next().unwrap_or(true));
         if clauses.is_empty() {
             clauses.push(Clause {
                 rule: "opaque-shell".into(),
