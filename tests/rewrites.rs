@@ -856,6 +856,10 @@ attack!(
     ]
 );
 attack!(
+    trap_double_dash_action_is_read,
+    argv!["bash", "-c", format!("trap -- '{PUT}' EXIT")]
+);
+attack!(
     sed_e_command_is_opaque,
     argv![
         "sed",

@@ -277,8 +277,20 @@ fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
     }
     match program.as_str() {
         "trap" => {
-            // `trap ACTION SIGNAL...`: the action is a script of its own.
-            if let Some((action, dynamic)) = words.get(1) {
+            // `trap [--] ACTION SIGNAL...`: the action is a script of its own. `-p`/`-l` only
+            // print; any other option is not read.
+            let action_at = match words.get(1).map(|(w, _)| w.as_str()) {
+                Some("--") => Some(2),
+                Some("-p" | "-l" | "-P") => None,
+                Some(w) if w.starts_with('-') && w.len() > 1 => {
+                    out.opaque.get_or_insert_with(|| {
+                        format!("`trap {w}` is an option gate does not read")
+                    });
+                    None
+                }
+                _ => Some(1),
+            };
+            if let Some((action, dynamic)) = action_at.and_then(|i| words.get(i)) {
                 if *dynamic {
                     out.opaque
                         .get_or_insert_with(|| "a `trap` action that is an expansion".into());
@@ -801,6 +813,12 @@ mod tests {
         }
         assert!(parse("echo \"$HOME\" && ls ~").opaque.is_none());
         // A trap's action is read as a script of its own.
+        let t = parse("trap -- 'rm -rf /' EXIT");
+        assert!(
+            t.commands
+                .contains(&vec!["rm".to_string(), "-rf".into(), "/".into()])
+        );
+        assert!(parse("trap -x 'rm -rf /' EXIT").opaque.is_some());
         let t = parse("trap 'rm -rf /tmp/x; exit 42' TERM; sleep 30");
         assert!(t.opaque.is_none());
         assert!(
