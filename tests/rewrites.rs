@@ -860,6 +860,19 @@ attack!(
     argv!["bash", "-c", format!("trap -- '{PUT}' EXIT")]
 );
 attack!(
+    awk_program_from_a_variable_is_opaque,
+    argv![
+        "bash",
+        "-c",
+        format!("X='BEGIN {{ system(\"{PUT}\") }}'; awk \"$X\"")
+    ]
+);
+attack!(
+    git_option_from_a_variable_is_opaque,
+    "git push --force origin main",
+    argv!["bash", "-c", "X=--force; git push \"$X\" origin main"]
+);
+attack!(
     sed_e_command_is_opaque,
     argv![
         "sed",

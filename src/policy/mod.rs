@@ -809,12 +809,12 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
             }
         }
         let runs = wrap::runs(&cmd);
-        if is_dynamic && !runs.is_empty() {
-            // `taskset "$(printf -- -c)" 0 aws ...`: a word known only at run time may be an
-            // option of the wrapper, and then the command is elsewhere.
+        if is_dynamic && wrap::dynamic_words_matter(&cmd, wrap::looks_dynamic) {
+            // `taskset "$(printf -- -c)" 0 aws ...`, `awk "$PROG"`, `git "$X" p`: a word known
+            // only at run time may be an option or the code, and then what runs is elsewhere.
             opaque.get_or_insert_with(|| {
                 format!(
-                    "an argument of `{}`, which runs a command, is known only when it runs",
+                    "an argument of `{}`, which runs code, is known only when it runs",
                     crate::request::program_name(&cmd[0])
                 )
             });
