@@ -820,7 +820,7 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
             });
         }
         for run in runs {
-            match run {
+            let script = match run {
                 wrap::Run::Command(c) => {
                     if is_dynamic {
                         // `sudo "$(printf aws)" iam ...`: the program itself may be an expansion.
@@ -833,21 +833,22 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
                         }
                         dynamic.insert(c.clone());
                     }
-                    push(c, &mut commands)
-                }
-                wrap::Run::Script(s) => {
-                    let script = shell::parse(&s);
-                    dynamic.extend(script.dynamic);
-                    for c in script.commands {
-                        push(c, &mut commands);
-                    }
-                    if let Some(o) = script.opaque {
-                        opaque.get_or_insert(o);
-                    }
+                    push(c, &mut commands);
+                    continue;
                 }
                 wrap::Run::Opaque(why) => {
                     opaque.get_or_insert(why);
+                    continue;
                 }
+                wrap::Run::Script(s) => shell::parse(&s),
+                wrap::Run::ScriptWithArgs(s, args) => shell::parse_with_args(&s, &args),
+            };
+            dynamic.extend(script.dynamic);
+            for c in script.commands {
+                push(c, &mut commands);
+            }
+            if let Some(o) = script.opaque {
+                opaque.get_or_insert(o);
             }
         }
     }

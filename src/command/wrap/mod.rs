@@ -24,8 +24,10 @@ use tools::*;
 pub enum Run {
     /// This argv, classified in turn (and read again: it may be a wrapper too).
     Command(Vec<String>),
-    /// A shell script (`sh -c`), split into its simple commands.
+    /// A shell script, split into its simple commands; its positional parameters unknown.
     Script(String),
+    /// A shell script run as `sh -c SCRIPT ARGS...`: `$0`, `$1`, ... are these words.
+    ScriptWithArgs(String, Vec<String>),
     /// Code gate cannot read, and why.
     Opaque(String),
 }
@@ -304,7 +306,10 @@ mod tests {
         assert_eq!(runs(&argv("watch -n 1 aws iam")), s("aws iam"));
         assert_eq!(runs(&argv("script -qc x")), s("x"));
         assert_eq!(runs(&argv("script -q -c x /dev/null")), s("x"));
-        assert_eq!(runs(&argv("bash -c x")), s("x"));
+        assert_eq!(
+            runs(&argv("bash -c x a b")),
+            vec![Run::ScriptWithArgs("x".into(), argv("a b"))]
+        );
         assert_eq!(runs(&argv("busybox ash -c x")), cmd("ash -c x"));
         assert_eq!(
             runs(&[
