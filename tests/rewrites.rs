@@ -856,6 +856,23 @@ attack!(
     ]
 );
 attack!(
+    trap_double_dash_action_is_read,
+    argv!["bash", "-c", format!("trap -- '{PUT}' EXIT")]
+);
+attack!(
+    awk_program_from_a_variable_is_opaque,
+    argv![
+        "bash",
+        "-c",
+        format!("X='BEGIN {{ system(\"{PUT}\") }}'; awk \"$X\"")
+    ]
+);
+attack!(
+    git_option_from_a_variable_is_opaque,
+    "git push --force origin main",
+    argv!["bash", "-c", "X=--force; git push \"$X\" origin main"]
+);
+attack!(
     sed_e_command_is_opaque,
     argv![
         "sed",
@@ -1036,4 +1053,59 @@ fn aws_cli_alias_is_not_an_easier_path() {
     assert_eq!(v["decision"], "approve", "{v:#}");
     assert_eq!(v["requirement"]["min_approvals"], 2, "{v:#}");
     assert!(v["opaque"].as_str().unwrap().contains("alias"), "{v:#}");
+}
+
+/// Rules that read the environment (`GATE_ENV: prod`) are judged on gate's environment; a
+/// command that sets the variable for what it runs cannot step out of them.
+#[test]
+fn setting_a_variable_the_rules_read_is_not_an_easier_path() {
+    let mut env = BTreeMap::new();
+    env.insert("GATE_ENV".to_owned(), "prod".to_owned());
+    let plain = classify(
+        &CLOUD,
+        &words("kubectl -n web scale deploy/web --replicas 0"),
+        &env,
+    );
+    assert_eq!(plain.decision, Decision::Approve);
+    for argv in [
+        s(&[
+            "env",
+            "GATE_ENV=dev",
+            "kubectl",
+            "-n",
+            "web",
+            "scale",
+            "deploy/web",
+        ]),
+        s(&[
+            "bash",
+            "-c",
+            "GATE_ENV=dev kubectl -n web scale deploy/web --replicas 0",
+        ]),
+        s(&[
+            "bash",
+            "-c",
+            "export GATE_ENV=dev; kubectl -n web scale deploy/web",
+        ]),
+        s(&[
+            "env",
+            "-u",
+            "GATE_ENV",
+            "kubectl",
+            "-n",
+            "web",
+            "scale",
+            "deploy/web",
+        ]),
+    ] {
+        let r = classify(&CLOUD, &argv, &env);
+        never_easier(&CLOUD, &plain, &r).unwrap_or_else(|e| panic!("{argv:?}\n{e}"));
+    }
+    // Variables no rule reads change nothing.
+    let r = classify(
+        &CLOUD,
+        &s(&["bash", "-c", "AWS_PROFILE=dev aws s3 ls"]),
+        &BTreeMap::new(),
+    );
+    assert_eq!(r.decision, Decision::Allow, "{:?}", r.opaque);
 }

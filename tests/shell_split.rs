@@ -211,6 +211,13 @@ fn code_running_variables_in_gates_environment_make_the_command_opaque() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["decision"], "approve", "{v:#}");
     assert!(v["opaque"].as_str().unwrap().contains("GIT_SSH_COMMAND"));
+    // A pager that is only a pager changes nothing.
+    let r = clone_of(&g)
+        .env("GIT_PAGER", "cat")
+        .args(&["check", "--json", "--", "git", "push", "origin", "main"])
+        .run();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["decision"], "allow", "{v:#}");
     // Without it, `git push` is what the policy says: allowed.
     assert_eq!(
         check_json(&g, &["git", "push", "origin", "main"])["decision"],

@@ -119,7 +119,8 @@ pub fn parse(args: &[String]) -> Parsed {
 }
 
 /// git's own commands (built in, or shipped with git). Anything else may be an alias from a
-/// config file gate cannot see, or a `git-NAME` program on PATH: unreadable.
+/// config file gate cannot see, or a `git-NAME` program on PATH: unreadable. Plumbing that
+/// pushes (`send-pack`) is left out too: it is `push` under another name.
 #[rustfmt::skip]
 const SUBCOMMANDS: &[&str] = &[
     "add", "am", "annotate", "apply", "archive", "bisect", "blame", "branch", "bugreport",
@@ -134,7 +135,7 @@ const SUBCOMMANDS: &[&str] = &[
     "mktree", "multi-pack-index", "mv", "name-rev", "notes", "pack-objects", "pack-refs",
     "patch-id", "prune", "prune-packed", "pull", "push", "range-diff", "read-tree", "rebase",
     "reflog", "refs", "remote", "repack", "replace", "replay", "request-pull", "rerere", "reset",
-    "restore", "rev-list", "rev-parse", "revert", "rm", "send-pack", "shortlog", "show",
+    "restore", "rev-list", "rev-parse", "revert", "rm", "shortlog", "show",
     "show-branch", "show-index", "show-ref", "sparse-checkout", "stash", "status", "stripspace",
     "submodule", "switch", "symbolic-ref", "tag", "unpack-file", "unpack-objects",
     "update-index", "update-ref", "update-server-info", "var", "verify-commit", "verify-pack",
@@ -182,6 +183,60 @@ fn harmless_config(key: &str) -> bool {
         "checkout.defaultremote",
     ];
     PREFIXES.iter().any(|p| key.starts_with(p)) || KEYS.contains(&key.as_str())
+}
+
+/// Whether git reads the same way whatever the words known only at run time turn out to be
+/// (`dynamic` tells which those are): each must be the value of an option that takes one
+/// (`commit -m "$MSG"`, `--message="$MSG"`) or come after `--`. Any other word may turn out
+/// to be an option that runs a program (`-c alias.x=!...`, `--receive-pack=...`).
+pub fn dynamic_words_are_values(args: &[String], dynamic: impl Fn(&str) -> bool) -> bool {
+    let parsed_sub = args.iter().position(|w| !w.starts_with('-'));
+    let mut i = 0;
+    // Before the subcommand: only values of git's own options may be dynamic.
+    let mut sub_at = None;
+    while let Some(w) = args.get(i) {
+        if w == "--" {
+            return args[i + 1..].iter().all(|w| !dynamic(w)) || parsed_sub.is_none();
+        }
+        if !w.starts_with('-') {
+            if dynamic(w) {
+                return false;
+            }
+            sub_at = Some(i);
+            break;
+        }
+        if dynamic(w) {
+            return false;
+        }
+        i += if GLOBAL_VALUED.contains(&w.as_str()) {
+            2
+        } else {
+            1
+        };
+    }
+    let Some(sub_at) = sub_at else {
+        return true;
+    };
+    let valued = sub_valued(&args[sub_at]);
+    let mut after_dashes = false;
+    for (j, w) in args.iter().enumerate().skip(sub_at + 1) {
+        if w == "--" {
+            after_dashes = true;
+            continue;
+        }
+        if after_dashes || !dynamic(w) {
+            continue;
+        }
+        let value_of_previous = valued.contains(&args[j - 1].as_str());
+        let attached = valued.iter().any(|o| {
+            (o.len() == 2 && w.starts_with(o) && w.len() > 2)
+                || (o.starts_with("--") && w.starts_with(&format!("{o}=")))
+        });
+        if !value_of_previous && !attached {
+            return false;
+        }
+    }
+    true
 }
 
 /// What `git ARGS` runs besides git itself (see [`super::wrap`]).
@@ -320,6 +375,21 @@ pub fn runs(args: &[String]) -> Vec<super::wrap::Run> {
 mod tests {
     use super::super::argv;
     use super::*;
+
+    #[test]
+    fn dynamic_words_only_as_values() {
+        let d = |w: &str| w.contains('$');
+        let ok = |line: &str| dynamic_words_are_values(&argv(line), d);
+        assert!(ok("commit -m $MSG"));
+        assert!(ok("commit --message=$MSG -a"));
+        assert!(ok("commit -m$MSG"));
+        assert!(ok("checkout -- $FILE"));
+        assert!(ok("-C $DIR status"), "the value of -C");
+        assert!(!ok("$X p --force"));
+        assert!(!ok("push $X origin"));
+        assert!(!ok("$SUB origin"));
+        assert!(!ok("log $ARGS"));
+    }
 
     #[test]
     fn words() {

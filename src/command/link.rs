@@ -2,8 +2,11 @@
 //! is classified under both names (DESIGN §5), so a link in the requester's own directory is
 //! never a way around a rule on the real program.
 //!
-//! Only the file system is read; the caller supplies `PATH`, the home directory and the working
-//! directory (this layer reads no environment).
+//! The same [`Resolver`] answers the other questions only the machine can: which AWS CLI
+//! aliases exist (`~/.aws/cli/alias`), and which code-running variables are set in the
+//! environment the command inherits. Only the file system is read; the caller supplies `PATH`,
+//! the home directory, the working directory and those variables' names (this layer reads no
+//! environment).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -19,8 +22,8 @@ pub struct Resolver {
     home: Option<PathBuf>,
     cwd: PathBuf,
     /// Variables set in the environment commands start with that can make them run other code
-    /// ([`super::wrap::CODE_ENV`]).
-    code_env: Vec<String>,
+    /// ([`super::wrap::CODE_ENV`]), with their values.
+    code_env: Vec<(String, String)>,
 }
 
 impl Resolver {
@@ -33,9 +36,9 @@ impl Resolver {
         }
     }
 
-    /// Names the variables of [`super::wrap::CODE_ENV`] that are set where the command runs.
-    pub fn with_code_env(mut self, names: Vec<String>) -> Self {
-        self.code_env = names;
+    /// The variables of [`super::wrap::CODE_ENV`] that are set where the command runs.
+    pub fn with_code_env(mut self, vars: Vec<(String, String)>) -> Self {
+        self.code_env = vars;
         self
     }
 
@@ -43,8 +46,8 @@ impl Resolver {
     pub fn code_env_for(&self, program: &str) -> Option<&str> {
         self.code_env
             .iter()
-            .find(|v| super::wrap::env_affects(v, program))
-            .map(String::as_str)
+            .find(|(n, v)| super::wrap::env_affects(n, v, program))
+            .map(|(n, _)| n.as_str())
     }
 
     /// Whether an `aws` command with these positional words (service, operation, ...) names

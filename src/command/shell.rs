@@ -1,15 +1,17 @@
-//! Splitting shell strings (`sh -c '...'`, and the wrappers `sudo`, `env`, `xargs`, ...) into the
-//! simple commands they run, so each is classified on its own and the most restrictive decision
-//! wins (DESIGN §5). Without this, `bash -c 'aws iam put-role-policy ...'` would be judged as
-//! "bash" and slip past every aws rule.
+//! Splitting shell strings (`sh -c '...'`) into the simple commands they run, so each is
+//! classified on its own and the most restrictive decision wins (DESIGN §5). Without this,
+//! `bash -c 'aws iam put-role-policy ...'` would be judged as "bash" and slip past every aws
+//! rule. What a command in turn runs (`sudo ...`, a nested `bash -c`) is read by
+//! [`super::wrap`].
 //!
-//! This is a static reading of POSIX shell syntax: quotes and escapes, `;` `&&` `||` `|` `&`
-//! and newlines, `( )` and `{ }` groups, `if/while/until` bodies, redirections, leading
-//! `NAME=value` assignments, and command substitutions (`$(...)`, backticks), whose inner
-//! commands are split too. What cannot be resolved without running the shell — `eval`,
-//! `source`, a command name that is an expansion, `for`/`case`/functions, here-documents — makes
-//! the script *opaque*, and the policy's `defaults.opaque_shell` decides (DESIGN §5). Expansions
-//! in arguments (`"$HOME"`) stay as literal text. Never panics.
+//! This is a static reading of POSIX shell syntax: quotes and escapes (ANSI-C `$'...'`
+//! decoded), `;` `&&` `||` `|` `&` and newlines, `( )` and `{ }` groups, `if/while/until`
+//! bodies, redirections, leading `NAME=value` assignments, and command substitutions (`$(...)`,
+//! backticks), whose inner commands are split too. What cannot be resolved without running the
+//! shell — `eval`, `source`, a command name that is an expansion, a glob or a brace expansion,
+//! `for`/`case`/functions, here-documents, an assignment that changes what runs — makes the
+//! script *opaque*. Arguments known only at run time (`"$X"`, `p*`) stay as literal text and are
+//! listed in [`Script::dynamic`], for the policy to judge. Never panics.
 
 /// The simple commands a shell string runs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -20,6 +22,8 @@ pub struct Script {
     pub opaque: Option<String>,
     /// A `cd`/`pushd`/`popd` was seen (later relative program paths are not where gate looks).
     changed_dir: bool,
+    /// The positional parameters (`$0`, `$1`, ...) when known: `sh -c SCRIPT NAME ARGS...`.
+    params: Option<Vec<String>>,
     /// The commands (among `commands`) with an argument known only when the shell runs: an
     /// expansion, a glob, a brace expansion. A policy with rules for such a command's program
     /// cannot read it exactly.
@@ -34,7 +38,7 @@ pub fn script_of(argv: &[String]) -> Option<&str> {
         return None;
     }
     match script_of_shell(program, &argv[1..]) {
-        Ok(ShellRuns::Script(s)) => Some(s),
+        Ok(ShellRuns::Script(s, _)) => Some(s),
         _ => None,
     }
 }
@@ -42,8 +46,8 @@ pub fn script_of(argv: &[String]) -> Option<&str> {
 /// What a shell's arguments make it run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShellRuns<'a> {
-    /// `-c SCRIPT`.
-    Script(&'a str),
+    /// `-c SCRIPT` and the words after it (`$0`, `$1`, ...).
+    Script(&'a str, &'a [String]),
     /// A script file and its arguments (the file, as written, first).
     File(&'a [String]),
     /// Nothing (`--version`, `-c` without a script).
@@ -163,7 +167,7 @@ pub fn script_of_shell<'a>(program: &str, args: &'a [String]) -> Result<ShellRun
         }
     }
     match (saw_c, args.get(i)) {
-        (true, Some(script)) => Ok(ShellRuns::Script(script)),
+        (true, Some(script)) => Ok(ShellRuns::Script(script, &args[i + 1..])),
         (true, None) => Ok(ShellRuns::Nothing),
         (false, Some(file)) if !super::wrap::reads_stdin(file) => Ok(ShellRuns::File(&args[i..])),
         _ => Err(format!("`{program}` reads its script from its input")),
@@ -193,6 +197,17 @@ struct Lexer<'a> {
 /// Splits a shell string.
 pub fn parse(script: &str) -> Script {
     let mut out = Script::default();
+    parse_into(script, &mut out, 0);
+    out
+}
+
+/// Splits a shell string run as `sh -c SCRIPT ARGS...`: `$0`, `$1`, ... are the words of
+/// `args`, known before it runs.
+pub fn parse_with_args(script: &str, args: &[String]) -> Script {
+    let mut out = Script {
+        params: Some(args.to_vec()),
+        ..Script::default()
+    };
     parse_into(script, &mut out, 0);
     out
 }
@@ -275,8 +290,20 @@ fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
     }
     match program.as_str() {
         "trap" => {
-            // `trap ACTION SIGNAL...`: the action is a script of its own.
-            if let Some((action, dynamic)) = words.get(1) {
+            // `trap [--] ACTION SIGNAL...`: the action is a script of its own. `-p`/`-l` only
+            // print; any other option is not read.
+            let action_at = match words.get(1).map(|(w, _)| w.as_str()) {
+                Some("--") => Some(2),
+                Some("-p" | "-l" | "-P") => None,
+                Some(w) if w.starts_with('-') && w.len() > 1 => {
+                    out.opaque.get_or_insert_with(|| {
+                        format!("`trap {w}` is an option gate does not read")
+                    });
+                    None
+                }
+                _ => Some(1),
+            };
+            if let Some((action, dynamic)) = action_at.and_then(|i| words.get(i)) {
                 if *dynamic {
                     out.opaque
                         .get_or_insert_with(|| "a `trap` action that is an expansion".into());
@@ -466,6 +493,10 @@ impl Lexer<'_> {
                                 }
                                 self.i += 2;
                             }
+                            '$' if self.positional().is_some_and(|v| {
+                                word.push_str(&v);
+                                true
+                            }) => {}
                             '$' | '`' => {
                                 dynamic = true;
                                 self.expansion(&mut word);
@@ -486,6 +517,18 @@ impl Lexer<'_> {
                 '$' if self.peek(1) == Some('"') => {
                     // `$"..."` (locale translation) reads like `"..."`.
                     self.i += 1;
+                }
+                '$' if self.positional().is_some_and(|v| {
+                    // Unquoted, the value is split and globbed: exact only when plain.
+                    if v.is_empty() || v.contains(|c: char| c.is_whitespace() || "*?[{".contains(c))
+                    {
+                        dynamic = true;
+                    }
+                    word.push_str(&v);
+                    true
+                }) =>
+                {
+                    in_word = true;
                 }
                 '$' | '`' => {
                     in_word = true;
@@ -517,6 +560,40 @@ impl Lexer<'_> {
         }
         end_word!();
         out
+    }
+
+    /// `$N` or `${N}` at the cursor when the positional parameters are known: consumes it and
+    /// returns its value (empty when there is no such parameter).
+    fn positional(&mut self) -> Option<String> {
+        let params = self.script.params.as_ref()?;
+        let (digits_at, close) = match self.peek(1)? {
+            '{' => (2, true),
+            c if c.is_ascii_digit() => (1, false),
+            _ => return None,
+        };
+        let mut n = String::new();
+        while let Some(d) = self.peek(digits_at + n.len()).filter(char::is_ascii_digit) {
+            n.push(d);
+            if !close {
+                break; // `$12` is `${1}2`
+            }
+        }
+        if n.is_empty() {
+            return None;
+        }
+        let mut len = digits_at + n.len();
+        if close {
+            if self.peek(len) != Some('}') {
+                return None;
+            }
+            len += 1;
+        }
+        let value = params
+            .get(n.parse::<usize>().ok()?)
+            .cloned()
+            .unwrap_or_default();
+        self.i += len;
+        Some(value)
     }
 
     /// The body of `$'...'` after the opening quote, with its escapes decoded (bash's
@@ -799,6 +876,12 @@ mod tests {
         }
         assert!(parse("echo \"$HOME\" && ls ~").opaque.is_none());
         // A trap's action is read as a script of its own.
+        let t = parse("trap -- 'rm -rf /' EXIT");
+        assert!(
+            t.commands
+                .contains(&vec!["rm".to_string(), "-rf".into(), "/".into()])
+        );
+        assert!(parse("trap -x 'rm -rf /' EXIT").opaque.is_some());
         let t = parse("trap 'rm -rf /tmp/x; exit 42' TERM; sleep 30");
         assert!(t.opaque.is_none());
         assert!(
@@ -832,7 +915,7 @@ mod tests {
         let a = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         let ok = |line: &str| {
             let v = a(line);
-            matches!(script_of_shell("bash", &v), Ok(ShellRuns::Script(_)))
+            matches!(script_of_shell("bash", &v), Ok(ShellRuns::Script(..)))
         };
         assert!(ok("-c ls"));
         assert!(ok("-euo pipefail -c ls"));
@@ -885,6 +968,23 @@ mod tests {
         ] {
             assert!(parse(s).opaque.is_some(), "{s}");
         }
+    }
+
+    #[test]
+    fn positional_parameters_of_sh_c_are_known() {
+        let args: Vec<String> = ["sh", "/tmp/started", "a b"].map(String::from).to_vec();
+        let s = parse_with_args(r#"touch "$1"; echo ${1} $0; rm $2 "$2" $3"#, &args);
+        let cmds: Vec<String> = s.commands.iter().map(|c| c.join(" ")).collect();
+        assert_eq!(
+            cmds,
+            ["touch /tmp/started", "echo /tmp/started sh", "rm a b a b "]
+        );
+        // Unquoted `$2` splits, and `$3` is missing: both only known when it runs.
+        assert_eq!(s.dynamic.len(), 1);
+        assert!(
+            parse(r#"touch "$1""#).dynamic.len() == 1,
+            "unknown without the arguments"
+        );
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct Matcher {
     regex: Option<(RegexSet, Vec<u32>)>,
     /// Some rule has no `program` condition (it may match any program).
     any_program: bool,
+    /// The environment variables some rule's `env` condition reads.
+    env_names: Vec<String>,
 }
 
 impl Matcher {
@@ -103,6 +105,11 @@ impl Matcher {
     /// has none): what a command's other conditions could then depend on.
     pub fn concerns(&self, program: &str) -> bool {
         self.any_program || self.program.any(program)
+    }
+
+    /// The environment variables some rule's `env` condition reads.
+    pub fn env_names(&self) -> &[String] {
+        &self.env_names
     }
 
     pub fn build<'a>(matches: impl Iterator<Item = &'a Match>) -> Result<Self, String> {
@@ -127,6 +134,7 @@ impl Matcher {
             host: GlobIndex::default(),
             regex: None,
             any_program: false,
+            env_names: Vec::new(),
         };
         let mut regexes = Vec::new();
         let mut regex_owner = Vec::new();
@@ -185,6 +193,8 @@ impl Matcher {
         for index in m.args.iter_mut().chain(m.args_any.iter_mut()) {
             index.build().map_err(err)?;
         }
+        m.env_names = m.env.keys().cloned().collect();
+        m.env_names.sort();
         for index in m.env.values_mut() {
             index.build().map_err(err)?;
         }
@@ -256,6 +266,8 @@ fn literal_programs(pattern: &str) -> Option<Vec<&str>> {
 /// its file was checked; a group that still fails to build (a size limit) reports the error at
 /// that first use: [`LazyMatcher::matching`] returns it and the caller refuses the command.
 pub struct LazyMatcher {
+    /// The environment variables some rule's `env` condition reads.
+    env_names: Vec<String>,
     specs: Vec<Match>,
     general: Matcher,
     general_rules: Vec<u32>,
@@ -294,7 +306,14 @@ impl LazyMatcher {
             }
         }
         let general = Matcher::build(general_rules.iter().map(|&r| &specs[r as usize]))?;
+        let mut env_names: Vec<String> = specs
+            .iter()
+            .flat_map(|s| s.env.iter().map(|(n, _)| n.clone()))
+            .collect();
+        env_names.sort();
+        env_names.dedup();
         Ok(LazyMatcher {
+            env_names,
             specs,
             general,
             general_rules,
@@ -305,6 +324,11 @@ impl LazyMatcher {
     /// Whether some rule may match a command of `program` ([`Matcher::concerns`]).
     pub fn concerns(&self, program: &str) -> bool {
         self.parts.contains_key(program) || self.general.concerns(program)
+    }
+
+    /// The environment variables some rule's `env` condition reads.
+    pub fn env_names(&self) -> &[String] {
+        &self.env_names
     }
 
     /// Indexes of the rules whose every condition holds, in rule order; an error when the

@@ -187,6 +187,23 @@ pub struct Clause {
 }
 
 impl Clause {
+    /// Whether every set of approvers satisfying `self` satisfies `other`: no wider
+    /// eligibility, at least as many approvals, each of `other`'s groups required too.
+    pub fn implies(&self, other: &Clause) -> bool {
+        let eligible = match (&self.eligible, &other.eligible) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(x), Some(y)) => x.is_subset(y),
+        };
+        eligible
+            && self.min_approvals >= other.min_approvals
+            && other.groups.iter().all(|g| {
+                self.groups
+                    .iter()
+                    .any(|h| !h.members.is_empty() && h.members.is_subset(&g.members))
+            })
+    }
+
     fn satisfied_by(&self, approvers: &BTreeSet<String>) -> bool {
         let n = approvers
             .iter()
@@ -243,24 +260,10 @@ impl Requirement {
     /// approvals, every group of it required too), at least as many approvals overall, the
     /// requester counting only if `other` lets them, and no longer a wait.
     pub fn at_least_as_strict_as(&self, other: &Requirement) -> bool {
-        let implies = |a: &Clause, b: &Clause| {
-            let eligible = match (&a.eligible, &b.eligible) {
-                (_, None) => true,
-                (None, Some(_)) => false,
-                (Some(x), Some(y)) => x.is_subset(y),
-            };
-            eligible
-                && a.min_approvals >= b.min_approvals
-                && b.groups.iter().all(|g| {
-                    a.groups
-                        .iter()
-                        .any(|h| !h.members.is_empty() && h.members.is_subset(&g.members))
-                })
-        };
         other
             .clauses
             .iter()
-            .all(|b| self.clauses.iter().any(|a| implies(a, b)))
+            .all(|b| self.clauses.iter().any(|a| a.implies(b)))
             && self.min_approvals >= other.min_approvals
             && (other.allow_requester || !self.allow_requester)
             && self.timeout <= other.timeout
@@ -281,8 +284,9 @@ pub struct Place<'a> {
     pub cwd: &'a str,
     pub user: &'a str,
     pub host: &'a str,
-    /// Finds the other names of a program reached through a symlink, on the machine the command
-    /// runs on (`None` where the files are not at hand, e.g. on the server).
+    /// What the machine the command runs on says about it: the other names of a program
+    /// reached through a symlink, AWS CLI aliases, code-running variables in gate's environment
+    /// (`None` where they are not at hand, e.g. on the server).
     pub links: Option<&'a crate::command::link::Resolver>,
 }
 
@@ -503,6 +507,26 @@ impl Policy {
                 crate::request::program_name(&cmd[0])
             ));
         }
+        // A command run by another may be run with variables the policy's `env` conditions read
+        // set differently (`env GATE_ENV=dev kubectl ...`, `GATE_ENV=dev kubectl` in a script):
+        // the rules would be judged on values the command never sees.
+        if opaque.is_none() && commands.len() > 1 {
+            let names = match &self.matcher {
+                Compiled::Eager(m) => m.env_names(),
+                Compiled::Lazy(m) => m.env_names(),
+            };
+            if let Some(name) = names.iter().find(|n| {
+                commands.iter().flatten().any(|w| {
+                    w == *n
+                        || w.match_indices(n.as_str())
+                            .any(|(i, _)| w[i + n.len()..].starts_with('='))
+                })
+            }) {
+                opaque = Some(format!(
+                    "a command sets `{name}`, which the policy's rules read"
+                ));
+            }
+        }
         let mut parts = Vec::with_capacity(commands.len());
         for cmd in &commands {
             let Some(first) = cmd.first() else { continue };
@@ -627,12 +651,18 @@ impl Policy {
                 },
             })
             .collect();
-        clauses.dedup_by(|a, b| {
-            a.approvers == b.approvers
-                && a.eligible == b.eligible
-                && a.min_approvals == b.min_approvals
-                && a.groups == b.groups
-        });
+        // A clause another one implies adds nothing (of two equivalent ones, keep the first).
+        let keep: Vec<bool> = (0..clauses.len())
+            .map(|i| {
+                !(0..clauses.len()).any(|j| {
+                    j != i
+                        && clauses[j].implies(&clauses[i])
+                        && (j < i || !clauses[i].implies(&clauses[j]))
+                })
+            })
+            .collect();
+        let mut keep = keep.into_iter();
+        clauses.retain(|_| keep.next().unwrap_or(true));
         if clauses.is_empty() {
             clauses.push(Clause {
                 rule: "opaque-shell".into(),
@@ -889,18 +919,18 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
             }
         }
         let runs = wrap::runs(&cmd);
-        if is_dynamic && !runs.is_empty() {
-            // `taskset "$(printf -- -c)" 0 aws ...`: a word known only at run time may be an
-            // option of the wrapper, and then the command is elsewhere.
+        if is_dynamic && wrap::dynamic_words_matter(&cmd, wrap::looks_dynamic) {
+            // `taskset "$(printf -- -c)" 0 aws ...`, `awk "$PROG"`, `git "$X" p`: a word known
+            // only at run time may be an option or the code, and then what runs is elsewhere.
             opaque.get_or_insert_with(|| {
                 format!(
-                    "an argument of `{}`, which runs a command, is known only when it runs",
+                    "an argument of `{}`, which runs code, is known only when it runs",
                     crate::request::program_name(&cmd[0])
                 )
             });
         }
         for run in runs {
-            match run {
+            let script = match run {
                 wrap::Run::Command(c) => {
                     if is_dynamic {
                         // `sudo "$(printf aws)" iam ...`: the program itself may be an expansion.
@@ -913,21 +943,22 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
                         }
                         dynamic.insert(c.clone());
                     }
-                    push(c, &mut commands)
-                }
-                wrap::Run::Script(s) => {
-                    let script = shell::parse(&s);
-                    dynamic.extend(script.dynamic);
-                    for c in script.commands {
-                        push(c, &mut commands);
-                    }
-                    if let Some(o) = script.opaque {
-                        opaque.get_or_insert(o);
-                    }
+                    push(c, &mut commands);
+                    continue;
                 }
                 wrap::Run::Opaque(why) => {
                     opaque.get_or_insert(why);
+                    continue;
                 }
+                wrap::Run::Script(s) => shell::parse(&s),
+                wrap::Run::ScriptWithArgs(s, args) => shell::parse_with_args(&s, &args),
+            };
+            dynamic.extend(script.dynamic);
+            for c in script.commands {
+                push(c, &mut commands);
+            }
+            if let Some(o) = script.opaque {
+                opaque.get_or_insert(o);
             }
         }
     }

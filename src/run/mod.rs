@@ -189,7 +189,7 @@ pub fn try_classify(policy: &Policy, req: &Request) -> Result<Classification, Er
         process.get("HOME").map(Into::into),
         &req.view.command.cwd,
     )
-    .with_code_env(identity::env_snapshot(&code_env).into_keys().collect());
+    .with_code_env(identity::env_snapshot(&code_env).into_iter().collect());
     Ok(policy.try_classify_argv(
         &req.argv,
         &crate::policy::Place {

@@ -24,8 +24,10 @@ use tools::*;
 pub enum Run {
     /// This argv, classified in turn (and read again: it may be a wrapper too).
     Command(Vec<String>),
-    /// A shell script (`sh -c`), split into its simple commands.
+    /// A shell script, split into its simple commands; its positional parameters unknown.
     Script(String),
+    /// A shell script run as `sh -c SCRIPT ARGS...`: `$0`, `$1`, ... are these words.
+    ScriptWithArgs(String, Vec<String>),
     /// Code gate cannot read, and why.
     Opaque(String),
 }
@@ -37,6 +39,34 @@ pub fn assignment_name(w: &str) -> Option<&str> {
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     valid.then_some(name)
+}
+
+/// Whether `argv`, some of whose words are known only at run time (`dynamic`), may run code
+/// those words choose: a wrapper (the word may be one of its options), a shell, an interpreter,
+/// `awk`/`sed` (the word may be the program), git (unless each such word is an option's value).
+pub fn dynamic_words_matter(argv: &[String], dynamic: impl Fn(&str) -> bool) -> bool {
+    let Some(first) = argv.first() else {
+        return false;
+    };
+    let program = first.rsplit('/').next().unwrap_or(first);
+    if program == "git" {
+        return !super::git::dynamic_words_are_values(&argv[1..], dynamic);
+    }
+    SHELLS.contains(&program)
+        || OTHER_SHELLS.contains(&program.to_ascii_lowercase().as_str())
+        || is_awk(program)
+        || is_interpreter(program)
+        || CODE_BUILTINS.contains(&program)
+        || UNMODELLED.contains(&program)
+        || matches!(program, "sed" | "gsed" | "find")
+        || !runs(argv).is_empty()
+}
+
+/// Whether a word as gate read it may be one the shell only knows when it runs: an expansion,
+/// a glob, a brace expansion (text that merely contains those characters counts too).
+pub fn looks_dynamic(w: &str) -> bool {
+    w.contains(['$', '`', '*', '?', '['])
+        || (w.contains('{') && (w.contains(',') || w.contains("..")))
 }
 
 /// What `argv` runs besides itself; empty when it runs nothing gate must read.
@@ -276,7 +306,10 @@ mod tests {
         assert_eq!(runs(&argv("watch -n 1 aws iam")), s("aws iam"));
         assert_eq!(runs(&argv("script -qc x")), s("x"));
         assert_eq!(runs(&argv("script -q -c x /dev/null")), s("x"));
-        assert_eq!(runs(&argv("bash -c x")), s("x"));
+        assert_eq!(
+            runs(&argv("bash -c x a b")),
+            vec![Run::ScriptWithArgs("x".into(), argv("a b"))]
+        );
         assert_eq!(runs(&argv("busybox ash -c x")), cmd("ash -c x"));
         assert_eq!(
             runs(&[

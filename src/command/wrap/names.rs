@@ -259,43 +259,87 @@ pub(super) const CODE_BUILTINS: &[&str] = &[
     "zmodload",
 ];
 
-/// Environment variables that make `program` run other code when set in the environment it
-/// starts with (gate's own environment, which the command inherits).
-pub fn env_affects(var: &str, program: &str) -> bool {
+/// Whether `var=value`, set in the environment `program` starts with (gate's own, which the
+/// command inherits), makes it run code given there: a command line (`GIT_SSH_COMMAND`), code
+/// loaded into every process (`LD_PRELOAD`), extra arguments (`TF_CLI_ARGS_apply=-destroy`).
+/// Variables that only move a configuration file (`GIT_CONFIG_GLOBAL`, `TF_CLI_CONFIG_FILE`)
+/// are out of scope, as the default files are; so are the usual harmless values of pager and
+/// editor variables (`GIT_PAGER=cat`) and memory options in `NODE_OPTIONS`.
+pub fn env_affects(var: &str, value: &str, program: &str) -> bool {
+    let git = program == "git";
     match var {
         "BASH_ENV" | "SHELLOPTS" | "BASHOPTS" => program == "bash" || program == "sh",
-        "ENV" => SHELLS.contains(&program),
-        "PERL5OPT" | "PERL5LIB" | "PERLLIB" => program.starts_with("perl"),
-        "RUBYOPT" | "RUBYLIB" => program.starts_with("ruby"),
-        "NODE_OPTIONS" => program.starts_with("node"),
-        "LD_PRELOAD" | "LD_AUDIT" => true,
-        "TF_CLI_CONFIG_FILE" => program == "terraform" || program == "tofu",
+        "PERL5OPT" => program.starts_with("perl"),
+        "RUBYOPT" => program.starts_with("ruby"),
+        "NODE_OPTIONS" => program.starts_with("node") && !harmless_node_options(value),
+        "LD_PRELOAD" | "LD_AUDIT" => !value.is_empty(),
         v if v.starts_with("TF_CLI_ARGS") => program == "terraform" || program == "tofu",
-        v if v.starts_with("GIT_") => program == "git",
-        v if v.starts_with("BASH_FUNC_") => program == "bash" || program == "sh",
+        "GIT_PAGER" | "GIT_EDITOR" | "GIT_SEQUENCE_EDITOR" => git && !harmless_program(value),
+        v if v.starts_with("GIT_") => git,
         _ => false,
     }
 }
 
-/// The variables [`env_affects`] looks at, for the caller to snapshot (prefixes excluded).
+/// Pager and editor values that run nothing but themselves.
+fn harmless_program(value: &str) -> bool {
+    matches!(
+        value.trim(),
+        "" | "cat"
+            | "less"
+            | "less -R"
+            | "less -FRX"
+            | "more"
+            | "true"
+            | ":"
+            | "vi"
+            | "vim"
+            | "nvim"
+            | "nano"
+            | "emacs"
+            | "code --wait"
+    )
+}
+
+/// `NODE_OPTIONS` with only options that load no code.
+fn harmless_node_options(value: &str) -> bool {
+    const SAFE: &[&str] = &[
+        "--max-old-space-size",
+        "--max-semi-space-size",
+        "--stack-size",
+        "--enable-source-maps",
+        "--no-warnings",
+        "--trace-warnings",
+        "--no-deprecation",
+        "--openssl-legacy-provider",
+        "--use-openssl-ca",
+        "--use-system-ca",
+        "--dns-result-order",
+        "--unhandled-rejections",
+    ];
+    value.split_whitespace().all(|o| {
+        let name = o.split_once('=').map_or(o, |(n, _)| n);
+        SAFE.contains(&name)
+    })
+}
+
+/// The variables [`env_affects`] looks at, for the caller to snapshot.
 pub const CODE_ENV: &[&str] = &[
     "BASH_ENV",
     "SHELLOPTS",
     "BASHOPTS",
-    "ENV",
     "PERL5OPT",
-    "PERL5LIB",
-    "PERLLIB",
     "RUBYOPT",
-    "RUBYLIB",
     "NODE_OPTIONS",
     "LD_PRELOAD",
     "LD_AUDIT",
-    "TF_CLI_CONFIG_FILE",
     "TF_CLI_ARGS",
+    "TF_CLI_ARGS_init",
+    "TF_CLI_ARGS_plan",
     "TF_CLI_ARGS_apply",
     "TF_CLI_ARGS_destroy",
-    "TF_CLI_ARGS_plan",
+    "TF_CLI_ARGS_import",
+    "TF_CLI_ARGS_state",
+    "TF_CLI_ARGS_workspace",
     "GIT_SSH",
     "GIT_SSH_COMMAND",
     "GIT_EXTERNAL_DIFF",
@@ -307,9 +351,6 @@ pub const CODE_ENV: &[&str] = &[
     "GIT_PROXY_COMMAND",
     "GIT_CONFIG_COUNT",
     "GIT_CONFIG_PARAMETERS",
-    "GIT_CONFIG_GLOBAL",
-    "GIT_CONFIG",
-    "GIT_TEMPLATE_DIR",
 ];
 
 /// Environment variables whose value is code, a program or a file of code that the command

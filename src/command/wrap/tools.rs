@@ -637,7 +637,7 @@ pub(super) fn find(args: &[String]) -> Vec<Run> {
 pub(super) fn shell_runs(program: &str, args: &[String]) -> Vec<Run> {
     match shell::script_of_shell(program, args) {
         // zsh reads more than POSIX syntax: glob qualifiers `*(e:...:)` and `=(...)` run code.
-        Ok(ShellRuns::Script(s))
+        Ok(ShellRuns::Script(s, _))
             if program == "zsh"
                 && ["(e", "(+", "=(", "$~", "${~"]
                     .iter()
@@ -645,7 +645,9 @@ pub(super) fn shell_runs(program: &str, args: &[String]) -> Vec<Run> {
         {
             vec![Run::Opaque("zsh syntax gate does not read".into())]
         }
-        Ok(ShellRuns::Script(script)) => vec![Run::Script(script.to_owned())],
+        Ok(ShellRuns::Script(script, params)) => {
+            vec![Run::ScriptWithArgs(script.to_owned(), params.to_vec())]
+        }
         Ok(ShellRuns::File([file, rest @ ..])) => {
             let name = file.rsplit('/').next().unwrap_or(file);
             let mut cmd = vec![name.to_owned()];
