@@ -1109,3 +1109,29 @@ fn setting_a_variable_the_rules_read_is_not_an_easier_path() {
     );
     assert_eq!(r.decision, Decision::Allow, "{:?}", r.opaque);
 }
+
+attack!(
+    docker_run_with_the_command_is_opaque,
+    cat(
+        &[
+            "docker",
+            "run",
+            "-v",
+            "/root/.aws:/root/.aws",
+            "amazon/aws-cli"
+        ],
+        &words(&put_args())
+    )
+);
+attack!(
+    docker_exec_with_the_command_is_opaque,
+    cat(&["docker", "--context", "prod", "exec", "box"], &words(PUT))
+);
+attack!(
+    podman_container_run_is_opaque,
+    cat(&["podman", "container", "run", "img"], &words(PUT))
+);
+attack!(
+    kubectl_exec_runs_the_command_after_the_dashes,
+    cat(&["kubectl", "exec", "-n", "x", "pod", "--"], &words(PUT))
+);

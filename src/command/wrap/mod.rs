@@ -192,6 +192,74 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
             _ => Vec::new(),
         },
         "git" => super::git::runs(args),
+        "docker" | "podman" | "nerdctl" => container(program, args),
+        "kubectl" | "oc" => pod(program, args),
+        _ => Vec::new(),
+    }
+}
+
+/// `docker run IMAGE CMD`, `docker exec CTR CMD` (and `container run|exec|create`, `compose
+/// run|exec`): the command runs in a container, after options gate does not read exactly, with
+/// whatever the container is given (mounted credentials included) — opaque.
+fn container(program: &str, args: &[String]) -> Vec<Run> {
+    // Global options that take a value (docker's and podman's common ones).
+    const VALUED: &[&str] = &[
+        "-c",
+        "--context",
+        "-H",
+        "--host",
+        "--config",
+        "-l",
+        "--log-level",
+        "--tlscacert",
+        "--tlscert",
+        "--tlskey",
+        "--url",
+        "--connection",
+        "--root",
+        "--runroot",
+    ];
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < args.len() && words.len() < 3 {
+        let a = &args[i];
+        if VALUED.contains(&a.as_str()) {
+            i += 2;
+            continue;
+        }
+        if !a.starts_with('-') {
+            words.push(a.as_str());
+        }
+        i += 1;
+    }
+    let runs = |w: &str| matches!(w, "run" | "exec" | "create");
+    let hit = match words.as_slice() {
+        [w, ..] if runs(w) => Some(*w),
+        ["container" | "compose", w, ..] if runs(w) => Some(*w),
+        _ => None,
+    };
+    match hit {
+        Some(w) => vec![Run::Opaque(format!(
+            "`{program} {w}` runs a command in a container in a way gate does not read exactly"
+        ))],
+        None => Vec::new(),
+    }
+}
+
+/// `kubectl exec|run|debug ... -- CMD`: the words after `--` are the command the pod runs.
+fn pod(program: &str, args: &[String]) -> Vec<Run> {
+    let Some(dash) = args.iter().position(|a| a == "--") else {
+        return Vec::new();
+    };
+    let before = &args[..dash];
+    let verb = before
+        .iter()
+        .find(|a| matches!(a.as_str(), "exec" | "run" | "debug" | "attach"));
+    match (verb, args.get(dash + 1..)) {
+        (Some(_), Some(cmd)) if !cmd.is_empty() => then_command(cmd.to_vec()),
+        (Some(v), _) => vec![Run::Opaque(format!(
+            "`{program} {v}` runs a command gate does not read"
+        ))],
         _ => Vec::new(),
     }
 }
