@@ -15,7 +15,22 @@ use std::path::{Path, PathBuf};
 /// others only with the sticky bit (like `/tmp`), which stops them renaming what is not theirs.
 pub(crate) fn check_dir(dir: &Path) -> Result<(), String> {
     check_dir_itself(dir)?;
-    check_dirs_above(dir)
+    check_dirs_above(dir)?;
+    // It passed the stricter test, so it is fine as a directory above, too.
+    fine_above()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(dir.to_path_buf());
+    Ok(())
+}
+
+/// Directories this process found fine as ones above a log, key or side file, together with
+/// every directory above them: the log's directory, then the key's beside it, walk up to `/`
+/// once, not once each.
+fn fine_above() -> &'static std::sync::Mutex<std::collections::HashSet<PathBuf>> {
+    static FINE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> =
+        std::sync::OnceLock::new();
+    FINE.get_or_init(Default::default)
 }
 
 /// The directory's own part of [`check_dir`]; returns its (device, inode).
@@ -52,7 +67,12 @@ pub(super) fn check_dirs_above(dir: &Path) -> Result<(), String> {
             .map_err(|e| format!("cannot read the current directory: {e}"))?
             .join(dir)
     };
+    let mut fine = fine_above().lock().unwrap_or_else(|e| e.into_inner());
+    let mut checked = Vec::new();
     for up in abs.ancestors().skip(1) {
+        if fine.contains(up) {
+            break;
+        }
         if let Ok(m) = std::fs::metadata(up)
             && m.mode() & 0o002 != 0
             && m.mode() & 0o1000 == 0
@@ -63,7 +83,9 @@ pub(super) fn check_dirs_above(dir: &Path) -> Result<(), String> {
                 m.mode() & 0o7777
             ));
         }
+        checked.push(up.to_path_buf());
     }
+    fine.extend(checked);
     Ok(())
 }
 
