@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
+use common::users::{self, User};
 use common::{Gate, Ran};
 use serde_json::{Value, json};
 
@@ -42,97 +43,16 @@ const USERS: [&str; 4] = ["gt-alice", "gt-bob", "gt-carol", "gt-mallory"];
 // ---------------------------------------------------------------------------------------------
 // Users and the shared test setup.
 
-#[derive(Debug, Clone, Copy)]
-struct User {
-    uid: u32,
-    gid: u32,
-}
-
-fn lookup(name: &str) -> Option<User> {
-    let u = nix::unistd::User::from_name(name).ok().flatten()?;
-    Some(User {
-        uid: u.uid.as_raw(),
-        gid: u.gid.as_raw(),
-    })
-}
-
-/// The throw-away users, created once (idempotent: existing users are reused).
+/// The throw-away users, created once.
 fn users() -> &'static BTreeMap<&'static str, User> {
     static USERS_MAP: OnceLock<BTreeMap<&'static str, User>> = OnceLock::new();
-    USERS_MAP.get_or_init(|| {
-        assert!(
-            nix::unistd::Uid::effective().is_root(),
-            "tests/local_approval.rs needs root to create throw-away approver users \
-             (useradd) and to act as them (setpriv); run it as root, as CI does: \
-             sudo -E cargo test --test local_approval"
-        );
-        let users = USERS
-            .iter()
-            .map(|&name| {
-                if lookup(name).is_none() {
-                    let out = Command::new("useradd")
-                        .args(["-M", "-s", "/usr/sbin/nologin", name])
-                        .output()
-                        .expect("run useradd");
-                    // Another process may have made it meanwhile; only a still-missing user is fatal.
-                    assert!(
-                        lookup(name).is_some(),
-                        "useradd {name} failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }
-                (name, lookup(name).unwrap())
-            })
-            .collect();
-        // Before any test spawns anything (see `bin_for_approvers`).
-        SHARED_BIN.get_or_init(shared_bin);
-        users
-    })
+    USERS_MAP.get_or_init(|| users::ensure(&USERS, "tests/local_approval.rs"))
 }
 
-/// A copy of gate other users can execute, made once, while no other thread can be forking:
-/// a child forked during a copy inherits the write descriptor and makes exec fail with
-/// ETXTBSY. `None` when hard links into the temp directory work, so no copy is needed.
-static SHARED_BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-
-fn shared_bin() -> Option<PathBuf> {
-    let tmp = std::env::temp_dir();
-    let probe = tmp.join(format!(".gate-test-link-probe-{}", std::process::id()));
-    if std::fs::hard_link(common::bin(), &probe).is_ok() {
-        let _ = std::fs::remove_file(&probe);
-        return None;
-    }
-    // Keyed by the build, so repeated runs reuse one copy.
-    let meta = std::fs::metadata(common::bin()).unwrap();
-    let mtime = meta
-        .modified()
-        .unwrap()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let dir = tmp.join(format!("gate-test-bin-{}-{}", meta.len(), mtime.as_nanos()));
-    let bin = dir.join("gate");
-    if !bin.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let part = dir.join(format!(".gate.{}", std::process::id()));
-        std::fs::copy(common::bin(), &part).unwrap();
-        std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&part, &bin).unwrap();
-    }
-    Some(bin)
-}
-
-/// The gate binary at a path approvers can reach (they cannot necessarily read the cargo target
-/// directory): a hard link inside the test's own directory, else the shared copy.
+/// The gate binary at a path approvers can reach.
 fn bin_for_approvers(bin_dir: &std::path::Path) -> PathBuf {
     users();
-    if let Some(Some(shared)) = SHARED_BIN.get() {
-        return shared.clone();
-    }
-    let bin = bin_dir.join("gate");
-    std::fs::hard_link(common::bin(), &bin).expect("hard link the gate binary");
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    bin
+    users::bin_for_others(bin_dir)
 }
 
 fn uid(name: &str) -> u32 {

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
+use common::users::{self, User};
 use common::{Gate, Ran};
 use serde_json::Value;
 
@@ -42,77 +43,9 @@ const USERS: [&str; 3] = ["gt-agent", "gt-alice", "gt-bob"];
 // ---------------------------------------------------------------------------------------------
 // Users, the binary, and one test's world.
 
-#[derive(Debug, Clone, Copy)]
-struct User {
-    uid: u32,
-    gid: u32,
-}
-
-fn lookup(name: &str) -> Option<User> {
-    let u = nix::unistd::User::from_name(name).ok().flatten()?;
-    Some(User {
-        uid: u.uid.as_raw(),
-        gid: u.gid.as_raw(),
-    })
-}
-
 fn users() -> &'static BTreeMap<&'static str, User> {
     static MAP: OnceLock<BTreeMap<&'static str, User>> = OnceLock::new();
-    MAP.get_or_init(|| {
-        assert!(
-            nix::unistd::Uid::effective().is_root(),
-            "tests/local_attacks.rs needs root to create throw-away users (useradd) and act \
-             as them (setpriv); run it as root, as CI does"
-        );
-        let map = USERS
-            .iter()
-            .map(|&name| {
-                if lookup(name).is_none() {
-                    let out = Command::new("useradd")
-                        .args(["-M", "-s", "/usr/sbin/nologin", name])
-                        .output()
-                        .expect("run useradd");
-                    assert!(
-                        lookup(name).is_some(),
-                        "useradd {name} failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }
-                (name, lookup(name).unwrap())
-            })
-            .collect();
-        SHARED_BIN.get_or_init(shared_bin);
-        map
-    })
-}
-
-/// See tests/local_approval.rs: a copy of gate other users can run, made before any test forks.
-static SHARED_BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-
-fn shared_bin() -> Option<PathBuf> {
-    let tmp = std::env::temp_dir();
-    let probe = tmp.join(format!(".gate-attack-link-probe-{}", std::process::id()));
-    if std::fs::hard_link(common::bin(), &probe).is_ok() {
-        let _ = std::fs::remove_file(&probe);
-        return None;
-    }
-    let meta = std::fs::metadata(common::bin()).unwrap();
-    let mtime = meta
-        .modified()
-        .unwrap()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let dir = tmp.join(format!("gate-test-bin-{}-{}", meta.len(), mtime.as_nanos()));
-    let bin = dir.join("gate");
-    if !bin.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let part = dir.join(format!(".gate.{}", std::process::id()));
-        std::fs::copy(common::bin(), &part).unwrap();
-        std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&part, &bin).unwrap();
-    }
-    Some(bin)
+    MAP.get_or_init(|| users::ensure(&USERS, "tests/local_attacks.rs"))
 }
 
 fn user(name: &str) -> User {
@@ -147,15 +80,7 @@ fn world() -> World {
     let bin_dir = dir.join("bin");
     std::fs::create_dir(&bin_dir).unwrap();
     mode(&bin_dir, 0o755);
-    let bin = match SHARED_BIN.get() {
-        Some(Some(shared)) => shared.clone(),
-        _ => {
-            let b = bin_dir.join("gate");
-            std::fs::hard_link(common::bin(), &b).expect("hard link the gate binary");
-            mode(&b, 0o755);
-            b
-        }
-    };
+    let bin = users::bin_for_others(&bin_dir);
     // The privileged commands: each leaves a mark when it runs.
     let marker = dir.join("RAN");
     for prog in ["danger", "kubectl"] {

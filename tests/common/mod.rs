@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod jcs;
+pub mod users;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
