@@ -27,7 +27,6 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Map, Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gate");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The server's policy: two of the SREs for `echo server-two`, the one ops person for
@@ -76,18 +75,7 @@ rules:
 
 /// `gate` with a clean environment whose state, config and home live under `home`.
 fn gate(home: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_clear()
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("HOME", home.join("home"))
-        .env("GATE_LOG", home.join("audit.jsonl"))
-        .env("GATE_SPOOL", home.join("spool"))
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
-        .current_dir(home)
-        .stdin(Stdio::null());
-    c
+    common::gate_in(home)
 }
 
 struct Ran {

@@ -58,6 +58,23 @@ impl Ran {
     }
 }
 
+/// `gate` with a clean environment whose state, config, home, log and spool live under `home`
+/// (for tests that run several processes — a server and its clients — in one directory).
+pub fn gate_in(home: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.env_clear()
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("HOME", home.join("home"))
+        .env("GATE_LOG", home.join("audit.jsonl"))
+        .env("GATE_SPOOL", home.join("spool"))
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .current_dir(home)
+        .stdin(Stdio::null());
+    c
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gate")
 }
