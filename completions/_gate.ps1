@@ -347,7 +347,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;serve;key' {
-            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Accepted as `gate serve` takes it, so the same command line works; the key does not depend on the database')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The server''s database, as given to `gate serve` (default: server.db in the state directory); its key lives beside it')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')

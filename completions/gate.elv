@@ -310,7 +310,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;serve;token;help;help'= {
         }
         &'gate;serve;key'= {
-            cand --db 'Accepted as `gate serve` takes it, so the same command line works; the key does not depend on the database'
+            cand --db 'The server''s database, as given to `gate serve` (default: server.db in the state directory); its key lives beside it'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
             cand -q 'Say less: no progress lines, no spinner'

@@ -197,7 +197,7 @@ complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcomm
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "list" -d 'List tokens (ids, principals, state; never the secrets)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Revoke a token by its id'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l db -d 'Accepted as `gate serve` takes it, so the same command line works; the key does not depend on the database' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l db -d 'The server\'s database, as given to `gate serve` (default: server.db in the state directory); its key lives beside it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`' -r -f -a "auto\t''
 always\t''

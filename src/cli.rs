@@ -193,10 +193,11 @@ pub enum ServeCommand {
     /// Print the key the server signs its decisions with (note vkey format), making it if needed.
     ///
     /// Pin it as `key:` on the server backend of every client's policy. The key is the one
-    /// `gate serve` with the same `--policy` (its `audit.key`) and state directory signs with.
+    /// `gate serve` with the same `--db` and `--policy` signs with: the policy's `audit.key`,
+    /// else `<database>.key` beside the database (made on first use, mode 0600).
     Key {
-        /// Accepted as `gate serve` takes it, so the same command line works; the key does
-        /// not depend on the database.
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory); its key lives beside it.
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },

@@ -579,8 +579,9 @@ impl Server {
         r.stdout.trim().to_owned()
     }
 
+    /// The server's private key: `<database>.key`, beside its database.
     fn signing_key(&self) -> Key {
-        Key::read(&self.home.join("state/gate/signing.key"))
+        Key::read(&self.db.with_extension("key"))
     }
 
     fn http(&self) -> reqwest::blocking::Client {

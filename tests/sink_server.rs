@@ -28,7 +28,6 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-
 // ---------------------------------------------------------------------------------------------
 // Processes.
 
@@ -121,12 +120,13 @@ impl Server {
         }
     }
 
-    /// The server's checkpoint verifier key: `gate log key` in the server's own state dir.
+    /// The server's verifier key: `gate serve key` with the server's own options.
     fn vkey(&self) -> String {
         let mut c = gate(&self.home);
         c.arg("--policy")
             .arg(self.home.join("server-policy.yaml"))
-            .args(["log", "key"]);
+            .args(["serve", "key", "--db"])
+            .arg(&self.db);
         let r = run(c);
         status(&r, 0);
         r.stdout.trim().to_owned()

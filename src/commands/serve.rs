@@ -35,20 +35,21 @@ pub fn serve(
 ) -> Result<i32, Error> {
     match args.command {
         Some(ServeCommand::Token(t)) => return token(env, out, t),
-        Some(ServeCommand::Key { db: _ }) => return key(env, out, cli_policy),
+        Some(ServeCommand::Key { db }) => return key(env, out, cli_policy, db),
         None => {}
     }
     let policy = crate::run::load_policy(env, cli_policy)?;
     if policy.files.is_empty() {
         out.warn("no policy files: every request needs one approval from anyone but the requester, and no groups exist");
     }
+    let db = db_path(env, args.db);
     let opts = crate::server::ServeOptions {
         listen: args.listen,
-        db: db_path(env, args.db),
+        key: server_key_path(&policy, &db),
+        db,
         audit_log: args
             .audit_log
             .unwrap_or_else(|| env.state_dir().join("server-audit.jsonl")),
-        key: env.key_path(Some(&policy)),
         policy,
     };
     let db = opts.db.clone();
@@ -63,11 +64,21 @@ pub fn serve(
     Ok(0)
 }
 
+/// The key `gate serve` signs its decisions and its log's checkpoints with: the policy's
+/// `audit.key`, else `<database>.key` beside its database — so the server's identity travels
+/// with its database, and is never the key of the user's own host log.
+fn server_key_path(policy: &crate::policy::Policy, db: &std::path::Path) -> PathBuf {
+    policy
+        .audit_key
+        .clone()
+        .unwrap_or_else(|| db.with_extension("key"))
+}
+
 /// `gate serve key`: the verifier key of the key `gate serve` signs with — the same policy
-/// and state directory locate it, and it is made the same way when absent.
-fn key(env: &Env, out: &Output, cli_policy: &[PathBuf]) -> Result<i32, Error> {
+/// and database locate it, and it is made the same way when absent.
+fn key(env: &Env, out: &Output, cli_policy: &[PathBuf], db: Option<PathBuf>) -> Result<i32, Error> {
     let policy = crate::run::load_policy(env, cli_policy)?;
-    let signer = crate::server::load_key(&env.key_path(Some(&policy)))
+    let signer = crate::server::load_key(&server_key_path(&policy, &db_path(env, db)))
         .map_err(|e| Error::config(e.to_string()))?;
     out.data(&signer.verifier().to_vkey());
     Ok(0)
