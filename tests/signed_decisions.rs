@@ -1335,3 +1335,39 @@ fn log_verify_catches_a_mistyped_statement_or_decision() {
     });
     violation(a.verify(&["--server-key", &a.key]), seq, "cannot be read");
 }
+
+/// `gate serve key --db PATH` names the key of that database, whatever the state directory:
+/// a server's identity travels with its database, and is not the user's host-log key.
+#[test]
+fn serve_key_is_located_by_the_database_not_the_state_directory() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let db = a.path().join("srv.db");
+    let key = |home: &Path, db: &Path| {
+        let mut c = gate(home);
+        c.args(["serve", "key", "--db"]).arg(db);
+        let r = run(c);
+        r.status(0);
+        r.stdout.trim().to_owned()
+    };
+    let first = key(a.path(), &db);
+    assert_eq!(
+        key(b.path(), &db),
+        first,
+        "another state directory, the same database"
+    );
+    assert!(
+        db.with_extension("key").exists(),
+        "the key lives beside the database"
+    );
+    assert_ne!(key(a.path(), &a.path().join("other.db")), first);
+    let mut c = gate(a.path());
+    c.args(["log", "key"]);
+    let host = run(c);
+    host.status(0);
+    assert_ne!(
+        host.stdout.trim(),
+        first,
+        "the server key is not the host-log key"
+    );
+}
