@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -257,22 +256,7 @@ fn spawn(mut c: Command) -> Watched {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn");
-    let (tx, rx) = mpsc::channel();
-    let pipes: [(bool, Box<dyn Read + Send>); 2] = [
-        (false, Box::new(child.stdout.take().unwrap())),
-        (true, Box::new(child.stderr.take().unwrap())),
-    ];
-    for (is_err, mut pipe) in pipes {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 || tx.send((is_err, buf[..n].to_vec())).is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    let rx = common::read_pipes(&mut child);
     Watched {
         child,
         rx,
@@ -293,22 +277,7 @@ fn spawn_with_input(mut c: Command, input: &str) -> Watched {
     // `script` does not take its end for the end of the session.
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let pipes: [(bool, Box<dyn Read + Send>); 2] = [
-        (false, Box::new(child.stdout.take().unwrap())),
-        (true, Box::new(child.stderr.take().unwrap())),
-    ];
-    for (is_err, mut pipe) in pipes {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 || tx.send((is_err, buf[..n].to_vec())).is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    let rx = common::read_pipes(&mut child);
     Watched {
         child,
         rx,

@@ -202,6 +202,29 @@ impl Gate {
     }
 }
 
+/// Reads a spawned child's piped stdout and stderr on two threads: each chunk arrives as
+/// `(is_stderr, bytes)`, so a test can wait for a line without blocking on either pipe.
+pub fn read_pipes(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<(bool, Vec<u8>)> {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipes: [(bool, Box<dyn Read + Send>); 2] = [
+        (false, Box::new(child.stdout.take().expect("stdout piped"))),
+        (true, Box::new(child.stderr.take().expect("stderr piped"))),
+    ];
+    for (is_err, mut pipe) in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 || tx.send((is_err, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
 /// The real system policy directory gate was built with (tests use the default build).
 pub const SYSTEM_POLICY_DIR: &str = "/etc/gate/policy.d";
 
