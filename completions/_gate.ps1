@@ -24,7 +24,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why you run this; shown to approvers and recorded [env: GATE_REASON]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up waiting for approval after this long (e.g. `90s`, `10m`); never longer than the policy allows')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Two-stage approvals (create the request and exit 75) are not supported yet')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the decision as one JSON object on stderr')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
@@ -50,7 +50,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;check' {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the classification as JSON on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
@@ -62,7 +62,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;policy' {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -76,7 +76,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;policy;lint' {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -87,7 +87,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;policy;test' {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -113,7 +113,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;log' {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -132,7 +132,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--request', '--request', [CompletionResultType]::ParameterName, 'Only records of this request')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Only the last N records')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One record per line, as stored')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
@@ -149,7 +149,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'Also compare with the copy a gate server holds: records missing there, local truncation or rollback below what it holds, and any divergence')
             [CompletionResult]::new('--server-key', '--server-key', [CompletionResultType]::ParameterName, 'A gate server''s decision key (`gate serve key` output), or a file holding it: server-approved runs must carry a statement it signed. Repeatable; the keys of the policy''s server backends are trusted too')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'The report as one JSON object on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
@@ -162,7 +162,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;log;push' {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Keep retrying unreachable sinks for this long')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per sink on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
@@ -174,7 +174,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;log;key' {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -209,7 +209,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;requests' {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Ask this gate server instead of the local spool [env: GATE_SERVER]')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per request on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
@@ -223,7 +223,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--comment', '--comment', [CompletionResultType]::ParameterName, 'A note recorded with your approval')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Decide on this gate server instead of the local spool [env: GATE_SERVER]')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -236,7 +236,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why; shown to the requester and recorded')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Decide on this gate server instead of the local spool [env: GATE_SERVER]')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -247,7 +247,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;login' {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -261,7 +261,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database (default: server.db in the state directory)')
             [CompletionResult]::new('--audit-log', '--audit-log', [CompletionResultType]::ParameterName, 'The server''s own audit log (default: server-audit.jsonl in the state directory)')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -275,7 +275,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;serve;token' {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -293,7 +293,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--principal', '--principal', [CompletionResultType]::ParameterName, 'The principal the token speaks for (an approver name from the policy''s groups)')
             [CompletionResult]::new('--expires', '--expires', [CompletionResultType]::ParameterName, 'Make the token stop working after this long (e.g. `90d`)')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -305,7 +305,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;serve;token;list' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'db')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
@@ -318,7 +318,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;serve;token;revoke' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'db')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -349,7 +349,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;serve;key' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The server''s database, as given to `gate serve` (default: server.db in the state directory); its key lives beside it')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -388,7 +388,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;completions' {
             [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'Write completions for every shell into this directory instead')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
@@ -400,7 +400,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;man' {
             [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'Write gate.1 and one page per subcommand into this directory instead')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
-            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')

@@ -21,7 +21,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --reason 'Why you run this; shown to approvers and recorded [env: GATE_REASON]'
             cand --timeout 'Give up waiting for approval after this long (e.g. `90s`, `10m`); never longer than the policy allows'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand --no-wait 'Two-stage approvals (create the request and exit 75) are not supported yet'
             cand --json 'Print the decision as one JSON object on stderr'
             cand -q 'Say less: no progress lines, no spinner'
@@ -46,7 +46,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;check'= {
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand --json 'Print the classification as JSON on stdout'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
@@ -57,7 +57,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;policy'= {
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -70,7 +70,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;policy;lint'= {
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -80,7 +80,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;policy;test'= {
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -101,7 +101,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;log'= {
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -119,7 +119,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --request 'Only records of this request'
             cand -n 'Only the last N records'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand --json 'One record per line, as stored'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
@@ -135,7 +135,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --remote 'Also compare with the copy a gate server holds: records missing there, local truncation or rollback below what it holds, and any divergence'
             cand --server-key 'A gate server''s decision key (`gate serve key` output), or a file holding it: server-approved runs must carry a statement it signed. Repeatable; the keys of the policy''s server backends are trusted too'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand --json 'The report as one JSON object on stdout'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
@@ -147,7 +147,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;log;push'= {
             cand --timeout 'Keep retrying unreachable sinks for this long'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand --json 'One JSON object per sink on stdout'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
@@ -158,7 +158,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;log;key'= {
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -186,7 +186,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;requests'= {
             cand --server 'Ask this gate server instead of the local spool [env: GATE_SERVER]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand --json 'One JSON object per request on stdout'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
@@ -199,7 +199,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --comment 'A note recorded with your approval'
             cand --server 'Decide on this gate server instead of the local spool [env: GATE_SERVER]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -211,7 +211,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --reason 'Why; shown to the requester and recorded'
             cand --server 'Decide on this gate server instead of the local spool [env: GATE_SERVER]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -221,7 +221,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;login'= {
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -234,7 +234,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --db 'The SQLite database (default: server.db in the state directory)'
             cand --audit-log 'The server''s own audit log (default: server-audit.jsonl in the state directory)'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -247,7 +247,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;serve;token'= {
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -264,7 +264,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --principal 'The principal the token speaks for (an approver name from the policy''s groups)'
             cand --expires 'Make the token stop working after this long (e.g. `90d`)'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -275,7 +275,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;serve;token;list'= {
             cand --db 'db'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand --json 'json'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
@@ -287,7 +287,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;serve;token;revoke'= {
             cand --db 'db'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -312,7 +312,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;serve;key'= {
             cand --db 'The server''s database, as given to `gate serve` (default: server.db in the state directory); its key lives beside it'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -343,7 +343,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;completions'= {
             cand --out-dir 'Write completions for every shell into this directory instead'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -354,7 +354,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;man'= {
             cand --out-dir 'Write gate.1 and one page per subcommand into this directory instead'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
-            cand --color 'When to use colour. A non-empty NO_COLOR turns it off unless this says `always`'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'

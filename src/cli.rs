@@ -46,7 +46,7 @@ pub struct GlobalArgs {
     #[arg(long = "policy", value_name = "FILE", global = true)]
     pub policy: Vec<PathBuf>,
 
-    /// When to use colour. A non-empty NO_COLOR turns it off unless this says `always`.
+    /// When to use colour. A non-empty NO_COLOR turns it off, whatever this says.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true, value_name = "WHEN")]
     pub color: Color,
 

@@ -44,11 +44,14 @@ impl Output {
         json: bool,
     ) -> Self {
         let stderr_tty = std::io::stderr().is_terminal();
-        let color = match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => stderr_tty && !no_color_env,
-        } && !(no_color_env && choice != ColorChoice::Always);
+        // A non-empty NO_COLOR wins over everything, `--color always` included (STYLE.md;
+        // https://no-color.org: the user's standing wish beats a flag a script passed).
+        let color = !no_color_env
+            && match choice {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => stderr_tty,
+            };
         console::set_colors_enabled_stderr(color);
         console::set_colors_enabled(color && std::io::stdout().is_terminal());
         Output {
