@@ -174,6 +174,7 @@ impl Output {
             what: what.to_owned(),
             last_line: None,
             every: Duration::from_secs(30),
+            last_count: None,
             seen_ignored: std::collections::BTreeSet::new(),
         }
     }
@@ -185,6 +186,8 @@ pub struct Waiter {
     what: String,
     last_line: Option<Instant>,
     every: Duration,
+    /// How many approvals the last progress line showed: a new one gets its line at once.
+    last_count: Option<usize>,
     /// Reasons already shown: each is said once, whatever order later scans list them in.
     seen_ignored: std::collections::BTreeSet<String>,
 }
@@ -226,10 +229,14 @@ impl Waiter {
                 if self.quiet {
                     return;
                 }
-                let due = self.last_line.is_none_or(|t| t.elapsed() >= self.every);
+                // A line every 30 s, and one as soon as an approval arrives, so a CI log
+                // shows who approved when.
+                let due = self.last_line.is_none_or(|t| t.elapsed() >= self.every)
+                    || self.last_count != Some(p.approvers.len());
                 if due {
                     eprintln!("gate: {msg}");
                     self.last_line = Some(Instant::now());
+                    self.last_count = Some(p.approvers.len());
                 }
             }
         }

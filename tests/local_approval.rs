@@ -381,8 +381,8 @@ fn two_of_n_runs_with_two_distinct_approvers_and_records_both() {
     )
     .status(0)
     .stderr_has(&id);
-    // One of two: still waiting (gate polls every 100 ms), still listed.
-    std::thread::sleep(Duration::from_millis(400));
+    // One of two: the waiting gate says it counted it (its readiness marker), and waits on.
+    waiter.stderr_until("1/2 approvals (gt-alice)", Duration::from_secs(10));
     assert!(waiter.running(), "ran with one of two approvals");
     assert_eq!(w.pending().len(), 1);
 
@@ -751,17 +751,22 @@ fn an_approval_is_for_one_request_only() {
     assert_ne!(id_of(&r1), id_of(&r2));
     w.as_user("gt-alice", &["approve", &id_of(&r2)]).status(0);
     second.finish(Duration::from_secs(15)).status(0);
-    // Give the first gate a few of its 100 ms polls to (wrongly) notice anything.
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(first.running(), "approving one request approved another");
     assert_eq!(
         w.pending().iter().map(id_of).collect::<Vec<_>>(),
         [id_of(&r1)]
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first.pid()),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    first.finish(Duration::from_secs(10)).status(75);
+    // No sleep hoping to catch a wrong run: end the first request with a denial and read what
+    // it recorded. Alice's approval of the other request must not be among its approvals.
+    w.as_user("gt-bob", &["deny", &id_of(&r1), "--reason", "not this one"])
+        .status(0);
+    first.finish(Duration::from_secs(15)).status(77);
+    let (decision, _) = w.recorded(&id_of(&r1));
+    assert_eq!(decision["decision"]["outcome"], "denied", "{decision:#}");
+    assert_eq!(
+        decision["decision"]["approvals"]
+            .as_array()
+            .map_or(0, Vec::len),
+        0,
+        "an approval of another request counted: {decision:#}"
+    );
 }

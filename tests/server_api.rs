@@ -1540,7 +1540,12 @@ fn login_stores_the_token_for_later_commands() {
     assert!(r.stderr.contains("as alice"), "{}", r.stderr);
     assert!(!r.stderr.contains(&alice) && !r.stdout.contains(&alice));
     if r.stderr.contains("OS keyring;") || r.stderr.contains("the token is in the OS keyring") {
-        eprintln!("note: a keyring is available here; the 0600 file path is not exercised");
+        // In the keyring, and so nowhere on disk (the requests below find it there).
+        assert!(
+            stored().is_empty(),
+            "the token went to the keyring and to a file: {:?}",
+            stored()
+        );
     } else {
         let files = stored();
         assert_eq!(files.len(), 1, "{files:?}\n{}", r.stderr);
