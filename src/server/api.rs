@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::{self, AuthFailure, now_ms};
+use super::eligibility::{Ballot, Cast, Eligibility, Vote, eligibility};
 use super::store::{DecisionRow, Refusal, RequestRow, StoreError};
 use crate::audit::record::EventInfo;
 use crate::policy::{Clause, Decision, Requirement};
@@ -628,78 +629,67 @@ pub struct DenyBody {
     pub reason: String,
 }
 
-/// Decides whether `principal` may approve or deny this request now. Runs inside the store's
-/// transaction with every decision so far, the new one last.
+/// Decides whether `principal` may approve or deny this request now, by [`eligibility`] with
+/// the store's clock. Runs inside the store's transaction with every decision so far, the new
+/// one last; returns the status the request moves to, if any.
 fn evaluate(
     principal: &str,
     approve: bool,
     row: &RequestRow,
     all: &[DecisionRow],
 ) -> Result<Option<String>, Refusal> {
-    let refuse = |status: u16, code: &'static str, message: String| {
-        Err(Refusal {
-            status,
-            code,
-            message,
-        })
-    };
-    if row.status != "pending" {
-        return refuse(
-            409,
-            "decided",
-            format!("request {} is already {}", row.id, row.status),
-        );
-    }
-    if row.expires_ms <= now_ms() {
-        return refuse(409, "expired", format!("request {} has expired", row.id));
-    }
     let doc: RequestDoc = serde_json::from_value(row.doc.clone()).map_err(|e| Refusal {
         status: 500,
         code: "internal",
         message: format!("stored request is unreadable: {e}"),
     })?;
     let req = &doc.requirement;
-    if principal == row.requester && !req.allow_requester {
-        return refuse(
-            403,
-            "self_approval",
-            format!(
-                "{principal} asked for request {} and cannot decide it; another approver must",
-                row.id
-            ),
-        );
-    }
-    if !req.counts(principal) {
-        let eligible = req
-            .eligible()
-            .map(|e| e.into_iter().collect::<Vec<_>>().join(", "))
-            .unwrap_or_default();
-        return refuse(
-            403,
-            "not_eligible",
-            format!(
-                "{principal} is not an eligible approver of request {} (eligible: {eligible})",
-                row.id
-            ),
-        );
-    }
-    let previous = &all[..all.len() - 1];
-    if previous.iter().any(|d| d.principal == principal) {
-        return refuse(
-            409,
-            "already_decided",
-            format!("{principal} has already decided request {}", row.id),
-        );
-    }
-    if !approve {
-        return Ok(Some("denied".into()));
-    }
-    let approvers: BTreeSet<String> = all
+    let ballot = Ballot {
+        requester: &row.requester,
+        status: &row.status,
+        expires_ms: row.expires_ms,
+        requirement: req,
+    };
+    let previous: Vec<Cast<'_>> = all[..all.len().saturating_sub(1)]
         .iter()
-        .filter(|d| d.kind == "approve")
-        .map(|d| d.principal.clone())
+        .map(|d| Cast {
+            principal: &d.principal,
+            vote: if d.kind == "approve" {
+                Vote::Approve
+            } else {
+                Vote::Deny
+            },
+        })
         .collect();
-    Ok(req.satisfied_by(&approvers).then(|| "approved".to_owned()))
+    let vote = if approve { Vote::Approve } else { Vote::Deny };
+    let outcome = eligibility(&ballot, principal, vote, &previous, now_ms());
+    let id = &row.id;
+    let message = match outcome {
+        Eligibility::Counts => return Ok(None),
+        Eligibility::Completes => return Ok(Some("approved".into())),
+        Eligibility::Denies => return Ok(Some("denied".into())),
+        Eligibility::AlreadyDecided => format!("request {id} is already {}", row.status),
+        Eligibility::Expired => format!("request {id} has expired"),
+        Eligibility::SelfApproval => format!(
+            "{principal} asked for request {id} and cannot decide it; another approver must"
+        ),
+        Eligibility::NotEligible => {
+            let eligible = req
+                .eligible()
+                .map(|e| e.into_iter().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            format!(
+                "{principal} is not an eligible approver of request {id} (eligible: {eligible})"
+            )
+        }
+        Eligibility::Repeat => format!("{principal} has already decided request {id}"),
+    };
+    let (status, code) = outcome.refusal().unwrap_or((500, "internal"));
+    Err(Refusal {
+        status,
+        code,
+        message,
+    })
 }
 
 async fn decide(

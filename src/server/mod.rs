@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod eligibility;
 pub mod logs;
 pub mod store;
 pub mod web;
