@@ -1,168 +1,25 @@
-//! The HTTP API of `gate serve` (DESIGN §6, docs/openapi.yaml). Every route but `/healthz`,
-//! `/metrics` and `/v1/server-key` authenticates, before it reads a body ([`Authed`]);
-//! eligibility (groups, no self-approval, distinct approvers, expiry, the digest) is decided
-//! here, in the store's transaction, never taken from the client. A change is made only if its
-//! audit event is written in the same transaction (else 503), and a decided request goes out
-//! with the server's signed statement.
+//! The API's handlers: create, read, list, approve, deny, cancel, and the health routes.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::AppState;
-use super::auth::{self, AuthFailure, now_ms};
-use super::eligibility::{Ballot, Cast, Eligibility, Vote, eligibility};
-use super::store::{DecisionRow, Refusal, RequestRow, StoreError};
-use crate::audit::record::EventInfo;
 use crate::policy::{Clause, Decision, Requirement};
-use crate::request::Payload;
+use crate::server::AppState;
+use crate::server::auth::{self, now_ms};
+use crate::server::eligibility::{Ballot, Cast, Eligibility, Vote, eligibility};
+use crate::server::store::{DecisionRow, Refusal, RequestRow, StoreError};
 
-/// An API error: status plus `{error, message}`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-    fn bad(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-    fn not_found(id: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no request `{id}`"),
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            Json(json!({ "error": self.code, "message": self.message })),
-        )
-            .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        r
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such request")
-            }
-            StoreError::Refused(Refusal {
-                status,
-                code,
-                message,
-            }) => ApiError::new(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
-                code,
-                message,
-            ),
-            StoreError::Unrecorded(m) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unrecorded",
-                format!("the server cannot write its audit log, so nothing was changed: {m}"),
-            ),
-            StoreError::Db(m) => {
-                tracing::error!("store: {m}");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the server could not reach its database",
-                )
-            }
-        }
-    }
-}
-
-/// A JSON body whose errors name the field (`argv[0]: invalid type ...`) and whose size is
-/// limited by the router (413 past 1 MiB).
-pub struct JsonBody<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        json_content_type(req.headers())?;
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(body_rejection)?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize(de) {
-            Ok(v) => Ok(JsonBody(v)),
-            Err(e) => {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                Err(ApiError::bad(if path == "." {
-                    format!("bad JSON body: {inner}")
-                } else {
-                    format!("`{path}`: {inner}")
-                }))
-            }
-        }
-    }
-}
-
-/// 415 unless the body is declared JSON (or not declared at all).
-fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.is_empty() && !ct.starts_with("application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send `Content-Type: application/json`",
-        ));
-    }
-    Ok(())
-}
-
-/// A body that could not be read: 413 past the router's limit, else 400; always `{error, message}`.
-pub(crate) fn body_rejection(e: BytesRejection) -> ApiError {
-    let s = e.status();
-    if s == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(s, "too_large", "the body is larger than 1 MiB")
-    } else {
-        ApiError::bad(e.body_text())
-    }
-}
-
-/// A query string that does not fit (an unknown parameter...): 400 as `{error, message}`.
-fn query_rejection(e: QueryRejection) -> ApiError {
-    ApiError::bad(e.body_text())
-}
+use super::error::{ApiError, JsonBody, body_rejection, json_content_type, query_rejection};
+use super::wire::*;
 
 /// The authenticated principal of a request.
 pub fn principal(st: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
@@ -191,189 +48,6 @@ impl FromRequestParts<Arc<AppState>> for Authed {
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Self, ApiError> {
         principal(st, &parts.headers).map(Authed)
     }
-}
-
-/// What a requester may claim about itself: recorded as context, never trusted.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Claims {
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub uid: Option<u32>,
-    #[serde(default)]
-    pub host: Option<String>,
-    #[serde(default)]
-    pub ci: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub agent: Option<String>,
-}
-
-/// What the client's own policy said (it can only add to what the server demands).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientView {
-    /// allow, confirm, approve or deny.
-    pub decision: String,
-    #[serde(default)]
-    pub rules: Vec<String>,
-    #[serde(default)]
-    pub requirement: Option<Requirement>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRequest {
-    /// The client's request id (a UUID), so host and server logs name the same request;
-    /// the server makes one when absent.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// The exact argv (the server redacts it before storing).
-    pub argv: Vec<String>,
-    pub cwd: String,
-    /// The context environment the client captured.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub payload: Vec<Payload>,
-    /// SHA-256 of the canonical {argv, cwd, env, payload}; checked.
-    pub digest: String,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub claims: Claims,
-    #[serde(default)]
-    pub client: Option<ClientView>,
-    /// Seconds the requester is willing to wait (the policy's timeout may be shorter).
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-}
-
-/// The stored request document.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RequestDoc {
-    pub argv: Vec<String>,
-    pub cwd: String,
-    pub context: BTreeMap<String, String>,
-    pub payload: Vec<Payload>,
-    pub reason: Option<String>,
-    pub claims: Claims,
-    /// The stricter of the server's and the client's decision.
-    pub decision: String,
-    pub rules: Vec<String>,
-    pub client_rules: Vec<String>,
-    pub requirement: Requirement,
-    /// Set when the server's policy denied the command outright.
-    pub policy_denial: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ApprovalView {
-    pub principal: String,
-    pub at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-}
-
-/// A request as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct RequestView {
-    pub id: String,
-    pub status: String,
-    pub requester: String,
-    pub created: String,
-    pub expires: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decided: Option<String>,
-    pub digest: String,
-    #[serde(flatten)]
-    pub doc: RequestDoc,
-    pub approvals: Vec<ApprovalView>,
-    /// Approvals still needed (0 once approved).
-    pub needed: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub denial: Option<ApprovalView>,
-    /// The signed decision statement (`gate-decision/v1`), once decided; see
-    /// docs/audit-log-format.md.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub statement: Option<String>,
-}
-
-pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-fn doc_of(row: &RequestRow) -> Result<RequestDoc, ApiError> {
-    serde_json::from_value(row.doc.clone()).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("stored request is unreadable: {e}"),
-        )
-    })
-}
-
-pub fn view(row: &RequestRow, decisions: &[DecisionRow]) -> Result<RequestView, ApiError> {
-    let doc = doc_of(row)?;
-    let approvals: Vec<ApprovalView> = decisions
-        .iter()
-        .filter(|d| d.kind == "approve")
-        .map(|d| ApprovalView {
-            principal: d.principal.clone(),
-            at: rfc3339(d.at_ms),
-            comment: d.comment.clone(),
-        })
-        .collect();
-    let denial = decisions
-        .iter()
-        .find(|d| d.kind == "deny")
-        .map(|d| ApprovalView {
-            principal: d.principal.clone(),
-            at: rfc3339(d.at_ms),
-            comment: d.comment.clone(),
-        })
-        .or_else(|| {
-            doc.policy_denial.as_ref().map(|m| ApprovalView {
-                principal: "policy".into(),
-                at: rfc3339(row.created_ms),
-                comment: Some(m.clone()),
-            })
-        });
-    let names: BTreeSet<String> = approvals.iter().map(|a| a.principal.clone()).collect();
-    let needed = if row.status == "approved" {
-        0
-    } else {
-        doc.requirement
-            .min_approvals
-            .saturating_sub(names.len() as u32)
-            .max(u32::from(!doc.requirement.satisfied_by(&names)))
-    };
-    Ok(RequestView {
-        id: row.id.clone(),
-        status: row.status.clone(),
-        requester: row.requester.clone(),
-        created: rfc3339(row.created_ms),
-        expires: rfc3339(row.expires_ms),
-        decided: row.decided_ms.map(rfc3339),
-        digest: row.digest.clone(),
-        doc,
-        approvals,
-        needed,
-        denial,
-        statement: None,
-    })
-}
-
-/// The view a client decides on: with the signed statement once the request is decided.
-pub fn signed_view(
-    st: &AppState,
-    row: &RequestRow,
-    decisions: &[DecisionRow],
-) -> Result<RequestView, ApiError> {
-    let mut v = view(row, decisions)?;
-    v.statement = st.statement(row, decisions);
-    Ok(v)
 }
 
 /// Combines the server's requirement with the client's: every clause of both must hold.
@@ -529,7 +203,7 @@ pub async fn create(
     );
     tokio::task::spawn_blocking(move || {
         store.request_insert(&row2, &|r, _| {
-            super::record_blocking(&audit, r, "request", Some(&who), None)
+            crate::server::record_blocking(&audit, r, "request", Some(&who), None)
         })
     })
     .await
@@ -537,13 +211,6 @@ pub async fn create(
     st.recorded(&row, "request", Some(&requester));
     let v = signed_view(&st, &row, &[])?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WaitQuery {
-    #[serde(default)]
-    pub wait: Option<String>,
 }
 
 pub async fn get(
@@ -588,13 +255,6 @@ pub async fn get(
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    pub status: Option<String>,
-}
-
 pub async fn list(
     State(st): State<Arc<AppState>>,
     Authed(_): Authed,
@@ -614,19 +274,6 @@ pub async fn list(
         .map(|(r, d)| view(r, d))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({ "requests": views })).into_response())
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApproveBody {
-    #[serde(default)]
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DenyBody {
-    pub reason: String,
 }
 
 /// Decides whether `principal` may approve or deny this request now, by [`eligibility`] with
@@ -728,7 +375,9 @@ pub async fn decide_as(
         store.decide(
             &d,
             &|row, all| evaluate(&who2, approve, row, all),
-            &|row, _| super::record_blocking(&audit, row, kind, Some(&who2), comment2.as_deref()),
+            &|row, _| {
+                crate::server::record_blocking(&audit, row, kind, Some(&who2), comment2.as_deref())
+            },
         )
     })
     .await
@@ -798,7 +447,7 @@ pub async fn cancel(
     );
     let finished = tokio::task::spawn_blocking(move || {
         store.finish(&id2, "cancelled", now_ms(), &|row, _| {
-            super::record_blocking(&audit, row, "cancellation", Some(&who2), None)
+            crate::server::record_blocking(&audit, row, "cancellation", Some(&who2), None)
         })
     })
     .await
@@ -882,25 +531,4 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiErr
         st.events.load(std::sync::atomic::Ordering::Relaxed)
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
-}
-
-/// The event a status change is recorded as.
-pub fn event_info(
-    kind: &str,
-    principal: Option<String>,
-    status: &str,
-    comment: Option<String>,
-) -> EventInfo {
-    EventInfo {
-        kind: kind.to_owned(),
-        principal,
-        status: status.to_owned(),
-        comment,
-    }
-}
-
-impl From<AuthFailure> for ApiError {
-    fn from(f: AuthFailure) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", f.message())
-    }
 }
