@@ -39,7 +39,6 @@ pub struct AppState {
     /// waits until its own event is on disk.
     pub audit: AuditWriter,
     pub events: AtomicU64,
-    pub web: web::Sessions,
     /// The server's own key: signs its log's checkpoints and cosigns hosts' checkpoints.
     pub signer: crate::audit::note::NoteSigner,
     /// Where the server's audit log is, for `/healthz`.
@@ -290,7 +289,6 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             shutdown: stop_rx,
             audit,
             events: AtomicU64::new(0),
-            web: web::Sessions::default(),
             signer,
             audit_path: opts.audit_log.clone(),
         });

@@ -82,6 +82,18 @@ pub struct DecisionRow {
     pub at_ms: i64,
 }
 
+/// A signed-in browser session, keyed by the SHA-256 of its id (the id itself is only in the
+/// browser's cookie).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub principal: String,
+    /// The hash of the token signed in with: checked on every use, so a revoked or expired
+    /// token ends the session.
+    pub token_hash: String,
+    pub csrf: String,
+    pub expires_ms: i64,
+}
+
 /// What the eligibility callback decides about a new decision.
 pub type Evaluate<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<String>, Refusal>;
 
@@ -161,6 +173,23 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Pending requests whose deadline has passed.
     fn overdue(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Stores a browser session under `key`, first dropping expired ones and then, past `max`,
+    /// the ones closest to expiry.
+    fn session_insert(
+        &self,
+        key: &str,
+        s: &SessionRow,
+        now_ms: i64,
+        max: usize,
+    ) -> Result<(), StoreError>;
+    /// The session under `key` while it has not expired (an expired one is deleted).
+    fn session_get(&self, key: &str, now_ms: i64) -> Result<Option<SessionRow>, StoreError>;
+    fn session_delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Keeps a message to show once on the session's next page (ok or not, and its text).
+    fn session_set_flash(&self, key: &str, ok: bool, text: &str) -> Result<(), StoreError>;
+    /// Takes the message kept for the session, clearing it.
+    fn session_take_flash(&self, key: &str) -> Result<Option<(bool, String)>, StoreError>;
 }
 
 pub struct SqliteStore {
@@ -220,6 +249,17 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 3: a log belongs to the principal that shipped its genesis.
     "ALTER TABLE logs ADD COLUMN owner TEXT;",
+    // 4: browser sessions, so a restart signs nobody out.
+    "CREATE TABLE web_sessions (
+        key TEXT PRIMARY KEY,
+        principal TEXT NOT NULL,
+        token_hash TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        flash_ok INTEGER,
+        flash_text TEXT
+     );
+     CREATE INDEX web_sessions_expiry ON web_sessions(expires_ms);",
 ];
 
 impl SqliteStore {
@@ -574,5 +614,90 @@ impl Store for SqliteStore {
             .query_map([now_ms], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(ids)
+    }
+
+    fn session_insert(
+        &self,
+        key: &str,
+        s: &SessionRow,
+        now_ms: i64,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM web_sessions WHERE expires_ms <= ?1", [now_ms])?;
+        let keep = max.saturating_sub(1) as i64;
+        tx.execute(
+            "DELETE FROM web_sessions WHERE key IN (SELECT key FROM web_sessions \
+             ORDER BY expires_ms DESC LIMIT -1 OFFSET ?1)",
+            [keep],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO web_sessions (key, principal, token_hash, csrf, expires_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key, s.principal, s.token_hash, s.csrf, s.expires_ms],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn session_get(&self, key: &str, now_ms: i64) -> Result<Option<SessionRow>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .prepare_cached(
+                "SELECT principal, token_hash, csrf, expires_ms FROM web_sessions WHERE key = ?1",
+            )?
+            .query_row([key], |r| {
+                Ok(SessionRow {
+                    principal: r.get(0)?,
+                    token_hash: r.get(1)?,
+                    csrf: r.get(2)?,
+                    expires_ms: r.get(3)?,
+                })
+            })
+            .optional()?;
+        match row {
+            Some(s) if s.expires_ms > now_ms => Ok(Some(s)),
+            Some(_) => {
+                conn.execute("DELETE FROM web_sessions WHERE key = ?1", [key])?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn session_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM web_sessions WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
+    fn session_set_flash(&self, key: &str, ok: bool, text: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE web_sessions SET flash_ok = ?2, flash_text = ?3 WHERE key = ?1",
+            params![key, ok, text],
+        )?;
+        Ok(())
+    }
+
+    fn session_take_flash(&self, key: &str) -> Result<Option<(bool, String)>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let flash: Option<(Option<bool>, Option<String>)> = tx
+            .query_row(
+                "SELECT flash_ok, flash_text FROM web_sessions WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((Some(ok), Some(text))) = flash else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE web_sessions SET flash_ok = NULL, flash_text = NULL WHERE key = ?1",
+            [key],
+        )?;
+        tx.commit()?;
+        Ok(Some((ok, text)))
     }
 }
