@@ -733,3 +733,258 @@ fn sign_in_approve_in_chromium_and_the_waiting_command_runs() {
     drop(client);
     drop(server);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sessions and escaping over plain HTTP (no browser needed)
+
+/// A `gate serve` on an ephemeral port over `world`'s database; its base URL.
+fn serve(world: &World) -> (Proc, String) {
+    let mut cmd = world.gate("server");
+    cmd.arg("--policy")
+        .arg(world.path("server.yaml"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(world.path("server.db"))
+        .arg("--audit-log")
+        .arg(world.path("server-audit.jsonl"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut server = Proc::spawn(cmd);
+    let stderr = server.child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(Ok(rest.split_whitespace().next().unwrap_or("").to_owned()));
+            }
+            seen.push_str(&(line + "\n"));
+        }
+        let _ = tx.send(Err(seen));
+    });
+    match rx.recv_timeout(WAIT) {
+        Ok(Ok(addr)) => (server, format!("http://{addr}")),
+        other => panic!("the server did not start: {other:?}"),
+    }
+}
+
+fn http_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The value of the `Set-Cookie` named `name` in a response.
+fn set_cookie_of(r: &reqwest::blocking::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Signs in through the form, as a browser would; the session cookie's value.
+fn sign_in_http(http: &reqwest::blocking::Client, base: &str, token: &str) -> String {
+    let page = http.get(format!("{base}/")).send().unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let signin = set_cookie_of(&page, "gate_signin").expect("a sign-in cookie");
+    let csrf = csrf_of(&page.text().unwrap());
+    let r = http
+        .post(format!("{base}/signin"))
+        .header("Cookie", format!("gate_signin={signin}"))
+        .form(&[("token", token), ("csrf", &csrf)])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    set_cookie_of(&r, "gate_session").expect("a session cookie")
+}
+
+fn page_with(http: &reqwest::blocking::Client, url: &str, session: &str) -> (u16, String) {
+    let r = http
+        .get(url)
+        .header("Cookie", format!("gate_session={session}"))
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+const TWO_SRE: &str = "version: 1\n\
+     groups:\n  sre: [alice, bob]\n\
+     rules:\n  - name: deploy\n    match: { program: echo }\n    decision: approve\n    \
+     approval: { approvers: [sre], min_approvals: 2 }\n";
+
+/// A request from carol for `argv`; its id.
+fn carol_asks(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    carol: &str,
+    argv: &[&str],
+    env: &BTreeMap<String, String>,
+    extra: Value,
+) -> String {
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    let cwd = "/srv";
+    let digest = gate::request::digest(&argv, cwd, env, &[]);
+    let mut body = json!({ "argv": argv, "cwd": cwd, "env": env, "digest": digest });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (status, v) = api(http, carol)("POST", &format!("{base}/v1/requests"), Some(body));
+    assert_eq!(status, 201, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_browser_session_survives_a_server_restart_and_ends_at_sign_out() {
+    let world = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    std::fs::write(world.path("server.yaml"), TWO_SRE).unwrap();
+    let alice = world.issue("alice");
+    let carol = world.issue("carol");
+    let http = http_client();
+
+    let (server, base) = serve(&world);
+    let session = sign_in_http(&http, &base, &alice);
+    let id = carol_asks(
+        &http,
+        &base,
+        &carol,
+        &["echo", "hi"],
+        &BTreeMap::new(),
+        json!({}),
+    );
+    let (status, before) = page_with(&http, &format!("{base}/"), &session);
+    assert_eq!(status, 200);
+    assert!(before.contains("Signed in as"), "{before}");
+    let csrf = csrf_of(&before);
+    drop(server); // SIGKILL: no chance to save anything on the way out
+
+    let (server, base) = serve(&world);
+    let (status, after) = page_with(&http, &format!("{base}/"), &session);
+    assert_eq!(status, 200);
+    assert!(
+        after.contains(r#"<b id="principal">alice</b>"#),
+        "the restart signed alice out:\n{after}"
+    );
+    assert!(after.contains(&id), "{after}");
+    // The session's CSRF token survived too: the form from before the restart still decides.
+    let r = http
+        .post(format!("{base}/requests/{id}/decide"))
+        .header("Cookie", format!("gate_session={session}"))
+        .form(&[("decision", "approve"), ("csrf", &csrf), ("comment", "ok")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, v) = api(&http, &alice)("GET", &format!("{base}/v1/requests/{id}"), None);
+    assert_eq!(v["approvals"][0]["principal"], "alice", "{v}");
+    let (_, flashed) = page_with(&http, &format!("{base}/"), &session);
+    assert!(flashed.contains("You approved request"), "{flashed}");
+
+    // Signing out deletes the session: the cookie is worth nothing afterwards, restart or not.
+    let r = http
+        .post(format!("{base}/signout"))
+        .header("Cookie", format!("gate_session={session}"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    drop(server);
+    let (_server, base) = serve(&world);
+    let (status, out) = page_with(&http, &format!("{base}/"), &session);
+    assert_eq!(status, 200);
+    assert!(
+        out.contains("Sign in with your gate token") && !out.contains("Signed in as"),
+        "a signed-out session still works:\n{out}"
+    );
+    let (status, _) = page_with(&http, &format!("{base}/fragment"), &session);
+    assert_eq!(status, 401);
+    // A made-up cookie is no session either.
+    let (_, out) = page_with(&http, &format!("{base}/"), &"0".repeat(64));
+    assert!(!out.contains("Signed in as"), "{out}");
+}
+
+#[test]
+fn requester_text_with_markup_quotes_and_control_characters_renders_inert() {
+    let world = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    std::fs::write(world.path("server.yaml"), TWO_SRE).unwrap();
+    let alice = world.issue("alice");
+    let carol = world.issue("carol");
+    let http = http_client();
+    let (_server, base) = serve(&world);
+    let session = sign_in_http(&http, &base, &alice);
+
+    let env: BTreeMap<String, String> = [(
+        "GATE_ENV\"><svg onload=alert(1)>".to_owned(),
+        "'><img src=x onerror=alert(2)>".to_owned(),
+    )]
+    .into();
+    let id = carol_asks(
+        &http,
+        &base,
+        &carol,
+        &[
+            "echo",
+            "<script>alert(3)</script>",
+            "\"double\" 'single' `tick`",
+            "\u{1b}[2J\u{1b}]0;title\u{7}cleared",
+            "invoice\u{202e}fdp.sh",
+            "a\u{0}b\u{85}c\u{2028}d",
+        ],
+        &env,
+        json!({
+            "reason": "</textarea><script>alert(4)</script>",
+            "claims": { "user": "\"><script>alert(5)</script>", "host": "h\rost",
+                        "agent": "<!-- -->", "ci": { "<k>": "</td></table>" } }
+        }),
+    );
+    for url in [format!("{base}/"), format!("{base}/fragment")] {
+        let (status, html) = page_with(&http, &url, &session);
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains(&id), "{html}");
+        // No markup of the requester's survives as markup.
+        for raw in [
+            "<script>alert",
+            "<svg",
+            "<img",
+            "</textarea><script",
+            "<!-- -->",
+            "<k>",
+            "</td></table>",
+        ] {
+            assert!(!html.contains(raw), "{raw:?} is live in {url}:\n{html}");
+        }
+        assert_eq!(html.matches("<textarea").count(), 1, "{html}");
+        assert_eq!(
+            html.matches("<script").count(),
+            usize::from(url.ends_with('/'))
+        );
+        // ... and none of its control characters reach the page raw.
+        for c in [
+            '\u{1b}', '\u{7}', '\u{0}', '\u{85}', '\u{2028}', '\u{202e}', '\r',
+        ] {
+            assert!(!html.contains(c), "raw {c:?} in {url}");
+        }
+        // It is all shown, as text.
+        for shown in [
+            "&lt;script&gt;alert(3)&lt;/script&gt;",
+            "&quot;double&quot; 'single' `tick`",
+            r#"<span class="ctl">\u{1b}</span>[2J<span class="ctl">\u{1b}</span>]0;title<span class="ctl">\u{7}</span>cleared"#,
+            r#"invoice<span class="ctl">\u{202e}</span>fdp.sh"#,
+            r#"a<span class="ctl">\u{0}</span>b<span class="ctl">\u{85}</span>c<span class="ctl">\u{2028}</span>d"#,
+            "&lt;/textarea&gt;&lt;script&gt;alert(4)&lt;/script&gt;",
+            "&quot;&gt;&lt;script&gt;alert(5)&lt;/script&gt;",
+            r#"h<span class="ctl">\r</span>ost"#,
+            "GATE_ENV&quot;&gt;&lt;svg onload=alert(1)&gt;",
+            "'&gt;&lt;img src=x onerror=alert(2)&gt;",
+        ] {
+            assert!(html.contains(shown), "{url} lacks {shown:?}:\n{html}");
+        }
+    }
+}
