@@ -735,7 +735,7 @@ fn read_records(path: &Path) -> Vec<Value> {
 // ---------------------------------------------------------------------------------------------
 // 1. The spec against the router and the live server.
 
-/// The routes `src/server/mod.rs`'s router declares (the web page's are merged from web.rs).
+/// The routes `src/server/mod.rs`'s router declares (the web page's are merged from web/mod.rs).
 fn router_routes() -> BTreeSet<(String, String)> {
     let src = std::fs::read_to_string(Path::new(ROOT).join("src/server/mod.rs")).unwrap();
     let body = src
