@@ -1,0 +1,126 @@
+//! `gate log verify` on a large log (issue 9 §7): the real binary, whole-process, on a log of
+//! ~540-byte records (2 GB by default). Prints records/s, MB/s and the child's peak RSS against
+//! the targets (>= 250 MB/s, <= 64 MB RSS). The log is written with the library's record writer
+//! (no fsync) into a temp directory that is removed afterwards.
+//!
+//! Run: `cargo bench --bench verify_stream`. `GATE_BENCH_VERIFY_MB` sets the log size in MB
+//! (default 2000), `GATE_BENCH_DIR` where the temp directory goes (default /tmp), and
+//! `GATE_BENCH_RUNS` how many timed runs (default 3; the median is reported), `GATE_BENCH_BIN`
+//! another gate binary to measure (e.g. a copy of main's build, for a before/after).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gate::audit::record::EventInfo;
+use gate::audit::{AuditLog, Body};
+
+/// A ~540-byte record: a server-style event carrying a comment.
+fn body(i: u64) -> Body {
+    Body::Event {
+        request_id: format!("01a21800-0000-7000-8000-{i:012x}"),
+        request: None,
+        event: EventInfo {
+            kind: "approval".into(),
+            principal: Some(format!("approver{}", i % 17)),
+            status: ["pending", "approved", "denied"][(i % 3) as usize].into(),
+            comment: Some(format!(
+                "{i:08} looked at the diff and the ticket; {}",
+                "the change window is open and the rollback plan is attached. ".repeat(2)
+            )),
+        },
+    }
+}
+
+fn build_log(path: &Path, key: &Path, target: u64) -> u64 {
+    let mut log = AuditLog::new(path).with_key(key);
+    log.sync = false;
+    let mut made = 1; // genesis
+    loop {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if size >= target {
+            return made;
+        }
+        let batch = 20_000;
+        log.append((0..batch).map(|i| body(made + i)).collect())
+            .expect("append");
+        made += batch;
+    }
+}
+
+/// The largest peak RSS (KiB) of any child waited for so far.
+fn children_max_rss_kib() -> i64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { nix::libc::getrusage(nix::libc::RUSAGE_CHILDREN, &mut ru) };
+    assert_eq!(rc, 0, "getrusage");
+    ru.ru_maxrss
+}
+
+fn main() {
+    let mb_target: u64 = std::env::var("GATE_BENCH_VERIFY_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let runs: usize = std::env::var("GATE_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let dir =
+        tempfile::tempdir_in(std::env::var("GATE_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
+            .unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let key = dir.path().join("signing.key");
+    let t = Instant::now();
+    let n = build_log(&log, &key, mb_target * 1_000_000);
+    let bytes = std::fs::metadata(&log).unwrap().len();
+    let mb = bytes as f64 / 1e6;
+    println!(
+        "built a {n}-record log ({mb:.1} MB, {:.0} bytes/record) in {:.1?}",
+        bytes as f64 / n as f64,
+        t.elapsed()
+    );
+
+    // GATE_BENCH_BIN: another build to measure (a copy of main's, for the "before" figure).
+    let bin = std::env::var("GATE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gate").into());
+    println!("binary: {bin}");
+    let mut times: Vec<Duration> = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let out = Command::new(&bin)
+            .args(["log", "verify", "--json"])
+            .arg(&log)
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run gate log verify");
+        times.push(t.elapsed());
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        assert!(
+            out.status.code() == Some(0) && report["status"] == "intact",
+            "gate log verify did not report intact: {:?}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(report["records"], n, "record count");
+    }
+    times.sort();
+    let m = times[times.len() / 2];
+    let rss_mb = children_max_rss_kib() as f64 / 1024.0;
+    let mbps = mb / m.as_secs_f64();
+    let pass = |ok: bool| if ok { "PASS" } else { "MISS" };
+    println!(
+        "gate log verify (whole process, all cores), median of {runs} = {m:.2?}: {:.0} records/s, {mbps:.0} MB/s [target >= 250 MB/s: {}]",
+        n as f64 / m.as_secs_f64(),
+        pass(mbps >= 250.0)
+    );
+    println!(
+        "gate log verify peak RSS: {rss_mb:.1} MB [target <= 64 MB: {}]",
+        pass(rss_mb <= 64.0)
+    );
+}
