@@ -10,7 +10,7 @@ use super::line::{LineInfo, check_all};
 use super::walk::Walk;
 
 /// Bytes read per batch.
-const BATCH: usize = 4 << 20;
+const BATCH: usize = 2 << 20;
 
 /// What the stream saw besides the records.
 #[derive(Debug, Default)]
