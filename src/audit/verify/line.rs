@@ -18,7 +18,8 @@ pub(super) struct LineInfo {
     pub(super) ts: String,
     pub(super) request_id: Option<String>,
     pub(super) genesis_key: Option<String>,
-    pub(super) decision: Option<DecisionLite>,
+    /// Boxed: most records are not decisions, and lines move through batches by value.
+    pub(super) decision: Option<Box<DecisionLite>>,
     pub(super) requester: Option<String>,
     /// The request's digest (decision records), for the server statement check.
     pub(super) digest: Option<String>,
@@ -313,7 +314,7 @@ pub(super) fn check_line_slow(line: &[u8], why: String) -> LineInfo {
     info.ts = fields.ts;
     info.request_id = fields.request_id;
     info.genesis_key = fields.genesis.and_then(|g| g.key);
-    info.decision = fields.decision;
+    info.decision = fields.decision.map(Box::new);
     info.digest = fields.request.as_ref().and_then(|r| r.digest.clone());
     info.requester = fields.request.map(|r| r.requester.user);
     info.problem = Some(if fields.v != 1 {
@@ -330,7 +331,9 @@ pub(super) fn check_line_slow(line: &[u8], why: String) -> LineInfo {
     info
 }
 
-pub(super) fn check_all(lines: &[&[u8]], threads: usize) -> Vec<LineInfo> {
+/// Checks `lines` on `threads` threads (0 = all cores): the results in order, one part per
+/// thread (not joined into one vector, which would copy every result again).
+pub(super) fn check_all(lines: &[&[u8]], threads: usize) -> Vec<Vec<LineInfo>> {
     let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -338,7 +341,7 @@ pub(super) fn check_all(lines: &[&[u8]], threads: usize) -> Vec<LineInfo> {
     };
     if threads <= 1 || lines.len() < 1024 {
         let mut m = Vec::new();
-        return lines.iter().map(|l| check_line(l, &mut m)).collect();
+        return vec![lines.iter().map(|l| check_line(l, &mut m)).collect()];
     }
     let chunk = lines.len().div_ceil(threads);
     std::thread::scope(|s| {
@@ -355,7 +358,10 @@ pub(super) fn check_all(lines: &[&[u8]], threads: usize) -> Vec<LineInfo> {
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     })
 }

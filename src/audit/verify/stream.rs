@@ -32,7 +32,7 @@ pub(super) fn walk_file(
 ) -> std::io::Result<Streamed> {
     let mut out = Streamed::default();
     let mut buf: Vec<u8> = Vec::with_capacity(2 * BATCH);
-    let mut pending: Vec<LineInfo> = Vec::new();
+    let mut pending: Vec<Vec<LineInfo>> = Vec::new();
     let mut line_no = 0u64;
     loop {
         let n = (&mut file).take(BATCH as u64).read_to_end(&mut buf)?;
@@ -55,7 +55,7 @@ pub(super) fn walk_file(
         let checked = std::thread::scope(|s| {
             let batch = &lines;
             let h = s.spawn(move || check_all(batch, threads));
-            for info in pending.drain(..) {
+            for info in pending.drain(..).flatten() {
                 line_no += 1;
                 st.step(line_no, info, problems);
             }
@@ -70,7 +70,7 @@ pub(super) fn walk_file(
         }
         buf.drain(..end);
     }
-    for info in pending {
+    for info in pending.into_iter().flatten() {
         line_no += 1;
         st.step(line_no, info, problems);
     }
