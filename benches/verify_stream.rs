@@ -1,7 +1,7 @@
 //! `gate log verify` on a large log (issue 9 §7): the real binary, whole-process, on a log of
-//! ~540-byte records (2 GB by default). Prints records/s, MB/s and gate's peak RSS (GNU time's %M) against
-//! the targets (>= 250 MB/s, <= 64 MB RSS). The log is written with the library's record writer
-//! (no fsync) into a temp directory that is removed afterwards.
+//! ~560-byte records (2 GB by default). Prints records/s, MB/s and gate's peak RSS (GNU time's
+//! %M) against the targets (>= 250 MB/s, <= 64 MB RSS). The log is written with the library's
+//! record writer (no fsync) into a temp directory that is removed afterwards.
 //!
 //! Run: `cargo bench --bench verify_stream`. `GATE_BENCH_VERIFY_MB` sets the log size in MB
 //! (default 2000), `GATE_BENCH_DIR` where the temp directory goes (default /tmp), and
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use gate::audit::record::EventInfo;
 use gate::audit::{AuditLog, Body};
 
-/// A ~540-byte record: a server-style event carrying a comment.
+/// A ~560-byte record: a server-style event carrying a comment.
 fn body(i: u64) -> Body {
     Body::Event {
         request_id: format!("01a21800-0000-7000-8000-{i:012x}"),
