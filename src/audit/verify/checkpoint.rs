@@ -130,7 +130,7 @@ pub(super) fn check_checkpoint(
     } else if count > 0 {
         let at = st
             .hashes
-            .get(count as usize - 1)
+            .get(count - 1)
             .map(hex::encode)
             .unwrap_or_default();
         if at != head_hex {

@@ -18,7 +18,8 @@ pub(super) struct LineInfo {
     pub(super) ts: String,
     pub(super) request_id: Option<String>,
     pub(super) genesis_key: Option<String>,
-    pub(super) decision: Option<DecisionLite>,
+    /// Boxed: most records are not decisions, and lines move through batches by value.
+    pub(super) decision: Option<Box<DecisionLite>>,
     pub(super) requester: Option<String>,
     /// The request's digest (decision records), for the server statement check.
     pub(super) digest: Option<String>,
@@ -109,6 +110,19 @@ pub(super) struct ApprovalLite {
     pub(super) via: String,
 }
 
+// Slots of the top-level members `check_line` reads, in the order of its `NAMES`.
+const F_V: usize = 0;
+const F_SEQ: usize = 1;
+const F_LOG_ID: usize = 2;
+const F_TS: usize = 3;
+const F_KIND: usize = 4;
+const F_PREV: usize = 5;
+const F_HASH: usize = 6;
+const F_REQUEST_ID: usize = 7;
+const F_DECISION: usize = 8;
+const F_REQUEST: usize = 9;
+const F_GENESIS: usize = 10;
+
 pub(super) fn is_hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -129,15 +143,37 @@ pub(super) fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineI
         Ok(m) => m,
         Err(why) => return check_line_slow(line, why),
     };
-    let raw = |name: &str| {
-        members
-            .iter()
-            .find(|m| &line[m.key.clone()] == name.as_bytes())
-            .map(|m| (&line[m.value.clone()], m.is_string))
+    // One pass over the members to find the few this reads, instead of a search per field.
+    const NAMES: [&[u8]; 11] = [
+        b"v",
+        b"seq",
+        b"log_id",
+        b"ts",
+        b"kind",
+        b"prev",
+        b"hash",
+        b"request_id",
+        b"decision",
+        b"request",
+        b"genesis",
+    ];
+    let mut slots: [Option<usize>; 11] = [None; 11];
+    for (i, m) in members.iter().enumerate() {
+        let key = &line[m.key.clone()];
+        // The first member of a name, as a search would find (the scanner refuses repeats).
+        if let Some(k) = NAMES.iter().position(|n| *n == key)
+            && slots[k].is_none()
+        {
+            slots[k] = Some(i);
+        }
+    }
+    let raw = |k: usize| {
+        let m = &members[slots[k]?];
+        Some((&line[m.value.clone()], m.is_string))
     };
     // Strings gate writes in these fields never need escapes; one that has them is read by serde.
-    let string = |name: &str| -> Option<String> {
-        let (v, is_string) = raw(name)?;
+    let string = |k: usize| -> Option<String> {
+        let (v, is_string) = raw(k)?;
         if !is_string {
             return None;
         }
@@ -147,24 +183,24 @@ pub(super) fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineI
             std::str::from_utf8(v).ok().map(str::to_owned)
         }
     };
-    let integer = |name: &str| -> Option<u64> {
-        let (v, is_string) = raw(name)?;
+    let integer = |k: usize| -> Option<u64> {
+        let (v, is_string) = raw(k)?;
         if is_string {
             return None;
         }
         std::str::from_utf8(v).ok()?.parse().ok()
     };
-    let object = |name: &str| raw(name).filter(|(_, s)| !s).map(|(v, _)| v);
+    let object = |k: usize| raw(k).filter(|(_, s)| !s).map(|(v, _)| v);
     // `ts` must be there; it is only read (allocated) where compliance needs it.
-    let ts_present = raw("ts").is_some_and(|(_, is_string)| is_string);
+    let ts_present = raw(F_TS).is_some_and(|(_, is_string)| is_string);
     let (Some(v), Some(seq), Some(log_id), true, Some(kind), Some(prev), Some(hash)) = (
-        integer("v"),
-        integer("seq"),
-        string("log_id"),
+        integer(F_V),
+        integer(F_SEQ),
+        string(F_LOG_ID),
         ts_present,
-        string("kind"),
-        string("prev"),
-        string("hash"),
+        string(F_KIND),
+        string(F_PREV),
+        string(F_HASH),
     ) else {
         return check_line_slow(
             line,
@@ -175,7 +211,7 @@ pub(super) fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineI
     info.prev = prev;
     info.hash = hash;
     info.log_id = log_id;
-    info.request_id = string("request_id");
+    info.request_id = string(F_REQUEST_ID);
     if v != 1 {
         info.kind = kind;
         info.problem = Some(("bad_version", format!("unknown record version {v}")));
@@ -183,15 +219,15 @@ pub(super) fn check_line(line: &[u8], members: &mut Vec<canon::Member>) -> LineI
     }
     match kind.as_str() {
         "decision" => {
-            info.ts = string("ts").unwrap_or_default();
-            info.decision = object("decision").and_then(|d| serde_json::from_slice(d).ok());
+            info.ts = string(F_TS).unwrap_or_default();
+            info.decision = object(F_DECISION).and_then(|d| serde_json::from_slice(d).ok());
             let request =
-                object("request").and_then(|r| serde_json::from_slice::<RequestLite>(r).ok());
+                object(F_REQUEST).and_then(|r| serde_json::from_slice::<RequestLite>(r).ok());
             info.digest = request.as_ref().and_then(|r| r.digest.clone());
             info.requester = request.map(|r| r.requester.user);
         }
         "genesis" => {
-            info.genesis_key = object("genesis")
+            info.genesis_key = object(F_GENESIS)
                 .and_then(|g| serde_json::from_slice::<GenesisLite>(g).ok())
                 .and_then(|g| g.key);
         }
@@ -278,7 +314,7 @@ pub(super) fn check_line_slow(line: &[u8], why: String) -> LineInfo {
     info.ts = fields.ts;
     info.request_id = fields.request_id;
     info.genesis_key = fields.genesis.and_then(|g| g.key);
-    info.decision = fields.decision;
+    info.decision = fields.decision.map(Box::new);
     info.digest = fields.request.as_ref().and_then(|r| r.digest.clone());
     info.requester = fields.request.map(|r| r.requester.user);
     info.problem = Some(if fields.v != 1 {
@@ -295,7 +331,9 @@ pub(super) fn check_line_slow(line: &[u8], why: String) -> LineInfo {
     info
 }
 
-pub(super) fn check_all(lines: &[&[u8]], threads: usize) -> Vec<LineInfo> {
+/// Checks `lines` on `threads` threads (0 = all cores): the results in order, one part per
+/// thread (not joined into one vector, which would copy every result again).
+pub(super) fn check_all(lines: &[&[u8]], threads: usize) -> Vec<Vec<LineInfo>> {
     let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -303,7 +341,7 @@ pub(super) fn check_all(lines: &[&[u8]], threads: usize) -> Vec<LineInfo> {
     };
     if threads <= 1 || lines.len() < 1024 {
         let mut m = Vec::new();
-        return lines.iter().map(|l| check_line(l, &mut m)).collect();
+        return vec![lines.iter().map(|l| check_line(l, &mut m)).collect()];
     }
     let chunk = lines.len().div_ceil(threads);
     std::thread::scope(|s| {
@@ -320,7 +358,10 @@ pub(super) fn check_all(lines: &[&[u8]], threads: usize) -> Vec<LineInfo> {
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     })
 }

@@ -1,21 +1,22 @@
 //! `gate log verify`: proves a log is complete and unaltered, and that what ran had the
-//! approvals its policy demanded. Each line's hash is checked independently (in parallel); the
-//! links, sequence numbers and compliance are then walked in order. Every problem is reported
+//! approvals its policy demanded. The log is streamed in bounded batches: each batch's lines
+//! are checked independently (their hashes in parallel) while the previous batch is walked in
+//! order for links, sequence numbers and compliance. Every problem is reported
 //! with the seq of the record it concerns; the summary names the first.
 
 mod checkpoint;
 mod line;
+mod state;
 mod statement;
+mod stream;
 mod walk;
 
-use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
 
 use super::note::NoteVerifier;
 use checkpoint::check_checkpoint;
-use line::check_all;
 pub use line::{CheckedRecord, check_record_line};
 pub use statement::ServerTrust;
 use walk::Walk;
@@ -101,69 +102,48 @@ pub fn verify_with_servers(
         Some(k) => Some(load_key(k)?),
         None => None,
     };
-    let mut file = std::fs::File::open(path).map_err(|e| {
+    let file = std::fs::File::open(path).map_err(|e| {
         VerifyError::Unusable(format!("cannot read the log `{}`: {e}", path.display()))
     })?;
-    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
-    let mut bytes = Vec::with_capacity(size + 1);
-    file.read_to_end(&mut bytes).map_err(|e| {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut st = Walk {
+        server_trust: servers.clone(),
+        ..Walk::default()
+    };
+    let streamed = stream::walk_file(file, opts.threads, &mut st, &mut problems).map_err(|e| {
         VerifyError::Unusable(format!("cannot read the log `{}`: {e}", path.display()))
     })?;
-    if bytes.is_empty() {
+    if streamed.bytes == 0 {
         return Err(VerifyError::Unusable(format!(
             "the log `{}` is empty",
             path.display()
         )));
     }
-    let mut problems = Vec::new();
-    let mut warnings = Vec::new();
-    // A last line without its newline is a torn write.
-    let body_end = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(i) if i + 1 == bytes.len() => bytes.len(),
-        Some(i) => {
-            problems.push(Problem {
-                seq: None,
-                line: None,
-                code: "torn_line",
-                reason: format!(
-                    "the last {} bytes are a torn (incomplete) line: a crash mid-write, or a cut; the next append moves them aside",
-                    bytes.len() - i - 1
-                ),
-            });
-            i + 1
-        }
-        None => {
+    // A last line without its newline is a torn write; it stands where the next record would
+    // have been.
+    if streamed.torn > 0 {
+        let reason = if streamed.complete_lines {
+            format!(
+                "the last {} bytes are a torn (incomplete) line: a crash mid-write, or a cut; the next append moves them aside",
+                streamed.torn
+            )
+        } else {
             // Not one complete line: at best a genesis whose newline never reached the disk.
-            problems.push(Problem {
-                seq: Some(0),
-                line: Some(1),
+            format!(
+                "the log holds {} bytes but no complete record (a torn first line, or not a log)",
+                streamed.torn
+            )
+        };
+        problems.insert(
+            0,
+            Problem {
+                seq: Some(st.expected_seq),
+                line: (!streamed.complete_lines).then_some(1),
                 code: "torn_line",
-                reason: format!(
-                    "the log holds {} bytes but no complete record (a torn first line, or not a log)",
-                    bytes.len()
-                ),
-            });
-            0
-        }
-    };
-    let lines: Vec<&[u8]> = bytes[..body_end].split(|&b| b == b'\n').collect();
-    let lines = &lines[..lines.len().saturating_sub(1)];
-    // In slices, so memory stays bounded however long the log is: each slice's lines are
-    // checked (in parallel), then walked in order.
-    let mut st = Walk {
-        server_trust: servers.clone(),
-        ..Walk::default()
-    };
-    let mut line_no = 0u64;
-    for chunk in lines.chunks(1 << 16) {
-        for info in check_all(chunk, opts.threads) {
-            line_no += 1;
-            st.step(line_no, info, &mut problems);
-        }
-    }
-    // A torn tail stands where the next record would have been.
-    for p in problems.iter_mut().filter(|p| p.code == "torn_line") {
-        p.seq = Some(st.expected_seq);
+                reason,
+            },
+        );
     }
     if st.statements_unchecked > 0 {
         warnings.push(format!(
@@ -173,7 +153,7 @@ pub fn verify_with_servers(
             st.statements_unchecked
         ));
     }
-    for (req, seq) in &st.open_runs {
+    for (req, seq) in st.open_runs.sorted() {
         warnings.push(format!(
             "seq {seq}: request {req} ran but has no result record (crashed or still running)"
         ));
@@ -246,7 +226,7 @@ pub fn verify_with_servers(
         path: path.display().to_string(),
         log_id: st.log_id.clone(),
         records: st.count,
-        bytes: bytes.len() as u64,
+        bytes: streamed.bytes,
         first_bad_seq,
         problems,
         warnings,

@@ -1,9 +1,10 @@
 //! The in-order walk over checked lines: sequence, links, log id, genesis, and whether what
 //! ran was allowed to (compliance with the requirement each decision recorded).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::line::{DecisionLite, LineInfo, hash_bytes};
+use super::state::{Hashes, OpenRuns};
 use super::statement::{ServerTrust, StatementCheck};
 use super::{Problem, Stats};
 use crate::audit::record::GENESIS_PREV;
@@ -16,9 +17,10 @@ pub(super) struct Walk {
     pub(super) prev_hash: Option<String>,
     pub(super) log_id: Option<String>,
     pub(super) genesis_key: Option<String>,
-    /// Claimed hash of each record by seq, for checkpoint comparison.
-    pub(super) hashes: Vec<[u8; 32]>,
-    pub(super) open_runs: BTreeMap<String, u64>,
+    /// Claimed hash of each record by seq, for duplicates and the checkpoint comparison.
+    pub(super) hashes: Hashes,
+    /// Runs whose result has not been seen yet, by request id.
+    pub(super) open_runs: OpenRuns,
     pub(super) stats: Stats,
     /// The server keys and backends decisions' statements are checked against.
     pub(super) server_trust: ServerTrust,
@@ -96,8 +98,8 @@ impl Walk {
             let (code, reason) = if seq < self.expected_seq {
                 if self
                     .hashes
-                    .get(seq as usize)
-                    .is_some_and(|h| *h == hash_bytes(&info.hash))
+                    .get(seq)
+                    .is_some_and(|h| h == hash_bytes(&info.hash))
                 {
                     (
                         "duplicate_seq",
@@ -157,7 +159,7 @@ impl Walk {
         self.expected_seq = seq
             .max(self.expected_seq.saturating_sub(1))
             .saturating_add(1);
-        if (seq as usize) == self.hashes.len() {
+        if seq == self.hashes.len() {
             self.hashes.push(hash_bytes(&info.hash));
         }
         self.prev_hash = Some(std::mem::take(&mut info.hash));
@@ -174,14 +176,14 @@ impl Walk {
                     );
                     // Reported once, here: its result is not an orphan on top of it.
                     if let Some(id) = &info.request_id {
-                        self.open_runs.insert(id.clone(), seq);
+                        self.open_runs.insert(id, seq);
                     }
                 }
                 if let Some(d) = &info.decision
                     && d.run
                 {
                     if let Some(id) = &info.request_id {
-                        self.open_runs.insert(id.clone(), seq);
+                        self.open_runs.insert(id, seq);
                     }
                     if let Some(v) = compliance(d, &info) {
                         push(Some(seq), "compliance", v);
@@ -206,7 +208,7 @@ impl Walk {
                 let decided = info
                     .request_id
                     .as_ref()
-                    .is_some_and(|id| self.open_runs.remove(id).is_some());
+                    .is_some_and(|id| self.open_runs.remove(id));
                 if !decided {
                     push(
                         Some(seq),
