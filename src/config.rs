@@ -29,7 +29,7 @@ pub struct Env {
     /// `GATE_SERVER`: the server for `requests`, `approve`, `deny`.
     pub server: Option<String>,
     /// `GATE_TOKEN`: a server token, for CI and containers without a keyring.
-    pub token: Option<crate::server::auth::Token>,
+    pub token: Option<crate::secrets::Token>,
 }
 
 impl Env {
@@ -51,8 +51,13 @@ impl Env {
             path: std::env::var_os("PATH"),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             server: string("GATE_SERVER"),
-            token: string("GATE_TOKEN").map(crate::server::auth::Token::new),
+            token: string("GATE_TOKEN").map(crate::secrets::Token::new),
         }
+    }
+
+    /// The token to present to `server` (`GATE_TOKEN`, the keyring, or the token file).
+    pub fn server_token(&self, server: &str) -> Option<crate::secrets::Token> {
+        crate::secrets::load(self.token.as_ref(), &self.config_dir(), server)
     }
 
     /// `$XDG_STATE_HOME/gate`, else `~/.local/state/gate`.

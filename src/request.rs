@@ -192,7 +192,7 @@ pub fn digest(
 ) -> String {
     let v = json!({ "argv": argv, "cwd": cwd, "env": env, "payload": payload });
     // Only strings and nulls: canonicalization cannot meet a float here.
-    let canon = crate::audit::jcs::canonicalize(&v).unwrap_or_default();
+    let canon = crate::jcs::canonicalize(&v).unwrap_or_default();
     hex::encode(Sha256::digest(canon.as_bytes()))
 }
 

@@ -4,12 +4,9 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-
-use crate::config::Env;
-use crate::server::auth::Token;
 
 const SERVICE: &str = "gate";
 
@@ -24,14 +21,15 @@ fn normalize(server: &str) -> String {
     server.trim_end_matches('/').to_owned()
 }
 
-fn token_file(env: &Env, server: &str) -> PathBuf {
+fn token_file(config_dir: &Path, server: &str) -> PathBuf {
     let h = hex::encode(Sha256::digest(normalize(server).as_bytes()));
-    env.config_dir().join("tokens").join(&h[..16])
+    config_dir.join("tokens").join(&h[..16])
 }
 
-/// The token to present to `server`.
-pub fn load(env: &Env, server: &str) -> Option<Token> {
-    if let Some(t) = &env.token {
+/// The token to present to `server`: `GATE_TOKEN` (given as `env_token`), else the keyring,
+/// else the file under `config_dir`.
+pub fn load(env_token: Option<&Token>, config_dir: &Path, server: &str) -> Option<Token> {
+    if let Some(t) = env_token {
         return Some(t.clone());
     }
     if let Ok(entry) = keyring::Entry::new(SERVICE, &normalize(server))
@@ -39,14 +37,14 @@ pub fn load(env: &Env, server: &str) -> Option<Token> {
     {
         return Some(Token::new(t));
     }
-    std::fs::read_to_string(token_file(env, server))
+    std::fs::read_to_string(token_file(config_dir, server))
         .ok()
         .map(|s| Token::new(s.trim().to_owned()))
         .filter(|t| !t.expose().is_empty())
 }
 
 /// Stores the token: the keyring if there is one, else a 0600 file (and says so).
-pub fn store(env: &Env, server: &str, token: &Token) -> Result<Stored, String> {
+pub fn store(config_dir: &Path, server: &str, token: &Token) -> Result<Stored, String> {
     let keyring_error = match keyring::Entry::new(SERVICE, &normalize(server)).and_then(|e| {
         e.set_password(token.expose())?;
         // Read back: some keyrings accept a write they cannot return.
@@ -56,7 +54,7 @@ pub fn store(env: &Env, server: &str, token: &Token) -> Result<Stored, String> {
         Ok(_) => "the keyring returned another value".to_owned(),
         Err(e) => e.to_string(),
     };
-    let path = token_file(env, server);
+    let path = token_file(config_dir, server);
     let write = || -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::DirBuilder::new().recursive(true).create(dir)?;
@@ -104,4 +102,31 @@ pub fn resolve(reference: &str) -> Result<Token, String> {
             .map_err(|e| format!("no `{rest}` in the keyring: {e}"));
     }
     Err("secrets are given as `env:VAR`, `file:PATH` or `keyring:SERVICE/NAME`".into())
+}
+
+/// A bearer token. `Debug` never shows it. It lives here, at the bottom of the layers, because
+/// clients, sinks, configuration and the server all carry one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(redacted)")
+    }
+}
+
+impl Token {
+    pub fn new(s: String) -> Self {
+        Token(s)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The SHA-256 the server stores in its place.
+    pub fn hash(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.0.as_bytes()))
+    }
 }

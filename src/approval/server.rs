@@ -14,7 +14,7 @@ use crate::audit::Approver;
 use crate::audit::note::NoteVerifier;
 use crate::audit::statement::{Statement, StatementError, Status};
 use crate::policy::Requirement;
-use crate::server::auth::Token;
+use crate::secrets::Token;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -314,27 +314,7 @@ fn without_url(e: &reqwest::Error) -> String {
     s
 }
 
-/// A reqwest error's causes, without the URL (and its query string) that reqwest puts in its
-/// own message: what gate shows users and writes to logs about a failed HTTP call.
-pub fn error_chain(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut msg = String::new();
-    let mut src: Option<&dyn Error> = e.source();
-    while let Some(x) = src {
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&x.to_string());
-        src = x.source();
-    }
-    if !msg.is_empty() {
-        msg
-    } else if e.is_timeout() {
-        "timed out".into()
-    } else {
-        "request failed".into()
-    }
-}
+pub use crate::http::error_chain;
 
 /// Retries `f` on transient errors with exponential backoff (0.25 s doubling to 5 s) until
 /// `deadline`; `on_retry` hears about each failure.

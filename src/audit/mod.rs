@@ -1,7 +1,8 @@
 //! The audit log: record types, canonical hashing, the locked append path and reading back.
 
 pub mod canon;
-pub mod jcs;
+/// Canonical JSON (RFC 8785) lives at the bottom of the layers; `audit::jcs` stays as a path.
+pub use crate::jcs;
 pub mod key;
 pub mod log;
 pub mod note;

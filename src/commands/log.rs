@@ -362,7 +362,7 @@ fn compare_remote(
         .log_id
         .clone()
         .ok_or_else(|| unusable("the local log has no genesis to name it".into()))?;
-    let token = crate::secrets::load(env, url).ok_or_else(|| {
+    let token = env.server_token(url).ok_or_else(|| {
         unusable(format!(
             "no token for {url} (run `gate login {url}` or set `GATE_TOKEN`)"
         ))
@@ -475,7 +475,8 @@ pub fn push(
 ) -> Result<i32, Error> {
     let policy = crate::run::load_policy(env, cli_policy)?;
     let path = path.unwrap_or_else(|| env.audit_path(Some(&policy)));
-    let mut sinks = crate::audit::sinks::build(env, &policy.audit_sinks).map_err(Error::config)?;
+    let mut sinks = crate::audit::sinks::build(&|url| env.server_token(url), &policy.audit_sinks)
+        .map_err(Error::config)?;
     if sinks.is_empty() {
         return Err(Error::config_hint(
             "no `audit.sinks` configured",

@@ -60,7 +60,7 @@ fn server_url<'a>(env: &'a Env, flag: Option<&'a str>) -> Option<&'a str> {
 }
 
 fn client(env: &Env, url: &str) -> Result<crate::approval::server::Client, Error> {
-    let token = crate::secrets::load(env, url).ok_or_else(|| {
+    let token = env.server_token(url).ok_or_else(|| {
         Error::config_hint(
             format!("no token for the gate server {url}"),
             format!("run `gate login {url}`, or set `GATE_TOKEN`"),

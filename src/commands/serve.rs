@@ -203,7 +203,7 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
     })?;
     let principal = me["principal"].as_str().unwrap_or("?").to_owned();
     let server_key = crate::approval::server::server_key(url);
-    match crate::secrets::store(env, url, &token).map_err(Error::config)? {
+    match crate::secrets::store(&env.config_dir(), url, &token).map_err(Error::config)? {
         crate::secrets::Stored::Keyring => out.info(&format!(
             "logged in to {url} as {principal}; the token is in the OS keyring"
         )),

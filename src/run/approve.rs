@@ -188,7 +188,7 @@ fn wait_server(
             ));
         }
     };
-    let Some(token) = crate::secrets::load(env, url) else {
+    let Some(token) = env.server_token(url) else {
         let m = format!("no token for the gate server {url}");
         return Err(stop(
             "error",

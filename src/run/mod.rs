@@ -259,7 +259,8 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     if matches!(class.decision, Decision::Confirm | Decision::Approve) {
         log.check_writable()?;
     }
-    let mut sinks = crate::audit::sinks::build(env, &policy.audit_sinks).map_err(Error::config)?;
+    let mut sinks = crate::audit::sinks::build(&|url| env.server_token(url), &policy.audit_sinks)
+        .map_err(Error::config)?;
     if policy.require_remote && sinks.is_empty() {
         return Err(Error::config(
             "`audit.require_remote: true` but no `audit.sinks` are configured: nothing could ever run",

@@ -6,29 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::store::{Store, StoreError, TokenRow};
 
-/// A bearer token. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(redacted)")
-    }
-}
-
-impl Token {
-    pub fn new(s: String) -> Self {
-        Token(s)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn hash(&self) -> String {
-        hash_token(&self.0)
-    }
-}
+pub use crate::secrets::Token;
 
 pub fn hash_token(t: &str) -> String {
     hex::encode(Sha256::digest(t.as_bytes()))
@@ -54,7 +32,7 @@ pub fn issue(
     expires_ms: Option<i64>,
 ) -> Result<(TokenRow, Token), StoreError> {
     let id = random_hex(4)?;
-    let secret = Token(format!("gate_{id}_{}", random_hex(24)?));
+    let secret = Token::new(format!("gate_{id}_{}", random_hex(24)?));
     let row = TokenRow {
         id,
         principal: principal.to_owned(),

@@ -17,7 +17,7 @@ use reqwest::Url;
 use sha2::{Digest, Sha256};
 
 use super::{DeliverCtx, Pending, Sink, SinkError, retry_after};
-use crate::server::auth::Token;
+use crate::secrets::Token;
 
 const SPLUNK_PATH: &str = "/services/collector/event";
 const LOKI_PATH: &str = "/loki/api/v1/push";
@@ -472,7 +472,7 @@ fn reason(resp: reqwest::blocking::Response) -> String {
 }
 
 fn chain(e: &reqwest::Error) -> String {
-    crate::approval::server::error_chain(e)
+    crate::http::error_chain(e)
 }
 
 #[cfg(test)]

@@ -120,8 +120,10 @@ impl SinkSpec {
 }
 
 /// Builds the configured sinks; a malformed entry is a configuration error naming it.
+/// `token_for` gives the token to present to a server sink's URL (the caller knows where
+/// tokens live; the sinks only carry them).
 pub fn build(
-    env: &crate::config::Env,
+    token_for: &dyn Fn(&str) -> Option<crate::secrets::Token>,
     specs: &[serde_json::Value],
 ) -> Result<Vec<Box<dyn Sink>>, String> {
     let mut out: Vec<Box<dyn Sink>> = Vec::new();
@@ -130,7 +132,9 @@ pub fn build(
             .map_err(|e| format!("`audit.sinks[{i}]`: {e} (kinds: server, syslog, http, file)"))?;
         let name = spec.name();
         out.push(match spec {
-            SinkSpec::Server { url } => Box::new(server::ServerSink::new(env, name, &url)),
+            SinkSpec::Server { url } => {
+                Box::new(server::ServerSink::new(token_for(&url), name, &url))
+            }
             SinkSpec::File { path } => Box::new(file::FileSink::new(name, path)),
             SinkSpec::Syslog { url, ca, app_name } => Box::new(
                 syslog::SyslogSink::new(name, &url, ca, app_name)

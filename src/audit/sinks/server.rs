@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 use super::{DeliverCtx, Pending, Sink, SinkError, retry_after};
-use crate::server::auth::Token;
+use crate::secrets::Token;
 
 pub struct ServerSink {
     name: String,
@@ -18,11 +18,11 @@ pub struct ServerSink {
 }
 
 impl ServerSink {
-    pub fn new(env: &crate::config::Env, name: String, url: &str) -> Self {
+    pub fn new(token: Option<crate::secrets::Token>, name: String, url: &str) -> Self {
         let url = url.trim_end_matches('/').to_owned();
         ServerSink {
             name,
-            token: crate::secrets::load(env, &url),
+            token,
             url,
             http: None,
         }
@@ -121,5 +121,5 @@ impl Sink for ServerSink {
 }
 
 fn short(e: &reqwest::Error) -> String {
-    crate::approval::server::error_chain(e)
+    crate::http::error_chain(e)
 }
