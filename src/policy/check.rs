@@ -369,8 +369,8 @@ impl Checker<'_> {
                     for s in self.seq(val, "`sinks`").unwrap_or(&[]) {
                         let spec = to_json(s);
                         // Checked here so `gate policy lint` names a bad sink's place.
-                        match serde_json::from_value::<crate::audit::sinks::SinkSpec>(spec.clone()) {
-                            Ok(crate::audit::sinks::SinkSpec::Http { token: Some(t), .. })
+                        match serde_json::from_value::<super::SinkSpec>(spec.clone()) {
+                            Ok(super::SinkSpec::Http { token: Some(t), .. })
                                 if secret_ref(t.clone(), &mut self.d, s.pos).is_none() => {}
                             Ok(_) => {}
                             Err(e) => self.d.error_hint(

@@ -9,6 +9,7 @@ pub mod compile;
 pub mod diag;
 mod merge;
 pub mod schema;
+mod sinks;
 mod strict;
 pub mod testing;
 mod tiers;
@@ -27,6 +28,7 @@ pub use compile::Subject;
 pub use diag::{Diagnostic, Pos};
 pub use merge::merge;
 pub use schema::{BackendKind, Decision, PolicyFile};
+pub use sinks::SinkSpec;
 pub use strict::Unsafe;
 pub use tiers::{Source, Tier};
 
