@@ -324,17 +324,20 @@ pub fn retry<T>(
     mut on_retry: impl FnMut(&ClientError),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<T, ClientError> {
-    let mut delay = Duration::from_millis(250);
+    let mut backoff = crate::http::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
     loop {
         match f() {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_transient() && Instant::now() + delay < deadline && !cancelled() => {
+            Err(e) if e.is_transient() && !cancelled() => {
+                let delay = backoff.after_failure(None);
+                if Instant::now() + delay >= deadline {
+                    return Err(e);
+                }
                 on_retry(&e);
                 let until = Instant::now() + delay;
                 while Instant::now() < until && !cancelled() {
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => return Err(e),
         }

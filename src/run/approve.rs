@@ -273,7 +273,8 @@ fn wait_server(
     let poller = client.clone();
     let id = current.id.clone();
     std::thread::spawn(move || {
-        let mut retry_delay = Duration::from_millis(250);
+        let mut backoff =
+            crate::http::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let wait = left.min(Duration::from_secs(25));
@@ -285,10 +286,9 @@ fn wait_server(
                 return;
             }
             if failed {
-                std::thread::sleep(retry_delay);
-                retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
+                std::thread::sleep(backoff.after_failure(None));
             } else {
-                retry_delay = Duration::from_millis(250);
+                backoff.reset();
                 if left.is_zero() {
                     std::thread::sleep(Duration::from_millis(200));
                 }

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::Url;
 use sha2::{Digest, Sha256};
 
-use super::{DeliverCtx, Pending, Sink, SinkError, retry_after};
+use super::{DeliverCtx, Pending, Sink, SinkError};
+use crate::http::retry_after;
 use crate::secrets::Token;
 
 const SPLUNK_PATH: &str = "/services/collector/event";

@@ -335,7 +335,8 @@ pub fn push_with(
         let mut delivered = 0;
         let mut error = None;
         let mut permanent = false;
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff =
+            crate::http::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             let batch = match read_after(log, &cursor, 200) {
                 Ok(b) => b,
@@ -370,7 +371,7 @@ pub fn push_with(
                         break;
                     }
                     delivered += records.len() as u64;
-                    backoff = Duration::from_millis(200);
+                    backoff.reset();
                     error = None;
                 }
                 Err(SinkError::Permanent(m)) => {
@@ -382,13 +383,12 @@ pub fn push_with(
                     message,
                     retry_after,
                 }) => {
-                    let wait = retry_after.unwrap_or(backoff);
+                    let wait = backoff.after_failure(retry_after);
                     error = Some(message);
                     if Instant::now() + wait >= deadline {
                         break;
                     }
                     std::thread::sleep(wait);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
         }
@@ -439,12 +439,4 @@ fn read_log_id(log: &Path) -> Option<String> {
     BufReader::new(f).read_line(&mut first).ok()?;
     let v: serde_json::Value = serde_json::from_str(first.trim_end()).ok()?;
     v["log_id"].as_str().map(str::to_owned)
-}
-
-/// Parses `Retry-After` (seconds; HTTP dates are rare for these receivers and are ignored).
-pub fn retry_after(h: Option<&str>) -> Option<Duration> {
-    h?.trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s.min(300)))
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-use super::{DeliverCtx, Pending, Sink, SinkError, retry_after};
+use super::{DeliverCtx, Pending, Sink, SinkError};
+use crate::http::retry_after;
 use crate::secrets::Token;
 
 pub struct ServerSink {
