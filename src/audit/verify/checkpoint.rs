@@ -54,7 +54,9 @@ pub(super) fn check_checkpoint(
             reason,
         });
     };
-    let note = match std::str::from_utf8(&text)
+    // Two slots (the older one may be torn by a crash): the newest one signed by the key.
+    let text = crate::audit::log::pick_checkpoint(&text, verifier);
+    let note = match std::str::from_utf8(text)
         .map_err(|e| e.to_string())
         .and_then(|t| Note::parse(t).map_err(|e| e.to_string()))
     {
