@@ -116,6 +116,8 @@ pub struct Forwarder {
 enum How {
     Masked {
         sfd: SignalFd,
+        /// The mask before gate blocked the signals: the child starts with it.
+        old: SigSet,
         /// Signals that arrived before the child started.
         early: Vec<Signal>,
     },
@@ -188,6 +190,7 @@ impl Forwarder {
         match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
             Ok(sfd) => Some(How::Masked {
                 sfd,
+                old,
                 early: Vec::new(),
             }),
             Err(_) => {
@@ -229,7 +232,7 @@ impl Forwarder {
     /// Whether a signal already asked gate to stop before anything started.
     pub fn stopped_early(&mut self) -> bool {
         match &mut self.how {
-            How::Masked { sfd, early } => {
+            How::Masked { sfd, early, .. } => {
                 while let Ok(Some(info)) = sfd.read_signal() {
                     if let Ok(sig) = Signal::try_from(info.ssi_signo as i32)
                         && sig != Signal::SIGCHLD
@@ -252,10 +255,10 @@ impl Forwarder {
         let start = Instant::now();
         let mut cmd = Command::new(executable);
         cmd.arg0(&argv[0]).args(&argv[1..]);
-        let result = match cmd.spawn() {
+        let result = match self.spawn(&mut cmd) {
             Ok(mut child) => {
                 let status = match &mut self.how {
-                    How::Masked { sfd, early } => Self::wait_masked(&mut child, sfd, early),
+                    How::Masked { sfd, early, .. } => Self::wait_masked(&mut child, sfd, early),
                     How::Threaded { state, .. } => {
                         {
                             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -283,6 +286,53 @@ impl Forwarder {
         };
         self.close();
         result
+    }
+
+    /// Starts the child. A child inherits the signal mask (`std::process` does not reset it),
+    /// so with the signals blocked, the mask goes back to what it was for the moment of the
+    /// spawn; a signal arriving in that moment is caught by a flag, never dropped, and counts
+    /// as early (delivered to the child once it runs).
+    fn spawn(&mut self, cmd: &mut Command) -> std::io::Result<std::process::Child> {
+        let How::Masked { sfd, old, early } = &mut self.how else {
+            return cmd.spawn();
+        };
+        let caught: Vec<(Signal, Arc<std::sync::atomic::AtomicBool>)> = [
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+        ]
+        .into_iter()
+        .map(|s| (s, Arc::new(std::sync::atomic::AtomicBool::new(false))))
+        .collect();
+        let mut ids = Vec::new();
+        for (sig, flag) in &caught {
+            ids.push(signal_hook::flag::register(*sig as i32, Arc::clone(flag))?);
+        }
+        // What came while blocked, before the mask opens.
+        while let Ok(Some(info)) = sfd.read_signal() {
+            if let Ok(sig) = Signal::try_from(info.ssi_signo as i32)
+                && sig != Signal::SIGCHLD
+            {
+                early.push(sig);
+            }
+        }
+        let mut blocked = SigSet::empty();
+        let restored = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(old), Some(&mut blocked));
+        let child = cmd.spawn();
+        if restored.is_ok() {
+            // Blocked again before the flags go: nothing can slip between the two.
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&blocked), None);
+        }
+        for id in ids {
+            signal_hook::low_level::unregister(id);
+        }
+        for (sig, flag) in caught {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                early.push(sig);
+            }
+        }
+        child
     }
 
     /// Waits for the child, reading the blocked signals from `sfd`: SIGCHLD means look again,

@@ -642,6 +642,23 @@ pub fn pick_checkpoint<'a>(bytes: &'a [u8], key: Option<&super::note::NoteVerifi
         .unwrap_or(bytes)
 }
 
+/// For an audit, the note of a checkpoint file to check: of a two-slot file, a slot that holds
+/// something other than a note signed by `key`, if any (tampering: gate writes each slot whole,
+/// and a torn write of its sub-sector note is not expected of a disk), else the newest
+/// ([`pick_checkpoint`]).
+pub fn checkpoint_to_audit<'a>(
+    bytes: &'a [u8],
+    key: Option<&super::note::NoteVerifier>,
+) -> &'a [u8] {
+    let bad = checkpoint_notes(bytes).into_iter().find(|n| {
+        std::str::from_utf8(n)
+            .ok()
+            .and_then(|t| super::note::Note::parse(t).ok())
+            .is_none_or(|note| key.is_some_and(|k| note.verify(k).is_err()))
+    });
+    bad.unwrap_or_else(|| pick_checkpoint(bytes, key))
+}
+
 /// Which slot (0 or 1) of a two-slot checkpoint to overwrite: one that holds no checkpoint
 /// signed by `key`, else the one covering fewer records, so the newest one survives a torn write.
 fn older_slot(both: &[u8], key: &super::note::NoteVerifier) -> usize {

@@ -54,8 +54,8 @@ pub(super) fn check_checkpoint(
             reason,
         });
     };
-    // Two slots (the older one may be torn by a crash): the newest one signed by the key.
-    let text = crate::audit::log::pick_checkpoint(&text, verifier);
+    // Two slots: both must be notes signed by the key; the newest one is the checkpoint.
+    let text = crate::audit::log::checkpoint_to_audit(&text, verifier);
     let note = match std::str::from_utf8(text)
         .map_err(|e| e.to_string())
         .and_then(|t| Note::parse(t).map_err(|e| e.to_string()))
