@@ -603,9 +603,20 @@ pub fn checkpoint_notes(bytes: &[u8]) -> Vec<&[u8]> {
     }
     bytes
         .chunks(CHECKPOINT_SLOT)
-        .map(|s| &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())])
+        .map(slot_note)
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// A slot's note: the bytes before its NUL padding. A slot with anything but NULs after its
+/// first NUL is returned whole, so that it reads as no note at all.
+fn slot_note(slot: &[u8]) -> &[u8] {
+    let end = slot.iter().position(|&b| b == 0).unwrap_or(slot.len());
+    if slot[end..].iter().any(|&b| b != 0) {
+        slot
+    } else {
+        &slot[..end]
+    }
 }
 
 /// The checkpoint to read from a checkpoint file's bytes: of its notes ([`checkpoint_notes`]),
@@ -663,8 +674,7 @@ pub fn checkpoint_to_audit<'a>(
 /// signed by `key`, else the one covering fewer records, so the newest one survives a torn write.
 fn older_slot(both: &[u8], key: &super::note::NoteVerifier) -> usize {
     let count = |slot: &[u8]| {
-        let n = &slot[..slot.iter().position(|&b| b == 0).unwrap_or(slot.len())];
-        let note = std::str::from_utf8(n)
+        let note = std::str::from_utf8(slot_note(slot))
             .ok()
             .and_then(|t| super::note::Note::parse(t).ok())?;
         note.verify(key).ok()?;
