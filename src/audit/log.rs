@@ -641,15 +641,12 @@ pub fn pick_checkpoint<'a>(bytes: &'a [u8], key: Option<&super::note::NoteVerifi
             .unwrap_or(0);
         (true, signed, count)
     };
-    let mut best: Option<(&[u8], (bool, bool, u64))> = None;
-    for n in notes.iter().copied() {
-        let s = score(n);
-        if best.is_none_or(|(_, b)| s > b) {
-            best = Some((n, s));
-        }
-    }
-    best.map(|(n, _)| n)
-        .or_else(|| notes.first().copied())
+    // The first of the best: a later note wins only with a strictly better score.
+    notes
+        .iter()
+        .copied()
+        .rev()
+        .max_by_key(|n| score(n))
         .unwrap_or(bytes)
 }
 
