@@ -10,9 +10,10 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 
@@ -103,10 +104,28 @@ pub fn resolve(program: &str, path_env: Option<&OsStr>, cwd: &Path) -> Result<Pa
 /// passed on to the child. SIGINT and SIGQUIT typed at the terminal already reach the child,
 /// which shares gate's process group, so those are not sent twice. A signal that arrives
 /// before the child exists is kept and delivered right after it starts, never dropped.
+///
+/// When gate is a single thread (the usual case), no thread is started: the signals and
+/// SIGCHLD are blocked and read from a `signalfd` by gate itself while it waits for the child
+/// (the child starts with an empty mask; `std::process` resets it). With other threads around,
+/// any of which the kernel could hand a signal to, a thread of its own catches them instead.
 pub struct Forwarder {
-    state: Arc<Mutex<ForwardState>>,
-    handle: signal_hook::iterator::Handle,
-    thread: Option<std::thread::JoinHandle<()>>,
+    how: How,
+}
+
+enum How {
+    Masked {
+        sfd: SignalFd,
+        /// The mask before gate blocked the signals: the child starts with it.
+        old: SigSet,
+        /// Signals that arrived before the child started.
+        early: Vec<Signal>,
+    },
+    Threaded {
+        state: Arc<Mutex<ForwardState>>,
+        handle: signal_hook::iterator::Handle,
+        thread: Option<std::thread::JoinHandle<()>>,
+    },
 }
 
 #[derive(Default)]
@@ -116,17 +135,79 @@ struct ForwardState {
     early: Vec<Signal>,
 }
 
+const FORWARDED: [i32; 4] = [SIGTERM, SIGHUP, SIGINT, SIGQUIT];
+
+/// What to do with `signal` from `sender` (None: the kernel, i.e. typed at the terminal) once
+/// the child `child` runs: forward it unless the child got it itself or sent it.
+fn forward_to(child: i32, signal: Signal, sender: Option<i32>) {
+    let from_terminal = sender.is_none();
+    if from_terminal && matches!(signal, Signal::SIGINT | Signal::SIGQUIT) {
+        // The child shares our process group: it got this one itself.
+    } else if sender != Some(child) {
+        let _ = kill(Pid::from_raw(child), signal);
+    }
+}
+
+/// Whether this process has no thread but the calling one (so a blocked signal can only wait
+/// for it). Unknown counts as no.
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1)
+}
+
 impl Forwarder {
     /// Starts catching the signals; from here on they no longer kill gate.
     pub fn start() -> std::io::Result<Self> {
-        let mut signals = SignalsInfo::<WithOrigin>::new([SIGTERM, SIGHUP, SIGINT, SIGQUIT])?;
+        if single_threaded()
+            && let Some(how) = Self::start_masked()
+        {
+            return Ok(Forwarder { how });
+        }
+        Self::start_threaded()
+    }
+
+    fn start_masked() -> Option<How> {
+        // A signal whose disposition is "ignore" (inherited through exec: `nohup`, a shell's
+        // background job) is discarded even while blocked, SIGCHLD included, which would leave
+        // gate waiting forever. signal-hook's handler, installed for each and left in place,
+        // replaces that disposition; blocked, it never runs.
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for sig in FORWARDED.into_iter().chain([SIGCHLD]) {
+            let id = signal_hook::flag::register(sig, Arc::clone(&flag)).ok()?;
+            signal_hook::low_level::unregister(id);
+        }
+        let mut mask = SigSet::empty();
+        for sig in [
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+            Signal::SIGCHLD,
+        ] {
+            mask.add(sig);
+        }
+        let mut old = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old)).ok()?;
+        match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+            Ok(sfd) => Some(How::Masked {
+                sfd,
+                old,
+                early: Vec::new(),
+            }),
+            Err(_) => {
+                let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+                None
+            }
+        }
+    }
+
+    fn start_threaded() -> std::io::Result<Self> {
+        let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)?;
         let handle = signals.handle();
         let state = Arc::new(Mutex::new(ForwardState::default()));
         let shared = Arc::clone(&state);
         let thread = std::thread::spawn(move || {
             for info in signals.forever() {
                 let from_process = info.process.as_ref().map(|p| p.pid);
-                let from_terminal = from_process.is_none();
                 let Ok(sig) = Signal::try_from(info.signal) else {
                     continue;
                 };
@@ -134,28 +215,39 @@ impl Forwarder {
                 if st.child <= 0 {
                     // Before the child exists every stop request counts, the terminal's too.
                     st.early.push(sig);
-                } else if from_terminal && (info.signal == SIGINT || info.signal == SIGQUIT) {
-                    // The child shares our process group: it got this one itself.
-                } else if from_process != Some(st.child) {
-                    let _ = kill(Pid::from_raw(st.child), sig);
+                } else {
+                    forward_to(st.child, sig, from_process);
                 }
             }
         });
         Ok(Forwarder {
-            state,
-            handle,
-            thread: Some(thread),
+            how: How::Threaded {
+                state,
+                handle,
+                thread: Some(thread),
+            },
         })
     }
 
     /// Whether a signal already asked gate to stop before anything started.
-    pub fn stopped_early(&self) -> bool {
-        !self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .early
-            .is_empty()
+    pub fn stopped_early(&mut self) -> bool {
+        match &mut self.how {
+            How::Masked { sfd, early, .. } => {
+                while let Ok(Some(info)) = sfd.read_signal() {
+                    if let Ok(sig) = Signal::try_from(info.ssi_signo as i32)
+                        && sig != Signal::SIGCHLD
+                    {
+                        early.push(sig);
+                    }
+                }
+                !early.is_empty()
+            }
+            How::Threaded { state, .. } => !state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .early
+                .is_empty(),
+        }
     }
 
     /// Runs `executable` with `argv` (argv[0] kept as given) and waits for it.
@@ -163,21 +255,20 @@ impl Forwarder {
         let start = Instant::now();
         let mut cmd = Command::new(executable);
         cmd.arg0(&argv[0]).args(&argv[1..]);
-        let result = match cmd.spawn() {
+        let result = match self.spawn(&mut cmd) {
             Ok(mut child) => {
-                {
-                    let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                    let pid = child.id() as i32;
-                    st.child = pid;
-                    for sig in st.early.drain(..) {
-                        let _ = kill(Pid::from_raw(pid), sig);
-                    }
-                }
-                let status = loop {
-                    match child.wait() {
-                        Ok(s) => break Ok(s),
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => break Err(e),
+                let status = match &mut self.how {
+                    How::Masked { sfd, early, .. } => Self::wait_masked(&mut child, sfd, early),
+                    How::Threaded { state, .. } => {
+                        {
+                            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                            let pid = child.id() as i32;
+                            st.child = pid;
+                            for sig in st.early.drain(..) {
+                                let _ = kill(Pid::from_raw(pid), sig);
+                            }
+                        }
+                        wait(&mut child)
                     }
                 };
                 status
@@ -197,10 +288,114 @@ impl Forwarder {
         result
     }
 
+    /// Starts the child. A child inherits the signal mask (`std::process` does not reset it),
+    /// so with the signals blocked, the mask goes back to what it was for the moment of the
+    /// spawn; a signal arriving in that moment is caught by a flag, never dropped, and counts
+    /// as early (delivered to the child once it runs).
+    fn spawn(&mut self, cmd: &mut Command) -> std::io::Result<std::process::Child> {
+        let How::Masked { sfd, old, early } = &mut self.how else {
+            return cmd.spawn();
+        };
+        let caught: Vec<(Signal, Arc<std::sync::atomic::AtomicBool>)> = [
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+        ]
+        .into_iter()
+        .map(|s| (s, Arc::new(std::sync::atomic::AtomicBool::new(false))))
+        .collect();
+        let mut ids = Vec::new();
+        for (sig, flag) in &caught {
+            ids.push(signal_hook::flag::register(*sig as i32, Arc::clone(flag))?);
+        }
+        // What came while blocked, before the mask opens.
+        while let Ok(Some(info)) = sfd.read_signal() {
+            if let Ok(sig) = Signal::try_from(info.ssi_signo as i32)
+                && sig != Signal::SIGCHLD
+            {
+                early.push(sig);
+            }
+        }
+        let mut blocked = SigSet::empty();
+        let restored = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(old), Some(&mut blocked));
+        let child = cmd.spawn();
+        if restored.is_ok() {
+            // Blocked again before the flags go: nothing can slip between the two.
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&blocked), None);
+        }
+        for id in ids {
+            signal_hook::low_level::unregister(id);
+        }
+        for (sig, flag) in caught {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                early.push(sig);
+            }
+        }
+        child
+    }
+
+    /// Waits for the child, reading the blocked signals from `sfd`: SIGCHLD means look again,
+    /// the others are forwarded. The signals stay blocked afterwards: gate only records the
+    /// result and exits, and a late signal must not cut that short.
+    fn wait_masked(
+        child: &mut std::process::Child,
+        sfd: &mut SignalFd,
+        early: &mut Vec<Signal>,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        let pid = child.id() as i32;
+        for sig in early.drain(..) {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+        // From here reads block until a signal (SIGCHLD at the latest) is pending.
+        if nix::fcntl::fcntl(
+            &*sfd,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        )
+        .is_err()
+        {
+            return wait(child);
+        }
+        loop {
+            if let Some(s) = child.try_wait()? {
+                return Ok(s);
+            }
+            match sfd.read_signal() {
+                Ok(Some(info)) => {
+                    let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                        continue;
+                    };
+                    if sig == Signal::SIGCHLD {
+                        continue;
+                    }
+                    // SI_USER, SI_QUEUE, SI_TKILL (<= 0): sent by a process; the kernel's
+                    // (the terminal's) codes are positive.
+                    let sender = (info.ssi_code <= 0).then_some(info.ssi_pid as i32);
+                    forward_to(pid, sig, sender);
+                }
+                Ok(None) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return wait(child),
+            }
+        }
+    }
+
     fn close(&mut self) {
-        self.handle.close();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let How::Threaded { handle, thread, .. } = &mut self.how {
+            handle.close();
+            if let Some(t) = thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Waits for the child however long it takes.
+fn wait(child: &mut std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    loop {
+        match child.wait() {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
 }

@@ -498,6 +498,14 @@ fn a_decision_whose_checkpoint_cannot_be_written_is_taken_back_and_nothing_runs(
     fs.gate(&g, &["--", "true"]).status(0);
     let before = fs.sh(&format!("cat {}", log.display())).stdout;
     assert_eq!(before.lines().count(), 3);
+    // The checkpoint's two slots are rewritten in place and need no new space; a checkpoint
+    // left as one plain note (by an older gate) must be replaced by a new file. Put one there
+    // (in place, before the inodes run out).
+    let cp = disk.join("audit.jsonl.checkpoint");
+    let slots = fs.sh(&format!("cat {}", cp.display())).stdout;
+    let note = gate::audit::log::pick_checkpoint(slots.as_bytes(), None).to_vec();
+    std::fs::write(g.path("note"), &note).unwrap();
+    fs.sh(&format!("cp {} {}", g.path("note").display(), cp.display()));
     // Use up every inode left.
     fs.sh(&format!(
         "i=0; while touch {0}/f$i 2>/dev/null; do i=$((i+1)); done",
@@ -561,17 +569,46 @@ fn a_decision_whose_checkpoint_rename_fails_is_taken_back() {
 fn a_command_that_fills_the_disk_keeps_its_exit_status_and_the_lost_result_is_reported() {
     let g = Gate::new();
     let disk = g.path("disk");
-    let fs = Tmpfs::mount(&disk, "size=256k");
+    let fs = Tmpfs::mount(&disk, "size=1m");
     let log = disk.join("audit.jsonl");
     let g = g.env("GATE_LOG", log.to_str().unwrap());
     fs.gate(&g, &["--", "true"]).status(0);
+    // The checkpoint is rewritten in place and needs no new space, so a result is lost only
+    // when its line does not fit in the log's last page (tmpfs: 4096 bytes). The same command
+    // run once without filling gives the decision's and the result's lengths; `true` runs then
+    // move the end of the log until the next decision leaves less room than a result needs.
     let fill = disk.join("fill");
-    let script = format!("cat /dev/zero > {} 2>/dev/null; exit 3", fill.display());
+    let trigger = g.path("trigger");
+    let script = format!(
+        "if test -e {}; then cat /dev/zero > {} 2>/dev/null; fi; exit 3",
+        trigger.display(),
+        fill.display()
+    );
+    let text = || fs.sh(&format!("cat {}", log.display())).stdout;
+    fs.gate(&g, &["--", "sh", "-c", &script]).status(3);
+    let t = text();
+    let lens: Vec<usize> = t.lines().map(|l| l.len() + 1).collect();
+    let (decision, result) = (lens[lens.len() - 2], lens[lens.len() - 1]);
+    let mut tries = 0;
+    loop {
+        let end = (text().len() + decision) % 4096;
+        if end > 4096 - result + 8 {
+            break;
+        }
+        tries += 1;
+        assert!(
+            tries < 300,
+            "could not place the decision near a page's end"
+        );
+        fs.gate(&g, &["--", "true"]).status(0);
+    }
+    std::fs::write(&trigger, "").unwrap();
     let r = fs.gate(&g, &["--", "sh", "-c", &script]);
     r.status(3)
         .stderr_has("the command ran and exited with status 3")
         .stderr_has("its result could not be recorded")
         .stderr_has(log.to_str().unwrap());
+    let records = text().lines().count();
     // The decision stands without a result, which verify names; nothing else is wrong.
     fs.sh(&format!("rm -f {}", fill.display()));
     let vkey = run(&g, &["log", "key"]).stdout.trim().to_owned();
@@ -588,7 +625,7 @@ fn a_command_that_fills_the_disk_keeps_its_exit_status_and_the_lost_result_is_re
     );
     let report: Value = serde_json::from_str(&v.stdout).unwrap();
     assert_eq!(v.status, 0, "{report:#}");
-    assert_eq!(report["records"], 4, "{report:#}");
+    assert_eq!(report["records"], records, "{report:#}");
     assert!(
         report["warnings"]
             .as_array()

@@ -1212,6 +1212,12 @@ fn a_full_disk_under_the_server_log_takes_no_decision() {
 
     // Fill the server's tmpfs (seen through its mount namespace) to the last page.
     let inside = PathBuf::from(format!("/proc/{}/root{}", srv.child.id(), small.display()));
+    // The checkpoint's two slots are rewritten in place and need no new page, and a record
+    // may still fit in the log's last page: what needs space for sure is a checkpoint left as
+    // one plain note (by an older gate), which the next append replaces by a new file.
+    let cp = inside.join("server-audit.jsonl.checkpoint");
+    let slots = std::fs::read(&cp).expect("the server's checkpoint");
+    std::fs::write(&cp, gate::audit::log::pick_checkpoint(&slots, None)).unwrap();
     let filler = inside.join("filler");
     let mut f = std::fs::File::create(&filler).expect("the server's tmpfs");
     let chunk = vec![0u8; 4096];

@@ -391,6 +391,12 @@ fn checkpoint(signer: &NoteSigner, lines: &[String]) -> String {
     signer.sign(&text)
 }
 
+/// The newest signed note of a checkpoint file (gate writes two slots).
+fn checkpoint_note(path: &str) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    String::from_utf8(gate::audit::log::pick_checkpoint(&bytes, None).to_vec()).unwrap()
+}
+
 /// Writes `lines` and a checkpoint signed by `signer` as a log at `path`.
 fn write_log(path: &Path, lines: &[String], signer: &NoteSigner) {
     std::fs::write(path, body(lines)).unwrap();
@@ -418,8 +424,7 @@ fn server_ingest_witnesses_the_log_and_refuses_rewrites() {
     let local = cl.lines();
     assert_eq!(local.len(), 3, "genesis, decision, result");
     let id = log_id(&local);
-    let first_checkpoint =
-        std::fs::read_to_string(format!("{}.checkpoint", cl.log().display())).unwrap();
+    let first_checkpoint = checkpoint_note(&format!("{}.checkpoint", cl.log().display()));
     assert_eq!(
         cl.cursor_next(),
         3,
@@ -544,7 +549,7 @@ fn server_ingest_witnesses_the_log_and_refuses_rewrites() {
 
     // Another principal's token cannot add to this host's log (nor poison the copy).
     let intruder = issue_token(sdir.path(), &srv.db, "host2");
-    let cp_now = std::fs::read_to_string(format!("{}.checkpoint", cl.log().display())).unwrap();
+    let cp_now = checkpoint_note(&format!("{}.checkpoint", cl.log().display()));
     let r = post_records(
         &srv.url,
         &id,

@@ -431,7 +431,7 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     };
     // From here signals are forwarded to the child (or kept for it until it starts); one that
     // came after the decision but before this point means "stop", so nothing starts.
-    let forwarder = exec::Forwarder::start()
+    let mut forwarder = exec::Forwarder::start()
         .map_err(|e| Error::config(format!("cannot set up signal forwarding: {e}")))?;
     let cancel_requested = cancel.is_set();
     drop(cancel);

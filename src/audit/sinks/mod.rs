@@ -326,7 +326,9 @@ pub fn push_with(
         // Read under the lock: another gate may have delivered (and appended) while this one
         // waited, and a checkpoint read before that would be older than what the sink holds.
         let total = count_records(log);
-        let checkpoint = std::fs::read_to_string(super::log::checkpoint_path(log)).ok();
+        let checkpoint = std::fs::read(super::log::checkpoint_path(log))
+            .ok()
+            .and_then(|b| String::from_utf8(super::log::pick_checkpoint(&b, None).to_vec()).ok());
         let mut cursor = read_cursor(log, &name);
         // A record reaches the file just before the checkpoint covering it is signed, so the
         // checkpoint can still lag behind what was delivered: a receiver holding more would take

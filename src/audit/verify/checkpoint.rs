@@ -54,7 +54,9 @@ pub(super) fn check_checkpoint(
             reason,
         });
     };
-    let note = match std::str::from_utf8(&text)
+    // Two slots: both must be notes signed by the key; the newest one is the checkpoint.
+    let text = crate::audit::log::checkpoint_to_audit(&text, verifier);
+    let note = match std::str::from_utf8(text)
         .map_err(|e| e.to_string())
         .and_then(|t| Note::parse(t).map_err(|e| e.to_string()))
     {
