@@ -12,6 +12,7 @@ use crate::output::Output;
 use crate::server::api::rfc3339;
 use crate::server::auth::{self, Token};
 use crate::server::store::{SqliteStore, Store};
+use crate::server::{Clock, SystemClock};
 
 fn db_path(env: &Env, db: Option<PathBuf>) -> PathBuf {
     db.unwrap_or_else(|| env.state_dir().join("server.db"))
@@ -97,8 +98,8 @@ fn token(env: &Env, out: &Output, cmd: TokenCommand) -> Result<i32, Error> {
                 ));
             }
             let store = open(env, db)?;
-            let expires_ms = expires.map(|d| auth::now_ms() + d.as_millis() as i64);
-            let (row, secret) = auth::issue(&store, &principal, expires_ms)
+            let expires_ms = expires.map(|d| SystemClock.now_ms() + d.as_millis() as i64);
+            let (row, secret) = auth::issue(&store, &principal, expires_ms, SystemClock.now_ms())
                 .map_err(|e| Error::config(e.to_string()))?;
             out.info(&format!(
                 "token {} for {principal}{}; it is shown only now",
@@ -115,7 +116,7 @@ fn token(env: &Env, out: &Output, cmd: TokenCommand) -> Result<i32, Error> {
             let rows = store
                 .token_list()
                 .map_err(|e| Error::config(e.to_string()))?;
-            let now = auth::now_ms();
+            let now = SystemClock.now_ms();
             let state = |r: &crate::server::store::TokenRow| {
                 if r.revoked_ms.is_some() {
                     "revoked"
@@ -154,7 +155,7 @@ fn token(env: &Env, out: &Output, cmd: TokenCommand) -> Result<i32, Error> {
         TokenCommand::Revoke { db, id } => {
             let store = open(env, db)?;
             if store
-                .token_revoke(&id, auth::now_ms())
+                .token_revoke(&id, SystemClock.now_ms())
                 .map_err(|e| Error::config(e.to_string()))?
             {
                 out.info(&format!("revoked token {id}"));

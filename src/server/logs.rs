@@ -19,7 +19,6 @@ use serde_json::json;
 
 use super::AppState;
 use super::api::{ApiError, Authed};
-use super::auth::now_ms;
 use crate::audit::note::{Note, NoteVerifier};
 use crate::audit::record::GENESIS_PREV;
 use crate::audit::verify::{CheckedRecord, check_record_line};
@@ -65,7 +64,9 @@ pub async fn ingest(
             if e.status == StatusCode::CONFLICT {
                 // Refusals of a host's history are evidence: keep them.
                 let detail = format!("{}: {}", e.code, e.message);
-                let _ = st.store.log_conflict(&log_id, now_ms(), &who, &detail);
+                let _ = st
+                    .store
+                    .log_conflict(&log_id, st.clock.now_ms(), &who, &detail);
                 st.record_log_event(&log_id, "log_conflict", &who, &detail)
                     .await;
             }
@@ -253,10 +254,14 @@ fn ingest_blocking(
                 cosigned = Some(format!("{note_text}{}", signer.signature_line(&note.text)));
             }
         }
-        if !st
-            .store
-            .log_append(log_id, count, &fresh, new_vkey.as_deref(), who)?
-        {
+        if !st.store.log_append(
+            log_id,
+            count,
+            &fresh,
+            new_vkey.as_deref(),
+            who,
+            st.clock.now_ms(),
+        )? {
             continue; // another push moved the head: look again
         }
         if let Some(c) = &cosigned {

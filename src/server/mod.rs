@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod eligibility;
 pub mod logs;
 pub mod store;
@@ -24,6 +25,7 @@ use tokio::sync::{broadcast, watch};
 use crate::audit::{AuditLog, Body};
 use crate::policy::Policy;
 use crate::request::{CommandInfo, RequestView};
+pub use clock::{Clock, SystemClock};
 use store::{RequestRow, SqliteStore, Store};
 
 /// Everything a handler needs.
@@ -43,6 +45,8 @@ pub struct AppState {
     pub signer: crate::audit::note::NoteSigner,
     /// Where the server's audit log is, for `/healthz`.
     pub audit_path: PathBuf,
+    /// The time every rule of the server is decided at.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
@@ -109,7 +113,7 @@ impl AppState {
                 .find(|d| d.kind == "deny")
                 .map(vote)
                 .or_else(policy_denial),
-            time: api::rfc3339(auth::now_ms()),
+            time: api::rfc3339(self.clock.now_ms()),
         };
         match s.sign(&self.signer) {
             Ok(note) => Some(note),
@@ -291,6 +295,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             events: AtomicU64::new(0),
             signer,
             audit_path: opts.audit_log.clone(),
+            clock: Arc::new(SystemClock),
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
@@ -336,7 +341,7 @@ async fn sweep_expired(st: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        let ids = match st.store.overdue(auth::now_ms()) {
+        let ids = match st.store.overdue(st.clock.now_ms()) {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::error!("expiry sweep: {e}");
@@ -345,8 +350,9 @@ async fn sweep_expired(st: Arc<AppState>) {
         };
         for id in ids {
             let (store, audit, id2) = (Arc::clone(&st.store), st.audit.clone(), id.clone());
+            let now = st.clock.now_ms();
             let expired = tokio::task::spawn_blocking(move || {
-                store.finish(&id2, "expired", auth::now_ms(), &|row, _| {
+                store.finish(&id2, "expired", now, &|row, _| {
                     record_blocking(&audit, row, "expiry", None, None)
                 })
             })

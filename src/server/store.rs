@@ -129,6 +129,7 @@ pub trait Store: Send + Sync {
         records: &[(u64, String, String)],
         vkey: Option<&str>,
         owner: &str,
+        now_ms: i64,
     ) -> Result<bool, StoreError>;
     fn log_set_cosigned(&self, log_id: &str, note: &str) -> Result<(), StoreError>;
     fn log_records(&self, log_id: &str, from: u64, limit: u64) -> Result<Vec<String>, StoreError>;
@@ -374,6 +375,7 @@ impl Store for SqliteStore {
         records: &[(u64, String, String)],
         vkey: Option<&str>,
         owner: &str,
+        now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -399,7 +401,7 @@ impl Store for SqliteStore {
         if count.is_none() {
             tx.execute(
                 "INSERT INTO logs (log_id, vkey, count, head, cosigned, first_seen_ms, owner) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6)",
-                params![log_id, vkey, (*last_seq + 1) as i64, last_hash, crate::server::auth::now_ms(), owner],
+                params![log_id, vkey, (*last_seq + 1) as i64, last_hash, now_ms, owner],
             )?;
         } else {
             tx.execute(

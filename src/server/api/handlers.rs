@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::policy::{Clause, Decision, Requirement};
 use crate::server::AppState;
-use crate::server::auth::{self, now_ms};
+use crate::server::auth;
 use crate::server::eligibility::{Ballot, Cast, Eligibility, Vote, eligibility};
 use crate::server::store::{DecisionRow, Refusal, RequestRow, StoreError};
 
@@ -27,7 +27,7 @@ pub fn principal(st: &AppState, headers: &HeaderMap) -> Result<String, ApiError>
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match auth::principal_of(st.store.as_ref(), presented)? {
+    match auth::principal_of(st.store.as_ref(), presented, st.clock.now_ms())? {
         Ok(p) => Ok(p),
         Err(f) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -145,7 +145,7 @@ pub async fn create(
         .timeout_secs
         .map(Duration::from_secs)
         .map_or(requirement.timeout, |t| t.min(requirement.timeout));
-    let now = now_ms();
+    let now = st.clock.now_ms();
     let doc = RequestDoc {
         argv: body.argv.iter().map(|a| policy.redact(a)).collect(),
         cwd: body.cwd.clone(),
@@ -279,11 +279,13 @@ pub async fn list(
 /// Decides whether `principal` may approve or deny this request now, by [`eligibility`] with
 /// the store's clock. Runs inside the store's transaction with every decision so far, the new
 /// one last; returns the status the request moves to, if any.
+/// Judges a vote cast at `now_ms` (the instant the decision row records).
 fn evaluate(
     principal: &str,
     approve: bool,
     row: &RequestRow,
     all: &[DecisionRow],
+    now_ms: i64,
 ) -> Result<Option<String>, Refusal> {
     let doc: RequestDoc = serde_json::from_value(row.doc.clone()).map_err(|e| Refusal {
         status: 500,
@@ -309,7 +311,7 @@ fn evaluate(
         })
         .collect();
     let vote = if approve { Vote::Approve } else { Vote::Deny };
-    let outcome = eligibility(&ballot, principal, vote, &previous, now_ms());
+    let outcome = eligibility(&ballot, principal, vote, &previous, now_ms);
     let id = &row.id;
     let message = match outcome {
         Eligibility::Counts => return Ok(None),
@@ -365,16 +367,17 @@ pub async fn decide_as(
         principal: who.clone(),
         kind: if approve { "approve" } else { "deny" }.into(),
         comment: comment.clone(),
-        at_ms: now_ms(),
+        at_ms: st.clock.now_ms(),
     };
     let store = Arc::clone(&st.store);
     let audit = st.audit.clone();
     let (who2, comment2) = (who.clone(), comment.clone());
     let kind = if approve { "approval" } else { "denial" };
+    let at = d.at_ms;
     let (row, all) = tokio::task::spawn_blocking(move || {
         store.decide(
             &d,
-            &|row, all| evaluate(&who2, approve, row, all),
+            &|row, all| evaluate(&who2, approve, row, all, at),
             &|row, _| {
                 crate::server::record_blocking(&audit, row, kind, Some(&who2), comment2.as_deref())
             },
@@ -445,8 +448,9 @@ pub async fn cancel(
         id.clone(),
         who.clone(),
     );
+    let now = st.clock.now_ms();
     let finished = tokio::task::spawn_blocking(move || {
-        store.finish(&id2, "cancelled", now_ms(), &|row, _| {
+        store.finish(&id2, "cancelled", now, &|row, _| {
             crate::server::record_blocking(&audit, row, "cancellation", Some(&who2), None)
         })
     })

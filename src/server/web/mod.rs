@@ -36,7 +36,7 @@ use self::session::{
 };
 use super::AppState;
 use super::api;
-use super::auth::{self, now_ms};
+use super::auth;
 use crate::request::shell_join;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -92,7 +92,7 @@ fn current(st: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageEr
         return Ok(None);
     };
     let store = st.store.as_ref();
-    let now = now_ms();
+    let now = st.clock.now_ms();
     let Some(s) = session::get(store, id, now).map_err(internal)? else {
         return Ok(None);
     };
@@ -185,7 +185,7 @@ async fn fragment(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respon
 /// The pending requests that have not expired, rendered.
 fn list(st: &AppState, s: &Session) -> Result<maud::Markup, PageError> {
     let rows = st.store.request_list(Some("pending")).map_err(internal)?;
-    let now = now_ms();
+    let now = st.clock.now_ms();
     let items: Vec<Item> = rows
         .iter()
         .filter(|(r, _)| r.expires_ms > now)
@@ -243,7 +243,7 @@ async fn signin(
     if token.is_empty() {
         return signin_page(StatusCode::UNAUTHORIZED, Some("Enter a token."));
     }
-    let principal = match auth::principal_of(st.store.as_ref(), Some(token)) {
+    let principal = match auth::principal_of(st.store.as_ref(), Some(token), st.clock.now_ms()) {
         Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Ok(Err(failure)) => {
             let m = match failure {
@@ -263,7 +263,7 @@ async fn signin(
     {
         return internal(e).into_response();
     }
-    let id = match session::create(store, principal, auth::hash_token(token), now_ms()) {
+    let id = match session::create(store, principal, auth::hash_token(token), st.clock.now_ms()) {
         Ok(id) => id,
         Err(e) => return internal(e).into_response(),
     };
