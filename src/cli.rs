@@ -183,6 +183,17 @@ pub struct ServeArgs {
     /// The server's own audit log (default: server-audit.jsonl in the state directory).
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may wait for its next request (at most 30s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// Close a connection that moves no byte for this long (longer than the 60s long-poll).
+    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// Connections open at once; past it a client is answered 503 with Retry-After. Lowered
+    /// to fit the open-file limit (raised to its hard limit at start).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Subcommand)]

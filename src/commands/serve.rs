@@ -52,6 +52,13 @@ pub fn serve(
             .audit_log
             .unwrap_or_else(|| env.state_dir().join("server-audit.jsonl")),
         policy,
+        limits: crate::server::listen::Limits {
+            header_timeout: args.header_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: args.max_connections,
+        }
+        .check()
+        .map_err(|e| Error::Usage(format!("gate serve: {e}")))?,
     };
     let db = opts.db.clone();
     crate::server::serve(opts, |addr| {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod eligibility;
+pub mod listen;
 pub mod logs;
 pub mod store;
 pub mod web;
@@ -237,6 +238,7 @@ pub struct ServeOptions {
     pub policy: Policy,
     pub audit_log: PathBuf,
     pub key: PathBuf,
+    pub limits: listen::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -274,6 +276,16 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Runs the server until SIGTERM or SIGINT; `ready` gets the bound address.
 pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    // Idle clients must never take the descriptors the database and the audit log need: take
+    // all the system allows, and keep the connection cap below it.
+    let fd_limit = listen::raise_fd_limit();
+    let limits = opts.limits.fitted_to(fd_limit);
+    if limits.max_connections < opts.limits.max_connections {
+        tracing::warn!(
+            "at most {} connections: the open-file limit is {fd_limit}",
+            limits.max_connections
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -304,12 +316,11 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         ready(addr);
         tokio::spawn(sweep_expired(Arc::clone(&state)));
         let app = router(Arc::clone(&state));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                wait_for_stop().await;
-                let _ = stop_tx.send(true);
-            })
-            .await?;
+        let stop = async move {
+            wait_for_stop().await;
+            let _ = stop_tx.send(true);
+        };
+        listen::serve(listener, app, limits, stop, Duration::from_secs(10)).await;
         Ok(())
     })
 }

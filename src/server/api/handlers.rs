@@ -223,7 +223,7 @@ pub async fn get(
     let wait = match &q.wait {
         Some(w) => humantime::parse_duration(w)
             .map_err(|e| ApiError::bad(format!("`wait`: {e} (write e.g. `30s`)")))?
-            .min(Duration::from_secs(60)),
+            .min(crate::server::listen::MAX_LONG_POLL),
         None => Duration::ZERO,
     };
     // Subscribe before reading, so a change between the read and the wait is not missed.

@@ -1,0 +1,227 @@
+//! `gate serve` under hostile connections (issue 10, finding 3): idle sockets, slow headers,
+//! stalled bodies and a flood of connections must not lock out new clients or the server's own
+//! files. Each test starts a real server on 127.0.0.1 with short deadlines.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+const POLICY: &str = "version: 1\ngroups:\n  ops: [ann]\nrules: []\n";
+
+fn serve(home: &Path, extra: &[&str]) -> common::Serving {
+    let mut c = common::gate_in(home);
+    std::fs::write(home.join("server-policy.yaml"), POLICY).unwrap();
+    c.arg("--policy")
+        .arg(home.join("server-policy.yaml"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(home.join("server.db"))
+        .arg("--audit-log")
+        .arg(home.join("server-audit.jsonl"))
+        .args(extra);
+    common::spawn_server(c)
+}
+
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A plain `GET /healthz` on a fresh connection: the status line.
+fn healthz(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Reads until the server closes the connection (Ok(bytes)) or `limit` passes (Err).
+fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Result<Vec<u8>, std::io::Error> {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(got),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[test]
+fn idle_sockets_past_the_cap_get_a_clear_refusal_and_do_not_lock_out_clients_for_good() {
+    let home = tempfile::tempdir().unwrap();
+    let server = serve(
+        home.path(),
+        &["--max-connections", "4", "--header-timeout", "2s"],
+    );
+    let addr = server.addr.clone();
+    let _stop = Stop(server.child);
+    // Four idle sockets take every slot.
+    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    // Give the accept loop the four before the fifth arrives: it answers the fifth at once.
+    let mut refused = String::new();
+    for _ in 0..50 {
+        refused = healthz(&addr);
+        if refused.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(
+        refused.to_lowercase().contains("retry-after: 1"),
+        "{refused}"
+    );
+    assert!(refused.contains("\"error\":\"busy\""), "{refused}");
+    assert!(refused.contains("4 connections open"), "{refused}");
+    // The idle ones are closed by the header deadline; then clients get in again.
+    for mut s in idle {
+        read_until_closed(&mut s, Duration::from_secs(10))
+            .expect("an idle socket is closed by the header deadline");
+    }
+    let mut back = String::new();
+    for _ in 0..100 {
+        back = healthz(&addr);
+        if back.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(back.starts_with("HTTP/1.1 200"), "{back}");
+}
+
+#[test]
+fn slow_headers_are_cut_off_at_the_header_deadline() {
+    let home = tempfile::tempdir().unwrap();
+    let server = serve(home.path(), &["--header-timeout", "1s"]);
+    let addr = server.addr.clone();
+    let _stop = Stop(server.child);
+    let mut s = TcpStream::connect(&addr).unwrap();
+    // A slowloris: a byte of header now and then, never the blank line.
+    s.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    let mut closed = false;
+    for i in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        if s.write_all(format!("x-{i}: y\r\n").as_bytes()).is_err() {
+            closed = true;
+            break;
+        }
+        let mut probe = [0u8; 512];
+        s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        match s.read(&mut probe) {
+            Ok(_) => {
+                closed = true;
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        closed,
+        "trickled headers kept the connection for 4 s past a 1 s deadline"
+    );
+    // And the server still answers.
+    assert!(healthz(&addr).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn a_stalled_body_is_closed_at_the_idle_deadline() {
+    let home = tempfile::tempdir().unwrap();
+    let server = serve(
+        home.path(),
+        &["--header-timeout", "1s", "--idle-timeout", "61s"],
+    );
+    let addr = server.addr.clone();
+    let _stop = Stop(server.child);
+    let mut c = common::gate_in(home.path());
+    c.args(["serve", "token", "issue", "--principal", "ann", "--db"])
+        .arg(home.path().join("server.db"));
+    let token = String::from_utf8(c.output().unwrap().stdout).unwrap();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(
+        format!(
+            "POST /v1/requests HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"argv\":",
+            token.trim()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // Headers are in, so only the idle deadline can end it: not before 61 s, by ~76 s.
+    let waited = std::time::Instant::now();
+    let got =
+        read_until_closed(&mut s, Duration::from_secs(90)).expect("closed by the idle deadline");
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    assert!(
+        waited.elapsed() >= Duration::from_secs(60),
+        "closed after {:?}, before the idle deadline",
+        waited.elapsed()
+    );
+}
+
+#[test]
+fn limits_outside_their_bounds_are_refused_at_start() {
+    let home = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (["--header-timeout", "31s"], "header timeout"),
+        (["--idle-timeout", "60s"], "idle timeout"),
+        (["--max-connections", "0"], "connection cap"),
+    ] {
+        let mut c = common::gate_in(home.path());
+        c.args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(home.path().join("server.db"))
+            .args(args);
+        let r = c.output().unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("server-policy.yaml"), POLICY).unwrap();
+    let mut c = std::process::Command::new("prlimit");
+    c.args(["--nofile=256:4096", "--"]).arg(common::bin());
+    let g = common::gate_in(home.path());
+    for (k, v) in g.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c.current_dir(home.path())
+        .arg("--policy")
+        .arg(home.path().join("server-policy.yaml"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(home.path().join("server.db"))
+        .arg("--audit-log")
+        .arg(home.path().join("server-audit.jsonl"));
+    let server = common::spawn_server(c);
+    let pid = server.child.id();
+    let _stop = Stop(server.child);
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let soft: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&soft[3..5], ["4096", "4096"], "{line}");
+}
