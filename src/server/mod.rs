@@ -347,14 +347,28 @@ async fn wait_for_stop() {
     }
 }
 
-/// Marks overdue requests expired (and records it) twice a second.
+/// Marks overdue requests expired (and records it) twice a second; every 30 s, and after the
+/// database reported a full disk, checkpoints its write-ahead log so it cannot grow unbounded
+/// and space freed on the disk is used again without a restart.
 async fn sweep_expired(st: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut ticks: u64 = 0;
+    let mut full = false;
     loop {
         tick.tick().await;
+        ticks += 1;
+        if full || ticks % 60 == 0 {
+            let store = Arc::clone(&st.store);
+            match tokio::task::spawn_blocking(move || store.maintain()).await {
+                Ok(Ok(())) => full = false,
+                Ok(Err(e)) => tracing::warn!("database maintenance: {e}"),
+                Err(e) => tracing::warn!("database maintenance: {e}"),
+            }
+        }
         let ids = match st.store.overdue(st.clock.now_ms()) {
             Ok(ids) => ids,
             Err(e) => {
+                full |= matches!(e, store::StoreError::Full(_));
                 tracing::error!("expiry sweep: {e}");
                 continue;
             }

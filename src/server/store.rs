@@ -14,6 +14,15 @@ use serde::{Deserialize, Serialize};
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(String),
+    /// The database's disk (or its quota) is full: nothing was written.
+    #[error("disk full writing the database: {0}")]
+    Full(String),
+    /// Another writer held the database past the busy timeout.
+    #[error("the database is busy: {0}")]
+    Busy(String),
+    /// The database file cannot be opened or read (I/O error, permissions, out of descriptors).
+    #[error("cannot open or read the database: {0}")]
+    Unavailable(String),
     #[error("no such request")]
     NotFound,
     /// The callback refused the change (not eligible, already decided, ...).
@@ -40,7 +49,16 @@ impl std::fmt::Display for Refusal {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Db(e.to_string())
+        use rusqlite::ErrorCode as C;
+        let message = e.to_string();
+        match e.sqlite_error_code() {
+            Some(C::DiskFull) => StoreError::Full(message),
+            Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy(message),
+            Some(C::CannotOpen | C::SystemIoFailure | C::ReadOnly | C::PermissionDenied) => {
+                StoreError::Unavailable(message)
+            }
+            _ => StoreError::Db(message),
+        }
     }
 }
 
@@ -117,6 +135,12 @@ pub struct LogRow {
 }
 
 pub trait Store: Send + Sync {
+    /// Whether a change could be written now: a full disk or a held lock is an error naming
+    /// it. What `/healthz` asks.
+    fn check_writable(&self) -> Result<(), StoreError>;
+    /// Housekeeping the server runs now and then and after a full disk: keeps the write-ahead
+    /// log from growing without bound.
+    fn maintain(&self) -> Result<(), StoreError>;
     fn log_get(&self, log_id: &str) -> Result<Option<LogRow>, StoreError>;
     /// The hash of the record at `seq`, if held.
     fn log_hash_at(&self, log_id: &str, seq: u64) -> Result<Option<String>, StoreError>;
@@ -195,7 +219,13 @@ pub trait Store: Send + Sync {
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    path: std::path::PathBuf,
 }
+
+/// The write-ahead log is checkpointed every this many pages (4 KiB each) and cut back to
+/// `WAL_LIMIT` bytes after, so it stays small on a small volume.
+const WAL_PAGES: i64 = 256;
+const WAL_LIMIT: i64 = 1 << 20;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -275,6 +305,8 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_LIMIT)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             conn.execute_batch(&format!(
@@ -289,6 +321,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            path: path.to_owned(),
         })
     }
 
@@ -605,6 +638,32 @@ impl Store for SqliteStore {
         record(&row, &all).map_err(StoreError::Unrecorded)?;
         tx.commit()?;
         Ok(true)
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Ok(fs) = nix::sys::statvfs::statvfs(dir)
+            && fs.blocks_available() == 0
+        {
+            return Err(StoreError::Full(format!(
+                "no space left in {}",
+                dir.display()
+            )));
+        }
+        // Take the write lock and let it go: a writer holding it past the busy timeout shows.
+        let conn = self.conn();
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+        Ok(())
+    }
+
+    fn maintain(&self) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn overdue(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {

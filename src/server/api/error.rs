@@ -77,12 +77,36 @@ impl From<StoreError> for ApiError {
                 "unrecorded",
                 format!("the server cannot write its audit log, so nothing was changed: {m}"),
             ),
+            StoreError::Full(m) => {
+                tracing::error!("store: disk full: {m}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "disk_full",
+                    "the server's disk is full (writing its database), so nothing was changed; try again once space is freed",
+                )
+            }
+            StoreError::Busy(m) => {
+                tracing::warn!("store: busy: {m}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the server's database is busy, so nothing was changed; try again shortly",
+                )
+            }
+            StoreError::Unavailable(m) => {
+                tracing::error!("store: unavailable: {m}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the server cannot open or read its database, so nothing was changed",
+                )
+            }
             StoreError::Db(m) => {
                 tracing::error!("store: {m}");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    "the server could not reach its database",
+                    "the server's database failed, so nothing was changed (the server's log has the details)",
                 )
             }
         }

@@ -496,8 +496,11 @@ pub async fn server_key(State(st): State<Arc<AppState>>) -> Response {
 /// the audit log cannot be opened for appending or its file system is full.
 pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
     let mut problems = Vec::new();
-    if let Err(e) = st.store.overdue(i64::MIN) {
-        problems.push(format!("the database: {e}"));
+    let store = Arc::clone(&st.store);
+    match tokio::task::spawn_blocking(move || store.check_writable()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("the database: {e}")),
+        Err(e) => problems.push(format!("the database check failed: {e}")),
     }
     if let Err(e) = crate::audit::AuditLog::new(&st.audit_path).check_writable() {
         problems.push(format!("the audit log: {e}"));
