@@ -357,7 +357,7 @@ async fn sweep_expired(st: Arc<AppState>) {
     loop {
         tick.tick().await;
         ticks += 1;
-        if full || ticks % 60 == 0 {
+        if full || ticks.is_multiple_of(60) {
             let store = Arc::clone(&st.store);
             match tokio::task::spawn_blocking(move || store.maintain()).await {
                 Ok(Ok(())) => full = false,
