@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod crash;
 pub mod eligibility;
 pub mod listen;
 pub mod logs;
@@ -73,6 +74,7 @@ impl AppState {
 
     /// Counts and logs a state change whose event [`record_blocking`] made durable.
     pub fn recorded(&self, row: &RequestRow, kind: &str, principal: Option<&str>) {
+        crash::point(kind, "committed");
         self.events.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             "{kind} of request {} by {}: now {}",
@@ -148,12 +150,15 @@ pub fn record_blocking(
             comment.map(str::to_owned),
         ),
     };
-    audit.append_blocking(body).inspect_err(|e| {
+    crash::point(kind, "before-log");
+    let r = audit.append_blocking(body).inspect_err(|e| {
         tracing::error!(
             "cannot record the {kind} of request {}: {e}; the change is not made",
             row.id
         )
-    })
+    });
+    crash::point(kind, "after-log");
+    r
 }
 
 type AuditJob = (Body, tokio::sync::oneshot::Sender<Result<(), String>>);
@@ -384,6 +389,7 @@ async fn sweep_expired(st: Arc<AppState>) {
             .await;
             match expired {
                 Ok(Ok(true)) => {
+                    crash::point("expiry", "committed");
                     st.events.fetch_add(1, Ordering::Relaxed);
                     let _ = st.changes.send(id);
                 }

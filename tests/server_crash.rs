@@ -1,0 +1,294 @@
+//! The server killed at each point of the approve path (issue 10): a crash point
+//! (`GATE_SERVER_CRASH_AT`, compiled into debug builds only) aborts `gate serve` exactly there,
+//! as `kill -9` would; a restart on the same database and log must then hold what it held:
+//! the log verifies, an approval acknowledged with 200 is in the log, a request the database
+//! calls approved has every approval that decided it in the log — before the event that says
+//! "approved" — and no request is approved that the log does not show approved.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+const POLICY: &str = "version: 1
+groups:
+  ops: [ann, bob, cy]
+rules:
+  - name: two-of-ops
+    match: {program: deploy}
+    decision: approve
+    approval: {approvers: [ops], min_approvals: 2}
+";
+
+struct Server {
+    child: Option<std::process::Child>,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start(home: &Path, crash_at: Option<&str>) -> Server {
+    let mut c = common::gate_in(home);
+    if let Some(p) = crash_at {
+        c.env("GATE_SERVER_CRASH_AT", p);
+    }
+    let (s, _, _) = common::serve_in(c, home, POLICY, "127.0.0.1:0");
+    Server {
+        url: format!("http://{}", s.addr),
+        child: Some(s.child),
+    }
+}
+
+fn token(home: &Path, principal: &str) -> String {
+    let mut c = common::gate_in(home);
+    c.args(["serve", "token", "issue", "--principal", principal, "--db"])
+        .arg(home.join("server.db"));
+    let r = c.output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    String::from_utf8(r.stdout).unwrap().trim().to_owned()
+}
+
+/// The call's status and body, or None when the connection broke (the server died).
+fn call(
+    url: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Option<(u16, Value)> {
+    let http = reqwest::blocking::Client::new();
+    let mut r = http
+        .request(method.parse().unwrap(), format!("{url}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().ok()?;
+    let status = r.status().as_u16();
+    let text = r.text().ok()?;
+    Some((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+fn digest_of(argv: &[&str]) -> String {
+    use sha2::Digest;
+    let doc = json!({"argv": argv, "cwd": "/", "env": {}, "payload": []});
+    hex::encode(sha2::Sha256::digest(
+        gate::jcs::canonicalize(&doc).unwrap().as_bytes(),
+    ))
+}
+
+/// The events of the server log for `id`, as (type, principal, status) in log order.
+fn events(log: &Path, id: &str) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == "event" && r["request_id"] == id)
+        .map(|r| {
+            let e = &r["event"];
+            (
+                e["type"].as_str().unwrap_or("").to_owned(),
+                e["principal"].as_str().unwrap_or("").to_owned(),
+                e["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn verify(home: &Path, log: &PathBuf) {
+    let mut c = common::gate_in(home);
+    c.args(["log", "verify"]).arg(log);
+    let r = c.output().unwrap();
+    assert!(
+        r.status.success(),
+        "the server log does not verify after the crash:\n{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
+/// Asserts the server aborted at its crash point (SIGABRT), waiting a little for it.
+fn aborted(srv: &mut Server) {
+    use std::os::unix::process::ExitStatusExt;
+    let child = srv.child.as_mut().unwrap();
+    for _ in 0..200 {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert_eq!(
+                st.signal(),
+                Some(6),
+                "the server ended without its crash: {st:?}"
+            );
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the server never reached its crash point");
+}
+
+/// Crashes the server at `point` while two approvers decide one request, restarts it, and
+/// checks what the database and the log say.
+fn crash_during_the_approvals(point: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let log = home.join("server-audit.jsonl");
+    let mut srv = start(home, Some(point));
+    let [erin, ann, bob] = ["erin", "ann", "bob"].map(|p| token(home, p));
+    let argv = ["deploy", "prod"];
+    let mut acked = Vec::new();
+    let created = call(
+        &srv.url,
+        "POST",
+        "/v1/requests",
+        &erin,
+        Some(json!({"argv": argv, "cwd": "/", "digest": digest_of(&argv)})),
+    );
+    let id = match created {
+        Some((201, v)) => v["id"].as_str().unwrap().to_owned(),
+        Some(other) => panic!("create: {other:?}"),
+        None => {
+            // Crashed creating it: after a restart the log verifies and nothing is pending
+            // that the log does not show.
+            aborted(&mut srv);
+            drop(srv);
+            let srv = start(home, None);
+            verify(home, &log);
+            let (_, list) = call(&srv.url, "GET", "/v1/requests", &erin, None).unwrap();
+            for r in list["requests"].as_array().cloned().unwrap_or_default() {
+                let id = r["id"].as_str().unwrap();
+                assert!(
+                    events(&log, id).iter().any(|e| e.0 == "request"),
+                    "request {id} is in the database, not in the log"
+                );
+            }
+            return;
+        }
+    };
+    for who in [&ann, &bob] {
+        match call(
+            &srv.url,
+            "POST",
+            &format!("/v1/requests/{id}/approve"),
+            who,
+            None,
+        ) {
+            Some((200, v)) => acked.push(v["approvals"].as_array().unwrap().len()),
+            Some(other) => panic!("approve: {other:?}"),
+            None => break,
+        }
+    }
+    aborted(&mut srv);
+    drop(srv);
+
+    let srv = start(home, None);
+    verify(home, &log);
+    let (_, v) = call(&srv.url, "GET", &format!("/v1/requests/{id}"), &erin, None).unwrap();
+    let ev = events(&log, &id);
+    assert_eq!(ev.first().map(|e| e.0.as_str()), Some("request"), "{ev:?}");
+    // Every approval acknowledged with 200 is in the log.
+    let logged: Vec<&str> = ev
+        .iter()
+        .filter(|e| e.0 == "approval")
+        .map(|e| e.1.as_str())
+        .collect();
+    for (i, who) in ["ann", "bob"].iter().enumerate().take(acked.len()) {
+        assert!(
+            logged.contains(who),
+            "{who}'s approval was acknowledged ({}), not logged: {ev:?}",
+            acked[i]
+        );
+    }
+    // What the database holds as decided, the log showed first, with its approvals before.
+    if v["status"] == "approved" {
+        let at = ev
+            .iter()
+            .position(|e| e.2 == "approved")
+            .unwrap_or_else(|| panic!("approved in the database, never in the log: {ev:?}"));
+        let before: std::collections::BTreeSet<&str> = ev[..=at]
+            .iter()
+            .filter(|e| e.0 == "approval")
+            .map(|e| e.1.as_str())
+            .collect();
+        assert!(before.len() >= 2, "approved with {before:?} logged: {ev:?}");
+    } else {
+        assert_eq!(v["status"], "pending", "{v}");
+        // The restarted server takes the missing approvals, and logs them in order.
+        for who in [&ann, &bob] {
+            let (st, _) = call(
+                &srv.url,
+                "POST",
+                &format!("/v1/requests/{id}/approve"),
+                who,
+                None,
+            )
+            .unwrap();
+            assert!(st == 200 || st == 409, "{st}");
+        }
+        let (_, v) = call(&srv.url, "GET", &format!("/v1/requests/{id}"), &erin, None).unwrap();
+        assert_eq!(v["status"], "approved", "{v}");
+        let ev = events(&log, &id);
+        let last = ev.iter().rposition(|e| e.0 == "approval").unwrap();
+        assert_eq!(ev[last].2, "approved", "{ev:?}");
+        verify(home, &log);
+    }
+}
+
+#[test]
+fn killed_before_the_first_approval_is_logged() {
+    crash_during_the_approvals("approval:before-log");
+}
+
+#[test]
+fn killed_after_the_first_approval_is_logged_before_it_commits() {
+    crash_during_the_approvals("approval:after-log");
+}
+
+#[test]
+fn killed_after_the_first_approval_commits() {
+    crash_during_the_approvals("approval:committed");
+}
+
+#[test]
+fn killed_before_the_deciding_approval_is_logged() {
+    crash_during_the_approvals("approval:before-log#2");
+}
+
+#[test]
+fn killed_after_the_deciding_approval_is_logged_before_it_commits() {
+    crash_during_the_approvals("approval:after-log#2");
+}
+
+#[test]
+fn killed_after_the_deciding_approval_commits() {
+    crash_during_the_approvals("approval:committed#2");
+}
+
+#[test]
+fn killed_while_recording_a_new_request() {
+    crash_during_the_approvals("request:after-log");
+}
+
+#[test]
+fn a_release_build_has_no_crash_points() {
+    // The points are compiled only with debug assertions: the shipped server cannot be
+    // stopped through its environment.
+    let src = include_str!("../src/server/crash.rs");
+    assert!(
+        src.contains("#[cfg(debug_assertions)]\n    {"),
+        "crash points must stay debug-only"
+    );
+    assert!(
+        cfg!(debug_assertions),
+        "the crash tests need the debug build of gate"
+    );
+}
