@@ -15,7 +15,7 @@ Examples:
 
 Exit status of the run form: the command's own (128+N if killed by signal N); 77 denied;
 75 no decision (timed out, cancelled, backend unreachable); 78 policy or configuration error;
-126/127 not executable / not found; 2 usage error.";
+70 internal error (a bug in gate; nothing ran); 126/127 not executable / not found; 2 usage error.";
 
 /// Put a human decision in front of privileged commands.
 ///

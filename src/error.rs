@@ -7,6 +7,8 @@ pub mod exit {
     pub const DENIED: i32 = 77;
     pub const NO_DECISION: i32 = 75;
     pub const CONFIG: i32 = 78;
+    /// A bug in gate (sysexits' EX_SOFTWARE); as with every error before the run, nothing runs.
+    pub const INTERNAL: i32 = 70;
     pub const USAGE: i32 = 2;
     pub const NOT_EXECUTABLE: i32 = 126;
     pub const NOT_FOUND: i32 = 127;
@@ -23,6 +25,10 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// Problems in policy files, each with its place: data that `output` renders (with colour
+    /// when it is on); the text without colour is [`crate::policy::diag::render`]'s.
+    #[error("{}", crate::policy::diag::render(.0))]
+    Policy(Vec<crate::policy::Diagnostic>),
     /// Denied by policy or an approver, or refused (self-approval, no terminal to confirm).
     #[error("{message}")]
     Denied {
@@ -41,49 +47,69 @@ pub enum Error {
     /// A finding in a check (`policy test` failures, ...): exit 1.
     #[error("{0}")]
     Failed(String),
+    /// A bug in gate: something it holds to be impossible happened. Fails closed like every
+    /// other error (no decision, no run), with its own exit status so that nobody mistakes it
+    /// for a policy to fix.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => exit::USAGE,
-            Error::Config { .. } => exit::CONFIG,
+            Error::Config { .. } | Error::Policy(_) => exit::CONFIG,
             Error::Denied { .. } => exit::DENIED,
             Error::NoDecision { .. } => exit::NO_DECISION,
             Error::Exec { code, .. } => *code,
             Error::Failed(_) => 1,
+            Error::Internal(_) => exit::INTERNAL,
         }
     }
 
+    /// The obvious next step. A policy error's hints are inside its diagnostics.
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Config { hint, .. }
             | Error::Denied { hint, .. }
             | Error::NoDecision { hint, .. } => hint.as_deref(),
+            Error::Internal(_) => Some(INTERNAL_HINT),
             _ => None,
         }
     }
 
-    pub fn config(message: impl Into<String>) -> Self {
+    /// A configuration error; `message` is anything that displays (a string, a module's error).
+    pub fn config(message: impl std::fmt::Display) -> Self {
         Error::Config {
-            message: message.into(),
+            message: message.to_string(),
             hint: None,
         }
     }
 
-    pub fn config_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn config_hint(message: impl std::fmt::Display, hint: impl Into<String>) -> Self {
         Error::Config {
-            message: message.into(),
+            message: message.to_string(),
             hint: Some(hint.into()),
         }
     }
+
+    /// A bug in gate (exit 70): see [`Error::Internal`].
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        Error::Internal(message.to_string())
+    }
 }
+
+/// What a user can do about a bug in gate.
+pub const INTERNAL_HINT: &str = "this is a bug in gate, not in your policy or command; please report it with the command that showed it";
 
 impl From<crate::policy::PolicyError> for Error {
     fn from(e: crate::policy::PolicyError) -> Self {
-        Error::Config {
-            hint: e.hint(),
-            message: e.to_string(),
+        match e {
+            crate::policy::PolicyError::Invalid(diagnostics) => Error::Policy(diagnostics),
+            e => Error::Config {
+                hint: e.hint(),
+                message: e.to_string(),
+            },
         }
     }
 }
