@@ -101,11 +101,36 @@ const SHOPT_OPTIONS: &[&str] = &[
     "globasciiranges",
 ];
 
+/// Why a shell's arguments cannot be read exactly: the command is opaque, for this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShellArgsError {
+    #[error("`{program} --{option}` is an option gate does not read")]
+    LongOption { program: String, option: String },
+    #[error("`{program} {sign}{flag} {name}` changes how the script is read")]
+    ReadingOption {
+        program: String,
+        sign: char,
+        flag: char,
+        name: String,
+    },
+    #[error("`{program} {sign}{flag}` is an option gate does not read")]
+    Option {
+        program: String,
+        sign: char,
+        flag: char,
+    },
+    #[error("`{program}` reads its script from its input")]
+    FromInput { program: String },
+}
+
 /// Reads a shell's arguments exactly (DESIGN §5): a `-c` script, a script file (classified under
 /// its own name, as running it directly would be), nothing (`--version`), `Err(why)` when what it runs cannot be read:
 /// a script from its input (no operand, `-s`, `/dev/stdin`, a pipe or here-string into it),
 /// rc files (`--rcfile`, `--init-file`), interactive mode, or options gate does not model.
-pub fn script_of_shell<'a>(program: &str, args: &'a [String]) -> Result<ShellRuns<'a>, String> {
+pub fn script_of_shell<'a>(
+    program: &str,
+    args: &'a [String],
+) -> Result<ShellRuns<'a>, ShellArgsError> {
     let mut saw_c = false;
     let mut i = 0;
     while let Some(a) = args.get(i) {
@@ -119,9 +144,10 @@ pub fn script_of_shell<'a>(program: &str, args: &'a [String]) -> Result<ShellRun
                 "norc" | "noprofile" | "login" | "posix" | "restricted" | "verbose"
                 | "noediting" => continue,
                 _ => {
-                    return Err(format!(
-                        "`{program} --{long}` is an option gate does not read"
-                    ));
+                    return Err(ShellArgsError::LongOption {
+                        program: program.to_owned(),
+                        option: long.to_owned(),
+                    });
                 }
             }
         }
@@ -150,18 +176,23 @@ pub fn script_of_shell<'a>(program: &str, args: &'a [String]) -> Result<ShellRun
                         SHOPT_OPTIONS.contains(&name)
                     };
                     if sign == '-' && !known {
-                        return Err(format!(
-                            "`{program} {sign}{f} {name}` changes how the script is read"
-                        ));
+                        return Err(ShellArgsError::ReadingOption {
+                            program: program.to_owned(),
+                            sign,
+                            flag: f,
+                            name: name.to_owned(),
+                        });
                     }
                     break;
                 }
                 'a' | 'b' | 'e' | 'f' | 'h' | 'm' | 'n' | 'p' | 't' | 'u' | 'v' | 'x' | 'B'
                 | 'C' | 'E' | 'H' | 'P' | 'T' | 'l' | 'r' => {}
                 _ => {
-                    return Err(format!(
-                        "`{program} {sign}{f}` is an option gate does not read"
-                    ));
+                    return Err(ShellArgsError::Option {
+                        program: program.to_owned(),
+                        sign,
+                        flag: f,
+                    });
                 }
             }
         }
@@ -170,7 +201,9 @@ pub fn script_of_shell<'a>(program: &str, args: &'a [String]) -> Result<ShellRun
         (true, Some(script)) => Ok(ShellRuns::Script(script, &args[i + 1..])),
         (true, None) => Ok(ShellRuns::Nothing),
         (false, Some(file)) if !super::wrap::reads_stdin(file) => Ok(ShellRuns::File(&args[i..])),
-        _ => Err(format!("`{program}` reads its script from its input")),
+        _ => Err(ShellArgsError::FromInput {
+            program: program.to_owned(),
+        }),
     }
 }
 

@@ -792,16 +792,14 @@ struct Redactor {
     pattern: String,
     /// Bytes that every match contains (see [`required_bytes`]).
     required: Vec<u8>,
-    re: OnceLock<Result<Regex, String>>,
+    re: OnceLock<Result<Regex, regex::Error>>,
     /// Where a compile failure is reported.
     at: Diagnostic,
 }
 
 impl Redactor {
-    fn regex(&self) -> Result<&Regex, &String> {
-        self.re
-            .get_or_init(|| Regex::new(&self.pattern).map_err(|e| e.to_string()))
-            .as_ref()
+    fn regex(&self) -> Result<&Regex, &regex::Error> {
+        self.re.get_or_init(|| Regex::new(&self.pattern)).as_ref()
     }
 }
 

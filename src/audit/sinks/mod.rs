@@ -68,17 +68,42 @@ pub trait Sink {
 
 pub use crate::policy::SinkSpec;
 
+/// A malformed `audit.sinks` entry: a configuration error naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("`audit.sinks[{index}]`: {source} (kinds: server, syslog, http, file)")]
+    Spec {
+        index: usize,
+        source: serde_json::Error,
+    },
+    #[error("`audit.sinks[{index}].token`: {source}")]
+    Token {
+        index: usize,
+        source: crate::secrets::SecretError,
+    },
+    #[error("`audit.sinks[{index}]`: {source}")]
+    Syslog {
+        index: usize,
+        source: syslog::SyslogConfigError,
+    },
+    #[error("`audit.sinks[{index}]`: {source}")]
+    Http {
+        index: usize,
+        source: http::HttpConfigError,
+    },
+}
+
 /// Builds the configured sinks; a malformed entry is a configuration error naming it.
 /// `token_for` gives the token to present to a server sink's URL (the caller knows where
 /// tokens live; the sinks only carry them).
 pub fn build(
     token_for: &dyn Fn(&str) -> Option<crate::secrets::Token>,
     specs: &[serde_json::Value],
-) -> Result<Vec<Box<dyn Sink>>, String> {
+) -> Result<Vec<Box<dyn Sink>>, BuildError> {
     let mut out: Vec<Box<dyn Sink>> = Vec::new();
-    for (i, v) in specs.iter().enumerate() {
+    for (index, v) in specs.iter().enumerate() {
         let spec: SinkSpec = serde_json::from_value(v.clone())
-            .map_err(|e| format!("`audit.sinks[{i}]`: {e} (kinds: server, syslog, http, file)"))?;
+            .map_err(|source| BuildError::Spec { index, source })?;
         let name = spec.name();
         out.push(match spec {
             SinkSpec::Server { url } => {
@@ -87,7 +112,7 @@ pub fn build(
             SinkSpec::File { path } => Box::new(file::FileSink::new(name, path)),
             SinkSpec::Syslog { url, ca, app_name } => Box::new(
                 syslog::SyslogSink::new(name, &url, ca, app_name)
-                    .map_err(|e| format!("`audit.sinks[{i}]`: {e}"))?,
+                    .map_err(|source| BuildError::Syslog { index, source })?,
             ),
             SinkSpec::Http {
                 url,
@@ -98,13 +123,13 @@ pub fn build(
                 let token = match token {
                     Some(r) => Some(
                         crate::secrets::resolve(&r)
-                            .map_err(|e| format!("`audit.sinks[{i}].token`: {e}"))?,
+                            .map_err(|source| BuildError::Token { index, source })?,
                     ),
                     None => None,
                 };
                 Box::new(
                     http::HttpSink::new(name, &url, preset.as_deref(), token, labels)
-                        .map_err(|e| format!("`audit.sinks[{i}]`: {e}"))?,
+                        .map_err(|source| BuildError::Http { index, source })?,
                 )
             }
         });

@@ -3,7 +3,7 @@
 use super::super::getopt::{Read, Spec, read};
 use super::super::shell::{self, ShellRuns};
 use super::names::SHELLS;
-use super::{Run, assignment_name, env_runs_code, skip_assignments, then_command, with};
+use super::{Run, WrapError, assignment_name, env_runs_code, skip_assignments, then_command, with};
 
 /// `export`/`declare`/... are read: they only set variables, unless they define or export
 /// functions (`-f`), make a name refer to another variable (`-n`), or set a variable that
@@ -75,7 +75,7 @@ pub(super) fn sudo(args: &[String]) -> Vec<Run> {
         }
         let cmd = match skip_assignments(ops) {
             Ok(c) => c,
-            Err(why) => return vec![Run::Opaque(why)],
+            Err(why) => return vec![Run::Opaque(why.to_string())],
         };
         if cmd.is_empty() && r.has(&["s", "shell", "i", "login"]) {
             return vec![Run::Opaque(
@@ -124,7 +124,7 @@ pub(super) fn env(args: &[String]) -> Vec<Run> {
     // `env -S STRING`: the string is split into words that replace it, options included.
     let r = match read(args, &ENV) {
         Ok(r) => r,
-        Err(why) => return vec![Run::Opaque(why)],
+        Err(why) => return vec![Run::Opaque(why.to_string())],
     };
     if r.has(&["P"]) {
         return vec![Run::Opaque(
@@ -139,7 +139,7 @@ pub(super) fn env(args: &[String]) -> Vec<Run> {
                 argv.extend(args[r.operands.min(args.len())..].iter().cloned());
                 vec![Run::Command(argv)]
             }
-            Err(why) => vec![Run::Opaque(why)],
+            Err(why) => vec![Run::Opaque(why.to_string())],
         };
     }
     let mut ops = &args[r.operands.min(args.len())..];
@@ -149,14 +149,14 @@ pub(super) fn env(args: &[String]) -> Vec<Run> {
     }
     match skip_assignments(ops) {
         Ok(cmd) => then_command(cmd.to_vec()),
-        Err(why) => vec![Run::Opaque(why)],
+        Err(why) => vec![Run::Opaque(why.to_string())],
     }
 }
 
 /// GNU `env -S` splitting: whitespace separates, `'...'` is literal, `"..."` and bare text take
 /// backslash escapes, `\_` is a space, `\c` ends the string, `#` at a word's start begins a
 /// comment. `${VAR}` expands at run time: unreadable.
-pub(super) fn split_string(s: &str) -> Result<Vec<String>, String> {
+pub(super) fn split_string(s: &str) -> Result<Vec<String>, WrapError> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -170,7 +170,7 @@ pub(super) fn split_string(s: &str) -> Result<Vec<String>, String> {
                 quote = Some(c);
                 in_word = true;
             }
-            (_, '$') => return Err("`env -S` expands a variable, known only when it runs".into()),
+            (_, '$') => return Err(WrapError::SplitVariable),
             (_, '\\') => {
                 in_word = true;
                 match chars.next() {
@@ -186,7 +186,7 @@ pub(super) fn split_string(s: &str) -> Result<Vec<String>, String> {
                     Some('f') => word.push('\x0c'),
                     Some('v') => word.push('\x0b'),
                     Some(c @ ('\\' | '\'' | '"' | '#' | '$' | ' ')) => word.push(c),
-                    _ => return Err("`env -S` with an escape gate does not read".into()),
+                    _ => return Err(WrapError::SplitEscape),
                 }
             }
             (None, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c') => {
@@ -203,7 +203,7 @@ pub(super) fn split_string(s: &str) -> Result<Vec<String>, String> {
         }
     }
     if quote.is_some() {
-        return Err("`env -S` with an unclosed quote".into());
+        return Err(WrapError::SplitQuote);
     }
     if in_word {
         words.push(word);
@@ -524,7 +524,7 @@ pub(super) fn su(program: &str, args: &[String]) -> Vec<Run> {
     while i < args.len() {
         let r = match read(&args[i..], spec) {
             Ok(r) => r,
-            Err(why) => return vec![Run::Opaque(why)],
+            Err(why) => return vec![Run::Opaque(why.to_string())],
         };
         let ended = r.operands > 0 && args[i + r.operands - 1] == "--";
         opts.extend(r.opts);
@@ -655,7 +655,7 @@ pub(super) fn shell_runs(program: &str, args: &[String]) -> Vec<Run> {
             vec![Run::Command(cmd)]
         }
         Ok(_) => Vec::new(),
-        Err(why) => vec![Run::Opaque(why)],
+        Err(why) => vec![Run::Opaque(why.to_string())],
     }
 }
 
