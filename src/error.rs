@@ -122,3 +122,91 @@ impl From<crate::audit::AuditError> for Error {
         Error::config_hint(e.to_string(), hint)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Diagnostic, PolicyError, Pos};
+
+    fn diagnostic() -> Diagnostic {
+        Diagnostic {
+            path: "p.yaml".into(),
+            pos: Pos { line: 2, col: 3 },
+            message: "unknown key `rulez`".into(),
+            hint: Some("did you mean `rules`?".into()),
+            source_line: None,
+        }
+    }
+
+    #[test]
+    fn each_class_has_its_exit_status() {
+        let cases: Vec<(Error, i32)> = vec![
+            (Error::Usage("x".into()), 2),
+            (Error::config("x"), 78),
+            (Error::Policy(vec![diagnostic()]), 78),
+            (
+                Error::Denied {
+                    message: "x".into(),
+                    hint: None,
+                },
+                77,
+            ),
+            (
+                Error::NoDecision {
+                    message: "x".into(),
+                    hint: None,
+                },
+                75,
+            ),
+            (
+                Error::Exec {
+                    message: "x".into(),
+                    code: 127,
+                },
+                127,
+            ),
+            (Error::Failed("x".into()), 1),
+            (Error::internal("x"), 70),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.exit_code(), code, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn an_internal_error_says_it_is_a_bug_and_what_to_do() {
+        let e = Error::internal("approve without requirement");
+        assert_eq!(e.to_string(), "internal error: approve without requirement");
+        assert_eq!(
+            e.hint(),
+            Some(
+                "this is a bug in gate, not in your policy or command; please report it with \
+                 the command that showed it"
+            )
+        );
+    }
+
+    #[test]
+    fn policy_diagnostics_stay_data_with_their_hints_inside() {
+        let e = Error::from(PolicyError::Invalid(vec![diagnostic()]));
+        let Error::Policy(d) = &e else {
+            panic!("not a policy error: {e:?}");
+        };
+        assert_eq!(d, &vec![diagnostic()]);
+        // The hint is shown with its diagnostic, not again after the count.
+        assert_eq!(e.hint(), None);
+        assert_eq!(
+            e.to_string(),
+            "error: unknown key `rulez`\n  --> p.yaml:2:3\n  = hint: did you mean `rules`?\n\n\
+             error: 1 problem in policy"
+        );
+        // Other policy errors stay configuration errors, hint and all.
+        let unsafe_dir = Error::from(PolicyError::Unsafe {
+            path: "/etc/gate/policy.d".into(),
+            of: "/etc/gate/policy.d".into(),
+            problem: crate::policy::Unsafe::OtherWritable,
+        });
+        assert!(matches!(unsafe_dir, Error::Config { .. }), "{unsafe_dir:?}");
+        assert!(unsafe_dir.hint().is_some_and(|h| h.contains("chmod go-w")));
+    }
+}

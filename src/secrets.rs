@@ -164,3 +164,35 @@ impl Token {
         hex::encode(sha2::Sha256::digest(self.0.as_bytes()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_reference_says_how_to_write_one() {
+        for (reference, want) in [
+            (
+                "vault:x",
+                "secrets are given as `env:VAR`, `file:PATH` or `keyring:SERVICE/NAME`",
+            ),
+            ("keyring:gate", "write `keyring:SERVICE/NAME`"),
+            (
+                "env:GATE_TEST_SURELY_UNSET_VARIABLE",
+                "the environment variable `GATE_TEST_SURELY_UNSET_VARIABLE` is not set",
+            ),
+        ] {
+            let e = resolve(reference).expect_err(reference);
+            assert_eq!(e.to_string(), want, "{reference}");
+        }
+        let e = resolve("file:/nonexistent/gate-token").expect_err("missing file");
+        assert!(
+            matches!(&e, SecretError::File { path, .. } if path == "/nonexistent/gate-token"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("cannot read `/nonexistent/gate-token`: ")
+        );
+    }
+}

@@ -243,4 +243,22 @@ mod tests {
             assert!(read(&words(bad), &SUDO_LIKE).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn each_unreadable_option_is_named_as_written() {
+        for (bad, want) in [
+            ("-R /x aws", "the option `-R`, which gate does not read"),
+            (
+                "--chroot /x aws",
+                "the option `--chroot`, which gate does not read",
+            ),
+            ("--p aws", "the ambiguous option `--p`"),
+            ("-u", "`-u` without its value"),
+            ("--user", "`--user` without its value"),
+            ("--login=x aws", "`--login` takes no value"),
+        ] {
+            let e = read(&words(bad), &SUDO_LIKE).expect_err(bad);
+            assert_eq!(e.to_string(), want, "{bad}");
+        }
+    }
 }
