@@ -2,7 +2,7 @@
 //! script file, nothing at all — or why what it runs cannot be read (its input, rc files,
 //! options that change how a script is read).
 
-use super::super::wrap;
+use crate::command::wrap;
 
 /// The script of `sh -c SCRIPT ...` (any of the shells gate reads, flags clustered or not).
 /// `None` when there is no `-c` script, or the shell's options are not read exactly.

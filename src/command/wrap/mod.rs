@@ -9,13 +9,17 @@
 //! the command after it. Interpreters given code (`python -c`, `perl -e`, a script on stdin, a
 //! module) are opaque; one given a script file is also classified under the script's name.
 
+mod env;
 mod names;
+mod privilege;
 mod tools;
 
 use super::getopt::{Read, Spec, read};
+use env::env;
 pub(crate) use names::SHELLS;
 use names::{CODE_BUILTINS, OTHER_SHELLS, UNMODELLED, is_awk, is_interpreter};
 pub use names::{CODE_ENV, env_affects, env_runs_code};
+use privilege::{doas, su, sudo};
 pub use tools::reads_stdin;
 use tools::*;
 
