@@ -173,3 +173,20 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// A value clap cannot read is a usage error (2) that says how to write it; nothing runs.
+#[test]
+fn a_bad_duration_says_how_to_write_one() {
+    let g = Gate::new().policy("version: 1\n").args(&[
+        "--timeout",
+        "5 fortnights",
+        "--",
+        "touch",
+        "ran",
+    ]);
+    let r = g.run();
+    r.status(2)
+        .stderr_has("'5 fortnights' for '--timeout <DURATION>'")
+        .stderr_has("(write durations like `90s` or `10m`)");
+    assert!(!g.path("ran").exists());
+}
