@@ -15,7 +15,7 @@ Examples:
 
 Exit status of the run form: the command's own (128+N if killed by signal N); 77 denied;
 75 no decision (timed out, cancelled, backend unreachable); 78 policy or configuration error;
-126/127 not executable / not found; 2 usage error.";
+70 internal error (a bug in gate; nothing ran); 126/127 not executable / not found; 2 usage error.";
 
 /// Put a human decision in front of privileged commands.
 ///
@@ -91,8 +91,15 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write durations like `90s` or `10m`)"))
+/// A value clap cannot turn into a setting; clap shows it after the option's name.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgError {
+    #[error("{0} (write durations like `90s` or `10m`)")]
+    Duration(#[from] humantime::DurationError),
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, ArgError> {
+    Ok(humantime::parse_duration(s)?)
 }
 
 #[derive(Debug, Subcommand)]

@@ -44,23 +44,58 @@ fn main() {
         .with_ansi(out.color)
         .with_target(false)
         .try_init();
-    let code = match dispatch(cli, &env, &out) {
+    let code = match guarded(|| dispatch(cli, &env, &out)) {
         Ok(code) => code,
         Err(e) => {
-            match &e {
-                Error::Config { message, .. } if message.contains("\n") => out.raw_stderr(message),
-                _ => out.error(&e.to_string()),
-            }
-            if let Some(h) = e.hint() {
-                out.hint(h);
-            }
+            out.report(&e);
             e.exit_code()
         }
     };
     std::process::exit(code);
 }
 
+/// Runs `f`, turning a panic on this thread into [`Error::Internal`] (exit 70, with where it
+/// happened) rather than a Rust backtrace and exit 101 that a wrapper script might take for
+/// the command's own status. Like every error, it fails closed: nothing runs after it.
+fn guarded(f: impl FnOnce() -> Result<i32, Error>) -> Result<i32, Error> {
+    use std::sync::{Arc, Mutex};
+    let caught: Arc<Mutex<Option<String>>> = Arc::default();
+    let slot = Arc::clone(&caught);
+    let main_thread = std::thread::current().id();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // Other threads (signal forwarding, the server's workers) keep the usual report.
+        if std::thread::current().id() != main_thread {
+            return default_hook(info);
+        }
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut slot) = slot.lock() {
+            *slot = Some(format!("{what}{at}"));
+        }
+    }));
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        let what = caught.lock().ok().and_then(|mut s| s.take());
+        Err(Error::internal(
+            what.unwrap_or_else(|| "a panic".to_owned()),
+        ))
+    })
+}
+
 fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
+    // A crash point for the test suite, in debug builds only: a bug in gate fails closed.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("GATE_TEST_PANIC").is_some_and(|v| v == "dispatch") {
+        panic!("crash point `dispatch` (GATE_TEST_PANIC)");
+    }
     let policy_files = cli.global.policy.clone();
     let Some(command) = cli.command else {
         if cli.run.command.is_empty() {

@@ -16,6 +16,9 @@ use console::Style;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::approval::Progress;
+use crate::error::Error;
+use crate::policy::Diagnostic;
+use crate::policy::diag::{self, Part};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ColorChoice {
@@ -116,9 +119,38 @@ impl Output {
         }
     }
 
-    /// Text an error message already formatted over several lines (policy diagnostics).
+    /// Text an error message already formatted over several lines.
     pub fn raw_stderr(&self, text: &str) {
         self.line(&self.safe(text));
+    }
+
+    /// An error that ends gate: its message, or each policy diagnostic with its place, and the
+    /// hint when there is one.
+    pub fn report(&self, e: &Error) {
+        match e {
+            Error::Policy(diagnostics) => self.diagnostics(diagnostics),
+            _ => self.error(&e.to_string()),
+        }
+        if let Some(h) = e.hint() {
+            self.hint(h);
+        }
+    }
+
+    /// Policy diagnostics as `just` and rustc show theirs: `path:line:column`, the offending
+    /// line and a caret, a hint, then the count. Coloured when colour is on; without colour,
+    /// exactly [`diag::render`]'s text.
+    pub fn diagnostics(&self, diagnostics: &[Diagnostic]) {
+        let paint = |part: Part, text: &str| {
+            let text = self.safe(text);
+            let style = match part {
+                Part::Error | Part::Caret => Style::new().red().bold(),
+                Part::Arrow | Part::Gutter => Style::new().blue().bold(),
+                Part::Hint => Style::new().cyan().bold(),
+                Part::Text => return text.into_owned(),
+            };
+            self.style(style).apply_to(text).to_string()
+        };
+        self.line(&diag::render_with(diagnostics, &paint));
     }
 
     /// Data for machines or the reader: stdout. A closed pipe is not an error.

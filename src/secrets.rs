@@ -10,6 +10,35 @@ use sha2::{Digest, Sha256};
 
 const SERVICE: &str = "gate";
 
+/// A secret that cannot be found or kept. No variant holds a secret's value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the environment variable `{0}` is not set")]
+    EnvUnset(String),
+    #[error("cannot read `{path}`: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    /// `keyring:` without the `/` between service and name.
+    #[error("write `keyring:SERVICE/NAME`")]
+    KeyringForm,
+    #[error("no `{reference}` in the keyring: {source}")]
+    Keyring {
+        reference: String,
+        source: keyring::Error,
+    },
+    #[error("secrets are given as `env:VAR`, `file:PATH` or `keyring:SERVICE/NAME`")]
+    Scheme,
+    /// `gate login` found no keyring and could not write the fallback file either.
+    #[error("no keyring ({keyring}) and cannot write `{}`: {source}", .path.display())]
+    Store {
+        keyring: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// Where `gate login` put the token.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stored {
@@ -44,7 +73,7 @@ pub fn load(env_token: Option<&Token>, config_dir: &Path, server: &str) -> Optio
 }
 
 /// Stores the token: the keyring if there is one, else a 0600 file (and says so).
-pub fn store(config_dir: &Path, server: &str, token: &Token) -> Result<Stored, String> {
+pub fn store(config_dir: &Path, server: &str, token: &Token) -> Result<Stored, SecretError> {
     let keyring_error = match keyring::Entry::new(SERVICE, &normalize(server)).and_then(|e| {
         e.set_password(token.expose())?;
         // Read back: some keyrings accept a write they cannot return.
@@ -70,38 +99,43 @@ pub fn store(config_dir: &Path, server: &str, token: &Token) -> Result<Stored, S
         f.sync_all()?;
         std::fs::rename(&tmp, &path)
     };
-    write().map_err(|e| {
-        format!(
-            "no keyring ({keyring_error}) and cannot write `{}`: {e}",
-            path.display()
-        )
+    write().map_err(|source| SecretError::Store {
+        keyring: keyring_error,
+        path: path.clone(),
+        source,
     })?;
     Ok(Stored::File(path))
 }
 
 /// Resolves a secret reference from a policy file: `env:VAR`, `file:PATH` (trimmed) or
 /// `keyring:SERVICE/NAME`.
-pub fn resolve(reference: &str) -> Result<Token, String> {
+pub fn resolve(reference: &str) -> Result<Token, SecretError> {
     if let Some(var) = reference.strip_prefix("env:") {
         return std::env::var(var)
             .ok()
             .filter(|v| !v.is_empty())
             .map(Token::new)
-            .ok_or_else(|| format!("the environment variable `{var}` is not set"));
+            .ok_or_else(|| SecretError::EnvUnset(var.to_owned()));
     }
     if let Some(path) = reference.strip_prefix("file:") {
         return std::fs::read_to_string(path)
             .map(|s| Token::new(s.trim().to_owned()))
-            .map_err(|e| format!("cannot read `{path}`: {e}"));
+            .map_err(|source| SecretError::File {
+                path: path.to_owned(),
+                source,
+            });
     }
     if let Some(rest) = reference.strip_prefix("keyring:") {
-        let (service, name) = rest.split_once('/').ok_or("write `keyring:SERVICE/NAME`")?;
+        let (service, name) = rest.split_once('/').ok_or(SecretError::KeyringForm)?;
         return keyring::Entry::new(service, name)
             .and_then(|e| e.get_password())
             .map(Token::new)
-            .map_err(|e| format!("no `{rest}` in the keyring: {e}"));
+            .map_err(|source| SecretError::Keyring {
+                reference: rest.to_owned(),
+                source,
+            });
     }
-    Err("secrets are given as `env:VAR`, `file:PATH` or `keyring:SERVICE/NAME`".into())
+    Err(SecretError::Scheme)
 }
 
 /// A bearer token. `Debug` never shows it. It lives here, at the bottom of the layers, because
@@ -128,5 +162,37 @@ impl Token {
     pub fn hash(&self) -> String {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_reference_says_how_to_write_one() {
+        for (reference, want) in [
+            (
+                "vault:x",
+                "secrets are given as `env:VAR`, `file:PATH` or `keyring:SERVICE/NAME`",
+            ),
+            ("keyring:gate", "write `keyring:SERVICE/NAME`"),
+            (
+                "env:GATE_TEST_SURELY_UNSET_VARIABLE",
+                "the environment variable `GATE_TEST_SURELY_UNSET_VARIABLE` is not set",
+            ),
+        ] {
+            let e = resolve(reference).expect_err(reference);
+            assert_eq!(e.to_string(), want, "{reference}");
+        }
+        let e = resolve("file:/nonexistent/gate-token").expect_err("missing file");
+        assert!(
+            matches!(&e, SecretError::File { path, .. } if path == "/nonexistent/gate-token"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("cannot read `/nonexistent/gate-token`: ")
+        );
     }
 }

@@ -287,8 +287,4 @@ fn a_release_build_has_no_crash_points() {
         src.contains("#[cfg(debug_assertions)]\n    {"),
         "crash points must stay debug-only"
     );
-    assert!(
-        cfg!(debug_assertions),
-        "the crash tests need the debug build of gate"
-    );
 }

@@ -90,7 +90,7 @@ fn log_lines(g: &Gate) -> Vec<String> {
 }
 
 fn build(spec: Value) -> Result<Vec<Box<dyn Sink>>, String> {
-    sinks::build(&|_| None, &[spec])
+    sinks::build(&|_| None, &[spec]).map_err(|e| e.to_string())
 }
 
 fn push(g: &Gate, sinks: &mut [Box<dyn Sink>], within: Duration) -> Report {

@@ -708,6 +708,7 @@ fn bad_configuration_is_a_constructor_error_naming_it() {
             app.map(str::to_owned),
         )
         .err()
+        .map(|e| e.to_string())
     };
     for (url, needle) in [
         ("localhost:514", "no scheme"),

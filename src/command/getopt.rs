@@ -62,8 +62,25 @@ impl Read {
     }
 }
 
+/// An option gate cannot read: the command that carries it is opaque, for this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum OptionError {
+    #[error("`--{0}` without its value")]
+    LongWithoutValue(&'static str),
+    #[error("`--{0}` takes no value")]
+    LongTakesNoValue(&'static str),
+    #[error("`-{0}` without its value")]
+    ShortWithoutValue(char),
+    #[error("the option `-{0}`, which gate does not read")]
+    UnknownShort(char),
+    #[error("the ambiguous option `--{0}`")]
+    Ambiguous(String),
+    #[error("the option `--{0}`, which gate does not read")]
+    UnknownLong(String),
+}
+
 /// Reads `args` (without the program) against `spec`. `Err` names the option gate cannot read.
-pub(crate) fn read(args: &[String], spec: &Spec) -> Result<Read, String> {
+pub(crate) fn read(args: &[String], spec: &Spec) -> Result<Read, OptionError> {
     let mut opts = Vec::new();
     let mut i = 0;
     while let Some(arg) = args.get(i) {
@@ -88,14 +105,14 @@ pub(crate) fn read(args: &[String], spec: &Spec) -> Result<Read, String> {
                     let v = args
                         .get(i)
                         .cloned()
-                        .ok_or_else(|| format!("`--{name}` without its value"))?;
+                        .ok_or(OptionError::LongWithoutValue(name))?;
                     i += 1;
                     Some(v)
                 }
             } else if spec.long_optional.contains(&name) {
                 attached
             } else if attached.is_some() {
-                return Err(format!("`--{name}` takes no value"));
+                return Err(OptionError::LongTakesNoValue(name));
             } else {
                 None
             };
@@ -114,7 +131,7 @@ pub(crate) fn read(args: &[String], spec: &Spec) -> Result<Read, String> {
                     let v = args
                         .get(i)
                         .cloned()
-                        .ok_or_else(|| format!("`-{c}` without its value"))?;
+                        .ok_or(OptionError::ShortWithoutValue(c))?;
                     i += 1;
                     v
                 } else {
@@ -134,7 +151,7 @@ pub(crate) fn read(args: &[String], spec: &Spec) -> Result<Read, String> {
                 break;
             }
             if !spec.flags.contains(c) || c == '-' {
-                return Err(format!("the option `-{c}`, which gate does not read"));
+                return Err(OptionError::UnknownShort(c));
             }
             opts.push(Opt {
                 name: c.to_string(),
@@ -146,7 +163,7 @@ pub(crate) fn read(args: &[String], spec: &Spec) -> Result<Read, String> {
 }
 
 /// The full name of a long option written as `given` (exact, or an unambiguous prefix).
-fn long_name(given: &str, spec: &Spec) -> Result<&'static str, String> {
+fn long_name(given: &str, spec: &Spec) -> Result<&'static str, OptionError> {
     let all = || {
         spec.long_flags
             .iter()
@@ -160,8 +177,8 @@ fn long_name(given: &str, spec: &Spec) -> Result<&'static str, String> {
     let mut candidates = all().filter(|n| !given.is_empty() && n.starts_with(given));
     match (candidates.next(), candidates.next()) {
         (Some(one), None) => Ok(one),
-        (Some(_), Some(_)) => Err(format!("the ambiguous option `--{given}`")),
-        _ => Err(format!("the option `--{given}`, which gate does not read")),
+        (Some(_), Some(_)) => Err(OptionError::Ambiguous(given.to_owned())),
+        _ => Err(OptionError::UnknownLong(given.to_owned())),
     }
 }
 
@@ -224,6 +241,24 @@ mod tests {
             "-b-x",
         ] {
             assert!(read(&words(bad), &SUDO_LIKE).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_unreadable_option_is_named_as_written() {
+        for (bad, want) in [
+            ("-R /x aws", "the option `-R`, which gate does not read"),
+            (
+                "--chroot /x aws",
+                "the option `--chroot`, which gate does not read",
+            ),
+            ("--p aws", "the ambiguous option `--p`"),
+            ("-u", "`-u` without its value"),
+            ("--user", "`--user` without its value"),
+            ("--login=x aws", "`--login` takes no value"),
+        ] {
+            let e = read(&words(bad), &SUDO_LIKE).expect_err(bad);
+            assert_eq!(e.to_string(), want, "{bad}");
         }
     }
 }

@@ -61,7 +61,8 @@ fn render(
     clap_mangen::Man::new(cmd.clone())
         .date("2026-11-26")
         .render(&mut buf)
-        .map_err(|e| Error::config(format!("cannot render the man page: {e}")))?;
+        // Rendering into memory cannot fail but for a bug.
+        .map_err(|e| Error::internal(format!("cannot render the man page: {e}")))?;
     pages.push((format!("{name}.1"), buf));
     for sub in cmd.get_subcommands() {
         if sub.get_name() == "help" {

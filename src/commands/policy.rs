@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::config::Env;
 use crate::error::Error;
 use crate::output::Output;
-use crate::policy::{Policy, PolicyError, check_file, diag, merge, testing};
+use crate::policy::{Policy, check_file, merge, testing};
 
 fn files_or_configured(
     env: &Env,
@@ -47,10 +47,7 @@ pub fn lint(env: &Env, out: &Output, files: Vec<PathBuf>, cli: &[PathBuf]) -> Re
             ));
             Ok(0)
         }
-        Err(PolicyError::Invalid(d)) => {
-            out.raw_stderr(&diag::render(&d));
-            Ok(crate::error::exit::CONFIG)
-        }
+        // Policy diagnostics are reported, coloured when colour is on, by `Output::report`.
         Err(e) => Err(e.into()),
     }
 }
@@ -106,8 +103,7 @@ pub fn test(env: &Env, out: &Output, files: Vec<PathBuf>, cli: &[PathBuf]) -> Re
         }
     }
     if !problems.is_empty() {
-        out.raw_stderr(&diag::render(&problems));
-        return Ok(crate::error::exit::CONFIG);
+        return Err(Error::Policy(problems));
     }
     out.data(&format!("{passed} passed, {failed} failed"));
     Ok(if failed > 0 { 1 } else { 0 })

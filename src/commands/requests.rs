@@ -210,13 +210,22 @@ pub fn list(
 /// requester's word and decide nothing.
 struct Seen {
     digest: Result<(String, Vec<Payload>), UnreadablePayload>,
-    mine: Result<Classification, String>,
+    mine: Result<Classification, Unclassified>,
+}
+
+/// Why the approver's own policy gives no reading of a spooled request.
+#[derive(Debug, thiserror::Error)]
+enum Unclassified {
+    #[error("your policy could not be loaded")]
+    NoPolicy,
+    #[error("{0}")]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 fn see(policy: Option<&Policy>, r: &SpoolRequest) -> Seen {
     let q = &r.request;
     let mine = match policy {
-        None => Err("your policy could not be loaded".to_owned()),
+        None => Err(Unclassified::NoPolicy),
         Some(p) => p
             .try_classify_argv(
                 &q.command.argv,
@@ -230,7 +239,7 @@ fn see(policy: Option<&Policy>, r: &SpoolRequest) -> Seen {
                     links: None,
                 },
             )
-            .map_err(|e| e.to_string()),
+            .map_err(Unclassified::from),
     };
     Seen {
         digest: q.recompute_shown_digest(),
@@ -350,7 +359,7 @@ fn show_local(lines: &mut Vec<String>, r: &SpoolRequest, seen: &Seen) {
         Err(why) => lines.push(format!(
             "  rules:     {} (as the request file says: {})",
             claimed.join(", "),
-            escape(why)
+            escape(&why.to_string())
         )),
     }
     let eligible = r

@@ -100,6 +100,16 @@ pub struct Matcher {
     env_names: Vec<String>,
 }
 
+/// Why the rules could not be compiled although every glob and regex in them was checked when
+/// its file was (a size limit of the combined set).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CompileError {
+    #[error("{0}")]
+    Glob(#[from] globset::Error),
+    #[error("{0}")]
+    Regex(#[from] regex::Error),
+}
+
 impl Matcher {
     /// Whether some rule may match a command of `program` (its `program` condition holds, or it
     /// has none): what a command's other conditions could then depend on.
@@ -112,7 +122,7 @@ impl Matcher {
         &self.env_names
     }
 
-    pub fn build<'a>(matches: impl Iterator<Item = &'a Match>) -> Result<Self, String> {
+    pub fn build<'a>(matches: impl Iterator<Item = &'a Match>) -> Result<Self, CompileError> {
         Self::build_with(matches, false)
     }
 
@@ -121,7 +131,7 @@ impl Matcher {
     fn build_with<'a>(
         matches: impl Iterator<Item = &'a Match>,
         skip_program: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CompileError> {
         let mut m = Matcher {
             rules: 0,
             needed: Vec::new(),
@@ -186,20 +196,19 @@ impl Matcher {
             m.needed.push(needed);
             m.rules += 1;
         }
-        let err = |e: globset::Error| e.to_string();
         for index in [&mut m.program, &mut m.cwd, &mut m.user, &mut m.host] {
-            index.build().map_err(err)?;
+            index.build()?;
         }
         for index in m.args.iter_mut().chain(m.args_any.iter_mut()) {
-            index.build().map_err(err)?;
+            index.build()?;
         }
         m.env_names = m.env.keys().cloned().collect();
         m.env_names.sort();
         for index in m.env.values_mut() {
-            index.build().map_err(err)?;
+            index.build()?;
         }
         if !regexes.is_empty() {
-            let set = RegexSet::new(&regexes).map_err(|e| e.to_string())?;
+            let set = RegexSet::new(&regexes)?;
             m.regex = Some((set, regex_owner));
         }
         Ok(m)
@@ -276,11 +285,11 @@ pub struct LazyMatcher {
 
 struct Part {
     rules: Vec<u32>,
-    compiled: OnceLock<Result<Matcher, String>>,
+    compiled: OnceLock<Result<Matcher, CompileError>>,
 }
 
 impl LazyMatcher {
-    pub fn build(specs: Vec<Match>) -> Result<Self, String> {
+    pub fn build(specs: Vec<Match>) -> Result<Self, CompileError> {
         let mut general_rules = Vec::new();
         let mut parts: HashMap<String, Part> = HashMap::new();
         for (i, spec) in specs.iter().enumerate() {
@@ -333,7 +342,7 @@ impl LazyMatcher {
 
     /// Indexes of the rules whose every condition holds, in rule order; an error when the
     /// program's group cannot be compiled.
-    pub fn matching(&self, s: &Subject<'_>) -> Result<Vec<usize>, String> {
+    pub fn matching(&self, s: &Subject<'_>) -> Result<Vec<usize>, CompileError> {
         let mut out: Vec<usize> = self
             .general
             .matching(s)

@@ -22,16 +22,41 @@ pub struct Diagnostic {
     pub source_line: Option<String>,
 }
 
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "error: {}\n  --> {}:{}:{}",
-            self.message,
-            self.path.display(),
-            self.pos.line,
-            self.pos.col
-        )?;
+/// The pieces of a rendered diagnostic, so that whoever prints one can style each (the
+/// `output` module colours them; plain text is the same pieces unstyled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The `error` label of a problem or of the closing count.
+    Error,
+    /// The `-->` before the place.
+    Arrow,
+    /// The line-number gutter and its `|` bars.
+    Gutter,
+    /// The `^` under the column.
+    Caret,
+    /// The `hint` label.
+    Hint,
+    /// Everything else: messages, the place, the offending line.
+    Text,
+}
+
+impl Diagnostic {
+    /// The diagnostic as text, each piece passed through `paint` (which may style it; it must
+    /// keep its text).
+    pub fn render_with(&self, paint: &dyn Fn(Part, &str) -> String) -> String {
+        let t = |s: &str| paint(Part::Text, s);
+        let mut out = format!(
+            "{}{}\n  {} {}",
+            paint(Part::Error, "error"),
+            t(&format!(": {}", self.message)),
+            paint(Part::Arrow, "-->"),
+            t(&format!(
+                "{}:{}:{}",
+                self.path.display(),
+                self.pos.line,
+                self.pos.col
+            )),
+        );
         if let Some(line) = &self.source_line {
             let gutter = self.pos.line.to_string();
             let pad = " ".repeat(gutter.len());
@@ -40,12 +65,33 @@ impl fmt::Display for Diagnostic {
                 .take(self.pos.col.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            write!(f, "\n{pad} |\n{gutter} | {line}\n{pad} | {caret_pad}^")?;
+            let bar = paint(Part::Gutter, "|");
+            out.push_str(&format!(
+                "\n{pad} {bar}\n{} {}\n{pad} {bar} {caret_pad}{}",
+                paint(Part::Gutter, &format!("{gutter} |")),
+                t(line),
+                paint(Part::Caret, "^"),
+            ));
         }
         if let Some(hint) = &self.hint {
-            write!(f, "\n  = hint: {hint}")?;
+            out.push_str(&format!(
+                "\n  = {}{}",
+                paint(Part::Hint, "hint"),
+                t(&format!(": {hint}"))
+            ));
         }
-        Ok(())
+        out
+    }
+}
+
+/// No styling: the text as it reads without colour.
+fn plain(_: Part, s: &str) -> String {
+    s.to_owned()
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render_with(&plain))
     }
 }
 
@@ -92,15 +138,76 @@ impl<'a> Diagnostics<'a> {
 
 /// Renders a list of diagnostics, one block per problem, with a closing count.
 pub fn render(diags: &[Diagnostic]) -> String {
+    render_with(diags, &plain)
+}
+
+/// [`render`], each piece passed through `paint` (see [`Diagnostic::render_with`]).
+pub fn render_with(diags: &[Diagnostic], paint: &dyn Fn(Part, &str) -> String) -> String {
     let mut out = String::new();
     for d in diags {
-        out.push_str(&d.to_string());
+        out.push_str(&d.render_with(paint));
         out.push_str("\n\n");
     }
     let n = diags.len();
-    out.push_str(&format!(
-        "error: {n} problem{} in policy",
-        if n == 1 { "" } else { "s" }
+    out.push_str(&paint(Part::Error, "error"));
+    out.push_str(&paint(
+        Part::Text,
+        &format!(": {n} problem{} in policy", if n == 1 { "" } else { "s" }),
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag(hint: Option<&str>) -> Diagnostic {
+        let source = "rules:\n  - name: x\n    decison: deny\n";
+        let mut d = Diagnostics::new(Path::new("p.yaml"), source);
+        let pos = Pos { line: 3, col: 5 };
+        match hint {
+            Some(h) => d.error_hint(pos, "unknown key `decison`", h),
+            None => d.error(pos, "unknown key `decison`"),
+        }
+        d.items.remove(0)
+    }
+
+    #[test]
+    fn a_diagnostic_reads_like_just_and_rustc() {
+        assert_eq!(
+            render(&[diag(Some("did you mean `decision`?"))]),
+            "error: unknown key `decison`\n  --> p.yaml:3:5\n  |\n3 |     decison: deny\n  |     ^\n  \
+             = hint: did you mean `decision`?\n\nerror: 1 problem in policy"
+        );
+        assert_eq!(
+            render(&[diag(None), diag(None)]),
+            "error: unknown key `decison`\n  --> p.yaml:3:5\n  |\n3 |     decison: deny\n  |     ^\n\n\
+             error: unknown key `decison`\n  --> p.yaml:3:5\n  |\n3 |     decison: deny\n  |     ^\n\n\
+             error: 2 problems in policy"
+        );
+    }
+
+    #[test]
+    fn painting_keeps_the_text_and_marks_each_part() {
+        let d = [diag(Some("did you mean `decision`?"))];
+        let marked = render_with(&d, &|part, s| match part {
+            Part::Text => s.to_owned(),
+            other => format!("<{other:?}>{s}</>"),
+        });
+        for piece in [
+            "<Error>error</>: unknown key",
+            "<Arrow>--></> p.yaml:3:5",
+            "<Gutter>3 |</>     decison: deny",
+            "<Gutter>|</>     <Caret>^</>",
+            "= <Hint>hint</>: did you mean",
+            "<Error>error</>: 1 problem in policy",
+        ] {
+            assert!(marked.contains(piece), "{piece:?} not in {marked}");
+        }
+        let unmarked = marked.replace("</>", "");
+        let unmarked = ["Error", "Arrow", "Gutter", "Caret", "Hint"]
+            .iter()
+            .fold(unmarked, |s, p| s.replace(&format!("<{p}>"), ""));
+        assert_eq!(unmarked, render(&d));
+    }
 }

@@ -331,7 +331,7 @@ pub(super) fn merge_with(
         d.error(Pos { line: 1, col: 1 }, String::new());
         d.items.remove(0)
     };
-    let compile_error = |e: String, at: &Diagnostic| {
+    let compile_error = |e: super::compile::CompileError, at: &Diagnostic| {
         vec![Diagnostic {
             message: format!("cannot compile the rules: {e}"),
             ..at.clone()

@@ -28,7 +28,7 @@ use crate::audit::{AuditLog, Body};
 use crate::policy::Policy;
 use crate::request::{CommandInfo, RequestView};
 pub use clock::{Clock, SystemClock};
-use store::{RequestRow, SqliteStore, Store};
+use store::{RecordError, RequestRow, SqliteStore, Store};
 
 /// Everything a handler needs.
 pub struct AppState {
@@ -138,7 +138,7 @@ pub fn record_blocking(
     kind: &str,
     principal: Option<&str>,
     comment: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), RecordError> {
     let request = (kind == "request").then(|| Box::new(request_view(row)));
     let body = Body::Event {
         request_id: row.id.clone(),
@@ -161,7 +161,7 @@ pub fn record_blocking(
     r
 }
 
-type AuditJob = (Body, tokio::sync::oneshot::Sender<Result<(), String>>);
+type AuditJob = (Body, tokio::sync::oneshot::Sender<Result<(), RecordError>>);
 
 /// Group commit for the server's audit log.
 #[derive(Clone)]
@@ -182,7 +182,10 @@ impl AuditWriter {
                     }
                 }
                 let (bodies, replies): (Vec<Body>, Vec<_>) = jobs.into_iter().unzip();
-                let result = log.append(bodies).map(|_| ()).map_err(|e| e.to_string());
+                let result = log
+                    .append(bodies)
+                    .map(|_| ())
+                    .map_err(|e| RecordError::Append(Arc::new(e)));
                 for r in replies {
                     let _ = r.send(result.clone());
                 }
@@ -192,23 +195,21 @@ impl AuditWriter {
     }
 
     /// Appends one event; returns once it is on disk (with everything queued beside it).
-    pub async fn append(&self, body: Body) -> Result<(), String> {
+    pub async fn append(&self, body: Body) -> Result<(), RecordError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send((body, tx))
-            .map_err(|_| "the audit writer has stopped".to_owned())?;
-        rx.await
-            .map_err(|_| "the audit writer has stopped".to_owned())?
+            .map_err(|_| RecordError::WriterStopped)?;
+        rx.await.map_err(|_| RecordError::WriterStopped)?
     }
 
     /// [`AuditWriter::append`] for blocking code (never on an async worker thread).
-    pub fn append_blocking(&self, body: Body) -> Result<(), String> {
+    pub fn append_blocking(&self, body: Body) -> Result<(), RecordError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send((body, tx))
-            .map_err(|_| "the audit writer has stopped".to_owned())?;
-        rx.blocking_recv()
-            .map_err(|_| "the audit writer has stopped".to_owned())?
+            .map_err(|_| RecordError::WriterStopped)?;
+        rx.blocking_recv().map_err(|_| RecordError::WriterStopped)?
     }
 }
 

@@ -30,7 +30,18 @@ pub enum StoreError {
     Refused(Refusal),
     /// The change could not be recorded in the audit log, so it was not made (fail closed).
     #[error("the change could not be recorded, so it was not made: {0}")]
-    Unrecorded(String),
+    Unrecorded(RecordError),
+}
+
+/// Why a state change could not be recorded in the server's audit log.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RecordError {
+    /// The writer thread is gone (the server is shutting down, or it died).
+    #[error("the audit writer has stopped")]
+    WriterStopped,
+    /// The log refused the append; shared by every change committed in the same batch.
+    #[error("{0}")]
+    Append(std::sync::Arc<crate::audit::AuditError>),
 }
 
 /// Why a decision was refused, with the HTTP status it maps to.
@@ -118,7 +129,7 @@ pub type Evaluate<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option
 /// Records a state change durably (the server's audit log) from inside the store's
 /// transaction, with the request as it will be once committed. An error rolls the change back:
 /// a change that cannot be recorded is not made.
-pub type Record<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<(), String>;
+pub type Record<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<(), RecordError>;
 
 /// What the server holds of one host's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -78,6 +78,37 @@ impl std::fmt::Debug for HttpSink {
     }
 }
 
+/// An http sink the policy describes wrongly. No variant holds the URL: it may carry
+/// credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpConfigError {
+    #[error("unknown http preset `{0}` (presets: ndjson, splunk-hec, loki)")]
+    Preset(String),
+    /// The parser's reason (`url::ParseError`, which reqwest does not re-export).
+    #[error("`url` is not a valid URL: {0}")]
+    Url(String),
+    #[error("`url` must be an http:// or https:// URL with a host")]
+    NotHttp,
+    #[error("`labels` applies to the splunk-hec and loki presets only")]
+    LabelsWithoutPreset,
+    #[error("label `{0}` is set by gate on every event")]
+    SplunkReserved(String),
+    #[error("label `{0}`: Splunk field names must not be empty or start with `_`")]
+    SplunkName(String),
+    #[error("label `{0}`: Loki label names are [a-zA-Z_][a-zA-Z0-9_]* and do not start with `__`")]
+    LokiName(String),
+    #[error(
+        "label `{0}` would make a stream per record (high cardinality); it is in each line instead"
+    )]
+    HighCardinality(String),
+    #[error("label `{0}` is set by gate from each record")]
+    LokiReserved(String),
+    #[error("label `{0}` has an empty value (Loki drops it)")]
+    EmptyValue(String),
+    #[error("the token is empty or holds control characters")]
+    BadToken,
+}
+
 impl HttpSink {
     pub fn new(
         name: String,
@@ -85,21 +116,17 @@ impl HttpSink {
         preset: Option<&str>,
         token: Option<Token>,
         labels: BTreeMap<String, String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, HttpConfigError> {
         let preset = match preset.unwrap_or("ndjson") {
             "ndjson" => Preset::Ndjson,
             "splunk-hec" => Preset::SplunkHec,
             "loki" => Preset::Loki,
-            other => {
-                return Err(format!(
-                    "unknown http preset `{other}` (presets: ndjson, splunk-hec, loki)"
-                ));
-            }
+            other => return Err(HttpConfigError::Preset(other.to_owned())),
         };
         // The URL is not echoed: it may carry credentials.
-        let mut url = Url::parse(url).map_err(|e| format!("`url` is not a valid URL: {e}"))?;
+        let mut url = Url::parse(url).map_err(|e| HttpConfigError::Url(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err("`url` must be an http:// or https:// URL with a host".into());
+            return Err(HttpConfigError::NotHttp);
         }
         match preset {
             Preset::Ndjson => {}
@@ -115,7 +142,7 @@ impl HttpSink {
             .as_ref()
             .is_some_and(|t| t.expose().is_empty() || t.expose().chars().any(|c| c.is_control()))
         {
-            return Err("the token is empty or holds control characters".into());
+            return Err(HttpConfigError::BadToken);
         }
         let host = labels
             .get("host")
@@ -380,21 +407,19 @@ fn shown_url(url: &Url) -> String {
     u.to_string()
 }
 
-fn check_labels(preset: Preset, labels: &BTreeMap<String, String>) -> Result<(), String> {
+fn check_labels(preset: Preset, labels: &BTreeMap<String, String>) -> Result<(), HttpConfigError> {
     if labels.is_empty() {
         return Ok(());
     }
     match preset {
-        Preset::Ndjson => Err("`labels` applies to the splunk-hec and loki presets only".into()),
+        Preset::Ndjson => Err(HttpConfigError::LabelsWithoutPreset),
         Preset::SplunkHec => {
             for k in labels.keys() {
                 if SPLUNK_FIELDS.contains(&k.as_str()) {
-                    return Err(format!("label `{k}` is set by gate on every event"));
+                    return Err(HttpConfigError::SplunkReserved(k.clone()));
                 }
                 if k.is_empty() || k.starts_with('_') {
-                    return Err(format!(
-                        "label `{k}`: Splunk field names must not be empty or start with `_`"
-                    ));
+                    return Err(HttpConfigError::SplunkName(k.clone()));
                 }
             }
             Ok(())
@@ -405,20 +430,16 @@ fn check_labels(preset: Preset, labels: &BTreeMap<String, String>) -> Result<(),
                     c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
                 });
                 if k.is_empty() || !valid || k.starts_with("__") {
-                    return Err(format!(
-                        "label `{k}`: Loki label names are [a-zA-Z_][a-zA-Z0-9_]* and do not start with `__`"
-                    ));
+                    return Err(HttpConfigError::LokiName(k.clone()));
                 }
                 if HIGH_CARDINALITY.contains(&k.as_str()) {
-                    return Err(format!(
-                        "label `{k}` would make a stream per record (high cardinality); it is in each line instead"
-                    ));
+                    return Err(HttpConfigError::HighCardinality(k.clone()));
                 }
                 if LOKI_RECORD_LABELS.contains(&k.as_str()) {
-                    return Err(format!("label `{k}` is set by gate from each record"));
+                    return Err(HttpConfigError::LokiReserved(k.clone()));
                 }
                 if v.is_empty() {
-                    return Err(format!("label `{k}` has an empty value (Loki drops it)"));
+                    return Err(HttpConfigError::EmptyValue(k.clone()));
                 }
             }
             Ok(())

@@ -68,17 +68,42 @@ pub trait Sink {
 
 pub use crate::policy::SinkSpec;
 
+/// A malformed `audit.sinks` entry: a configuration error naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("`audit.sinks[{index}]`: {source} (kinds: server, syslog, http, file)")]
+    Spec {
+        index: usize,
+        source: serde_json::Error,
+    },
+    #[error("`audit.sinks[{index}].token`: {source}")]
+    Token {
+        index: usize,
+        source: crate::secrets::SecretError,
+    },
+    #[error("`audit.sinks[{index}]`: {source}")]
+    Syslog {
+        index: usize,
+        source: syslog::SyslogConfigError,
+    },
+    #[error("`audit.sinks[{index}]`: {source}")]
+    Http {
+        index: usize,
+        source: http::HttpConfigError,
+    },
+}
+
 /// Builds the configured sinks; a malformed entry is a configuration error naming it.
 /// `token_for` gives the token to present to a server sink's URL (the caller knows where
 /// tokens live; the sinks only carry them).
 pub fn build(
     token_for: &dyn Fn(&str) -> Option<crate::secrets::Token>,
     specs: &[serde_json::Value],
-) -> Result<Vec<Box<dyn Sink>>, String> {
+) -> Result<Vec<Box<dyn Sink>>, BuildError> {
     let mut out: Vec<Box<dyn Sink>> = Vec::new();
-    for (i, v) in specs.iter().enumerate() {
+    for (index, v) in specs.iter().enumerate() {
         let spec: SinkSpec = serde_json::from_value(v.clone())
-            .map_err(|e| format!("`audit.sinks[{i}]`: {e} (kinds: server, syslog, http, file)"))?;
+            .map_err(|source| BuildError::Spec { index, source })?;
         let name = spec.name();
         out.push(match spec {
             SinkSpec::Server { url } => {
@@ -87,7 +112,7 @@ pub fn build(
             SinkSpec::File { path } => Box::new(file::FileSink::new(name, path)),
             SinkSpec::Syslog { url, ca, app_name } => Box::new(
                 syslog::SyslogSink::new(name, &url, ca, app_name)
-                    .map_err(|e| format!("`audit.sinks[{i}]`: {e}"))?,
+                    .map_err(|source| BuildError::Syslog { index, source })?,
             ),
             SinkSpec::Http {
                 url,
@@ -98,13 +123,13 @@ pub fn build(
                 let token = match token {
                     Some(r) => Some(
                         crate::secrets::resolve(&r)
-                            .map_err(|e| format!("`audit.sinks[{i}].token`: {e}"))?,
+                            .map_err(|source| BuildError::Token { index, source })?,
                     ),
                     None => None,
                 };
                 Box::new(
                     http::HttpSink::new(name, &url, preset.as_deref(), token, labels)
-                        .map_err(|e| format!("`audit.sinks[{i}]`: {e}"))?,
+                        .map_err(|source| BuildError::Http { index, source })?,
                 )
             }
         });
@@ -181,19 +206,49 @@ fn ensure_sinks_dir(log: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why the records after a sink's cursor cannot be shipped: the log is unreadable, or is not
+/// the log the sink was given so far. Nothing more goes to that sink until it is looked at.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read `{}`: {source}", .path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "the log is shorter than what was delivered ({len} < {delivered} bytes): truncated or replaced"
+    )]
+    Shorter { len: u64, delivered: u64 },
+    #[error("unreadable record after seq {after}: {source}")]
+    Unreadable {
+        after: u64,
+        source: serde_json::Error,
+    },
+    #[error("a record without seq")]
+    NoSeq,
+    #[error(
+        "record seq {seq} does not continue what was delivered (seq {delivered}): the log was rewritten"
+    )]
+    Rewritten { seq: u64, delivered: u64 },
+}
+
 /// Reads up to `max` records after the cursor. The first must link to the cursor's hash:
 /// a log rewritten under a sink is not shipped on as if nothing happened.
-fn read_after(log: &Path, c: &Cursor, max: usize) -> Result<Vec<(Pending, u64)>, String> {
-    let mut f = File::open(log).map_err(|e| format!("cannot read `{}`: {e}", log.display()))?;
+fn read_after(log: &Path, c: &Cursor, max: usize) -> Result<Vec<(Pending, u64)>, ReadError> {
+    let mut f = File::open(log).map_err(|source| ReadError::Open {
+        path: log.to_path_buf(),
+        source,
+    })?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if c.offset > len {
-        return Err(format!(
-            "the log is shorter than what was delivered ({} < {} bytes): truncated or replaced",
-            len, c.offset
-        ));
+        return Err(ReadError::Shorter {
+            len,
+            delivered: c.offset,
+        });
     }
-    f.seek(SeekFrom::Start(c.offset))
-        .map_err(|e| e.to_string())?;
+    f.seek(SeekFrom::Start(c.offset))?;
     let mut r = BufReader::new(f);
     let mut out = Vec::new();
     let mut offset = c.offset;
@@ -201,21 +256,24 @@ fn read_after(log: &Path, c: &Cursor, max: usize) -> Result<Vec<(Pending, u64)>,
     let mut line = String::new();
     while out.len() < max {
         line.clear();
-        let n = r.read_line(&mut line).map_err(|e| e.to_string())?;
+        let n = r.read_line(&mut line)?;
         if n == 0 || !line.ends_with('\n') {
             break; // the end, or a torn tail the next append repairs
         }
         offset += n as u64;
         let text = line.trim_end_matches('\n').to_owned();
-        let record: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| format!("unreadable record after seq {}: {e}", c.next))?;
-        let seq = record["seq"].as_u64().ok_or("a record without seq")?;
+        let record: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ReadError::Unreadable {
+                after: c.next,
+                source,
+            })?;
+        let seq = record["seq"].as_u64().ok_or(ReadError::NoSeq)?;
         let hash = record["hash"].as_str().unwrap_or_default().to_owned();
         if record["prev"].as_str() != Some(prev.as_str()) || seq != c.next + out.len() as u64 {
-            return Err(format!(
-                "record seq {seq} does not continue what was delivered (seq {}): the log was rewritten",
-                c.next.saturating_sub(1)
-            ));
+            return Err(ReadError::Rewritten {
+                seq,
+                delivered: c.next.saturating_sub(1),
+            });
         }
         prev = hash.clone();
         out.push((
@@ -343,7 +401,7 @@ pub fn push_with(
             let batch = match read_after(log, &cursor, 200) {
                 Ok(b) => b,
                 Err(e) => {
-                    error = Some(e);
+                    error = Some(e.to_string());
                     permanent = true;
                     break;
                 }

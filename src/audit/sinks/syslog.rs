@@ -142,6 +142,40 @@ pub struct SyslogSink {
     udp: Option<UdpSocket>,
 }
 
+/// A syslog sink the policy describes wrongly.
+#[derive(Debug, thiserror::Error)]
+pub enum SyslogConfigError {
+    #[error(
+        "syslog `url` {url:?}: {why} (expected udp://HOST:PORT, tcp://HOST:PORT or tcp+tls://HOST:PORT)"
+    )]
+    Url { url: String, why: String },
+    #[error(
+        "`app_name` {0:?} is not a syslog APP-NAME (1 to 48 printable ASCII characters, no spaces)"
+    )]
+    AppName(String),
+    #[error("`ca` applies to `tcp+tls://` syslog only, not to `{0}`")]
+    CaWithoutTls(String),
+    #[error("syslog `url` {url:?}: {host:?} is not a valid TLS server name")]
+    ServerName { url: String, host: String },
+    #[error("`ca` {}: {problem}", .path.display())]
+    Ca { path: PathBuf, problem: CaProblem },
+    #[error("TLS: {0}")]
+    Tls(rustls::Error),
+}
+
+/// What is wrong with a `ca` file.
+#[derive(Debug, thiserror::Error)]
+pub enum CaProblem {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("not a PEM certificate file: {0}")]
+    NotPem(rustls::pki_types::pem::Error),
+    #[error("unusable CA certificate: {0}")]
+    Unusable(rustls::Error),
+    #[error("no PEM certificate in it")]
+    Empty,
+}
+
 impl SyslogSink {
     /// `url`: `udp://host[:514]`, `tcp://host[:514]` or `tcp+tls://host[:6514]`, optionally with
     /// `?facility=authpriv|auth|local0..local7`. `ca`: a PEM file of CA certificates that
@@ -151,30 +185,27 @@ impl SyslogSink {
         url: &str,
         ca: Option<PathBuf>,
         app_name: Option<String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SyslogConfigError> {
         let (transport, host, port, facility) = parse_url(url)?;
         let app_name = app_name.unwrap_or_else(|| "gate".to_owned());
         if app_name.is_empty()
             || app_name.len() > 48
             || !app_name.bytes().all(|b| (33..=126).contains(&b))
         {
-            return Err(format!(
-                "`app_name` {app_name:?} is not a syslog APP-NAME (1 to 48 printable ASCII characters, no spaces)"
-            ));
+            return Err(SyslogConfigError::AppName(app_name));
         }
         let tls = match (transport, ca) {
             (Transport::Tls, ca) => Some(Arc::new(tls_config(ca)?)),
             (_, Some(_)) => {
-                return Err(format!(
-                    "`ca` applies to `tcp+tls://` syslog only, not to `{url}`"
-                ));
+                return Err(SyslogConfigError::CaWithoutTls(url.to_owned()));
             }
             (_, None) => None,
         };
         if transport == Transport::Tls && ServerName::try_from(host.clone()).is_err() {
-            return Err(format!(
-                "syslog `url` {url:?}: {host:?} is not a valid TLS server name"
-            ));
+            return Err(SyslogConfigError::ServerName {
+                url: url.to_owned(),
+                host,
+            });
         }
         Ok(SyslogSink {
             name,
@@ -432,11 +463,10 @@ fn tls_error(host: &str, port: u16, e: std::io::Error) -> SinkError {
     }
 }
 
-fn parse_url(url: &str) -> Result<(Transport, String, u16, u8), String> {
-    let bad = |why: &str| {
-        format!(
-            "syslog `url` {url:?}: {why} (expected udp://HOST:PORT, tcp://HOST:PORT or tcp+tls://HOST:PORT)"
-        )
+fn parse_url(url: &str) -> Result<(Transport, String, u16, u8), SyslogConfigError> {
+    let bad = |why: &str| SyslogConfigError::Url {
+        url: url.to_owned(),
+        why: why.to_owned(),
     };
     let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
     let transport = match scheme.to_ascii_lowercase().as_str() {
@@ -512,28 +542,28 @@ fn parse_url(url: &str) -> Result<(Transport, String, u16, u8), String> {
     Ok((transport, host.to_owned(), port, facility))
 }
 
-fn tls_config(ca: Option<PathBuf>) -> Result<ClientConfig, String> {
+fn tls_config(ca: Option<PathBuf>) -> Result<ClientConfig, SyslogConfigError> {
     let mut roots = RootCertStore::empty();
     match ca {
         Some(path) => {
-            let pem = std::fs::read(&path).map_err(|e| format!("`ca` {}: {e}", path.display()))?;
+            let bad = |problem| SyslogConfigError::Ca {
+                path: path.clone(),
+                problem,
+            };
+            let pem = std::fs::read(&path).map_err(|e| bad(CaProblem::Read(e)))?;
             for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| {
-                    format!("`ca` {}: not a PEM certificate file: {e}", path.display())
-                })?;
-                roots.add(cert).map_err(|e| {
-                    format!("`ca` {}: unusable CA certificate: {e}", path.display())
-                })?;
+                let cert = cert.map_err(|e| bad(CaProblem::NotPem(e)))?;
+                roots.add(cert).map_err(|e| bad(CaProblem::Unusable(e)))?;
             }
             if roots.is_empty() {
-                return Err(format!("`ca` {}: no PEM certificate in it", path.display()));
+                return Err(bad(CaProblem::Empty));
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))
+        .map_err(SyslogConfigError::Tls)
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 

@@ -9,13 +9,17 @@
 //! the command after it. Interpreters given code (`python -c`, `perl -e`, a script on stdin, a
 //! module) are opaque; one given a script file is also classified under the script's name.
 
+mod env;
 mod names;
+mod privilege;
 mod tools;
 
 use super::getopt::{Read, Spec, read};
+use env::env;
 pub(crate) use names::SHELLS;
 use names::{CODE_BUILTINS, OTHER_SHELLS, UNMODELLED, is_awk, is_interpreter};
 pub use names::{CODE_ENV, env_affects, env_runs_code};
+use privilege::{doas, su, sudo};
 pub use tools::reads_stdin;
 use tools::*;
 
@@ -284,19 +288,32 @@ pub(super) fn with(
             let ops = &args[r.operands.min(args.len())..];
             then(&r, ops)
         }
-        Err(why) => vec![Run::Opaque(why)],
+        Err(why) => vec![Run::Opaque(why.to_string())],
     }
 }
 
+/// Why a wrapper's command cannot be read exactly: it is opaque, for this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum WrapError {
+    #[error("setting `{0}` changes what the command runs")]
+    CodeEnv(String),
+    #[error("`env -S` expands a variable, known only when it runs")]
+    SplitVariable,
+    #[error("`env -S` with an escape gate does not read")]
+    SplitEscape,
+    #[error("`env -S` with an unclosed quote")]
+    SplitQuote,
+}
+
 /// Leading `NAME=value` words (sudo, env): skipped, unless the variable makes code run.
-pub(super) fn skip_assignments(ops: &[String]) -> Result<&[String], String> {
+pub(super) fn skip_assignments(ops: &[String]) -> Result<&[String], WrapError> {
     let mut i = 0;
     while let Some(w) = ops.get(i) {
         let Some(name) = assignment_name(w) else {
             break;
         };
         if env_runs_code(name) {
-            return Err(format!("setting `{name}` changes what the command runs"));
+            return Err(WrapError::CodeEnv(name.to_owned()));
         }
         i += 1;
     }

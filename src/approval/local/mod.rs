@@ -22,29 +22,29 @@
 //!   with `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO cannot stall an approver), then checked
 //!   with `fstat` on what was actually opened.
 
-use std::collections::BTreeSet;
-use std::ffi::OsStr;
+mod dirfd;
+mod trust;
+mod wait;
+
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::{Deserialize, Serialize};
 
-use super::{Outcome, Progress};
-use crate::audit::Approver;
 use crate::audit::record::now;
 use crate::policy::Requirement;
 use crate::request::RequestView;
+use dirfd::{errno, names, open_in, read_small};
+use trust::load_entry;
+pub use trust::{DecisionProblem, EntryError};
+pub use wait::PendingRequest;
 
 /// How to make a spool approvers and requesters can share, for messages.
 pub const SHARED_SPOOL_HINT: &str = "an admin makes a shared spool once, e.g. \
@@ -52,9 +52,6 @@ pub const SHARED_SPOOL_HINT: &str = "an admin makes a shared spool once, e.g. \
     `sudo install -d -m 3770 -o root -g GROUP /var/lib/gate/spool`), and requesters and \
     approvers point `GATE_SPOOL` or `backends.local.spool` (the `spool` of a `kind: local` \
     backend) at it";
-
-/// Largest request or decision file gate reads.
-const MAX_FILE: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -76,7 +73,7 @@ pub enum LocalError {
     )]
     BadId(String),
     #[error("the request `{0}` cannot be used: {1}")]
-    BadRequest(String, String),
+    BadRequest(String, EntryError),
     #[error("refused: {0}")]
     Refused(String),
 }
@@ -142,53 +139,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn errno(e: Errno) -> std::io::Error {
-    std::io::Error::from_raw_os_error(e as i32)
-}
-
-/// Opens `name` in `dir` without following a symlink there, for reading.
-fn open_in(dir: &OwnedFd, name: &str, directory: bool) -> Result<File, Errno> {
-    let mut flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-    if directory {
-        flags |= OFlag::O_DIRECTORY;
-    }
-    openat(dir, name, flags, Mode::empty()).map(File::from)
-}
-
-/// The names in a directory, read through its descriptor (not its path, which can change).
-fn names(dir: &OwnedFd) -> Result<Vec<String>, Errno> {
-    let mut d = Dir::openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut out = Vec::new();
-    for e in d.iter() {
-        let e = e?;
-        let n = OsStr::from_bytes(e.file_name().to_bytes());
-        if n == "." || n == ".." {
-            continue;
-        }
-        // Names gate makes are ASCII; anything else is shown (escaped) but never used as a path.
-        out.push(n.to_string_lossy().into_owned());
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Reads a whole small file through its descriptor.
-fn read_small(f: &File, what: &str) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    f.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{what}: {e}"))?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(format!("{what}: larger than {MAX_FILE} bytes"));
-    }
-    Ok(bytes)
 }
 
 /// Why a spool root is unsafe for `requester_uid`'s requests, or `None` when it is safe: its
@@ -518,225 +468,6 @@ fn remove_own(root: &OwnedFd, name: &str, me: u32) {
     if approval {
         let _ = unlinkat(root, name, UnlinkatFlags::NoRemoveDir);
     }
-}
-
-/// Reads `<root>/<name>/request.json` without following links, and believes it only as far as
-/// the kernel backs it: the file must be a regular file owned by the directory's owner, the
-/// requester it names must be that owner, and the id it names must be the directory's.
-fn load_entry(root: &OwnedFd, name: &str) -> Result<SpoolRequest, String> {
-    let dir = open_in(root, name, true).map_err(|e| match e {
-        Errno::ELOOP | Errno::ENOTDIR => "not a directory (a link or a file)".to_owned(),
-        e => errno(e).to_string(),
-    })?;
-    let dir_meta = dir.metadata().map_err(|e| e.to_string())?;
-    let dir = OwnedFd::from(dir);
-    let f = open_in(&dir, "request.json", false).map_err(|e| match e {
-        Errno::ELOOP => "its request.json is a symbolic link; not read".to_owned(),
-        e => format!("request.json: {}", errno(e)),
-    })?;
-    let meta = f.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("its request.json is not a regular file".into());
-    }
-    if meta.uid() != dir_meta.uid() {
-        return Err(format!(
-            "its request.json belongs to uid {}, the directory to uid {}",
-            meta.uid(),
-            dir_meta.uid()
-        ));
-    }
-    let bytes = read_small(&f, "request.json")?;
-    let r: SpoolRequest =
-        serde_json::from_slice(&bytes).map_err(|e| format!("bad request.json: {e}"))?;
-    if r.request.id != name {
-        return Err("its request.json names another request id".into());
-    }
-    let owner = meta.uid();
-    let owner_name = crate::identity::user_name(owner).unwrap_or_else(|| owner.to_string());
-    if r.request.requester.uid != owner || owner_name != r.request.requester.user {
-        return Err(format!(
-            "its request.json claims to come from {} (uid {}), but uid {owner} wrote it",
-            r.request.requester.user, r.request.requester.uid
-        ));
-    }
-    Ok(r)
-}
-
-/// Removes the request from the spool when the wait ends, however it ends.
-#[derive(Debug)]
-pub struct PendingRequest {
-    /// The spool root as opened at submission: the path may change, this does not.
-    root: OwnedFd,
-    root_path: PathBuf,
-    id: String,
-}
-
-impl Drop for PendingRequest {
-    fn drop(&mut self) {
-        if let Ok(dir) = open_in(&self.root, &self.id, true) {
-            let dir = OwnedFd::from(dir);
-            if let Ok(entries) = names(&dir) {
-                for n in entries {
-                    let _ = unlinkat(&dir, n.as_str(), UnlinkatFlags::NoRemoveDir);
-                }
-            }
-        }
-        let _ = unlinkat(&self.root, self.id.as_str(), UnlinkatFlags::RemoveDir);
-    }
-}
-
-/// Decision files sorted out by one scan.
-struct Scan {
-    approvals: Vec<Approver>,
-    denial: Option<(Approver, String)>,
-    ignored: Vec<String>,
-}
-
-impl PendingRequest {
-    /// Waits until the requirement is met, an eligible approver denies, the deadline passes
-    /// or `cancel` is set. Polls the spool every 100 ms. `req` is the request as this process
-    /// holds it: decisions are checked against it, never against the file in the spool.
-    pub fn wait(
-        &self,
-        req: &SpoolRequest,
-        timeout: Duration,
-        cancel: &AtomicBool,
-        progress: &mut dyn FnMut(&Progress),
-    ) -> Result<Outcome, LocalError> {
-        let start = Instant::now();
-        let digest = req.request.shown_digest();
-        loop {
-            let scan = self.scan(req, &digest)?;
-            let names: BTreeSet<String> =
-                scan.approvals.iter().map(|a| a.principal.clone()).collect();
-            // Any eligible denial ends the wait at once: once seen, nothing can take it back.
-            if let Some((by, reason)) = scan.denial {
-                return Ok(Outcome::Denied {
-                    by,
-                    reason,
-                    approvals: scan.approvals,
-                });
-            }
-            if req.requirement.satisfied_by(&names) {
-                return Ok(Outcome::Approved(scan.approvals));
-            }
-            progress(&Progress {
-                request_id: req.request.id.clone(),
-                elapsed: start.elapsed(),
-                approvers: names,
-                needed: req.requirement.min_approvals,
-                ignored: scan.ignored,
-            });
-            if cancel.load(Ordering::SeqCst) {
-                return Ok(Outcome::Cancelled(scan.approvals));
-            }
-            if start.elapsed() >= timeout {
-                return Ok(Outcome::TimedOut(scan.approvals));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Reads every decision file for this request and sorts it into counted approvals, a
-    /// denial, or ignored (with why).
-    fn scan(&self, req: &SpoolRequest, digest: &str) -> Result<Scan, LocalError> {
-        let mut s = Scan {
-            approvals: Vec::new(),
-            denial: None,
-            ignored: Vec::new(),
-        };
-        let entries = names(&self.root).map_err(|e| io(&self.root_path)(errno(e)))?;
-        let prefix = format!("{}.", self.id);
-        for name in entries
-            .iter()
-            .filter(|n| n.starts_with(&prefix) && n.ends_with(".decision"))
-        {
-            let (uid, principal, d) = match read_decision(&self.root, name, req) {
-                Ok(Some(x)) => x,
-                Ok(None) => continue,
-                Err(why) => {
-                    s.ignored.push(why);
-                    continue;
-                }
-            };
-            let approver = Approver {
-                principal: principal.clone(),
-                uid: Some(uid),
-                at: d.at.clone(),
-                via: "local".into(),
-                comment: d.comment.clone(),
-            };
-            if uid == req.request.requester.uid && !req.requirement.allow_requester {
-                s.ignored
-                    .push(format!("{principal}: the requester cannot approve"));
-            } else if !req.requirement.counts(&principal) {
-                s.ignored
-                    .push(format!("{principal}: not an eligible approver"));
-            } else if d.decision == "deny" {
-                let reason = d.comment.clone().unwrap_or_default();
-                s.denial.get_or_insert((approver, reason));
-            } else if d.digest != digest {
-                s.ignored.push(format!(
-                    "{principal}: approved a different command than the one waiting \
-                     (the request file was changed after it was submitted)"
-                ));
-            } else if !s.approvals.iter().any(|a| a.principal == principal) {
-                s.approvals.push(approver);
-            }
-        }
-        Ok(s)
-    }
-}
-
-/// Reads one decision file, trusting only what the kernel says about it: its owner. `None`
-/// for a file still being written (empty, or cut short, and only just made).
-#[allow(clippy::type_complexity)]
-fn read_decision(
-    root: &OwnedFd,
-    name: &str,
-    req: &SpoolRequest,
-) -> Result<Option<(u32, String, DecisionFile)>, String> {
-    let f = open_in(root, name, false).map_err(|e| match e {
-        Errno::ELOOP => format!("{name}: a symbolic link, not followed"),
-        e => format!("{name}: {}", errno(e)),
-    })?;
-    let meta = f.metadata().map_err(|e| format!("{name}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{name}: not a regular file"));
-    }
-    let uid = meta.uid();
-    let principal = crate::identity::user_name(uid)
-        .ok_or_else(|| format!("{name}: uid {uid} has no user name"))?;
-    let bytes = read_small(&f, name)?;
-    let fresh = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age < Duration::from_secs(2));
-    let d: DecisionFile = match serde_json::from_slice(&bytes) {
-        Ok(d) => d,
-        Err(_) if fresh => return Ok(None),
-        Err(e) => return Err(format!("{principal}: bad decision file {name}: {e}")),
-    };
-    if d.request_id != req.request.id {
-        return Err(format!("{principal}: {name} decides another request"));
-    }
-    match d.decision.as_str() {
-        // A denial only tightens: it counts however it got here.
-        "deny" => {}
-        "approve" => {
-            // A file others can write, or a hard link to one, would lend its owner's name to
-            // whoever wrote into it.
-            if meta.permissions().mode() & 0o022 != 0 {
-                return Err(format!("{principal}: {name} is writable by others"));
-            }
-            if meta.nlink() != 1 {
-                return Err(format!("{principal}: {name} has several links"));
-            }
-        }
-        other => return Err(format!("{principal}: unknown decision `{other}` in {name}")),
-    }
-    Ok(Some((uid, principal, d)))
 }
 
 pub fn now_unix() -> u64 {

@@ -1,0 +1,141 @@
+//! Waiting for the decisions on one spooled request, and removing it when the wait ends.
+
+use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::unistd::{UnlinkatFlags, unlinkat};
+
+use super::dirfd::{errno, names, open_in};
+use super::trust::read_decision;
+use super::{LocalError, SpoolRequest, io};
+use crate::approval::{Outcome, Progress};
+use crate::audit::Approver;
+
+/// Removes the request from the spool when the wait ends, however it ends.
+#[derive(Debug)]
+pub struct PendingRequest {
+    /// The spool root as opened at submission: the path may change, this does not.
+    pub(super) root: OwnedFd,
+    pub(super) root_path: PathBuf,
+    pub(super) id: String,
+}
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        if let Ok(dir) = open_in(&self.root, &self.id, true) {
+            let dir = OwnedFd::from(dir);
+            if let Ok(entries) = names(&dir) {
+                for n in entries {
+                    let _ = unlinkat(&dir, n.as_str(), UnlinkatFlags::NoRemoveDir);
+                }
+            }
+        }
+        let _ = unlinkat(&self.root, self.id.as_str(), UnlinkatFlags::RemoveDir);
+    }
+}
+
+/// Decision files sorted out by one scan.
+struct Scan {
+    approvals: Vec<Approver>,
+    denial: Option<(Approver, String)>,
+    ignored: Vec<String>,
+}
+
+impl PendingRequest {
+    /// Waits until the requirement is met, an eligible approver denies, the deadline passes
+    /// or `cancel` is set. Polls the spool every 100 ms. `req` is the request as this process
+    /// holds it: decisions are checked against it, never against the file in the spool.
+    pub fn wait(
+        &self,
+        req: &SpoolRequest,
+        timeout: Duration,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<Outcome, LocalError> {
+        let start = Instant::now();
+        let digest = req.request.shown_digest();
+        loop {
+            let scan = self.scan(req, &digest)?;
+            let names: BTreeSet<String> =
+                scan.approvals.iter().map(|a| a.principal.clone()).collect();
+            // Any eligible denial ends the wait at once: once seen, nothing can take it back.
+            if let Some((by, reason)) = scan.denial {
+                return Ok(Outcome::Denied {
+                    by,
+                    reason,
+                    approvals: scan.approvals,
+                });
+            }
+            if req.requirement.satisfied_by(&names) {
+                return Ok(Outcome::Approved(scan.approvals));
+            }
+            progress(&Progress {
+                request_id: req.request.id.clone(),
+                elapsed: start.elapsed(),
+                approvers: names,
+                needed: req.requirement.min_approvals,
+                ignored: scan.ignored,
+            });
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(Outcome::Cancelled(scan.approvals));
+            }
+            if start.elapsed() >= timeout {
+                return Ok(Outcome::TimedOut(scan.approvals));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Reads every decision file for this request and sorts it into counted approvals, a
+    /// denial, or ignored (with why).
+    fn scan(&self, req: &SpoolRequest, digest: &str) -> Result<Scan, LocalError> {
+        let mut s = Scan {
+            approvals: Vec::new(),
+            denial: None,
+            ignored: Vec::new(),
+        };
+        let entries = names(&self.root).map_err(|e| io(&self.root_path)(errno(e)))?;
+        let prefix = format!("{}.", self.id);
+        for name in entries
+            .iter()
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(".decision"))
+        {
+            let (uid, principal, d) = match read_decision(&self.root, name, req) {
+                Ok(Some(x)) => x,
+                Ok(None) => continue,
+                Err(why) => {
+                    s.ignored.push(why.to_string());
+                    continue;
+                }
+            };
+            let approver = Approver {
+                principal: principal.clone(),
+                uid: Some(uid),
+                at: d.at.clone(),
+                via: "local".into(),
+                comment: d.comment.clone(),
+            };
+            if uid == req.request.requester.uid && !req.requirement.allow_requester {
+                s.ignored
+                    .push(format!("{principal}: the requester cannot approve"));
+            } else if !req.requirement.counts(&principal) {
+                s.ignored
+                    .push(format!("{principal}: not an eligible approver"));
+            } else if d.decision == "deny" {
+                let reason = d.comment.clone().unwrap_or_default();
+                s.denial.get_or_insert((approver, reason));
+            } else if d.digest != digest {
+                s.ignored.push(format!(
+                    "{principal}: approved a different command than the one waiting \
+                     (the request file was changed after it was submitted)"
+                ));
+            } else if !s.approvals.iter().any(|a| a.principal == principal) {
+                s.approvals.push(approver);
+            }
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,245 @@
+//! Splitting shell strings: each construct, what stays opaque, and that nothing panics.
+
+use super::*;
+
+fn argv(s: &[&str]) -> Vec<String> {
+    s.iter().map(|x| x.to_string()).collect()
+}
+
+fn cmds(script: &str) -> Vec<String> {
+    parse(script).commands.iter().map(|c| c.join(" ")).collect()
+}
+
+#[test]
+fn finds_the_script() {
+    assert_eq!(script_of(&argv(&["bash", "-c", "ls"])), Some("ls"));
+    assert_eq!(script_of(&argv(&["/bin/sh", "-ec", "ls", "x"])), Some("ls"));
+    assert_eq!(script_of(&argv(&["bash", "-l", "-c", "ls"])), Some("ls"));
+    assert_eq!(
+        script_of(&argv(&["bash", "-o", "pipefail", "-c", "ls"])),
+        Some("ls")
+    );
+    assert_eq!(script_of(&argv(&["bash", "script.sh"])), None);
+    assert_eq!(script_of(&argv(&["aws", "-c", "x"])), None);
+}
+
+#[test]
+fn splits_lists_pipes_and_groups() {
+    assert_eq!(
+        cmds("cd /srv && aws iam put-role-policy --role-name x; echo done | tee log"),
+        [
+            "cd /srv",
+            "aws iam put-role-policy --role-name x",
+            "echo done",
+            "tee log"
+        ]
+    );
+    assert_eq!(
+        cmds("(rm -rf /tmp/x) || { kubectl delete pod a; }"),
+        ["rm -rf /tmp/x", "kubectl delete pod a"]
+    );
+    assert_eq!(
+        cmds("if test -f x; then terraform apply; else echo no; fi"),
+        ["test -f x", "terraform apply", "echo no"]
+    );
+    assert_eq!(cmds("a &\nb"), ["a", "b"]);
+}
+
+#[test]
+fn quotes_escapes_and_redirections() {
+    assert_eq!(cmds(r#"echo 'a b' "c d" e\ f"#), ["echo a b c d e f"]);
+    assert_eq!(
+        cmds("aws s3 cp s3://b/k - > out.txt 2>&1"),
+        ["aws s3 cp s3://b/k -"]
+    );
+    assert_eq!(cmds("FOO=1 BAR=2 terraform destroy"), ["terraform destroy"]);
+    assert_eq!(cmds("cat < in &> /dev/null"), ["cat"]);
+    assert_eq!(cmds("ls # rm -rf /"), ["ls"]);
+}
+
+#[test]
+fn substitutions_are_split_too() {
+    assert_eq!(
+        cmds("echo $(aws iam delete-user --user-name x)"),
+        [
+            "aws iam delete-user --user-name x",
+            "echo $(aws iam delete-user --user-name x)"
+        ]
+    );
+    assert_eq!(cmds("echo `rm -rf /`"), ["rm -rf /", "echo `rm -rf /`"]);
+    assert_eq!(cmds("diff <(kubectl get a) b"), ["kubectl get a", "diff b"]);
+    assert!(parse("echo $((1 + 2))").opaque.is_none());
+    assert!(parse("echo $((1 + $(rm -rf /)))").opaque.is_some());
+    assert!(parse("echo \"${X:-$(rm -rf /)}\"").opaque.is_some());
+    assert!(parse("echo ${X:-`rm -rf /`}").opaque.is_some());
+    assert!(parse("echo ${X:-default}").opaque.is_none());
+}
+
+#[test]
+fn what_cannot_be_resolved_is_opaque() {
+    for s in [
+        "eval \"$X\"",
+        "$CMD --force",
+        "source ./x.sh",
+        "for i in a; do rm $i; done",
+        "cat <<EOF\nhi\nEOF",
+        "f() { rm -rf /; }; f",
+    ] {
+        assert!(parse(s).opaque.is_some(), "{s}");
+    }
+    assert!(parse("echo \"$HOME\" && ls ~").opaque.is_none());
+    // A trap's action is read as a script of its own.
+    let t = parse("trap -- 'rm -rf /' EXIT");
+    assert!(
+        t.commands
+            .contains(&vec!["rm".to_string(), "-rf".into(), "/".into()])
+    );
+    assert!(parse("trap -x 'rm -rf /' EXIT").opaque.is_some());
+    let t = parse("trap 'rm -rf /tmp/x; exit 42' TERM; sleep 30");
+    assert!(t.opaque.is_none());
+    assert!(
+        t.commands
+            .contains(&vec!["rm".to_string(), "-rf".into(), "/tmp/x".into()])
+    );
+}
+
+#[test]
+fn nested_shells_are_commands_read_in_turn() {
+    // The script is split here; the nested `bash -c` is read by the caller, like any
+    // command that runs another (`command::wrap`).
+    assert_eq!(
+        cmds("bash -c 'aws iam list-roles'"),
+        ["bash -c aws iam list-roles"]
+    );
+}
+
+#[test]
+fn ansi_c_quoting_is_decoded() {
+    assert_eq!(
+        cmds(r"aws iam $'put-role-policy' $'\x70ut' $'\160' $'a\tb' $'\u0041' $'\cA'"),
+        ["aws iam put-role-policy put p a\tb A \u{1}"]
+    );
+    assert_eq!(cmds(r#"echo $"x y""#), ["echo x y"]);
+    assert!(parse("echo $'x").opaque.is_some());
+}
+
+#[test]
+fn shell_options_are_read_exactly() {
+    let a = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let ok = |line: &str| {
+        let v = a(line);
+        matches!(script_of_shell("bash", &v), Ok(ShellRuns::Script(..)))
+    };
+    assert!(ok("-c ls"));
+    assert!(ok("-euo pipefail -c ls"));
+    assert!(ok("-l -c ls"));
+    assert!(ok("--norc --noprofile -c ls"));
+    assert!(ok("+O expand_aliases -c ls"));
+    for bad in [
+        "-O expand_aliases -c ls",
+        "-O expand_aliases -c ls",
+        "--rcfile /dev/null -c ls",
+        "--init-file x -c ls",
+        "-i -c ls",
+        "-s",
+        "",
+        "-",
+        "/dev/stdin",
+        "-o vi-mode-bogus -c ls",
+        "-k -c ls",
+    ] {
+        assert!(script_of_shell("bash", &a(bad)).is_err(), "{bad}");
+    }
+    assert_eq!(
+        script_of_shell("bash", &a("deploy.sh x")),
+        Ok(ShellRuns::File(&a("deploy.sh x")))
+    );
+}
+
+#[test]
+fn words_known_only_at_run_time() {
+    let dynamic = |s: &str| {
+        parse(s)
+            .dynamic
+            .iter()
+            .map(|c| c.join(" "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        dynamic("aws iam $(echo put-role-policy); aws iam p*; aws s3 ls; ls a[0]"),
+        ["aws iam $(echo put-role-policy)", "aws iam p*", "ls a[0]"]
+    );
+    assert_eq!(dynamic("echo {a,b}"), ["echo {a,b}"]);
+    assert_eq!(dynamic("echo x{1..3}"), ["echo x{1..3}"]);
+    assert!(dynamic("echo '*' \\? \"{x,y}\" '[a]'").is_empty());
+    assert!(dynamic("[ -f x ] && find . -exec rm {} ;").is_empty());
+    // In command position they are opaque.
+    for s in [
+        "{aws,iam,put-role-policy}",
+        "/usr/bin/aw? iam x",
+        "aws${IFS}iam",
+    ] {
+        assert!(parse(s).opaque.is_some(), "{s}");
+    }
+}
+
+#[test]
+fn positional_parameters_of_sh_c_are_known() {
+    let args: Vec<String> = ["sh", "/tmp/started", "a b"].map(String::from).to_vec();
+    let s = parse_with_args(r#"touch "$1"; echo ${1} $0; rm $2 "$2" $3"#, &args);
+    let cmds: Vec<String> = s.commands.iter().map(|c| c.join(" ")).collect();
+    assert_eq!(
+        cmds,
+        ["touch /tmp/started", "echo /tmp/started sh", "rm a b a b "]
+    );
+    // Unquoted `$2` splits, and `$3` is missing: both only known when it runs.
+    assert_eq!(s.dynamic.len(), 1);
+    assert!(
+        parse(r#"touch "$1""#).dynamic.len() == 1,
+        "unknown without the arguments"
+    );
+}
+
+#[test]
+fn relative_programs_after_cd_are_opaque() {
+    assert!(
+        parse("cd ~/bin && ./myaws iam put-role-policy")
+            .opaque
+            .is_some()
+    );
+    assert!(parse("./build.sh && cd out").opaque.is_none());
+    assert!(parse("cd /srv && /usr/bin/aws s3 ls").opaque.is_none());
+}
+
+#[test]
+fn assignments_that_change_what_runs_are_opaque() {
+    assert!(parse("PATH=/tmp/bin ls").opaque.is_some());
+    assert!(parse("BASH_ENV=/tmp/x bash -c ls").opaque.is_some());
+    assert!(parse("GIT_SSH_COMMAND=x git push").opaque.is_some());
+    assert!(parse("AWS_PROFILE=prod aws s3 ls").opaque.is_none());
+    assert!(parse("printf -v 'a[$(aws iam x)]' 1").opaque.is_some());
+}
+
+#[test]
+fn never_panics() {
+    for s in [
+        "",
+        "'",
+        "\"",
+        "\\",
+        "$(",
+        "`",
+        "$((",
+        "${",
+        "<(",
+        ">",
+        "2>&",
+        "&&&",
+        "((((",
+        "é$é`é'é",
+        "a <<",
+        "\\\n",
+    ] {
+        let _ = parse(s);
+    }
+}

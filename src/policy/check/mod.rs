@@ -1,0 +1,394 @@
+//! Turns one file's YAML tree into a [`PolicyFile`], reporting every problem it finds (unknown
+//! keys, wrong types, bad globs and regexes, bad durations) instead of stopping at the first.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+mod rules;
+mod values;
+
+use super::diag::{Diagnostic, Diagnostics, Pos};
+use super::schema::*;
+use super::yaml::{self, Node, Value};
+
+/// Parses and checks one policy file's text. Cross-file checks happen when files merge.
+pub fn check_file(path: &Path, source: &str) -> Result<PolicyFile, Vec<Diagnostic>> {
+    let (file, diags) = check_file_partial(path, source);
+    match file {
+        Some(f) if diags.is_empty() => Ok(f),
+        _ => Err(diags),
+    }
+}
+
+/// Like [`check_file`], but also returns what could be read of a file with problems, so the
+/// cross-file checks can still report theirs in the same run. `None` when the YAML itself is
+/// unreadable.
+pub fn check_file_partial(path: &Path, source: &str) -> (Option<PolicyFile>, Vec<Diagnostic>) {
+    let mut c = Checker {
+        d: Diagnostics::new(path, source),
+    };
+    let root = match yaml::parse(source) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            c.d.error_hint(
+                Pos { line: 1, col: 1 },
+                "empty policy file",
+                "a policy starts with `version: 1`",
+            );
+            return (None, c.d.items);
+        }
+        Err(e) => {
+            c.d.error(e.pos, format!("YAML syntax error: {}", e.message));
+            return (None, c.d.items);
+        }
+    };
+    let mut file = PolicyFile {
+        path: path.to_path_buf(),
+        source: source.to_owned(),
+        ..PolicyFile::default()
+    };
+    c.file(&root, &mut file);
+    (Some(file), c.d.items)
+}
+
+pub(super) use values::similar;
+use values::{at, check_vkey, secret_ref, to_json};
+
+struct Checker<'a> {
+    d: Diagnostics<'a>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "defaults",
+    "context",
+    "groups",
+    "identities",
+    "backends",
+    "audit",
+    "rules",
+    "tests",
+];
+
+impl Checker<'_> {
+    fn file(&mut self, root: &Node, f: &mut PolicyFile) {
+        let Some(map) = self.map(root, "the policy file") else {
+            return;
+        };
+        let mut version_seen = false;
+        for (key, kpos, v) in map {
+            match key.as_str() {
+                "version" => {
+                    version_seen = true;
+                    match v.value {
+                        Value::Int(1) => {}
+                        Value::Int(n) => self.d.error_hint(
+                            v.pos,
+                            format!("unsupported policy version {n}"),
+                            "this gate reads `version: 1`",
+                        ),
+                        _ => self.wrong_type(v, "the integer 1"),
+                    }
+                }
+                "defaults" => self.defaults(v, &mut f.defaults),
+                "context" => self.context(v, &mut f.context),
+                "groups" => {
+                    for (name, npos, members) in self.map(v, "`groups`").unwrap_or(&[]) {
+                        let list = self.str_list(members, "group members");
+                        f.groups.push((at(name, *npos), list));
+                    }
+                }
+                "identities" => {
+                    for (name, npos, ids) in self.map(v, "`identities`").unwrap_or(&[]) {
+                        let mut accounts = BTreeMap::new();
+                        for (k, _, val) in self.map(ids, "an identity").unwrap_or(&[]) {
+                            if let Some(s) = self.str(val, "an account id") {
+                                accounts.insert(k.clone(), s);
+                            }
+                        }
+                        f.identities.push((at(name, *npos), accounts));
+                    }
+                }
+                "backends" => {
+                    for (name, npos, spec) in self.map(v, "`backends`").unwrap_or(&[]) {
+                        if let Some(b) = self.backend(spec) {
+                            f.backends.push((at(name, *npos), b));
+                        }
+                    }
+                }
+                "audit" => self.audit(v, &mut f.audit),
+                "rules" => {
+                    for r in self.seq(v, "`rules`").unwrap_or(&[]) {
+                        if let Some(rule) = self.rule(r) {
+                            f.rules.push(rule);
+                        }
+                    }
+                }
+                "tests" => {
+                    for t in self.seq(v, "`tests`").unwrap_or(&[]) {
+                        if let Some(case) = self.test_case(t) {
+                            f.tests.push(case);
+                        }
+                    }
+                }
+                _ => self.unknown_key(key, *kpos, TOP_KEYS),
+            }
+        }
+        if !version_seen {
+            self.d.error_hint(
+                root.pos,
+                "missing `version`",
+                "add `version: 1` at the top of the file",
+            );
+        }
+    }
+
+    fn defaults(&mut self, v: &Node, out: &mut Defaults) {
+        for (key, kpos, val) in self.map(v, "`defaults`").unwrap_or(&[]) {
+            match key.as_str() {
+                "decision" => {
+                    out.decision = self.decision(val).map(|d| At {
+                        value: d,
+                        pos: val.pos,
+                    })
+                }
+                "backend" => out.backend = self.str(val, "a backend name").map(|s| at(&s, val.pos)),
+                "timeout" => {
+                    out.timeout = self.duration(val).map(|d| At {
+                        value: d,
+                        pos: val.pos,
+                    })
+                }
+                "opaque_shell" => {
+                    out.opaque_shell = self.decision(val).map(|d| At {
+                        value: d,
+                        pos: val.pos,
+                    })
+                }
+                "opaque_approval" => out.opaque_approval = self.opaque_approval(val, *kpos),
+                _ => self.unknown_key(
+                    key,
+                    *kpos,
+                    &[
+                        "decision",
+                        "backend",
+                        "timeout",
+                        "opaque_shell",
+                        "opaque_approval",
+                    ],
+                ),
+            }
+        }
+    }
+
+    /// `defaults.opaque_approval`: `approvers` and `min_approvals`, checked as in a rule's
+    /// `approval`; the other approval keys have no meaning here and are unknown.
+    fn opaque_approval(&mut self, v: &Node, kpos: Pos) -> Option<OpaqueApproval> {
+        let mut a = OpaqueApproval {
+            pos: kpos,
+            approvers: Vec::new(),
+            min_approvals: At {
+                value: 1,
+                pos: v.pos,
+            },
+        };
+        for (key, kp, val) in self.map(v, "`opaque_approval`")? {
+            match key.as_str() {
+                "approvers" => {
+                    for item in self.seq(val, "`approvers`").unwrap_or(&[]) {
+                        if let Some(s) = self.str(item, "a group or principal name") {
+                            a.approvers.push(at(&s, item.pos));
+                        }
+                    }
+                }
+                "min_approvals" => {
+                    if let Some(n) = self.min_approvals(val) {
+                        a.min_approvals = n;
+                    }
+                }
+                _ => self.unknown_key(key, *kp, &["approvers", "min_approvals"]),
+            }
+        }
+        Some(a)
+    }
+
+    fn min_approvals(&mut self, val: &Node) -> Option<At<u32>> {
+        match val.value {
+            Value::Int(n) if (1..=100).contains(&n) => Some(At {
+                value: n as u32,
+                pos: val.pos,
+            }),
+            Value::Int(n) => {
+                self.d.error(
+                    val.pos,
+                    format!("`min_approvals` must be 1 to 100, not {n}"),
+                );
+                None
+            }
+            _ => {
+                self.wrong_type(val, "an integer");
+                None
+            }
+        }
+    }
+
+    fn context(&mut self, v: &Node, out: &mut Context) {
+        for (key, kpos, val) in self.map(v, "`context`").unwrap_or(&[]) {
+            match key.as_str() {
+                "env" => out.env = self.str_list(val, "environment variable names"),
+                "redact" => {
+                    for item in self.seq(val, "`redact`").unwrap_or(&[]) {
+                        if let Some(re) = self.str(item, "a regular expression")
+                            && self.regex_ok(&re, item.pos)
+                        {
+                            out.redact.push(at(&re, item.pos));
+                        }
+                    }
+                }
+                _ => self.unknown_key(key, *kpos, &["env", "redact"]),
+            }
+        }
+    }
+
+    fn backend(&mut self, v: &Node) -> Option<BackendKind> {
+        let map = self.map(v, "a backend")?;
+        let mut fields: BTreeMap<&str, (String, Pos)> = BTreeMap::new();
+        let mut kind = None;
+        for (key, kpos, val) in map {
+            if key == "kind" {
+                kind = self.str(val, "a backend kind").map(|k| (k, val.pos));
+                continue;
+            }
+            const KNOWN: &[&str] = &[
+                "kind", "spool", "url", "key", "channel", "token", "api_url", "webhook",
+            ];
+            match KNOWN.iter().find(|k| **k == key) {
+                Some(k) => {
+                    if let Some(s) = self.str(val, "a string") {
+                        fields.insert(k, (s, val.pos));
+                    }
+                }
+                None => self.unknown_key(key, *kpos, KNOWN),
+            }
+        }
+        let Some((kind, kpos)) = kind else {
+            self.d.error_hint(
+                v.pos,
+                "backend without `kind`",
+                "one of: local, server, slack, teams",
+            );
+            return None;
+        };
+        // Taken out first: only a server backend has a `key`; elsewhere it "does not apply".
+        let server_key = (kind == "server").then(|| fields.remove("key")).flatten();
+        let mut need = |name: &str, d: &mut Diagnostics| -> Option<(String, Pos)> {
+            let got = fields.remove(name);
+            if got.is_none() {
+                d.error(v.pos, format!("a `{kind}` backend needs `{name}`"));
+            }
+            got
+        };
+        let b = match kind.as_str() {
+            "local" => BackendKind::Local {
+                spool: fields.remove("spool").map(|(s, _)| PathBuf::from(s)),
+            },
+            "server" => {
+                let url = need("url", &mut self.d);
+                // A missing or bad key is reported here; the backend is still defined (with
+                // the key as written) so rules naming it are not reported as well. A policy
+                // with errors is never used.
+                let key = match server_key {
+                    None => {
+                        self.d.error_hint(
+                            v.pos,
+                            "a `server` backend needs `key`: the verifier key its decisions must be signed with",
+                            "`gate login URL` (or `gate serve key` on the server) prints it; add `key: \"<vkey>\"`",
+                        );
+                        String::new()
+                    }
+                    Some((key, kpos)) => {
+                        if let Err(why) = check_vkey(&key) {
+                            self.d.error_hint(
+                                kpos,
+                                format!("`key` is not a server verifier key: {why}"),
+                                "copy it as `gate login URL` or `gate serve key` prints it: `<name>+<8 hex>+<base64>`",
+                            );
+                        }
+                        key
+                    }
+                };
+                BackendKind::Server { url: url?.0, key }
+            }
+            "slack" => {
+                let channel = need("channel", &mut self.d);
+                let token = need("token", &mut self.d);
+                BackendKind::Slack {
+                    channel: channel?.0,
+                    token: {
+                        let (token, pos) = token?;
+                        secret_ref(token, &mut self.d, pos)?
+                    },
+                    api_url: fields.remove("api_url").map(|(s, _)| s),
+                }
+            }
+            "teams" => BackendKind::Teams {
+                webhook: {
+                    let (webhook, pos) = need("webhook", &mut self.d)?;
+                    secret_ref(webhook, &mut self.d, pos)?
+                },
+            },
+            other => {
+                self.d.error_hint(
+                    kpos,
+                    format!("unknown backend kind `{other}`"),
+                    "one of: local, server, slack, teams",
+                );
+                return None;
+            }
+        };
+        for (name, (_, pos)) in fields {
+            self.d.error(
+                pos,
+                format!("`{name}` does not apply to a `{}` backend", b.kind()),
+            );
+        }
+        Some(b)
+    }
+
+    fn audit(&mut self, v: &Node, out: &mut Audit) {
+        for (key, kpos, val) in self.map(v, "`audit`").unwrap_or(&[]) {
+            match key.as_str() {
+                "path" => {
+                    out.path = self.str(val, "a file path").map(PathBuf::from);
+                    out.path_pos = Some(val.pos);
+                }
+                "key" => {
+                    out.key = self.str(val, "a file path").map(PathBuf::from);
+                    out.key_pos = Some(val.pos);
+                }
+                "require_remote" => {
+                    out.require_remote = self.bool(val);
+                    out.require_remote_pos = Some(val.pos);
+                }
+                "sinks" => {
+                    for s in self.seq(val, "`sinks`").unwrap_or(&[]) {
+                        let spec = to_json(s);
+                        // Checked here so `gate policy lint` names a bad sink's place.
+                        match serde_json::from_value::<super::SinkSpec>(spec.clone()) {
+                            Ok(super::SinkSpec::Http { token: Some(t), .. })
+                                if secret_ref(t.clone(), &mut self.d, s.pos).is_none() => {}
+                            Ok(_) => {}
+                            Err(e) => self.d.error_hint(
+                                s.pos,
+                                format!("bad sink: {e}"),
+                                "kinds: server {url}, syslog {url, ca?, app_name?}, http {url, preset?, token?, labels?}, file {path}",
+                            ),
+                        }
+                        out.sinks.push(spec);
+                    }
+                }
+                _ => self.unknown_key(key, *kpos, &["path", "key", "sinks", "require_remote"]),
+            }
+        }
+    }
+}
