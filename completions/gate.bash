@@ -1107,7 +1107,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve)
-            opts="-q -v -h --listen --db --audit-log --policy --color --quiet --verbose --help token key help"
+            opts="-q -v -h --listen --db --audit-log --header-timeout --idle-timeout --max-connections --policy --color --quiet --verbose --help token key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1122,6 +1122,18 @@ _gate() {
                     return 0
                     ;;
                 --audit-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
