@@ -88,13 +88,26 @@ fn digest_of(argv: &[&str]) -> String {
     ))
 }
 
-/// The events of the server log for `id`, as (type, principal, status) in log order.
+/// The events of the server log for `id` that took effect, as (type, principal, status) in
+/// log order: events a later `void` event names are left out.
 fn events(log: &Path, id: &str) -> Vec<(String, String, String)> {
-    std::fs::read_to_string(log)
+    let records: Vec<Value> = std::fs::read_to_string(log)
         .unwrap()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|r| r["kind"] == "event" && r["request_id"] == id)
+        .collect();
+    let voided: Vec<u64> = records
+        .iter()
+        .filter(|r| r["event"]["type"] == "void")
+        .filter_map(|r| {
+            let c = r["event"]["comment"].as_str()?;
+            c.strip_prefix("record ")?.split(' ').next()?.parse().ok()
+        })
+        .collect();
+    records
+        .iter()
+        .filter(|r| r["event"]["type"] != "void" && !voided.contains(&r["seq"].as_u64().unwrap()))
         .map(|r| {
             let e = &r["event"];
             (
@@ -104,6 +117,27 @@ fn events(log: &Path, id: &str) -> Vec<(String, String, String)> {
             )
         })
         .collect()
+}
+
+/// Every approval the log counts is one the database holds, and the other way round.
+fn log_matches_database(log: &Path, id: &str, v: &Value) {
+    let mut logged: Vec<String> = events(log, id)
+        .into_iter()
+        .filter(|e| e.0 == "approval")
+        .map(|e| e.1)
+        .collect();
+    let mut held: Vec<String> = v["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["principal"].as_str().unwrap().to_owned())
+        .collect();
+    logged.sort();
+    held.sort();
+    assert_eq!(
+        logged, held,
+        "the log's approvals are not the database's: {v}"
+    );
 }
 
 fn verify(home: &Path, log: &PathBuf) {
@@ -164,12 +198,32 @@ fn crash_during_the_approvals(point: &str) {
             let srv = start(home, None);
             verify(home, &log);
             let (_, list) = call(&srv.url, "GET", "/v1/requests", &erin, None).unwrap();
-            for r in list["requests"].as_array().cloned().unwrap_or_default() {
-                let id = r["id"].as_str().unwrap();
+            let listed: Vec<String> = list["requests"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect();
+            for id in &listed {
                 assert!(
                     events(&log, id).iter().any(|e| e.0 == "request"),
                     "request {id} is in the database, not in the log"
                 );
+            }
+            // And a request the log holds but the database lost is voided.
+            let text = std::fs::read_to_string(&log).unwrap();
+            for r in text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            {
+                if r["event"]["type"] == "request" {
+                    let id = r["request_id"].as_str().unwrap();
+                    assert!(
+                        listed.iter().any(|l| l == id) || events(&log, id).is_empty(),
+                        "request {id} is logged, not in the database, and not voided"
+                    );
+                }
             }
             return;
         }
@@ -195,6 +249,7 @@ fn crash_during_the_approvals(point: &str) {
     let (_, v) = call(&srv.url, "GET", &format!("/v1/requests/{id}"), &erin, None).unwrap();
     let ev = events(&log, &id);
     assert_eq!(ev.first().map(|e| e.0.as_str()), Some("request"), "{ev:?}");
+    log_matches_database(&log, &id, &v);
     // Every approval acknowledged with 200 is in the log.
     let logged: Vec<&str> = ev
         .iter()
@@ -239,6 +294,7 @@ fn crash_during_the_approvals(point: &str) {
         let ev = events(&log, &id);
         let last = ev.iter().rposition(|e| e.0 == "approval").unwrap();
         assert_eq!(ev[last].2, "approved", "{ev:?}");
+        log_matches_database(&log, &id, &v);
         verify(home, &log);
     }
 }

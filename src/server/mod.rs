@@ -10,6 +10,7 @@ pub mod crash;
 pub mod eligibility;
 pub mod listen;
 pub mod logs;
+pub mod reconcile;
 pub mod store;
 pub mod web;
 
@@ -257,6 +258,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
+    #[error("{0}")]
+    Reconcile(#[from] reconcile::ReconcileError),
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -299,6 +302,19 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&opts.db)?);
         let log = AuditLog::new(&opts.audit_log).with_key(&opts.key);
         log.check_writable()?;
+        // Events a crash left logged but uncommitted are voided before anyone connects.
+        let voids = reconcile::uncommitted(&opts.audit_log, store.as_ref())?;
+        if !voids.is_empty() {
+            for u in &voids {
+                tracing::warn!(
+                    "record {} ({} of request {}) was logged but never committed: voiding it",
+                    u.seq,
+                    u.kind,
+                    u.request_id
+                );
+            }
+            log.append(voids.iter().map(reconcile::Uncommitted::void).collect())?;
+        }
         let audit = AuditWriter::start(log);
         let signer = load_key(&opts.key)
             .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;

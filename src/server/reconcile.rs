@@ -1,0 +1,185 @@
+//! What a crash can leave between the server's log and its database, made right at start.
+//!
+//! Every change of a request is logged inside the database transaction that makes it, before
+//! that transaction commits (docs/server.md, "What is recorded"): nothing is acted on that is
+//! not in the log, and the database's write lock keeps log order equal to commit order. The one
+//! gap a crash can leave is the other way round: an event on disk whose transaction never
+//! committed — the change was not made and nobody was told it was. Only the last changes can
+//! be in that state (one transaction holds the write lock at a time), so at start the server
+//! reads the tail of its log, checks each event against the database, and logs a `void` event
+//! for each one that did not take effect, before it takes any connection. `gate log verify`
+//! then leaves voided events out of its count of approvals.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::audit::record::EventInfo;
+use crate::audit::{Body, Record};
+
+use super::store::{Store, StoreError};
+
+/// How much of the log's end is read: far more than the few events a crash can leave.
+const TAIL_BYTES: u64 = 4 << 20;
+/// How many of the last events are checked.
+const TAIL_EVENTS: usize = 64;
+
+/// An event the log holds that the database does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uncommitted {
+    pub seq: u64,
+    pub request_id: String,
+    pub kind: String,
+    pub principal: Option<String>,
+    /// The request's status in the database now ("absent" when it has no row).
+    pub status: String,
+}
+
+impl Uncommitted {
+    /// The `void` event that says so.
+    pub fn void(&self) -> Body {
+        let who = self
+            .principal
+            .as_deref()
+            .map(|p| format!(" by {p}"))
+            .unwrap_or_default();
+        Body::Event {
+            request_id: self.request_id.clone(),
+            request: None,
+            event: EventInfo {
+                kind: "void".into(),
+                principal: None,
+                status: self.status.clone(),
+                comment: Some(format!(
+                    "record {} ({}{who}) did not take effect: the server stopped after logging it and before its database committed it",
+                    self.seq, self.kind
+                )),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("cannot read the end of the server's audit log {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The events among the log's last ones whose change the database does not hold, oldest first;
+/// events already voided are left out.
+pub fn uncommitted(log: &Path, store: &dyn Store) -> Result<Vec<Uncommitted>, ReconcileError> {
+    let records = tail(log).map_err(|source| ReconcileError::Read {
+        path: log.display().to_string(),
+        source,
+    })?;
+    let events: Vec<(u64, String, EventInfo)> = records
+        .into_iter()
+        .filter_map(|r| Some((r.seq, r.request_id?, r.event?)))
+        .collect();
+    let voided: Vec<u64> = events
+        .iter()
+        .filter(|(_, _, e)| e.kind == "void")
+        .filter_map(|(_, _, e)| voided_seq(e.comment.as_deref()?))
+        .collect();
+    let mut out = Vec::new();
+    for (seq, id, e) in events.iter().rev().take(TAIL_EVENTS).rev() {
+        if e.kind == "void" || voided.contains(seq) || id.starts_with("log:") {
+            continue;
+        }
+        let found = store.request_get(id)?;
+        let status = found
+            .as_ref()
+            .map(|(row, _)| row.status.clone())
+            .unwrap_or_else(|| "absent".into());
+        let took_effect = match (e.kind.as_str(), &found) {
+            (_, None) => false,
+            ("request", Some(_)) => true,
+            ("approval" | "denial", Some((_, decisions))) => {
+                let kind = if e.kind == "approval" {
+                    "approve"
+                } else {
+                    "deny"
+                };
+                decisions
+                    .iter()
+                    .any(|d| Some(&d.principal) == e.principal.as_ref() && d.kind == kind)
+            }
+            ("expiry", Some((row, _))) => row.status == "expired",
+            ("cancellation", Some((row, _))) => row.status == "cancelled",
+            // Kinds this server does not make: not its to judge.
+            _ => true,
+        };
+        if !took_effect {
+            out.push(Uncommitted {
+                seq: *seq,
+                request_id: id.clone(),
+                kind: e.kind.clone(),
+                principal: e.principal.clone(),
+                status,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The seq a `void` event's comment names ("record N (...) did not take effect").
+pub fn voided_seq(comment: &str) -> Option<u64> {
+    comment
+        .strip_prefix("record ")?
+        .split_once(' ')?
+        .0
+        .parse()
+        .ok()
+}
+
+/// The complete records in the last `TAIL_BYTES` of the log (a torn last line is left out).
+fn tail(log: &Path) -> std::io::Result<Vec<Record>> {
+    let mut f = match std::fs::File::open(log) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let from = len.saturating_sub(TAIL_BYTES);
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::with_capacity((len - from) as usize);
+    f.read_to_end(&mut buf)?;
+    let mut lines = buf.split(|b| *b == b'\n').collect::<Vec<_>>();
+    if from > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    Ok(lines
+        .into_iter()
+        .filter_map(|l| serde_json::from_slice::<Record>(l).ok())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_void_names_the_record_it_voids() {
+        let u = Uncommitted {
+            seq: 41,
+            request_id: "r".into(),
+            kind: "approval".into(),
+            principal: Some("bob".into()),
+            status: "pending".into(),
+        };
+        let Body::Event { event, .. } = u.void() else {
+            panic!("not an event")
+        };
+        assert_eq!(event.kind, "void");
+        assert_eq!(event.status, "pending");
+        let c = event.comment.unwrap();
+        assert!(c.contains("approval by bob"), "{c}");
+        assert_eq!(voided_seq(&c), Some(41));
+        assert_eq!(voided_seq("record x (y)"), None);
+        assert_eq!(voided_seq("something else"), None);
+    }
+}
