@@ -5,11 +5,13 @@
 //! [`verify_approval`] against the key the policy pins: a server that merely answers
 //! `approved` (a fake one, or one reached through a hijacked address) gets nothing run.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::{Outcome, Progress, RequestStatus};
 use crate::audit::Approver;
 use crate::audit::note::NoteVerifier;
 use crate::audit::statement::{Statement, StatementError, Status};
@@ -57,7 +59,7 @@ pub struct RemoteApproval {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RemoteRequest {
     pub id: String,
-    pub status: String,
+    pub status: RequestStatus,
     pub requester: String,
     pub digest: String,
     pub expires: String,
@@ -341,5 +343,196 @@ pub fn retry<T>(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// What the waiting client will believe: a decision signed by `key`, for request `id` and
+/// `digest`, whose approvals meet `requirement` without counting the `requester`.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    pub key: &'a NoteVerifier,
+    pub id: &'a str,
+    pub digest: &'a str,
+    pub requester: &'a str,
+    pub requirement: &'a Requirement,
+}
+
+/// A wait that ended with no outcome to obey: nothing runs (no decision, or a configuration
+/// error for a refused token).
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The server answered `approved` without a signed approval that counts.
+    #[error("the server answered `approved`, but {0}")]
+    UnprovenApproval(ApprovalRefused),
+    /// The server answered `denied` without a signed denial.
+    #[error("the server answered `denied`, but {0}")]
+    UnprovenDenial(String),
+    /// The server refused the token while the client waited.
+    #[error("the server refused the token while waiting: {0}")]
+    Unauthorized(String),
+    /// The server answered with an error that retrying will not cure.
+    #[error("the gate server answered: {0}")]
+    Failed(ClientError),
+}
+
+/// How often the waiting loop looks at the cancel flag and redraws its progress.
+const TICK: Duration = Duration::from_millis(100);
+/// How long past its deadline the client still listens for a decision the server made in time.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Waits for the server to decide `current` (as created), until `deadline` (plus a short
+/// grace for a decision made just in time) or until `cancel` is set, which withdraws the
+/// request. The long-poll runs on its own thread so a cancel is answered at once; transient
+/// errors are retried and reported once to `on_retry`; `progress` hears the approvals so far.
+/// An `approved` or `denied` answer counts only as the signed statement `expect` describes.
+/// Returns the outcome and, for an approval, the signed note to record.
+pub fn wait(
+    client: &Client,
+    mut current: RemoteRequest,
+    expect: &Expect<'_>,
+    deadline: Instant,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+    on_retry: &mut dyn FnMut(&ClientError),
+) -> Result<(Outcome, Option<String>), WaitError> {
+    let answers = poll(client.clone(), current.id.clone(), deadline);
+    let start = Instant::now();
+    let mut warned = false;
+    loop {
+        let approvals = || current.approvals.iter().map(server_approver).collect();
+        if cancel.load(Ordering::SeqCst) {
+            let _ = client.cancel(&current.id);
+            return Ok((Outcome::Cancelled(approvals()), None));
+        }
+        match current.status {
+            RequestStatus::Approved => {
+                let v = verify_approval(
+                    &current,
+                    expect.key,
+                    expect.id,
+                    expect.digest,
+                    expect.requester,
+                    expect.requirement,
+                )
+                .map_err(WaitError::UnprovenApproval)?;
+                return Ok((Outcome::Approved(v.approvals), Some(v.note)));
+            }
+            RequestStatus::Denied => return Ok((verified_denial(&current, expect)?, None)),
+            RequestStatus::Expired => return Ok((Outcome::TimedOut(approvals()), None)),
+            RequestStatus::Cancelled => return Ok((Outcome::Cancelled(approvals()), None)),
+            RequestStatus::Pending => {}
+        }
+        if Instant::now() >= deadline + GRACE {
+            return Ok((Outcome::TimedOut(approvals()), None));
+        }
+        progress(&Progress {
+            request_id: current.id.clone(),
+            elapsed: start.elapsed(),
+            approvers: current
+                .approvals
+                .iter()
+                .map(|a| a.principal.clone())
+                .collect(),
+            needed: current.approvals.len() as u32 + current.needed,
+            ignored: Vec::new(),
+        });
+        match answers.recv_timeout(TICK) {
+            Ok(Ok(r)) => {
+                warned = false;
+                current = r;
+            }
+            Ok(Err(ClientError::Unauthorized(m))) => return Err(WaitError::Unauthorized(m)),
+            Ok(Err(e)) if e.is_transient() => {
+                if !warned {
+                    on_retry(&e);
+                }
+                warned = true;
+            }
+            Ok(Err(e)) => return Err(WaitError::Failed(e)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                if Instant::now() >= deadline {
+                    return Ok((Outcome::TimedOut(approvals()), None));
+                }
+                std::thread::sleep(TICK);
+            }
+        }
+    }
+}
+
+/// Long-polls request `id` on a thread of its own until it is decided, a non-transient error
+/// comes, or the receiver goes away; every answer is sent on.
+fn poll(
+    client: Client,
+    id: String,
+    deadline: Instant,
+) -> std::sync::mpsc::Receiver<Result<RemoteRequest, ClientError>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut backoff =
+            crate::http::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = left.min(Duration::from_secs(25));
+            let r = client.get(&id, wait);
+            let failed = r.is_err();
+            let stop_now = matches!(&r, Ok(x) if !x.status.is_pending())
+                || matches!(&r, Err(e) if !e.is_transient());
+            if tx.send(r).is_err() || stop_now {
+                return;
+            }
+            if failed {
+                std::thread::sleep(backoff.after_failure(None));
+            } else {
+                backoff.reset();
+                if left.is_zero() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// A `denied` answer as an outcome: a denial runs nothing either way, but it is checked so
+/// that the log pins it only on whoever the server signed for.
+fn verified_denial(current: &RemoteRequest, expect: &Expect<'_>) -> Result<Outcome, WaitError> {
+    let signed = verify_statement(
+        current,
+        expect.key,
+        expect.id,
+        expect.digest,
+        Status::Denied,
+    );
+    let denial = signed.as_ref().ok().and_then(|(s, _)| s.denial.clone());
+    let Some(vote) = denial else {
+        return Err(WaitError::UnprovenDenial(match signed {
+            Err(e) => e.to_string(),
+            Ok(_) => "the signed statement names no denial".to_owned(),
+        }));
+    };
+    let comment = current.denial.as_ref().and_then(|d| d.comment.clone());
+    Ok(Outcome::Denied {
+        by: Approver {
+            principal: vote.principal,
+            uid: None,
+            at: vote.at,
+            via: "server".into(),
+            comment: comment.clone(),
+        },
+        reason: comment.unwrap_or_default(),
+        approvals: current.approvals.iter().map(server_approver).collect(),
+    })
+}
+
+/// An approval the server reports (unsigned: shown and recorded with an outcome that runs
+/// nothing, never trusted for one that runs).
+fn server_approver(a: &RemoteApproval) -> Approver {
+    Approver {
+        principal: a.principal.clone(),
+        uid: None,
+        at: a.at.clone(),
+        via: "server".into(),
+        comment: a.comment.clone(),
     }
 }
