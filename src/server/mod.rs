@@ -21,6 +21,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::sync::{broadcast, watch};
 
+use crate::approval::RequestStatus;
 use crate::audit::{AuditLog, Body};
 use crate::policy::Policy;
 use crate::request::{CommandInfo, RequestView};
@@ -82,7 +83,13 @@ impl AppState {
     /// the client then refuses the decision.
     pub fn statement(&self, row: &RequestRow, decisions: &[store::DecisionRow]) -> Option<String> {
         use crate::audit::statement::{Statement, Status, Vote};
-        let status = Status::parse(&row.status)?;
+        let status = match row.status {
+            RequestStatus::Pending => return None,
+            RequestStatus::Approved => Status::Approved,
+            RequestStatus::Denied => Status::Denied,
+            RequestStatus::Expired => Status::Expired,
+            RequestStatus::Cancelled => Status::Cancelled,
+        };
         let vote = |d: &store::DecisionRow| Vote {
             principal: d.principal.clone(),
             at: api::rfc3339(d.at_ms),
@@ -139,7 +146,7 @@ pub fn record_blocking(
         event: api::event_info(
             kind,
             principal.map(str::to_owned),
-            &row.status,
+            row.status.as_str(),
             comment.map(str::to_owned),
         ),
     };
@@ -346,7 +353,7 @@ async fn sweep_expired(st: Arc<AppState>) {
         for id in ids {
             let (store, audit, id2) = (Arc::clone(&st.store), st.audit.clone(), id.clone());
             let expired = tokio::task::spawn_blocking(move || {
-                store.finish(&id2, "expired", auth::now_ms(), &|row, _| {
+                store.finish(&id2, RequestStatus::Expired, auth::now_ms(), &|row, _| {
                     record_blocking(&audit, row, "expiry", None, None)
                 })
             })

@@ -7,8 +7,11 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+
+use crate::approval::RequestStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,7 +64,7 @@ pub struct TokenRow {
 pub struct RequestRow {
     pub id: String,
     pub requester: String,
-    pub status: String,
+    pub status: RequestStatus,
     pub created_ms: i64,
     pub expires_ms: i64,
     pub decided_ms: Option<i64>,
@@ -95,7 +98,8 @@ pub struct SessionRow {
 }
 
 /// What the eligibility callback decides about a new decision.
-pub type Evaluate<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<String>, Refusal>;
+pub type Evaluate<'a> =
+    &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<RequestStatus>, Refusal>;
 
 /// Records a state change durably (the server's audit log) from inside the store's
 /// transaction, with the request as it will be once committed. An error rolls the change back:
@@ -151,7 +155,7 @@ pub trait Store: Send + Sync {
     fn request_get(&self, id: &str) -> Result<Option<(RequestRow, Vec<DecisionRow>)>, StoreError>;
     fn request_list(
         &self,
-        status: Option<&str>,
+        status: Option<RequestStatus>,
     ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError>;
     /// Records `d` if `evaluate` (run inside the transaction, seeing the decisions so far plus
     /// `d`) accepts it and `record` has recorded it; its `Some(status)` moves the request to
@@ -167,7 +171,7 @@ pub trait Store: Send + Sync {
     fn finish(
         &self,
         id: &str,
-        status: &str,
+        status: RequestStatus,
         at_ms: i64,
         record: Record<'_>,
     ) -> Result<bool, StoreError>;
@@ -322,6 +326,22 @@ fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
 }
 
 const REQUEST_COLS: &str = "id, requester, status, created_ms, expires_ms, decided_ms, digest, doc";
+
+/// The `status` column holds the status's wire spelling.
+impl ToSql for RequestStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+/// A `status` that is none of the five is a damaged row, refused rather than guessed at.
+impl FromSql for RequestStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        RequestStatus::parse(s)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown request status `{s}`").into()))
+    }
+}
 
 fn decisions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<DecisionRow>> {
     let mut st = conn.prepare_cached(
@@ -519,7 +539,7 @@ impl Store for SqliteStore {
 
     fn request_list(
         &self,
-        status: Option<&str>,
+        status: Option<RequestStatus>,
     ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError> {
         let conn = self.conn();
         let rows: Vec<RequestRow> = match status {
@@ -581,7 +601,7 @@ impl Store for SqliteStore {
     fn finish(
         &self,
         id: &str,
-        status: &str,
+        status: RequestStatus,
         at_ms: i64,
         record: Record<'_>,
     ) -> Result<bool, StoreError> {
