@@ -536,3 +536,274 @@ fn server_approver(a: &RemoteApproval) -> Approver {
         comment: a.comment.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::audit::note::NoteSigner;
+    use crate::audit::statement::Vote;
+    use crate::policy::Clause;
+
+    const ID: &str = "0190aaaa-0000-7000-8000-000000000001";
+    const DIGEST: &str = "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12";
+    const AT: &str = "2026-01-01T00:00:00Z";
+
+    /// A server on 127.0.0.1 that answers each request with the next of `answers` (the last
+    /// one again once they run out) and keeps the request lines it saw.
+    fn serve(answers: Vec<(u16, Value)>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for (i, conn) in listener.incoming().enumerate() {
+                let Ok(mut conn) = conn else { return };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                log.lock().unwrap().push(line.trim_end().to_owned());
+                let mut length = 0;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let _ = reader.by_ref().take(length).read_to_end(&mut Vec::new());
+                let (status, body) = &answers[i.min(answers.len() - 1)];
+                let body = body.to_string();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (base, seen)
+    }
+
+    fn signer() -> NoteSigner {
+        NoteSigner::from_seed("gate-test", &[7; 32]).unwrap()
+    }
+
+    fn requirement() -> Requirement {
+        Requirement {
+            clauses: vec![Clause {
+                rule: "r".into(),
+                approvers: Vec::new(),
+                eligible: None,
+                min_approvals: 1,
+                groups: Vec::new(),
+            }],
+            min_approvals: 1,
+            allow_requester: false,
+            timeout: Duration::from_secs(60),
+            backend: None,
+        }
+    }
+
+    /// The server's answer for the request in `status`, signed by `signer` when given.
+    fn answer(status: Status, signer: Option<&NoteSigner>) -> Value {
+        let vote = |p: &str| Vote {
+            principal: p.into(),
+            at: AT.into(),
+        };
+        let (approvals, denial) = match status {
+            Status::Denied => (Vec::new(), Some(vote("bob"))),
+            _ => (vec![vote("ann")], None),
+        };
+        let statement = signer.map(|k| {
+            Statement {
+                request_id: ID.into(),
+                digest: DIGEST.into(),
+                requester: "alice".into(),
+                status,
+                approvals: approvals.clone(),
+                denial: denial.clone(),
+                time: AT.into(),
+            }
+            .sign(k)
+            .unwrap()
+        });
+        json!({
+            "id": ID, "status": status.as_str(), "requester": "alice", "digest": DIGEST,
+            "expires": AT, "needed": 0, "statement": statement,
+            "approvals": approvals.iter().map(|v| json!({"principal": v.principal, "at": v.at})).collect::<Vec<_>>(),
+            "denial": denial.map(|v| json!({"principal": v.principal, "at": v.at, "comment": "not now"})),
+        })
+    }
+
+    fn pending() -> RemoteRequest {
+        serde_json::from_value(json!({
+            "id": ID, "status": "pending", "requester": "alice", "digest": DIGEST,
+            "expires": AT, "needed": 1,
+        }))
+        .unwrap()
+    }
+
+    fn with_status(status: &str) -> RemoteRequest {
+        RemoteRequest {
+            status: RequestStatus::parse(status).unwrap(),
+            ..pending()
+        }
+    }
+
+    struct Waited {
+        result: Result<(Outcome, Option<String>), WaitError>,
+        retries: usize,
+        progress: usize,
+    }
+
+    fn wait_on(base: &str, current: RemoteRequest, deadline: Instant, cancel: bool) -> Waited {
+        let key = signer().verifier();
+        let requirement = requirement();
+        let expect = Expect {
+            key: &key,
+            id: ID,
+            digest: DIGEST,
+            requester: "alice",
+            requirement: &requirement,
+        };
+        let client = Client::new(base, Token::new("t".into())).unwrap();
+        let (mut retries, mut progress) = (0, 0);
+        let result = wait(
+            &client,
+            current,
+            &expect,
+            deadline,
+            &AtomicBool::new(cancel),
+            &mut |_| progress += 1,
+            &mut |_| retries += 1,
+        );
+        Waited {
+            result,
+            retries,
+            progress,
+        }
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    const NOWHERE: &str = "http://127.0.0.1:9";
+
+    #[test]
+    fn a_signed_approval_that_meets_the_requirement_is_believed() {
+        let k = signer();
+        let (base, _) = serve(vec![(200, answer(Status::Approved, Some(&k)))]);
+        let w = wait_on(&base, pending(), soon(), false);
+        let (outcome, note) = w.result.unwrap();
+        let Outcome::Approved(approvals) = outcome else {
+            panic!("not approved: {outcome:?}");
+        };
+        assert_eq!(approvals.len(), 1);
+        assert_eq!(approvals[0].principal, "ann");
+        assert!(note.unwrap().contains(ID));
+        assert!(w.progress >= 1, "the pending state was shown");
+    }
+
+    #[test]
+    fn an_approval_without_the_pinned_signature_runs_nothing() {
+        let other = NoteSigner::from_seed("gate-test", &[9; 32]).unwrap();
+        for signer in [None, Some(&other)] {
+            let (base, _) = serve(vec![(200, answer(Status::Approved, signer))]);
+            let w = wait_on(&base, pending(), soon(), false);
+            assert!(
+                matches!(w.result, Err(WaitError::UnprovenApproval(_))),
+                "{:?}",
+                w.result
+            );
+        }
+    }
+
+    #[test]
+    fn a_denial_names_whom_the_server_signed_for_or_is_no_decision() {
+        let k = signer();
+        let (base, _) = serve(vec![(200, answer(Status::Denied, Some(&k)))]);
+        match wait_on(&base, pending(), soon(), false).result.unwrap().0 {
+            Outcome::Denied { by, reason, .. } => {
+                assert_eq!(by.principal, "bob");
+                assert_eq!(reason, "not now");
+            }
+            other => panic!("not denied: {other:?}"),
+        }
+        let (base, _) = serve(vec![(200, answer(Status::Denied, None))]);
+        let w = wait_on(&base, pending(), soon(), false);
+        assert!(
+            matches!(&w.result, Err(WaitError::UnprovenDenial(m)) if m.contains("no signed statement")),
+            "{:?}",
+            w.result
+        );
+    }
+
+    #[test]
+    fn expired_and_cancelled_end_the_wait_without_running() {
+        let w = wait_on(NOWHERE, with_status("expired"), soon(), false);
+        assert_eq!(w.result.unwrap().0, Outcome::TimedOut(Vec::new()));
+        let w = wait_on(NOWHERE, with_status("cancelled"), soon(), false);
+        assert_eq!(w.result.unwrap().0, Outcome::Cancelled(Vec::new()));
+    }
+
+    #[test]
+    fn a_cancel_withdraws_the_request_on_the_server() {
+        let (base, seen) = serve(vec![(200, answer(Status::Cancelled, None))]);
+        let w = wait_on(&base, pending(), soon(), true);
+        assert_eq!(w.result.unwrap().0, Outcome::Cancelled(Vec::new()));
+        let cancel = format!("POST /v1/requests/{ID}/cancel HTTP/1.1");
+        // The long-poll thread may have asked too; the cancel is what counts.
+        assert!(seen.lock().unwrap().contains(&cancel), "{seen:?}");
+    }
+
+    #[test]
+    fn past_the_deadline_and_its_grace_it_times_out() {
+        let w = wait_on(NOWHERE, pending(), Instant::now() - GRACE, false);
+        assert_eq!(w.result.unwrap().0, Outcome::TimedOut(Vec::new()));
+    }
+
+    #[test]
+    fn a_refused_token_or_a_bad_request_while_waiting_is_not_retried() {
+        let (base, _) = serve(vec![(401, json!({"message": "revoked"}))]);
+        let w = wait_on(&base, pending(), soon(), false);
+        assert!(
+            matches!(&w.result, Err(WaitError::Unauthorized(m)) if m == "revoked"),
+            "{:?}",
+            w.result
+        );
+        let (base, _) = serve(vec![(
+            404,
+            json!({"error": "not_found", "message": "gone"}),
+        )]);
+        let w = wait_on(&base, pending(), soon(), false);
+        assert!(
+            matches!(
+                &w.result,
+                Err(WaitError::Failed(ClientError::Rejected { status: 404, .. }))
+            ),
+            "{:?}",
+            w.result
+        );
+        assert_eq!(w.retries, 0);
+    }
+
+    #[test]
+    fn transient_errors_are_retried_and_reported_once() {
+        let k = signer();
+        let busy = (503, json!({"error": "busy", "message": "busy"}));
+        let (base, _) = serve(vec![
+            busy.clone(),
+            busy,
+            (200, answer(Status::Approved, Some(&k))),
+        ]);
+        let w = wait_on(&base, pending(), soon(), false);
+        assert!(matches!(w.result, Ok((Outcome::Approved(_), Some(_)))));
+        assert_eq!(w.retries, 1, "one warning for one run of failures");
+    }
+}

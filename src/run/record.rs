@@ -281,3 +281,219 @@ fn unrecorded(out: &Output, what: &str, decided: &Placed, e: &AuditError) {
         decided.seq, decided.log_id
     ));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::audit::record::{Kind, Record};
+    use crate::identity::Identity;
+    use crate::output::ColorChoice;
+    use crate::request::NewRequest;
+
+    struct Run {
+        _dir: tempfile::TempDir,
+        log: PathBuf,
+        out: Output,
+        req: Request,
+    }
+
+    fn setup() -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let req = Request::new(NewRequest {
+            argv: vec!["true".into()],
+            cwd: dir.path().to_owned(),
+            executable: None,
+            requester: Identity::current(),
+            env: Default::default(),
+            context_env: &[],
+            reason: None,
+            redact: &|s| s.to_owned(),
+        });
+        Run {
+            log: dir.path().join("audit.jsonl"),
+            _dir: dir,
+            out: Output::new(ColorChoice::Never, true, true, 0, false),
+            req,
+        }
+    }
+
+    fn decision() -> DecisionInfo {
+        DecisionInfo {
+            decision: "allow".into(),
+            outcome: "allowed".into(),
+            run: true,
+            rules: Vec::new(),
+            by_default: true,
+            required: None,
+            approvals: Vec::new(),
+            denied_by: None,
+            message: None,
+            commands: Vec::new(),
+            opaque: None,
+            statement: None,
+        }
+    }
+
+    impl Run {
+        fn recorder(&self) -> Recorder<'_> {
+            let audit = Audit {
+                log: AuditLog::new(&self.log),
+                sinks: Vec::new(),
+                require_remote: false,
+            };
+            audit
+                .record_decision(&self.out, &self.req, decision())
+                .unwrap()
+        }
+
+        fn records(&self) -> Vec<Record> {
+            crate::audit::log::read_all(&self.log)
+                .unwrap()
+                .into_iter()
+                .map(Result::unwrap)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn every_exit_before_the_start_is_settled_with_its_record_and_status() {
+        let not_found = || ExecError::NotFound("nope".into());
+        let not_executable = || ExecError::NotExecutable("/x".into());
+        // (exit, exit status, the result record's exit_code and error; None: no result record)
+        type Row = (NotRun, i32, Option<(Option<i32>, &'static str)>);
+        let table: Vec<Row> = vec![
+            (
+                NotRun::Refused(Error::Denied {
+                    message: "denied by rule `x`".into(),
+                    hint: None,
+                }),
+                77,
+                None,
+            ),
+            (
+                NotRun::Undelivered,
+                75,
+                Some((
+                    None,
+                    "not run: the decision could not be delivered to every audit sink",
+                )),
+            ),
+            (
+                NotRun::PayloadChanged("p.json".into()),
+                77,
+                Some((None, "payload file `p.json` changed after the decision")),
+            ),
+            (
+                NotRun::Unresolved(not_found()),
+                127,
+                Some((Some(127), "`nope`: command not found")),
+            ),
+            (
+                NotRun::NoForwarding(std::io::Error::other("no signalfd")),
+                78,
+                Some((None, "cannot set up signal forwarding: no signalfd")),
+            ),
+            (
+                NotRun::Cancelled,
+                75,
+                Some((None, "cancelled by a signal before the command started")),
+            ),
+            (
+                NotRun::StartFailed(not_executable()),
+                126,
+                Some((Some(126), "`/x`: permission denied (not executable)")),
+            ),
+        ];
+        for (why, status, result) in table {
+            let what = format!("{why:?}");
+            let run = setup();
+            let error = run.recorder().stop(why);
+            assert_eq!(error.exit_code(), status, "{what}");
+            let records = run.records();
+            // genesis, the decision, and the result if the exit calls for one.
+            let last = records.last().unwrap();
+            match result {
+                None => {
+                    assert_eq!(records.len(), 2, "{what}");
+                    assert_eq!(last.kind, Kind::Decision, "{what}");
+                }
+                Some((exit_code, message)) => {
+                    assert_eq!(records.len(), 3, "{what}");
+                    assert_eq!(last.kind, Kind::Result, "{what}");
+                    assert_eq!(last.request_id.as_deref(), Some(run.req.id()), "{what}");
+                    let r = last.result.as_ref().unwrap();
+                    assert_eq!(r.exit_code, exit_code, "{what}");
+                    assert_eq!(r.signal, None, "{what}");
+                    assert_eq!(r.duration_ms, 0, "{what}");
+                    assert_eq!(r.error.as_deref(), Some(message), "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_finished_command_is_recorded_and_its_status_returned() {
+        let run = setup();
+        let status = run.recorder().finish(&Finished {
+            exit_code: None,
+            signal: Some(15),
+            duration: Duration::from_millis(12),
+        });
+        assert_eq!(status, 143);
+        let records = run.records();
+        let r = records.last().unwrap().result.clone().unwrap();
+        assert_eq!(
+            r,
+            ResultInfo {
+                exit_code: None,
+                signal: Some(15),
+                duration_ms: 12,
+                error: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_result_the_log_will_not_take_never_changes_the_exit() {
+        let run = setup();
+        let mut recorder = run.recorder();
+        // The log the decision went to is gone: the result has nowhere to go.
+        std::fs::remove_file(&run.log).unwrap();
+        let error = recorder.stop(NotRun::Cancelled);
+        assert_eq!(error.exit_code(), 75);
+        assert_eq!(error.to_string(), "cancelled before the command started");
+        assert!(!run.log.exists(), "the result must not start a new chain");
+    }
+
+    /// `audit.require_remote`: only a decision that reached every sink may start anything.
+    #[test]
+    fn a_required_copy_that_did_not_arrive_holds_the_start() {
+        let run = setup();
+        let recorder = |copy: PathBuf, require_remote: bool| {
+            let spec = serde_json::json!({ "kind": "file", "path": copy });
+            let audit = Audit {
+                log: AuditLog::new(&run.log),
+                sinks: crate::audit::sinks::build(&|_| None, &[spec]).unwrap(),
+                require_remote,
+            };
+            audit
+                .record_decision(&run.out, &run.req, decision())
+                .unwrap()
+                .delivered_as_required
+        };
+        let dir = run.log.parent().unwrap().to_owned();
+        let unreachable = dir.join("no-such-dir").join("copy.jsonl");
+        assert!(!recorder(unreachable.clone(), true));
+        // Not required: a sink that is down keeps its records pending and the run goes on.
+        assert!(recorder(unreachable, false));
+        let copy = dir.join("copy.jsonl");
+        assert!(recorder(copy.clone(), true));
+        assert!(
+            std::fs::read_to_string(copy)
+                .unwrap()
+                .contains(run.req.id())
+        );
+    }
+}

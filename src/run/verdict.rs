@@ -272,3 +272,152 @@ fn deciding_names(class: &Classification) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+    use crate::request::NewRequest;
+
+    const POLICY: &str = r#"version: 1
+defaults: { decision: allow }
+rules:
+  - name: no-rm
+    match: { program: rm }
+    decision: deny
+    risk: high
+    category: destruction
+    message: not here
+"#;
+
+    fn setup(argv: &[&str]) -> (tempfile::TempDir, Policy, Request, Classification) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.yaml");
+        std::fs::write(&file, POLICY).unwrap();
+        let policy = Policy::load(&[file]).unwrap();
+        let req = Request::new(NewRequest {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            cwd: dir.path().to_owned(),
+            executable: None,
+            requester: Identity::current(),
+            env: Default::default(),
+            context_env: &[],
+            reason: None,
+            redact: &|s| s.to_owned(),
+        });
+        let class = super::super::classify(&policy, &req);
+        (dir, policy, req, class)
+    }
+
+    fn approver(name: &str) -> Approver {
+        Approver {
+            principal: name.into(),
+            uid: None,
+            at: "2026-01-01T00:00:00.000Z".into(),
+            via: "server".into(),
+            comment: None,
+        }
+    }
+
+    #[test]
+    fn each_outcome_keeps_its_record_spelling() {
+        let table = [
+            (Outcome::Allowed, "allowed"),
+            (Outcome::Confirmed, "confirmed"),
+            (Outcome::Approved, "approved"),
+            (Outcome::Denied, "denied"),
+            (Outcome::Refused, "refused"),
+            (Outcome::TimedOut, "timed_out"),
+            (Outcome::Cancelled, "cancelled"),
+            (Outcome::Error, "error"),
+        ];
+        let (_dir, policy, req, class) = setup(&["ls"]);
+        for (outcome, word) in table {
+            assert_eq!(outcome.as_str(), word);
+            let verdict = Verdict::stop(outcome, Error::config("x"));
+            assert_eq!(verdict.json(&req, &class)["outcome"], word);
+            let (record, _) = verdict.into_record(&policy, &class);
+            assert_eq!(record.outcome, word);
+        }
+    }
+
+    #[test]
+    fn a_denial_records_its_message_rules_and_stops_with_77() {
+        let (_dir, policy, req, class) = setup(&["rm", "-rf", "x"]);
+        let verdict = denied(&class);
+        assert!(!verdict.runs());
+        let json = verdict.json(&req, &class);
+        assert_eq!(json["outcome"], "denied");
+        assert_eq!(json["run"], false);
+        assert_eq!(json["decision"], "deny");
+        assert_eq!(json["rules"], serde_json::json!(["no-rm"]));
+        let (record, stop) = verdict.into_record(&policy, &class);
+        let stop = stop.expect("a denial stops");
+        assert_eq!(stop.exit_code(), 77);
+        assert_eq!(record.decision, "deny");
+        assert_eq!(record.outcome, "denied");
+        assert!(!record.run);
+        assert_eq!(
+            record.message.as_deref(),
+            Some("denied by rule `no-rm`: not here")
+        );
+        assert_eq!(record.message.as_deref(), Some(stop.to_string().as_str()));
+        assert_eq!(
+            record.rules,
+            [
+                serde_json::json!({"name": "no-rm", "decision": "deny", "risk": "high", "category": "destruction"})
+            ]
+        );
+        assert!(record.statement.is_none());
+    }
+
+    #[test]
+    fn a_stop_keeps_who_denied_and_the_approvals_before_it() {
+        let (_dir, policy, _req, class) = setup(&["ls"]);
+        let verdict = Verdict::Stop {
+            outcome: Outcome::Denied,
+            error: Error::Denied {
+                message: "denied by bob: no".into(),
+                hint: None,
+            },
+            denied_by: Some(approver("bob")),
+            approvals: vec![approver("ann")],
+        };
+        let (record, stop) = verdict.into_record(&policy, &class);
+        assert_eq!(stop.unwrap().exit_code(), 77);
+        assert_eq!(record.denied_by, Some(approver("bob")));
+        assert_eq!(record.approvals, [approver("ann")]);
+        assert_eq!(record.message.as_deref(), Some("denied by bob: no"));
+    }
+
+    #[test]
+    fn a_run_records_approvals_and_statement_and_no_message() {
+        let (_dir, policy, req, class) = setup(&["ls"]);
+        assert_eq!(class.decision, Decision::Allow);
+        let verdict = Verdict::Run {
+            outcome: Outcome::Approved,
+            approvals: vec![approver("ann")],
+            statement: Some("signed note".into()),
+        };
+        assert_eq!(verdict.json(&req, &class)["run"], true);
+        let (record, stop) = verdict.into_record(&policy, &class);
+        assert!(stop.is_none());
+        assert!(record.run);
+        assert_eq!(record.outcome, "approved");
+        assert_eq!(record.approvals, [approver("ann")]);
+        assert_eq!(record.statement.as_deref(), Some("signed note"));
+        assert!(record.message.is_none() && record.denied_by.is_none());
+        assert!(record.by_default);
+    }
+
+    #[test]
+    fn no_decision_stops_with_75_and_outcome_error() {
+        let v = Verdict::no_decision("cannot reach it".into(), Some("later".into()));
+        assert_eq!(v.outcome(), Outcome::Error);
+        let Verdict::Stop { error, .. } = v else {
+            panic!("no decision must stop");
+        };
+        assert_eq!(error.exit_code(), 75);
+        assert_eq!(error.hint(), Some("later"));
+    }
+}

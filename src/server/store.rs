@@ -721,3 +721,69 @@ impl Store for SqliteStore {
         Ok(Some((ok, text)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: RequestStatus) -> RequestRow {
+        RequestRow {
+            id: "r1".into(),
+            requester: "alice".into(),
+            status,
+            created_ms: 1,
+            expires_ms: 2,
+            decided_ms: None,
+            digest: "d".into(),
+            doc: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn the_status_column_keeps_its_words_and_refuses_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("gate.db")).unwrap();
+        store
+            .request_insert(&row(RequestStatus::Pending), &|_, _| Ok(()))
+            .unwrap();
+        let stored: String = store
+            .conn()
+            .query_row("SELECT status FROM requests WHERE id = 'r1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored, "pending");
+        assert!(
+            store
+                .finish("r1", RequestStatus::Cancelled, 3, &|_, _| Ok(()))
+                .unwrap()
+        );
+        let (got, _) = store.request_get("r1").unwrap().unwrap();
+        assert_eq!(got.status, RequestStatus::Cancelled);
+        assert_eq!(
+            store
+                .request_list(Some(RequestStatus::Cancelled))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .request_list(Some(RequestStatus::Pending))
+                .unwrap()
+                .is_empty()
+        );
+        store
+            .conn()
+            .execute(
+                "UPDATE requests SET status = 'Approved' WHERE id = 'r1'",
+                [],
+            )
+            .unwrap();
+        let e = store.request_get("r1").unwrap_err();
+        assert!(
+            e.to_string().contains("unknown request status `Approved`"),
+            "{e}"
+        );
+    }
+}
