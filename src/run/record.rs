@@ -187,9 +187,12 @@ impl Recorder<'_> {
     /// Settles an exit before (or instead of) the command's run: records what it calls for
     /// and returns the error to exit with.
     pub fn stop(&mut self, why: NotRun) -> Error {
+        // The sinks have just failed to take the decision: its result waits for the next run
+        // or `gate log push` instead of a second bounded wait.
+        let ship = !matches!(why, NotRun::Undelivered);
         let (result, what, error) = why.settle();
         if let Some(result) = result {
-            self.result(result, what);
+            self.result(result, what, ship);
         }
         error
     }
@@ -211,16 +214,18 @@ impl Recorder<'_> {
                 error: None,
             },
             &what,
+            true,
         );
         done.status()
     }
 
-    fn result(&mut self, result: ResultInfo, what: &str) {
+    fn result(&mut self, result: ResultInfo, what: &str, ship_it: bool) {
         let body = Body::Result {
             request_id: self.request_id.clone(),
             result,
         };
         match self.log.append_after(&self.decided, vec![body]) {
+            Ok(_) if !ship_it => {}
             Ok(_) => {
                 ship(
                     self.out,
@@ -495,5 +500,32 @@ mod tests {
                 .unwrap()
                 .contains(run.req.id())
         );
+    }
+
+    /// The result of a run stopped for an undelivered decision is not pushed after it (the
+    /// sinks just failed; `gate log push` delivers it); every other result is.
+    #[test]
+    fn only_an_undelivered_decision_keeps_its_result_home() {
+        for (why, shipped) in [(NotRun::Undelivered, false), (NotRun::Cancelled, true)] {
+            let run = setup();
+            let copy = run.log.parent().unwrap().join("copy.jsonl");
+            let spec = serde_json::json!({ "kind": "file", "path": copy });
+            let audit = Audit {
+                log: AuditLog::new(&run.log),
+                sinks: crate::audit::sinks::build(&|_| None, &[spec]).unwrap(),
+                require_remote: true,
+            };
+            let mut recorder = audit
+                .record_decision(&run.out, &run.req, decision())
+                .unwrap();
+            let _ = recorder.stop(why);
+            let lines = std::fs::read_to_string(&copy).unwrap().lines().count();
+            assert_eq!(
+                run.records().len(),
+                3,
+                "the result is in the log either way"
+            );
+            assert_eq!(lines, if shipped { 3 } else { 2 });
+        }
     }
 }
