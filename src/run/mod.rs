@@ -13,6 +13,14 @@ use crate::output::Output;
 use crate::policy::{Classification, Decision, Policy, Subject};
 use crate::request::{NewRequest, Request, program_name, shell_join};
 
+mod approve;
+mod record;
+mod verdict;
+
+use record::{Audit, NotRun, Recorder};
+pub use verdict::Outcome;
+use verdict::decide;
+
 /// Resolved options of `gate [OPTIONS] -- PROGRAM [ARGS...]`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -110,14 +118,6 @@ fn subject<'a>(req: &'a Request, line: &'a str) -> Subject<'a> {
         host: &req.view.requester.host,
     }
 }
-
-mod approve;
-mod record;
-mod verdict;
-
-use record::{Audit, NotRun, Recorder};
-pub use verdict::Outcome;
-use verdict::decide;
 
 /// `gate [OPTIONS] -- PROGRAM [ARGS...]`: the whole run, one step after another, each taking
 /// what the one before it returned. Returns the command's own exit status.
