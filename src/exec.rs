@@ -17,6 +17,9 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 
+mod cancel;
+pub use cancel::Cancel;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("`{0}`: command not found")]

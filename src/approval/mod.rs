@@ -3,7 +3,10 @@
 
 pub mod local;
 pub mod server;
+mod status;
 pub mod tty;
+
+pub use status::RequestStatus;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -10,11 +10,15 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::RequestStatus;
 use crate::audit::Approver;
 use crate::audit::note::NoteVerifier;
 use crate::audit::statement::{Statement, StatementError, Status};
 use crate::policy::Requirement;
 use crate::secrets::Token;
+
+mod wait;
+pub use wait::{Expect, WaitError, wait};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -57,7 +61,7 @@ pub struct RemoteApproval {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RemoteRequest {
     pub id: String,
-    pub status: String,
+    pub status: RequestStatus,
     pub requester: String,
     pub digest: String,
     pub expires: String,

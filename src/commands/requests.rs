@@ -405,8 +405,8 @@ pub fn decide(
             "{} request {} on {url}; it is now {}{}",
             if approve { "approved" } else { "denied" },
             escape(&r.id),
-            escape(&r.status),
-            if r.status == "pending" {
+            r.status,
+            if r.status.is_pending() {
                 format!(
                     " ({} more approval{} needed)",
                     r.needed,

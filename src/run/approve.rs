@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Cancel, RunOptions, Verdict, stop, why_approval};
-use crate::approval::Outcome;
+use super::RunOptions;
+use super::verdict::{Outcome, Verdict, why_approval};
+use crate::approval::Outcome as Waited;
 use crate::approval::local::{LocalError, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix};
-use crate::audit::Approver;
+use crate::approval::server::{Client, ClientError, Expect, RemoteRequest, WaitError, retry, wait};
 use crate::config::Env;
 use crate::error::Error;
+use crate::exec::Cancel;
 use crate::output::Output;
 use crate::policy::{BackendKind, Classification, Policy, Requirement};
 use crate::request::{Request, shell_join};
@@ -25,10 +27,9 @@ pub(super) fn approve(
     cancel: &Cancel,
 ) -> Result<Verdict, Error> {
     let Some(requirement) = class.requirement.clone() else {
-        return Ok(stop(
-            "error",
-            "no approval requirement".into(),
-            Error::config("internal: approve without requirement"),
+        return Ok(Verdict::stop(
+            Outcome::Error,
+            Error::internal("approve without requirement"),
         ));
     };
     let backend_name = requirement.backend.clone();
@@ -59,17 +60,12 @@ pub(super) fn approve(
             }
         }
         Some(other) => {
-            let m = format!(
-                "the `{}` backend is not available in this version of gate",
-                other.kind()
-            );
-            return Ok(stop(
-                "error",
-                m.clone(),
-                Error::NoDecision {
-                    message: m,
-                    hint: Some("use a `kind: local` or `kind: server` backend".into()),
-                },
+            return Ok(Verdict::no_decision(
+                format!(
+                    "the `{}` backend is not available in this version of gate",
+                    other.kind()
+                ),
+                Some("use a `kind: local` or `kind: server` backend".into()),
             ));
         }
     };
@@ -87,7 +83,7 @@ fn wait_local(
     requirement: &Requirement,
     timeout: Duration,
     cancel: &Cancel,
-) -> Result<Result<Outcome, Verdict>, Error> {
+) -> Result<Result<Waited, Verdict>, Error> {
     let backend_name = requirement.backend.clone();
     let spool = Spool::new(env.spool_path(Some(policy), backend_name.as_deref()));
     let spooled = SpoolRequest {
@@ -105,23 +101,16 @@ fn wait_local(
     let pending = match spool.submit(&spooled) {
         Ok(p) => p,
         Err(e @ LocalError::Unsafe { .. }) => {
-            let m = e.to_string();
-            return Ok(Err(stop(
-                "error",
-                m.clone(),
-                Error::NoDecision {
-                    message: m,
-                    hint: Some(SHARED_SPOOL_HINT.to_owned()),
-                },
+            return Ok(Err(Verdict::no_decision(
+                e.to_string(),
+                Some(SHARED_SPOOL_HINT.to_owned()),
             )));
         }
         Err(e) => {
-            let m = e.to_string();
-            return Ok(Err(stop(
-                "error",
-                m.clone(),
+            return Ok(Err(Verdict::stop(
+                Outcome::Error,
                 Error::config_hint(
-                    m,
+                    e.to_string(),
                     format!(
                         "set `GATE_SPOOL` or `backends.<name>.spool` to a shared spool: {SHARED_SPOOL_HINT}"
                     ),
@@ -169,34 +158,23 @@ fn wait_server(
     requirement: &Requirement,
     timeout: Duration,
     cancel: &Cancel,
-) -> Result<(Outcome, Option<String>), Verdict> {
-    use crate::approval::server::{
-        Client, ClientError, RemoteRequest, retry, verify_approval, verify_statement,
+) -> Result<(Waited, Option<String>), Verdict> {
+    let config = |message: String, hint: String| {
+        Verdict::stop(Outcome::Error, Error::config_hint(message, hint))
     };
-    use crate::audit::statement::Status;
-    let no_decision = |m: String, hint: Option<String>| {
-        stop("error", m.clone(), Error::NoDecision { message: m, hint })
-    };
-    let key = match crate::audit::note::NoteVerifier::parse(key) {
-        Ok(k) => k,
-        Err(e) => {
-            let m = format!("the `key` of the server backend for {url} is unusable: {e}");
-            return Err(stop(
-                "error",
-                m.clone(),
-                Error::config_hint(m, format!("`gate login {url}` prints the server's key")),
-            ));
-        }
-    };
+    let key = crate::audit::note::NoteVerifier::parse(key).map_err(|e| {
+        config(
+            format!("the `key` of the server backend for {url} is unusable: {e}"),
+            format!("`gate login {url}` prints the server's key"),
+        )
+    })?;
     let Some(token) = env.server_token(url) else {
-        let m = format!("no token for the gate server {url}");
-        return Err(stop(
-            "error",
-            m.clone(),
-            Error::config_hint(m, format!("run `gate login {url}`, or set `GATE_TOKEN`")),
+        return Err(config(
+            format!("no token for the gate server {url}"),
+            format!("run `gate login {url}`, or set `GATE_TOKEN`"),
         ));
     };
-    let client = Client::new(url, token).map_err(|e| no_decision(e.to_string(), None))?;
+    let client = Client::new(url, token).map_err(|e| Verdict::no_decision(e.to_string(), None))?;
     let context: std::collections::BTreeMap<String, String> = req
         .env
         .iter()
@@ -235,22 +213,19 @@ fn wait_server(
         warn,
         &cancelled,
     );
-    let mut current: RemoteRequest = match created {
+    let current: RemoteRequest = match created {
         Ok(r) => r,
         Err(ClientError::Unauthorized(m)) => {
-            let m = format!("the gate server {url} refused the token: {m}");
-            return Err(stop(
-                "error",
-                m.clone(),
-                Error::config_hint(
-                    m,
-                    format!("run `gate login {url}` with a valid token, or set `GATE_TOKEN`"),
-                ),
+            return Err(config(
+                format!("the gate server {url} refused the token: {m}"),
+                format!("run `gate login {url}` with a valid token, or set `GATE_TOKEN`"),
             ));
         }
-        Err(e) if cancel.is_set() => return Err(no_decision(format!("cancelled: {e}"), None)),
+        Err(e) if cancel.is_set() => {
+            return Err(Verdict::no_decision(format!("cancelled: {e}"), None));
+        }
         Err(e) => {
-            return Err(no_decision(
+            return Err(Verdict::no_decision(
                 format!("no decision: {e}"),
                 Some("nothing ran; the command runs only with an approval from the server".into()),
             ));
@@ -268,234 +243,111 @@ fn wait_server(
         "an approver runs: gate approve --server {url} {}",
         current.id
     ));
-    // The long-poll runs on its own thread so Ctrl-C is answered at once.
-    let (tx, rx) = std::sync::mpsc::channel::<Result<RemoteRequest, ClientError>>();
-    let poller = client.clone();
-    let id = current.id.clone();
-    std::thread::spawn(move || {
-        let mut backoff =
-            crate::http::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let wait = left.min(Duration::from_secs(25));
-            let r = poller.get(&id, wait);
-            let failed = r.is_err();
-            let stop_now = matches!(&r, Ok(x) if x.status != "pending")
-                || matches!(&r, Err(e) if !e.is_transient());
-            if tx.send(r).is_err() || stop_now {
-                return;
-            }
-            if failed {
-                std::thread::sleep(backoff.after_failure(None));
-            } else {
-                backoff.reset();
-                if left.is_zero() {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        }
-    });
+    let expect = Expect {
+        key: &key,
+        id: req.id(),
+        digest: &req.view.digest,
+        requester: &req.view.requester.user,
+        requirement,
+    };
     let mut waiter = out.waiter("waiting for approval of");
-    let start = std::time::Instant::now();
-    let mut backoff_until = None;
-    let approver = |a: &crate::approval::server::RemoteApproval| Approver {
-        principal: a.principal.clone(),
-        uid: None,
-        at: a.at.clone(),
-        via: "server".into(),
-        comment: a.comment.clone(),
-    };
-    let mut statement = None;
-    let outcome = loop {
-        if cancel.is_set() {
-            let _ = client.cancel(&current.id);
-            break Outcome::Cancelled(current.approvals.iter().map(approver).collect());
-        }
-        match current.status.as_str() {
-            "approved" => {
-                match verify_approval(
-                    &current,
-                    &key,
-                    req.id(),
-                    &req.view.digest,
-                    &req.view.requester.user,
-                    requirement,
-                ) {
-                    Ok(v) => {
-                        statement = Some(v.note);
-                        break Outcome::Approved(v.approvals);
-                    }
-                    Err(why) => {
-                        waiter.finish();
-                        return Err(no_decision(
-                            format!("{url} answered `approved`, but {why}; refusing to run"),
-                            Some(format!(
-                                "nothing ran: an approval counts only when signed by the server key the policy pins ({}+{:08x})",
-                                key.name, key.id
-                            )),
-                        ));
-                    }
-                }
-            }
-            "denied" => {
-                // A denial runs nothing either way; it is checked so that the log pins it
-                // only on whoever the server signed for.
-                let signed =
-                    verify_statement(&current, &key, req.id(), &req.view.digest, Status::Denied);
-                let denial = signed.as_ref().ok().and_then(|(s, _)| s.denial.clone());
-                let Some(vote) = denial else {
-                    waiter.finish();
-                    let why = match signed {
-                        Err(e) => e.to_string(),
-                        Ok(_) => "the signed statement names no denial".to_owned(),
-                    };
-                    return Err(no_decision(
-                        format!("{url} answered `denied`, but {why}; nothing ran"),
-                        None,
-                    ));
-                };
-                let comment = current.denial.as_ref().and_then(|d| d.comment.clone());
-                break Outcome::Denied {
-                    by: Approver {
-                        principal: vote.principal,
-                        uid: None,
-                        at: vote.at,
-                        via: "server".into(),
-                        comment: comment.clone(),
-                    },
-                    reason: comment.unwrap_or_default(),
-                    approvals: current.approvals.iter().map(approver).collect(),
-                };
-            }
-            "expired" => break Outcome::TimedOut(current.approvals.iter().map(approver).collect()),
-            "cancelled" => {
-                break Outcome::Cancelled(current.approvals.iter().map(approver).collect());
-            }
-            _ => {}
-        }
-        if std::time::Instant::now() >= deadline + Duration::from_secs(2) {
-            break Outcome::TimedOut(current.approvals.iter().map(approver).collect());
-        }
-        waiter.update(&crate::approval::Progress {
-            request_id: current.id.clone(),
-            elapsed: start.elapsed(),
-            approvers: current
-                .approvals
-                .iter()
-                .map(|a| a.principal.clone())
-                .collect(),
-            needed: current.approvals.len() as u32 + current.needed,
-            ignored: Vec::new(),
-        });
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(Ok(r)) => {
-                backoff_until = None;
-                current = r;
-            }
-            Ok(Err(ClientError::Unauthorized(m))) => {
-                waiter.finish();
-                let m = format!("the gate server {url} refused the token while waiting: {m}");
-                return Err(stop("error", m.clone(), Error::config(m)));
-            }
-            Ok(Err(e)) if e.is_transient() => {
-                if backoff_until.is_none() {
-                    out.warn(&format!("{e}; still waiting, retrying"));
-                }
-                backoff_until = Some(std::time::Instant::now());
-            }
-            Ok(Err(e)) => {
-                waiter.finish();
-                return Err(no_decision(format!("the gate server answered: {e}"), None));
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                if std::time::Instant::now() >= deadline {
-                    break Outcome::TimedOut(current.approvals.iter().map(approver).collect());
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    };
+    let waited = wait(
+        &client,
+        current,
+        &expect,
+        deadline,
+        &cancel.flag,
+        &mut |p| waiter.update(p),
+        &mut |e| out.warn(&format!("{e}; still waiting, retrying")),
+    );
     waiter.finish();
-    Ok((outcome, statement))
+    waited.map_err(|e| match e {
+        WaitError::UnprovenApproval(why) => Verdict::no_decision(
+            format!("{url} answered `approved`, but {why}; refusing to run"),
+            Some(format!(
+                "nothing ran: an approval counts only when signed by the server key the policy pins ({}+{:08x})",
+                key.name, key.id
+            )),
+        ),
+        WaitError::UnprovenDenial(why) => {
+            Verdict::no_decision(format!("{url} answered `denied`, but {why}; nothing ran"), None)
+        }
+        WaitError::Unauthorized(m) => Verdict::stop(
+            Outcome::Error,
+            Error::config(format!(
+                "the gate server {url} refused the token while waiting: {m}"
+            )),
+        ),
+        WaitError::Failed(e) => {
+            Verdict::no_decision(format!("the gate server answered: {e}"), None)
+        }
+    })
 }
 
 /// Turns how the wait ended into the go / no-go.
 fn verdict_of(
     out: &Output,
-    outcome: Outcome,
+    waited: Waited,
     statement: Option<String>,
     timeout: Duration,
     requirement: &Requirement,
 ) -> Verdict {
-    match outcome {
-        Outcome::Approved(approvals) => {
+    match waited {
+        Waited::Approved(approvals) => {
             let names: Vec<&str> = approvals.iter().map(|a| a.principal.as_str()).collect();
             out.info(&format!("approved by {}", names.join(", ")));
             Verdict::Run {
-                outcome: "approved",
+                outcome: Outcome::Approved,
                 approvals,
                 statement,
             }
         }
-        Outcome::Denied {
+        Waited::Denied {
             by,
             reason,
             approvals,
-        } => {
-            let m = format!(
-                "denied by {}{}",
-                by.principal,
-                if reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {reason}")
-                }
-            );
-            Verdict::Stop {
-                outcome: "denied",
-                message: m.clone(),
-                denied_by: Some(by),
-                approvals,
-                error: Error::Denied {
-                    message: m,
-                    hint: None,
-                },
-            }
-        }
-        Outcome::TimedOut(approvals) => {
-            let m = format!(
-                "no decision within {} ({} of {} approvals)",
-                humantime::format_duration(timeout),
-                approvals.len(),
-                requirement.min_approvals
-            );
-            Verdict::Stop {
-                outcome: "timed_out",
-                message: m.clone(),
-                denied_by: None,
-                approvals,
-                error: Error::NoDecision {
-                    message: m,
-                    hint: Some(
-                        "run it again when an approver is available, or pass a longer `--timeout`"
-                            .into(),
-                    ),
-                },
-            }
-        }
-        Outcome::Cancelled(approvals) => {
-            let m = "cancelled while waiting for approval".to_owned();
-            Verdict::Stop {
-                outcome: "cancelled",
-                message: m.clone(),
-                denied_by: None,
-                approvals,
-                error: Error::NoDecision {
-                    message: m,
-                    hint: None,
-                },
-            }
-        }
+        } => Verdict::Stop {
+            outcome: Outcome::Denied,
+            error: Error::Denied {
+                message: format!(
+                    "denied by {}{}",
+                    by.principal,
+                    if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {reason}")
+                    }
+                ),
+                hint: None,
+            },
+            denied_by: Some(by),
+            approvals,
+        },
+        Waited::TimedOut(approvals) => Verdict::Stop {
+            outcome: Outcome::TimedOut,
+            error: Error::NoDecision {
+                message: format!(
+                    "no decision within {} ({} of {} approvals)",
+                    humantime::format_duration(timeout),
+                    approvals.len(),
+                    requirement.min_approvals
+                ),
+                hint: Some(
+                    "run it again when an approver is available, or pass a longer `--timeout`"
+                        .into(),
+                ),
+            },
+            denied_by: None,
+            approvals,
+        },
+        Waited::Cancelled(approvals) => Verdict::Stop {
+            outcome: Outcome::Cancelled,
+            error: Error::NoDecision {
+                message: "cancelled while waiting for approval".to_owned(),
+                hint: None,
+            },
+            denied_by: None,
+            approvals,
+        },
     }
 }

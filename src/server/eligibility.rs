@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::approval::RequestStatus;
 use crate::policy::Requirement;
 
 /// What the acting principal wants to do.
@@ -18,7 +19,7 @@ pub enum Vote {
 pub struct Ballot<'a> {
     pub requester: &'a str,
     /// `pending`, or what it was decided as.
-    pub status: &'a str,
+    pub status: RequestStatus,
     pub expires_ms: i64,
     pub requirement: &'a Requirement,
 }
@@ -85,7 +86,7 @@ pub fn eligibility(
     now_ms: i64,
 ) -> Eligibility {
     let req = ballot.requirement;
-    if ballot.status != "pending" {
+    if !ballot.status.is_pending() {
         return Eligibility::AlreadyDecided;
     }
     if ballot.expires_ms <= now_ms {
@@ -219,7 +220,7 @@ mod tests {
         for (what, r, status, expires, who, vote, previous, want) in table {
             let ballot = Ballot {
                 requester: "alice",
-                status,
+                status: RequestStatus::parse(status).unwrap(),
                 expires_ms: *expires,
                 requirement: r,
             };

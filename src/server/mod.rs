@@ -25,6 +25,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::sync::{broadcast, watch};
 
+use crate::approval::RequestStatus;
 use crate::audit::{AuditLog, Body};
 use crate::policy::Policy;
 use crate::request::{CommandInfo, RequestView};
@@ -90,7 +91,13 @@ impl AppState {
     /// the client then refuses the decision.
     pub fn statement(&self, row: &RequestRow, decisions: &[store::DecisionRow]) -> Option<String> {
         use crate::audit::statement::{Statement, Status, Vote};
-        let status = Status::parse(&row.status)?;
+        let status = match row.status {
+            RequestStatus::Pending => return None,
+            RequestStatus::Approved => Status::Approved,
+            RequestStatus::Denied => Status::Denied,
+            RequestStatus::Expired => Status::Expired,
+            RequestStatus::Cancelled => Status::Cancelled,
+        };
         let vote = |d: &store::DecisionRow| Vote {
             principal: d.principal.clone(),
             at: api::rfc3339(d.at_ms),
@@ -147,7 +154,7 @@ pub fn record_blocking(
         event: api::event_info(
             kind,
             principal.map(str::to_owned),
-            &row.status,
+            row.status.as_str(),
             comment.map(str::to_owned),
         ),
     };
@@ -399,7 +406,7 @@ async fn sweep_expired(st: Arc<AppState>) {
             let (store, audit, id2) = (Arc::clone(&st.store), st.audit.clone(), id.clone());
             let now = st.clock.now_ms();
             let expired = tokio::task::spawn_blocking(move || {
-                store.finish(&id2, "expired", now, &|row, _| {
+                store.finish(&id2, RequestStatus::Expired, now, &|row, _| {
                     record_blocking(&audit, row, "expiry", None, None)
                 })
             })

@@ -13,6 +13,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use crate::approval::RequestStatus;
 use crate::audit::record::EventInfo;
 use crate::audit::{Body, Record};
 
@@ -93,7 +94,7 @@ pub fn uncommitted(log: &Path, store: &dyn Store) -> Result<Vec<Uncommitted>, Re
         let found = store.request_get(id)?;
         let status = found
             .as_ref()
-            .map(|(row, _)| row.status.clone())
+            .map(|(row, _)| row.status.as_str().to_owned())
             .unwrap_or_else(|| "absent".into());
         let took_effect = match (e.kind.as_str(), &found) {
             (_, None) => false,
@@ -108,8 +109,8 @@ pub fn uncommitted(log: &Path, store: &dyn Store) -> Result<Vec<Uncommitted>, Re
                     .iter()
                     .any(|d| Some(&d.principal) == e.principal.as_ref() && d.kind == kind)
             }
-            ("expiry", Some((row, _))) => row.status == "expired",
-            ("cancellation", Some((row, _))) => row.status == "cancelled",
+            ("expiry", Some((row, _))) => row.status == RequestStatus::Expired,
+            ("cancellation", Some((row, _))) => row.status == RequestStatus::Cancelled,
             // Kinds this server does not make: not its to judge.
             _ => true,
         };

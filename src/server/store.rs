@@ -7,8 +7,11 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+
+use crate::approval::RequestStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,7 +93,7 @@ pub struct TokenRow {
 pub struct RequestRow {
     pub id: String,
     pub requester: String,
-    pub status: String,
+    pub status: RequestStatus,
     pub created_ms: i64,
     pub expires_ms: i64,
     pub decided_ms: Option<i64>,
@@ -124,7 +127,8 @@ pub struct SessionRow {
 }
 
 /// What the eligibility callback decides about a new decision.
-pub type Evaluate<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<String>, Refusal>;
+pub type Evaluate<'a> =
+    &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<RequestStatus>, Refusal>;
 
 /// Records a state change durably (the server's audit log) from inside the store's
 /// transaction, with the request as it will be once committed. An error rolls the change back:
@@ -187,7 +191,7 @@ pub trait Store: Send + Sync {
     fn request_get(&self, id: &str) -> Result<Option<(RequestRow, Vec<DecisionRow>)>, StoreError>;
     fn request_list(
         &self,
-        status: Option<&str>,
+        status: Option<RequestStatus>,
     ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError>;
     /// Records `d` if `evaluate` (run inside the transaction, seeing the decisions so far plus
     /// `d`) accepts it and `record` has recorded it; its `Some(status)` moves the request to
@@ -203,7 +207,7 @@ pub trait Store: Send + Sync {
     fn finish(
         &self,
         id: &str,
-        status: &str,
+        status: RequestStatus,
         at_ms: i64,
         record: Record<'_>,
     ) -> Result<bool, StoreError>;
@@ -367,6 +371,22 @@ fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
 }
 
 const REQUEST_COLS: &str = "id, requester, status, created_ms, expires_ms, decided_ms, digest, doc";
+
+/// The `status` column holds the status's wire spelling.
+impl ToSql for RequestStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+/// A `status` that is none of the five is a damaged row, refused rather than guessed at.
+impl FromSql for RequestStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        RequestStatus::parse(s)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown request status `{s}`").into()))
+    }
+}
 
 fn decisions(conn: &Connection, id: &str) -> rusqlite::Result<Vec<DecisionRow>> {
     let mut st = conn.prepare_cached(
@@ -565,7 +585,7 @@ impl Store for SqliteStore {
 
     fn request_list(
         &self,
-        status: Option<&str>,
+        status: Option<RequestStatus>,
     ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError> {
         let conn = self.conn();
         let rows: Vec<RequestRow> = match status {
@@ -627,7 +647,7 @@ impl Store for SqliteStore {
     fn finish(
         &self,
         id: &str,
-        status: &str,
+        status: RequestStatus,
         at_ms: i64,
         record: Record<'_>,
     ) -> Result<bool, StoreError> {
@@ -771,5 +791,71 @@ impl Store for SqliteStore {
         )?;
         tx.commit()?;
         Ok(Some((ok, text)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: RequestStatus) -> RequestRow {
+        RequestRow {
+            id: "r1".into(),
+            requester: "alice".into(),
+            status,
+            created_ms: 1,
+            expires_ms: 2,
+            decided_ms: None,
+            digest: "d".into(),
+            doc: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn the_status_column_keeps_its_words_and_refuses_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("gate.db")).unwrap();
+        store
+            .request_insert(&row(RequestStatus::Pending), &|_, _| Ok(()))
+            .unwrap();
+        let stored: String = store
+            .conn()
+            .query_row("SELECT status FROM requests WHERE id = 'r1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored, "pending");
+        assert!(
+            store
+                .finish("r1", RequestStatus::Cancelled, 3, &|_, _| Ok(()))
+                .unwrap()
+        );
+        let (got, _) = store.request_get("r1").unwrap().unwrap();
+        assert_eq!(got.status, RequestStatus::Cancelled);
+        assert_eq!(
+            store
+                .request_list(Some(RequestStatus::Cancelled))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .request_list(Some(RequestStatus::Pending))
+                .unwrap()
+                .is_empty()
+        );
+        store
+            .conn()
+            .execute(
+                "UPDATE requests SET status = 'Approved' WHERE id = 'r1'",
+                [],
+            )
+            .unwrap();
+        let e = store.request_get("r1").unwrap_err();
+        assert!(
+            e.to_string().contains("unknown request status `Approved`"),
+            "{e}"
+        );
     }
 }

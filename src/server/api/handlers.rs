@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::approval::RequestStatus;
 use crate::policy::{Clause, Decision, Requirement};
 use crate::server::AppState;
 use crate::server::auth;
@@ -185,9 +186,9 @@ pub async fn create(
         id,
         requester: requester.clone(),
         status: if policy_denial.is_some() {
-            "denied".into()
+            RequestStatus::Denied
         } else {
-            "pending".into()
+            RequestStatus::Pending
         },
         created_ms: now,
         expires_ms: now + timeout.as_millis() as i64,
@@ -236,7 +237,7 @@ pub async fn get(
             .request_get(&id)?
             .ok_or_else(|| ApiError::not_found(&id))?;
         let now = tokio::time::Instant::now();
-        if row.status != "pending" || now >= deadline || *shutdown.borrow() {
+        if !row.status.is_pending() || now >= deadline || *shutdown.borrow() {
             return Ok(Json(signed_view(&st, &row, &decisions)?).into_response());
         }
         // Wait for a change to *this* request (or the deadline, or shutdown) before reading the
@@ -261,14 +262,16 @@ pub async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(query_rejection)?;
-    if let Some(s) = &q.status
-        && !["pending", "approved", "denied", "expired", "cancelled"].contains(&s.as_str())
-    {
-        return Err(ApiError::bad(format!(
-            "`status`: unknown status `{s}` (pending, approved, denied, expired, cancelled)"
-        )));
-    }
-    let rows = st.store.request_list(q.status.as_deref())?;
+    let status = match q.status.as_deref().map(|s| (s, RequestStatus::parse(s))) {
+        None => None,
+        Some((_, Some(status))) => Some(status),
+        Some((s, None)) => {
+            return Err(ApiError::bad(format!(
+                "`status`: unknown status `{s}` (pending, approved, denied, expired, cancelled)"
+            )));
+        }
+    };
+    let rows = st.store.request_list(status)?;
     let views = rows
         .iter()
         .map(|(r, d)| view(r, d))
@@ -286,7 +289,7 @@ fn evaluate(
     row: &RequestRow,
     all: &[DecisionRow],
     now_ms: i64,
-) -> Result<Option<String>, Refusal> {
+) -> Result<Option<RequestStatus>, Refusal> {
     let doc: RequestDoc = serde_json::from_value(row.doc.clone()).map_err(|e| Refusal {
         status: 500,
         code: "internal",
@@ -295,7 +298,7 @@ fn evaluate(
     let req = &doc.requirement;
     let ballot = Ballot {
         requester: &row.requester,
-        status: &row.status,
+        status: row.status,
         expires_ms: row.expires_ms,
         requirement: req,
     };
@@ -315,8 +318,8 @@ fn evaluate(
     let id = &row.id;
     let message = match outcome {
         Eligibility::Counts => return Ok(None),
-        Eligibility::Completes => return Ok(Some("approved".into())),
-        Eligibility::Denies => return Ok(Some("denied".into())),
+        Eligibility::Completes => return Ok(Some(RequestStatus::Approved)),
+        Eligibility::Denies => return Ok(Some(RequestStatus::Denied)),
         Eligibility::AlreadyDecided => format!("request {id} is already {}", row.status),
         Eligibility::Expired => format!("request {id} has expired"),
         Eligibility::SelfApproval => format!(
@@ -450,7 +453,7 @@ pub async fn cancel(
     );
     let now = st.clock.now_ms();
     let finished = tokio::task::spawn_blocking(move || {
-        store.finish(&id2, "cancelled", now, &|row, _| {
+        store.finish(&id2, RequestStatus::Cancelled, now, &|row, _| {
             crate::server::record_blocking(&audit, row, "cancellation", Some(&who2), None)
         })
     })
@@ -531,7 +534,7 @@ pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
 }
 
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let pending = st.store.request_list(Some("pending"))?.len();
+    let pending = st.store.request_list(Some(RequestStatus::Pending))?.len();
     let body = format!(
         "# HELP gate_pending_requests Requests waiting for a decision.\n# TYPE gate_pending_requests gauge\ngate_pending_requests {pending}\n\
          # HELP gate_events_total Audit events recorded by this server.\n# TYPE gate_events_total counter\ngate_events_total {}\n",

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use crate::approval::RequestStatus;
 use crate::audit::record::EventInfo;
 use crate::policy::Requirement;
 use crate::request::Payload;
@@ -100,7 +101,7 @@ pub struct ApprovalView {
 #[derive(Debug, Serialize)]
 pub struct RequestView {
     pub id: String,
-    pub status: String,
+    pub status: RequestStatus,
     pub requester: String,
     pub created: String,
     pub expires: String,
@@ -162,7 +163,7 @@ pub fn view(row: &RequestRow, decisions: &[DecisionRow]) -> Result<RequestView, 
             })
         });
     let names: BTreeSet<String> = approvals.iter().map(|a| a.principal.clone()).collect();
-    let needed = if row.status == "approved" {
+    let needed = if row.status == RequestStatus::Approved {
         0
     } else {
         doc.requirement
@@ -172,7 +173,7 @@ pub fn view(row: &RequestRow, decisions: &[DecisionRow]) -> Result<RequestView, 
     };
     Ok(RequestView {
         id: row.id.clone(),
-        status: row.status.clone(),
+        status: row.status,
         requester: row.requester.clone(),
         created: rfc3339(row.created_ms),
         expires: rfc3339(row.expires_ms),

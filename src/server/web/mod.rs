@@ -37,6 +37,7 @@ use self::session::{
 use super::AppState;
 use super::api;
 use super::auth;
+use crate::approval::RequestStatus;
 use crate::request::shell_join;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -184,7 +185,10 @@ async fn fragment(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respon
 
 /// The pending requests that have not expired, rendered.
 fn list(st: &AppState, s: &Session) -> Result<maud::Markup, PageError> {
-    let rows = st.store.request_list(Some("pending")).map_err(internal)?;
+    let rows = st
+        .store
+        .request_list(Some(RequestStatus::Pending))
+        .map_err(internal)?;
     let now = st.clock.now_ms();
     let items: Vec<Item> = rows
         .iter()
@@ -342,8 +346,8 @@ async fn decide(
                     ),
                     Err(_) => (format!("request {}", row.id), 0),
                 };
-                let text = match (approve, row.status.as_str()) {
-                    (true, "approved") => {
+                let text = match (approve, row.status) {
+                    (true, RequestStatus::Approved) => {
                         format!("You approved {what}. It is approved now: the command can run.")
                     }
                     (true, _) => format!(
