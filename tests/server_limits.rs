@@ -225,3 +225,134 @@ fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
     let soft: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(&soft[3..5], ["4096", "4096"], "{line}");
 }
+
+#[test]
+fn a_flood_of_sockets_cannot_take_the_descriptors_the_log_needs() {
+    // A hard limit of 128 descriptors, which the server cannot raise: its cap comes down to
+    // leave a reserve, so 300 idle sockets get refusals while an approval still gets through
+    // to the log once a slot is free — and nothing is decided that the log does not hold.
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    std::fs::write(
+        home.join("server-policy.yaml"),
+        "version: 1\ngroups:\n  ops: [ann]\nrules:\n  - name: any\n    match: {program: deploy}\n    decision: approve\n    approval: {approvers: [ops]}\n",
+    )
+    .unwrap();
+    let mut c = std::process::Command::new("prlimit");
+    c.args(["--nofile=128:128", "--"]).arg(common::bin());
+    let g = common::gate_in(home);
+    for (k, v) in g.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c.current_dir(home)
+        .arg("--policy")
+        .arg(home.join("server-policy.yaml"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--header-timeout",
+            "2s",
+            "--db",
+        ])
+        .arg(home.join("server.db"))
+        .arg("--audit-log")
+        .arg(home.join("server-audit.jsonl"));
+    let server = common::spawn_server(c);
+    let addr = server.addr.clone();
+    let stderr = std::sync::Arc::clone(&server.stderr);
+    let _stop = Stop(server.child);
+    let token = |p: &str| {
+        let mut c = common::gate_in(home);
+        c.args(["serve", "token", "issue", "--principal", p, "--db"])
+            .arg(home.join("server.db"));
+        String::from_utf8(c.output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (erin, ann) = (token("erin"), token("ann"));
+    let call = |method: &str, path: &str, tok: &str, body: &str| -> String {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {tok}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let digest = {
+        use sha2::Digest;
+        let doc = serde_json::json!({"argv": ["deploy"], "cwd": "/", "env": {}, "payload": []});
+        hex::encode(sha2::Sha256::digest(
+            gate::jcs::canonicalize(&doc).unwrap().as_bytes(),
+        ))
+    };
+    let created = call(
+        "POST",
+        "/v1/requests",
+        &erin,
+        &format!(r#"{{"argv":["deploy"],"cwd":"/","digest":"{digest}"}}"#),
+    );
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let id = created
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+
+    // The flood: far more idle sockets than descriptors.
+    let flood: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(flood.len() > 128, "only {} sockets opened", flood.len());
+    let during = call("POST", &format!("/v1/requests/{id}/approve"), &ann, "");
+    assert!(
+        during.starts_with("HTTP/1.1 503")
+            || during.starts_with("HTTP/1.1 200")
+            || during.is_empty(),
+        "{during}"
+    );
+    let approved_during = during.starts_with("HTTP/1.1 200");
+    // The header deadline frees the slots; then the approval is taken (or was already).
+    drop(flood);
+    let mut after = String::new();
+    for _ in 0..100 {
+        after = call("POST", &format!("/v1/requests/{id}/approve"), &ann, "");
+        if after.starts_with("HTTP/1.1 200") || after.starts_with("HTTP/1.1 409") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        after.starts_with("HTTP/1.1 200") || (approved_during && after.starts_with("HTTP/1.1 409")),
+        "{after}\nserver: {}",
+        stderr.lock().unwrap()
+    );
+    let got = call("GET", &format!("/v1/requests/{id}"), &erin, "");
+    assert!(got.contains("\"status\":\"approved\""), "{got}");
+    // The log holds the approval, and verifies.
+    let log = std::fs::read_to_string(home.join("server-audit.jsonl")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&id) && l.contains("\"type\":\"approval\"")),
+        "the approval is not in the server's log"
+    );
+    let mut v = common::gate_in(home);
+    v.args(["log", "verify"])
+        .arg(home.join("server-audit.jsonl"));
+    let r = v.output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
+    assert!(
+        stderr.lock().unwrap().contains("at most 64 connections"),
+        "the lowered cap is not reported: {}",
+        stderr.lock().unwrap()
+    );
+}
