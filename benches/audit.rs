@@ -24,6 +24,8 @@ fn result_body(i: u64) -> Body {
             principal: None,
             status: ["expired", "denied", "approved"][(i % 3) as usize].into(),
             comment: None,
+            needed: None,
+            voids: None,
         },
     }
 }

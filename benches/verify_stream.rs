@@ -29,6 +29,8 @@ fn body(i: u64) -> Body {
                 "{i:08} looked at the diff and the ticket; {}",
                 "the change window is open and the rollback plan is attached. ".repeat(2)
             )),
+            needed: None,
+            voids: None,
         },
     }
 }

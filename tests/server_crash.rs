@@ -100,10 +100,7 @@ fn events(log: &Path, id: &str) -> Vec<(String, String, String)> {
     let voided: Vec<u64> = records
         .iter()
         .filter(|r| r["event"]["type"] == "void")
-        .filter_map(|r| {
-            let c = r["event"]["comment"].as_str()?;
-            c.strip_prefix("record ")?.split(' ').next()?.parse().ok()
-        })
+        .filter_map(|r| r["event"]["voids"].as_u64())
         .collect();
     records
         .iter()

@@ -27,6 +27,8 @@ fn event(i: u64) -> Body {
             principal: Some("ann".into()),
             status: "approved".into(),
             comment: Some(format!("{i:08} {}", "x".repeat(20))),
+            needed: None,
+            voids: None,
         },
     }
 }

@@ -101,7 +101,7 @@ pub struct RepairInfo {
 /// A server-side event (the gate server's own log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventInfo {
-    /// `request`, `approval`, `denial`, `expiry`, `cancellation`.
+    /// `request`, `approval`, `denial`, `expiry`, `cancellation`, or `void`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Who caused it (the authenticated principal), when someone did.
@@ -111,6 +111,14 @@ pub struct EventInfo {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// On a `request` event: how many distinct approvals the request needs before it may be
+    /// approved (what `gate log verify` holds its approvals to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed: Option<u32>,
+    /// On a `void` event: the seq of the event that did not take effect (logged, never
+    /// committed: the server stopped in between).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voids: Option<u64>,
 }
 
 /// The payload of a record: everything but the chain fields.

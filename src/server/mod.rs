@@ -148,15 +148,23 @@ pub fn record_blocking(
     comment: Option<&str>,
 ) -> Result<(), RecordError> {
     let request = (kind == "request").then(|| Box::new(request_view(row)));
+    let mut event = api::event_info(
+        kind,
+        principal.map(str::to_owned),
+        row.status.as_str(),
+        comment.map(str::to_owned),
+    );
+    // What the request needs is logged with it, so the log alone shows whether what approved
+    // it was enough.
+    if kind == "request" && row.status.is_pending() {
+        event.needed = serde_json::from_value::<api::RequestDoc>(row.doc.clone())
+            .ok()
+            .map(|d| d.requirement.min_approvals);
+    }
     let body = Body::Event {
         request_id: row.id.clone(),
         request,
-        event: api::event_info(
-            kind,
-            principal.map(str::to_owned),
-            row.status.as_str(),
-            comment.map(str::to_owned),
-        ),
+        event,
     };
     crash::point(kind, "before-log");
     let r = audit.append_blocking(body).inspect_err(|e| {

@@ -50,6 +50,8 @@ impl Uncommitted {
                 kind: "void".into(),
                 principal: None,
                 status: self.status.clone(),
+                needed: None,
+                voids: Some(self.seq),
                 comment: Some(format!(
                     "record {} ({}{who}) did not take effect: the server stopped after logging it and before its database committed it",
                     self.seq, self.kind
@@ -81,11 +83,7 @@ pub fn uncommitted(log: &Path, store: &dyn Store) -> Result<Vec<Uncommitted>, Re
         .into_iter()
         .filter_map(|r| Some((r.seq, r.request_id?, r.event?)))
         .collect();
-    let voided: Vec<u64> = events
-        .iter()
-        .filter(|(_, _, e)| e.kind == "void")
-        .filter_map(|(_, _, e)| voided_seq(e.comment.as_deref()?))
-        .collect();
+    let voided: Vec<u64> = events.iter().filter_map(|(_, _, e)| e.voids).collect();
     let mut out = Vec::new();
     for (seq, id, e) in events.iter().rev().take(TAIL_EVENTS).rev() {
         if e.kind == "void" || voided.contains(seq) || id.starts_with("log:") {
@@ -125,16 +123,6 @@ pub fn uncommitted(log: &Path, store: &dyn Store) -> Result<Vec<Uncommitted>, Re
         }
     }
     Ok(out)
-}
-
-/// The seq a `void` event's comment names ("record N (...) did not take effect").
-pub fn voided_seq(comment: &str) -> Option<u64> {
-    comment
-        .strip_prefix("record ")?
-        .split_once(' ')?
-        .0
-        .parse()
-        .ok()
 }
 
 /// The complete records in the last `TAIL_BYTES` of the log (a torn last line is left out).
@@ -177,10 +165,8 @@ mod tests {
         };
         assert_eq!(event.kind, "void");
         assert_eq!(event.status, "pending");
+        assert_eq!(event.voids, Some(41));
         let c = event.comment.unwrap();
-        assert!(c.contains("approval by bob"), "{c}");
-        assert_eq!(voided_seq(&c), Some(41));
-        assert_eq!(voided_seq("record x (y)"), None);
-        assert_eq!(voided_seq("something else"), None);
+        assert!(c.contains("record 41 (approval by bob)"), "{c}");
     }
 }

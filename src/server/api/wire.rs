@@ -237,5 +237,7 @@ pub fn event_info(
         principal,
         status: status.to_owned(),
         comment,
+        needed: None,
+        voids: None,
     }
 }
