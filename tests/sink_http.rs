@@ -90,6 +90,7 @@ fn log_lines(g: &Gate) -> Vec<String> {
 }
 
 fn build(spec: Value) -> Result<Vec<Box<dyn Sink>>, String> {
+    let spec: gate::policy::SinkSpec = serde_json::from_value(spec).map_err(|e| e.to_string())?;
     sinks::build(&|_| None, &[spec]).map_err(|e| e.to_string())
 }
 

@@ -156,7 +156,7 @@ pub struct Policy {
     pub audit_path: Option<PathBuf>,
     pub audit_key: Option<PathBuf>,
     /// Remote sinks as written (delivered by a later part of gate).
-    pub audit_sinks: Vec<serde_json::Value>,
+    pub audit_sinks: Vec<SinkSpec>,
     /// True if any file demands remote delivery before a run.
     pub require_remote: bool,
     pub rules: Vec<RuleInfo>,

@@ -112,8 +112,8 @@ pub struct Audit {
     pub path: Option<PathBuf>,
     /// The host's checkpoint signing key.
     pub key: Option<PathBuf>,
-    /// Kept as written: remote sinks are delivered by a later part of gate.
-    pub sinks: Vec<serde_json::Value>,
+    /// Typed when the file is checked (a bad entry is a diagnostic at its place).
+    pub sinks: Vec<super::SinkSpec>,
     pub require_remote: Option<bool>,
     /// Where `path`, `key` and `require_remote` were written (for trust-tier errors).
     pub path_pos: Option<Pos>,

@@ -477,7 +477,7 @@ mod tests {
     fn a_required_copy_that_did_not_arrive_holds_the_start() {
         let run = setup();
         let recorder = |copy: PathBuf, require_remote: bool| {
-            let spec = serde_json::json!({ "kind": "file", "path": copy });
+            let spec = crate::policy::SinkSpec::File { path: copy.clone() };
             let audit = Audit {
                 log: AuditLog::new(&run.log),
                 sinks: crate::audit::sinks::build(&|_| None, &[spec]).unwrap(),
@@ -509,7 +509,7 @@ mod tests {
         for (why, shipped) in [(NotRun::Undelivered, false), (NotRun::Cancelled, true)] {
             let run = setup();
             let copy = run.log.parent().unwrap().join("copy.jsonl");
-            let spec = serde_json::json!({ "kind": "file", "path": copy });
+            let spec = crate::policy::SinkSpec::File { path: copy.clone() };
             let audit = Audit {
                 log: AuditLog::new(&run.log),
                 sinks: crate::audit::sinks::build(&|_| None, &[spec]).unwrap(),

@@ -71,11 +71,6 @@ pub use crate::policy::SinkSpec;
 /// A malformed `audit.sinks` entry: a configuration error naming it.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("`audit.sinks[{index}]`: {source} (kinds: server, syslog, http, file)")]
-    Spec {
-        index: usize,
-        source: serde_json::Error,
-    },
     #[error("`audit.sinks[{index}].token`: {source}")]
     Token {
         index: usize,
@@ -98,12 +93,10 @@ pub enum BuildError {
 /// tokens live; the sinks only carry them).
 pub fn build(
     token_for: &dyn Fn(&str) -> Option<crate::secrets::Token>,
-    specs: &[serde_json::Value],
+    specs: &[SinkSpec],
 ) -> Result<Vec<Box<dyn Sink>>, BuildError> {
     let mut out: Vec<Box<dyn Sink>> = Vec::new();
-    for (index, v) in specs.iter().enumerate() {
-        let spec: SinkSpec = serde_json::from_value(v.clone())
-            .map_err(|source| BuildError::Spec { index, source })?;
+    for (index, spec) in specs.iter().cloned().enumerate() {
         let name = spec.name();
         out.push(match spec {
             SinkSpec::Server { url } => {

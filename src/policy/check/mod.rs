@@ -372,19 +372,21 @@ impl Checker<'_> {
                 }
                 "sinks" => {
                     for s in self.seq(val, "`sinks`").unwrap_or(&[]) {
-                        let spec = to_json(s);
-                        // Checked here so `gate policy lint` names a bad sink's place.
-                        match serde_json::from_value::<super::SinkSpec>(spec.clone()) {
-                            Ok(super::SinkSpec::Http { token: Some(t), .. })
-                                if secret_ref(t.clone(), &mut self.d, s.pos).is_none() => {}
-                            Ok(_) => {}
+                        // Typed here, so `gate policy lint` names a bad sink's place and
+                        // nothing later reads a sink from untyped JSON.
+                        match serde_json::from_value::<super::SinkSpec>(to_json(s)) {
+                            Ok(spec) => {
+                                if let super::SinkSpec::Http { token: Some(t), .. } = &spec {
+                                    secret_ref(t.clone(), &mut self.d, s.pos);
+                                }
+                                out.sinks.push(spec);
+                            }
                             Err(e) => self.d.error_hint(
                                 s.pos,
                                 format!("bad sink: {e}"),
                                 "kinds: server {url}, syslog {url, ca?, app_name?}, http {url, preset?, token?, labels?}, file {path}",
                             ),
                         }
-                        out.sinks.push(spec);
                     }
                 }
                 _ => self.unknown_key(key, *kpos, &["path", "key", "sinks", "require_remote"]),
