@@ -98,6 +98,18 @@ impl Env {
             .map(|s| s.path)
             .collect())
     }
+    /// Loads every policy file that applies (the system tier, the user's, `GATE_POLICY` and
+    /// the command line's `--policy` files).
+    pub fn load_policy(&self, cli: &[PathBuf]) -> Result<Policy, crate::policy::PolicyError> {
+        Policy::load_sources(&self.policy_sources(cli)?)
+    }
+
+    /// Like [`Env::load_policy`], for one command: every file is read and checked the same
+    /// way, but rules are compiled per program when first classified (see
+    /// [`Policy::load_lazy`]).
+    pub fn load_policy_lazy(&self, cli: &[PathBuf]) -> Result<Policy, crate::policy::PolicyError> {
+        Policy::load_sources_lazy(&self.policy_sources(cli)?)
+    }
 
     /// Every policy file that applies, in merge order, each with its trust tier: the files of
     /// [`SYSTEM_POLICY_DIR`] (checked for root ownership) are the system tier.

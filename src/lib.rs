@@ -9,6 +9,7 @@
 pub mod approval;
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod command;
 pub mod commands;
 pub mod config;

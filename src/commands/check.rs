@@ -6,7 +6,7 @@ use crate::config::Env;
 use crate::error::Error;
 use crate::output::{Output, escape};
 use crate::policy::Decision;
-use crate::run::{build_request, load_policy_lazy, try_classify};
+use crate::run::{build_request, try_classify};
 
 pub fn check(
     env: &Env,
@@ -15,7 +15,7 @@ pub fn check(
     argv: Vec<String>,
     as_json: bool,
 ) -> Result<i32, Error> {
-    let policy = load_policy_lazy(env, policy_files)?;
+    let policy = env.load_policy_lazy(policy_files)?;
     let (req, executable) = build_request(env, &policy, argv, None)?;
     let class = try_classify(&policy, &req)?;
     if !policy.has_system_tier() {

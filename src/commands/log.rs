@@ -21,7 +21,7 @@ pub fn show(env: &Env, out: &Output, o: ShowOptions, cli_policy: &[PathBuf]) -> 
         Some(p) => p,
         None => {
             // The policy may name the log; an unreadable policy should not hide the log.
-            let policy = crate::run::load_policy(env, cli_policy).ok();
+            let policy = env.load_policy(cli_policy).ok();
             env.audit_path(policy.as_ref())
         }
     };
@@ -206,7 +206,7 @@ pub struct VerifyOptions {
 
 fn configured_log(env: &Env, cli_policy: &[PathBuf]) -> (PathBuf, Option<crate::policy::Policy>) {
     // The policy may name the log; an unreadable policy should not hide the log.
-    let policy = crate::run::load_policy(env, cli_policy).ok();
+    let policy = env.load_policy(cli_policy).ok();
     (env.audit_path(policy.as_ref()), policy)
 }
 
@@ -473,7 +473,7 @@ pub fn push(
     json: bool,
     cli_policy: &[PathBuf],
 ) -> Result<i32, Error> {
-    let policy = crate::run::load_policy(env, cli_policy)?;
+    let policy = env.load_policy(cli_policy)?;
     let path = path.unwrap_or_else(|| env.audit_path(Some(&policy)));
     let mut sinks = crate::audit::sinks::build(&|url| env.server_token(url), &policy.audit_sinks)
         .map_err(Error::config)?;

@@ -28,13 +28,13 @@ fn spool(
     out: &Output,
     cli_policy: &[PathBuf],
 ) -> Result<(Spool, Option<Policy>), Error> {
-    let policy = match crate::run::load_policy(env, cli_policy) {
+    let policy = match env.load_policy(cli_policy) {
         Ok(p) => Some(p),
         Err(e) if env.spool.is_some() => {
             out.warn(&format!("cannot classify requests with your policy: {e}"));
             None
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     Ok((Spool::new(env.spool_path(policy.as_ref(), None)), policy))
 }

@@ -39,7 +39,7 @@ pub fn serve(
         Some(ServeCommand::Key { db }) => return key(env, out, cli_policy, db),
         None => {}
     }
-    let policy = crate::run::load_policy(env, cli_policy)?;
+    let policy = env.load_policy(cli_policy)?;
     if policy.files.is_empty() {
         out.warn("no policy files: every request needs one approval from anyone but the requester, and no groups exist");
     }
@@ -85,7 +85,7 @@ fn server_key_path(policy: &crate::policy::Policy, db: &std::path::Path) -> Path
 /// `gate serve key`: the verifier key of the key `gate serve` signs with — the same policy
 /// and database locate it, and it is made the same way when absent.
 fn key(env: &Env, out: &Output, cli_policy: &[PathBuf], db: Option<PathBuf>) -> Result<i32, Error> {
-    let policy = crate::run::load_policy(env, cli_policy)?;
+    let policy = env.load_policy(cli_policy)?;
     let signer = crate::server::load_key(&server_key_path(&policy, &db_path(env, db)))
         .map_err(|e| Error::config(e.to_string()))?;
     out.data(&signer.verifier().to_vkey());

@@ -32,20 +32,6 @@ pub struct RunOptions {
     pub json: bool,
 }
 
-/// Loads every policy file that applies.
-pub fn load_policy(env: &Env, cli_files: &[PathBuf]) -> Result<Policy, Error> {
-    let sources = env.policy_sources(cli_files)?;
-    Ok(Policy::load_sources(&sources)?)
-}
-
-/// Like [`load_policy`], for one command: every file is read and checked the same way, but
-/// rules are compiled per program when first classified (see [`Policy::load_lazy`]); classify
-/// with [`try_classify`].
-pub fn load_policy_lazy(env: &Env, cli_files: &[PathBuf]) -> Result<Policy, Error> {
-    let sources = env.policy_sources(cli_files)?;
-    Ok(Policy::load_sources_lazy(&sources)?)
-}
-
 /// Builds the request for argv as this process sees it.
 pub fn build_request(
     env: &Env,
@@ -78,7 +64,7 @@ pub fn classify(policy: &Policy, req: &Request) -> Classification {
 }
 
 /// Classifies a request; a policy error (exit 78) when the rules for its program cannot be
-/// compiled (a policy from [`load_policy_lazy`]).
+/// compiled (a policy from [`Env::load_policy_lazy`]).
 pub fn try_classify(policy: &Policy, req: &Request) -> Result<Classification, Error> {
     // Programs reached through symlinks are classified under their targets' names too: find
     // them as the command will (PATH, the home directory for `~/`, the working directory).
@@ -123,7 +109,7 @@ fn subject<'a>(req: &'a Request, line: &'a str) -> Subject<'a> {
 /// what the one before it returned. Returns the command's own exit status.
 pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     // What is asked, and what the policy says of it.
-    let policy = load_policy_lazy(env, &opts.policy_files)?;
+    let policy = env.load_policy_lazy(&opts.policy_files)?;
     let reason = opts.reason.clone().or_else(|| env.reason.clone());
     let (req, executable) = build_request(env, &policy, opts.argv.clone(), reason)?;
     let class = try_classify(&policy, &req)?;

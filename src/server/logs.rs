@@ -18,7 +18,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::api::{ApiError, Authed};
+use super::api::Authed;
+use super::error::ApiError;
 use crate::audit::note::{Note, NoteVerifier};
 use crate::audit::record::GENESIS_PREV;
 use crate::audit::verify::{CheckedRecord, check_record_line};
@@ -38,7 +39,7 @@ pub async fn ingest(
     Path(log_id): Path<String>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(super::api::body_rejection)?;
+    let body = body.map_err(super::error::body_rejection)?;
     if !valid_log_id(&log_id) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

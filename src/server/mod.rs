@@ -5,9 +5,10 @@
 
 pub mod api;
 pub mod auth;
-pub mod clock;
+pub use crate::clock;
 pub mod crash;
 pub mod eligibility;
+pub mod error;
 pub mod listen;
 pub mod logs;
 pub mod reconcile;

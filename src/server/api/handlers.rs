@@ -19,8 +19,10 @@ use crate::server::auth;
 use crate::server::eligibility::{Ballot, Cast, Eligibility, Vote, eligibility};
 use crate::server::store::{DecisionRow, Refusal, RequestRow, StoreError};
 
-use super::error::{ApiError, JsonBody, body_rejection, json_content_type, query_rejection};
 use super::wire::*;
+use crate::server::error::{
+    ApiError, JsonBody, body_rejection, json_content_type, query_rejection,
+};
 
 /// The authenticated principal of a request.
 pub fn principal(st: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {

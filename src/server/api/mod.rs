@@ -6,12 +6,11 @@
 //! 503), and a decided request goes out with the server's signed statement.
 
 /// The error type and the extractors whose rejections are errors.
-mod error;
 /// The route handlers.
 mod handlers;
 /// What clients send and get back.
 mod wire;
 
-pub use error::*;
+pub use super::error::*;
 pub use handlers::*;
 pub use wire::*;

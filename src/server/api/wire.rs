@@ -13,7 +13,7 @@ use crate::request::Payload;
 use crate::server::AppState;
 use crate::server::store::{DecisionRow, RequestRow};
 
-use super::error::ApiError;
+use crate::server::error::ApiError;
 
 /// What a requester may claim about itself: recorded as context, never trusted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

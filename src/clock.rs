@@ -1,7 +1,7 @@
-//! The server's one source of time. Handlers, the expiry sweeper, sign-in and the store take
-//! the time from here (or as an argument) instead of reading the system clock themselves, so
-//! every time-dependent rule — expiry, token lifetime, session lifetime — can be tested at a
-//! chosen instant.
+//! One source of time, at the bottom of the layers. The server's handlers, expiry sweeper,
+//! sign-in and store take the time from a [`Clock`] (or as an argument) instead of reading the
+//! system clock themselves, so every time-dependent rule — expiry, token lifetime, session
+//! lifetime — can be tested at a chosen instant.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
