@@ -1,0 +1,216 @@
+//! Storage for `gate serve` behind a trait, so a PostgreSQL store can follow without the server
+//! knowing which one it talks to. Every method is one atomic step; the only read-modify-write,
+//! recording a decision, is a single method that takes the eligibility check as a callback and
+//! runs it inside the store's transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL would use
+//! `SELECT ... FOR UPDATE`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::approval::RequestStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(String),
+    /// The database's disk (or its quota) is full: nothing was written.
+    #[error("disk full writing the database: {0}")]
+    Full(String),
+    /// Another writer held the database past the busy timeout.
+    #[error("the database is busy: {0}")]
+    Busy(String),
+    /// The database file cannot be opened or read (I/O error, permissions, out of descriptors).
+    #[error("cannot open or read the database: {0}")]
+    Unavailable(String),
+    #[error("no such request")]
+    NotFound,
+    /// The callback refused the change (not eligible, already decided, ...).
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The change could not be recorded in the audit log, so it was not made (fail closed).
+    #[error("the change could not be recorded, so it was not made: {0}")]
+    Unrecorded(RecordError),
+}
+
+/// Why a state change could not be recorded in the server's audit log.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RecordError {
+    /// The writer thread is gone (the server is shutting down, or it died).
+    #[error("the audit writer has stopped")]
+    WriterStopped,
+    /// The log refused the append; shared by every change committed in the same batch.
+    #[error("{0}")]
+    Append(std::sync::Arc<crate::audit::AuditError>),
+}
+
+/// Why a decision was refused, with the HTTP status it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// An API token as stored: only its SHA-256.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub principal: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+/// A request as the server holds it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RequestRow {
+    pub id: String,
+    pub requester: String,
+    pub status: RequestStatus,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub decided_ms: Option<i64>,
+    pub digest: String,
+    /// The request document (argv redacted, context, reason, client claims, rules,
+    /// requirement), as JSON.
+    pub doc: serde_json::Value,
+}
+
+/// One approval or denial.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DecisionRow {
+    pub request_id: String,
+    pub principal: String,
+    /// `approve` or `deny`.
+    pub kind: String,
+    pub comment: Option<String>,
+    pub at_ms: i64,
+}
+
+/// A signed-in browser session, keyed by the SHA-256 of its id (the id itself is only in the
+/// browser's cookie).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub principal: String,
+    /// The hash of the token signed in with: checked on every use, so a revoked or expired
+    /// token ends the session.
+    pub token_hash: String,
+    pub csrf: String,
+    pub expires_ms: i64,
+}
+
+/// What the eligibility callback decides about a new decision.
+pub type Evaluate<'a> =
+    &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<RequestStatus>, Refusal>;
+
+/// Records a state change durably (the server's audit log) from inside the store's
+/// transaction, with the request as it will be once committed. An error rolls the change back:
+/// a change that cannot be recorded is not made.
+pub type Record<'a> = &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<(), RecordError>;
+
+/// What the server holds of one host's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogRow {
+    pub log_id: String,
+    /// The verifier key its genesis named (first seen, never replaced).
+    pub vkey: Option<String>,
+    pub count: u64,
+    pub head: String,
+    /// The latest host checkpoint, cosigned by the server.
+    pub cosigned: Option<String>,
+    /// The principal that shipped the genesis: only it may add records.
+    pub owner: Option<String>,
+}
+
+pub trait Store: Send + Sync {
+    /// Whether a change could be written now: a full disk or a held lock is an error naming
+    /// it. What `/healthz` asks.
+    fn check_writable(&self) -> Result<(), StoreError>;
+    /// Housekeeping the server runs now and then and after a full disk: keeps the write-ahead
+    /// log from growing without bound.
+    fn maintain(&self) -> Result<(), StoreError>;
+    fn log_get(&self, log_id: &str) -> Result<Option<LogRow>, StoreError>;
+    /// The hash of the record at `seq`, if held.
+    fn log_hash_at(&self, log_id: &str, seq: u64) -> Result<Option<String>, StoreError>;
+    /// Appends records continuing from `expected_count` (compare-and-set: false if another
+    /// writer moved the head first). `records` are (seq, hash, line).
+    fn log_append(
+        &self,
+        log_id: &str,
+        expected_count: u64,
+        records: &[(u64, String, String)],
+        vkey: Option<&str>,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    fn log_set_cosigned(&self, log_id: &str, note: &str) -> Result<(), StoreError>;
+    fn log_records(&self, log_id: &str, from: u64, limit: u64) -> Result<Vec<String>, StoreError>;
+    fn log_conflict(
+        &self,
+        log_id: &str,
+        at_ms: i64,
+        principal: &str,
+        detail: &str,
+    ) -> Result<(), StoreError>;
+
+    fn token_insert(&self, t: &TokenRow) -> Result<(), StoreError>;
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError>;
+    fn token_list(&self) -> Result<Vec<TokenRow>, StoreError>;
+    /// Revokes by id; false if there was no such live token.
+    fn token_revoke(&self, id: &str, at_ms: i64) -> Result<bool, StoreError>;
+
+    /// Inserts a request once `record` has recorded it.
+    fn request_insert(&self, r: &RequestRow, record: Record<'_>) -> Result<(), StoreError>;
+    fn request_get(&self, id: &str) -> Result<Option<(RequestRow, Vec<DecisionRow>)>, StoreError>;
+    fn request_list(
+        &self,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError>;
+    /// Records `d` if `evaluate` (run inside the transaction, seeing the decisions so far plus
+    /// `d`) accepts it and `record` has recorded it; its `Some(status)` moves the request to
+    /// that status.
+    fn decide(
+        &self,
+        d: &DecisionRow,
+        evaluate: Evaluate<'_>,
+        record: Record<'_>,
+    ) -> Result<(RequestRow, Vec<DecisionRow>), StoreError>;
+    /// Moves a request from `pending` to `status` (cancel, expire) once `record` has recorded
+    /// it; false if it was not pending.
+    fn finish(
+        &self,
+        id: &str,
+        status: RequestStatus,
+        at_ms: i64,
+        record: Record<'_>,
+    ) -> Result<bool, StoreError>;
+    /// Pending requests whose deadline has passed.
+    fn overdue(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Stores a browser session under `key`, first dropping expired ones and then, past `max`,
+    /// the ones closest to expiry.
+    fn session_insert(
+        &self,
+        key: &str,
+        s: &SessionRow,
+        now_ms: i64,
+        max: usize,
+    ) -> Result<(), StoreError>;
+    /// The session under `key` while it has not expired (an expired one is deleted).
+    fn session_get(&self, key: &str, now_ms: i64) -> Result<Option<SessionRow>, StoreError>;
+    fn session_delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Keeps a message to show once on the session's next page (ok or not, and its text).
+    fn session_set_flash(&self, key: &str, ok: bool, text: &str) -> Result<(), StoreError>;
+    /// Takes the message kept for the session, clearing it.
+    fn session_take_flash(&self, key: &str) -> Result<Option<(bool, String)>, StoreError>;
+}
+
+mod sqlite;
+pub use sqlite::SqliteStore;
