@@ -341,3 +341,57 @@ fn a_release_build_has_no_crash_points() {
         "crash points must stay debug-only"
     );
 }
+
+#[test]
+fn concurrent_approvals_are_logged_in_commit_order() {
+    // Two approvers race on each of 40 requests: in the log, the approval that left a request
+    // pending always comes before the one that approved it, and each request has exactly two.
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let srv = start(home, None);
+    let [erin, ann, bob] = ["erin", "ann", "bob"].map(|p| token(home, p));
+    let ids: Vec<String> = (0..40)
+        .map(|i| {
+            let argv = ["deploy", &format!("svc-{i}")];
+            let argv: Vec<&str> = argv.iter().map(|s| s.as_ref()).collect();
+            let (st, v) = call(
+                &srv.url,
+                "POST",
+                "/v1/requests",
+                &erin,
+                Some(json!({"argv": argv, "cwd": "/", "digest": digest_of(&argv)})),
+            )
+            .unwrap();
+            assert_eq!(st, 201, "{v}");
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for who in [&ann, &bob] {
+            let (ids, url) = (&ids, &srv.url);
+            s.spawn(move || {
+                for id in ids {
+                    let (st, v) = call(
+                        url,
+                        "POST",
+                        &format!("/v1/requests/{id}/approve"),
+                        who,
+                        None,
+                    )
+                    .unwrap();
+                    assert_eq!(st, 200, "{v}");
+                }
+            });
+        }
+    });
+    let log = home.join("server-audit.jsonl");
+    verify(home, &log);
+    for id in &ids {
+        let statuses: Vec<String> = events(&log, id)
+            .into_iter()
+            .filter(|e| e.0 == "approval")
+            .map(|e| e.2)
+            .collect();
+        assert_eq!(statuses, ["pending", "approved"], "request {id}");
+    }
+}
