@@ -1,0 +1,36 @@
+//! gate's integration tests: one crate, so the suite links once and libtest runs every test of
+//! every area in one process, in parallel (`cargo test --test integration [FILTER]`; a module's
+//! tests alone: `cargo test --test integration server_api::`). The layout follows `just`'s
+//! tests/lib.rs: a module per area, one shared `common` (the `Gate` builder, the process and
+//! server harness, throw-away users, an independent JCS).
+//!
+//! To add an area: put the file at `tests/integration/NAME.rs`, start it with
+//! `use crate::common;` (then `use common::{Gate, Ran};` and friends), and add `mod NAME;` below,
+//! in alphabetical order. Do not add another `tests/*.rs` file: each one is a crate of its own
+//! that links gate again. Snapshots (insta) live in `tests/integration/snapshots/`, named
+//! `integration__NAME__SNAPSHOT.snap`.
+
+mod common;
+
+mod allow9;
+mod format_vectors;
+mod generated;
+mod local_approval;
+mod local_attacks;
+mod log_attacks;
+mod log_robustness;
+mod module_layers;
+mod output_color;
+mod policy_cli;
+mod policy_tiers;
+mod rewrites;
+mod run_path;
+mod server_api;
+mod server_web;
+mod shell_split;
+mod signed_decisions;
+mod sink_http;
+mod sink_server;
+mod sink_syslog;
+mod verify9;
+mod verify_tamper;
