@@ -196,7 +196,7 @@ fn completions_unknown_shell_is_a_usage_error() {
         .args(&["completions", "tcsh"])
         .run()
         .status(2)
-        .stderr_has("tcsh");
+        .stderr_contains("tcsh");
 }
 
 #[test]

@@ -116,10 +116,10 @@ fn planted_checkpoint_temp_links_in_a_world_writable_log_directory_are_refused()
         let g = g.env("GATE_LOG", log.to_str().unwrap());
         let r = run(&g, &["--", "touch", "marker"]);
         r.status(78)
-            .stderr_has("writable by other users")
-            .stderr_has(shared.to_str().unwrap())
-            .stderr_has("hint:")
-            .stderr_has("chmod go-w");
+            .stderr_contains("writable by other users")
+            .stderr_contains(shared.to_str().unwrap())
+            .stderr_contains("hint:")
+            .stderr_contains("chmod go-w");
         assert!(!g.path("marker").exists(), "mode {mode:o}: the command ran");
         assert!(!log.exists(), "mode {mode:o}: a log was started there");
         victim_untouched(&target);
@@ -159,7 +159,7 @@ fn links_planted_at_the_predictable_side_file_names_are_never_written_through() 
 
     for _ in 0..2 {
         let r = run(&g, &["--", "true"]);
-        r.status(0).stderr_has("not yet delivered");
+        r.status(0).stderr_contains("not yet delivered");
     }
     victim_untouched(&target);
     let cp = std::fs::symlink_metadata(g.path("audit.jsonl.checkpoint")).unwrap();
@@ -185,9 +185,9 @@ fn a_symlinked_log_is_refused_and_nothing_runs() {
         let g2 = Gate::new().env("GATE_LOG", lp.to_str().unwrap());
         let r = run(&g2, &["--", "touch", g2.path("marker").to_str().unwrap()]);
         r.status(78)
-            .stderr_has("symbolic link")
-            .stderr_has(lp.to_str().unwrap())
-            .stderr_has("hint:");
+            .stderr_contains("symbolic link")
+            .stderr_contains(lp.to_str().unwrap())
+            .stderr_contains("hint:");
         assert!(!g2.path("marker").exists(), "{link}: the command ran");
     }
     victim_untouched(&target);
@@ -224,7 +224,7 @@ fn a_log_directory_that_is_not_private_is_refused() {
         let log = dir.join("audit.jsonl");
         let g = g.env("GATE_LOG", log.to_str().unwrap());
         let r = run(&g, &["--", "touch", "marker"]);
-        r.status(78).stderr_has("refusing the audit log");
+        r.status(78).stderr_contains("refusing the audit log");
         assert!(!g.path("marker").exists(), "{what}: the command ran");
         assert!(!log.exists(), "{what}: a log was started");
     }
@@ -276,8 +276,8 @@ fn a_signing_key_directory_others_can_write_is_refused() {
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o1777)).unwrap();
     run(&g, &["--", "touch", "marker"])
         .status(78)
-        .stderr_has("signing key")
-        .stderr_has("writable by other users");
+        .stderr_contains("signing key")
+        .stderr_contains("writable by other users");
     assert!(!g.path("marker").exists());
     assert!(!keys.join("signing.key").exists());
 }
@@ -291,7 +291,7 @@ fn a_log_file_others_can_write_is_refused() {
     let before = std::fs::read(&log).unwrap();
     run(&g, &["--", "touch", "marker"])
         .status(78)
-        .stderr_has("writable by other users");
+        .stderr_contains("writable by other users");
     assert!(!g.path("marker").exists());
     assert_eq!(std::fs::read(&log).unwrap(), before);
 }
@@ -316,10 +316,10 @@ fn a_command_that_deletes_its_log_gets_no_new_chain_and_the_lost_result_is_repor
     );
     // The command's own status, and a loud error naming the log and what happened.
     r.status(4)
-        .stderr_has("the command ran and exited with status 4")
-        .stderr_has("its result could not be recorded")
-        .stderr_has(log.to_str().unwrap())
-        .stderr_has("deleted");
+        .stderr_contains("the command ran and exited with status 4")
+        .stderr_contains("its result could not be recorded")
+        .stderr_contains(log.to_str().unwrap())
+        .stderr_contains("deleted");
     assert!(
         !log.exists(),
         "a new log (genesis + orphan result) was started"
@@ -328,9 +328,9 @@ fn a_command_that_deletes_its_log_gets_no_new_chain_and_the_lost_result_is_repor
     // records was here.
     run(&g, &["--", "touch", "marker"])
         .status(78)
-        .stderr_has("checkpoint")
-        .stderr_has("held 4 records")
-        .stderr_has("hint:");
+        .stderr_contains("checkpoint")
+        .stderr_contains("held 4 records")
+        .stderr_contains("hint:");
     assert!(!g.path("marker").exists(), "ran after its log was deleted");
     assert!(
         std::fs::read(&log).map_or(true, |b| b.is_empty()),
@@ -378,8 +378,8 @@ fn a_command_that_replaces_or_rewrites_its_log_gets_no_result_in_the_other_log()
         let log = g.path("audit.jsonl");
         let r = run(&g, &["--", "sh", "-c", script, log.to_str().unwrap()]);
         r.status(5)
-            .stderr_has("its result could not be recorded")
-            .stderr_has(log.to_str().unwrap());
+            .stderr_contains("its result could not be recorded")
+            .stderr_contains(log.to_str().unwrap());
         let recs = g.records();
         assert!(
             recs.iter().all(|r| r["kind"] != "result" || r["seq"] == 2),
@@ -514,8 +514,8 @@ fn a_decision_whose_checkpoint_cannot_be_written_is_taken_back_and_nothing_runs(
     let marker = g.path("marker");
     let r = fs.gate(&g, &["--", "touch", marker.to_str().unwrap()]);
     r.status(78)
-        .stderr_has("cannot sign the checkpoint")
-        .stderr_has("taken back out");
+        .stderr_contains("cannot sign the checkpoint")
+        .stderr_contains("taken back out");
     assert!(!marker.exists(), "the command ran");
     // The log is exactly what it was: no record claims `run: true` for the command.
     let after = fs.sh(&format!("cat {}", log.display())).stdout;
@@ -554,7 +554,7 @@ fn a_decision_whose_checkpoint_rename_fails_is_taken_back() {
     std::fs::create_dir(g.path("audit.jsonl.checkpoint")).unwrap();
     run(&g, &["--", "touch", "marker"])
         .status(78)
-        .stderr_has("taken back out");
+        .stderr_contains("taken back out");
     assert!(!g.path("marker").exists());
     assert_eq!(std::fs::read(&log).unwrap(), before);
     let leftovers: Vec<_> = std::fs::read_dir(g.dir.path())
@@ -605,9 +605,9 @@ fn a_command_that_fills_the_disk_keeps_its_exit_status_and_the_lost_result_is_re
     std::fs::write(&trigger, "").unwrap();
     let r = fs.gate(&g, &["--", "sh", "-c", &script]);
     r.status(3)
-        .stderr_has("the command ran and exited with status 3")
-        .stderr_has("its result could not be recorded")
-        .stderr_has(log.to_str().unwrap());
+        .stderr_contains("the command ran and exited with status 3")
+        .stderr_contains("its result could not be recorded")
+        .stderr_contains(log.to_str().unwrap());
     let records = text().lines().count();
     // The decision stands without a result, which verify names; nothing else is wrong.
     fs.sh(&format!("rm -f {}", fill.display()));
@@ -643,8 +643,8 @@ fn a_command_that_replaces_its_log_with_a_directory_keeps_its_exit_status() {
     let script = "rm -f \"$0\" && mkdir \"$0\"; exit 3";
     let r = run(&g, &["--", "sh", "-c", script, log.to_str().unwrap()]);
     r.status(3)
-        .stderr_has("the command ran and exited with status 3")
-        .stderr_has("its result could not be recorded")
-        .stderr_has(log.to_str().unwrap());
+        .stderr_contains("the command ran and exited with status 3")
+        .stderr_contains("its result could not be recorded")
+        .stderr_contains(log.to_str().unwrap());
     assert!(log.is_dir());
 }

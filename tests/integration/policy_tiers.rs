@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{Gate, Ran};
+use common::{Checked, Gate};
 use gate::policy::{Decision, Policy, Source, Tier};
 use serde_json::Value;
 
@@ -140,10 +140,10 @@ fn added_file_cannot_route_approvals_to_its_own_server() {
         .args(PUT_ROLE_POLICY)
         .run();
     r.status(78)
-        .stderr_has("`backends.x`")
-        .stderr_has("`approval.backend`")
-        .stderr_has("policy.yaml:3:3")
-        .stderr_has("policy.yaml:8:26");
+        .stderr_contains("`backends.x`")
+        .stderr_contains("`approval.backend`")
+        .stderr_contains("policy.yaml:3:3")
+        .stderr_contains("policy.yaml:8:26");
     assert!(!marker.exists(), "aws ran:\n{}", r.stderr);
     assert_eq!(
         hits.load(Ordering::SeqCst),
@@ -164,7 +164,7 @@ fn user_config_file_cannot_route_approvals_to_its_own_server() {
         .args(PUT_ROLE_POLICY)
         .run()
         .status(78)
-        .stderr_has("config/gate/policy.yaml:3:3");
+        .stderr_contains("config/gate/policy.yaml:3:3");
     assert!(!marker.exists());
     assert_eq!(
         hits.load(Ordering::SeqCst),
@@ -185,6 +185,8 @@ fn without_a_system_tier_the_added_backend_is_used() {
         .env("GATE_TOKEN", "attacker")
         .args(PUT_ROLE_POLICY)
         .run();
+    // The fake server answers `approved` unsigned: asked, and refused for that.
+    r.status(75).stderr_contains("carries no signed statement");
     assert!(
         hits.load(Ordering::SeqCst) > 0,
         "the server backend was not asked: {}",
@@ -207,17 +209,18 @@ fn added_file_cannot_allow_opaque_shell_past_the_system_tier() {
         ])
         .run()
         .status(78)
-        .stderr_has("`defaults.opaque_shell: allow`")
-        .stderr_has("system policy's `approve`")
-        .stderr_has("policy.yaml:2:27");
+        .stderr_contains("`defaults.opaque_shell: allow`")
+        .stderr_contains("system policy's `approve`")
+        .stderr_contains("policy.yaml:2:27");
     assert!(!marker.exists());
 }
 
 fn check_json(g: Gate, argv: &[&str]) -> Value {
     let mut args = vec!["check", "--json", "--"];
     args.extend_from_slice(argv);
+    let warning = g.tier_warning();
     let r = g.args(&args).run();
-    r.status(0);
+    r.status(0).stderr(warning);
     serde_json::from_str(&r.stdout).expect("check --json prints JSON")
 }
 
@@ -254,9 +257,13 @@ fn opaque_script_with_one_allowing_file_does_not_run() {
     let script = format!("eval \"touch {}\"", marker.display());
     let r = g
         .env("GATE_POLICY", &list)
-        .args(&["--no-wait", "--", "bash", "-c", &script])
+        .args(&["--timeout", "1s", "--", "bash", "-c", &script])
         .run();
-    assert_ne!(r.status, 0, "{}", r.stderr);
+    // Not run, and for the right reason: it needs an approval nobody gave (this once passed
+    // on `--no-wait` being unsupported, 78, whatever the policy said).
+    r.status(75)
+        .stderr_contains("gate cannot read all of it")
+        .stderr_contains("no decision within 1s");
     assert!(!marker.exists(), "the opaque script ran");
 }
 
@@ -320,7 +327,7 @@ fn added_file_keys_reserved_for_the_system_tier_are_errors() {
             .system_policy("base.yaml", SYSTEM)
             .policy(&format!("version: 1\n{yaml}"));
         let r = g.args(&["check", "--", "true"]).run();
-        r.status(78).stderr_has(key);
+        r.status(78).stderr_contains(key);
         assert!(
             r.stderr.contains(&format!("policy.yaml{at}")),
             "{key}: no position policy.yaml{at} in:\n{}",
@@ -339,14 +346,15 @@ fn lint_of_the_configured_files_reports_tier_violations() {
     g.args(&["policy", "lint"])
         .run()
         .status(78)
-        .stderr_has("`backends.x`")
-        .stderr_has("policy.yaml:3:3");
+        .stderr_contains("`backends.x`")
+        .stderr_contains("policy.yaml:3:3");
 
     let g = Gate::new().system_policy("base.yaml", SYSTEM).policy(ADDED);
     let p = g.path("policy.yaml");
     g.args(&["policy", "lint", p.to_str().unwrap()])
         .run()
-        .status(0);
+        .status(0)
+        .stderr("gate: 1 file OK, 0 rules\n");
 }
 
 /// `defaults.decision` and `audit.require_remote` are bounded by what the system tier says.
@@ -374,8 +382,8 @@ fn added_file_cannot_loosen_the_system_defaults() {
             .args(&["check", "--", "true"])
             .run()
             .status(78)
-            .stderr_has(key)
-            .stderr_has("policy.yaml:2:");
+            .stderr_contains(key)
+            .stderr_contains("policy.yaml:2:");
     }
 }
 
@@ -400,7 +408,7 @@ rules:
         .policy(added)
         .args(&["check", "--", "true"])
         .run();
-    r.status(78).stderr_has("error: 8 problems in policy");
+    r.status(78).stderr_contains("error: 8 problems in policy");
 }
 
 /// What an added file may do under a system tier: add rules, new groups, context env and
@@ -458,8 +466,8 @@ rules:
         .policy("version: 1\ngroups:\n  alice: [agent]\n  oncall: [agent]\n");
     let r = g.args(&["check", "--", "true"]).run();
     r.status(78)
-        .stderr_has("unknown group `oncall`")
-        .stderr_has("base.yaml:12:29");
+        .stderr_contains("unknown group `oncall`")
+        .stderr_contains("base.yaml:12:29");
 
     // A group named `alice` (the agent's choice of members) does not widen `iam`'s approver.
     let sys_ok = sys.replace("[oncall]", "[security]");
@@ -477,7 +485,7 @@ fn chown(path: &std::path::Path, uid: u32) {
     std::os::unix::fs::chown(path, Some(uid), None).unwrap();
 }
 
-fn check_true(g: Gate) -> Ran {
+fn check_true(g: Gate) -> Checked {
     g.args(&["check", "--", "true"]).run()
 }
 
@@ -487,9 +495,9 @@ fn system_dir_owned_by_another_user_is_refused() {
     chown(g.system_dir().unwrap(), 65534);
     check_true(g)
         .status(78)
-        .stderr_has("`/etc/gate/policy.d` is owned by uid 65534, not root")
-        .stderr_has("hint:")
-        .stderr_has("chown root /etc/gate/policy.d");
+        .stderr_contains("`/etc/gate/policy.d` is owned by uid 65534, not root")
+        .stderr_contains("hint:")
+        .stderr_contains("chown root /etc/gate/policy.d");
 }
 
 #[test]
@@ -502,8 +510,8 @@ fn group_writable_system_dir_is_refused() {
     .unwrap();
     check_true(g)
         .status(78)
-        .stderr_has("`/etc/gate/policy.d` is writable by its group")
-        .stderr_has("chmod go-w /etc/gate/policy.d");
+        .stderr_contains("`/etc/gate/policy.d` is writable by its group")
+        .stderr_contains("chmod go-w /etc/gate/policy.d");
 }
 
 #[test]
@@ -512,8 +520,8 @@ fn system_file_owned_by_another_user_is_refused() {
     chown(&g.system_dir().unwrap().join("base.yaml"), 65534);
     check_true(g)
         .status(78)
-        .stderr_has("`/etc/gate/policy.d/base.yaml` is owned by uid 65534, not root")
-        .stderr_has("chown root /etc/gate/policy.d/base.yaml");
+        .stderr_contains("`/etc/gate/policy.d/base.yaml` is owned by uid 65534, not root")
+        .stderr_contains("chown root /etc/gate/policy.d/base.yaml");
 }
 
 #[test]
@@ -527,8 +535,8 @@ fn group_or_world_writable_system_file_is_refused() {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
         check_true(g)
             .status(78)
-            .stderr_has(&format!("`/etc/gate/policy.d/base.yaml` {what}"))
-            .stderr_has("chmod go-w /etc/gate/policy.d/base.yaml");
+            .stderr_contains(&format!("`/etc/gate/policy.d/base.yaml` {what}"))
+            .stderr_contains("chmod go-w /etc/gate/policy.d/base.yaml");
     }
 }
 
@@ -541,7 +549,7 @@ fn unsafe_system_file_stops_the_run() {
     g.args(&["--", "touch", marker.to_str().unwrap()])
         .run()
         .status(78)
-        .stderr_has("refusing the system policy");
+        .stderr_contains("refusing the system policy");
     assert!(!marker.exists());
 }
 
@@ -559,8 +567,8 @@ fn symlinked_system_file_is_checked_through_its_target() {
     std::os::unix::fs::symlink("sub/agent.txt", dir.join("link.yaml")).unwrap();
     check_true(g)
         .status(78)
-        .stderr_has("`/etc/gate/policy.d/sub/agent.txt` is owned by uid 65534, not root")
-        .stderr_has("(`/etc/gate/policy.d/link.yaml` leads to it)");
+        .stderr_contains("`/etc/gate/policy.d/sub/agent.txt` is owned by uid 65534, not root")
+        .stderr_contains("(`/etc/gate/policy.d/link.yaml` leads to it)");
 
     // Root's target in a directory someone else owns (who could swap it).
     let g = Gate::new().system_policy("base.yaml", SYSTEM);
@@ -572,7 +580,7 @@ fn symlinked_system_file_is_checked_through_its_target() {
     std::os::unix::fs::symlink("sub/root.txt", dir.join("link.yaml")).unwrap();
     check_true(g)
         .status(78)
-        .stderr_has("`/etc/gate/policy.d/sub` is owned by uid 65534, not root");
+        .stderr_contains("`/etc/gate/policy.d/sub` is owned by uid 65534, not root");
 
     // A target under root's control is fine.
     let g = Gate::new().system_policy("base.yaml", SYSTEM);
@@ -663,16 +671,7 @@ fn check_warns_when_there_is_no_system_policy() {
         .policy(SYSTEM)
         .args(&["check", "--", "ls"])
         .run();
-    r.status(0)
-        .stderr_has("warning: no system policy")
-        .stderr_has("/etc/gate/policy.d")
-        .stderr_has("docs/threat-model.md");
-    assert_eq!(
-        r.stderr.lines().filter(|l| l.contains("warning:")).count(),
-        1,
-        "{}",
-        r.stderr
-    );
+    r.status(0).stderr(common::NO_SYSTEM_TIER);
     let v = check_json(Gate::new().policy(SYSTEM), &["ls"]);
     assert_eq!(v["system_tier"], false);
 }
@@ -701,7 +700,7 @@ fn system_dir_without_yaml_is_no_tier() {
     let g = Gate::new().system_policy("README", "not a policy\n");
     let g = g.policy("version: 1\nbackends:\n  x: { kind: local }\n");
     let r = g.args(&["check", "--", "ls"]).run();
-    r.status(0).stderr_has("warning: no system policy");
+    r.status(0).stderr_contains("warning: no system policy");
 }
 
 // ---- `defaults.opaque_approval`: parsed, validated, merged, exposed ----

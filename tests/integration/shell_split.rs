@@ -30,7 +30,7 @@ fn check_json(g: &Gate, argv: &[&str]) -> serde_json::Value {
     let mut args = vec!["check", "--json", "--"];
     args.extend_from_slice(argv);
     let r = clone_of(g).args(&args).run();
-    r.status(0);
+    r.status(0).stderr(common::NO_SYSTEM_TIER);
     serde_json::from_str(&r.stdout).expect("check --json is JSON")
 }
 
@@ -47,7 +47,7 @@ fn a_denied_command_inside_bash_c_is_denied_and_does_not_run() {
     let script = format!("touch {} && rm -rf /", marker.display());
     let g = g.args(&["--", "bash", "-c", &script]);
     let r = g.run();
-    r.status(77).stderr_has("rm-root");
+    r.status(77).stderr_contains("rm-root");
     assert!(!marker.exists(), "nothing in the script ran");
     let rec = g.records();
     let decision = rec
@@ -117,7 +117,8 @@ fn what_cannot_be_read_gets_opaque_shell() {
         "version: 1\ndefaults: { opaque_shell: deny }\n",
     ));
     let r = strict.args(&["--", "sh", "-c", "$CMD --force"]).run();
-    r.status(77);
+    r.status(77)
+        .stderr("error: denied by the policy default\nhint: `gate check -- <command>` explains which rules match\n");
     // Expansions in arguments are not opaque: only the command name matters.
     let v = check_json(&g, &["sh", "-c", "echo \"$HOME\""]);
     assert_eq!(v["decision"], "allow");
@@ -176,7 +177,9 @@ fn a_script_piped_into_a_shell_does_not_run_without_approval() {
         .args(&["--timeout", "1s", "--", "sh"])
         .stdin(format!("touch {}\n", marker.display()).as_bytes())
         .run();
-    r.status(75);
+    r.status(75)
+        .stderr_contains("`sh` reads its script from its input")
+        .stderr_contains("no decision within 1s");
     assert!(!marker.exists(), "the script did not run");
 }
 
@@ -207,7 +210,7 @@ fn code_running_variables_in_gates_environment_make_the_command_opaque() {
         .env("GIT_SSH_COMMAND", "rm -rf /")
         .args(&["check", "--json", "--", "git", "push", "origin", "main"])
         .run();
-    r.status(0);
+    r.status(0).stderr(common::NO_SYSTEM_TIER);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["decision"], "approve", "{v:#}");
     assert!(v["opaque"].as_str().unwrap().contains("GIT_SSH_COMMAND"));
@@ -216,6 +219,7 @@ fn code_running_variables_in_gates_environment_make_the_command_opaque() {
         .env("GIT_PAGER", "cat")
         .args(&["check", "--json", "--", "git", "push", "origin", "main"])
         .run();
+    r.status(0).stderr(common::NO_SYSTEM_TIER);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["decision"], "allow", "{v:#}");
     // Without it, `git push` is what the policy says: allowed.

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod jcs;
+pub mod process;
+pub mod snap;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -19,6 +21,14 @@ pub struct Gate {
     system: Option<PathBuf>,
 }
 
+/// What `gate check` (and every other command reading policy) says on stderr when there is no
+/// system tier, as in a test without [`Gate::system_policy`].
+pub const NO_SYSTEM_TIER: &str = "warning: no system policy (no *.yaml in /etc/gate/policy.d): \
+    your own policy files are the top of trust, and anything running as you can edit them; see \
+    docs/threat-model.md\n";
+
+/// A finished process: its exit status and output. Its checks assert and return `self`, so
+/// they chain: `.status(78).stderr_contains("policy.yaml:3:3")`.
 pub struct Ran {
     pub status: i32,
     pub stdout: String,
@@ -26,6 +36,30 @@ pub struct Ran {
 }
 
 impl Ran {
+    pub fn new(status: i32, stdout: String, stderr: String) -> Self {
+        Ran {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Runs `c` to the end (stdin from /dev/null unless `c` says otherwise).
+    pub fn of(mut c: Command) -> Self {
+        let out = c
+            .output()
+            .unwrap_or_else(|e| panic!("run {:?}: {e}", c.get_program()));
+        Self::from_output(out)
+    }
+
+    pub fn from_output(out: Output) -> Self {
+        Ran::new(
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Asserts the exit status, showing both streams when it differs.
     #[track_caller]
     pub fn status(&self, expected: i32) -> &Self {
@@ -37,8 +71,19 @@ impl Ran {
         self
     }
 
+    /// Asserts stderr is exactly `expected`.
     #[track_caller]
-    pub fn stderr_has(&self, needle: &str) -> &Self {
+    pub fn stderr(&self, expected: &str) -> &Self {
+        assert_eq!(
+            self.stderr, expected,
+            "unexpected stderr (status {})\n--- stdout\n{}",
+            self.status, self.stdout
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_contains(&self, needle: &str) -> &Self {
         assert!(
             self.stderr.contains(needle),
             "stderr lacks {needle:?}:\n{}",
@@ -55,6 +100,92 @@ impl Ran {
             self.stdout
         );
         self
+    }
+}
+
+/// What [`Gate::run`] gives: a [`Ran`] that insists on being checked. Unless a test says
+/// otherwise, the run must have exited 0 with nothing on stderr, checked when this drops; a
+/// test says otherwise with [`Checked::status`], an exact [`Checked::stderr`], or the explicit
+/// opt-outs [`Checked::stderr_contains`] and [`Checked::any_stderr`]. A message gate should not
+/// print, or a failure nobody looked at, then fails the test instead of passing unseen.
+pub struct Checked {
+    ran: Ran,
+    status_checked: std::cell::Cell<bool>,
+    stderr_checked: std::cell::Cell<bool>,
+}
+
+impl std::ops::Deref for Checked {
+    type Target = Ran;
+    fn deref(&self) -> &Ran {
+        &self.ran
+    }
+}
+
+impl Checked {
+    pub fn new(ran: Ran) -> Self {
+        Checked {
+            ran,
+            status_checked: Default::default(),
+            stderr_checked: Default::default(),
+        }
+    }
+
+    #[track_caller]
+    pub fn status(&self, expected: i32) -> &Self {
+        self.ran.status(expected);
+        self.status_checked.set(true);
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr(&self, expected: &str) -> &Self {
+        self.ran.stderr(expected);
+        self.stderr_checked.set(true);
+        self
+    }
+
+    /// Opts out of the exact stderr check, asserting `needle` is in it.
+    #[track_caller]
+    pub fn stderr_contains(&self, needle: &str) -> &Self {
+        self.ran.stderr_contains(needle);
+        self.stderr_checked.set(true);
+        self
+    }
+
+    /// Opts out of the stderr check: the test reads `stderr` itself, or it does not matter.
+    pub fn any_stderr(&self) -> &Self {
+        self.stderr_checked.set(true);
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        self.ran.stdout_has(needle);
+        self
+    }
+
+    #[track_caller]
+    fn verify(&self) {
+        if !self.status_checked.get() {
+            self.ran.status(0);
+        }
+        if !self.stderr_checked.get() {
+            assert_eq!(
+                self.ran.stderr, "",
+                "gate printed on stderr and the test neither expected it exactly nor opted \
+                 out (`.stderr(..)`, `.stderr_contains(..)`, `.any_stderr()`); status {}\n\
+                 --- stdout\n{}",
+                self.ran.status, self.ran.stdout
+            );
+        }
+    }
+}
+
+impl Drop for Checked {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.verify();
+        }
     }
 }
 
@@ -114,6 +245,16 @@ impl Gate {
         self
     }
 
+    /// What a command that reads policy prints on stderr when all is well: the no-system-tier
+    /// warning without [`Gate::system_policy`], nothing with it.
+    pub fn tier_warning(&self) -> &'static str {
+        if self.system.is_some() {
+            ""
+        } else {
+            NO_SYSTEM_TIER
+        }
+    }
+
     /// The stand-in system policy directory, once [`Gate::system_policy`] made it.
     pub fn system_dir(&self) -> Option<&Path> {
         self.system.as_deref()
@@ -169,7 +310,9 @@ impl Gate {
         }
     }
 
-    pub fn run(&self) -> Ran {
+    /// Runs gate to the end. The result must exit 0 with an empty stderr unless the test
+    /// checks otherwise (see [`Checked`]).
+    pub fn run(&self) -> Checked {
         let mut c = self.command();
         c.stdin(if self.stdin.is_some() {
             Stdio::piped()
@@ -184,11 +327,7 @@ impl Gate {
             child.stdin.take().unwrap().write_all(input).unwrap();
         }
         let out: Output = child.wait_with_output().expect("wait gate");
-        Ran {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Checked::new(Ran::from_output(out))
     }
 
     /// The audit log's records as JSON values.
