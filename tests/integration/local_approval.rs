@@ -9,10 +9,11 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{OnceLock, mpsc};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::process::{Watched, spawn};
 use common::users::{self, User};
 use common::{Gate, Ran};
 use serde_json::{Value, json};
@@ -149,10 +150,10 @@ impl World {
             if let Some(r) = self.pending_for_approvers().into_iter().next() {
                 return r;
             }
-            if let Some(s) = waiter.child.try_wait().unwrap() {
+            if !waiter.running() {
                 waiter.collect(Duration::from_secs(1));
                 panic!(
-                    "gate ended ({s}) before its request showed\n--- stderr\n{}",
+                    "gate ended before its request showed\n--- stderr\n{}",
                     waiter.stderr_text()
                 );
             }
@@ -202,107 +203,6 @@ fn id_of(req: &Value) -> String {
         .as_str()
         .expect("request.id")
         .to_owned()
-}
-
-// ---------------------------------------------------------------------------------------------
-// A background process whose output is collected on threads.
-
-struct Watched {
-    child: Child,
-    rx: mpsc::Receiver<(bool, Vec<u8>)>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-fn spawn(mut c: Command) -> Watched {
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn");
-    let rx = common::read_pipes(&mut child);
-    Watched {
-        child,
-        rx,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-    }
-}
-
-impl Watched {
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-
-    /// Takes in output until both pipes close or `limit` passes.
-    fn collect(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while let Ok((is_err, b)) = self
-            .rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if is_err {
-                &mut self.stderr
-            } else {
-                &mut self.stdout
-            }
-            .extend(b);
-        }
-    }
-
-    /// Waits until gate's stderr contains `needle`, failing if gate ends first or `limit` passes.
-    #[track_caller]
-    fn stderr_until(&mut self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.stderr_text().contains(needle) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok((true, b)) => self.stderr.extend(b),
-                Ok((false, b)) => self.stdout.extend(b),
-                Err(_) => panic!(
-                    "{needle:?} never appeared on gate's stderr\n{}",
-                    self.stderr_text()
-                ),
-            }
-        }
-    }
-
-    /// Whether gate is still waiting.
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Waits for gate to end (at most `limit`, else it is killed and the test fails).
-    #[track_caller]
-    fn finish(mut self, limit: Duration) -> Ran {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                self.collect(Duration::from_millis(300));
-                panic!(
-                    "gate still running after {limit:?}\n--- stderr\n{}",
-                    self.stderr_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.collect(Duration::from_secs(5));
-        Ran {
-            status: status.code().unwrap_or_else(|| {
-                -std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(1)
-            }),
-            stdout: String::from_utf8_lossy(&self.stdout).into_owned(),
-            stderr: self.stderr_text(),
-        }
-    }
 }
 
 #[track_caller]
@@ -652,7 +552,7 @@ fn ctrl_c_cancels_the_request_exits_75_and_records_it() {
         assert!(w.spool_entry(&id).join("request.json").exists());
         w.as_user("gt-bob", &["approve", &id]).status(0);
 
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(waiter.pid()), sig).unwrap();
+        waiter.signal(sig);
         let ran = waiter.finish(Duration::from_secs(10));
         ran.status(75).stderr_contains("cancelled");
         assert_eq!(ran.stdout, "");
@@ -707,6 +607,9 @@ fn requests_json_lists_the_pending_request_with_its_context() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let shown = serde_json::to_string_pretty(&theirs).unwrap();
+    common::snap::settings(w.g.dir.path())
+        .bind(|| insta::assert_snapshot!("requests_json_as_an_approver_sees_it", shown));
     assert_eq!(
         theirs.iter().map(id_of).collect::<Vec<_>>(),
         std::slice::from_ref(&id)
@@ -717,11 +620,7 @@ fn requests_json_lists_the_pending_request_with_its_context() {
         .stdout_has("rotate keys")
         .stdout_has("root");
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(waiter.pid()),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    waiter.signal(nix::sys::signal::Signal::SIGINT);
     waiter.finish(Duration::from_secs(10)).status(75);
     assert!(
         w.pending().is_empty(),

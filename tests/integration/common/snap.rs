@@ -22,7 +22,10 @@ pub fn settings(dir: &Path) -> insta::Settings {
         r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
         "[TIME]",
     );
-    s.add_filter(r#""(duration_ms|ts_ms|elapsed_ms)": ?\d+"#, r#""$1": [MS]"#);
+    s.add_filter(
+        r#""(duration_ms|ts_ms|elapsed_ms|expires_unix|pid)": ?\d+"#,
+        r#""$1": [$1]"#,
+    );
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
