@@ -19,12 +19,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use common::Ran;
+use common::process::{HANG, Server, spawn};
+use nix::sys::signal::Signal;
 use serde_json::{Map, Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -78,19 +79,8 @@ fn gate(home: &Path) -> Command {
     common::gate_in(home)
 }
 
-struct Ran {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(mut c: Command) -> Ran {
-    let out = c.output().expect("run gate");
-    Ran {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn run(c: Command) -> Ran {
+    Ran::of(c)
 }
 
 #[track_caller]
@@ -103,154 +93,8 @@ fn ok(r: &Ran) -> &Ran {
     r
 }
 
-/// A child process whose output is collected as it comes, killed on drop (a client still
-/// waiting when a test fails).
-struct Guard {
-    child: Option<Child>,
-    out: Option<(
-        std::thread::JoinHandle<String>,
-        std::thread::JoinHandle<String>,
-    )>,
-}
-
-fn drain(r: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let mut r = r;
-        let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
-impl Guard {
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
-    }
-
-    /// Waits up to `limit` for the exit (killing it and failing past that).
-    fn finish(&mut self, limit: Duration) -> Ran {
-        let mut child = self.child.take().unwrap();
-        let (o, e) = self.out.take().unwrap();
-        let start = Instant::now();
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break Some(st);
-            }
-            if start.elapsed() > limit {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        };
-        let (stdout, stderr) = (o.join().unwrap(), e.join().unwrap());
-        let Some(status) = status else {
-            panic!("did not finish within {limit:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-        };
-        Ran {
-            status: status.code().unwrap_or(-1),
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn spawn(mut c: Command) -> Guard {
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn");
-    let out = (
-        drain(child.stdout.take().unwrap()),
-        drain(child.stderr.take().unwrap()),
-    );
-    Guard {
-        child: Some(child),
-        out: Some(out),
-    }
-}
-
-/// A running `gate serve`, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Server {
-    child: Option<Child>,
-    home: PathBuf,
-    addr: String,
-    url: String,
-    db: PathBuf,
-    audit: PathBuf,
-    stderr: Arc<Mutex<String>>,
-}
-
+/// What the API tests add to the shared server harness.
 impl Server {
-    /// Starts a server whose files live in `home` (kept across restarts), on `listen`.
-    fn start_in(home: &Path, listen: &str) -> Server {
-        let (
-            common::Serving {
-                child,
-                addr,
-                stderr,
-            },
-            db,
-            audit,
-        ) = common::serve_in(gate(home), home, SERVER_POLICY, listen);
-        Server {
-            child: Some(child),
-            home: home.to_owned(),
-            url: format!("http://{addr}"),
-            addr,
-            db,
-            audit,
-            stderr,
-        }
-    }
-
-    fn start(home: &Path) -> Server {
-        Self::start_in(home, "127.0.0.1:0")
-    }
-
-    /// SIGTERM and wait (graceful shutdown); panics if it takes longer than 10 s.
-    fn stop(&mut self) -> i32 {
-        let Some(mut child) = self.child.take() else {
-            return 0;
-        };
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-        let start = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("gate serve ignored SIGTERM for 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// `gate serve token issue` for `principal`; the secret.
-    fn token(&self, principal: &str, expires: Option<&str>) -> String {
-        let mut c = gate(&self.home);
-        c.args(["serve", "token", "issue", "--db"])
-            .arg(&self.db)
-            .args(["--principal", principal]);
-        if let Some(e) = expires {
-            c.args(["--expires", e]);
-        }
-        let r = run(c);
-        ok(&r);
-        let t = r.stdout.trim().to_owned();
-        assert!(t.starts_with("gate_"), "not a token: {t:?}");
-        t
-    }
-
     fn token_list(&self, json: bool) -> String {
         let mut c = gate(&self.home);
         c.args(["serve", "token", "list", "--db"]).arg(&self.db);
@@ -262,41 +106,8 @@ impl Server {
         format!("{}{}", r.stdout, r.stderr)
     }
 
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
     fn api(&self) -> Api {
         Api::new(&self.url)
-    }
-
-    /// `gate serve key` with the server's own options: the key its decisions are signed with.
-    fn vkey(&self) -> String {
-        let mut c = gate(&self.home);
-        c.arg("--policy")
-            .arg(self.home.join("server-policy.yaml"))
-            .args(["serve", "key", "--db"])
-            .arg(&self.db);
-        let r = run(c);
-        ok(&r);
-        r.stdout.trim().to_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -795,7 +606,7 @@ fn spec_routes_match_the_router_and_the_live_server() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let srv = Server::start(dir.path());
+    let srv = Server::start(dir.path(), SERVER_POLICY);
     let api = srv.api();
     let alice = srv.token("alice", None);
     let created = api.create(&alice, request_body(&["echo", "server-two"]));
@@ -852,7 +663,7 @@ fn spec_routes_match_the_router_and_the_live_server() {
 #[test]
 fn eligibility_is_decided_by_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let mut srv = Server::start(dir.path());
+    let mut srv = Server::start(dir.path(), SERVER_POLICY);
     let api = srv.api();
     let [alice, bob, carol, dave, mallory] =
         ["alice", "bob", "carol", "dave", "mallory"].map(|p| srv.token(p, None));
@@ -1212,7 +1023,7 @@ fn eligibility_is_decided_by_the_server() {
 #[test]
 fn long_poll_answers_when_the_status_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = Server::start(dir.path());
+    let srv = Server::start(dir.path(), SERVER_POLICY);
     let api = srv.api();
     let alice = srv.token("alice", None);
     let dave = srv.token("dave", None);
@@ -1232,15 +1043,12 @@ fn long_poll_answers_when_the_status_changes() {
     let approved_at = approver.join().unwrap();
     r.expect(200);
     assert_eq!(r.json["status"], "approved");
+    // Woken by the change, not by its own end: the answer came after the approval and before
+    // the 30 s it asked to wait (an order of events, not a claim about speed).
+    assert!(answered >= approved_at, "answered before the approval");
     assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "the long-poll took {:?}",
-        start.elapsed()
-    );
-    assert!(
-        answered.duration_since(approved_at) < Duration::from_secs(3),
-        "answered {:?} after the approval",
-        answered.duration_since(approved_at)
+        answered < start + Duration::from_secs(30),
+        "the long-poll ran out its wait instead of answering the change"
     );
 
     // Nothing happens: the still-pending request after the wait.
@@ -1250,10 +1058,7 @@ fn long_poll_answers_when_the_status_changes() {
     let r = api.get(&alice, &quiet, "?wait=1s");
     let took = start.elapsed();
     assert_eq!(r.json["status"], "pending");
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
+    assert!(took >= Duration::from_millis(900), "ended early: {took:?}");
     // A change to another request doesn't end the wait early.
     let r = api.create(&alice, request_body(&["echo", "server-one"]));
     let other = r.json["id"].as_str().unwrap().to_owned();
@@ -1306,7 +1111,7 @@ fn decide_cli(home: &Path, url: &str, token: &str, args: &[&str]) -> Ran {
 #[test]
 fn client_runs_after_server_approval_and_stops_on_denial() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = Server::start(dir.path());
+    let srv = Server::start(dir.path(), SERVER_POLICY);
     let api = srv.api();
     let [alice, bob, carol] = ["alice", "bob", "carol"].map(|p| srv.token(p, None));
     let home = client_home(&srv.url, &srv.vkey());
@@ -1314,7 +1119,7 @@ fn client_runs_after_server_approval_and_stops_on_denial() {
     let argv = ["echo", "server-two"];
 
     // Approved by two other principals through `gate approve --server`: runs.
-    let mut client = spawn(client_run(h, Some(&alice), &[], &argv));
+    let client = spawn(client_run(h, Some(&alice), &[], &argv));
     let id = api.pending_for(&alice, "alice", &argv);
     let r = decide_cli(h, &srv.url, &bob, &["approve", &id, "--comment", "lgtm"]);
     ok(&r);
@@ -1349,7 +1154,7 @@ fn client_runs_after_server_approval_and_stops_on_denial() {
     );
 
     // `gate requests --server` lists what is pending; denied: exit 77, nothing ran.
-    let mut client = spawn(client_run(h, Some(&alice), &[], &argv));
+    let client = spawn(client_run(h, Some(&alice), &[], &argv));
     let id = api.pending_for(&alice, "alice", &argv);
     let mut c = gate(h);
     c.env("GATE_TOKEN", &bob)
@@ -1425,7 +1230,7 @@ fn client_fails_closed_when_the_server_is_down() {
     assert!(r.stderr.contains("retrying"), "no retries: {}", r.stderr);
     assert!(!marker.exists(), "the command ran without an approval");
     assert!(
-        took >= Duration::from_millis(1500) && took < Duration::from_secs(15),
+        took >= Duration::from_millis(1500),
         "gave up after {took:?}"
     );
     assert!(!r.stderr.contains("gate_00000000_whatever"));
@@ -1434,20 +1239,21 @@ fn client_fails_closed_when_the_server_is_down() {
 #[test]
 fn client_resumes_across_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut srv = Server::start(dir.path());
+    let mut srv = Server::start(dir.path(), SERVER_POLICY);
     let [alice, bob, carol] = ["alice", "bob", "carol"].map(|p| srv.token(p, None));
     let home = client_home(&srv.url, &srv.vkey());
     let h = home.path();
     let argv = ["echo", "server-two"];
     let mut client = spawn(client_run(h, Some(&alice), &[], &argv));
     let id = srv.api().pending_for(&alice, "alice", &argv);
-    // Let the client settle into its long-poll, then restart the server under it.
-    std::thread::sleep(Duration::from_millis(300));
+    // The client says when it waits; then the server goes away under it, and the client says
+    // it noticed (it retries) before the server comes back at the same address.
+    client.stderr_until("waiting as request", HANG);
     let addr = srv.addr.clone();
     assert_eq!(srv.stop(), 0);
-    std::thread::sleep(Duration::from_millis(700));
+    client.stderr_until("retrying", HANG);
     drop(srv);
-    let srv = Server::start_in(dir.path(), &addr);
+    let srv = Server::start_in(dir.path(), SERVER_POLICY, &addr);
     let api = srv.api();
     // Same request, still pending, and the client still waits on it.
     assert_eq!(api.status(&alice, &id), "pending");
@@ -1470,7 +1276,7 @@ fn client_resumes_across_a_server_restart() {
 #[test]
 fn ctrl_c_cancels_the_request_on_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = Server::start(dir.path());
+    let srv = Server::start(dir.path(), SERVER_POLICY);
     let api = srv.api();
     let alice = srv.token("alice", None);
     let home = client_home(&srv.url, &srv.vkey());
@@ -1478,8 +1284,8 @@ fn ctrl_c_cancels_the_request_on_the_server() {
     let argv = ["echo", "server-two"];
     let mut client = spawn(client_run(h, Some(&alice), &[], &argv));
     let id = api.pending_for(&alice, "alice", &argv);
-    std::thread::sleep(Duration::from_millis(200));
-    kill(client.pid(), Signal::SIGINT).unwrap();
+    client.stderr_until("waiting as request", HANG);
+    client.signal(Signal::SIGINT);
     let out = client.finish(Duration::from_secs(15));
     assert_eq!(out.status, 75, "{}", out.stderr);
     assert!(out.stdout.is_empty());
@@ -1489,7 +1295,7 @@ fn ctrl_c_cancels_the_request_on_the_server() {
 #[test]
 fn login_stores_the_token_for_later_commands() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = Server::start(dir.path());
+    let srv = Server::start(dir.path(), SERVER_POLICY);
     let alice = srv.token("alice", None);
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
@@ -1592,7 +1398,7 @@ fn schemathesis_finds_no_server_errors_or_schema_violations() {
         );
     };
     let dir = tempfile::tempdir().unwrap();
-    let srv = Server::start(dir.path());
+    let srv = Server::start(dir.path(), SERVER_POLICY);
     let api = srv.api();
     let [alice, bob, carol, dave] = ["alice", "bob", "carol", "dave"].map(|p| srv.token(p, None));
     // Requests in every status, so the list and its schema are exercised on real data.
@@ -1635,7 +1441,7 @@ fn schemathesis_finds_no_server_errors_or_schema_violations() {
             "--no-color",
         ])
         .stdin(Stdio::null());
-    let mut child = spawn(st);
+    let child = spawn(st);
     let out = child.finish(Duration::from_secs(110));
     assert_eq!(
         out.status, 0,
