@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::Ran;
 use common::jcs::{jcs, record_hash};
+use common::process::Server;
 use ed25519_dalek::{Signer, SigningKey};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -332,8 +331,8 @@ fn statement_altered_after_signing_runs_nothing() {
 fn fake_server_replaying_a_real_statement_for_another_request_runs_nothing() {
     // A genuine, decided request of the real server, and its genuine statement.
     let srv_home = tempfile::tempdir().unwrap();
-    let srv = Server::start(srv_home.path());
-    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| srv.token(p));
+    let srv = Server::start(srv_home.path(), SERVER_POLICY);
+    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| srv.token(p, None));
     let (s, v) = srv.create(&erin, &["touch", "/tmp/elsewhere"]);
     assert_eq!(s, 201, "{v}");
     let other = v["id"].as_str().unwrap().to_owned();
@@ -349,7 +348,7 @@ fn fake_server_replaying_a_real_statement_for_another_request_runs_nothing() {
     let (_, v) = srv.call("GET", &format!("/v1/requests/{other}"), Some(&alice), None);
     let real = v["statement"].as_str().unwrap().to_owned();
     let fake = fake_server(Box::new(move |_, _| Some(real.clone())));
-    let (r, touched) = touch_through(&fake.url, &srv.key());
+    let (r, touched) = touch_through(&fake.url, &srv.vkey());
     refused(&r, touched, "replayed from another request");
 }
 
@@ -522,63 +521,8 @@ rules:
     approval: { approvers: [security], min_approvals: 2 }
 "#;
 
-struct Server {
-    child: Child,
-    home: PathBuf,
-    url: String,
-    db: PathBuf,
-    audit: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// What the signed-decision tests add to the shared server harness.
 impl Server {
-    fn start(home: &Path) -> Server {
-        let (s, db, audit) = common::serve_in(gate(home), home, SERVER_POLICY, "127.0.0.1:0");
-        Server {
-            child: s.child,
-            home: home.to_owned(),
-            url: format!("http://{}", s.addr),
-            db,
-            audit,
-        }
-    }
-
-    fn token(&self, principal: &str) -> String {
-        let mut c = gate(&self.home);
-        c.args(["serve", "token", "issue", "--db"])
-            .arg(&self.db)
-            .args(["--principal", principal]);
-        let r = run(c);
-        r.status(0);
-        r.stdout.trim().to_owned()
-    }
-
-    /// `gate serve key` with the options the server was started with.
-    fn key(&self) -> String {
-        let mut c = gate(&self.home);
-        c.arg("--policy")
-            .arg(self.home.join("server-policy.yaml"))
-            .args(["serve", "key", "--db"])
-            .arg(&self.db);
-        let r = run(c);
-        r.status(0);
-        r.stdout.trim().to_owned()
-    }
-
     /// The server's private key: `<database>.key`, beside its database.
     fn signing_key(&self) -> Key {
         Key::read(&self.db.with_extension("key"))
@@ -641,9 +585,9 @@ struct Approved {
 
 fn approved_run() -> Approved {
     let srv_home = tempfile::tempdir().unwrap();
-    let srv = Server::start(srv_home.path());
-    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| srv.token(p));
-    let key = srv.key();
+    let srv = Server::start(srv_home.path(), SERVER_POLICY);
+    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| srv.token(p, None));
+    let key = srv.vkey();
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     std::fs::write(h.join("policy.yaml"), client_policy(&srv.url, &key)).unwrap();
@@ -791,7 +735,7 @@ fn the_real_server_with_its_key_pinned_runs_and_log_verify_proves_it() {
     c.args(["login", &a.srv.url]).stdin(Stdio::piped());
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    let alice = a.srv.token("alice");
+    let alice = a.srv.token("alice", None);
     child
         .stdin
         .take()
@@ -924,7 +868,7 @@ fn log_verify_catches_approvers_that_differ_from_the_statement() {
 fn log_verify_catches_a_statement_for_another_request() {
     let a = approved_run();
     // A genuine statement of the same server, for a request of its own.
-    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| a.srv.token(p));
+    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| a.srv.token(p, None));
     let (s, v) = a.srv.create(&erin, &["echo", "other"]);
     assert_eq!(s, 201, "{v}");
     let other = v["id"].as_str().unwrap().to_owned();
@@ -982,8 +926,8 @@ fn log_verify_catches_a_statement_signed_by_another_key() {
 #[test]
 fn unrecordable_decisions_are_not_taken() {
     let srv_home = tempfile::tempdir().unwrap();
-    let srv = Server::start(srv_home.path());
-    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| srv.token(p));
+    let srv = Server::start(srv_home.path(), SERVER_POLICY);
+    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| srv.token(p, None));
     let (s, v) = srv.create(&erin, &["echo", "one"]);
     assert_eq!(s, 201, "{v}");
     let id = v["id"].as_str().unwrap().to_owned();
@@ -1092,8 +1036,8 @@ fn unrecordable_decisions_are_not_taken() {
 #[test]
 fn every_authenticated_route_answers_401_before_reading_the_body() {
     let srv_home = tempfile::tempdir().unwrap();
-    let srv = Server::start(srv_home.path());
-    let erin = srv.token("erin");
+    let srv = Server::start(srv_home.path(), SERVER_POLICY);
+    let erin = srv.token("erin", None);
     let (_, v) = srv.create(&erin, &["echo", "x"]);
     let id = v["id"].as_str().unwrap().to_owned();
     let log_id = "0123456789abcdef0123456789abcdef";
@@ -1191,14 +1135,8 @@ fn a_full_disk_under_the_server_log_takes_no_decision() {
         .envs(c.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .current_dir(home);
     let s = common::spawn_server(w);
-    let srv = Server {
-        child: s.child,
-        home: home.to_owned(),
-        url: format!("http://{}", s.addr),
-        db,
-        audit: small.join("server-audit.jsonl"),
-    };
-    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| srv.token(p));
+    let srv = Server::adopt(s, home, db, small.join("server-audit.jsonl"));
+    let [alice, bob, erin] = ["alice", "bob", "erin"].map(|p| srv.token(p, None));
     let (st, v) = srv.create(&erin, &["echo", "one"]);
     assert_eq!(st, 201, "{v}");
     let id = v["id"].as_str().unwrap().to_owned();
@@ -1211,7 +1149,7 @@ fn a_full_disk_under_the_server_log_takes_no_decision() {
     assert_eq!(st, 200);
 
     // Fill the server's tmpfs (seen through its mount namespace) to the last page.
-    let inside = PathBuf::from(format!("/proc/{}/root{}", srv.child.id(), small.display()));
+    let inside = PathBuf::from(format!("/proc/{}/root{}", srv.pid(), small.display()));
     // The checkpoint's two slots are rewritten in place and need no new page, and a record
     // may still fit in the log's last page: what needs space for sure is a checkpoint left as
     // one plain note (by an older gate), which the next append replaces by a new file.
@@ -1314,18 +1252,11 @@ fn serve_key_made_before_the_server_is_the_key_it_signs_with() {
     assert!(key_file.exists(), "`gate serve key` made no key");
     assert_eq!(Key::read(&key_file).vkey(), printed);
     // The server started with the same options signs with it.
-    let (s, db, audit) = common::serve_in(gate(home), home, &policy, "127.0.0.1:0");
-    let srv = Server {
-        child: s.child,
-        home: home.to_owned(),
-        url: format!("http://{}", s.addr),
-        db,
-        audit,
-    };
+    let srv = Server::start(home, &policy);
     let (st, v) = srv.call("GET", "/v1/server-key", None, None);
     assert_eq!(st, 200);
     assert_eq!(v["key"], json!(printed));
-    assert_eq!(srv.key(), printed);
+    assert_eq!(srv.vkey(), printed);
 }
 
 #[test]

@@ -19,13 +19,12 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
+use common::Ran;
+use common::process::Server;
 use gate::audit::note::{Note, NoteSigner, NoteVerifier};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -36,123 +35,17 @@ fn gate(home: &Path) -> Command {
     common::gate_in(home)
 }
 
-#[derive(Debug)]
-struct Ran {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(mut c: Command) -> Ran {
-    let out = c.output().expect("run gate");
-    Ran {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn run(c: Command) -> Ran {
+    Ran::of(c)
 }
 
 #[track_caller]
 fn status(r: &Ran, want: i32) -> &Ran {
-    assert_eq!(
-        r.status, want,
-        "unexpected exit status\n--- stdout\n{}\n--- stderr\n{}",
-        r.stdout, r.stderr
-    );
-    r
+    r.status(want)
 }
 
-/// A running `gate serve`, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Server {
-    child: Option<Child>,
-    home: PathBuf,
-    url: String,
-    db: PathBuf,
-    audit: PathBuf,
-    stderr: Arc<Mutex<String>>,
-}
-
+/// The server the records go to: a policy of nothing but the version.
 const SERVER_POLICY: &str = "version: 1\n";
-
-impl Server {
-    /// Starts a server whose files live in `home` (kept across restarts), on `listen`.
-    fn start_in(home: &Path, listen: &str) -> Server {
-        let (
-            common::Serving {
-                child,
-                addr,
-                stderr,
-            },
-            db,
-            audit,
-        ) = common::serve_in(gate(home), home, SERVER_POLICY, listen);
-        Server {
-            child: Some(child),
-            home: home.to_owned(),
-            url: format!("http://{addr}"),
-            db,
-            audit,
-            stderr,
-        }
-    }
-
-    fn start(home: &Path) -> Server {
-        Self::start_in(home, "127.0.0.1:0")
-    }
-
-    /// SIGTERM and wait (graceful shutdown).
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-        let start = Instant::now();
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return;
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("gate serve ignored SIGTERM for 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The server's verifier key: `gate serve key` with the server's own options.
-    fn vkey(&self) -> String {
-        let mut c = gate(&self.home);
-        c.arg("--policy")
-            .arg(self.home.join("server-policy.yaml"))
-            .args(["serve", "key", "--db"])
-            .arg(&self.db);
-        let r = run(c);
-        status(&r, 0);
-        r.stdout.trim().to_owned()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// `gate serve token issue` (works on the database with or without a running server).
 fn issue_token(server_home: &Path, db: &Path, principal: &str) -> String {
@@ -413,7 +306,7 @@ fn write_log(path: &Path, lines: &[String], signer: &NoteSigner) {
 #[test]
 fn server_ingest_witnesses_the_log_and_refuses_rewrites() {
     let sdir = tempfile::tempdir().unwrap();
-    let srv = Server::start(sdir.path());
+    let srv = Server::start(sdir.path(), SERVER_POLICY);
     let token = issue_token(sdir.path(), &srv.db, "host1");
     let cl = Client::new(&srv.url, &token, true);
 
@@ -675,7 +568,7 @@ fn nothing_is_lost_or_sent_twice_across_an_outage() {
     assert_eq!(cl.cursor_next(), 0);
 
     // Recovery: one push delivers all of them, in order, once.
-    let mut srv = Server::start_in(sdir.path(), &listen);
+    let mut srv = Server::start_in(sdir.path(), SERVER_POLICY, &listen);
     assert_eq!(srv.url, url);
     let (r, reports) = push(&cl, &[]);
     status(&r, 0);
@@ -709,11 +602,11 @@ fn nothing_is_lost_or_sent_twice_across_an_outage() {
     assert_eq!(cl.cursor_next(), 103);
 
     // Two pushes at once: each record is sent once between them.
-    srv.stop();
+    assert_eq!(srv.stop(), 0, "gate serve exits 0 on SIGTERM");
     for r in runs(&cl, 6, 6) {
         status(&r, 0);
     }
-    let srv = Server::start_in(sdir.path(), &listen);
+    let srv = Server::start_in(sdir.path(), SERVER_POLICY, &listen);
     let pending = cl.lines().len() as u64 - 103;
     assert_eq!(pending, 14);
     let kids: Vec<Child> = (0..2)
@@ -751,7 +644,7 @@ fn nothing_is_lost_or_sent_twice_across_an_outage() {
 #[test]
 fn concurrent_runs_ship_without_false_conflicts() {
     let sdir = tempfile::tempdir().unwrap();
-    let srv = Server::start(sdir.path());
+    let srv = Server::start(sdir.path(), SERVER_POLICY);
     let token = issue_token(sdir.path(), &srv.db, "host1");
     let cl = Client::new(&srv.url, &token, true);
     for r in runs(&cl, 16, 16) {
@@ -800,7 +693,7 @@ fn require_remote_fails_closed_when_the_server_is_down() {
     assert_eq!(cl.cursor_next(), 0);
 
     // The server is back: the run ships the backlog first, then runs.
-    let srv = Server::start_in(sdir.path(), &listen);
+    let srv = Server::start_in(sdir.path(), SERVER_POLICY, &listen);
     let r = run(cl.cmd(&["--", "touch", marker.to_str().unwrap()]));
     status(&r, 0);
     assert!(marker.exists());
@@ -844,7 +737,7 @@ fn codes(report: &Value) -> Vec<(String, u64)> {
 #[test]
 fn verify_remote_catches_truncation_and_rewrites() {
     let sdir = tempfile::tempdir().unwrap();
-    let srv = Server::start(sdir.path());
+    let srv = Server::start(sdir.path(), SERVER_POLICY);
     let token = issue_token(sdir.path(), &srv.db, "host1");
     let cl = Client::new(&srv.url, &token, false);
     for _ in 0..2 {

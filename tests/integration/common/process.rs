@@ -249,6 +249,24 @@ impl Server {
         }
     }
 
+    /// Takes charge of a server started some other way (in a mount namespace of its own, say).
+    pub fn adopt(s: super::Serving, home: &Path, db: PathBuf, audit: PathBuf) -> Server {
+        Server {
+            child: Some(s.child),
+            home: home.to_owned(),
+            url: format!("http://{}", s.addr),
+            addr: s.addr,
+            db,
+            audit,
+            stderr: s.stderr,
+        }
+    }
+
+    /// The server's process id (0 once stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// `gate` with the server's environment (its home), for its admin commands.
     pub fn gate(&self) -> Command {
         super::gate_in(&self.home)
