@@ -3,14 +3,15 @@
 //! API (plain JSON over HTTP). Needs Debian's `chromium` and `chromium-driver`
 //! (`.ci/deps/chromium.sh` installs them); without them the test fails, it never skips.
 
+use crate::common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use common::process::{Server, spawn};
 use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -45,20 +46,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Collects a pipe in the background.
-fn drain(r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let buf = Arc::new(Mutex::new(String::new()));
-    let b = Arc::clone(&buf);
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines().map_while(Result::ok) {
-            let mut b = b.lock().unwrap();
-            b.push_str(&line);
-            b.push('\n');
-        }
-    });
-    buf
 }
 
 fn free_port() -> u16 {
@@ -413,29 +400,14 @@ fn sign_in_approve_in_chromium_and_the_waiting_command_runs() {
         .arg(world.path("server.db"))
         .arg("--audit-log")
         .arg(&audit_log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut server = Proc::spawn(cmd);
-    let (tx, rx) = mpsc::channel();
-    let server_err = Arc::new(Mutex::new(String::new()));
-    {
-        let stderr = server.child.stderr.take().unwrap();
-        let log = Arc::clone(&server_err);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send(addr);
-                }
-                log.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-    }
-    let addr = rx
-        .recv_timeout(WAIT)
-        .unwrap_or_else(|_| panic!("the server did not start:\n{}", server_err.lock().unwrap()));
-    let base = format!("http://{addr}");
+        .stdin(Stdio::null());
+    let server = Server::adopt(
+        common::spawn_server(cmd),
+        &world.path("server"),
+        world.path("server.db"),
+        audit_log.clone(),
+    );
+    let base = server.url.clone();
     let http = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -477,23 +449,21 @@ fn sign_in_approve_in_chromium_and_the_waiting_command_runs() {
         .args(["--reason", "ship build 42", "--", "echo", "deploy"])
         .env("GATE_TOKEN", &carol)
         .env("GATE_ENV", "prod")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut client = Proc::spawn(cmd);
-    let client_out = drain(client.child.stdout.take().unwrap());
-    let client_err = drain(client.child.stderr.take().unwrap());
+        .stdin(Stdio::null());
+    let mut client = spawn(cmd);
     let deadline = Instant::now() + WAIT;
     let id = loop {
         let (_, v) = as_alice("GET", &format!("{base}/v1/requests?status=pending"), None);
         if let Some(r) = v["requests"].as_array().and_then(|a| a.first()) {
             break r["id"].as_str().unwrap().to_owned();
         }
-        assert!(
-            Instant::now() < deadline,
-            "the client's request never reached the server:\n{}",
-            client_err.lock().unwrap()
-        );
+        if Instant::now() >= deadline {
+            client.collect(Duration::from_secs(1));
+            panic!(
+                "the client's request never reached the server:\n{}",
+                client.stderr_text()
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     };
     let card = format!("article[data-id=\"{id}\"]");
@@ -687,26 +657,10 @@ fn sign_in_approve_in_chromium_and_the_waiting_command_runs() {
     browser.wait_for("It is approved now");
     browser.wait_for("No pending requests");
 
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = client.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the client is still waiting:\n{}",
-            client_err.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    std::thread::sleep(Duration::from_millis(100)); // let the pipes drain
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "client failed:\n{}",
-        client_err.lock().unwrap()
-    );
-    assert_eq!(client_out.lock().unwrap().as_str(), "deploy\n");
+    // The approval reaches the waiting client: it runs the command and ends.
+    let ran = client.finish(WAIT);
+    ran.status(0);
+    assert_eq!(ran.stdout, "deploy\n", "{}", ran.stderr);
 
     // The server's audit log has both approvals, with the comments.
     let approvals: Vec<(String, String)> = std::fs::read_to_string(&audit_log)
@@ -730,7 +684,6 @@ fn sign_in_approve_in_chromium_and_the_waiting_command_runs() {
         "server audit log"
     );
     drop(browser);
-    drop(client);
     drop(server);
 }
 
@@ -738,7 +691,7 @@ fn sign_in_approve_in_chromium_and_the_waiting_command_runs() {
 // Sessions and escaping over plain HTTP (no browser needed)
 
 /// A `gate serve` on an ephemeral port over `world`'s database; its base URL.
-fn serve(world: &World) -> (Proc, String) {
+fn serve(world: &World) -> (Server, String) {
     let mut cmd = world.gate("server");
     cmd.arg("--policy")
         .arg(world.path("server.yaml"))
@@ -746,26 +699,15 @@ fn serve(world: &World) -> (Proc, String) {
         .arg(world.path("server.db"))
         .arg("--audit-log")
         .arg(world.path("server-audit.jsonl"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut server = Proc::spawn(cmd);
-    let stderr = server.child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(Ok(rest.split_whitespace().next().unwrap_or("").to_owned()));
-            }
-            seen.push_str(&(line + "\n"));
-        }
-        let _ = tx.send(Err(seen));
-    });
-    match rx.recv_timeout(WAIT) {
-        Ok(Ok(addr)) => (server, format!("http://{addr}")),
-        other => panic!("the server did not start: {other:?}"),
-    }
+        .stdin(Stdio::null());
+    let server = Server::adopt(
+        common::spawn_server(cmd),
+        &world.path("server"),
+        world.path("server.db"),
+        world.path("server-audit.jsonl"),
+    );
+    let base = server.url.clone();
+    (server, base)
 }
 
 fn http_client() -> reqwest::blocking::Client {
