@@ -21,6 +21,7 @@ mod log_attacks;
 mod log_robustness;
 mod module_layers;
 mod output_color;
+mod outputs;
 mod policy_cli;
 mod policy_tiers;
 mod rewrites;

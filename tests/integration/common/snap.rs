@@ -23,9 +23,12 @@ pub fn settings(dir: &Path) -> insta::Settings {
         "[TIME]",
     );
     s.add_filter(
-        r#""(duration_ms|ts_ms|elapsed_ms|expires_unix|pid)": ?\d+"#,
-        r#""$1": [$1]"#,
+        r#""(duration_ms|ts_ms|elapsed_ms|expires_unix|pid)":( ?)\d+"#,
+        r#""$1":$2[$1]"#,
     );
+    // Signing keys are made per test: a verifier key whole, a key id after a key name.
+    s.add_filter(r"gate/[^+\s]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]{40,}", "[VKEY]");
+    s.add_filter(r"(gate/[^+\s]+)\+[0-9a-f]{8}\b", "$1+[KEY_ID]");
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
