@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::Ran;
-use common::process::{HANG, Server, spawn};
+use common::process::{HANG, Server, poll, spawn};
 use nix::sys::signal::Signal;
 use serde_json::{Map, Value, json};
 
@@ -488,22 +488,18 @@ impl Api {
 
     /// Waits until a pending request for `argv` by `requester` shows up; its id.
     fn pending_for(&self, token: &str, requester: &str, argv: &[&str]) -> String {
-        let start = Instant::now();
-        loop {
-            let r = self.list(token, "?status=pending");
-            let found = r.json["requests"].as_array().unwrap().iter().find(|q| {
-                q["requester"] == requester && q["argv"] == json!(argv) && q["status"] == "pending"
-            });
-            if let Some(q) = found {
-                return q["id"].as_str().unwrap().to_owned();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "no pending request for {argv:?} by {requester}: {}",
-                r.text
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll(
+            &format!("a pending request for {argv:?} by {requester}"),
+            || {
+                let r = self.list(token, "?status=pending");
+                let found = r.json["requests"].as_array().unwrap().iter().find(|q| {
+                    q["requester"] == requester
+                        && q["argv"] == json!(argv)
+                        && q["status"] == "pending"
+                });
+                found.map(|q| q["id"].as_str().unwrap().to_owned())
+            },
+        )
     }
 }
 
@@ -776,11 +772,9 @@ fn eligibility_is_decided_by_the_server() {
         "{}",
         r.text
     );
-    let start = Instant::now();
-    while api.status(&dave, &expiring_req) != "expired" {
-        assert!(start.elapsed() < Duration::from_secs(5), "never expired");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll("the request to show as expired", || {
+        (api.status(&dave, &expiring_req) == "expired").then_some(())
+    });
 
     // --- Cancel: the requester only, once.
     let r = api.create(&alice, request_body(&["echo", "server-one"]));
