@@ -55,9 +55,16 @@ fn check(json: bool, env: &[(&str, &str)], argv: &[&str]) -> (Gate, String) {
     (g, out)
 }
 
+/// A snapshot's name, the environment and the command.
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
 #[test]
 fn check_text_for_each_decision() {
-    let cases: [(&str, &[(&str, &str)], &[&str]); 4] = [
+    let cases: [Case; 4] = [
         ("check_text_allow", &[], &["ls", "-l"]),
         ("check_text_by_default", &[], &["cat", "README"]),
         ("check_text_deny", &[], &["rm", "-rf", "/"]),
@@ -75,7 +82,7 @@ fn check_text_for_each_decision() {
 
 #[test]
 fn check_json_for_each_decision() {
-    let cases: [(&str, &[(&str, &str)], &[&str]); 3] = [
+    let cases: [Case; 3] = [
         ("check_json_allow", &[], &["ls", "-l"]),
         ("check_json_deny", &[], &["rm", "-rf", "/"]),
         (
