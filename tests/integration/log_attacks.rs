@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{Gate, Ran};
+use common::{Checked, Gate, Ran};
 use serde_json::Value;
 
 const VICTIM: &str = "the victim's own private file\n";
@@ -26,8 +26,10 @@ fn ran(c: &mut Command) -> Ran {
     }
 }
 
-fn run(g: &Gate, args: &[&str]) -> Ran {
-    ran(g.command().args(args))
+/// `gate ARGS`, checked like [`Gate::run`]: exit 0 and a silent stderr unless the test says
+/// otherwise.
+fn run(g: &Gate, args: &[&str]) -> Checked {
+    Checked::new(ran(g.command().args(args)))
 }
 
 /// A 0600 file outside the log's directory that the attacker wants gate to overwrite.
@@ -81,7 +83,9 @@ fn verify(g: &Gate, log: &Path) -> (i32, Value) {
     );
     let v = serde_json::from_str(&r.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", r.stdout, r.stderr));
-    (r.status, v)
+    // The report says it all: nothing on stderr; the caller checks the status.
+    r.stderr("");
+    (r.take_status(), v)
 }
 
 fn codes(report: &Value) -> Vec<String> {

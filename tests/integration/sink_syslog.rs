@@ -230,7 +230,6 @@ input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="tls"
             assert!(Instant::now() < until, "rsyslogd did not start listening");
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
 
     fn down(&mut self) {

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::{Gate, Ran};
+use common::{Checked, Gate, Ran};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -75,13 +75,11 @@ struct Template {
 const RECORDS: u64 = 24;
 const LAST: u64 = RECORDS - 1;
 
-fn run(g: &Gate, args: &[&str]) -> Ran {
+/// `gate ARGS`, checked like [`Gate::run`]: exit 0 and a silent stderr unless the test says
+/// otherwise.
+fn run(g: &Gate, args: &[&str]) -> Checked {
     let out = g.command().args(args).output().expect("spawn gate");
-    Ran {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Checked::new(Ran::from_output(out))
 }
 
 fn template() -> &'static Template {
@@ -156,7 +154,7 @@ impl Case {
         self.set_lines(&lines);
     }
 
-    fn gate(&self, args: &[&str]) -> Ran {
+    fn gate(&self, args: &[&str]) -> Checked {
         run(&self.g, args)
     }
 
@@ -172,7 +170,9 @@ impl Case {
                 ran.status, ran.stdout, ran.stderr
             )
         });
-        (ran.status, report)
+        // The report is all there is to say: nothing on stderr, whatever the verdict.
+        ran.stderr("");
+        (ran.take_status(), report)
     }
 
     fn verify_with_key(&self) -> (i32, Value) {
@@ -990,7 +990,7 @@ fn a_log_cut_with_head_and_copied_without_its_checkpoint_is_tampered_given_the_h
         "--json",
     ]);
     let r: Value = serde_json::from_str(&ran.stdout).unwrap();
-    assert_eq!(ran.status, 1, "{r:#}");
+    ran.status(1).stderr("");
     assert_eq!(r["status"], "tampered");
     assert_eq!(codes(&r), vec![(None, "checkpoint_missing".to_owned())]);
     assert_eq!(r["records"], 9);
@@ -1020,13 +1020,14 @@ fn unusable_input_exits_2() {
     let ran = c.gate(&["log", "verify", missing.to_str().unwrap()]);
     ran.status(2).stderr_contains("nope.jsonl");
     let ran = c.gate(&["log", "verify", missing.to_str().unwrap(), "--json"]);
-    ran.status(2);
+    ran.status(2).stderr("");
     let r: Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(r["status"], "unusable");
     // An empty log.
     let empty = c.g.write("empty.jsonl", "");
     c.gate(&["log", "verify", empty.to_str().unwrap()])
-        .status(2);
+        .status(2)
+        .stderr(&format!("error: the log `{}` is empty\n", empty.display()));
     // A bad --key: garbage, or a well-formed vkey whose id does not match its key.
     let (status, r) = c.verify(&["--key", "not-a-key"]);
     assert_eq!(status, 2, "{r:#}");
@@ -1111,7 +1112,11 @@ impl Crafted {
                 "--json",
             ],
         );
-        (ran.status, serde_json::from_str(&ran.stdout).unwrap())
+        ran.stderr("");
+        (
+            ran.take_status(),
+            serde_json::from_str(&ran.stdout).unwrap(),
+        )
     }
 }
 

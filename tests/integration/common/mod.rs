@@ -152,6 +152,12 @@ impl Checked {
         self
     }
 
+    /// Hands the exit status to a caller that checks it itself (a helper that returns it).
+    pub fn take_status(&self) -> i32 {
+        self.status_checked.set(true);
+        self.ran.status
+    }
+
     /// Opts out of the stderr check: the test reads `stderr` itself, or it does not matter.
     pub fn any_stderr(&self) -> &Self {
         self.stderr_checked.set(true);
