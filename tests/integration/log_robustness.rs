@@ -10,17 +10,15 @@ use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{Gate, Ran};
+use common::{Checked, Gate, Ran};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-fn run(g: &Gate, args: &[&str]) -> Ran {
+/// `gate ARGS`, checked like [`Gate::run`]: exit 0 and a silent stderr unless the test says
+/// otherwise.
+fn run(g: &Gate, args: &[&str]) -> Checked {
     let out = g.command().args(args).output().expect("spawn gate");
-    Ran {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Checked::new(Ran::from_output(out))
 }
 
 /// `gate log verify --json --key <host key>` on the builder's own log.
@@ -44,7 +42,9 @@ fn verify(g: &Gate) -> (i32, Value) {
             ran.status, ran.stdout, ran.stderr
         )
     });
-    (ran.status, report)
+    // The report says it all: nothing on stderr; the caller checks the status.
+    ran.stderr("");
+    (ran.take_status(), report)
 }
 
 /// The log's lines as records; every line must be complete JSON (no interleaving).
@@ -328,7 +328,9 @@ fn sample() -> &'static Sample {
         for _ in 0..5 {
             run(&g, &["--", "true"]).status(0);
         }
-        run(&g, &["--", "touch", "x"]).status(77);
+        run(&g, &["--", "touch", "x"])
+            .status(77)
+            .stderr_contains("denied by rule `no-touch`");
         Sample {
             log: std::fs::read(g.path("audit.jsonl")).unwrap(),
             checkpoint: std::fs::read(g.path("audit.jsonl.checkpoint")).unwrap(),
@@ -627,8 +629,11 @@ fn verify_survives_hostile_prev_and_seq_values() {
 fn a_log_without_a_complete_line_is_not_intact() {
     let g = Gate::new();
     let log = g.write("garbage.jsonl", "garbage");
-    let ran = run(&g, &["log", "verify", log.to_str().unwrap()]);
-    assert_ne!(ran.status, 0, "{}", ran.stdout);
+    // Tampered (1), not merely "not 0": a crash or a usage error would be that too.
+    run(&g, &["log", "verify", log.to_str().unwrap()])
+        .status(1)
+        .stderr("")
+        .stdout_has("TAMPERED");
     let s = sample();
     let first_line_cut = &s.log[..s.log.iter().position(|&b| b == b'\n').unwrap()];
     let report = lib_verify(first_line_cut, None).expect("readable");
