@@ -4,7 +4,7 @@
 //! `gt-bob`; all of them run the real binary through `setpriv`, so the kernel — not gate — says
 //! who wrote which file. The spool is what an admin makes: root-owned, mode 1777.
 //!
-//! Needs root (CI runs as root), like tests/local_approval.rs.
+//! Needs root (CI runs as root), like local_approval.
 
 use crate::common;
 

@@ -34,7 +34,7 @@ fn rsyslogd() -> PathBuf {
         }
     }
     panic!(
-        "rsyslogd is not installed: tests/sink_syslog.rs needs Debian's rsyslog, rsyslog-gnutls \
+        "rsyslogd is not installed: tests/integration/sink_syslog.rs needs Debian's rsyslog, rsyslog-gnutls \
          and openssl; run `bash .ci/deps/rsyslog.sh` as root (or apt-get install rsyslog \
          rsyslog-gnutls openssl)"
     );
