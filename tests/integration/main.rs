@@ -15,6 +15,7 @@ mod common;
 mod allow9;
 mod format_vectors;
 mod generated;
+mod harness;
 mod local_approval;
 mod local_attacks;
 mod log_attacks;
