@@ -190,6 +190,17 @@ impl World {
     fn spool_entry(&self, id: &str) -> PathBuf {
         self.spool.join(id)
     }
+
+    /// The decision files in the spool (what a waiting gate would read as approvals).
+    fn decision_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.spool)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".decision"))
+            .collect();
+        names.sort();
+        names
+    }
 }
 
 fn run_to_end(mut c: Command) -> Ran {
@@ -376,13 +387,27 @@ fn self_approval_is_refused_and_the_request_stays_pending() {
 
     let ran = w.as_requester(&["approve", &id]);
     ran.status(77).stderr_contains("self-approval");
+    // Refused before anything is written: there is nothing the waiting gate could count (a
+    // bare "still running" right after would pass whatever happened, gate polls every 100 ms).
+    assert_eq!(
+        w.decision_files(),
+        Vec::<String>::new(),
+        "a refused self-approval left a file"
+    );
     assert!(waiter.running(), "the requester approved their own request");
     assert_eq!(
         w.pending().iter().map(id_of).collect::<Vec<_>>(),
         std::slice::from_ref(&id)
     );
     // Denying one's own request the same way is refused too (cancel is Ctrl-C).
-    w.as_requester(&["deny", &id, "--reason", "x"]).status(77);
+    w.as_requester(&["deny", &id, "--reason", "x"])
+        .status(77)
+        .stderr_contains("self-approval");
+    assert_eq!(
+        w.decision_files(),
+        Vec::<String>::new(),
+        "a refused self-denial left a file"
+    );
     assert!(waiter.running());
 
     w.as_user("gt-carol", &["approve", &id]).status(0);
@@ -442,7 +467,13 @@ fn non_member_is_not_counted_and_cannot_pass_as_someone_else() {
         .status(77)
         .stderr_contains("not an eligible approver");
     w.as_user("gt-mallory", &["deny", &id, "--reason", "spite"])
-        .status(77);
+        .status(77)
+        .stderr_contains("not an eligible approver");
+    assert_eq!(
+        w.decision_files(),
+        Vec::<String>::new(),
+        "a refused non-member left a file"
+    );
     assert!(waiter.running());
 
     // By hand, under alice's file name: the kernel says mallory wrote it.
