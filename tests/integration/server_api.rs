@@ -23,8 +23,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::Ran;
 use common::process::{HANG, Server, poll, spawn};
+use common::{Checked, Ran};
 use nix::sys::signal::Signal;
 use serde_json::{Map, Value, json};
 
@@ -79,18 +79,15 @@ fn gate(home: &Path) -> Command {
     common::gate_in(home)
 }
 
-fn run(c: Command) -> Ran {
-    Ran::of(c)
+/// Runs `c` to the end, checked like [`common::Gate::run`]: exit 0 and a silent stderr unless
+/// the test says otherwise.
+fn run(c: Command) -> Checked {
+    Checked::new(Ran::of(c))
 }
 
 #[track_caller]
-fn ok(r: &Ran) -> &Ran {
-    assert_eq!(
-        r.status, 0,
-        "gate failed\n--- stdout\n{}\n--- stderr\n{}",
-        r.stdout, r.stderr
-    );
-    r
+fn ok(r: &Checked) -> &Checked {
+    r.status(0)
 }
 
 /// What the API tests add to the shared server harness.
@@ -686,7 +683,7 @@ fn eligibility_is_decided_by_the_server() {
     c.args(["serve", "token", "revoke", "--db"])
         .arg(&srv.db)
         .arg(&id);
-    ok(&run(c));
+    ok(&run(c)).stderr(&format!("gate: revoked token {id}\n"));
     me(Some(&revoked)).error(401, "unauthorized", "revoked");
     let expiring = srv.token("expiring-user", Some("1s"));
     std::thread::sleep(Duration::from_millis(1100));
@@ -1028,8 +1025,11 @@ fn long_poll_answers_when_the_status_changes() {
     let (id2, dave2) = (id.clone(), dave.clone());
     let approver = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(700));
+        // The moment the approval is sent: the waiter may well be answered before the
+        // approver has read its own response.
+        let sent = Instant::now();
         Api::new(&url).approve(&dave2, &id2).expect(200);
-        Instant::now()
+        sent
     });
     let start = Instant::now();
     let r = api.get(&alice, &id, "?wait=30s");
@@ -1039,7 +1039,10 @@ fn long_poll_answers_when_the_status_changes() {
     assert_eq!(r.json["status"], "approved");
     // Woken by the change, not by its own end: the answer came after the approval and before
     // the 30 s it asked to wait (an order of events, not a claim about speed).
-    assert!(answered >= approved_at, "answered before the approval");
+    assert!(
+        answered >= approved_at,
+        "answered before the approval was sent"
+    );
     assert!(
         answered < start + Duration::from_secs(30),
         "the long-poll ran out its wait instead of answering the change"
@@ -1094,7 +1097,7 @@ fn client_run(home: &Path, token: Option<&str>, extra: &[&str], argv: &[&str]) -
     c
 }
 
-fn decide_cli(home: &Path, url: &str, token: &str, args: &[&str]) -> Ran {
+fn decide_cli(home: &Path, url: &str, token: &str, args: &[&str]) -> Checked {
     let mut c = gate(home);
     c.env("GATE_TOKEN", token)
         .args(args)
@@ -1117,14 +1120,14 @@ fn client_runs_after_server_approval_and_stops_on_denial() {
     let id = api.pending_for(&alice, "alice", &argv);
     let r = decide_cli(h, &srv.url, &bob, &["approve", &id, "--comment", "lgtm"]);
     ok(&r);
-    assert!(r.stderr.contains("1 more approval"), "{}", r.stderr);
+    r.stderr_contains("1 more approval");
     // The requester can't approve her own request through the CLI either.
     let r = decide_cli(h, &srv.url, &alice, &["approve", &id]);
-    assert_eq!(r.status, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("cannot decide"), "{}", r.stderr);
-    ok(&decide_cli(h, &srv.url, &carol, &["approve", &id]));
+    r.status(77);
+    r.stderr_contains("cannot decide");
+    ok(&decide_cli(h, &srv.url, &carol, &["approve", &id])).stderr_contains("it is now approved");
     let out = client.finish(Duration::from_secs(20));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    out.status(0);
     assert_eq!(out.stdout, "server-two\n");
     let records = read_records(&h.join("audit.jsonl"));
     let decision = records
@@ -1166,16 +1169,17 @@ fn client_runs_after_server_approval_and_stops_on_denial() {
         &srv.url,
         &bob,
         &["deny", &id, "--reason", "not now"],
-    ));
+    ))
+    .stderr_contains("it is now denied");
     let out = client.finish(Duration::from_secs(20));
-    assert_eq!(out.status, 77, "{}", out.stderr);
+    out.status(77);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
-    assert!(out.stderr.contains("not now"), "{}", out.stderr);
+    out.stderr_contains("not now");
 
     // No token: 78, with a hint naming `gate login`.
     let r = run(client_run(h, None, &[], &argv));
-    assert_eq!(r.status, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("gate login"), "{}", r.stderr);
+    r.status(78);
+    r.stderr_contains("gate login");
     assert!(r.stdout.is_empty());
 
     // Tokens leak nowhere.
@@ -1220,8 +1224,8 @@ fn client_fails_closed_when_the_server_is_down() {
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let r = run(c);
     let took = start.elapsed();
-    assert_eq!(r.status, 75, "{}", r.stderr);
-    assert!(r.stderr.contains("retrying"), "no retries: {}", r.stderr);
+    r.status(75);
+    r.stderr_contains("retrying");
     assert!(!marker.exists(), "the command ran without an approval");
     assert!(
         took >= Duration::from_millis(1500),
@@ -1254,7 +1258,7 @@ fn client_resumes_across_a_server_restart() {
     api.approve(&bob, &id).expect(200);
     api.approve(&carol, &id).expect(200);
     let out = client.finish(Duration::from_secs(30));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    out.status(0);
     assert_eq!(out.stdout, "server-two\n");
     // Exactly one request: the client did not submit a second one.
     let all = api.list(&alice, "");
@@ -1281,7 +1285,7 @@ fn ctrl_c_cancels_the_request_on_the_server() {
     client.stderr_until("waiting as request", HANG);
     client.signal(Signal::SIGINT);
     let out = client.finish(Duration::from_secs(15));
-    assert_eq!(out.status, 75, "{}", out.stderr);
+    out.status(75);
     assert!(out.stdout.is_empty());
     assert_eq!(api.status(&alice, &id), "cancelled");
 }
@@ -1306,12 +1310,7 @@ fn login_stores_the_token_for_later_commands() {
             .unwrap()
             .write_all(format!("{secret}\n").as_bytes())
             .unwrap();
-        let out = child.wait_with_output().unwrap();
-        Ran {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Checked::new(Ran::from_output(child.wait_with_output().unwrap()))
     };
     let requests = || {
         let mut c = gate(h);
@@ -1320,12 +1319,11 @@ fn login_stores_the_token_for_later_commands() {
     };
     // Before login: no token, a hint.
     let r = requests();
-    assert_eq!(r.status, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("gate login"), "{}", r.stderr);
+    r.status(78);
+    r.stderr_contains("gate login");
     // A bad token: refused, nothing stored.
     let r = login("gate_deadbeef_not-a-real-token");
-    assert_ne!(r.status, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("refused"), "{}", r.stderr);
+    r.status(77).stderr_contains("refused");
     assert!(!r.stderr.contains("not-a-real-token"), "{}", r.stderr);
     let stored = || -> Vec<PathBuf> {
         std::fs::read_dir(&tokens)
@@ -1333,11 +1331,11 @@ fn login_stores_the_token_for_later_commands() {
             .unwrap_or_default()
     };
     assert!(stored().is_empty(), "a refused token was stored");
-    assert_ne!(requests().status, 0);
+    requests().status(78).stderr_contains("gate login");
     // A good token: stored (keyring, or a 0600 file where there is none).
     let r = login(&alice);
     ok(&r);
-    assert!(r.stderr.contains("as alice"), "{}", r.stderr);
+    r.stderr_contains("as alice");
     assert!(!r.stderr.contains(&alice) && !r.stdout.contains(&alice));
     if r.stderr.contains("OS keyring;") || r.stderr.contains("the token is in the OS keyring") {
         // In the keyring, and so nowhere on disk (the requests below find it there).
@@ -1356,7 +1354,7 @@ fn login_stores_the_token_for_later_commands() {
     // Later commands find it without GATE_TOKEN.
     let r = requests();
     ok(&r);
-    assert!(r.stderr.contains("no pending requests"), "{}", r.stderr);
+    r.stderr_contains("no pending requests");
     assert_absent(&srv.stderr(), &[&alice], "the server's stderr");
 }
 

@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::Ran;
 use common::jcs::{jcs, record_hash};
 use common::process::Server;
+use common::{Checked, Ran};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -47,13 +47,10 @@ fn gate(home: &Path) -> Command {
     common::gate_in(home)
 }
 
-fn run(mut c: Command) -> Ran {
-    let out = c.output().expect("run gate");
-    Ran {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+/// Runs `c` to the end, checked like [`common::Gate::run`]: exit 0 and a silent stderr unless
+/// the test says otherwise.
+fn run(c: Command) -> Checked {
+    Checked::new(Ran::of(c))
 }
 
 fn records(log: &Path) -> Vec<Value> {
@@ -251,7 +248,7 @@ rules:
 }
 
 /// Runs `touch MARKER` through gate against `url`; returns the run and whether it touched.
-fn touch_through(url: &str, key: &str) -> (Ran, bool) {
+fn touch_through(url: &str, key: &str) -> (Checked, bool) {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     std::fs::write(h.join("policy.yaml"), client_policy(url, key)).unwrap();
@@ -275,15 +272,11 @@ fn touch_through(url: &str, key: &str) -> (Ran, bool) {
 }
 
 #[track_caller]
-fn refused(r: &Ran, touched: bool, why: &str) {
-    assert_eq!(r.status, 75, "exit status\n{}", r.stderr);
+fn refused(r: &Checked, touched: bool, why: &str) {
+    r.status(75)
+        .stderr_contains(why)
+        .stderr_contains("refusing to run");
     assert!(!touched, "the command ran on an unproven approval");
-    assert!(
-        r.stderr.contains(why),
-        "stderr lacks {why:?}:\n{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("refusing to run"), "{}", r.stderr);
 }
 
 const PINNED: u8 = 11;
@@ -407,9 +400,9 @@ fn unsigned_denial_is_no_decision_rather_than_a_denial_by_someone() {
     // but the log does not pin a denial on alice, and the exit says no decision (75).
     let fake = fake_server_saying("denied", Box::new(|_, _| None));
     let (r, touched) = touch_through(&fake.url, &pinned().vkey());
-    assert_eq!(r.status, 75, "{}", r.stderr);
+    r.status(75);
     assert!(!touched);
-    assert!(r.stderr.contains("answered `denied`"), "{}", r.stderr);
+    r.stderr_contains("answered `denied`");
     // Signed by the pinned key, the same denial is a denial by alice (77).
     let key = pinned();
     let fake = fake_server_saying(
@@ -421,9 +414,9 @@ fn unsigned_denial_is_no_decision_rather_than_a_denial_by_someone() {
         }),
     );
     let (r, touched) = touch_through(&fake.url, &pinned().vkey());
-    assert_eq!(r.status, 77, "{}", r.stderr);
+    r.status(77);
     assert!(!touched);
-    assert!(r.stderr.contains("denied by alice"), "{}", r.stderr);
+    r.stderr_contains("denied by alice");
 }
 
 #[test]
@@ -434,9 +427,9 @@ fn a_valid_statement_by_the_pinned_key_runs_and_is_recorded() {
         Some(key.sign(&statement(id, digest, "erin", "approved", &TIMES)))
     }));
     let (r, touched) = touch_through(&fake.url, &pinned().vkey());
-    assert_eq!(r.status, 0, "{}", r.stderr);
+    r.status(0);
     assert!(touched);
-    assert!(r.stderr.contains("approved by alice, bob"), "{}", r.stderr);
+    r.stderr_contains("approved by alice, bob");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -475,21 +468,13 @@ fn server_backend_without_a_usable_key_is_a_policy_error() {
         let mut c = gate(h);
         c.args(["policy", "lint"]).arg(&f);
         let r = run(c);
-        assert_eq!(r.status, 78, "{backend}\n{}", r.stderr);
-        assert!(
-            r.stderr.contains(why),
-            "{backend}: lacks {why:?}\n{}",
-            r.stderr
-        );
-        assert!(
-            r.stderr.contains("p.yaml:3:"),
-            "{backend}: no file:line:column\n{}",
-            r.stderr
-        );
+        r.status(78);
+        r.stderr_contains(why);
+        r.stderr_contains("p.yaml:3:");
         // The run form refuses the policy too (78), and nothing runs.
         let mut c = gate(h);
         c.env("GATE_POLICY", &f).args(["--", "true"]);
-        assert_eq!(run(c).status, 78, "{backend}");
+        run(c).status(78).stderr_contains(why);
     }
     let f = h.join("ok.yaml");
     std::fs::write(
@@ -499,8 +484,7 @@ fn server_backend_without_a_usable_key_is_a_policy_error() {
     .unwrap();
     let mut c = gate(h);
     c.args(["policy", "lint"]).arg(&f);
-    let r = run(c);
-    assert_eq!(r.status, 0, "{}", r.stderr);
+    run(c).status(0).stderr("gate: 1 file OK, 0 rules\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -644,7 +628,9 @@ impl Approved {
         let r = run(c);
         let v = serde_json::from_str(&r.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", r.stdout, r.stderr));
-        (r.status, v)
+        // The report says it all: nothing on stderr; the caller checks the status.
+        r.stderr("");
+        (r.take_status(), v)
     }
 
     fn policy(&self) -> String {

@@ -22,8 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use common::Ran;
 use common::process::Server;
+use common::{Checked, Ran};
 use gate::audit::note::{Note, NoteSigner, NoteVerifier};
 use serde_json::Value;
 
@@ -35,12 +35,14 @@ fn gate(home: &Path) -> Command {
     common::gate_in(home)
 }
 
-fn run(c: Command) -> Ran {
-    Ran::of(c)
+/// Runs `c` to the end, checked like [`common::Gate::run`]: exit 0 and a silent stderr unless
+/// the test says otherwise.
+fn run(c: Command) -> Checked {
+    Checked::new(Ran::of(c))
 }
 
 #[track_caller]
-fn status(r: &Ran, want: i32) -> &Ran {
+fn status(r: &Checked, want: i32) -> &Checked {
     r.status(want)
 }
 
@@ -54,7 +56,7 @@ fn issue_token(server_home: &Path, db: &Path, principal: &str) -> String {
         .arg(db)
         .args(["--principal", principal]);
     let r = run(c);
-    status(&r, 0);
+    status(&r, 0).stderr_contains(&format!(" for {principal}; it is shown only now"));
     let t = r.stdout.trim().to_owned();
     assert!(t.starts_with("gate_"), "not a token: {t:?}");
     t
@@ -179,6 +181,15 @@ struct Resp {
     json: Value,
 }
 
+impl Resp {
+    /// Asserts the HTTP status, showing the body when it differs.
+    #[track_caller]
+    fn status(&self, want: u16) -> &Self {
+        assert_eq!(self.status, want, "{}", self.text);
+        self
+    }
+}
+
 fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -227,7 +238,7 @@ fn server_lines(url: &str, id: &str, token: &str) -> Vec<String> {
         &format!("{url}/v1/logs/{id}/records?from=0&limit=100000"),
         token,
     );
-    assert_eq!(r.status, 200, "{}", r.text);
+    r.status(200);
     r.text.lines().map(str::to_owned).collect()
 }
 
@@ -326,7 +337,7 @@ fn server_ingest_witnesses_the_log_and_refuses_rewrites() {
 
     // The server's copy is the local file, byte for byte.
     let copy = get(&format!("{}/v1/logs/{id}/records?from=0", srv.url), &token);
-    assert_eq!(copy.status, 200);
+    copy.status(200);
     assert_eq!(copy.text, std::fs::read_to_string(cl.log()).unwrap());
     let page = get(
         &format!("{}/v1/logs/{id}/records?from=1&limit=1", srv.url),
@@ -355,7 +366,7 @@ fn server_ingest_witnesses_the_log_and_refuses_rewrites() {
         )
     );
     let head = get(&format!("{}/v1/logs/{id}/head", srv.url), &token);
-    assert_eq!(head.status, 200);
+    head.status(200);
     assert_eq!(head.json["count"], 3);
     assert_eq!(head.json["cosigned"].as_str(), Some(cosigned.as_str()));
     assert_eq!(head.json["vkey"].as_str(), Some(cl.vkey().as_str()));
@@ -363,7 +374,7 @@ fn server_ingest_witnesses_the_log_and_refuses_rewrites() {
     // A resend is a no-op.
     let all = body(&local);
     let r = post_records(&srv.url, &id, Some(&token), &all, Some(&first_checkpoint));
-    assert_eq!(r.status, 200, "{}", r.text);
+    r.status(200);
     assert_eq!(r.json["accepted"], 0);
     assert_eq!(r.json["duplicates"], 3);
     assert_eq!(r.json["count"], 3);
@@ -406,7 +417,7 @@ fn server_ingest_witnesses_the_log_and_refuses_rewrites() {
             &body(&local),
             Some(&checkpoint(&other, &local)),
         );
-        assert_eq!(r.status, 409, "{}", r.text);
+        r.status(409);
         assert_eq!(r.json["error"], "bad_checkpoint", "{}", r.text);
     }
 
@@ -454,9 +465,9 @@ fn server_ingest_witnesses_the_log_and_refuses_rewrites() {
 
     // No token, a bad token.
     let r = post_records(&srv.url, &id, None, &body(&local[5..]), None);
-    assert_eq!(r.status, 401, "{}", r.text);
+    r.status(401);
     let r = post_records(&srv.url, &id, Some("gate_nope"), &body(&local[5..]), None);
-    assert_eq!(r.status, 401, "{}", r.text);
+    r.status(401);
     let r = http()
         .get(format!("{}/v1/logs/{id}/head", srv.url))
         .send()
@@ -491,7 +502,7 @@ fn server_ingest_witnesses_the_log_and_refuses_rewrites() {
 // 2. Delivery.
 
 /// Runs `gate -- true` `n` times, `par` at a time; every run must succeed.
-fn runs(cl: &Client, n: usize, par: usize) -> Vec<Ran> {
+fn runs(cl: &Client, n: usize, par: usize) -> Vec<Checked> {
     let mut out = Vec::new();
     let mut left = n;
     while left > 0 {
@@ -505,18 +516,14 @@ fn runs(cl: &Client, n: usize, par: usize) -> Vec<Ran> {
             .collect();
         for kid in kids {
             let o = kid.wait_with_output().unwrap();
-            out.push(Ran {
-                status: o.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            });
+            out.push(Checked::new(Ran::from_output(o)));
         }
         left -= k;
     }
     out
 }
 
-fn push(cl: &Client, extra: &[&str]) -> (Ran, Vec<Value>) {
+fn push(cl: &Client, extra: &[&str]) -> (Checked, Vec<Value>) {
     let mut args = vec!["log", "push", "--json"];
     args.extend_from_slice(extra);
     let r = run(cl.cmd(&args));
@@ -541,18 +548,15 @@ fn nothing_is_lost_or_sent_twice_across_an_outage() {
     // Every sink down for 50 runs: each run still runs, and says what to do. (How long they
     // take is a benchmark's business: `benches/server_ship.rs`.)
     for r in runs(&cl, 50, 10) {
-        status(&r, 0);
-        assert!(
-            r.stderr.contains("not yet delivered") && r.stderr.contains("gate log push"),
-            "{}",
-            r.stderr
-        );
+        status(&r, 0)
+            .stderr_contains("not yet delivered")
+            .stderr_contains("gate log push");
     }
     // After the first failure, runs skip the sink for a while instead of each waiting out
     // the delivery limit; the records stay pending all the same.
     let last = runs(&cl, 1, 1).pop().unwrap();
     status(&last, 0);
-    assert!(last.stderr.contains("not retried"), "{}", last.stderr);
+    last.stderr_contains("not retried");
     let local = cl.lines();
     assert_eq!(local.len(), 103, "genesis + 51 decisions + 51 results");
     assert_eq!(
@@ -604,7 +608,7 @@ fn nothing_is_lost_or_sent_twice_across_an_outage() {
     // Two pushes at once: each record is sent once between them.
     assert_eq!(srv.stop(), 0, "gate serve exits 0 on SIGTERM");
     for r in runs(&cl, 6, 6) {
-        status(&r, 0);
+        status(&r, 0).stderr_contains("not yet delivered");
     }
     let srv = Server::start_in(sdir.path(), SERVER_POLICY, &listen);
     let pending = cl.lines().len() as u64 - 103;
@@ -671,7 +675,7 @@ fn require_remote_fails_closed_when_the_server_is_down() {
 
     let r = run(cl.cmd(&["--", "touch", marker.to_str().unwrap()]));
     status(&r, 75);
-    assert!(r.stderr.contains("require_remote"), "{}", r.stderr);
+    r.stderr_contains("require_remote");
     assert!(!marker.exists(), "the command ran without a remote copy");
     let recs: Vec<Value> = cl
         .lines()
@@ -707,7 +711,7 @@ fn require_remote_fails_closed_when_the_server_is_down() {
 // ---------------------------------------------------------------------------------------------
 // 3. verify --remote.
 
-fn verify_remote(cl: &Client, url: &str, path: &Path) -> (Ran, Value) {
+fn verify_remote(cl: &Client, url: &str, path: &Path) -> (Checked, Value) {
     let r = run(cl.cmd(&[
         "log",
         "verify",
@@ -830,5 +834,5 @@ fn verify_remote_catches_truncation_and_rewrites() {
     c.arg("--policy")
         .arg(cl.home().join("policy.yaml"))
         .args(["log", "verify", "--remote", &srv.url]);
-    status(&run(c), 2);
+    status(&run(c), 2).stderr_contains("no token for");
 }
