@@ -92,6 +92,13 @@ impl Ran {
         self
     }
 
+    /// The name [`Ran::stderr_contains`] had before issue 9, kept so that branches written
+    /// against it still merge; new code says `stderr_contains`.
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        self.stderr_contains(needle)
+    }
+
     #[track_caller]
     pub fn stdout_has(&self, needle: &str) -> &Self {
         assert!(
@@ -150,6 +157,12 @@ impl Checked {
         self.ran.stderr_contains(needle);
         self.stderr_checked.set(true);
         self
+    }
+
+    /// The name [`Checked::stderr_contains`] had before issue 9 (see [`Ran::stderr_has`]).
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        self.stderr_contains(needle)
     }
 
     /// Hands the exit status to a caller that checks it itself (a helper that returns it).
