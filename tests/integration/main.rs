@@ -9,6 +9,12 @@
 //! in alphabetical order. Do not add another `tests/*.rs` file: each one is a crate of its own
 //! that links gate again. Snapshots (insta) live in `tests/integration/snapshots/`, named
 //! `integration__NAME__SNAPSHOT.snap`.
+//!
+//! Bringing in a `tests/NAME.rs` written as a crate of its own: `git mv` it here, replace its
+//! `mod common;` with `use crate::common;`, make `include_str!("../…")` paths `"../../…"`, add
+//! `mod NAME;` below. `Gate::run` then checks exit 0 and an empty stderr unless the test says
+//! otherwise (`.status(n)`, `.stderr(exact)`, `.stderr_contains(..)`, `.any_stderr()`): a run
+//! whose output nobody checked fails, which is the point.
 
 mod common;
 
