@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The web page's end-to-end test (tests/server_web.rs) drives headless Chromium through
+# The web page's end-to-end test (tests/integration/server_web.rs) drives headless Chromium through
 # chromedriver: installs Debian's `chromium` and `chromium-driver` when either is missing.
 set -euo pipefail
 
@@ -7,7 +7,7 @@ if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "error: tests/server_web.rs needs Debian's chromium and chromium-driver;" \
+  echo "error: tests/integration/server_web.rs needs Debian's chromium and chromium-driver;" \
     "install them (apt-get install chromium chromium-driver) or run this script as root" >&2
   exit 1
 fi

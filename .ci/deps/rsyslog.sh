@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The syslog sink's tests (tests/sink_syslog.rs) deliver to a real rsyslogd on loopback over UDP,
+# The syslog sink's tests (tests/integration/sink_syslog.rs) deliver to a real rsyslogd on loopback over UDP,
 # TCP and TLS: installs Debian's `rsyslog`, its GnuTLS stream driver `rsyslog-gnutls`, and
 # `openssl` (to make the test CA and server certificate) when any is missing. The tests run their
 # own rsyslogd with a private configuration; the system's /etc/rsyslog.conf is never used.
@@ -20,7 +20,7 @@ if have; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "error: tests/sink_syslog.rs needs Debian's rsyslog, rsyslog-gnutls and openssl;" \
+  echo "error: tests/integration/sink_syslog.rs needs Debian's rsyslog, rsyslog-gnutls and openssl;" \
     "install them (apt-get install rsyslog rsyslog-gnutls openssl) or run this script as root" >&2
   exit 1
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# schemathesis (from PyPI) for tests/server_api.rs: fuzzes a live `gate serve` against
+# schemathesis (from PyPI) for tests/integration/server_api.rs: fuzzes a live `gate serve` against
 # docs/openapi.yaml. Idempotent: installs only when no working schemathesis 3.x is found.
 #
 # schemathesis 3.x runs only with Hypothesis <= 6.131.14 (newer ones fail every operation with

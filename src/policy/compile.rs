@@ -365,3 +365,7 @@ impl LazyMatcher {
 pub fn matcher(pattern: &str) -> Option<GlobMatcher> {
     glob(pattern).ok().map(|g| g.compile_matcher())
 }
+
+#[cfg(test)]
+#[path = "compile_tests.rs"]
+mod tests;

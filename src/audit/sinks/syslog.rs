@@ -646,3 +646,7 @@ fn valid_timestamp(t: &str) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+#[path = "syslog_tests.rs"]
+mod tests;

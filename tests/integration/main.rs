@@ -1,0 +1,44 @@
+//! gate's integration tests: one crate, so the suite links once and libtest runs every test of
+//! every area in one process, in parallel (`cargo test --test integration [FILTER]`; a module's
+//! tests alone: `cargo test --test integration server_api::`). The layout follows `just`'s
+//! tests/lib.rs: a module per area, one shared `common` (the `Gate` builder, the process and
+//! server harness, throw-away users, an independent JCS).
+//!
+//! To add an area: put the file at `tests/integration/NAME.rs`, start it with
+//! `use crate::common;` (then `use common::{Gate, Ran};` and friends), and add `mod NAME;` below,
+//! in alphabetical order. Do not add another `tests/*.rs` file: each one is a crate of its own
+//! that links gate again. Snapshots (insta) live in `tests/integration/snapshots/`, named
+//! `integration__NAME__SNAPSHOT.snap`.
+//!
+//! Bringing in a `tests/NAME.rs` written as a crate of its own: `git mv` it here, replace its
+//! `mod common;` with `use crate::common;`, make `include_str!("../…")` paths `"../../…"`, add
+//! `mod NAME;` below. `Gate::run` then checks exit 0 and an empty stderr unless the test says
+//! otherwise (`.status(n)`, `.stderr(exact)`, `.stderr_contains(..)`, `.any_stderr()`): a run
+//! whose output nobody checked fails, which is the point.
+
+mod common;
+
+mod allow9;
+mod format_vectors;
+mod generated;
+mod harness;
+mod local_approval;
+mod local_attacks;
+mod log_attacks;
+mod log_robustness;
+mod module_layers;
+mod output_color;
+mod outputs;
+mod policy_cli;
+mod policy_tiers;
+mod rewrites;
+mod run_path;
+mod server_api;
+mod server_web;
+mod shell_split;
+mod signed_decisions;
+mod sink_http;
+mod sink_server;
+mod sink_syslog;
+mod verify9;
+mod verify_tamper;
