@@ -19,6 +19,7 @@
 mod common;
 
 mod allow9;
+mod errors9;
 mod format_vectors;
 mod generated;
 mod harness;
@@ -29,11 +30,15 @@ mod log_robustness;
 mod module_layers;
 mod output_color;
 mod outputs;
+mod pipeline9;
 mod policy_cli;
 mod policy_tiers;
 mod rewrites;
 mod run_path;
 mod server_api;
+mod server_crash;
+mod server_faults;
+mod server_limits;
 mod server_web;
 mod shell_split;
 mod signed_decisions;

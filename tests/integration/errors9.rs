@@ -2,7 +2,7 @@
 //! coloured when colour is on (a non-empty `NO_COLOR` always wins) and otherwise exactly the
 //! text gate always printed; a bug in gate is an internal error, exit 70, that runs nothing.
 
-mod common;
+use crate::common;
 
 use common::Gate;
 
@@ -21,13 +21,15 @@ const PLAIN: &str = "error: unknown key `decison`
 error: 1 problem in policy
 ";
 
-fn run_bad(args: &[&str], no_color: Option<&str>) -> (Gate, common::Ran) {
+fn run_bad(args: &[&str], no_color: Option<&str>) -> (Gate, common::Checked) {
     let mut g = Gate::new().policy(BAD);
     if let Some(v) = no_color {
         g = g.env("NO_COLOR", v);
     }
     let g = g.args(args);
     let r = g.run();
+    // Every caller checks stderr itself (coloured or plain, part by part).
+    r.any_stderr();
     (g, r)
 }
 
@@ -100,7 +102,7 @@ fn policy_test_reports_problems_the_same_way() {
     g.write("b.yaml", "version: 2\n");
     let g = g.args(&["--color", "never", "policy", "test", "a.yaml", "b.yaml"]);
     let r = g.run();
-    r.status(78);
+    r.status(78).any_stderr();
     let err = filtered(&g, &r.stderr);
     assert!(err.starts_with("error: "), "{err}");
     assert!(err.contains("  --> a.yaml:4:5\n"), "{err}");
@@ -119,7 +121,7 @@ fn an_internal_error_exits_70_and_runs_nothing() {
             .env("GATE_TEST_PANIC", "dispatch")
             .args(&["--color", color, "--", "touch", "ran"]);
         let r = g.run();
-        r.status(70);
+        r.status(70).any_stderr();
         let err = strip_ansi(&r.stderr);
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 2, "{err}");

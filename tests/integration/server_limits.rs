@@ -2,7 +2,7 @@
 //! stalled bodies and a flood of connections must not lock out new clients or the server's own
 //! files. Each test starts a real server on 127.0.0.1 with short deadlines.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

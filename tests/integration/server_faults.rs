@@ -3,7 +3,7 @@
 //! written, the server carries on once space is freed — without a restart — and the SQLite
 //! write-ahead log stays bounded.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

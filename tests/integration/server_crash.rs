@@ -5,7 +5,7 @@
 //! calls approved has every approval that decided it in the log — before the event that says
 //! "approved" — and no request is approved that the log does not show approved.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -335,7 +335,7 @@ fn killed_while_recording_a_new_request() {
 fn a_release_build_has_no_crash_points() {
     // The points are compiled only with debug assertions: the shipped server cannot be
     // stopped through its environment.
-    let src = include_str!("../src/server/crash.rs");
+    let src = include_str!("../../src/server/crash.rs");
     assert!(
         src.contains("#[cfg(debug_assertions)]\n    {"),
         "crash points must stay debug-only"
