@@ -133,11 +133,30 @@ impl AuditLog {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         if create && !dir.exists() {
+            let new: Vec<&Path> = dir
+                .ancestors()
+                .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+                .collect();
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
                 .map_err(|e| self.io(e))?;
+            // The first record is durable only once the directories holding it are: each new
+            // one's entry in its parent goes to disk before anything is written (the log's own
+            // entry goes with the checkpoint's, created next to it, whose rename is followed by
+            // a directory fsync). Only when a directory was made, so never on the allow path.
+            if self.sync {
+                for d in new {
+                    let parent = d
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."));
+                    File::open(parent)
+                        .and_then(|p| p.sync_all())
+                        .map_err(|e| self.io(e))?;
+                }
+            }
         }
         let id = check_dir_itself(dir).map_err(|why| self.unsafe_(why))?;
         let mut checked = self
