@@ -19,77 +19,18 @@ use sha2::{Digest, Sha256};
 
 use super::record::{Body, GENESIS_PREV, GenesisInfo, Record, RepairInfo, now};
 
+mod checkpoint;
 mod files;
+use checkpoint::Trusted;
+pub use checkpoint::{
+    CHECKPOINT_SLOT, checkpoint_notes, checkpoint_path, checkpoint_text, checkpoint_to_audit,
+    pick_checkpoint,
+};
 pub(crate) use files::check_dir;
 use files::{check_dir_itself, check_dirs_above};
-pub use files::{create_unique, replace_file};
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    #[error("cannot write the audit log `{path}`: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "the last record of the audit log `{path}` is unreadable ({why}); refusing to append to a chain that cannot be continued"
-    )]
-    BadTail { path: PathBuf, why: String },
-    #[error(
-        "refusing the audit log `{path}`: it is a symbolic link, and gate never writes its log through one"
-    )]
-    Symlink { path: PathBuf },
-    #[error("refusing the audit log `{log}`: {why}")]
-    Unsafe { log: PathBuf, why: String },
-    /// The log no longer holds the record an append must follow (the result of a run whose
-    /// decision was written there): it was deleted, moved, replaced or rewritten meanwhile.
-    #[error("the audit log `{path}` that holds seq {seq} is gone: {why}")]
-    Lost {
-        path: PathBuf,
-        seq: u64,
-        why: String,
-    },
-    /// The log and its signed checkpoint disagree, so signing a new head would cover it up.
-    #[error("refusing to append to the audit log `{path}`: {why}")]
-    Diverged { path: PathBuf, why: String },
-    /// The records were written but their checkpoint could not be: they were cut off again.
-    #[error(
-        "cannot sign the checkpoint `{checkpoint}` ({source}); the record was taken back out of the audit log `{path}`"
-    )]
-    Checkpoint {
-        path: PathBuf,
-        checkpoint: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Key(#[from] super::key::KeyError),
-    #[error("cannot encode an audit record: {0}")]
-    Encode(#[from] super::jcs::FloatError),
-}
-
-impl AuditError {
-    /// The next step for whoever reads the error, when there is an obvious one.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            AuditError::Symlink { path } => Some(format!(
-                "point `GATE_LOG` / `audit.path` at the real file, or replace the link at `{}` with it",
-                path.display()
-            )),
-            AuditError::Unsafe { log, .. } => Some(format!(
-                "keep the log in a directory only you (or root) can write, e.g. `chmod go-w {}`, or point `GATE_LOG` / `audit.path` elsewhere",
-                log.parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."))
-                    .display()
-            )),
-            AuditError::Diverged { path, .. } => Some(format!(
-                "keep `{}` and its checkpoint for the audit (`gate log verify`); to start a new log, move both aside",
-                path.display()
-            )),
-            _ => None,
-        }
-    }
-}
+mod error;
+pub use error::{AuditError, BadLine, TailError};
+pub use files::{DirError, create_unique, replace_file};
 
 /// The chain position after the last record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +70,8 @@ pub struct AuditLog {
     /// The head this handle last wrote and signed. Finding the log still ending there, the
     /// checkpoint need not be read back: this process wrote both.
     last_signed: std::sync::Arc<std::sync::Mutex<Option<Tail>>>,
+    /// Checkpoint notes known to be signed by the key: checked once, not on every append.
+    trusted: std::sync::Arc<Trusted>,
     /// fsync after each write. Only benchmarks turn this off, to measure its share.
     pub sync: bool,
 }
@@ -141,6 +84,7 @@ impl AuditLog {
             signer: Default::default(),
             dir_checked: Default::default(),
             last_signed: Default::default(),
+            trusted: Default::default(),
             sync: true,
         }
     }
@@ -173,7 +117,7 @@ impl AuditLog {
         }
     }
 
-    fn unsafe_(&self, why: String) -> AuditError {
+    fn unsafe_(&self, why: DirError) -> AuditError {
         AuditError::Unsafe {
             log: self.path.clone(),
             why,
@@ -189,11 +133,30 @@ impl AuditLog {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         if create && !dir.exists() {
+            let new: Vec<&Path> = dir
+                .ancestors()
+                .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+                .collect();
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
                 .map_err(|e| self.io(e))?;
+            // The first record is durable only once the directories holding it are: each new
+            // one's entry in its parent goes to disk before anything is written (the log's own
+            // entry goes with the checkpoint's, created next to it, whose rename is followed by
+            // a directory fsync). Only when a directory was made, so never on the allow path.
+            if self.sync {
+                for d in new {
+                    let parent = d
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."));
+                    File::open(parent)
+                        .and_then(|p| p.sync_all())
+                        .map_err(|e| self.io(e))?;
+                }
+            }
         }
         let id = check_dir_itself(dir).map_err(|why| self.unsafe_(why))?;
         let mut checked = self
@@ -228,10 +191,10 @@ impl AuditLog {
         }
         // Whoever else can write the log can rewrite it under gate.
         if meta.mode() & 0o022 != 0 {
-            return Err(self.unsafe_(format!(
-                "it is writable by other users (mode {:04o}); it must be 0600",
-                meta.mode() & 0o7777
-            )));
+            return Err(AuditError::Writable {
+                log: self.path.clone(),
+                mode: meta.mode() & 0o7777,
+            });
         }
         Ok(f)
     }
@@ -384,7 +347,7 @@ impl AuditLog {
             TailScan::OnlyTorn(bytes) => {
                 return Err(AuditError::BadTail {
                     path: self.path.clone(),
-                    why: format!("{} bytes with no complete record", bytes.len()),
+                    why: TailError::OnlyTorn { len: bytes.len() },
                 });
             }
         };
@@ -413,17 +376,28 @@ impl AuditLog {
             .and_then(|()| if self.sync { f.sync_data() } else { Ok(()) });
         let committed = match (written, &signer) {
             (Err(e), _) => Err(self.io(e)),
-            (Ok(()), Some(signer)) => match self.write_checkpoint(signer, &tail) {
+            (Ok(()), Some(signer)) => match checkpoint::write(
+                &self.checkpoint_path(),
+                signer,
+                &tail.log_id,
+                tail.seq + 1,
+                &tail.hash,
+                self.sync,
+                &self.trusted,
+            ) {
                 Ok(()) => Ok(()),
                 // Failing after the rename (the directory's fsync) leaves a checkpoint that
                 // already covers the lines: then they stay.
                 Err(_)
-                    if read_checkpoint_body(&self.checkpoint_path(), Some(&signer.verifier()))
-                        == Some((
-                            format!("gate/{}", tail.log_id),
-                            tail.seq + 1,
-                            tail.hash.clone(),
-                        )) =>
+                    if checkpoint::read_body(
+                        &self.checkpoint_path(),
+                        Some(&signer.verifier()),
+                        &self.trusted,
+                    ) == Some((
+                        format!("gate/{}", tail.log_id),
+                        tail.seq + 1,
+                        tail.hash.clone(),
+                    )) =>
                 {
                     Ok(())
                 }
@@ -487,7 +461,8 @@ impl AuditLog {
     fn check_no_earlier_log(&self) -> Result<(), AuditError> {
         let cp = self.checkpoint_path();
         let key = self.signer.get().map(super::note::NoteSigner::verifier);
-        let Some((origin, count, _)) = read_checkpoint_body(&cp, key.as_ref()) else {
+        let Some((origin, count, _)) = checkpoint::read_body(&cp, key.as_ref(), &self.trusted)
+        else {
             return Ok(());
         };
         if count == 0 {
@@ -508,7 +483,8 @@ impl AuditLog {
     fn check_checkpoint_agrees(&self, tail: &Tail) -> Result<(), AuditError> {
         let cp = self.checkpoint_path();
         let key = self.signer.get().map(super::note::NoteSigner::verifier);
-        let Some((origin, count, head)) = read_checkpoint_body(&cp, key.as_ref()) else {
+        let Some((origin, count, head)) = checkpoint::read_body(&cp, key.as_ref(), &self.trusted)
+        else {
             return Ok(());
         };
         let diverged = |why: String| AuditError::Diverged {
@@ -539,37 +515,6 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Writes the new signed checkpoint into the older of the two slots of `<log>.checkpoint`,
-    /// in place, and `fdatasync`s it (the file's size does not change, so no journal commit and
-    /// no directory fsync): a torn slot fails its signature and the other one still holds the
-    /// previous checkpoint, the way LMDB keeps its two meta pages. A missing checkpoint, a plain
-    /// single note (an older gate's, or an independent writer's) or anything that is not a
-    /// private slot file of ours is replaced atomically by a fresh slot file ([`replace_file`]:
-    /// a link planted there is replaced, not followed).
-    fn write_checkpoint(
-        &self,
-        signer: &super::note::NoteSigner,
-        tail: &Tail,
-    ) -> std::io::Result<()> {
-        let note = signer.sign(&checkpoint_text(&tail.log_id, tail.seq + 1, &tail.hash));
-        let cp = self.checkpoint_path();
-        if note.len() >= CHECKPOINT_SLOT {
-            // Too long for a slot (a very long key name): one plain note, as before.
-            return replace_file(&cp, note.as_bytes(), 0o644, self.sync);
-        }
-        let mut slot = vec![0u8; CHECKPOINT_SLOT];
-        slot[..note.len()].copy_from_slice(note.as_bytes());
-        if let Some(f) = open_slot_file(&cp) {
-            let mut both = vec![0u8; 2 * CHECKPOINT_SLOT];
-            f.read_exact_at(&mut both, 0)?;
-            let older = older_slot(&both, &signer.verifier());
-            f.write_all_at(&slot, (older * CHECKPOINT_SLOT) as u64)?;
-            return if self.sync { f.sync_data() } else { Ok(()) };
-        }
-        slot.resize(2 * CHECKPOINT_SLOT, 0);
-        replace_file(&cp, &slot, 0o644, self.sync)
-    }
-
     /// Moves bytes after the last newline to a new `<log>.torn.<ts>.<random>` and cuts them
     /// from the log.
     fn move_torn(&self, f: &mut File, offset: u64, bytes: &[u8]) -> Result<RepairInfo, AuditError> {
@@ -589,146 +534,6 @@ impl AuditLog {
                 .unwrap_or_default(),
         })
     }
-}
-
-/// Bytes per slot of a checkpoint file: a signed note (a few hundred bytes) padded with NULs.
-pub const CHECKPOINT_SLOT: usize = 1024;
-
-/// The notes a checkpoint file holds: two slots (a file of exactly two [`CHECKPOINT_SLOT`]s with
-/// NUL padding, which no note contains), each up to its first NUL, empty ones left out; or, for
-/// any other file, the whole file as one note.
-pub fn checkpoint_notes(bytes: &[u8]) -> Vec<&[u8]> {
-    if bytes.len() != 2 * CHECKPOINT_SLOT || !bytes.contains(&0) {
-        return vec![bytes];
-    }
-    bytes
-        .chunks(CHECKPOINT_SLOT)
-        .map(slot_note)
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// A slot's note: the bytes before its NUL padding. A slot with anything but NULs after its
-/// first NUL is returned whole, so that it reads as no note at all.
-fn slot_note(slot: &[u8]) -> &[u8] {
-    let end = slot.iter().position(|&b| b == 0).unwrap_or(slot.len());
-    if slot[end..].iter().any(|&b| b != 0) {
-        slot
-    } else {
-        &slot[..end]
-    }
-}
-
-/// The checkpoint to read from a checkpoint file's bytes: of its notes ([`checkpoint_notes`]),
-/// the one that parses, is signed by `key` (when given) and counts the most records. A torn or
-/// forged slot loses to a good one; when no note is good, the first is returned so that its
-/// reader reports what is wrong with it.
-pub fn pick_checkpoint<'a>(bytes: &'a [u8], key: Option<&super::note::NoteVerifier>) -> &'a [u8] {
-    let notes = checkpoint_notes(bytes);
-    let score = |n: &[u8]| {
-        let Some(note) = std::str::from_utf8(n)
-            .ok()
-            .and_then(|t| super::note::Note::parse(t).ok())
-        else {
-            return (false, false, 0);
-        };
-        let signed = key.is_none_or(|k| note.verify(k).is_ok());
-        let count = note
-            .text
-            .lines()
-            .nth(1)
-            .and_then(|c| c.parse::<u64>().ok())
-            .unwrap_or(0);
-        (true, signed, count)
-    };
-    // The first of the best: a later note wins only with a strictly better score.
-    notes
-        .iter()
-        .copied()
-        .rev()
-        .max_by_key(|n| score(n))
-        .unwrap_or(bytes)
-}
-
-/// For an audit, the note of a checkpoint file to check: of a two-slot file, a slot that holds
-/// something other than a note signed by `key`, if any (tampering: gate writes each slot whole,
-/// and a torn write of its sub-sector note is not expected of a disk), else the newest
-/// ([`pick_checkpoint`]).
-pub fn checkpoint_to_audit<'a>(
-    bytes: &'a [u8],
-    key: Option<&super::note::NoteVerifier>,
-) -> &'a [u8] {
-    let bad = checkpoint_notes(bytes).into_iter().find(|n| {
-        std::str::from_utf8(n)
-            .ok()
-            .and_then(|t| super::note::Note::parse(t).ok())
-            .is_none_or(|note| key.is_some_and(|k| note.verify(k).is_err()))
-    });
-    bad.unwrap_or_else(|| pick_checkpoint(bytes, key))
-}
-
-/// Which slot (0 or 1) of a two-slot checkpoint to overwrite: one that holds no checkpoint
-/// signed by `key`, else the one covering fewer records, so the newest one survives a torn write.
-fn older_slot(both: &[u8], key: &super::note::NoteVerifier) -> usize {
-    let count = |slot: &[u8]| {
-        let note = std::str::from_utf8(slot_note(slot))
-            .ok()
-            .and_then(|t| super::note::Note::parse(t).ok())?;
-        note.verify(key).ok()?;
-        note.text.lines().nth(1)?.parse::<u64>().ok()
-    };
-    let (a, b) = both.split_at(CHECKPOINT_SLOT);
-    match (count(a), count(b)) {
-        (None, _) => 0,
-        (_, None) => 1,
-        (Some(x), Some(y)) => usize::from(x > y),
-    }
-}
-
-/// Opens an existing two-slot checkpoint for rewriting in place, only if it is exactly that: a
-/// regular file (never through a link), with no other name (a hard link would carry the writes
-/// elsewhere), owned by this user, written by nobody else, two slots long.
-fn open_slot_file(path: &Path) -> Option<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
-    let m = f.metadata().ok()?;
-    let fine = m.file_type().is_file()
-        && m.nlink() == 1
-        && m.uid() == nix::unistd::geteuid().as_raw()
-        && m.mode() & 0o022 == 0
-        && m.len() == 2 * CHECKPOINT_SLOT as u64;
-    fine.then_some(f)
-}
-
-/// A checkpoint's body (origin, record count, head hash in hex), of the note [`pick_checkpoint`]
-/// picks: only to compare with the log before appending to it.
-fn read_checkpoint_body(
-    path: &Path,
-    key: Option<&super::note::NoteVerifier>,
-) -> Option<(String, u64, String)> {
-    use base64::Engine;
-    // Read without following a link or blocking on a FIFO (this runs under the log's lock);
-    // a checkpoint is at most two slots, so one read holds it, and anything longer, or that
-    // does not parse (a directory, a device), is not one.
-    let mut f = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
-    let mut buf = [0u8; 4096];
-    let n = f.read(&mut buf).ok()?;
-    let text = std::str::from_utf8(pick_checkpoint(&buf[..n], key)).ok()?;
-    let mut lines = text.lines();
-    let origin = lines.next()?.to_owned();
-    let count = lines.next()?.parse().ok()?;
-    let head = base64::engine::general_purpose::STANDARD
-        .decode(lines.next()?)
-        .ok()?;
-    Some((origin, count, hex::encode(head)))
 }
 
 enum TailScan {
@@ -782,28 +587,14 @@ fn read_tail(f: &mut File) -> std::io::Result<TailScan> {
     }
 }
 
-/// The checkpoint body: origin, record count, base64 of the head hash (DESIGN §8).
-pub fn checkpoint_text(log_id: &str, count: u64, head_hex: &str) -> String {
-    use base64::Engine;
-    let raw = hex::decode(head_hex).unwrap_or_default();
-    format!(
-        "gate/{log_id}\n{count}\n{}\n",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
-}
-
-pub fn checkpoint_path(log: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.checkpoint", log.display()))
-}
-
-fn parse_tail(line: &[u8]) -> Result<Tail, String> {
+fn parse_tail(line: &[u8]) -> Result<Tail, TailError> {
     #[derive(serde::Deserialize)]
     struct Min {
         log_id: String,
         seq: u64,
         hash: String,
     }
-    let m: Min = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let m: Min = serde_json::from_slice(line)?;
     Ok(Tail {
         log_id: m.log_id,
         seq: m.seq,
@@ -818,14 +609,17 @@ fn random_log_id() -> std::io::Result<String> {
 }
 
 /// Reads every record of a log for display (not verification: bad lines are reported as such).
-pub fn read_all(path: &Path) -> std::io::Result<Vec<Result<Record, String>>> {
+pub fn read_all(path: &Path) -> std::io::Result<Vec<Result<Record, BadLine>>> {
     let mut s = Vec::new();
     File::open(path)?.read_to_end(&mut s)?;
     Ok(s.split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .enumerate()
         .map(|(i, l)| {
-            serde_json::from_slice::<Record>(l).map_err(|e| format!("line {}: {e}", i + 1))
+            serde_json::from_slice::<Record>(l).map_err(|source| BadLine {
+                line: i + 1,
+                source,
+            })
         })
         .collect())
 }
@@ -921,114 +715,6 @@ mod tests {
         let err = log.append_after(&placed, vec![body(3)]).unwrap_err();
         assert!(matches!(err, AuditError::Lost { .. }), "{err}");
         assert!(!path.exists());
-    }
-
-    /// The count of each slot's note, if it is one.
-    fn slot_counts(cp: &Path) -> Vec<Option<u64>> {
-        let bytes = std::fs::read(cp).unwrap();
-        assert_eq!(bytes.len(), 2 * CHECKPOINT_SLOT, "two slots");
-        bytes
-            .chunks(CHECKPOINT_SLOT)
-            .map(|s| {
-                let n = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
-                std::str::from_utf8(n).ok()?.lines().nth(1)?.parse().ok()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn checkpoint_slots_alternate_in_place_and_keep_the_previous_one() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("audit.jsonl");
-        let log = AuditLog::new(&path).with_key(d.path().join("key"));
-        log.append(vec![body(1)]).unwrap();
-        let cp = log.checkpoint_path();
-        assert_eq!(slot_counts(&cp), vec![Some(2), None]);
-        let ino = std::fs::metadata(&cp).unwrap().ino();
-        log.append(vec![body(2)]).unwrap();
-        assert_eq!(slot_counts(&cp), vec![Some(2), Some(3)]);
-        log.append(vec![body(3)]).unwrap();
-        assert_eq!(slot_counts(&cp), vec![Some(4), Some(3)]);
-        // Rewritten in place: the same file, no rename.
-        assert_eq!(std::fs::metadata(&cp).unwrap().ino(), ino);
-        let key = log.signer.get().unwrap().verifier();
-        let bytes = std::fs::read(&cp).unwrap();
-        let newest = std::str::from_utf8(pick_checkpoint(&bytes, Some(&key))).unwrap();
-        assert_eq!(newest.lines().nth(1), Some("4"));
-    }
-
-    #[test]
-    fn a_torn_checkpoint_slot_falls_back_to_the_other_and_is_rewritten_next() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("audit.jsonl");
-        let log = AuditLog::new(&path).with_key(d.path().join("key"));
-        log.append(vec![body(1)]).unwrap();
-        log.append(vec![body(2)]).unwrap();
-        let cp = log.checkpoint_path();
-        assert_eq!(slot_counts(&cp), vec![Some(2), Some(3)]);
-        // A crash tore the newest slot: its body is there, its signature half written.
-        let mut bytes = std::fs::read(&cp).unwrap();
-        let sig_at = CHECKPOINT_SLOT
-            + bytes[CHECKPOINT_SLOT..]
-                .windows(2)
-                .position(|w| w == b"\n\n")
-                .unwrap()
-            + 30;
-        bytes[sig_at..sig_at + 20].copy_from_slice(&[b'A'; 20]);
-        std::fs::write(&cp, &bytes).unwrap();
-        let key = log.signer.get().unwrap().verifier();
-        assert_eq!(
-            read_checkpoint_body(&cp, Some(&key)).map(|b| b.1),
-            Some(2),
-            "the torn slot is passed over"
-        );
-        // A fresh process (no memory of what it signed) appends: the torn slot is the one rewritten.
-        let again = AuditLog::new(&path).with_key(d.path().join("key"));
-        again.append(vec![body(3)]).unwrap();
-        assert_eq!(slot_counts(&cp), vec![Some(2), Some(4)]);
-        assert_eq!(read_checkpoint_body(&cp, Some(&key)).map(|b| b.1), Some(4));
-    }
-
-    #[test]
-    fn a_plain_note_checkpoint_is_read_and_replaced_by_slots() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("audit.jsonl");
-        let log = AuditLog::new(&path).with_key(d.path().join("key"));
-        log.append(vec![body(1)]).unwrap();
-        let cp = log.checkpoint_path();
-        let key = log.signer.get().unwrap().verifier();
-        let bytes = std::fs::read(&cp).unwrap();
-        // What an older gate or an independent writer leaves: the note alone.
-        let plain = pick_checkpoint(&bytes, Some(&key)).to_vec();
-        std::fs::write(&cp, &plain).unwrap();
-        assert_eq!(checkpoint_notes(&plain), vec![&plain[..]]);
-        assert_eq!(read_checkpoint_body(&cp, Some(&key)).map(|b| b.1), Some(2));
-        AuditLog::new(&path)
-            .with_key(d.path().join("key"))
-            .append(vec![body(2)])
-            .unwrap();
-        assert_eq!(slot_counts(&cp), vec![Some(3), None]);
-    }
-
-    #[test]
-    fn a_hard_linked_checkpoint_is_replaced_not_written_through() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("audit.jsonl");
-        let log = AuditLog::new(&path).with_key(d.path().join("key"));
-        log.append(vec![body(1)]).unwrap();
-        let cp = log.checkpoint_path();
-        let other = d.path().join("other");
-        std::fs::hard_link(&cp, &other).unwrap();
-        let before = std::fs::read(&other).unwrap();
-        log.append(vec![body(2)]).unwrap();
-        assert_eq!(
-            std::fs::read(&other).unwrap(),
-            before,
-            "the other name is untouched"
-        );
-        assert_eq!(std::fs::metadata(&cp).unwrap().nlink(), 1);
-        let counts = slot_counts(&cp);
-        assert!(counts.contains(&Some(3)), "{counts:?}");
     }
 
     #[test]

@@ -156,3 +156,45 @@ fn an_allowed_run_syncs_each_append_twice_and_starts_no_thread() {
     assert_eq!(g.records().len(), 5);
     assert_eq!(verify(&g).0, 0);
 }
+
+#[test]
+fn a_log_directory_made_on_the_first_run_is_on_disk_before_the_command_starts() {
+    let g = Gate::new();
+    let log = g.path("new/deeper/audit.jsonl");
+    let trace = g.path("trace");
+    let c = g.command();
+    let mut s = Command::new("strace");
+    s.args(["-f", "-qq", "-y", "-e", "trace=fsync,execve", "-o"])
+        .arg(&trace)
+        .arg(c.get_program())
+        .args(["--", "true"])
+        .env_clear()
+        .envs(c.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("GATE_LOG", &log)
+        .current_dir(g.path(""));
+    let out = s.output().expect("strace (apt-get install -y strace)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = t.lines().collect();
+    let child = lines
+        .iter()
+        .rposition(|l| l.contains("execve(") && l.contains("true"))
+        .unwrap_or_else(|| panic!("no execve of the command in\n{t}"));
+    // Each new directory's entry is synced in its parent: the temp dir for `new`, `new` for
+    // `deeper`; and `deeper` itself, where the log and its checkpoint were created.
+    for dir in [g.path(""), g.path("new"), g.path("new/deeper")] {
+        let fd = format!("<{}>)", dir.canonicalize().unwrap().display());
+        assert!(
+            lines[..child]
+                .iter()
+                .any(|l| l.contains("fsync(") && l.contains(&fd)),
+            "no fsync of {} before the command started:\n{t}",
+            dir.display()
+        );
+    }
+    assert!(log.exists());
+}

@@ -9,11 +9,31 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+/// Why a directory is no place for the log, its key or their side files.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    #[error("cannot inspect its directory `{dir}`: {source}")]
+    Inspect {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("its directory `{dir}` is writable by other users (mode {mode:04o})")]
+    Writable { dir: PathBuf, mode: u32 },
+    #[error("its directory `{dir}` belongs to uid {owner}, not to you (uid {me}) or root")]
+    Owner { dir: PathBuf, owner: u32, me: u32 },
+    #[error(
+        "`{above}` above it is writable by every user without the sticky bit (mode {mode:04o})"
+    )]
+    OpenAbove { above: PathBuf, mode: u32 },
+    #[error("cannot read the current directory: {0}")]
+    Cwd(std::io::Error),
+}
+
 /// The log's directory must be one no other user can write to (else they could plant links
 /// and files under the names gate writes, or swap the log): not group- or other-writable,
 /// sticky or not, and owned by this user or root. Directories above it may be writable by
 /// others only with the sticky bit (like `/tmp`), which stops them renaming what is not theirs.
-pub(crate) fn check_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn check_dir(dir: &Path) -> Result<(), DirError> {
     check_dir_itself(dir)?;
     check_dirs_above(dir)?;
     // It passed the stricter test, so it is fine as a directory above, too.
@@ -34,38 +54,37 @@ fn fine_above() -> &'static std::sync::Mutex<std::collections::HashSet<PathBuf>>
 }
 
 /// The directory's own part of [`check_dir`]; returns its (device, inode).
-pub(super) fn check_dir_itself(dir: &Path) -> Result<(u64, u64), String> {
-    let meta = std::fs::metadata(dir)
-        .map_err(|e| format!("cannot inspect its directory `{}`: {e}", dir.display()))?;
+pub(super) fn check_dir_itself(dir: &Path) -> Result<(u64, u64), DirError> {
+    let meta = std::fs::metadata(dir).map_err(|source| DirError::Inspect {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let mode = meta.mode();
     if mode & 0o022 != 0 {
-        return Err(format!(
-            "its directory `{}` is writable by other users (mode {:04o})",
-            dir.display(),
-            mode & 0o7777
-        ));
+        return Err(DirError::Writable {
+            dir: dir.to_path_buf(),
+            mode: mode & 0o7777,
+        });
     }
     static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let me = *EUID.get_or_init(|| nix::unistd::geteuid().as_raw());
     if meta.uid() != me && meta.uid() != 0 {
-        return Err(format!(
-            "its directory `{}` belongs to uid {}, not to you (uid {me}) or root",
-            dir.display(),
-            meta.uid()
-        ));
+        return Err(DirError::Owner {
+            dir: dir.to_path_buf(),
+            owner: meta.uid(),
+            me,
+        });
     }
     Ok((meta.dev(), meta.ino()))
 }
 
 /// The part of [`check_dir`] about the directories above: none writable by everyone without
 /// the sticky bit.
-pub(super) fn check_dirs_above(dir: &Path) -> Result<(), String> {
+pub(super) fn check_dirs_above(dir: &Path) -> Result<(), DirError> {
     let abs = if dir.is_absolute() {
         dir.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map_err(|e| format!("cannot read the current directory: {e}"))?
-            .join(dir)
+        std::env::current_dir().map_err(DirError::Cwd)?.join(dir)
     };
     let mut fine = fine_above().lock().unwrap_or_else(|e| e.into_inner());
     let mut checked = Vec::new();
@@ -77,11 +96,10 @@ pub(super) fn check_dirs_above(dir: &Path) -> Result<(), String> {
             && m.mode() & 0o002 != 0
             && m.mode() & 0o1000 == 0
         {
-            return Err(format!(
-                "`{}` above it is writable by every user without the sticky bit (mode {:04o})",
-                up.display(),
-                m.mode() & 0o7777
-            ));
+            return Err(DirError::OpenAbove {
+                above: up.to_path_buf(),
+                mode: m.mode() & 0o7777,
+            });
         }
         checked.push(up.to_path_buf());
     }
