@@ -318,6 +318,15 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&opts.db)?);
         let log = AuditLog::new(&opts.audit_log).with_key(&opts.key);
         log.check_writable()?;
+        // What a killed writer left beside the log goes before the first append.
+        match log.sweep_litter() {
+            Ok(removed) if !removed.is_empty() => tracing::info!(
+                "removed {} file(s) an interrupted write left beside the audit log",
+                removed.len()
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot tidy the audit log's directory: {e}"),
+        }
         // Events a crash left logged but uncommitted are voided before anyone connects.
         let voids = reconcile::uncommitted(&opts.audit_log, store.as_ref())?;
         if !voids.is_empty() {
