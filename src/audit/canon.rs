@@ -20,6 +20,15 @@ pub struct Member {
     pub key: std::ops::Range<usize>,
     pub value: std::ops::Range<usize>,
     pub is_string: bool,
+    /// A string value holding an escape (its raw bytes are not its text).
+    pub escaped: bool,
+}
+
+/// A scanned string: its raw body, and whether that body is its text in plain ASCII.
+struct Str {
+    range: std::ops::Range<usize>,
+    escaped: bool,
+    ascii: bool,
 }
 
 /// Why a line is not canonical JSON of the kind gate writes. The texts are part of the
@@ -245,19 +254,25 @@ impl Scanner<'_, '_> {
     }
 
     /// Scans a string, checking canonical escapes; returns its raw byte range (without quotes).
-    fn string(&mut self) -> R<std::ops::Range<usize>> {
+    fn string(&mut self) -> R<Str> {
         self.expect(b'"')?;
         let start = self.i;
+        let (mut escaped, mut ascii) = (false, true);
         loop {
             self.skip_plain();
             match self.peek() {
                 None => return self.err(Fault::Unterminated),
                 Some(b'"') => {
-                    let r = start..self.i;
+                    let range = start..self.i;
                     self.i += 1;
-                    return Ok(r);
+                    return Ok(Str {
+                        range,
+                        escaped,
+                        ascii,
+                    });
                 }
                 Some(b'\\') => {
+                    escaped = true;
                     self.i += 1;
                     match self.peek() {
                         Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
@@ -287,6 +302,7 @@ impl Scanner<'_, '_> {
                 Some(_) => {
                     // Above 0x7f: the caller validates UTF-8 when this is set.
                     self.non_ascii = true;
+                    ascii = false;
                     self.i += 1;
                 }
             }
@@ -321,9 +337,13 @@ impl Scanner<'_, '_> {
         let mut prev_key: Option<(std::ops::Range<usize>, bool)> = None;
         loop {
             let member_start = self.i;
-            let key_range = self.string()?;
+            let Str {
+                range: key_range,
+                escaped,
+                ascii,
+            } = self.string()?;
             let key = &self.b[key_range.clone()];
-            let plain = is_plain(key);
+            let plain = ascii && !escaped;
             if let Some((p, p_plain)) = &prev_key
                 && !key_after(&self.b[p.clone()], *p_plain, key, plain)
             {
@@ -335,7 +355,14 @@ impl Scanner<'_, '_> {
             prev_key = Some((key_range.clone(), plain));
             self.expect(b':')?;
             let value_start = self.i;
-            self.value(depth + 1)?;
+            // A string member's escapes are noted for the reader of top-level members.
+            // (At the depth limit the value goes through `value`, which says so.)
+            let escaped = if self.peek() == Some(b'"') && depth < 64 {
+                self.string()?.escaped
+            } else {
+                self.value(depth + 1)?;
+                false
+            };
             if depth == 0
                 && let Some(m) = self.members.as_deref_mut()
             {
@@ -349,9 +376,10 @@ impl Scanner<'_, '_> {
                     key: key_range.clone(),
                     value,
                     is_string,
+                    escaped,
                 });
             }
-            if depth == 0 && &self.b[key_range.clone()] == b"hash" {
+            if depth == 0 && key == b"hash" {
                 let value = value_start + 1..self.i.saturating_sub(1);
                 if !self.b[value_start..].starts_with(b"\"") {
                     return Err(CanonError::HashNotString);
@@ -378,16 +406,17 @@ impl Scanner<'_, '_> {
     }
 }
 
-/// A key of plain ASCII without escapes: byte order is UTF-16 order for it.
-fn is_plain(k: &[u8]) -> bool {
-    k.is_ascii() && !k.contains(&b'\\')
-}
-
 /// Whether raw key `b` sorts strictly after raw key `a` in UTF-16 code-unit order. For plain
 /// ASCII keys (all gate writes) byte order is that order, so no decoding is needed.
 fn key_after(a: &[u8], a_plain: bool, b: &[u8], b_plain: bool) -> bool {
     if a_plain && b_plain {
-        return b > a;
+        // Keys are short: a loop here beats a call to `memcmp`.
+        for (x, y) in a.iter().zip(b) {
+            if x != y {
+                return y > x;
+            }
+        }
+        return b.len() > a.len();
     }
     let (a, b) = (decode(a), decode(b));
     b.encode_utf16().cmp(a.encode_utf16()) == std::cmp::Ordering::Greater
@@ -534,19 +563,23 @@ mod tests {
             (br#"{"a":-0}"#, "`-0` is not canonical at column 8"),
             (br#"{"a":tru}"#, "bad literal at column 6"),
             (br#"{"a":-x}"#, "bad number at column 7"),
-            (br#"{"a":"x"#, "unterminated string at column 9"),
-            (br#"{"a":"\u00"}"#, "truncated \\u escape"),
+            (br#"{"a":"x"#, "unterminated string at column 8"),
+            (br#"{"a":"\u00"#, "truncated \\u escape"),
+            (
+                br#"{"a":"\u00"}"#,
+                "`\\u` escape is not canonical at column 8",
+            ),
             (
                 br#"{"a":"\u0041"}"#,
                 "`\\u` escape is not canonical at column 8",
             ),
             (br#"{"a":"\/"}"#, "escape is not canonical at column 8"),
-            (br#"{"a":[1 ]}"#, "expected `,` or `]` at column 9"),
+            (br#"{"a":[1 ]}"#, "expected `,` or `]` at column 8"),
             (br#"{"a":1 }"#, "expected `,` or `}` at column 7"),
             (br#"{"a":x}"#, "expected a JSON value at column 6"),
             (
                 br#"{"b":1,"a":2}"#,
-                "member `a` is out of canonical order or repeated at column 9",
+                "member `a` is out of canonical order or repeated at column 8",
             ),
             (br#"{"hash":1}"#, "`hash` is not a string"),
         ] {
@@ -557,6 +590,13 @@ mod tests {
         assert_eq!(
             scan(deep.as_bytes()).unwrap_err().to_string(),
             "nesting too deep at column 70"
+        );
+        // A string as the innermost member's value counts as deep as any other value.
+        let nested = |n: usize| format!("{}\"x\"{}", "{\"a\":".repeat(n), "}".repeat(n));
+        assert!(scan(nested(64).as_bytes()).is_ok());
+        assert_eq!(
+            scan(nested(65).as_bytes()).unwrap_err().to_string(),
+            format!("nesting too deep at column {}", 65 * 5 + 1)
         );
     }
 

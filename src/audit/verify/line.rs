@@ -186,8 +186,36 @@ fn slot_of(key: &[u8]) -> Option<usize> {
     })
 }
 
+/// The value of each lowercase hex digit; 0xff for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// 64 lowercase hex digits as the 32 bytes they spell, or None. No branch per digit: this
+/// runs for every record.
+fn decode_hex64(s: &[u8]) -> Option<[u8; 32]> {
+    let s: &[u8; 64] = s.try_into().ok()?;
+    let mut out = [0u8; 32];
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let (h, l) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        bad |= h | l;
+        *o = (h << 4) | l;
+    }
+    (bad & 0xf0 == 0).then_some(out)
+}
+
 pub(super) fn is_hex64(s: &[u8]) -> bool {
-    s.len() == 64 && s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    s.len() == 64 && s.iter().fold(0, |bad, &c| bad | HEX_VALUE[usize::from(c)]) & 0xf0 == 0
 }
 
 /// Checks the line at `range` of `buf` on its own: UTF-8, canonical form, its own hash, the
@@ -242,13 +270,13 @@ pub(super) fn check_line(
     };
     // Strings gate writes in these fields never need escapes; one that has them is read by serde.
     let string = |k: usize| -> Option<Text> {
-        let (v, is_string) = raw(k)?;
-        if !is_string {
+        let m = &members[slots[k]?];
+        if !m.is_string {
             return None;
         }
-        let bytes = &line[v.clone()];
-        if bytes.contains(&b'\\') {
-            serde_json::from_slice::<String>(&[b"\"", bytes, b"\""].concat())
+        let v = m.value.clone();
+        if m.escaped {
+            serde_json::from_slice::<String>(&[b"\"", &line[v], b"\""].concat())
                 .ok()
                 .map(|s| Text::Owned(s.into()))
         } else {
@@ -277,7 +305,8 @@ pub(super) fn check_line(
         return check_line_slow(line, &NotCanonical::MissingMember);
     };
     info.seq = Some(seq);
-    info.hash_bin = hash_bytes(hash.bytes(buf));
+    let hash_bin = decode_hex64(hash.bytes(buf));
+    info.hash_bin = hash_bin.unwrap_or([0; 32]);
     info.prev = prev;
     info.hash = hash;
     info.log_id = log_id;
@@ -310,7 +339,7 @@ pub(super) fn check_line(
         info.problem = Some(("bad_json", "the record has no `hash`".into()));
         return info;
     };
-    if !is_hex64(info.hash.bytes(buf)) || !is_hex64(info.prev.bytes(buf)) {
+    if hash_bin.is_none() || !is_hex64(info.prev.bytes(buf)) {
         info.problem = Some((
             "bad_json",
             "`hash` and `prev` must be 64 lowercase hex digits".into(),
@@ -337,25 +366,7 @@ pub(super) fn check_line(
 /// A record's claimed hash as bytes (all zeros when it is not 64 hex digits: such a record is
 /// reported on its own, and zeros match no real hash).
 pub(super) fn hash_bytes(hex_hash: &[u8]) -> [u8; 32] {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
-    }
-    let b = hex_hash;
-    let mut out = [0u8; 32];
-    if b.len() != 64 {
-        return out;
-    }
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        match (nibble(pair[0]), nibble(pair[1])) {
-            (Some(h), Some(l)) => out[i] = (h << 4) | l,
-            _ => return [0; 32],
-        }
-    }
-    out
+    decode_hex64(hex_hash).unwrap_or([0; 32])
 }
 
 /// Lowercase hex of a SHA-256, on the stack (this runs once per record).
@@ -459,4 +470,33 @@ pub fn check_record_line(line: &[u8]) -> Result<CheckedRecord, LineError> {
         kind: text(&info.kind),
         genesis_key: info.genesis_key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex64_is_lowercase_hex_only() {
+        let good = "0123456789abcdef".repeat(4);
+        let want: Vec<u8> = (0..32)
+            .map(|i| [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef][i % 8])
+            .collect();
+        assert_eq!(decode_hex64(good.as_bytes()).map(Vec::from), Some(want));
+        assert!(is_hex64(good.as_bytes()));
+        assert_eq!(hash_bytes(&[b'0'; 64]), [0; 32]);
+        for bad in [
+            good.to_uppercase(),
+            good[..63].to_owned(),
+            format!("{good}0"),
+            format!("g{}", &good[1..]),
+            format!("{}\u{e9}", &good[..62]),
+            format!("{} ", &good[..63]),
+            String::new(),
+        ] {
+            assert_eq!(decode_hex64(bad.as_bytes()), None, "{bad}");
+            assert!(!is_hex64(bad.as_bytes()), "{bad}");
+            assert_eq!(hash_bytes(bad.as_bytes()), [0; 32], "{bad}");
+        }
+    }
 }
