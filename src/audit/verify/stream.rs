@@ -149,15 +149,13 @@ pub(super) fn walk_file(
         // Batch k goes to worker k mod n, and comes back from it in the order sent, so the
         // walk below takes them in file order without sorting.
         let read = s.spawn(move || -> std::io::Result<Streamed> {
-            let mut k = 0;
-            for mut batch in free_rx {
+            for (k, mut batch) in free_rx.into_iter().enumerate() {
                 if !reader.next(&mut batch.buf)? {
                     break;
                 }
                 if to_workers[k % workers].send(batch).is_err() {
                     break;
                 }
-                k += 1;
             }
             Ok(reader.seen)
             // Dropping `to_workers` tells the workers there is no more.
