@@ -106,7 +106,9 @@ fn main() {
     let records: Option<u64> = std::env::var("GATE_BENCH_RECORDS")
         .ok()
         .and_then(|s| s.parse().ok());
-    let threads = std::env::var("GATE_BENCH_THREADS").ok();
+    let threads = std::env::var("GATE_BENCH_THREADS")
+        .ok()
+        .filter(|s| !s.is_empty());
     let dir =
         tempfile::tempdir_in(std::env::var("GATE_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
             .unwrap();

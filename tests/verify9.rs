@@ -202,7 +202,7 @@ fn small_log(g: &Gate, n: u64) -> PathBuf {
 
 #[test]
 fn the_pipeline_reports_exactly_what_one_thread_does() {
-    // Several problems spread over a log of a few batches (1 MiB each), one of them a line
+    // Several problems spread over a log of many batches (128 KiB each), one of them a line
     // longer than two batches: every thread count must give the same report, and that
     // report must name each problem where it is.
     let g = Gate::new();

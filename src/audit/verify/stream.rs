@@ -12,8 +12,9 @@ use super::Problem;
 use super::line::{LineInfo, check_batch};
 use super::walk::Walk;
 
-/// Bytes read per batch.
-const BATCH: usize = 1 << 20;
+/// Bytes read per batch: small enough that a batch is still in its core's cache when it is
+/// checked (the speed is the same as with 1 MiB batches on this 2-core machine, the RSS lower).
+const BATCH: usize = 1 << 17;
 
 /// What the stream saw besides the records.
 #[derive(Debug, Default)]
