@@ -2,6 +2,8 @@
 //! UTF-16 code units, no insignificant white space, ECMAScript string escaping. Records never
 //! hold floating-point numbers (DESIGN §8), so a float is refused rather than formatted.
 
+use std::fmt::Write as _;
+
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -54,21 +56,35 @@ fn write(v: &Value, out: &mut String) -> Result<(), FloatError> {
     Ok(())
 }
 
+/// Writes `s` as a JSON string. Runs of bytes that need no escape (all of a typical value)
+/// are copied in one go; every byte that needs one is ASCII, so the runs end on char
+/// boundaries.
 fn string(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0C}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if short.is_empty() {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(short);
         }
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -115,6 +131,27 @@ mod tests {
             canonicalize(&v).unwrap(),
             "{\"s\":\"\\u0000\\u001f\u{7f}\\\"\\\\/\\n\u{e9}\"}"
         );
+    }
+
+    #[test]
+    fn escapes_between_multibyte_characters() {
+        // Runs copied whole must still end on char boundaries around each escape.
+        let v = json!("\u{e9}\n\u{20ac}\u{1}x\u{1f600}\"\u{7f}");
+        assert_eq!(
+            canonicalize(&v).unwrap(),
+            "\"\u{e9}\\n\u{20ac}\\u0001x\u{1f600}\\\"\u{7f}\""
+        );
+        // Each character up to U+00FF on its own, against serde_json's escaping, which is
+        // JCS's: the short forms, `\u00xx` for other control characters, nothing else.
+        for c in (0u32..0x100).filter_map(char::from_u32) {
+            let s = c.to_string();
+            assert_eq!(
+                canonicalize(&json!(s)).unwrap(),
+                serde_json::to_string(&s).unwrap(),
+                "U+{:04X}",
+                c as u32
+            );
+        }
     }
 
     #[test]

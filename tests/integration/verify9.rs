@@ -192,3 +192,57 @@ fn a_torn_tail_after_many_batches_stands_at_the_next_seq() {
     assert_eq!(r["records"], N);
     assert_eq!(r["bytes"], std::fs::metadata(&path).unwrap().len());
 }
+
+/// A log of `n` records (genesis included), in one append.
+fn small_log(g: &Gate, n: u64) -> PathBuf {
+    let path = g.path("audit.jsonl");
+    let mut log = AuditLog::new(&path).with_key(g.path("signing.key"));
+    log.sync = false;
+    log.append((1..n).map(event).collect()).expect("append");
+    path
+}
+
+#[test]
+fn the_pipeline_reports_exactly_what_one_thread_does() {
+    // Several problems spread over a log of many batches (128 KiB each), one of them a line
+    // longer than two batches: every thread count must give the same report, and that
+    // report must name each problem where it is.
+    let g = Gate::new();
+    let path = small_log(&g, 6_000);
+    let mut l = lines(&path);
+    let mut long: Value = serde_json::from_slice(&l[2_000]).unwrap();
+    long["event"]["comment"] = Value::from("x".repeat(2_500_000));
+    l[2_000] = format!("{}\n", jcs(&long)).into_bytes();
+    l[3_000] = b"{\"seq\":\xff}\n".to_vec();
+    l.remove(4_000);
+    let replay = l[5].clone();
+    l.insert(5_000, replay);
+    let mut bytes = l.concat();
+    bytes.extend_from_slice(br#"{"kind":"res"#);
+    std::fs::write(&path, &bytes).unwrap();
+    let p = path.to_str().unwrap();
+
+    let (code, one) = verify(&g, &[p, "--threads", "1"]);
+    assert_eq!(code, 1, "{one}");
+    assert_eq!(
+        codes(&one),
+        [
+            ("duplicate_seq", 5),
+            ("hash_mismatch", 2_000),
+            ("bad_utf8", 3_000),
+            ("seq_gap", 4_000),
+            // seq 5,001 follows the replayed seq 5, not seq 5,000.
+            ("broken_link", 5_000),
+            // The walk stopped recording heads at the gap.
+            ("checkpoint_mismatch", 5_999),
+            ("torn_line", 6_000),
+        ]
+        .map(|(c, s)| (c.to_owned(), s)),
+        "{one}"
+    );
+    for threads in ["0", "2", "3"] {
+        let (code, r) = verify(&g, &[p, "--threads", threads]);
+        assert_eq!(code, 1);
+        assert_eq!(r, one, "--threads {threads}");
+    }
+}

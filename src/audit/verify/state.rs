@@ -101,22 +101,24 @@ pub(super) struct OpenRuns {
 }
 
 impl OpenRuns {
-    pub(super) fn insert(&mut self, id: &str, seq: u64) {
+    /// Opens a run; `id` is the request id's UTF-8 text.
+    pub(super) fn insert(&mut self, id: &[u8], seq: u64) {
         match uuid_bits(id) {
             Some(u) => {
                 self.uuids.insert(u, seq);
             }
             None => {
-                self.other.insert(id.to_owned(), seq);
+                self.other
+                    .insert(String::from_utf8_lossy(id).into_owned(), seq);
             }
         }
     }
 
     /// Closes the run; false if it was not open.
-    pub(super) fn remove(&mut self, id: &str) -> bool {
+    pub(super) fn remove(&mut self, id: &[u8]) -> bool {
         match uuid_bits(id) {
             Some(u) => self.uuids.remove(&u).is_some(),
-            None => self.other.remove(id).is_some(),
+            None => self.other.remove(&*String::from_utf8_lossy(id)).is_some(),
         }
     }
 
@@ -135,8 +137,8 @@ impl OpenRuns {
 
 /// A request id in canonical form (lowercase, hyphenated UUID text) as 128 bits; anything else
 /// is kept as text, so the id reads back exactly as written.
-fn uuid_bits(id: &str) -> Option<u128> {
-    let b = id.as_bytes();
+fn uuid_bits(id: &[u8]) -> Option<u128> {
+    let b = id;
     if b.len() != 36 {
         return None;
     }
@@ -183,7 +185,7 @@ mod tests {
             "not-a-uuid",
             "",
         ] {
-            o.insert(id, 1);
+            o.insert(id.as_bytes(), 1);
         }
         let ids: Vec<String> = o.sorted().into_iter().map(|(k, _)| k).collect();
         assert_eq!(
@@ -195,9 +197,9 @@ mod tests {
                 "not-a-uuid"
             ]
         );
-        assert!(o.remove("01a21800-0000-7000-8000-00000000000a"));
-        assert!(!o.remove("01a21800-0000-7000-8000-00000000000a"));
-        assert!(o.remove("01A21800-0000-7000-8000-00000000000a"));
+        assert!(o.remove(b"01a21800-0000-7000-8000-00000000000a"));
+        assert!(!o.remove(b"01a21800-0000-7000-8000-00000000000a"));
+        assert!(o.remove(b"01A21800-0000-7000-8000-00000000000a"));
     }
 
     #[test]

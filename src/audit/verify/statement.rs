@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::line::{DecisionLite, LineInfo};
+use super::line::DecisionLite;
 use crate::audit::note::{Note, NoteVerifier};
 use crate::audit::statement::Statement;
 
@@ -47,7 +47,14 @@ pub(super) enum StatementCheck {
     Violation(String),
 }
 
-pub(super) fn check(d: &DecisionLite, info: &LineInfo, trust: &ServerTrust) -> StatementCheck {
+/// Checks the statement of decision `d`, recorded for request `id` with request digest
+/// `digest`.
+pub(super) fn check(
+    d: &DecisionLite,
+    id: &str,
+    digest: &str,
+    trust: &ServerTrust,
+) -> StatementCheck {
     let backend = d.required.as_ref().and_then(|r| r.backend.as_ref());
     let routed = backend.is_some_and(|b| trust.backends.contains_key(b));
     let from_server = d.approvals.iter().any(|a| a.via == "server");
@@ -86,8 +93,6 @@ pub(super) fn check(d: &DecisionLite, info: &LineInfo, trust: &ServerTrust) -> S
             Err(e) => return StatementCheck::Violation(e.to_string()),
         }
     };
-    let id = info.request_id.as_deref().unwrap_or("");
-    let digest = info.digest.as_deref().unwrap_or("");
     if let Err(e) = statement.approves(id, digest) {
         return StatementCheck::Violation(e.to_string());
     }

@@ -1,9 +1,10 @@
 //! The in-order walk over checked lines: sequence, links, log id, genesis, and whether what
 //! ran was allowed to (compliance with the requirement each decision recorded).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use super::line::{DecisionLite, LineInfo, hash_bytes};
+use super::line::{DecisionLite, LineInfo};
 use super::state::{Hashes, OpenRuns};
 use super::statement::{ServerTrust, StatementCheck};
 use super::{Problem, Stats};
@@ -14,7 +15,8 @@ use crate::audit::record::GENESIS_PREV;
 pub(super) struct Walk {
     pub(super) count: u64,
     pub(super) expected_seq: u64,
-    pub(super) prev_hash: Option<String>,
+    /// The previous record's claimed `hash` (its buffer reused from record to record).
+    pub(super) prev_hash: Option<Vec<u8>>,
     pub(super) log_id: Option<String>,
     pub(super) genesis_key: Option<String>,
     /// Claimed hash of each record by seq, for duplicates and the checkpoint comparison.
@@ -29,7 +31,14 @@ pub(super) struct Walk {
 }
 
 impl Walk {
-    pub(super) fn step(&mut self, line: u64, mut info: LineInfo, problems: &mut Vec<Problem>) {
+    /// Walks one checked line; `buf` is the batch its spans point into.
+    pub(super) fn step(
+        &mut self,
+        line: u64,
+        info: &LineInfo,
+        buf: &[u8],
+        problems: &mut Vec<Problem>,
+    ) {
         self.count += 1;
         let mut push = |seq: Option<u64>, code: &'static str, reason: String| {
             problems.push(Problem {
@@ -40,7 +49,10 @@ impl Walk {
             });
         };
         let Some(seq) = info.seq else {
-            let (code, reason) = info.problem.unwrap_or(("bad_json", "unreadable".into()));
+            let (code, reason) = info
+                .problem
+                .clone()
+                .unwrap_or(("bad_json", "unreadable".into()));
             // An unreadable line stands where the expected record should be.
             push(Some(self.expected_seq), code, reason);
             self.expected_seq = self.expected_seq.saturating_add(1);
@@ -51,9 +63,13 @@ impl Walk {
         if let Some((code, reason)) = info.problem.clone() {
             push(Some(seq), code, reason);
         }
+        let kind = info.kind.bytes(buf);
+        let log_id = info.log_id.bytes(buf);
+        let prev = info.prev.bytes(buf);
+        let hash = info.hash.bytes(buf);
         // Identity of the log.
-        if seq == 0 || info.kind == "genesis" {
-            if info.kind != "genesis" {
+        if seq == 0 || kind == b"genesis" {
+            if kind != b"genesis" {
                 push(
                     Some(seq),
                     "no_genesis",
@@ -66,14 +82,14 @@ impl Walk {
                     "a second genesis record inside the log".into(),
                 );
             } else {
-                if info.prev != GENESIS_PREV {
+                if prev != GENESIS_PREV.as_bytes() {
                     push(
                         Some(0),
                         "broken_link",
                         "the genesis `prev` is not 64 zeros".into(),
                     );
                 }
-                self.log_id = Some(info.log_id.clone());
+                self.log_id = Some(info.log_id.text(buf).into_owned());
                 self.genesis_key = info.genesis_key.clone();
             }
         } else if self.log_id.is_none() && self.count == 1 {
@@ -82,25 +98,24 @@ impl Walk {
                 "no_genesis",
                 "the log does not start with a genesis record".into(),
             );
-            self.log_id = Some(info.log_id.clone());
+            self.log_id = Some(info.log_id.text(buf).into_owned());
         }
         if let Some(id) = &self.log_id
-            && *id != info.log_id
+            && id.as_bytes() != log_id
         {
             push(
                 Some(seq),
                 "foreign_log_id",
-                format!("the record belongs to log {}, not {id}", info.log_id),
+                format!(
+                    "the record belongs to log {}, not {id}",
+                    info.log_id.text(buf)
+                ),
             );
         }
         // Sequence and link.
         if seq != self.expected_seq {
             let (code, reason) = if seq < self.expected_seq {
-                if self
-                    .hashes
-                    .get(seq)
-                    .is_some_and(|h| h == hash_bytes(&info.hash))
-                {
+                if self.hashes.get(seq).is_some_and(|h| h == info.hash_bin) {
                     (
                         "duplicate_seq",
                         format!("seq {seq} appears again (a duplicated record)"),
@@ -126,14 +141,17 @@ impl Walk {
                 )
             };
             push(Some(self.expected_seq.min(seq)), code, reason);
-        } else if let Some(prev) = &self.prev_hash
-            && info.prev != *prev
+        } else if let Some(last) = &self.prev_hash
+            && prev != last.as_slice()
         {
             // A record that is itself bad (edited, foreign) is the one to blame for the break;
             // a sound record whose predecessor no longer matches blames the predecessor, which
             // was altered and re-hashed.
-            let own_problem =
-                info.problem.is_some() || self.log_id.as_ref().is_some_and(|id| *id != info.log_id);
+            let own_problem = info.problem.is_some()
+                || self
+                    .log_id
+                    .as_ref()
+                    .is_some_and(|id| id.as_bytes() != log_id);
             let (blame, reason) = if own_problem {
                 (
                     seq,
@@ -143,13 +161,14 @@ impl Walk {
                     ),
                 )
             } else {
+                let (prev, last) = (info.prev.text(buf), String::from_utf8_lossy(last));
                 (
                     seq.saturating_sub(1),
                     format!(
                         "seq {seq} links to {}…, but seq {} has hash {}… (seq {} was altered and re-hashed, or a record was inserted or removed)",
-                        info.prev.get(..12).unwrap_or(&info.prev),
+                        prev.get(..12).unwrap_or(&prev),
                         seq - 1,
-                        prev.get(..12).unwrap_or(prev),
+                        last.get(..12).unwrap_or(&last),
                         seq - 1
                     ),
                 )
@@ -160,12 +179,19 @@ impl Walk {
             .max(self.expected_seq.saturating_sub(1))
             .saturating_add(1);
         if seq == self.hashes.len() {
-            self.hashes.push(hash_bytes(&info.hash));
+            self.hashes.push(info.hash_bin);
         }
-        self.prev_hash = Some(std::mem::take(&mut info.hash));
+        match &mut self.prev_hash {
+            Some(last) => {
+                last.clear();
+                last.extend_from_slice(hash);
+            }
+            None => self.prev_hash = Some(hash.to_vec()),
+        }
+        let request_id = info.request_id.as_ref().map(|r| r.bytes(buf));
         // What ran, and whether it was allowed to.
-        match info.kind.as_str() {
-            "decision" => {
+        match kind {
+            b"decision" => {
                 self.stats.decisions += 1;
                 if info.decision.is_none() {
                     // Otherwise a mistyped field would hide a run from every compliance check.
@@ -175,21 +201,27 @@ impl Walk {
                         "the decision cannot be read (a field is missing or has the wrong type): its compliance cannot be checked".into(),
                     );
                     // Reported once, here: its result is not an orphan on top of it.
-                    if let Some(id) = &info.request_id {
+                    if let Some(id) = request_id {
                         self.open_runs.insert(id, seq);
                     }
                 }
                 if let Some(d) = &info.decision
                     && d.run
                 {
-                    if let Some(id) = &info.request_id {
+                    if let Some(id) = request_id {
                         self.open_runs.insert(id, seq);
                     }
-                    if let Some(v) = compliance(d, &info) {
+                    if let Some(v) = compliance(d, info) {
                         push(Some(seq), "compliance", v);
                     }
                     if d.decision == "approve" {
-                        match super::statement::check(d, &info, &self.server_trust) {
+                        let id = info.request_id.as_ref().map(|r| r.text(buf));
+                        match super::statement::check(
+                            d,
+                            id.as_deref().unwrap_or(""),
+                            info.digest.as_deref().unwrap_or(""),
+                            &self.server_trust,
+                        ) {
                             StatementCheck::Violation(v) => push(Some(seq), "compliance", v),
                             StatementCheck::Unchecked => self.statements_unchecked += 1,
                             StatementCheck::NotServer | StatementCheck::Verified => {}
@@ -200,27 +232,26 @@ impl Walk {
                     }
                 }
             }
-            "result" => {
+            b"result" => {
                 self.stats.results += 1;
                 // A result belongs after the decision that let its command run, in the same
                 // log: one without it is a run whose decision was lost (the log deleted or
                 // replaced mid-run, a new chain started) or a record made up.
-                let decided = info
-                    .request_id
-                    .as_ref()
-                    .is_some_and(|id| self.open_runs.remove(id));
+                let decided = request_id.is_some_and(|id| self.open_runs.remove(id));
                 if !decided {
                     push(
                         Some(seq),
                         "orphan_result",
                         format!(
                             "a result for request {} with no decision to run it before it in this log",
-                            info.request_id.as_deref().unwrap_or("(none)")
+                            info.request_id
+                                .as_ref()
+                                .map_or(Cow::Borrowed("(none)"), |id| id.text(buf))
                         ),
                     );
                 }
             }
-            "repair" => self.stats.repairs += 1,
+            b"repair" => self.stats.repairs += 1,
             _ => {}
         }
     }
