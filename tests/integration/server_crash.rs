@@ -395,3 +395,92 @@ fn concurrent_approvals_are_logged_in_commit_order() {
         assert_eq!(statuses, ["pending", "approved"], "request {id}");
     }
 }
+
+/// A server log written with `events`: (type, principal, status, needed, voids).
+fn server_log(
+    home: &Path,
+    events: &[(&str, Option<&str>, &str, Option<u32>, Option<u64>)],
+) -> PathBuf {
+    use gate::audit::record::EventInfo;
+    use gate::audit::{AuditLog, Body};
+    let path = home.join("server-audit.jsonl");
+    let log = AuditLog::new(&path).with_key(home.join("server.key"));
+    let bodies = events
+        .iter()
+        .map(|(kind, who, status, needed, voids)| Body::Event {
+            request_id: "0190a000-0000-7000-8000-000000000001".into(),
+            request: None,
+            event: EventInfo {
+                kind: (*kind).into(),
+                principal: who.map(Into::into),
+                status: (*status).into(),
+                comment: None,
+                needed: *needed,
+                voids: *voids,
+            },
+        })
+        .collect();
+    log.append(bodies).unwrap();
+    path
+}
+
+fn verify_output(home: &Path, log: &Path) -> (i32, String) {
+    let mut c = common::gate_in(home);
+    c.args(["log", "verify"]).arg(log);
+    let r = c.output().unwrap();
+    (
+        r.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_server_log_missing_an_approval_event_is_not_intact() {
+    // The chain is whole — the server never wrote the first approval — but the request it
+    // approved needed two: verify names it as a compliance violation, exit 1.
+    let home = tempfile::tempdir().unwrap();
+    let log = server_log(
+        home.path(),
+        &[
+            ("request", Some("erin"), "pending", Some(2), None),
+            ("approval", Some("bob"), "approved", None, None),
+        ],
+    );
+    let (code, out) = verify_output(home.path(), &log);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("compliance"), "{out}");
+    assert!(out.contains("approved with 1 of the 2 approvals"), "{out}");
+}
+
+#[test]
+fn a_voided_approval_does_not_make_up_the_count() {
+    let home = tempfile::tempdir().unwrap();
+    // seq 0 is the genesis: ann's approval is seq 2, voided at seq 4.
+    let bad = server_log(
+        home.path(),
+        &[
+            ("request", Some("erin"), "pending", Some(2), None),
+            ("approval", Some("ann"), "pending", None, None),
+            ("approval", Some("bob"), "approved", None, None),
+        ],
+    );
+    let (code, out) = verify_output(home.path(), &bad);
+    assert_eq!(code, 0, "{out}");
+    let home = tempfile::tempdir().unwrap();
+    let log = server_log(
+        home.path(),
+        &[
+            ("request", Some("erin"), "pending", Some(2), None),
+            ("approval", Some("ann"), "pending", None, None),
+            ("void", None, "pending", None, Some(2)),
+            ("approval", Some("bob"), "approved", None, None),
+        ],
+    );
+    let (code, out) = verify_output(home.path(), &log);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("approved with 1 of the 2 approvals"), "{out}");
+}

@@ -69,6 +69,22 @@ pub(super) struct LineInfo {
     pub(super) requester: Option<String>,
     /// The request's digest (decision records), for the server statement check.
     pub(super) digest: Option<String>,
+    /// A gate server's event (event records), for its compliance check.
+    pub(super) event: Option<Box<EventLite>>,
+}
+
+/// The parts of a server `event` its compliance check reads.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct EventLite {
+    #[serde(rename = "type")]
+    pub(super) kind: String,
+    #[serde(default)]
+    pub(super) principal: Option<String>,
+    pub(super) status: String,
+    #[serde(default)]
+    pub(super) needed: Option<u32>,
+    #[serde(default)]
+    pub(super) voids: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +104,8 @@ pub(super) struct Fields {
     pub(super) request: Option<RequestLite>,
     #[serde(default)]
     pub(super) genesis: Option<GenesisLite>,
+    #[serde(default)]
+    pub(super) event: Option<EventLite>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +186,7 @@ const F_REQUEST_ID: usize = 7;
 const F_DECISION: usize = 8;
 const F_REQUEST: usize = 9;
 const F_GENESIS: usize = 10;
+const F_EVENT: usize = 11;
 
 fn slot_of(key: &[u8]) -> Option<usize> {
     Some(match key {
@@ -182,6 +201,7 @@ fn slot_of(key: &[u8]) -> Option<usize> {
         b"decision" => F_DECISION,
         b"request" => F_REQUEST,
         b"genesis" => F_GENESIS,
+        b"event" => F_EVENT,
         _ => return None,
     })
 }
@@ -255,7 +275,7 @@ pub(super) fn check_line(
         }
     };
     let mut info = LineInfo::default();
-    let mut slots: [Option<usize>; 11] = [None; 11];
+    let mut slots: [Option<usize>; 12] = [None; 12];
     for (i, m) in members.iter().enumerate() {
         // The first member of a name, as a search would find (the scanner refuses repeats).
         if let Some(k) = slot_of(&line[m.key.clone()])
@@ -326,6 +346,9 @@ pub(super) fn check_line(
                 object(F_REQUEST).and_then(|r| serde_json::from_slice::<RequestLite>(r).ok());
             info.digest = request.as_ref().and_then(|r| r.digest.clone());
             info.requester = request.map(|r| r.requester.user);
+        }
+        b"event" => {
+            info.event = object(F_EVENT).and_then(|e| serde_json::from_slice(e).ok());
         }
         b"genesis" => {
             info.genesis_key = object(F_GENESIS)
@@ -400,6 +423,7 @@ fn check_line_slow(line: &[u8], why: &NotCanonical) -> LineInfo {
     info.ts = fields.ts;
     info.request_id = fields.request_id.map(owned);
     info.genesis_key = fields.genesis.and_then(|g| g.key);
+    info.event = fields.event.map(Box::new);
     info.decision = fields.decision.map(Box::new);
     info.digest = fields.request.as_ref().and_then(|r| r.digest.clone());
     info.requester = fields.request.map(|r| r.requester.user);

@@ -6,6 +6,7 @@
 
 mod checkpoint;
 mod line;
+mod server_events;
 mod state;
 mod statement;
 mod stream;

@@ -28,6 +28,8 @@ pub(super) struct Walk {
     pub(super) server_trust: ServerTrust,
     /// Server-approved runs whose statement matched but whose signature no trusted key checked.
     pub(super) statements_unchecked: u64,
+    /// A gate server's own log: its requests, held to the approvals they needed.
+    pub(super) server: super::server_events::ServerEvents,
 }
 
 impl Walk {
@@ -252,6 +254,23 @@ impl Walk {
                 }
             }
             b"repair" => self.stats.repairs += 1,
+            b"event" => {
+                if let (Some(e), Some(id)) = (&info.event, &info.request_id) {
+                    let id = id.text(buf);
+                    let event = super::server_events::Event {
+                        seq,
+                        request_id: &id,
+                        kind: &e.kind,
+                        principal: e.principal.as_deref(),
+                        status: &e.status,
+                        needed: e.needed,
+                        voids: e.voids,
+                    };
+                    if let Some(v) = self.server.step(&event) {
+                        push(Some(seq), "compliance", v);
+                    }
+                }
+            }
             _ => {}
         }
     }
