@@ -396,11 +396,11 @@ fn concurrent_approvals_are_logged_in_commit_order() {
     }
 }
 
-/// A server log written with `events`: (type, principal, status, needed, voids).
-fn server_log(
-    home: &Path,
-    events: &[(&str, Option<&str>, &str, Option<u32>, Option<u64>)],
-) -> PathBuf {
+/// One server event to write: (type, principal, status, needed, voids).
+type Ev<'a> = (&'a str, Option<&'a str>, &'a str, Option<u32>, Option<u64>);
+
+/// A server log written with `events`.
+fn server_log(home: &Path, events: &[Ev<'_>]) -> PathBuf {
     use gate::audit::record::EventInfo;
     use gate::audit::{AuditLog, Body};
     let path = home.join("server-audit.jsonl");
