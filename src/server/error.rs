@@ -72,6 +72,13 @@ impl From<StoreError> for ApiError {
                 code,
                 message,
             ),
+            StoreError::Unrecorded(m) if m.disk_full() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unrecorded",
+                format!(
+                    "disk full writing the audit log, so nothing was changed; try again once space is freed ({m})"
+                ),
+            ),
             StoreError::Unrecorded(m) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unrecorded",

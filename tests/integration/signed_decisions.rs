@@ -1168,6 +1168,13 @@ fn a_full_disk_under_the_server_log_takes_no_decision() {
     );
     assert_eq!(st, 503, "{v}");
     assert_eq!(v["error"], "unrecorded", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("disk full writing the audit log"),
+        "the refusal must say what failed: {v}"
+    );
     let (_, v) = srv.call("GET", &format!("/v1/requests/{id}"), Some(&alice), None);
     assert_eq!(
         v["status"], "pending",

@@ -42,6 +42,25 @@ pub enum RecordError {
     Append(std::sync::Arc<crate::audit::AuditError>),
 }
 
+impl RecordError {
+    /// Whether the log could not be written because its disk (or quota) is full.
+    pub fn disk_full(&self) -> bool {
+        let RecordError::Append(e) = self else {
+            return false;
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>()
+                && matches!(io.raw_os_error(), Some(28 | 122))
+            {
+                return true;
+            }
+            cause = c.source();
+        }
+        false
+    }
+}
+
 /// Why a decision was refused, with the HTTP status it maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
