@@ -655,11 +655,12 @@ pub fn record_count(path: &Path) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::audit::record::ResultInfo;
 
-    fn body(i: u64) -> Body {
+    /// A small record to append in tests (shared by the log's submodules' tests).
+    pub(in crate::audit::log) fn body(i: u64) -> Body {
         Body::Result {
             request_id: format!("r{i}"),
             result: ResultInfo {

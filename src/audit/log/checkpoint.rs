@@ -267,20 +267,22 @@ fn open_slot_file(path: &Path) -> Option<File> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{AuditLog, Body};
+    use super::super::tests::body;
+    use super::super::AuditLog;
     use super::*;
-    use crate::audit::record::ResultInfo;
 
-    fn body(i: u64) -> Body {
-        Body::Result {
-            request_id: format!("r{i}"),
-            result: ResultInfo {
-                exit_code: Some(0),
-                signal: None,
-                duration_ms: i,
-                error: None,
-            },
-        }
+    /// Overwrites 20 bytes of the second slot's signature (same length, bad signature), as a
+    /// torn write or a forger would leave it.
+    fn spoil_second_slot_signature(cp: &std::path::Path) {
+        let mut bytes = std::fs::read(cp).unwrap();
+        let sig_at = CHECKPOINT_SLOT
+            + bytes[CHECKPOINT_SLOT..]
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .unwrap()
+            + 30;
+        bytes[sig_at..sig_at + 20].copy_from_slice(&[b'A'; 20]);
+        std::fs::write(cp, &bytes).unwrap();
     }
 
     /// The count of each slot's note, if it is one.
@@ -327,15 +329,7 @@ mod tests {
         let cp = log.checkpoint_path();
         assert_eq!(slot_counts(&cp), vec![Some(2), Some(3)]);
         // A crash tore the newest slot: its body is there, its signature half written.
-        let mut bytes = std::fs::read(&cp).unwrap();
-        let sig_at = CHECKPOINT_SLOT
-            + bytes[CHECKPOINT_SLOT..]
-                .windows(2)
-                .position(|w| w == b"\n\n")
-                .unwrap()
-            + 30;
-        bytes[sig_at..sig_at + 20].copy_from_slice(&[b'A'; 20]);
-        std::fs::write(&cp, &bytes).unwrap();
+        spoil_second_slot_signature(&cp);
         let key = log.signer.get().unwrap().verifier();
         assert_eq!(
             read_body(&cp, Some(&key), &Trusted::default()).map(|b| b.1),
@@ -431,15 +425,7 @@ mod tests {
         assert_eq!(slot_counts(&cp), vec![Some(2), Some(3)]);
         // The slot this handle wrote last is spoiled behind its back (same length, bad
         // signature): the same handle must not take it for the note it signed.
-        let mut bytes = std::fs::read(&cp).unwrap();
-        let sig_at = CHECKPOINT_SLOT
-            + bytes[CHECKPOINT_SLOT..]
-                .windows(2)
-                .position(|w| w == b"\n\n")
-                .unwrap()
-            + 30;
-        bytes[sig_at..sig_at + 20].copy_from_slice(&[b'A'; 20]);
-        std::fs::write(&cp, &bytes).unwrap();
+        spoil_second_slot_signature(&cp);
         log.append(vec![body(3)]).unwrap();
         // The good older slot (count 2) is kept; the spoiled one is rewritten.
         assert_eq!(slot_counts(&cp), vec![Some(2), Some(4)]);

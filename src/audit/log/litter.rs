@@ -60,21 +60,8 @@ impl AuditLog {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::body;
     use super::*;
-    use crate::audit::Body;
-    use crate::audit::record::ResultInfo;
-
-    fn body(i: u64) -> Body {
-        Body::Result {
-            request_id: format!("r{i}"),
-            result: ResultInfo {
-                exit_code: Some(0),
-                signal: None,
-                duration_ms: i,
-                error: None,
-            },
-        }
-    }
 
     #[test]
     fn sweeping_removes_what_interrupted_writers_left_and_keeps_evidence() {
