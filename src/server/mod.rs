@@ -328,17 +328,14 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             Err(e) => tracing::warn!("cannot tidy the audit log's directory: {e}"),
         }
         // Events a crash left logged but uncommitted are voided before anyone connects.
-        let voids = reconcile::uncommitted(&opts.audit_log, store.as_ref())?;
-        if !voids.is_empty() {
-            for u in &voids {
-                tracing::warn!(
-                    "record {} ({} of request {}) was logged but never committed: voiding it",
-                    u.seq,
-                    u.kind,
-                    u.request_id
-                );
-            }
-            log.append(voids.iter().map(reconcile::Uncommitted::void).collect())?;
+        if let Some(u) = reconcile::uncommitted(&opts.audit_log, store.as_ref())? {
+            tracing::warn!(
+                "record {} ({} of request {}) was logged but never committed: voiding it",
+                u.seq,
+                u.kind,
+                u.request_id
+            );
+            log.append(vec![u.void()])?;
         }
         let audit = AuditWriter::start(log);
         let signer = load_key(&opts.key)

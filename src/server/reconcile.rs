@@ -4,10 +4,10 @@
 //! that transaction commits (docs/server.md, "What is recorded"): nothing is acted on that is
 //! not in the log, and the database's write lock keeps log order equal to commit order. The one
 //! gap a crash can leave is the other way round: an event on disk whose transaction never
-//! committed — the change was not made and nobody was told it was. Only the last changes can
-//! be in that state (one transaction holds the write lock at a time), so at start the server
-//! reads the tail of its log, checks each event against the database, and logs a `void` event
-//! for each one that did not take effect, before it takes any connection. `gate log verify`
+//! committed — the change was not made and nobody was told it was. Only the last change can be
+//! in that state (one transaction holds the write lock at a time), so at start the server
+//! reads the end of its log, checks the last event against the database, and logs a `void`
+//! event when it did not take effect, before it takes any connection. `gate log verify`
 //! then leaves voided events out of its count of approvals.
 
 use std::io::{Read, Seek, SeekFrom};
@@ -21,8 +21,6 @@ use super::store::{Store, StoreError};
 
 /// How much of the log's end is read: far more than the few events a crash can leave.
 const TAIL_BYTES: u64 = 4 << 20;
-/// How many of the last events are checked.
-const TAIL_EVENTS: usize = 64;
 
 /// An event the log holds that the database does not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,9 +70,14 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
 }
 
-/// The events among the log's last ones whose change the database does not hold, oldest first;
-/// events already voided are left out.
-pub fn uncommitted(log: &Path, store: &dyn Store) -> Result<Vec<Uncommitted>, ReconcileError> {
+/// The event at the log's end whose change the database does not hold, if there is one.
+///
+/// Only the last change can be in that state: every change holds the database's write lock
+/// from before its event is appended until it commits, so when an event's change committed,
+/// every change logged before it did too. The last request event (voids and log-ingest events
+/// aside) is checked; an event already voided is done. Checking no further keeps a database
+/// restored from an older backup from voiding changes that did take effect.
+pub fn uncommitted(log: &Path, store: &dyn Store) -> Result<Option<Uncommitted>, ReconcileError> {
     let records = tail(log).map_err(|source| ReconcileError::Read {
         path: log.display().to_string(),
         source,
@@ -84,11 +87,11 @@ pub fn uncommitted(log: &Path, store: &dyn Store) -> Result<Vec<Uncommitted>, Re
         .filter_map(|r| Some((r.seq, r.request_id?, r.event?)))
         .collect();
     let voided: Vec<u64> = events.iter().filter_map(|(_, _, e)| e.voids).collect();
-    let mut out = Vec::new();
-    for (seq, id, e) in events.iter().rev().take(TAIL_EVENTS).rev() {
-        if e.kind == "void" || voided.contains(seq) || id.starts_with("log:") {
-            continue;
-        }
+    let last = events
+        .iter()
+        .rev()
+        .find(|(_, id, e)| e.kind != "void" && !id.starts_with("log:"));
+    if let Some((seq, id, e)) = last.filter(|(seq, _, _)| !voided.contains(seq)) {
         let found = store.request_get(id)?;
         let status = found
             .as_ref()
@@ -113,16 +116,16 @@ pub fn uncommitted(log: &Path, store: &dyn Store) -> Result<Vec<Uncommitted>, Re
             _ => true,
         };
         if !took_effect {
-            out.push(Uncommitted {
+            return Ok(Some(Uncommitted {
                 seq: *seq,
                 request_id: id.clone(),
                 kind: e.kind.clone(),
                 principal: e.principal.clone(),
                 status,
-            });
+            }));
         }
     }
-    Ok(out)
+    Ok(None)
 }
 
 /// The complete records in the last `TAIL_BYTES` of the log (a torn last line is left out).

@@ -267,8 +267,8 @@ fn open_slot_file(path: &Path) -> Option<File> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::body;
     use super::super::AuditLog;
+    use super::super::tests::body;
     use super::*;
 
     /// Overwrites 20 bytes of the second slot's signature (same length, bad signature), as a
