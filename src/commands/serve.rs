@@ -34,6 +34,10 @@ pub fn serve(
     args: ServeArgs,
     cli_policy: &[PathBuf],
 ) -> Result<i32, Error> {
+    // Every file the server and its subcommands make — the database and SQLite's `-wal` and
+    // `-shm` beside it (which hold principal names and requests), its key, its log and the
+    // log's side files — is for its own user only, whatever umask it was started with.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     match args.command {
         Some(ServeCommand::Token(t)) => return token(env, out, t),
         Some(ServeCommand::Key { db }) => return key(env, out, cli_policy, db),

@@ -232,3 +232,44 @@ fn the_write_ahead_log_stays_bounded_under_load() {
         "the write-ahead log reached {largest} bytes"
     );
 }
+
+#[test]
+fn every_file_the_server_writes_is_for_its_user_only() {
+    // SQLite makes `-wal` and `-shm` with the process umask: under the usual 022 they were
+    // 0644 beside a 0600 database, and another user read principal names from the WAL.
+    let home = tempfile::tempdir().unwrap();
+    let srv = Server::start(home.path(), None);
+    let erin = srv.token("erin");
+    let (st, v) = srv.create(&erin, "one");
+    assert_eq!(st, 201, "{v}");
+    let dir = srv.db.parent().unwrap();
+    let mut seen = Vec::new();
+    for dir in [dir, home.path()] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("server") || name.ends_with(".key")) {
+                continue;
+            }
+            use std::os::unix::fs::PermissionsExt;
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            if name == "server-policy.yaml" {
+                continue; // written by this test
+            }
+            assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+            seen.push(name);
+        }
+    }
+    seen.sort();
+    for must in [
+        "server.db",
+        "server.db-wal",
+        "server.db-shm",
+        "server-audit.jsonl",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == must),
+            "{must} not found in {seen:?}"
+        );
+    }
+}
