@@ -230,7 +230,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'gate;serve'= {
-            cand --listen 'Address to listen on'
+            cand --listen 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers'
             cand --db 'The SQLite database (default: server.db in the state directory)'
             cand --audit-log 'The server''s own audit log (default: server-audit.jsonl in the state directory)'
             cand --header-timeout 'How long a client may take to send a request''s headers, and how long a kept-alive connection may wait for its next request (at most 30s)'

@@ -173,7 +173,7 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand login" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand login" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l listen -d 'Address to listen on' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l listen -d 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers' -r
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l db -d 'The SQLite database (default: server.db in the state directory)' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l audit-log -d 'The server\'s own audit log (default: server-audit.jsonl in the state directory)' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l header-timeout -d 'How long a client may take to send a request\'s headers, and how long a kept-alive connection may wait for its next request (at most 30s)' -r

@@ -96,10 +96,34 @@ pub struct RunArgs {
 pub enum ArgError {
     #[error("{0} (write durations like `90s` or `10m`)")]
     Duration(#[from] humantime::DurationError),
+    #[error(
+        "cannot resolve `{0}`: {1} (write HOST:PORT, e.g. `127.0.0.1:8700` or `localhost:8700`)"
+    )]
+    Listen(String, std::io::Error),
+    #[error("`{0}` names no address (write HOST:PORT, e.g. `127.0.0.1:8700`)")]
+    NoAddress(String),
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, ArgError> {
     Ok(humantime::parse_duration(s)?)
+}
+
+/// `HOST:PORT` for `--listen`: an address, or a name (`localhost:8700`) resolved here, its
+/// first IPv4 address preferred.
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, ArgError> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let all: Vec<std::net::SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| ArgError::Listen(s.to_owned(), e))?
+        .collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| ArgError::NoAddress(s.to_owned()))
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,8 +205,9 @@ pub enum Commands {
 pub struct ServeArgs {
     #[command(subcommand)]
     pub command: Option<ServeCommand>,
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8700")]
+    /// Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond
+    /// loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8700", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
     /// The SQLite database (default: server.db in the state directory).
     #[arg(long, value_name = "PATH")]

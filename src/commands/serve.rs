@@ -43,6 +43,12 @@ pub fn serve(
         Some(ServeCommand::Key { db }) => return key(env, out, cli_policy, db),
         None => {}
     }
+    if !args.listen.ip().is_loopback() {
+        out.warn(&format!(
+            "listening on {} beyond loopback without TLS: tokens and decisions travel in clear; put a TLS-terminating proxy in front",
+            args.listen
+        ));
+    }
     let policy = env.load_policy(cli_policy)?;
     if policy.files.is_empty() {
         out.warn("no policy files: every request needs one approval from anyone but the requester, and no groups exist");

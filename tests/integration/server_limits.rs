@@ -356,3 +356,40 @@ fn a_flood_of_sockets_cannot_take_the_descriptors_the_log_needs() {
         stderr.lock().unwrap()
     );
 }
+
+#[test]
+fn listen_takes_a_host_name_and_warns_beyond_loopback() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("server-policy.yaml"), POLICY).unwrap();
+    let start = |listen: &str| {
+        let mut c = common::gate_in(home.path());
+        c.arg("--policy")
+            .arg(home.path().join("server-policy.yaml"))
+            .args(["serve", "--listen", listen, "--db"])
+            .arg(home.path().join("server.db"))
+            .arg("--audit-log")
+            .arg(home.path().join("server-audit.jsonl"));
+        common::spawn_server(c)
+    };
+    let s = start("localhost:0");
+    assert!(s.addr.starts_with("127.0.0.1:"), "{}", s.addr);
+    assert!(healthz(&s.addr).starts_with("HTTP/1.1 200"));
+    let quiet = s.stderr.lock().unwrap().clone();
+    assert!(!quiet.contains("beyond loopback"), "{quiet}");
+    drop(Stop(s.child));
+
+    let s = start("0.0.0.0:0");
+    let said = s.stderr.lock().unwrap().clone();
+    drop(Stop(s.child));
+    assert!(said.contains("beyond loopback without TLS"), "{said}");
+
+    let mut c = common::gate_in(home.path());
+    c.args(["serve", "--listen", "no-such-host.invalid:8700"]);
+    let r = c.output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot resolve `no-such-host.invalid:8700`"),
+        "{err}"
+    );
+}
