@@ -18,6 +18,19 @@ fn db_path(env: &Env, db: Option<PathBuf>) -> PathBuf {
     db.unwrap_or_else(|| env.state_dir().join("server.db"))
 }
 
+/// The database of an existing server: reading or revoking tokens never makes an empty one
+/// (a mistyped `--db` would otherwise list "no tokens" and leave a stray file).
+fn open_existing(env: &Env, db: Option<PathBuf>) -> Result<SqliteStore, Error> {
+    let path = db_path(env, db);
+    if !path.exists() {
+        return Err(Error::config_hint(
+            format!("no server database at `{}`", path.display()),
+            "name the server's database with `--db PATH` (as given to `gate serve`); `gate serve token issue` makes one",
+        ));
+    }
+    open(env, Some(path))
+}
+
 fn open(env: &Env, db: Option<PathBuf>) -> Result<SqliteStore, Error> {
     let path = db_path(env, db);
     SqliteStore::open(&path).map_err(|e| {
@@ -39,7 +52,7 @@ pub fn serve(
     // log's side files — is for its own user only, whatever umask it was started with.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     match args.command {
-        Some(ServeCommand::Token(t)) => return token(env, out, t),
+        Some(ServeCommand::Token(t)) => return token(env, out, t, cli_policy),
         Some(ServeCommand::Key { db }) => return key(env, out, cli_policy, db),
         None => {}
     }
@@ -102,7 +115,7 @@ fn key(env: &Env, out: &Output, cli_policy: &[PathBuf], db: Option<PathBuf>) -> 
     Ok(0)
 }
 
-fn token(env: &Env, out: &Output, cmd: TokenCommand) -> Result<i32, Error> {
+fn token(env: &Env, out: &Output, cmd: TokenCommand, cli_policy: &[PathBuf]) -> Result<i32, Error> {
     match cmd {
         TokenCommand::Issue {
             db,
@@ -112,6 +125,16 @@ fn token(env: &Env, out: &Output, cmd: TokenCommand) -> Result<i32, Error> {
             if principal.trim().is_empty() || principal.chars().any(char::is_whitespace) {
                 return Err(Error::Usage(
                     "`--principal` must be a name without spaces".into(),
+                ));
+            }
+            // A principal in none of the server policy's groups can ask, never approve: say so
+            // now rather than at the first refused approval.
+            if let Ok(policy) = env.load_policy(cli_policy)
+                && !policy.files.is_empty()
+                && !policy.groups.values().any(|m| m.contains(&principal))
+            {
+                out.warn(&format!(
+                    "`{principal}` is in no group of the server's policy: it can ask for approval, not approve"
                 ));
             }
             let store = open(env, db)?;
@@ -129,7 +152,7 @@ fn token(env: &Env, out: &Output, cmd: TokenCommand) -> Result<i32, Error> {
             Ok(0)
         }
         TokenCommand::List { db, json } => {
-            let store = open(env, db)?;
+            let store = open_existing(env, db)?;
             let rows = store
                 .token_list()
                 .map_err(|e| Error::config(e.to_string()))?;
@@ -170,7 +193,7 @@ fn token(env: &Env, out: &Output, cmd: TokenCommand) -> Result<i32, Error> {
             Ok(0)
         }
         TokenCommand::Revoke { db, id } => {
-            let store = open(env, db)?;
+            let store = open_existing(env, db)?;
             if store
                 .token_revoke(&id, SystemClock.now_ms())
                 .map_err(|e| Error::config(e.to_string()))?

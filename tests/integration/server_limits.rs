@@ -393,3 +393,44 @@ fn listen_takes_a_host_name_and_warns_beyond_loopback() {
         "{err}"
     );
 }
+
+#[test]
+fn token_list_and_revoke_never_make_an_empty_database() {
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("typo.db");
+    for args in [&["list"][..], &["revoke", "abcd1234"]] {
+        let mut c = common::gate_in(home.path());
+        c.args(["serve", "token"]).args(args).arg("--db").arg(&db);
+        let r = c.output().unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(78), "{args:?}: {err}");
+        assert!(err.contains("no server database at"), "{err}");
+        assert!(err.contains("--db PATH"), "{err}");
+        assert!(!db.exists(), "{args:?} created {}", db.display());
+    }
+}
+
+#[test]
+fn a_token_for_a_principal_in_no_group_says_it_cannot_approve() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("server-policy.yaml"), POLICY).unwrap();
+    let issue = |p: &str| {
+        let mut c = common::gate_in(home.path());
+        c.arg("--policy")
+            .arg(home.path().join("server-policy.yaml"))
+            .args(["serve", "token", "issue", "--principal", p, "--db"])
+            .arg(home.path().join("server.db"));
+        let r = c.output().unwrap();
+        assert!(r.status.success());
+        String::from_utf8_lossy(&r.stderr).into_owned()
+    };
+    let member = issue("ann");
+    assert!(!member.contains("no group"), "{member}");
+    let outsider = issue("erin");
+    assert!(
+        outsider.contains(
+            "`erin` is in no group of the server's policy: it can ask for approval, not approve"
+        ),
+        "{outsider}"
+    );
+}
