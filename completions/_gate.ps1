@@ -260,6 +260,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite database (default: server.db in the state directory)')
             [CompletionResult]::new('--audit-log', '--audit-log', [CompletionResultType]::ParameterName, 'The server''s own audit log (default: server-audit.jsonl in the state directory)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The server''s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host''s `audit.key`')
             [CompletionResult]::new('--header-timeout', '--header-timeout', [CompletionResultType]::ParameterName, 'How long a client may take to send a request''s headers, and how long a kept-alive connection may wait for its next request (at most 30s)')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a connection that moves no byte for this long (longer than the 60s long-poll)')
             [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)')
@@ -351,6 +352,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;serve;key' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The server''s database, as given to `gate serve` (default: server.db in the state directory); its key lives beside it')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The server''s signing key, as given to `gate serve --key`')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')

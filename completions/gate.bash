@@ -1107,7 +1107,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve)
-            opts="-q -v -h --listen --db --audit-log --header-timeout --idle-timeout --max-connections --policy --color --quiet --verbose --help token key help"
+            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --policy --color --quiet --verbose --help token key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1122,6 +1122,10 @@ _gate() {
                     return 0
                     ;;
                 --audit-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1251,13 +1255,17 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve__subcmd__key)
-            opts="-q -v -h --db --policy --color --quiet --verbose --help"
+            opts="-q -v -h --db --key --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -233,6 +233,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --listen 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers'
             cand --db 'The SQLite database (default: server.db in the state directory)'
             cand --audit-log 'The server''s own audit log (default: server-audit.jsonl in the state directory)'
+            cand --key 'The server''s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host''s `audit.key`'
             cand --header-timeout 'How long a client may take to send a request''s headers, and how long a kept-alive connection may wait for its next request (at most 30s)'
             cand --idle-timeout 'Close a connection that moves no byte for this long (longer than the 60s long-poll)'
             cand --max-connections 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)'
@@ -314,6 +315,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;serve;key'= {
             cand --db 'The server''s database, as given to `gate serve` (default: server.db in the state directory); its key lives beside it'
+            cand --key 'The server''s signing key, as given to `gate serve --key`'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'

@@ -176,6 +176,7 @@ complete -c gate -n "__fish_gate_using_subcommand login" -s h -l help -d 'Print 
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l listen -d 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers' -r
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l db -d 'The SQLite database (default: server.db in the state directory)' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l audit-log -d 'The server\'s own audit log (default: server-audit.jsonl in the state directory)' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l key -d 'The server\'s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host\'s `audit.key`' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l header-timeout -d 'How long a client may take to send a request\'s headers, and how long a kept-alive connection may wait for its next request (at most 30s)' -r
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l idle-timeout -d 'Close a connection that moves no byte for this long (longer than the 60s long-poll)' -r
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l max-connections -d 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)' -r
@@ -201,6 +202,7 @@ complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcomm
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "revoke" -d 'Revoke a token by its id'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l db -d 'The server\'s database, as given to `gate serve` (default: server.db in the state directory); its key lives beside it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l key -d 'The server\'s signing key, as given to `gate serve --key`' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
 always\t''

@@ -215,6 +215,10 @@ pub struct ServeArgs {
     /// The server's own audit log (default: server-audit.jsonl in the state directory).
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// The server's signing key (default: `<database>.key` beside the database; made on first
+    /// start, mode 0600). Never a host's `audit.key`.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
     /// How long a client may take to send a request's headers, and how long a kept-alive
     /// connection may wait for its next request (at most 30s).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -236,13 +240,16 @@ pub enum ServeCommand {
     /// Print the key the server signs its decisions with (note vkey format), making it if needed.
     ///
     /// Pin it as `key:` on the server backend of every client's policy. The key is the one
-    /// `gate serve` with the same `--db` and `--policy` signs with: the policy's `audit.key`,
-    /// else `<database>.key` beside the database (made on first use, mode 0600).
+    /// `gate serve` with the same `--db` and `--key` signs with: `--key`, else
+    /// `<database>.key` beside the database (made on first use, mode 0600).
     Key {
         /// The server's database, as given to `gate serve` (default: server.db in the state
         /// directory); its key lives beside it.
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
+        /// The server's signing key, as given to `gate serve --key`.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
     },
 }
 

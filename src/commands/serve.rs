@@ -53,7 +53,7 @@ pub fn serve(
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     match args.command {
         Some(ServeCommand::Token(t)) => return token(env, out, t, cli_policy),
-        Some(ServeCommand::Key { db }) => return key(env, out, cli_policy, db),
+        Some(ServeCommand::Key { db, key: k }) => return key(env, out, cli_policy, db, k),
         None => {}
     }
     if !args.listen.ip().is_loopback() {
@@ -69,7 +69,7 @@ pub fn serve(
     let db = db_path(env, args.db);
     let opts = crate::server::ServeOptions {
         listen: args.listen,
-        key: server_key_path(&policy, &db),
+        key: server_key_path(env, &policy, &db, args.key)?,
         db,
         audit_log: args
             .audit_log
@@ -95,21 +95,45 @@ pub fn serve(
     Ok(0)
 }
 
-/// The key `gate serve` signs its decisions and its log's checkpoints with: the policy's
-/// `audit.key`, else `<database>.key` beside its database — so the server's identity travels
-/// with its database, and is never the key of the user's own host log.
-fn server_key_path(policy: &crate::policy::Policy, db: &std::path::Path) -> PathBuf {
-    policy
-        .audit_key
-        .clone()
-        .unwrap_or_else(|| db.with_extension("key"))
+/// The key `gate serve` signs its decisions and its log's checkpoints with: `--key`, else
+/// `<database>.key` beside its database — so the server's identity travels with its database.
+/// Never a host's key: a server signing with the key of a host log (the policy's `audit.key`,
+/// or the user's own) could cosign that host's checkpoints as if a witness had, so that is
+/// refused (78).
+fn server_key_path(
+    env: &Env,
+    policy: &crate::policy::Policy,
+    db: &std::path::Path,
+    key: Option<PathBuf>,
+) -> Result<PathBuf, Error> {
+    let server = key.unwrap_or_else(|| db.with_extension("key"));
+    let host = env.key_path(Some(policy));
+    let same = |a: &std::path::Path, b: &std::path::Path| {
+        a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    };
+    if same(&server, &host) {
+        return Err(Error::config_hint(
+            format!(
+                "the server's key would be the host signing key `{}`: a server never signs with a host's key",
+                server.display()
+            ),
+            "give the server a key of its own with `gate serve --key FILE` (or let it make `<database>.key`)",
+        ));
+    }
+    Ok(server)
 }
 
 /// `gate serve key`: the verifier key of the key `gate serve` signs with — the same policy
 /// and database locate it, and it is made the same way when absent.
-fn key(env: &Env, out: &Output, cli_policy: &[PathBuf], db: Option<PathBuf>) -> Result<i32, Error> {
+fn key(
+    env: &Env,
+    out: &Output,
+    cli_policy: &[PathBuf],
+    db: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<i32, Error> {
     let policy = env.load_policy(cli_policy)?;
-    let signer = crate::server::load_key(&server_key_path(&policy, &db_path(env, db)))
+    let signer = crate::server::load_key(&server_key_path(env, &policy, &db_path(env, db), key)?)
         .map_err(|e| Error::config(e.to_string()))?;
     out.data(&signer.verifier().to_vkey());
     Ok(0)

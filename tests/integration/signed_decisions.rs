@@ -1231,25 +1231,74 @@ fn serve_key_made_before_the_server_is_the_key_it_signs_with() {
     let srv_home = tempfile::tempdir().unwrap();
     let home = srv_home.path();
     let key_file = home.join("keys/server.key");
-    let policy = format!("{SERVER_POLICY}audit:\n  key: {}\n", key_file.display());
-    std::fs::write(home.join("server-policy.yaml"), &policy).unwrap();
+    std::fs::write(home.join("server-policy.yaml"), SERVER_POLICY).unwrap();
     // Asked first: the key is made, the way the server would make it.
     let mut c = gate(home);
     c.arg("--policy")
         .arg(home.join("server-policy.yaml"))
         .args(["serve", "key", "--db"])
-        .arg(home.join("server.db"));
+        .arg(home.join("server.db"))
+        .arg("--key")
+        .arg(&key_file);
     let r = run(c);
     r.status(0);
     let printed = r.stdout.trim().to_owned();
     assert!(key_file.exists(), "`gate serve key` made no key");
     assert_eq!(Key::read(&key_file).vkey(), printed);
     // The server started with the same options signs with it.
-    let srv = Server::start(home, &policy);
+    let mut c = common::gate_in(home);
+    c.arg("--policy")
+        .arg(home.join("server-policy.yaml"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(home.join("server.db"))
+        .arg("--audit-log")
+        .arg(home.join("server-audit.jsonl"))
+        .arg("--key")
+        .arg(&key_file);
+    let srv = Server::adopt(
+        common::spawn_server(c),
+        home,
+        home.join("server.db"),
+        home.join("server-audit.jsonl"),
+    );
     let (st, v) = srv.call("GET", "/v1/server-key", None, None);
     assert_eq!(st, 200);
     assert_eq!(v["key"], json!(printed));
-    assert_eq!(srv.vkey(), printed);
+}
+
+#[test]
+fn a_server_never_signs_with_the_host_key() {
+    // The server run with the policy hosts use: its `audit.key` names the host signing key,
+    // with which the server would cosign host checkpoints as if it were a witness. The server
+    // takes its own key (`<database>.key`) instead, and `--key` naming the host key is refused.
+    let srv_home = tempfile::tempdir().unwrap();
+    let home = srv_home.path();
+    let host_key = home.join("host/signing.key");
+    let policy = format!("{SERVER_POLICY}audit:\n  key: {}\n", host_key.display());
+    std::fs::write(home.join("server-policy.yaml"), &policy).unwrap();
+    let serve_key = |extra: &[&std::path::Path]| {
+        let mut c = gate(home);
+        c.arg("--policy")
+            .arg(home.join("server-policy.yaml"))
+            .args(["serve", "key", "--db"])
+            .arg(home.join("server.db"));
+        for k in extra {
+            c.arg("--key").arg(k);
+        }
+        run(c)
+    };
+    let r = serve_key(&[]);
+    r.status(0);
+    assert!(!host_key.exists(), "the server made the host's key");
+    assert_eq!(
+        Key::read(&home.join("server.key")).vkey(),
+        r.stdout.trim(),
+        "the server's key is <database>.key"
+    );
+    let r = serve_key(&[&host_key]);
+    r.status(78)
+        .stderr_contains("a server never signs with a host's key")
+        .stderr_contains("gate serve --key FILE");
 }
 
 #[test]
