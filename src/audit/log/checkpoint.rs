@@ -271,6 +271,17 @@ mod tests {
     use super::super::tests::body;
     use super::*;
 
+    /// A signed log of two appends: both checkpoint slots hold a note (counts 2 and 3).
+    fn both_slots_filled() -> (tempfile::TempDir, AuditLog, std::path::PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(d.path().join("audit.jsonl")).with_key(d.path().join("key"));
+        log.append(vec![body(1)]).unwrap();
+        log.append(vec![body(2)]).unwrap();
+        let cp = log.checkpoint_path();
+        assert_eq!(slot_counts(&cp), vec![Some(2), Some(3)]);
+        (d, log, cp)
+    }
+
     /// Overwrites 20 bytes of the second slot's signature (same length, bad signature), as a
     /// torn write or a forger would leave it.
     fn spoil_second_slot_signature(cp: &std::path::Path) {
@@ -321,13 +332,7 @@ mod tests {
 
     #[test]
     fn a_torn_checkpoint_slot_falls_back_to_the_other_and_is_rewritten_next() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("audit.jsonl");
-        let log = AuditLog::new(&path).with_key(d.path().join("key"));
-        log.append(vec![body(1)]).unwrap();
-        log.append(vec![body(2)]).unwrap();
-        let cp = log.checkpoint_path();
-        assert_eq!(slot_counts(&cp), vec![Some(2), Some(3)]);
+        let (d, log, cp) = both_slots_filled();
         // A crash tore the newest slot: its body is there, its signature half written.
         spoil_second_slot_signature(&cp);
         let key = log.signer.get().unwrap().verifier();
@@ -337,7 +342,7 @@ mod tests {
             "the torn slot is passed over"
         );
         // A fresh process (no memory of what it signed) appends: the torn slot is the one rewritten.
-        let again = AuditLog::new(&path).with_key(d.path().join("key"));
+        let again = AuditLog::new(log.path()).with_key(d.path().join("key"));
         again.append(vec![body(3)]).unwrap();
         assert_eq!(slot_counts(&cp), vec![Some(2), Some(4)]);
         assert_eq!(
@@ -416,13 +421,7 @@ mod tests {
 
     #[test]
     fn a_slot_changed_after_this_process_wrote_it_is_checked_again() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("audit.jsonl");
-        let log = AuditLog::new(&path).with_key(d.path().join("key"));
-        log.append(vec![body(1)]).unwrap();
-        log.append(vec![body(2)]).unwrap();
-        let cp = log.checkpoint_path();
-        assert_eq!(slot_counts(&cp), vec![Some(2), Some(3)]);
+        let (_d, log, cp) = both_slots_filled();
         // The slot this handle wrote last is spoiled behind its back (same length, bad
         // signature): the same handle must not take it for the note it signed.
         spoil_second_slot_signature(&cp);
