@@ -365,3 +365,36 @@ mod tests {
         assert_ne!(d, digest(&argv, "/", &env2, &[]));
     }
 }
+
+/// How many characters of a request id are shown where space is short.
+pub const SHORT_ID_LEN: usize = 12;
+
+/// The short form of a request id that tables, spinners and messages show: its last
+/// [`SHORT_ID_LEN`] characters. Gate's ids are UUIDv7, whose leading digits are a millisecond
+/// timestamp shared by requests made close together; the final group is random, so this part
+/// tells them apart. Every command that takes an id takes this form back (a unique suffix, or a
+/// unique prefix, of a pending or logged id). Counted in characters: an id read from a tampered
+/// file need not be ASCII.
+pub fn short_id(id: &str) -> &str {
+    let start = id
+        .char_indices()
+        .rev()
+        .nth(SHORT_ID_LEN - 1)
+        .map_or(0, |(i, _)| i);
+    &id[start..]
+}
+
+#[cfg(test)]
+mod short_id_tests {
+    use super::short_id;
+
+    #[test]
+    fn short_id_is_the_random_tail() {
+        assert_eq!(
+            short_id("0193a1b2-7c3d-7e4f-8a5b-1c2d3e4f5a6b"),
+            "1c2d3e4f5a6b"
+        );
+        assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id("ééééééééééééé"), "éééééééééééé");
+    }
+}

@@ -75,11 +75,7 @@ pub fn show(env: &Env, out: &Output, o: ShowOptions, cli_policy: &[PathBuf]) -> 
         let short = r
             .request_id
             .as_deref()
-            // By characters: an id from a tampered log need not be ASCII.
-            .map(|id| {
-                let start = id.char_indices().rev().nth(11).map_or(0, |(i, _)| i);
-                &id[start..]
-            })
+            .map(crate::request::short_id)
             .unwrap_or("-");
         let (user, outcome, what) = match r.kind {
             Kind::Genesis => (
