@@ -112,6 +112,13 @@ impl Output {
         }
     }
 
+    /// The one status line `-q` keeps (the id of a request that waits, so an approver can be
+    /// told it).
+    pub fn notice(&self, msg: &str) {
+        let label = self.style(Style::new().bold()).apply_to("gate");
+        self.line(&format!("{label}: {}", self.safe(msg)));
+    }
+
     /// Details shown with `-v`.
     pub fn detail(&self, msg: &str) {
         if self.verbose > 0 && !self.quiet {
@@ -189,8 +196,9 @@ impl Output {
         self.line(&v.to_string());
     }
 
-    /// A waiting display: a spinner on a terminal, else a plain line every 30 s.
-    pub fn waiter(&self, what: &str) -> Waiter {
+    /// A waiting display: a spinner on a terminal stderr, else a plain line whenever the
+    /// state changes (and every 30 s); nothing with `-q` or `--json`.
+    pub fn waiter(&self, waiting: Waiting) -> Waiter {
         let spinner = (self.stderr_tty && !self.json && !self.quiet).then(|| {
             let pb = ProgressBar::new_spinner();
             pb.set_style(
@@ -200,10 +208,19 @@ impl Output {
             pb.enable_steady_tick(Duration::from_millis(100));
             pb
         });
+        // The spinner's line never wraps (a wrapped line leaves its first half behind at each
+        // redraw): at most 80 columns, fewer on a narrower terminal.
+        let width = match &spinner {
+            Some(_) => console::Term::stderr()
+                .size_checked()
+                .map_or(LINE_WIDTH, |(_, cols)| usize::from(cols).min(LINE_WIDTH)),
+            None => LINE_WIDTH,
+        };
         Waiter {
             spinner,
             quiet: self.quiet,
-            what: what.to_owned(),
+            waiting,
+            width,
             last_line: None,
             every: Duration::from_secs(30),
             last_count: None,
@@ -212,10 +229,28 @@ impl Output {
     }
 }
 
+/// The widest a progress line gets, in terminal columns.
+const LINE_WIDTH: usize = 80;
+
+/// What the waiting display says besides the progress: the command and who can approve it.
+#[derive(Debug, Clone, Default)]
+pub struct Waiting {
+    /// The command line as the requester wrote it (escaped and shortened when shown).
+    pub command: String,
+    /// Who can approve: the groups or principals the policy names; empty for anyone.
+    pub approvers: Vec<String>,
+    /// Whether the requester's own approval counts (only then is "anyone" anyone).
+    pub requester_counts: bool,
+    /// How long gate waits at most.
+    pub timeout: Duration,
+}
+
 pub struct Waiter {
     spinner: Option<ProgressBar>,
     quiet: bool,
-    what: String,
+    waiting: Waiting,
+    /// Columns the line may take, spinner or `gate: ` included.
+    width: usize,
     last_line: Option<Instant>,
     every: Duration,
     /// How many approvals the last progress line showed: a new one gets its line at once.
@@ -226,24 +261,6 @@ pub struct Waiter {
 
 impl Waiter {
     pub fn update(&mut self, p: &Progress) {
-        let elapsed = humantime::format_duration(Duration::from_secs(p.elapsed.as_secs()));
-        let who = if p.approvers.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ({})",
-                p.approvers.iter().cloned().collect::<Vec<_>>().join(", ")
-            )
-        };
-        // One line, always: a line break in it would let a spinner redraw leave text behind.
-        let msg = escape(&format!(
-            "{} {} · {}/{} approvals{who} · {elapsed} · Ctrl-C to cancel",
-            self.what,
-            p.request_id,
-            p.approvers.len(),
-            p.needed
-        ))
-        .into_owned();
         for why in &p.ignored {
             if !self.seen_ignored.insert(why.clone()) {
                 continue;
@@ -256,17 +273,20 @@ impl Waiter {
             }
         }
         match &self.spinner {
-            Some(pb) => pb.set_message(msg),
+            // "⠋ " takes two columns.
+            Some(pb) => pb.set_message(progress_line(&self.waiting, p, self.width - 2)),
             None => {
                 if self.quiet {
                     return;
                 }
-                // A line every 30 s, and one as soon as an approval arrives, so a CI log
-                // shows who approved when.
-                let due = self.last_line.is_none_or(|t| t.elapsed() >= self.every)
-                    || self.last_count != Some(p.approvers.len());
+                // A line when the state changes — the first, each new approval — and every
+                // 30 s, so a CI log or an agent reading stderr sees who approved when.
+                let due = self.last_count != Some(p.approvers.len())
+                    || self.last_line.is_none_or(|t| t.elapsed() >= self.every);
                 if due {
-                    eprintln!("gate: {msg}");
+                    let prefix = "gate: waiting: ";
+                    let line = progress_line(&self.waiting, p, self.width - prefix.len());
+                    eprintln!("{prefix}{line}");
                     self.last_line = Some(Instant::now());
                     self.last_count = Some(p.approvers.len());
                 }
@@ -279,6 +299,89 @@ impl Waiter {
             pb.finish_and_clear();
         }
     }
+}
+
+/// One line, at most `width` columns, every requester-supplied part escaped:
+/// `1/2 approvals (alice) from sre · 12s of 30m · kubectl delete pod web-1`. The command
+/// gets what room is left and is cut with `…`; it is left out when less than a word fits.
+fn progress_line(w: &Waiting, p: &Progress, width: usize) -> String {
+    let approved = if p.approvers.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", names(p.approvers.iter().map(String::as_str), 24))
+    };
+    let from = if w.approvers.is_empty() {
+        if w.requester_counts {
+            "anyone".to_owned()
+        } else {
+            "anyone but you".to_owned()
+        }
+    } else {
+        names(w.approvers.iter().map(String::as_str), 20)
+    };
+    let whole_secs = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+    let head = escape(&format!(
+        "{}/{} approvals{approved} from {from} · {} of {}",
+        p.approvers.len(),
+        p.needed,
+        whole_secs(p.elapsed),
+        whole_secs(w.timeout),
+    ))
+    .into_owned();
+    let command = escape(&w.command);
+    let room = width.saturating_sub(text_width(&head) + " · ".len());
+    if room >= 12 {
+        format!("{head} · {}", fit(&command, room))
+    } else {
+        fit(&head, width).into_owned()
+    }
+}
+
+/// `names` joined with `, `, those past `width` columns counted as `+N`.
+fn names<'a>(names: impl Iterator<Item = &'a str>, width: usize) -> String {
+    let all: Vec<&str> = names.collect();
+    let mut out = String::new();
+    for (i, n) in all.iter().enumerate() {
+        let next = if out.is_empty() {
+            n.to_string()
+        } else {
+            format!("{out}, {n}")
+        };
+        let rest = all.len() - i - 1;
+        let tail = if rest > 0 { 4 } else { 0 };
+        if i > 0 && text_width(&next) + tail > width {
+            return format!("{out} +{}", all.len() - i);
+        }
+        out = next;
+    }
+    out
+}
+
+/// The columns a terminal gives `s` (after [`escape`]: no controls left).
+fn text_width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// `s` cut to at most `width` columns, ending in `…` when cut; a wide character is never
+/// split.
+fn fit(s: &str, width: usize) -> Cow<'_, str> {
+    if text_width(s) <= width {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    Cow::Owned(out)
 }
 
 /// `s` with every character that could change what a terminal shows made visible: ESC as
@@ -417,6 +520,107 @@ mod tests {
                 assert_eq!(e, s);
             }
         }
+    }
+
+    fn progress(approvers: &[&str], needed: u32, elapsed: u64) -> Progress {
+        Progress {
+            request_id: "0190aaaa-0000-7000-8000-1c2d3e4f5a6b".into(),
+            elapsed: Duration::from_secs(elapsed),
+            approvers: approvers.iter().map(|a| a.to_string()).collect(),
+            needed,
+            ignored: Vec::new(),
+        }
+    }
+
+    fn waiting(command: &str, approvers: &[&str]) -> Waiting {
+        Waiting {
+            command: command.into(),
+            approvers: approvers.iter().map(|a| a.to_string()).collect(),
+            requester_counts: false,
+            timeout: Duration::from_secs(30 * 60),
+        }
+    }
+
+    #[test]
+    fn the_waiting_line_names_who_approved_and_who_can() {
+        let line = progress_line(
+            &waiting("kubectl delete pod web-1", &["sre"]),
+            &progress(&["alice"], 2, 75),
+            78,
+        );
+        assert_eq!(
+            line,
+            "1/2 approvals (alice) from sre · 1m 15s of 30m · kubectl delete pod web-1"
+        );
+        let anyone = progress_line(&waiting("ls", &[]), &progress(&[], 1, 0), 78);
+        assert_eq!(anyone, "0/1 approvals from anyone but you · 0s of 30m · ls");
+    }
+
+    #[test]
+    fn the_waiting_line_fits_80_columns_whatever_the_command() {
+        let long = format!(
+            "aws iam put-role-policy --policy-document {}",
+            "x".repeat(300)
+        );
+        let wide = "kubectl annotate pod 日本語日本語日本語日本語日本語日本語日本語日本語日本語"
+            .to_owned();
+        let controls = format!("echo \x1b[2J{}\u{202e}", "\x1b[31m".repeat(20));
+        let many: Vec<String> = (0..40).map(|i| format!("approver-number-{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        for command in [long.as_str(), wide.as_str(), controls.as_str(), "ls"] {
+            for (who, approved) in [(&["security"][..], &["alice"][..]), (&many[..], &many[..])] {
+                for width in [78, 74, 40, 10] {
+                    let line = progress_line(
+                        &waiting(command, who),
+                        &progress(approved, 50, 100_000),
+                        width,
+                    );
+                    assert!(
+                        text_width(&line) <= width,
+                        "{width} columns, got {}: {line}",
+                        text_width(&line)
+                    );
+                    assert!(!line.chars().any(needs_escape), "{line:?}");
+                }
+            }
+        }
+        let cut = progress_line(&waiting(&long, &["security"]), &progress(&[], 2, 1), 78);
+        assert!(cut.ends_with('…'), "{cut}");
+        assert!(cut.contains("aws iam put-role-policy"), "{cut}");
+    }
+
+    #[test]
+    fn requester_text_in_the_waiting_line_is_escaped() {
+        let line = progress_line(
+            &waiting("echo \x1b]0;pwned\x07 \u{202e}gnp.exe", &["sec\x1bops"]),
+            &progress(&["mal\rlory"], 2, 1),
+            200,
+        );
+        assert!(!line.chars().any(needs_escape), "{line:?}");
+        assert!(
+            line.contains("echo \\e]0;pwned\\x07 \\u{202e}gnp.exe"),
+            "{line}"
+        );
+        assert!(line.contains("(mal\\rlory) from sec\\eops"), "{line}");
+    }
+
+    #[test]
+    fn fit_cuts_by_display_width_and_never_splits_a_wide_character() {
+        assert_eq!(fit("abcdef", 6), "abcdef");
+        assert_eq!(fit("abcdefg", 6), "abcde…");
+        assert_eq!(fit("日本語日本語", 7), "日本語…");
+        assert_eq!(fit("日本語日本語", 6), "日本…");
+        assert_eq!(fit("abc", 0), "");
+    }
+
+    #[test]
+    fn long_lists_of_names_end_in_a_count() {
+        assert_eq!(names(["sre"].into_iter(), 20), "sre");
+        assert_eq!(names(["sre", "security"].into_iter(), 20), "sre, security");
+        assert_eq!(
+            names(["platform-oncall", "security", "dba"].into_iter(), 20),
+            "platform-oncall +2"
+        );
     }
 
     #[test]

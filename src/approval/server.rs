@@ -259,7 +259,21 @@ impl Client {
 
     /// Long-polls for up to `wait`.
     pub fn get(&self, id: &str, wait: Duration) -> Result<RemoteRequest, ClientError> {
-        let url = format!("{}/v1/requests/{id}?wait={}s", self.base, wait.as_secs());
+        self.get_after(id, wait, None)
+    }
+
+    /// Long-polls for up to `wait`, answered early once the request is decided or has other
+    /// than `seen` approvals (a new one), so a waiting requester sees each as it comes.
+    pub fn get_after(
+        &self,
+        id: &str,
+        wait: Duration,
+        seen: Option<usize>,
+    ) -> Result<RemoteRequest, ClientError> {
+        let mut url = format!("{}/v1/requests/{id}?wait={}s", self.base, wait.as_secs());
+        if let Some(n) = seen {
+            url.push_str(&format!("&seen={n}"));
+        }
         Self::request(self.send(self.http.get(url))?)
     }
 

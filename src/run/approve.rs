@@ -13,8 +13,8 @@ use crate::approval::server::{Client, ClientError, Expect, RemoteRequest, WaitEr
 use crate::config::Env;
 use crate::error::Error;
 use crate::exec::Cancel;
-use crate::output::Output;
-use crate::policy::{BackendKind, Classification, Policy, Requirement};
+use crate::output::{Output, Waiting};
+use crate::policy::{BackendKind, Classification, Decision, Policy, Requirement};
 use crate::request::{Request, shell_join};
 
 pub(super) fn approve(
@@ -33,9 +33,7 @@ pub(super) fn approve(
         ));
     };
     let backend_name = requirement.backend.clone();
-    let timeout = opts
-        .timeout
-        .map_or(requirement.timeout, |t| t.min(requirement.timeout));
+    let timeout = capped_timeout(out, opts.timeout, policy, class, &requirement);
     let (outcome, statement) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
         None | Some(BackendKind::Local { .. }) => {
             match wait_local(env, out, policy, req, class, &requirement, timeout, cancel)? {
@@ -92,7 +90,7 @@ fn wait_local(
         rules: class.matched.iter().map(|r| r.name.clone()).collect(),
         requirement: requirement.clone(),
         created: crate::audit::record::now(),
-        expires_unix: now_unix() + timeout.as_secs(),
+        expires_unix: now_unix().saturating_add(timeout.as_secs()),
         pid: std::process::id(),
     };
     // A spool the requester could clear of decisions gives no decision (75); one that cannot
@@ -118,20 +116,24 @@ fn wait_local(
             )));
         }
     };
-    out.info(&format!(
-        "{} needs {} approval{} ({}); waiting as request {}",
-        crate::output::escape(&shell_join(&req.view.command.argv)),
-        requirement.min_approvals,
-        if requirement.min_approvals == 1 {
-            ""
-        } else {
-            "s"
-        },
-        why_approval(class),
-        req.id()
-    ));
-    out.info(&format!("an approver runs: gate approve {}", req.id()));
-    let mut waiter = out.waiter("waiting for approval of");
+    announce(
+        out,
+        &format!(
+            "{} needs {} approval{} ({}); waiting as request {}",
+            crate::output::escape(&shell_join(&req.view.command.argv)),
+            requirement.min_approvals,
+            if requirement.min_approvals == 1 {
+                ""
+            } else {
+                "s"
+            },
+            why_approval(class),
+            req.id()
+        ),
+        &format!("gate approve {}", req.id()),
+        req.id(),
+    );
+    let mut waiter = out.waiter(waiting(req, requirement, timeout));
     let result = pending.wait(&spooled, timeout, &cancel.flag, &mut |p| waiter.update(p));
     waiter.finish();
     drop(pending);
@@ -198,7 +200,8 @@ fn wait_server(
         },
         "timeout_secs": timeout.as_secs(),
     });
-    let deadline = std::time::Instant::now() + timeout;
+    let started = std::time::Instant::now();
+    let deadline = deadline_after(started, timeout);
     let cancelled = || cancel.is_set();
     let warn = |e: &ClientError| out.warn(&format!("{e}; retrying"));
     let created = retry(
@@ -231,18 +234,36 @@ fn wait_server(
             ));
         }
     };
-    out.info(&format!(
-        "{} needs {} approval{} ({}); waiting as request {} on {url}",
-        crate::output::escape(&shell_join(&req.view.command.argv)),
-        current.needed.max(1),
-        if current.needed == 1 { "" } else { "s" },
-        why_approval(class),
-        current.id
-    ));
-    out.info(&format!(
-        "an approver runs: gate approve --server {url} {}",
-        current.id
-    ));
+    announce(
+        out,
+        &format!(
+            "{} needs {} approval{} ({}); waiting as request {} on {url}",
+            crate::output::escape(&shell_join(&req.view.command.argv)),
+            current.needed.max(1),
+            if current.needed == 1 { "" } else { "s" },
+            why_approval(class),
+            current.id
+        ),
+        &format!("gate approve --server {url} {}", current.id),
+        &current.id,
+    );
+    // The server's policy sets how long the request lives there; when it allows less than
+    // this side's, the request ends at the server's expiry: say so now, not at the end.
+    let timeout = match server_limit(&current) {
+        Some(limit) if limit + Duration::from_secs(1) < timeout => {
+            out.info(&format!(
+                "waiting at most {}: the limit of the gate server's policy for this command",
+                humantime::format_duration(limit)
+            ));
+            limit
+        }
+        _ => timeout,
+    };
+    // Who can approve, as the server decides it (its requirement combines both policies).
+    let shown = current
+        .rest
+        .get("requirement")
+        .and_then(|r| serde_json::from_value::<Requirement>(r.clone()).ok());
     let expect = Expect {
         key: &key,
         id: req.id(),
@@ -250,7 +271,7 @@ fn wait_server(
         requester: &req.view.requester.user,
         requirement,
     };
-    let mut waiter = out.waiter("waiting for approval of");
+    let mut waiter = out.waiter(waiting(req, shown.as_ref().unwrap_or(requirement), timeout));
     let waited = wait(
         &client,
         current,
@@ -282,6 +303,94 @@ fn wait_server(
             Verdict::no_decision(format!("the gate server answered: {e}"), None)
         }
     })
+}
+
+/// The wait this run allows: the requirement's timeout, or a shorter `--timeout`. A longer
+/// `--timeout` is capped, and said so once (an agent asking for hours gets the policy's limit).
+fn capped_timeout(
+    out: &Output,
+    asked: Option<Duration>,
+    policy: &Policy,
+    class: &Classification,
+    requirement: &Requirement,
+) -> Duration {
+    let limit = requirement.timeout;
+    match asked {
+        Some(t) if t > limit => {
+            out.info(&format!(
+                "waiting at most {}: {}; `--timeout {}` was capped",
+                humantime::format_duration(limit),
+                limit_source(policy, class, limit),
+                humantime::format_duration(t)
+            ));
+            limit
+        }
+        Some(t) => t,
+        None => limit,
+    }
+}
+
+/// Which part of the policy sets a wait of `limit`: a matched rule's `timeout`, the default, or
+/// (for a command gate cannot read) the rule with the shortest timeout.
+fn limit_source(policy: &Policy, class: &Classification, limit: Duration) -> String {
+    let sets_it = |r: &&crate::policy::RuleInfo| {
+        r.decision == Decision::Approve
+            && r.approval.as_ref().and_then(|a| a.timeout) == Some(limit)
+    };
+    if let Some(r) = class.matched.iter().find(sets_it) {
+        return format!("the policy's limit for rule `{}`", r.name);
+    }
+    if limit == policy.default_timeout {
+        return "the policy's default (`defaults.timeout`)".to_owned();
+    }
+    match policy.rules.iter().find(sets_it) {
+        Some(r) => format!("the policy's limit for rule `{}`", r.name),
+        None => "the policy's limit".to_owned(),
+    }
+}
+
+/// `timeout` after `start`, or as far as the clock goes for an absurd one.
+fn deadline_after(start: std::time::Instant, timeout: Duration) -> std::time::Instant {
+    start
+        .checked_add(timeout)
+        .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// How long the server lets the request it created wait: `expires` less `created`.
+fn server_limit(r: &RemoteRequest) -> Option<Duration> {
+    let created = r.rest.get("created")?.as_str()?;
+    let created = humantime::parse_rfc3339(created).ok()?;
+    let expires = humantime::parse_rfc3339(&r.expires).ok()?;
+    expires.duration_since(created).ok()
+}
+
+/// Tells the requester which request waits and what an approver runs; with `-q`, only the id,
+/// once, so it can still be passed on to an approver.
+fn announce(out: &Output, waiting: &str, approve: &str, id: &str) {
+    if out.quiet {
+        out.notice(&format!("request {id}"));
+        return;
+    }
+    out.info(waiting);
+    out.info(&format!(
+        "an approver runs: {approve} (Ctrl-C here cancels)"
+    ));
+}
+
+/// What the waiting display shows besides the progress.
+fn waiting(req: &Request, requirement: &Requirement, timeout: Duration) -> Waiting {
+    let mut approvers: Vec<String> = Vec::new();
+    for a in requirement.clauses.iter().flat_map(|c| &c.approvers) {
+        if !approvers.contains(a) {
+            approvers.push(a.clone());
+        }
+    }
+    Waiting {
+        command: shell_join(&req.view.command.argv),
+        approvers,
+        requester_counts: requirement.allow_requester,
+        timeout,
+    }
 }
 
 /// Turns how the wait ended into the go / no-go.

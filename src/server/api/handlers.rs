@@ -60,7 +60,11 @@ fn combine(
     default_timeout: Duration,
 ) -> Requirement {
     let mut clauses: Vec<Clause> = Vec::new();
-    let mut timeout = default_timeout;
+    // The server's own policy sets the longest wait: the timeout of its matched rules (their
+    // `timeout`, or its `defaults.timeout` for a rule without one), or its default when no rule
+    // of it matched. The client's requirement can only shorten it. (Starting from the default
+    // and taking the minimum cut a 30m rule to a 15m default: issue 11 §3.)
+    let mut timeout = server.as_ref().map_or(default_timeout, |r| r.timeout);
     let mut allow_requester = true;
     let mut backend = None;
     for r in server.iter().chain(client) {
@@ -88,6 +92,22 @@ fn combine(
         backend,
         clauses,
     }
+}
+
+/// The last instant the API can show (the end of year 9999): a policy's timeout of a million
+/// years must not overflow the clock or make the request's `expires` unprintable.
+const LAST_EXPIRY_MS: i64 = 253_402_300_799_000;
+
+/// When a request created at `now_ms` expires: after the server's `allowed` wait, or sooner
+/// when the requester asks for less (`timeout_secs`, any size; it never lengthens the wait).
+fn expiry_ms(now_ms: i64, allowed: Duration, timeout_secs: Option<u64>) -> i64 {
+    let wait = timeout_secs
+        .map(Duration::from_secs)
+        .map_or(allowed, |t| t.min(allowed));
+    let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+    now_ms
+        .saturating_add(wait_ms)
+        .min(LAST_EXPIRY_MS.max(now_ms))
 }
 
 pub async fn create(
@@ -144,11 +164,8 @@ pub async fn create(
             None => "denied by the server's policy default".to_owned(),
         }
     });
-    let timeout = body
-        .timeout_secs
-        .map(Duration::from_secs)
-        .map_or(requirement.timeout, |t| t.min(requirement.timeout));
     let now = st.clock.now_ms();
+    let expires_ms = expiry_ms(now, requirement.timeout, body.timeout_secs);
     let doc = RequestDoc {
         argv: body.argv.iter().map(|a| policy.redact(a)).collect(),
         cwd: body.cwd.clone(),
@@ -193,7 +210,7 @@ pub async fn create(
             RequestStatus::Pending
         },
         created_ms: now,
-        expires_ms: now + timeout.as_millis() as i64,
+        expires_ms,
         decided_ms: policy_denial.as_ref().map(|_| now),
         digest: body.digest.clone(),
         doc: serde_json::to_value(&doc).unwrap_or(Value::Null),
@@ -233,13 +250,19 @@ pub async fn get(
     let mut changes = st.changes.subscribe();
     let mut shutdown = st.shutdown.clone();
     let deadline = tokio::time::Instant::now() + wait;
+    // The poll answers on every new approval, not only on a final state, so a waiting
+    // requester sees `1/2` as it happens. `seen` is how many approvals the caller already
+    // showed: one that came between its last answer and this poll answers at once.
+    let mut seen = q.seen;
     loop {
         let (row, decisions) = st
             .store
             .request_get(&id)?
             .ok_or_else(|| ApiError::not_found(&id))?;
+        let approvals = decisions.iter().filter(|d| d.kind == "approve").count();
+        let known = *seen.get_or_insert(approvals);
         let now = tokio::time::Instant::now();
-        if !row.status.is_pending() || now >= deadline || *shutdown.borrow() {
+        if !row.status.is_pending() || approvals != known || now >= deadline || *shutdown.borrow() {
             return Ok(Json(signed_view(&st, &row, &decisions)?).into_response());
         }
         // Wait for a change to *this* request (or the deadline, or shutdown) before reading the
@@ -395,7 +418,8 @@ pub async fn decide_as(
         other => other.into(),
     })?;
     st.recorded(&row, kind, Some(&who));
-    let _ = st.changes.send(id);
+    // The stored id, which the long-polls wait on, whatever form of it the caller used.
+    let _ = st.changes.send(row.id.clone());
     Ok((row, all))
 }
 
@@ -473,7 +497,7 @@ pub async fn cancel(
         .request_get(&id)?
         .ok_or_else(|| ApiError::not_found(&id))?;
     st.recorded(&row, "cancellation", Some(&who));
-    let _ = st.changes.send(id);
+    let _ = st.changes.send(row.id.clone());
     Ok(Json(signed_view(&st, &row, &all)?).into_response())
 }
 
@@ -543,4 +567,88 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiErr
         st.events.load(std::sync::atomic::Ordering::Relaxed)
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60;
+
+    fn requirement(timeout_min: u64) -> Requirement {
+        Requirement {
+            clauses: vec![Clause {
+                rule: "prod-writes".into(),
+                approvers: vec!["sre".into()],
+                eligible: None,
+                min_approvals: 2,
+                groups: Vec::new(),
+            }],
+            min_approvals: 2,
+            allow_requester: false,
+            timeout: Duration::from_secs(timeout_min * MIN),
+            backend: None,
+        }
+    }
+
+    /// The wait the server allows, in minutes, for a server rule, a client rule, the server's
+    /// default.
+    fn allowed(server: Option<u64>, client: Option<u64>, default: u64) -> u64 {
+        let client = client.map(requirement);
+        combine(
+            server.map(requirement),
+            client.as_ref(),
+            Duration::from_secs(default * MIN),
+        )
+        .timeout
+        .as_secs()
+            / MIN
+    }
+
+    #[test]
+    fn a_30m_rule_is_not_cut_to_the_servers_15m_default() {
+        // Issue 11 §3: both policies said 30m, the server expired the request after 15m.
+        assert_eq!(allowed(Some(30), Some(30), 15), 30);
+        assert_eq!(allowed(Some(30), None, 15), 30);
+    }
+
+    #[test]
+    fn the_servers_policy_sets_the_longest_wait_and_the_client_only_shortens_it() {
+        // A client rule asking for longer than the server's rule gets the server's.
+        assert_eq!(allowed(Some(30), Some(120), 15), 30);
+        // A client rule asking for less gets less.
+        assert_eq!(allowed(Some(30), Some(10), 15), 10);
+        // A command no rule of the server matched: the server's default, whatever the client's
+        // rule says.
+        assert_eq!(allowed(None, Some(120), 15), 15);
+        assert_eq!(allowed(None, Some(5), 15), 5);
+        assert_eq!(allowed(None, None, 15), 15);
+    }
+
+    #[test]
+    fn a_requester_cannot_stretch_the_expiry_with_a_huge_timeout() {
+        let clock = crate::clock::ManualClock::at(1_800_000_000_000);
+        let now = crate::clock::Clock::now_ms(&clock);
+        let allowed = Duration::from_secs(30 * MIN);
+        let cases: &[(Option<u64>, i64)] = &[
+            (None, 30 * 60_000),
+            (Some(u64::MAX), 30 * 60_000),
+            (Some(2 * 3600), 30 * 60_000),
+            (Some(60), 60_000),
+            (Some(0), 0),
+        ];
+        for (asked, wait_ms) in cases {
+            assert_eq!(expiry_ms(now, allowed, *asked), now + wait_ms, "{asked:?}");
+        }
+    }
+
+    #[test]
+    fn an_absurd_policy_timeout_neither_overflows_nor_makes_expires_unprintable() {
+        let now = 1_800_000_000_000;
+        for allowed in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+            let at = expiry_ms(now, allowed, None);
+            assert_eq!(at, LAST_EXPIRY_MS);
+            assert!(rfc3339(at).starts_with("9999-12-31T"));
+        }
+    }
 }

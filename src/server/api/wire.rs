@@ -203,6 +203,9 @@ pub fn signed_view(
 pub struct WaitQuery {
     #[serde(default)]
     pub wait: Option<String>,
+    /// How many approvals the caller has seen: the long-poll answers once there are others.
+    #[serde(default)]
+    pub seen: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
