@@ -47,3 +47,4 @@ mod sink_server;
 mod sink_syslog;
 mod verify9;
 mod verify_tamper;
+mod waiting;
