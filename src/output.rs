@@ -208,6 +208,9 @@ impl Output {
             pb.enable_steady_tick(Duration::from_millis(100));
             pb
         });
+        // A terminal indicatif will not draw on (`TERM` unset or `dumb`) gets the plain lines,
+        // not a spinner nobody sees.
+        let spinner = spinner.filter(|pb| !pb.is_hidden());
         // The spinner's line never wraps (a wrapped line leaves its first half behind at each
         // redraw): at most 80 columns, fewer on a narrower terminal.
         let width = match &spinner {

@@ -33,7 +33,7 @@ pub(super) fn approve(
         ));
     };
     let backend_name = requirement.backend.clone();
-    let timeout = capped_timeout(out, opts.timeout, policy, class, &requirement);
+    let mut timeout = capped_timeout(out, opts.timeout, policy, class, &requirement);
     let (outcome, statement) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
         None | Some(BackendKind::Local { .. }) => {
             match wait_local(env, out, policy, req, class, &requirement, timeout, cancel)? {
@@ -50,7 +50,7 @@ pub(super) fn approve(
                 req,
                 class,
                 &requirement,
-                timeout,
+                &mut timeout,
                 cancel,
             ) {
                 Ok(o) => o,
@@ -148,7 +148,8 @@ fn wait_local(
 /// the deadline. The server decides eligibility; the client believes an approval only as a
 /// statement signed by the pinned `key`, for its own request id and digest, listing approvers
 /// that meet its requirement — anything else is no decision (75) and nothing runs. Returns the
-/// outcome and, for an approval, the statement to record.
+/// outcome and, for an approval, the statement to record; `timeout` becomes the server's limit
+/// when its policy allows less.
 #[allow(clippy::too_many_arguments, clippy::result_large_err)]
 fn wait_server(
     env: &Env,
@@ -158,7 +159,7 @@ fn wait_server(
     req: &Request,
     class: &Classification,
     requirement: &Requirement,
-    timeout: Duration,
+    timeout: &mut Duration,
     cancel: &Cancel,
 ) -> Result<(Waited, Option<String>), Verdict> {
     let config = |message: String, hint: String| {
@@ -201,7 +202,7 @@ fn wait_server(
         "timeout_secs": timeout.as_secs(),
     });
     let started = std::time::Instant::now();
-    let deadline = deadline_after(started, timeout);
+    let deadline = deadline_after(started, *timeout);
     let cancelled = || cancel.is_set();
     let warn = |e: &ClientError| out.warn(&format!("{e}; retrying"));
     let created = retry(
@@ -249,16 +250,15 @@ fn wait_server(
     );
     // The server's policy sets how long the request lives there; when it allows less than
     // this side's, the request ends at the server's expiry: say so now, not at the end.
-    let timeout = match server_limit(&current) {
-        Some(limit) if limit + Duration::from_secs(1) < timeout => {
-            out.info(&format!(
-                "waiting at most {}: the limit of the gate server's policy for this command",
-                humantime::format_duration(limit)
-            ));
-            limit
-        }
-        _ => timeout,
-    };
+    if let Some(limit) = server_limit(&current)
+        && limit + Duration::from_secs(1) < *timeout
+    {
+        out.info(&format!(
+            "waiting at most {}: the limit of the gate server's policy for this command",
+            humantime::format_duration(limit)
+        ));
+        *timeout = limit;
+    }
     // Who can approve, as the server decides it (its requirement combines both policies).
     let shown = current
         .rest
@@ -271,7 +271,11 @@ fn wait_server(
         requester: &req.view.requester.user,
         requirement,
     };
-    let mut waiter = out.waiter(waiting(req, shown.as_ref().unwrap_or(requirement), timeout));
+    let mut waiter = out.waiter(waiting(
+        req,
+        shown.as_ref().unwrap_or(requirement),
+        *timeout,
+    ));
     let waited = wait(
         &client,
         current,

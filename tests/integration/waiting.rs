@@ -361,3 +361,66 @@ fn timeout_zero_gives_no_decision_and_runs_nothing() {
     done.status(75).stderr_contains("no decision");
     assert!(!marker.exists());
 }
+
+/// Runs `c` on a pseudo-terminal `cols` columns wide (util-linux `script`, with `TERM=xterm`)
+/// until it ends; everything it drew, with the pty's line endings.
+fn on_a_terminal(c: &Command, cols: u16) -> (i32, String) {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_str().unwrap().replace('\'', r"'\''"));
+    let mut line = format!("stty cols {cols} rows 30; exec {}", quote(c.get_program()));
+    for a in c.get_args() {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut script = Command::new("script");
+    script.env_clear();
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    script
+        .env("TERM", "xterm")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(c.get_current_dir().unwrap());
+    let done = spawn(script).finish(HANG);
+    (done.status, done.stdout)
+}
+
+#[test]
+fn on_a_terminal_the_spinner_line_fits_the_width_and_names_who_can_approve() {
+    // Every frame the spinner draws fits the terminal, and never more than 80 columns: a
+    // wrapped line leaves half of itself behind at each redraw. `script` must be installed.
+    let s = setup();
+    let long = format!("--reason={}", "日本語 and a very long argument ".repeat(8));
+    for cols in [200_u16, 50] {
+        let c = s.requester(
+            &["--timeout", "1s"],
+            &["touch", "/nonexistent-dir/x", &long],
+        );
+        let (status, drawn) = on_a_terminal(&c, cols);
+        assert_eq!(status, 75, "{drawn}");
+        let csi = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").unwrap();
+        let frames: Vec<String> = drawn
+            .split(['\r', '\n'])
+            .map(|f| csi.replace_all(f, "").trim_end().to_owned())
+            .filter(|f| f.contains("approvals from"))
+            .collect();
+        assert!(!frames.is_empty(), "no spinner drawn:\n{drawn}");
+        for f in &frames {
+            let width = unicode_width::UnicodeWidthStr::width(f.as_str());
+            assert!(
+                width <= usize::from(cols).min(80),
+                "{width} columns on a {cols}-column terminal: {f}"
+            );
+            assert!(
+                !f.starts_with("gate: waiting"),
+                "a plain line on a terminal: {f}"
+            );
+        }
+        assert!(
+            frames[0].contains("0/2 approvals from security"),
+            "{}",
+            frames[0]
+        );
+    }
+}
