@@ -392,6 +392,7 @@ fn on_a_terminal_the_spinner_line_fits_the_width_and_names_who_can_approve() {
     // wrapped line leaves half of itself behind at each redraw. `script` must be installed.
     let s = setup();
     let long = format!("--reason={}", "日本語 and a very long argument ".repeat(8));
+    let csi = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").unwrap();
     for cols in [200_u16, 50] {
         let c = s.requester(
             &["--timeout", "1s"],
@@ -399,7 +400,6 @@ fn on_a_terminal_the_spinner_line_fits_the_width_and_names_who_can_approve() {
         );
         let (status, drawn) = on_a_terminal(&c, cols);
         assert_eq!(status, 75, "{drawn}");
-        let csi = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").unwrap();
         let frames: Vec<String> = drawn
             .split(['\r', '\n'])
             .map(|f| csi.replace_all(f, "").trim_end().to_owned())
