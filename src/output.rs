@@ -277,7 +277,11 @@ impl Waiter {
         }
         match &self.spinner {
             // "⠋ " takes two columns.
-            Some(pb) => pb.set_message(progress_line(&self.waiting, p, self.width - 2)),
+            Some(pb) => pb.set_message(progress_line(
+                &self.waiting,
+                p,
+                self.width.saturating_sub(2),
+            )),
             None => {
                 if self.quiet {
                     return;
@@ -288,7 +292,8 @@ impl Waiter {
                     || self.last_line.is_none_or(|t| t.elapsed() >= self.every);
                 if due {
                     let prefix = "gate: waiting: ";
-                    let line = progress_line(&self.waiting, p, self.width - prefix.len());
+                    let line =
+                        progress_line(&self.waiting, p, self.width.saturating_sub(prefix.len()));
                     eprintln!("{prefix}{line}");
                     self.last_line = Some(Instant::now());
                     self.last_count = Some(p.approvers.len());
