@@ -32,6 +32,7 @@ mod output_color;
 mod outputs;
 mod pipeline9;
 mod policy_cli;
+mod policy_one_pass;
 mod policy_tiers;
 mod rewrites;
 mod run_path;
