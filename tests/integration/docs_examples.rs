@@ -139,11 +139,11 @@ fn a_skip_needs_a_reason_and_a_block() {
         let all = run.failures.join("\n");
         assert!(all.contains("t.md: line 1: ") && all.contains(problem), "{md:?}: {all}");
     }
-    let b = doctest::blocks("<!-- doc-test: skip talks to Slack; exit 75 -->\n\n```sh\ngate -- x\n```\n")
+    let b = doctest::blocks("<!-- doc-test: exit 75; skip talks to Slack; not here -->\n\n```sh\ngate -- x\n```\n")
         .unwrap();
     assert_eq!(
         b[0].directives,
-        [Directive::Skip("talks to Slack".into()), Directive::Exit(75)]
+        [Directive::Exit(75), Directive::Skip("talks to Slack; not here".into())]
     );
 }
 

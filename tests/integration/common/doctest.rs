@@ -154,11 +154,24 @@ fn parse_directives(rest: &str) -> Result<Vec<Directive>, String> {
         return Err("a doc-test comment ends on its own line with `-->`".into());
     };
     let mut out = Vec::new();
-    for part in body.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+    let parts: Vec<&str> = body.split(';').collect();
+    for (k, part) in parts.iter().map(|p| p.trim()).enumerate() {
+        if part.is_empty() {
+            continue;
+        }
         let (word, arg) = part.split_once(' ').unwrap_or((part, ""));
-        let arg = arg.trim();
+        // A reason is prose and may hold `;`: `skip` takes the rest of the comment.
+        let rest = parts[k..].join(";");
+        let arg = if word == "skip" {
+            rest.trim().strip_prefix("skip").unwrap_or("").trim()
+        } else {
+            arg.trim()
+        };
         out.push(match word {
-            "skip" if arg.len() >= 8 => Directive::Skip(arg.to_owned()),
+            "skip" if arg.len() >= 8 => {
+                out.push(Directive::Skip(arg.to_owned()));
+                break;
+            }
             "skip" => {
                 return Err(format!(
                     "`skip` needs a reason (what keeps the example from running here), got {arg:?}"
