@@ -119,31 +119,60 @@ fn a_broken_example_fails_with_its_doc_line() {
     run.run(md);
     let all = run.failures.join("\n");
     assert_eq!(run.failures.len(), 4, "{all}");
-    assert!(all.contains("t.md:4: `gate check -- true` exited 0"), "{all}");
-    assert!(all.contains("t.md:9: `gate policy lint` of this policy exited 78"), "{all}");
+    assert!(
+        all.contains("t.md:4: `gate check -- true` exited 0"),
+        "{all}"
+    );
+    assert!(
+        all.contains("t.md:9: `gate policy lint` of this policy exited 78"),
+        "{all}"
+    );
     assert!(all.contains("unknown group `nobody`"), "{all}");
-    assert!(all.contains("t.md:19: this indented block runs gate (`gate log show`)"), "{all}");
+    assert!(
+        all.contains("t.md:19: this indented block runs gate (`gate log show`)"),
+        "{all}"
+    );
     assert!(all.contains("t.md:21: the script exited 78"), "{all}");
 }
 
 #[test]
 fn a_skip_needs_a_reason_and_a_block() {
     for (md, problem) in [
-        ("<!-- doc-test: skip -->\n```sh\ngate x\n```\n", "`skip` needs a reason"),
-        ("<!-- doc-test: exit x -->\n```sh\ngate x\n```\n", "`exit` takes a status"),
-        ("<!-- doc-test: run it -->\n```sh\ngate x\n```\n", "unknown doc-test directive"),
-        ("<!-- doc-test: skip needs a network -->\n\ntext\n", "no block follows"),
+        (
+            "<!-- doc-test: skip -->\n```sh\ngate x\n```\n",
+            "`skip` needs a reason",
+        ),
+        (
+            "<!-- doc-test: exit x -->\n```sh\ngate x\n```\n",
+            "`exit` takes a status",
+        ),
+        (
+            "<!-- doc-test: run it -->\n```sh\ngate x\n```\n",
+            "unknown doc-test directive",
+        ),
+        (
+            "<!-- doc-test: skip needs a network -->\n\ntext\n",
+            "no block follows",
+        ),
     ] {
         let mut run = doctest::DocRun::new("t.md");
         run.run(md);
         let all = run.failures.join("\n");
-        assert!(all.contains("t.md: line 1: ") && all.contains(problem), "{md:?}: {all}");
+        assert!(
+            all.contains("t.md: line 1: ") && all.contains(problem),
+            "{md:?}: {all}"
+        );
     }
-    let b = doctest::blocks("<!-- doc-test: exit 75; skip talks to Slack; not here -->\n\n```sh\ngate -- x\n```\n")
-        .unwrap();
+    let b = doctest::blocks(
+        "<!-- doc-test: exit 75; skip talks to Slack; not here -->\n\n```sh\ngate -- x\n```\n",
+    )
+    .unwrap();
     assert_eq!(
         b[0].directives,
-        [Directive::Exit(75), Directive::Skip("talks to Slack; not here".into())]
+        [
+            Directive::Exit(75),
+            Directive::Skip("talks to Slack; not here".into())
+        ]
     );
 }
 
@@ -169,12 +198,14 @@ fn gate_commands_are_found_wherever_they_run() {
         "ALICE=$(gate serve token issue --principal alice)",
         "  - run: gate --policy .gate/ci.yaml -- terraform apply",
     ] {
-        assert!(
-            doctest::runs_gate(l.trim_start_matches("  - run: ")),
-            "{l}"
-        );
+        assert!(doctest::runs_gate(l.trim_start_matches("  - run: ")), "{l}");
     }
-    for l in ["gate: listening on", "the gate server", "gate/vm+3d47", "# gate -- x"] {
+    for l in [
+        "gate: listening on",
+        "the gate server",
+        "gate/vm+3d47",
+        "# gate -- x",
+    ] {
         assert!(!doctest::runs_gate(l), "{l}");
     }
 }

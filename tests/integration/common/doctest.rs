@@ -181,10 +181,10 @@ fn parse_directives(rest: &str) -> Result<Vec<Directive>, String> {
                 arg.parse()
                     .map_err(|_| format!("`exit` takes a status, got {arg:?}"))?,
             ),
-            "server" if !arg.is_empty() => Directive::Server(arg.to_owned()),
+            "server" => Directive::Server(arg.to_owned()),
             _ => {
                 return Err(format!(
-                    "unknown doc-test directive {part:?} (skip REASON, exit N, server FILE)"
+                    "unknown doc-test directive {part:?} (skip REASON, exit N, server [FILE])"
                 ));
             }
         });
@@ -251,7 +251,10 @@ pub fn console_steps(b: &Block) -> Result<Vec<Step>, String> {
         }
     }
     if steps.is_empty() {
-        return Err(format!("line {}: a console block without a `$ ` command", b.line));
+        return Err(format!(
+            "line {}: a console block without a `$ ` command",
+            b.line
+        ));
     }
     Ok(steps)
 }
@@ -296,6 +299,8 @@ pub struct DocRun {
     pub dir: tempfile::TempDir,
     bin_dir: PathBuf,
     server: Option<super::process::Server>,
+    /// Files written from named blocks, localized again when a server starts.
+    written: Vec<PathBuf>,
     pub failures: Vec<String>,
     /// How many blocks ran (a document whose examples are all skipped is worth knowing).
     pub ran: usize,
@@ -319,6 +324,7 @@ impl DocRun {
             dir,
             bin_dir,
             server: None,
+            written: Vec::new(),
             failures: Vec::new(),
             ran: 0,
         }
@@ -357,7 +363,8 @@ impl DocRun {
             Some(s) => text
                 .replace("https://gate.example.com", &s.url)
                 .replace("http://127.0.0.1:8700", &s.url)
-                .replace("127.0.0.1:8700", &s.addr),
+                .replace("127.0.0.1:8700", &s.addr)
+                .replace("/var/lib/gate/server.db", &s.db.to_string_lossy()),
             None => text.to_owned(),
         }
     }
@@ -384,7 +391,8 @@ impl DocRun {
                 if let Some(parent) = p.parent() {
                     std::fs::create_dir_all(parent).unwrap();
                 }
-                std::fs::write(&p, body).unwrap();
+                std::fs::write(&p, self.localize(&body)).unwrap();
+                self.written.push(p);
             }
             let skip = b.directives.iter().any(|d| matches!(d, Directive::Skip(_)));
             if skip {
@@ -411,7 +419,11 @@ impl DocRun {
                 "yaml" | "yml" => self.policy(&b, exit),
                 _ => {
                     if let Some(l) = b.lines.iter().find(|l| runs_gate(l)) {
-                        let what = if b.fenced { "this block" } else { "this indented block" };
+                        let what = if b.fenced {
+                            "this block"
+                        } else {
+                            "this indented block"
+                        };
                         self.fail(
                             b.line,
                             format!(
@@ -429,7 +441,7 @@ impl DocRun {
     }
 
     fn start_server(&mut self, line: usize, policy: &str) {
-        if !self.home().join(policy).is_file() {
+        if !policy.is_empty() && !self.home().join(policy).is_file() {
             self.fail(
                 line,
                 format!("`server {policy}`: no block named `{policy}` came before it"),
@@ -437,12 +449,19 @@ impl DocRun {
             return;
         }
         let mut c = super::gate_in(self.home());
-        c.args(["--policy", policy, "serve", "--listen", "127.0.0.1:0"]);
+        if !policy.is_empty() {
+            c.args(["--policy", policy]);
+        }
+        c.args(["serve", "--listen", "127.0.0.1:0"]);
         let s = super::spawn_server(c);
         let home = self.home().to_owned();
         let db = home.join("state/gate/server.db");
         let audit = home.join("state/gate/server-audit.jsonl");
         self.server = Some(super::process::Server::adopt(s, &home, db, audit));
+        for p in self.written.clone() {
+            let text = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(&p, self.localize(&text)).unwrap();
+        }
     }
 
     fn console(&mut self, b: &Block, exit: i32) {
@@ -450,7 +469,7 @@ impl DocRun {
             Ok(s) => s,
             Err(e) => return self.failures.push(format!("{}: {e}", self.doc)),
         };
-        let mut script = String::new();
+        let mut script = String::from(LOAD_ENV);
         for (k, s) in steps.iter().enumerate() {
             writeln!(
                 script,
@@ -459,6 +478,7 @@ impl DocRun {
             )
             .unwrap();
         }
+        script.push_str(SAVE_ENV);
         let r = super::Ran::of({
             let mut c = self.bash();
             c.arg("-c").arg(&script);
@@ -477,8 +497,7 @@ impl DocRun {
             let status: i32 = read("status").trim().parse().unwrap_or(-1);
             let all = format!("{out}{err}");
             let actual: Vec<&str> = all.lines().collect();
-            let expected: Vec<String> =
-                s.expected.iter().map(|l| self.localize(l)).collect();
+            let expected: Vec<String> = s.expected.iter().map(|l| self.localize(l)).collect();
             let expected = trim_blank_tail(&expected);
             if status != exit || !matches(expected, &actual) {
                 self.fail(
@@ -495,7 +514,10 @@ impl DocRun {
     }
 
     fn script(&mut self, b: &Block, exit: i32) {
-        let script = self.localize(&b.lines.join("\n"));
+        let script = format!(
+            "{LOAD_ENV}trap '{SAVE_ENV}' EXIT\n{}",
+            self.localize(&b.lines.join("\n"))
+        );
         let r = super::Ran::of({
             let mut c = self.bash();
             c.args(["-eu", "-o", "pipefail", "-c"]).arg(&script);
@@ -515,7 +537,7 @@ impl DocRun {
     fn policy(&mut self, b: &Block, exit: i32) {
         let whole = b.lines.iter().any(|l| l.starts_with("version:"));
         let name = b.file.clone().unwrap_or_else(|| ".doc-policy.yaml".into());
-        let mut body = b.lines.join("\n") + "\n";
+        let mut body = self.localize(&(b.lines.join("\n") + "\n"));
         if !whole {
             body = format!("version: 1\n{body}");
         }
@@ -530,7 +552,11 @@ impl DocRun {
             c.args(["policy", check]).arg(&path);
             let r = super::Ran::of(c);
             if r.status != exit {
-                let part = if whole { "" } else { " (as a part of a policy)" };
+                let part = if whole {
+                    ""
+                } else {
+                    " (as a part of a policy)"
+                };
                 self.fail(
                     b.line,
                     format!(
@@ -555,6 +581,10 @@ impl DocRun {
         );
     }
 }
+
+/// What a block exports carries over to the next block of the document, as in one terminal.
+const LOAD_ENV: &str = "if [ -e .doc.env ]; then . ./.doc.env; fi\n";
+const SAVE_ENV: &str = "export -p > .doc.env\n";
 
 fn trim_blank_tail(lines: &[String]) -> &[String] {
     let mut end = lines.len();
