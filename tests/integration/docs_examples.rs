@@ -209,3 +209,27 @@ fn gate_commands_are_found_wherever_they_run() {
         assert!(!doctest::runs_gate(l), "{l}");
     }
 }
+
+/// The design notes the project grew from are not in the repository: a doc that points at them
+/// points nowhere. README, docs/, the man pages and the help texts (`src/cli.rs`) say what a
+/// reader needs themselves.
+#[test]
+fn docs_do_not_refer_to_a_design_document_outside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md"), root.join("src/cli.rs")];
+    for dir in ["docs", "man"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            files.push(e.unwrap().path());
+        }
+    }
+    let mut found = Vec::new();
+    for f in files.iter().filter(|f| f.is_file()) {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("DESIGN") {
+                found.push(format!("{}:{}: {line}", f.display(), n + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
