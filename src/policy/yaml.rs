@@ -413,7 +413,7 @@ mod tests {
         let mut src = String::from("a0: &a0 [lol]\n");
         for i in 1..10 {
             let prev = format!("*a{}", i - 1);
-            let list = vec![prev.as_str(); 10].join(", ");
+            let list = [prev.as_str(); 10].join(", ");
             src.push_str(&format!("a{i}: &a{i} [{list}]\n"));
         }
         let r = refused(&src);

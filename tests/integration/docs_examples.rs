@@ -74,7 +74,7 @@ fn every_other_markdown_file_runs() {
     }
     let mut failures = Vec::new();
     for rel in files.iter().filter(|f| !NAMED.contains(&f.as_str())) {
-        failures.extend(doctest::run_doc(rel).failures.drain(..));
+        failures.append(&mut doctest::run_doc(rel).failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -106,7 +106,10 @@ fn gate_verifies_the_vectors_and_catches_an_edit() {
     let doc = doc();
     let g = common::Gate::new();
     let log = g.write("v/audit.jsonl", &block(&doc, "audit.jsonl"));
-    g.write("v/audit.jsonl.checkpoint", &block(&doc, "audit.jsonl.checkpoint"));
+    g.write(
+        "v/audit.jsonl.checkpoint",
+        &block(&doc, "audit.jsonl.checkpoint"),
+    );
     let vkey = block(&doc, "vkey").trim().to_owned();
     let path = log.to_str().unwrap();
     let g = g.args(&["log", "verify", path, "--key", &vkey]);
