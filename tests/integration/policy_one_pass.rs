@@ -77,6 +77,10 @@ fn duplicate_rule_is_reported_with_the_other_problems_in_one_pass() {
                 \x20   match: { program: dd }\n\
                 \x20 - name: nodecision\n\
                 \x20   match: { program: dd }\n\
+                \x20   decision: deny\n\
+                \x20 - name: 7\n\
+                \x20   decision: maybe\n\
+                \x20 - name: \"7\"\n\
                 \x20   decision: deny\n";
     Gate::new()
         .policy(yaml)
@@ -90,7 +94,9 @@ fn duplicate_rule_is_reported_with_the_other_problems_in_one_pass() {
         .stderr_contains("error: rule `nodecision` has no `decision`")
         .stderr_contains("error: duplicate rule `nodecision`")
         .stderr_contains("policy.yaml:11:11\n")
-        .stderr_contains("error: 4 problems in policy");
+        .stderr_contains("error: duplicate rule `7`")
+        .stderr_contains("policy.yaml:16:11\n")
+        .stderr_contains("error: 6 problems in policy");
 }
 
 /// The same across files, and for a backend left out for its own problem.

@@ -63,8 +63,12 @@ fn written_name(rule: &Node) -> Option<At<String>> {
     let Value::Map(entries) = &rule.value else {
         return None;
     };
+    // As `Checker::str` reads a name: a plain number or boolean is its text.
     entries.iter().find_map(|(k, _, v)| match &v.value {
-        Value::Str(s) if k == "name" => Some(at(s, v.pos)),
+        _ if k != "name" => None,
+        Value::Str(s) => Some(at(s, v.pos)),
+        Value::Int(i) => Some(at(&i.to_string(), v.pos)),
+        Value::Bool(b) => Some(at(&b.to_string(), v.pos)),
         _ => None,
     })
 }
