@@ -5,30 +5,40 @@
 //! What a block does depends on its fence's language:
 //! - ```` ```console ````: `$ COMMAND` lines (a trailing `\` continues one), each followed by
 //!   its expected output (stdout, then stderr). `...` alone on a line matches any number of
-//!   lines; `[..]` matches any text within a line. Every command of a block runs in one `bash`,
-//!   one after the other, so `X=$(...)` carries over to the next command; each must exit 0.
+//!   lines; `[..]` matches any text within a line. The commands of a block run one after the
+//!   other in one `bash`, so `X=$(...)` carries over to the next command; each must exit 0.
 //! - ```` ```sh ````, ```` ```bash ````: a script, run with `bash -eu -o pipefail`; must exit 0.
 //! - ```` ```yaml ````: a policy. With a top-level `version:` it is a whole file: `gate policy
 //!   lint` must accept it, and `gate policy test` too when it has `tests:`. Without, it is a part
 //!   of one and is linted with `version: 1` put in front.
-//! - Any block (indented ones included) with a line that runs gate (`gate ...`, `$ gate ...`,
-//!   `sudo gate ...`, `... | gate ...`) that is none of the above must say why it is not run.
+//! - Any other block (indented ones included) with a line that runs gate (`gate ...`,
+//!   `$ gate ...`, `sudo gate ...`, `... | gate ...`, `$(gate ...)`) fails the test unless it is
+//!   marked as not run, with the reason.
 //!
 //! An info string's second word names a file: ```` ```yaml team.yaml ```` writes the block to
-//! `team.yaml` in the document's directory before the next block runs (so a later command can use
-//! it) — also for a block that is otherwise not run.
+//! `team.yaml` in the document's directory when the block is reached (so a later command can use
+//! it), whatever the block's language, also for a block that is otherwise not run.
 //!
-//! An HTML comment on the line before a fence (blank lines between are allowed) says more:
-//! `<!-- doc-test: skip REASON -->` (not run; the reason is required), `<!-- doc-test: exit N -->`
-//! (every command of the block, or the lint, must exit N instead), `<!-- doc-test: server FILE
-//! -->` (start a real `gate serve --policy FILE` on 127.0.0.1 with an ephemeral port, with its
-//! state in the document's directory, and keep it for the rest of the document; from then on,
-//! `https://gate.example.com` and `127.0.0.1:8700` in commands name it, and `GATE_SERVER` is
-//! set). Several go in one comment, separated by `;`.
+//! An HTML comment on the line before a fence or an indented block (blank lines between are
+//! allowed) says more; several go in one comment, separated by `;`:
+//! - `<!-- doc-test: skip REASON -->`: not run. The reason is required (at least a few words:
+//!   what keeps the example from running here, and what runs it instead), and takes the rest of
+//!   the comment. Nothing is skipped silently.
+//! - `<!-- doc-test: exit N -->`: every command of the block, the script, or the lint must exit
+//!   N instead of 0.
+//! - `<!-- doc-test: server [FILE] -->`: before the block, start a real `gate serve` (with
+//!   `--policy FILE`, a file an earlier block named) on 127.0.0.1 with an ephemeral port and its
+//!   state in the document's directory, kept for the rest of the document. From then on the
+//!   doc's `https://gate.example.com`, `127.0.0.1:8700` and `/var/lib/gate/server.db` name that
+//!   server and its database in commands, expected output and named files, and `GATE_SERVER`
+//!   is set.
 //!
-//! Each document runs in a directory of its own with a private state, config, home, audit log and
-//! spool (as [`super::Gate`] gives a test), `gate` (the binary under test) first on `PATH`, and a
-//! copy of the repository's `policies/`. Commands run in that directory in document order.
+//! Each document runs in a directory of its own with a private state, config, home, audit log
+//! (`GATE_LOG`) and spool (`GATE_SPOOL`), as [`super::Gate`] gives a test, with `gate` (the
+//! binary under test) first on `PATH`, `NO_COLOR=1`, and a copy of the repository's `policies/`.
+//! Blocks run in document order; what a block `export`s is there for the next one, as in one
+//! terminal. Every block is bounded by a hang guard (a command that waits forever fails the
+//! test instead of stalling the suite).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -346,8 +356,9 @@ impl DocRun {
         if let Some(s) = &self.server {
             c.env("GATE_SERVER", &s.url);
         }
-        let mut b = Command::new("bash");
-        b.env_clear();
+        // A hang guard, not a claim about speed.
+        let mut b = Command::new("timeout");
+        b.args(["--kill-after=10", "300", "bash"]).env_clear();
         for (k, v) in c.get_envs() {
             if let Some(v) = v {
                 b.env(k, v);
@@ -499,17 +510,21 @@ impl DocRun {
             let actual: Vec<&str> = all.lines().collect();
             let expected: Vec<String> = s.expected.iter().map(|l| self.localize(l)).collect();
             let expected = trim_blank_tail(&expected);
-            if status != exit || !matches(expected, &actual) {
-                self.fail(
-                    s.line,
-                    format!(
-                        "`{}` exited {status} (the doc expects {exit})\n--- the doc shows\n{}\n\
-                         --- it printed (stdout, then stderr)\n{all}",
-                        s.command,
-                        expected.join("\n")
-                    ),
-                );
-            }
+            let what = if status != exit {
+                format!("exited {status} (the doc expects {exit})")
+            } else if !matches(expected, &actual) {
+                "printed something else than the doc shows".to_owned()
+            } else {
+                continue;
+            };
+            self.fail(
+                s.line,
+                format!(
+                    "`{}` {what}\n--- the doc shows\n{}\n--- it printed (stdout, then stderr)\n{all}",
+                    s.command,
+                    expected.join("\n")
+                ),
+            );
         }
     }
 
