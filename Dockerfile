@@ -5,7 +5,7 @@
 #     -v "$PWD/server-policy.yaml:/etc/gate/server-policy.yaml:ro" \
 #     -v gate-state:/var/lib/gate \
 #     -p 127.0.0.1:8700:8700 gate
-#   docker exec gate gate serve token issue --db /var/lib/gate/server.db --principal alice
+#   docker exec gate gate serve token issue --policy /etc/gate/server-policy.yaml --db /var/lib/gate/server.db --principal alice
 #
 # Inside the container the server listens on 0.0.0.0:8700 so that the port can be published; it
 # warns at start that there is no TLS. Tokens travel as bearer headers: publish the port only to

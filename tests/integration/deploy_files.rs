@@ -267,6 +267,9 @@ fn dockerfile_builds_in_two_stages_and_runs_unprivileged_with_a_state_volume() {
     assert_eq!(user.len(), 1);
     assert!(user[0] != "root" && user[0] != "0", "runs as {user:?}");
     assert_eq!(all("VOLUME"), ["/var/lib/gate"]);
+    // The build context leaves out the build directory (gigabytes) and the repository.
+    let ignore = read(".dockerignore");
+    assert!(ignore.lines().any(|l| l.trim() == "target"), "{ignore}");
     assert_eq!(all("EXPOSE"), ["8700"]);
     let cmd: Vec<String> = serde_json::from_str(all("CMD")[0]).expect("CMD is a JSON array");
     assert!(cmd.windows(2).any(|w| w == ["--listen", "0.0.0.0:8700"]));
