@@ -177,7 +177,16 @@ pub(super) fn merge_with(
                 }
             }
         }
-        for (name, kind) in &f.backends {
+        // In the order written, with those left out for their own problems: a duplicate name
+        // is reported in the same pass as those problems.
+        let mut backends: Vec<(&At<String>, Option<&super::schema::BackendKind>)> = f
+            .backends
+            .iter()
+            .map(|(name, kind)| (name, Some(kind)))
+            .chain(f.dropped_backends.iter().map(|name| (name, None)))
+            .collect();
+        backends.sort_by_key(|(name, _)| (name.pos.line, name.pos.col));
+        for (name, kind) in backends {
             if once(
                 &mut backend_at,
                 &name.value,
@@ -186,7 +195,8 @@ pub(super) fn merge_with(
                 "backend",
                 &files,
                 &mut d,
-            ) {
+            ) && let Some(kind) = kind
+            {
                 p.backends.insert(name.value.clone(), kind.clone());
             }
         }
@@ -201,12 +211,19 @@ pub(super) fn merge_with(
                 &mut d,
             );
         }
-        for r in &f.rules {
+        let mut rule_names: Vec<&At<String>> = f
+            .rules
+            .iter()
+            .map(|r| &r.name)
+            .chain(&f.dropped_rules)
+            .collect();
+        rule_names.sort_by_key(|name| (name.pos.line, name.pos.col));
+        for name in rule_names {
             once(
                 &mut rule_at,
-                &r.name.value,
+                &name.value,
                 fi,
-                r.name.pos,
+                name.pos,
                 "rule",
                 &files,
                 &mut d,

@@ -182,4 +182,9 @@ pub struct PolicyFile {
     pub audit: Audit,
     pub rules: Vec<Rule>,
     pub tests: Vec<TestCase>,
+    /// Names of rules and backends the file writes but that are left out of `rules` and
+    /// `backends` for problems of their own. The cross-file checks still count them, so that
+    /// a duplicate name is reported in the same pass as those problems, not after they are fixed.
+    pub dropped_rules: Vec<At<String>>,
+    pub dropped_backends: Vec<At<String>>,
 }

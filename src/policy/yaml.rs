@@ -1,10 +1,14 @@
 //! A small positioned YAML tree built from saphyr's parser events. Policy checking walks this tree
 //! by hand (instead of serde) so that every problem in a file is reported, each with its position.
 //!
-//! Policy files use plain YAML: no anchors, aliases or tags. For those the tree is built straight
-//! from the parser's events ([`Builder`]), skipping saphyr's `MarkedYaml` tree (ordered hash maps
-//! and a copy of every node). A file that uses any of them is loaded through `MarkedYaml`
-//! instead, so both ways give the same tree and the same errors.
+//! Policy files use plain YAML. Anchors (`&a`), aliases (`*a`) and merge keys (`<<`) are refused,
+//! each reported with its position: an alias makes a rule say what another place says, so a
+//! reviewer reading the rule does not see what it matches, and a few lines of nested aliases
+//! expand into billions of nodes (the "billion laughs"). They are refused from the parser's
+//! events, before any alias is expanded. For plain YAML the tree is built straight from those
+//! events ([`Builder`]), skipping saphyr's `MarkedYaml` tree (ordered hash maps and a copy of
+//! every node). A file with tags is loaded through `MarkedYaml` instead, so both ways give the
+//! same tree and the same errors.
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, ScanError, YamlData};
 use saphyr_parser::{Event, Marker, Parser, Span, SpannedEventReceiver};
@@ -63,31 +67,75 @@ fn syntax_error(e: &ScanError) -> SyntaxError {
     }
 }
 
+/// A YAML feature a policy file may not use, where it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub pos: Pos,
+    pub what: RefusedKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedKind {
+    /// `&name` before a node.
+    Anchor,
+    /// `*name` in place of a node.
+    Alias,
+    /// `<<` as a mapping key.
+    MergeKey,
+}
+
+impl Refused {
+    pub fn message(&self) -> &'static str {
+        match self.what {
+            RefusedKind::Anchor => "YAML anchors (`&name`) are not accepted in a policy file",
+            RefusedKind::Alias => "YAML aliases (`*name`) are not accepted in a policy file",
+            RefusedKind::MergeKey => "YAML merge keys (`<<`) are not accepted in a policy file",
+        }
+    }
+
+    pub fn hint(&self) -> &'static str {
+        "write the value out in full where it is used: a rule must say everything it matches \
+         in one place, and aliases can expand a small file into a huge one"
+    }
+}
+
+/// Why a file could not be read as a policy's YAML.
+#[derive(Debug)]
+pub enum YamlError {
+    Syntax(SyntaxError),
+    /// Every anchor, alias and merge key in the file, in order.
+    Refused(Vec<Refused>),
+}
+
 /// Parses one YAML document. An empty file gives `Ok(None)`.
-pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
+pub fn parse(source: &str) -> Result<Option<Node>, YamlError> {
     let mut b = Builder::default();
     let parsed = Parser::new_from_str(source).load(&mut b, true);
-    if b.unsupported {
-        return parse_marked(source);
-    }
     // As saphyr's loader: a parser error wins over a loader error (a duplicate key) found
     // before it, since the parser runs to its end either way.
-    parsed.map_err(|e| syntax_error(&e))?;
+    parsed.map_err(|e| YamlError::Syntax(syntax_error(&e)))?;
+    if !b.refused.is_empty() {
+        return Err(YamlError::Refused(b.refused));
+    }
+    if b.unsupported {
+        return parse_marked(source).map_err(YamlError::Syntax);
+    }
     if let Some(e) = &b.error {
-        return Err(syntax_error(e));
+        return Err(YamlError::Syntax(syntax_error(e)));
     }
     let mut docs = b.docs.into_iter();
     let first = docs.next();
     if let Some(second) = docs.next() {
-        return Err(SyntaxError {
+        return Err(YamlError::Syntax(SyntaxError {
             pos: second.pos,
             message: "a policy file holds one YAML document; found a second".into(),
-        });
+        }));
     }
     Ok(first)
 }
 
-/// The same through saphyr's `MarkedYaml` loader, for files with anchors, aliases or tags.
+/// The same through saphyr's `MarkedYaml` loader, for files with tags (never one with anchors or
+/// aliases: [`parse`] refuses those before, so no alias is ever expanded).
 fn parse_marked(source: &str) -> Result<Option<Node>, SyntaxError> {
     let docs = MarkedYaml::load_from_str(source).map_err(|e| syntax_error(&e))?;
     let mut docs = docs.into_iter();
@@ -152,7 +200,8 @@ fn pos_at(m: Marker) -> Pos {
 
 /// Builds [`Node`]s from parser events, doing what saphyr's loader and [`convert`] do together
 /// for plain YAML: scalars resolved by saphyr's own rules, mapping keys converted the same way,
-/// a duplicate key the loader's error at the same place. Anything else (an anchor, alias, tag or
+/// a duplicate key the loader's error at the same place. Anchors, aliases and merge keys are
+/// collected in `refused` (on every event, whatever else was found). Anything else (a tag or a
 /// non-scalar key) sets `unsupported`, and the caller loads the file the slow way.
 #[derive(Default)]
 struct Builder<'input> {
@@ -160,6 +209,9 @@ struct Builder<'input> {
     stack: Vec<Frame<'input>>,
     error: Option<ScanError>,
     unsupported: bool,
+    refused: Vec<Refused>,
+    /// For [`Builder::refuse`]: one entry per open collection, `Some(key_next)` for a mapping.
+    shape: Vec<Option<bool>>,
 }
 
 enum Frame<'input> {
@@ -176,10 +228,11 @@ enum Frame<'input> {
 
 impl<'input> SpannedEventReceiver<'input> for Builder<'input> {
     fn on_event(&mut self, ev: Event<'input>, span: Span) {
-        if self.error.is_some() || self.unsupported {
+        let pos = pos_at(span.start);
+        self.refuse(&ev, pos);
+        if self.error.is_some() || self.unsupported || !self.refused.is_empty() {
             return;
         }
-        let pos = pos_at(span.start);
         match ev {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) => {}
             Event::DocumentEnd => {
@@ -233,6 +286,45 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'input> {
 }
 
 impl<'input> Builder<'input> {
+    /// Notes an anchor, an alias or a merge key (`<<` as a key, however it is quoted: a reader
+    /// of the file cannot tell a quoted one from a merge). Keeps its own record of where keys
+    /// are, since the tree stops being built at the first problem.
+    fn refuse(&mut self, ev: &Event<'input>, pos: Pos) {
+        let starts_node = matches!(
+            ev,
+            Event::Alias(_)
+                | Event::Scalar(..)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+        );
+        let mut is_key = false;
+        if starts_node && let Some(Some(key_next)) = self.shape.last_mut() {
+            is_key = *key_next;
+            *key_next = !*key_next;
+        }
+        match ev {
+            Event::SequenceStart(..) => self.shape.push(None),
+            Event::MappingStart(..) => self.shape.push(Some(true)),
+            Event::SequenceEnd | Event::MappingEnd => {
+                self.shape.pop();
+            }
+            _ => {}
+        }
+        let what = match ev {
+            Event::Alias(_) => RefusedKind::Alias,
+            Event::SequenceStart(anchor, _)
+            | Event::MappingStart(anchor, _)
+            | Event::Scalar(_, _, anchor, _)
+                if *anchor != 0 =>
+            {
+                RefusedKind::Anchor
+            }
+            Event::Scalar(v, _, _, _) if is_key && v == "<<" => RefusedKind::MergeKey,
+            _ => return,
+        };
+        self.refused.push(Refused { pos, what });
+    }
+
     /// Puts a finished node into its parent (or makes it a document). `scalar` is the node's
     /// scalar, for when it is a mapping key.
     fn insert(&mut self, node: Node, scalar: Option<Scalar<'input>>, mark: Marker) {
@@ -274,11 +366,63 @@ impl<'input> Builder<'input> {
 mod tests {
     use super::*;
 
-    fn show(r: &Result<Option<Node>, SyntaxError>) -> String {
+    fn show_parsed(r: &Result<Option<Node>, YamlError>) -> String {
         match r {
             Ok(n) => format!("{n:?}"),
-            Err(e) => format!("error {:?} {}", e.pos, e.message),
+            Err(YamlError::Syntax(e)) => format!("error {:?} {}", e.pos, e.message),
+            Err(YamlError::Refused(r)) => format!("refused {r:?}"),
         }
+    }
+
+    fn refused(src: &str) -> Vec<(usize, usize, RefusedKind)> {
+        match parse(src) {
+            Err(YamlError::Refused(r)) => {
+                r.iter().map(|r| (r.pos.line, r.pos.col, r.what)).collect()
+            }
+            other => panic!("{src:?} was not refused: {}", show_parsed(&other)),
+        }
+    }
+
+    /// Every anchor, alias and merge key is refused at its place, in one pass, whatever else
+    /// the file holds (a tag before them, a duplicate key), and an alias is never expanded.
+    #[test]
+    fn anchors_aliases_and_merge_keys_are_refused_where_written() {
+        use RefusedKind::*;
+        assert_eq!(refused("a: &x 1\nb: *x\n"), [(1, 4, Anchor), (2, 4, Alias)]);
+        assert_eq!(
+            refused("groups:\n  sre: &p [a, b]\n  sec: *p\nr:\n  - <<: {x: 1}\n    '<<': 2\n"),
+            [
+                (2, 8, Anchor),
+                (3, 8, Alias),
+                (5, 5, MergeKey),
+                (6, 5, MergeKey)
+            ]
+        );
+        // A tag first used to send the whole file to the loader that expands aliases.
+        assert_eq!(
+            refused("a: !!str 1\nb: &y {c: 1}\nd: *y\n"),
+            [(2, 4, Anchor), (3, 4, Alias)]
+        );
+        // An alias of no anchor is the parser's syntax error.
+        assert!(matches!(parse("a: 1\nb: *x\n"), Err(YamlError::Syntax(_))));
+    }
+
+    /// The "billion laughs": nine levels of ten aliases each would be 10^9 nodes if expanded.
+    #[test]
+    fn alias_bomb_is_refused_without_expanding() {
+        let mut src = String::from("a0: &a0 [lol]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            let list = [prev.as_str(); 10].join(", ");
+            src.push_str(&format!("a{i}: &a{i} [{list}]\n"));
+        }
+        let r = refused(&src);
+        assert_eq!(r.len(), 10 + 9 * 10);
+    }
+
+    #[test]
+    fn merge_key_as_a_value_is_plain_text() {
+        assert!(parse("a: '<<'\nb: [<<]\n").is_ok());
     }
 
     /// The event-built tree and errors equal the `MarkedYaml` ones.
@@ -301,7 +445,6 @@ mod tests {
             "a: b: c\n",
             "- a\n- b\n---\n- c\n",
             "a: |\n  text\n  more\nb: >\n  folded\n",
-            "a: &x 1\nb: *x\n",
             "a: !!str 1\nb: !custom x\n",
             "? [a, b]\n: c\n",
             "a:\n  - b: 1\n    c: 2\n  - [x, y]\n",
@@ -314,7 +457,11 @@ mod tests {
             "plain",
         ];
         for c in cases {
-            assert_eq!(show(&parse(c)), show(&parse_marked(c)), "input: {c:?}");
+            assert_eq!(
+                show_parsed(&parse(c)),
+                show_parsed(&parse_marked(c).map_err(YamlError::Syntax)),
+                "input: {c:?}"
+            );
         }
     }
 
@@ -329,7 +476,11 @@ mod tests {
         files.extend(std::env::var_os("GATE_YAML_COMPARE").map(Into::into));
         for f in files {
             let src = std::fs::read_to_string(&f).unwrap();
-            assert_eq!(show(&parse(&src)), show(&parse_marked(&src)), "{f:?}");
+            assert_eq!(
+                show_parsed(&parse(&src)),
+                show_parsed(&parse_marked(&src).map_err(YamlError::Syntax)),
+                "{f:?}"
+            );
         }
     }
 }

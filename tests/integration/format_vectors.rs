@@ -49,7 +49,7 @@ fn independent_implementation_reproduces_the_vectors() {
     let doc = doc();
     let log = block(&doc, "audit.jsonl");
     let vkey = block(&doc, "vkey").trim().to_owned();
-    let checkpoint = block(&doc, "checkpoint");
+    let checkpoint = block(&doc, "audit.jsonl.checkpoint");
     let mut prev = "0".repeat(64);
     let mut count = 0;
     for (i, line) in log.lines().enumerate() {
@@ -106,7 +106,10 @@ fn gate_verifies_the_vectors_and_catches_an_edit() {
     let doc = doc();
     let g = common::Gate::new();
     let log = g.write("v/audit.jsonl", &block(&doc, "audit.jsonl"));
-    g.write("v/audit.jsonl.checkpoint", &block(&doc, "checkpoint"));
+    g.write(
+        "v/audit.jsonl.checkpoint",
+        &block(&doc, "audit.jsonl.checkpoint"),
+    );
     let vkey = block(&doc, "vkey").trim().to_owned();
     let path = log.to_str().unwrap();
     let g = g.args(&["log", "verify", path, "--key", &vkey]);

@@ -19,6 +19,8 @@
 mod common;
 
 mod allow9;
+mod deploy_files;
+mod docs_examples;
 mod errors9;
 mod format_vectors;
 mod generated;
@@ -32,6 +34,7 @@ mod output_color;
 mod outputs;
 mod pipeline9;
 mod policy_cli;
+mod policy_one_pass;
 mod policy_tiers;
 mod rewrites;
 mod run_path;

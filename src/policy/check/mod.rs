@@ -37,8 +37,14 @@ pub fn check_file_partial(path: &Path, source: &str) -> (Option<PolicyFile>, Vec
             );
             return (None, c.d.items);
         }
-        Err(e) => {
+        Err(yaml::YamlError::Syntax(e)) => {
             c.d.error(e.pos, format!("YAML syntax error: {}", e.message));
+            return (None, c.d.items);
+        }
+        Err(yaml::YamlError::Refused(refused)) => {
+            for r in refused {
+                c.d.error_hint(r.pos, r.message(), r.hint());
+            }
             return (None, c.d.items);
         }
     };
@@ -49,6 +55,22 @@ pub fn check_file_partial(path: &Path, source: &str) -> (Option<PolicyFile>, Vec
     };
     c.file(&root, &mut file);
     (Some(file), c.d.items)
+}
+
+/// The `name` a rule node writes, when it is a string: a rule left out for its other problems
+/// still claims its name.
+fn written_name(rule: &Node) -> Option<At<String>> {
+    let Value::Map(entries) = &rule.value else {
+        return None;
+    };
+    // As `Checker::str` reads a name: a plain number or boolean is its text.
+    entries.iter().find_map(|(k, _, v)| match &v.value {
+        _ if k != "name" => None,
+        Value::Str(s) => Some(at(s, v.pos)),
+        Value::Int(i) => Some(at(&i.to_string(), v.pos)),
+        Value::Bool(b) => Some(at(&b.to_string(), v.pos)),
+        _ => None,
+    })
 }
 
 pub(super) use values::similar;
@@ -111,16 +133,18 @@ impl Checker<'_> {
                 }
                 "backends" => {
                     for (name, npos, spec) in self.map(v, "`backends`").unwrap_or(&[]) {
-                        if let Some(b) = self.backend(spec) {
-                            f.backends.push((at(name, *npos), b));
+                        match self.backend(spec) {
+                            Some(b) => f.backends.push((at(name, *npos), b)),
+                            None => f.dropped_backends.push(at(name, *npos)),
                         }
                     }
                 }
                 "audit" => self.audit(v, &mut f.audit),
                 "rules" => {
                     for r in self.seq(v, "`rules`").unwrap_or(&[]) {
-                        if let Some(rule) = self.rule(r) {
-                            f.rules.push(rule);
+                        match self.rule(r) {
+                            Some(rule) => f.rules.push(rule),
+                            None => f.dropped_rules.extend(written_name(r)),
                         }
                     }
                 }

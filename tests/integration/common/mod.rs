@@ -3,6 +3,7 @@
 //! spool paths so tests never touch the machine's real gate state.
 #![allow(dead_code)]
 
+pub mod doctest;
 pub mod jcs;
 pub mod process;
 pub mod snap;
