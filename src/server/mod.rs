@@ -357,11 +357,14 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             .await
             .map_err(|e| ServeError::Listen(opts.listen, e))?;
         let addr = listener.local_addr()?;
+        // Before `ready`: a supervisor may stop the server the moment it says it listens, and
+        // a SIGTERM that arrives before the handler exists would kill it ungracefully (143).
+        let signals = stop_signals();
         ready(addr);
         tokio::spawn(sweep_expired(Arc::clone(&state)));
         let app = router(Arc::clone(&state));
         let stop = async move {
-            wait_for_stop().await;
+            wait_for_stop(signals).await;
             let _ = stop_tx.send(true);
         };
         listen::serve(listener, app, limits, stop, Duration::from_secs(10)).await;
@@ -377,12 +380,20 @@ pub fn load_key(
     crate::audit::key::load_or_create(path, &crate::identity::host_name())
 }
 
-async fn wait_for_stop() {
+type StopSignals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+/// SIGTERM and SIGINT handlers, installed at once (None when the runtime cannot install them:
+/// then only SIGKILL stops the server, which is the default anyway).
+fn stop_signals() -> StopSignals {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    Some((
+        signal(SignalKind::terminate()).ok()?,
+        signal(SignalKind::interrupt()).ok()?,
+    ))
+}
+
+async fn wait_for_stop(signals: StopSignals) {
+    let Some((mut term, mut int)) = signals else {
         return std::future::pending().await;
     };
     tokio::select! {
