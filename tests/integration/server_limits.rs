@@ -434,3 +434,14 @@ fn a_token_for_a_principal_in_no_group_says_it_cannot_approve() {
         "{outsider}"
     );
 }
+
+/// A supervisor (systemd, a test, docker stop) may stop the server the instant it says where it
+/// listens: that SIGTERM is a graceful stop (exit 0), never death by signal (143).
+#[test]
+fn sigterm_right_after_listening_is_a_graceful_stop() {
+    for _ in 0..5 {
+        let home = tempfile::tempdir().unwrap();
+        let mut srv = common::process::Server::start(home.path(), POLICY);
+        assert_eq!(srv.stop(), 0, "{}", srv.stderr());
+    }
+}
