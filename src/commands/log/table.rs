@@ -200,8 +200,8 @@ pub fn why(d: &DecisionInfo) -> String {
     match d.outcome.as_str() {
         "allowed" if d.by_default => "allowed by default: no rule matched".into(),
         "allowed" => format!("allowed by {}", by_rules()),
-        "confirmed" => format!("confirmed at the terminal ({})", by_rules()),
-        "approved" => format!("approved by {} ({})", approvers(), by_rules()),
+        "confirmed" => format!("confirmed at the terminal; {}", by_rules()),
+        "approved" => format!("approved by {}; {}", approvers(), by_rules()),
         "denied" => match &d.denied_by {
             Some(by) => {
                 let reason = by
