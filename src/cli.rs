@@ -444,8 +444,59 @@ pub enum OutcomeFilter {
     Error,
 }
 
+impl OutcomeFilter {
+    /// The spelling of `decision.outcome` in the records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeFilter::Allowed => "allowed",
+            OutcomeFilter::Confirmed => "confirmed",
+            OutcomeFilter::Approved => "approved",
+            OutcomeFilter::Denied => "denied",
+            OutcomeFilter::Refused => "refused",
+            OutcomeFilter::TimedOut => "timed_out",
+            OutcomeFilter::Cancelled => "cancelled",
+            OutcomeFilter::Error => "error",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
     Csv,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OutcomeFilter;
+    use crate::run::Outcome;
+
+    /// `--outcome` takes exactly the words the decision records use, and every one of them.
+    #[test]
+    fn outcome_filter_spells_every_recorded_outcome() {
+        use clap::ValueEnum;
+        let recorded = [
+            Outcome::Allowed,
+            Outcome::Confirmed,
+            Outcome::Approved,
+            Outcome::Denied,
+            Outcome::Refused,
+            Outcome::TimedOut,
+            Outcome::Cancelled,
+            Outcome::Error,
+        ]
+        .map(|o| o.as_str());
+        let mut ours: Vec<&str> = OutcomeFilter::value_variants()
+            .iter()
+            .map(|o| o.as_str())
+            .collect();
+        ours.sort();
+        let mut want = recorded.to_vec();
+        want.sort();
+        assert_eq!(ours, want);
+        for o in OutcomeFilter::value_variants() {
+            let name = o.to_possible_value().unwrap();
+            assert_eq!(name.get_name(), o.as_str(), "the value clap takes");
+        }
+    }
 }

@@ -273,16 +273,7 @@ fn log_filter(f: LogFilter) -> log::FilterOptions {
         until: f.until,
         request: f.request,
         user: f.user,
-        outcome: f.outcome.map(|o| match o {
-            OutcomeFilter::Allowed => "allowed",
-            OutcomeFilter::Confirmed => "confirmed",
-            OutcomeFilter::Approved => "approved",
-            OutcomeFilter::Denied => "denied",
-            OutcomeFilter::Refused => "refused",
-            OutcomeFilter::TimedOut => "timed_out",
-            OutcomeFilter::Cancelled => "cancelled",
-            OutcomeFilter::Error => "error",
-        }),
+        outcome: f.outcome.map(OutcomeFilter::as_str),
         rule: f.rule,
     }
 }

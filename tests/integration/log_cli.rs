@@ -590,6 +590,40 @@ fn export_csv_defuses_spreadsheet_formulas_and_keeps_commas_quotes_and_newlines(
     }
 }
 
+/// The requester owns its log file and can append anything to it: `verify` calls that
+/// tampering, and `export` still must not hand the auditor a live formula in any cell.
+#[test]
+fn export_of_a_log_its_requester_wrote_into_defuses_formulas_in_every_field() {
+    let g = day();
+    let mut line = g.records()[1].clone();
+    line["request_id"] = json!("=HYPERLINK(\"http://evil\",\"id\")");
+    line["request"]["id"] = line["request_id"].clone();
+    line["ts"] = json!("+2026");
+    line["decision"]["decision"] = json!("@SUM(A1)");
+    line["decision"]["outcome"] = json!(" =1+1");
+    line["request"]["requester"]["user"] = json!("\u{FF1D}1+1");
+    line["seq"] = json!(99);
+    let mut text = std::fs::read_to_string(g.path("audit.jsonl")).unwrap();
+    text.push_str(&line.to_string());
+    text.push('\n');
+    std::fs::write(g.path("audit.jsonl"), text).unwrap();
+    let out = run(&g, &["log", "export", "--format", "csv"]);
+    let t = parse_csv(&out.stdout);
+    let row = t
+        .iter()
+        .find(|r| r[0].contains("HYPERLINK"))
+        .expect("the forged row is exported");
+    for cell in row {
+        assert!(
+            !cell
+                .trim_start()
+                .starts_with(['=', '+', '-', '@', '\t', '\r', '\n', '\u{FF1D}']),
+            "a live formula cell: {cell:?} in {row:?}"
+        );
+    }
+    assert_eq!(row[0], "'=HYPERLINK(\"http://evil\",\"id\")");
+}
+
 #[test]
 fn export_json_is_one_array_with_exact_values() {
     let g = day();

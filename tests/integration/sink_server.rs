@@ -760,9 +760,10 @@ fn verify_remote_catches_truncation_and_rewrites() {
     assert!(human.stdout.contains("INTACT"), "{}", human.stdout);
     // Issue 11 §4: a successful --remote says the server's copy matched, and how much of it.
     assert!(
-        human
-            .stdout
-            .contains(&format!("the copy on {} matched (5 records compared)", srv.url)),
+        human.stdout.contains(&format!(
+            "the copy on {} matched (5 records compared)",
+            srv.url
+        )),
         "{}",
         human.stdout
     );

@@ -128,10 +128,16 @@ pub fn rows(records: &[Record]) -> Vec<RequestRow> {
         .collect()
 }
 
-/// A cell a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, a tab or a carriage
-/// return first) gets a leading `'`, which shows as text (OWASP's advice for CSV injection).
+/// What a spreadsheet may take for the start of a formula: OWASP's list for CSV injection, a
+/// line feed, and the full-width forms some locales read the same way.
+const FORMULA_STARTS: &[char] = &[
+    '=', '+', '-', '@', '\t', '\r', '\n', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}',
+];
+
+/// A cell a spreadsheet would take for a formula (one of [`FORMULA_STARTS`] first, after any
+/// spaces) gets a leading `'`, which shows as text.
 fn defuse(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if s.trim_start_matches(' ').starts_with(FORMULA_STARTS) {
         format!("'{s}")
     } else {
         s.to_owned()
@@ -170,9 +176,9 @@ const COLUMNS: &[&str] = &[
     "duration_ms",
 ];
 
-/// The rows as CSV: a header, then one CRLF-terminated line per request. Text that came from a
-/// requester, an approver or a file is defused against formula injection; gate's own values
-/// (ids, seqs, times, outcomes, numbers) are written as they are.
+/// The rows as CSV: a header, then one CRLF-terminated line per request. Every text cell is
+/// defused against formula injection — ids, times and outcomes too: a log its requester can
+/// write to may hold anything there. Numbers are written as they are.
 pub fn csv(rows: &[RequestRow]) -> String {
     let mut out = String::new();
     let header: Vec<String> = COLUMNS.iter().map(|c| field(c)).collect();
@@ -180,13 +186,13 @@ pub fn csv(rows: &[RequestRow]) -> String {
     out.push_str("\r\n");
     for r in rows {
         let text = |v: &Option<String>| field(&defuse(v.as_deref().unwrap_or("")));
-        let own = |v: &str| field(v);
+        let own = |v: &str| field(&defuse(v));
         let num = |v: Option<String>| field(&v.unwrap_or_default());
         let cells = [
             own(&r.request_id),
             own(&r.short_id),
-            own(&r.seq_first.to_string()),
-            own(&r.seq_last.to_string()),
+            num(Some(r.seq_first.to_string())),
+            num(Some(r.seq_last.to_string())),
             own(&r.requested_at),
             own(r.finished_at.as_deref().unwrap_or("")),
             text(&r.user),
@@ -197,7 +203,7 @@ pub fn csv(rows: &[RequestRow]) -> String {
             text(&r.cwd),
             text(&r.command),
             text(&r.reason),
-            own(r.decision.as_deref().unwrap_or("")),
+            text(&r.decision),
             text(&r.outcome),
             field(&defuse(&r.rules.join(";"))),
             field(&defuse(&r.approvers.join(";"))),
@@ -229,6 +235,9 @@ mod tests {
             agent: Some("-1+1".into()),
             host: Some("+host".into()),
             ci: Some("\rci".into()),
+            decision: Some("  =1+1".into()),
+            outcome: Some("\u{FF1D}1+1".into()),
+            requested_at: "\n=x".into(),
             exit_code: Some(3),
             ..RequestRow::default()
         };
@@ -242,6 +251,9 @@ mod tests {
             "\"'-1+1\"",
             "\"'+host\"",
             "\"'\rci\"",
+            "\"'  =1+1\"",
+            "\"'\u{FF1D}1+1\"",
+            "\"'\n=x\"",
             "\"3\"",
         ] {
             assert!(line.contains(want), "{want:?} in {line:?}");
