@@ -359,7 +359,8 @@ pub enum LogCommand {
     },
     /// Prove the log is complete and unaltered, and that what ran was approved as required.
     ///
-    /// Exit 0 intact; 1 tampered or non-compliant (the first bad seq and why); 2 unusable input.
+    /// Exit 0 intact; 1 tampered or a compliance violation (the summary says which; the first bad
+    /// seq and why); 2 unusable input.
     Verify {
         /// The log file (default: the configured one).
         #[arg(value_name = "PATH")]

@@ -686,7 +686,7 @@ fn export_to_a_file_makes_a_new_private_file_and_never_overwrites() {
 // verify: compliance violation apart from tampering.
 
 fn verify_json(g: &Gate, log: &Path) -> (i32, Value) {
-    let out = run(&g, &["log", "verify", "--json", log.to_str().unwrap()]);
+    let out = run(g, &["log", "verify", "--json", log.to_str().unwrap()]);
     let status = out.take_status();
     out.any_stderr();
     (status, serde_json::from_str(&out.stdout).unwrap())
