@@ -99,7 +99,7 @@ complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subco
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l since -d 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l until -d 'Only records before TIME (same forms as `--since`; a date means that day\'s start)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l request -d 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l user -d 'Only requests made by this user (the requester\'s OS user or principal)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l user -d 'Only requests made by this user (the requester\'s user name as recorded)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l outcome -d 'Only requests with this outcome, as the decision records spell it' -r -f -a "allowed\t''
 confirmed\t''
 approved\t''
@@ -121,7 +121,7 @@ complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcomman
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l since -d 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l until -d 'Only records before TIME (same forms as `--since`; a date means that day\'s start)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l request -d 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l user -d 'Only requests made by this user (the requester\'s OS user or principal)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l user -d 'Only requests made by this user (the requester\'s user name as recorded)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l outcome -d 'Only requests with this outcome, as the decision records spell it' -r -f -a "allowed\t''
 confirmed\t''
 approved\t''
@@ -146,7 +146,7 @@ json\t''"
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l since -d 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l until -d 'Only records before TIME (same forms as `--since`; a date means that day\'s start)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l request -d 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l user -d 'Only requests made by this user (the requester\'s OS user or principal)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l user -d 'Only requests made by this user (the requester\'s user name as recorded)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l outcome -d 'Only requests with this outcome, as the decision records spell it' -r -f -a "allowed\t''
 confirmed\t''
 approved\t''

@@ -341,9 +341,9 @@ pub enum LogCommand {
     /// Export one row per request (decision, requester, command, rules, approvers, denier and
     /// reason, result) as CSV or JSON, for an auditor's evidence request.
     ///
-    /// CSV follows RFC 4180; a requester-controlled field that starts with `=`, `+`, `-`, `@`,
-    /// a tab or a carriage return gets a leading `'` so a spreadsheet shows it as text instead
-    /// of running it as a formula. JSON is one array of objects.
+    /// CSV follows RFC 4180; a text field that starts with `=`, `+`, `-`, `@`, a tab, a carriage
+    /// return or a line feed gets a leading `'`, so a spreadsheet shows it as text instead of
+    /// running it as a formula. JSON is one array of objects, values exact.
     Export {
         /// The output format.
         #[arg(long, value_enum, value_name = "FORMAT")]
@@ -420,7 +420,7 @@ pub struct LogFilter {
     /// (any unique suffix), or a unique prefix.
     #[arg(long, value_name = "ID")]
     pub request: Option<String>,
-    /// Only requests made by this user (the requester's OS user or principal).
+    /// Only requests made by this user (the requester's user name as recorded).
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// Only requests with this outcome, as the decision records spell it.
