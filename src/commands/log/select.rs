@@ -189,7 +189,13 @@ fn split_offset(t: &str) -> Option<(&str, char, Duration)> {
     let (local, off) = t.split_at(t.len() - 6);
     let b = off.as_bytes();
     let sign = b[0] as char;
-    if !matches!(sign, '+' | '-') || b[3] != b':' || !local.contains('T') {
+    let digits = |i: usize| b[i].is_ascii_digit() && b[i + 1].is_ascii_digit();
+    if !matches!(sign, '+' | '-')
+        || b[3] != b':'
+        || !digits(1)
+        || !digits(4)
+        || !local.contains('T')
+    {
         return None;
     }
     let hours: u64 = off[1..3].parse().ok()?;
@@ -279,6 +285,31 @@ mod tests {
                 at(want),
                 "{given}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever is typed, a time or a usage error: never a panic.
+        #[test]
+        fn any_text_is_a_time_or_a_usage_error(s in "\\PC{0,40}", tail in "[+-][0-9+]{2}:[0-9]{2}") {
+            let now = at("2026-11-28T12:00:00Z");
+            for given in [s.clone(), format!("2026-11-28T10:00:00{tail}"), format!("{s}{tail}")] {
+                if let Err(e) = parse_time("--since", &given, now) {
+                    proptest::prop_assert_eq!(e.exit_code(), 2);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_offset_needs_two_digit_hours_and_minutes() {
+        let now = at("2026-11-28T12:00:00Z");
+        for bad in [
+            "2026-11-28T10:00:00++1:00",
+            "2026-11-28T10:00:00+1:000",
+            "2026-11-28T10:00:00+24:00",
+        ] {
+            assert!(parse_time("--since", bad, now).is_err(), "{bad}");
         }
     }
 
