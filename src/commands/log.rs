@@ -2,7 +2,7 @@
 //! host's key.
 
 mod export;
-pub(crate) mod select;
+mod select;
 mod table;
 
 use std::path::{Path, PathBuf};

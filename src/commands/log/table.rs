@@ -167,7 +167,7 @@ fn duration(ms: u64) -> String {
 /// denial by a person, the rule and message of a denial by policy, what was missing when no
 /// decision came.
 pub fn why(d: &DecisionInfo) -> String {
-    let rules = crate::commands::log::select::rule_names(&d.rules);
+    let rules = super::select::rule_names(&d.rules);
     let by_rules = || match rules.as_slice() {
         [] => "no rule".to_owned(),
         [one] => format!("rule `{one}`"),
