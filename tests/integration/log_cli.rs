@@ -664,6 +664,60 @@ fn export_of_a_log_its_requester_wrote_into_defuses_formulas_in_every_field() {
     assert_eq!(row[0], "'=HYPERLINK(\"http://evil\",\"id\")");
 }
 
+fn event(n: u32, kind: &str, who: Option<&str>, status: &str, comment: Option<&str>) -> Body {
+    Body::Event {
+        request_id: id(n),
+        request: (kind == "request")
+            .then(|| Box::new(request(n, "erin", &["deploy", "web"], None))),
+        event: serde_json::from_value(json!({
+            "type": kind, "principal": who, "status": status, "comment": comment,
+            "needed": (kind == "request").then_some(2),
+        }))
+        .unwrap(),
+    }
+}
+
+#[test]
+fn a_gate_servers_log_exports_one_row_per_request_from_its_events() {
+    let g = Gate::new();
+    let log = g.path("server-audit.jsonl");
+    AuditLog::new(&log)
+        .append(vec![
+            event(1, "request", Some("erin"), "pending", None),
+            event(2, "request", Some("erin"), "pending", None),
+            event(1, "approval", Some("bob"), "pending", Some("ok")),
+            event(2, "denial", Some("carol"), "denied", Some("freeze")),
+            event(1, "approval", Some("ann"), "approved", None),
+        ])
+        .unwrap();
+    let out = run(
+        &g,
+        &["log", "export", "--format", "json", log.to_str().unwrap()],
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v:#}");
+    assert_eq!(v[0]["request_id"], id(1));
+    assert_eq!(v[0]["outcome"], "approved");
+    assert_eq!(v[0]["approvers"], json!(["bob", "ann"]));
+    assert_eq!(v[0]["why"], "approved by bob, ann");
+    assert_eq!(v[0]["seq_first"], 1);
+    assert_eq!(v[0]["seq_last"], 5);
+    assert_eq!(v[1]["outcome"], "denied");
+    assert_eq!(v[1]["denied_by"], "carol");
+    assert_eq!(v[1]["deny_reason"], "freeze");
+    assert_eq!(v[1]["why"], "denied by carol: freeze");
+    // And the table says who did what on each event row.
+    let out = run(
+        &g,
+        &["log", "show", "--outcome", "denied", log.to_str().unwrap()],
+    );
+    assert!(
+        out.stdout.contains("denial by carol: freeze  deploy web"),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn export_json_is_one_array_with_exact_values() {
     let g = day();

@@ -125,7 +125,33 @@ pub fn rows(records: &[Record]) -> Vec<RequestRow> {
     order
         .into_iter()
         .filter_map(|id| by_id.remove(&id))
+        .map(|mut row| {
+            // A gate server's log has events, not a decision record: say it from them.
+            if row.why.is_none() {
+                row.why = from_events(&row);
+            }
+            row
+        })
         .collect()
+}
+
+/// Who decided and why, for a request known from a gate server's events.
+fn from_events(row: &RequestRow) -> Option<String> {
+    let approvers = row.approvers.join(", ");
+    Some(match row.outcome.as_deref()? {
+        "approved" => format!("approved by {approvers}"),
+        "denied" => format!(
+            "denied by {}{}",
+            row.denied_by.as_deref().unwrap_or("?"),
+            row.deny_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_else(|| " (no reason given)".into())
+        ),
+        "expired" => "no decision: expired".into(),
+        "cancelled" => "no decision: cancelled".into(),
+        other => other.to_owned(),
+    })
 }
 
 /// What a spreadsheet may take for the start of a formula: OWASP's list for CSV injection, a
