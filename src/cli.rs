@@ -321,7 +321,8 @@ pub enum LogCommand {
     },
     /// Show the last records, and with `--follow` each new one as it is appended.
     ///
-    /// Ctrl-C ends `--follow` (as it ends `tail -f`).
+    /// Ctrl-C ends `--follow` with status 130 (what a shell reports for `tail -f`); a closed
+    /// stdout ends it with 0.
     Tail {
         /// One record per line, as stored.
         #[arg(long)]

@@ -144,8 +144,11 @@ pub struct TailOptions {
 /// How often `--follow` looks for new records.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 
+/// `--follow`'s status after Ctrl-C: 128 + SIGINT, as a shell reports `tail -f` ended by it.
+const INTERRUPTED: i32 = 130;
+
 /// `gate log tail`: the last N records, and with `--follow` every record appended after them
-/// (by any process), until Ctrl-C or until the reader of stdout goes away.
+/// (by any process), until Ctrl-C (exit 130) or until the reader of stdout goes away (exit 0).
 pub fn tail(env: &Env, out: &Output, o: TailOptions, cli_policy: &[PathBuf]) -> Result<i32, Error> {
     let path = log_path(env, o.path, cli_policy);
     let mut follower = Follower::default();
@@ -171,8 +174,20 @@ pub fn tail(env: &Env, out: &Output, o: TailOptions, cli_policy: &[PathBuf]) -> 
         ctx.learn(r);
     }
     records.clear();
+    // Ctrl-C ends it with the status a shell reports for `tail -f` ended the same way (130); a
+    // flag, so that a record being printed is printed whole.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGINT,
+        std::sync::Arc::clone(&interrupted),
+    );
     loop {
-        std::thread::sleep(FOLLOW_EVERY);
+        for _ in 0..FOLLOW_EVERY.as_millis() / 20 {
+            if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(INTERRUPTED);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let new = match follower.read_new(out, &path) {
             Ok(new) => new,
             // Moved away or not there for a moment (rotation): look again.

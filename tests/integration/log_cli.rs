@@ -476,7 +476,7 @@ fn tail_prints_the_last_ten_records_by_default_and_n_of_them_with_n() {
 }
 
 #[test]
-fn tail_follow_prints_records_another_process_appends_until_ctrl_c() {
+fn tail_follow_prints_records_another_process_appends_until_ctrl_c_exits_130() {
     let g = day();
     let mut c = g.command();
     c.args(["log", "tail", "-f", "-n", "1"]);
@@ -497,14 +497,47 @@ fn tail_follow_prints_records_another_process_appends_until_ctrl_c() {
     assert!(w.running(), "follow ended by itself");
     w.signal(nix::sys::signal::Signal::SIGINT);
     let ended = w.finish(common::process::HANG);
-    // Ended by the signal, as `tail -f` is (a shell shows 130).
-    assert_eq!(ended.status, -2, "{}", ended.stderr);
+    // 130, what a shell reports for `tail -f` ended by Ctrl-C.
+    assert_eq!(ended.status, 130, "{}", ended.stderr);
+    assert_eq!(ended.stderr, "");
     assert_eq!(
         ended.stdout.matches("echo late").count(),
         1,
         "{}",
         ended.stdout
     );
+}
+
+/// `gate log tail -f | head -3`: when the reader leaves, tail ends (0), not writing forever.
+#[test]
+fn tail_follow_ends_with_0_when_its_reader_goes_away() {
+    use std::io::Read;
+    let g = day();
+    let mut c = g.command();
+    c.args(["log", "tail", "-f", "-n", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    let deadline = std::time::Instant::now() + common::process::HANG;
+    let status = loop {
+        // Each new record is a write into the closed pipe.
+        AuditLog::new(g.path("audit.jsonl"))
+            .append(vec![ran(1, Some(0), None, 1)])
+            .unwrap();
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tail -f outlived its reader"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
 }
 
 // ---------------------------------------------------------------------------------------------
