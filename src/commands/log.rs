@@ -281,7 +281,7 @@ pub fn export(
     let rows: Vec<export::RequestRow> = export::rows(&records)
         .into_iter()
         .filter(|row| {
-            filter.in_time(&row.requested_at)
+            filter.in_time(&row.decided_at)
                 && filter.takes_request(&row.request_id, index.get(&row.request_id))
         })
         .collect();

@@ -15,8 +15,9 @@ pub struct RequestRow {
     /// The seqs of the first and last record of this request.
     pub seq_first: u64,
     pub seq_last: u64,
-    /// When it was decided (the decision record, or the server's request event).
-    pub requested_at: String,
+    /// When it was decided: the decision record, written just before the command started when
+    /// it ran (in a gate server's log: the request's first event).
+    pub decided_at: String,
     /// When its result was recorded, if it ran.
     pub finished_at: Option<String>,
     pub user: Option<String>,
@@ -59,7 +60,7 @@ pub fn rows(records: &[Record]) -> Vec<RequestRow> {
                 request_id: id.to_owned(),
                 short_id: crate::request::short_id(id).to_owned(),
                 seq_first: r.seq,
-                requested_at: r.ts.clone(),
+                decided_at: r.ts.clone(),
                 ..RequestRow::default()
             }
         });
@@ -82,7 +83,7 @@ pub fn rows(records: &[Record]) -> Vec<RequestRow> {
         match r.kind {
             Kind::Decision => {
                 if let Some(d) = &r.decision {
-                    row.requested_at = r.ts.clone();
+                    row.decided_at = r.ts.clone();
                     row.decision = Some(d.decision.clone());
                     row.outcome = Some(d.outcome.clone());
                     row.rules = super::select::rule_names(&d.rules);
@@ -180,7 +181,7 @@ const COLUMNS: &[&str] = &[
     "short_id",
     "seq_first",
     "seq_last",
-    "requested_at",
+    "decided_at",
     "finished_at",
     "user",
     "uid",
@@ -219,7 +220,7 @@ pub fn csv(rows: &[RequestRow]) -> String {
             own(&r.short_id),
             num(Some(r.seq_first.to_string())),
             num(Some(r.seq_last.to_string())),
-            own(&r.requested_at),
+            own(&r.decided_at),
             own(r.finished_at.as_deref().unwrap_or("")),
             text(&r.user),
             num(r.uid.map(|u| u.to_string())),
@@ -263,7 +264,7 @@ mod tests {
             ci: Some("\rci".into()),
             decision: Some("  =1+1".into()),
             outcome: Some("\u{FF1D}1+1".into()),
-            requested_at: "\n=x".into(),
+            decided_at: "\n=x".into(),
             exit_code: Some(3),
             ..RequestRow::default()
         };
