@@ -120,7 +120,9 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show audit records as a table (or JSON lines)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended')
+            [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Show the last records, and with `--follow` each new one as it is appended')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor''s evidence request')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove the log is complete and unaltered, and that what ran was approved as required')
             [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Deliver records the remote sinks have not acknowledged yet')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed')
@@ -128,8 +130,12 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;log;show' {
-            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only records at or after this time (RFC 3339, e.g. 2026-11-26T10:00:00Z)')
-            [CompletionResult]::new('--request', '--request', [CompletionResultType]::ParameterName, 'Only records of this request')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only records before TIME (same forms as `--since`; a date means that day''s start)')
+            [CompletionResult]::new('--request', '--request', [CompletionResultType]::ParameterName, 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only requests made by this user (the requester''s user name as recorded)')
+            [CompletionResult]::new('--outcome', '--outcome', [CompletionResultType]::ParameterName, 'Only requests with this outcome, as the decision records spell it')
+            [CompletionResult]::new('--rule', '--rule', [CompletionResultType]::ParameterName, 'Only requests a rule of this name matched')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Only the last N records')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
@@ -138,8 +144,49 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'gate;log;tail' {
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only records before TIME (same forms as `--since`; a date means that day''s start)')
+            [CompletionResult]::new('--request', '--request', [CompletionResultType]::ParameterName, 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only requests made by this user (the requester''s user name as recorded)')
+            [CompletionResult]::new('--outcome', '--outcome', [CompletionResultType]::ParameterName, 'Only requests with this outcome, as the decision records spell it')
+            [CompletionResult]::new('--rule', '--rule', [CompletionResultType]::ParameterName, 'Only requests a rule of this name matched')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'How many of the last records to show first')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One record per line, as stored')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Keep watching the log and print records as they are appended')
+            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'Keep watching the log and print records as they are appended')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'gate;log;export' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'The output format')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only records before TIME (same forms as `--since`; a date means that day''s start)')
+            [CompletionResult]::new('--request', '--request', [CompletionResultType]::ParameterName, 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only requests made by this user (the requester''s user name as recorded)')
+            [CompletionResult]::new('--outcome', '--outcome', [CompletionResultType]::ParameterName, 'Only requests with this outcome, as the decision records spell it')
+            [CompletionResult]::new('--rule', '--rule', [CompletionResultType]::ParameterName, 'Only requests a rule of this name matched')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write to FILE (made with mode 0600, never replacing an existing file) instead of stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write to FILE (made with mode 0600, never replacing an existing file) instead of stdout')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'gate;log;verify' {
@@ -184,7 +231,9 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;log;help' {
-            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show audit records as a table (or JSON lines)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended')
+            [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Show the last records, and with `--follow` each new one as it is appended')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor''s evidence request')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove the log is complete and unaltered, and that what ran was approved as required')
             [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Deliver records the remote sinks have not acknowledged yet')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed')
@@ -192,6 +241,12 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;log;help;show' {
+            break
+        }
+        'gate;log;help;tail' {
+            break
+        }
+        'gate;log;help;export' {
             break
         }
         'gate;log;help;verify' {
@@ -443,13 +498,21 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;help;log' {
-            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show audit records as a table (or JSON lines)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended')
+            [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Show the last records, and with `--follow` each new one as it is appended')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor''s evidence request')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove the log is complete and unaltered, and that what ran was approved as required')
             [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Deliver records the remote sinks have not acknowledged yet')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed')
             break
         }
         'gate;help;log;show' {
+            break
+        }
+        'gate;help;log;tail' {
+            break
+        }
+        'gate;help;log;export' {
             break
         }
         'gate;help;log;verify' {

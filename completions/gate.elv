@@ -108,15 +108,21 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --verbose 'Say more (repeat for more detail)'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand show 'Show audit records as a table (or JSON lines)'
+            cand show 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended'
+            cand tail 'Show the last records, and with `--follow` each new one as it is appended'
+            cand export 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor''s evidence request'
             cand verify 'Prove the log is complete and unaltered, and that what ran was approved as required'
             cand push 'Deliver records the remote sinks have not acknowledged yet'
             cand key 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gate;log;show'= {
-            cand --since 'Only records at or after this time (RFC 3339, e.g. 2026-11-26T10:00:00Z)'
-            cand --request 'Only records of this request'
+            cand --since 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)'
+            cand --until 'Only records before TIME (same forms as `--since`; a date means that day''s start)'
+            cand --request 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix'
+            cand --user 'Only requests made by this user (the requester''s user name as recorded)'
+            cand --outcome 'Only requests with this outcome, as the decision records spell it'
+            cand --rule 'Only requests a rule of this name matched'
             cand -n 'Only the last N records'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
@@ -125,8 +131,47 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
             cand --verbose 'Say more (repeat for more detail)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;log;tail'= {
+            cand --since 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)'
+            cand --until 'Only records before TIME (same forms as `--since`; a date means that day''s start)'
+            cand --request 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix'
+            cand --user 'Only requests made by this user (the requester''s user name as recorded)'
+            cand --outcome 'Only requests with this outcome, as the decision records spell it'
+            cand --rule 'Only requests a rule of this name matched'
+            cand -n 'How many of the last records to show first'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
+            cand --json 'One record per line, as stored'
+            cand -f 'Keep watching the log and print records as they are appended'
+            cand --follow 'Keep watching the log and print records as they are appended'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;log;export'= {
+            cand --format 'The output format'
+            cand --since 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)'
+            cand --until 'Only records before TIME (same forms as `--since`; a date means that day''s start)'
+            cand --request 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix'
+            cand --user 'Only requests made by this user (the requester''s user name as recorded)'
+            cand --outcome 'Only requests with this outcome, as the decision records spell it'
+            cand --rule 'Only requests a rule of this name matched'
+            cand -o 'Write to FILE (made with mode 0600, never replacing an existing file) instead of stdout'
+            cand --output 'Write to FILE (made with mode 0600, never replacing an existing file) instead of stdout'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'gate;log;verify'= {
             cand --key 'The host''s verifier key (`gate log key` output), or a file holding it. Without it, the key named in the log''s own genesis is trusted'
@@ -167,13 +212,19 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help'
         }
         &'gate;log;help'= {
-            cand show 'Show audit records as a table (or JSON lines)'
+            cand show 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended'
+            cand tail 'Show the last records, and with `--follow` each new one as it is appended'
+            cand export 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor''s evidence request'
             cand verify 'Prove the log is complete and unaltered, and that what ran was approved as required'
             cand push 'Deliver records the remote sinks have not acknowledged yet'
             cand key 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gate;log;help;show'= {
+        }
+        &'gate;log;help;tail'= {
+        }
+        &'gate;log;help;export'= {
         }
         &'gate;log;help;verify'= {
         }
@@ -391,12 +442,18 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;help;policy;test'= {
         }
         &'gate;help;log'= {
-            cand show 'Show audit records as a table (or JSON lines)'
+            cand show 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended'
+            cand tail 'Show the last records, and with `--follow` each new one as it is appended'
+            cand export 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor''s evidence request'
             cand verify 'Prove the log is complete and unaltered, and that what ran was approved as required'
             cand push 'Deliver records the remote sinks have not acknowledged yet'
             cand key 'Print this host''s checkpoint verifier key (note vkey format), making the key if needed'
         }
         &'gate;help;log;show'= {
+        }
+        &'gate;help;log;tail'= {
+        }
+        &'gate;help;log;export'= {
         }
         &'gate;help;log;verify'= {
         }

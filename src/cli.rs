@@ -301,17 +301,17 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum LogCommand {
-    /// Show audit records as a table (or JSON lines).
+    /// Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended.
+    ///
+    /// Filters compose, and `-n` keeps the last N of what they let through. A filter that
+    /// matches nothing prints an empty table and says so on stderr; a `--request` that names
+    /// no request in the log is an error (exit 1).
     Show {
         /// One record per line, as stored.
         #[arg(long)]
         json: bool,
-        /// Only records at or after this time (RFC 3339, e.g. 2026-11-26T10:00:00Z).
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
-        /// Only records of this request.
-        #[arg(long, value_name = "ID")]
-        request: Option<String>,
+        #[command(flatten)]
+        filter: LogFilter,
         /// Only the last N records.
         #[arg(short = 'n', value_name = "N")]
         n: Option<usize>,
@@ -319,9 +319,49 @@ pub enum LogCommand {
         #[arg(value_name = "PATH")]
         path: Option<PathBuf>,
     },
+    /// Show the last records, and with `--follow` each new one as it is appended.
+    ///
+    /// Ctrl-C ends `--follow` with status 130 (what a shell reports for `tail -f`); a closed
+    /// stdout ends it with 0.
+    Tail {
+        /// One record per line, as stored.
+        #[arg(long)]
+        json: bool,
+        /// Keep watching the log and print records as they are appended.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        #[command(flatten)]
+        filter: LogFilter,
+        /// How many of the last records to show first.
+        #[arg(short = 'n', value_name = "N", default_value_t = 10)]
+        n: usize,
+        /// The log file (default: the configured one).
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+    },
+    /// Export one row per request (decision, requester, command, rules, approvers, denier and
+    /// reason, result) as CSV or JSON, for an auditor's evidence request.
+    ///
+    /// CSV follows RFC 4180; a text field that starts with `=`, `+`, `-`, `@`, a tab, a carriage
+    /// return or a line feed gets a leading `'`, so a spreadsheet shows it as text instead of
+    /// running it as a formula. JSON is one array of objects, values exact.
+    Export {
+        /// The output format.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: ExportFormat,
+        #[command(flatten)]
+        filter: LogFilter,
+        /// Write to FILE (made with mode 0600, never replacing an existing file) instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The log file (default: the configured one).
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+    },
     /// Prove the log is complete and unaltered, and that what ran was approved as required.
     ///
-    /// Exit 0 intact; 1 tampered or non-compliant (the first bad seq and why); 2 unusable input.
+    /// Exit 0 intact; 1 tampered or a compliance violation (the summary says which; the first bad
+    /// seq and why); 2 unusable input.
     Verify {
         /// The log file (default: the configured one).
         #[arg(value_name = "PATH")]
@@ -363,4 +403,102 @@ pub enum LogCommand {
     },
     /// Print this host's checkpoint verifier key (note vkey format), making the key if needed.
     Key,
+}
+
+/// Which records `gate log show`, `tail` and `export` take. A time is RFC 3339
+/// (`2026-11-28T10:00:00Z`, `2026-11-28T11:00:00+01:00`), a date (`2026-11-28`: that day's
+/// start, UTC, as the log's times are) or a duration meaning that long ago (`10m`, `2h`, `7d`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct LogFilter {
+    /// Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration
+    /// ago such as 10m or 2h).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records before TIME (same forms as `--since`; a date means that day's start).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only records of this request: its full id, the 12-character short id the table shows
+    /// (any unique suffix), or a unique prefix.
+    #[arg(long, value_name = "ID")]
+    pub request: Option<String>,
+    /// Only requests made by this user (the requester's user name as recorded).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Only requests with this outcome, as the decision records spell it.
+    #[arg(long, value_enum, value_name = "OUTCOME")]
+    pub outcome: Option<OutcomeFilter>,
+    /// Only requests a rule of this name matched.
+    #[arg(long, value_name = "NAME")]
+    pub rule: Option<String>,
+}
+
+/// A decision record's `outcome`, for `--outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeFilter {
+    Allowed,
+    Confirmed,
+    Approved,
+    Denied,
+    Refused,
+    #[value(name = "timed_out", alias = "timed-out")]
+    TimedOut,
+    Cancelled,
+    Error,
+}
+
+impl OutcomeFilter {
+    /// The spelling of `decision.outcome` in the records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeFilter::Allowed => "allowed",
+            OutcomeFilter::Confirmed => "confirmed",
+            OutcomeFilter::Approved => "approved",
+            OutcomeFilter::Denied => "denied",
+            OutcomeFilter::Refused => "refused",
+            OutcomeFilter::TimedOut => "timed_out",
+            OutcomeFilter::Cancelled => "cancelled",
+            OutcomeFilter::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OutcomeFilter;
+    use crate::run::Outcome;
+
+    /// `--outcome` takes exactly the words the decision records use, and every one of them.
+    #[test]
+    fn outcome_filter_spells_every_recorded_outcome() {
+        use clap::ValueEnum;
+        let recorded = [
+            Outcome::Allowed,
+            Outcome::Confirmed,
+            Outcome::Approved,
+            Outcome::Denied,
+            Outcome::Refused,
+            Outcome::TimedOut,
+            Outcome::Cancelled,
+            Outcome::Error,
+        ]
+        .map(|o| o.as_str());
+        let mut ours: Vec<&str> = OutcomeFilter::value_variants()
+            .iter()
+            .map(|o| o.as_str())
+            .collect();
+        ours.sort();
+        let mut want = recorded.to_vec();
+        want.sort();
+        assert_eq!(ours, want);
+        for o in OutcomeFilter::value_variants() {
+            let name = o.to_possible_value().unwrap();
+            assert_eq!(name.get_name(), o.as_str(), "the value clap takes");
+        }
+    }
 }

@@ -3,7 +3,9 @@
 
 use clap::Parser;
 
-use gate::cli::{Cli, Color, Commands, LogCommand, PolicyCommand};
+use gate::cli::{
+    Cli, Color, Commands, ExportFormat, LogCommand, LogFilter, OutcomeFilter, PolicyCommand,
+};
 use gate::commands::{check, generate, log, policy, requests, serve};
 use gate::config::Env;
 use gate::error::Error;
@@ -137,8 +139,7 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
         }
         Commands::Log(LogCommand::Show {
             json,
-            since,
-            request,
+            filter,
             n,
             path,
         }) => log::show(
@@ -146,9 +147,42 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             out,
             log::ShowOptions {
                 json,
-                since,
-                request,
+                filter: log_filter(filter),
                 n,
+                path,
+            },
+            &policy_files,
+        ),
+        Commands::Log(LogCommand::Tail {
+            json,
+            follow,
+            filter,
+            n,
+            path,
+        }) => log::tail(
+            env,
+            out,
+            log::TailOptions {
+                json,
+                follow,
+                filter: log_filter(filter),
+                n,
+                path,
+            },
+            &policy_files,
+        ),
+        Commands::Log(LogCommand::Export {
+            format,
+            filter,
+            output,
+            path,
+        }) => log::export(
+            env,
+            out,
+            log::ExportOptions {
+                csv: format == ExportFormat::Csv,
+                filter: log_filter(filter),
+                output,
                 path,
             },
             &policy_files,
@@ -229,5 +263,17 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             }
             Ok(0)
         }
+    }
+}
+
+/// `gate log` filters as plain settings: an outcome in the decision records' spelling.
+fn log_filter(f: LogFilter) -> log::FilterOptions {
+    log::FilterOptions {
+        since: f.since,
+        until: f.until,
+        request: f.request,
+        user: f.user,
+        outcome: f.outcome.map(OutcomeFilter::as_str),
+        rule: f.rule,
     }
 }

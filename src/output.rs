@@ -172,6 +172,15 @@ impl Output {
         self.data(&escape_text(text));
     }
 
+    /// Data written exactly as given (no newline added), flushed: false once stdout is closed,
+    /// so output that goes on until its reader leaves (`gate log tail --follow`) can stop.
+    pub fn data_exact(&self, text: &str) -> bool {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_ok()
+    }
+
     /// Whether a person is at the keyboard: stdin and stderr are both terminals.
     pub fn interactive(&self) -> bool {
         std::io::stdin().is_terminal() && self.stderr_tty

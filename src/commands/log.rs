@@ -1,192 +1,330 @@
-//! `gate log show`: the audit log as a readable table or as stored JSON lines.
+//! `gate log`: show, tail and export the audit log, verify it, push it to the sinks, print the
+//! host's key.
 
-use std::path::PathBuf;
+mod export;
+mod select;
+mod table;
 
-use crate::audit::log::read_all;
-use crate::audit::record::{Kind, Record};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::audit::record::Record;
 use crate::config::Env;
 use crate::error::Error;
 use crate::output::Output;
+use select::{Filter, Index};
+
+/// `--since`, `--until`, `--request`, `--user`, `--outcome`, `--rule` as given.
+#[derive(Debug, Default, Clone)]
+pub struct FilterOptions {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub request: Option<String>,
+    pub user: Option<String>,
+    /// A decision record's outcome spelling.
+    pub outcome: Option<&'static str>,
+    pub rule: Option<String>,
+}
 
 pub struct ShowOptions {
     pub json: bool,
-    pub since: Option<String>,
-    pub request: Option<String>,
+    pub filter: FilterOptions,
     pub n: Option<usize>,
     pub path: Option<PathBuf>,
 }
 
-pub fn show(env: &Env, out: &Output, o: ShowOptions, cli_policy: &[PathBuf]) -> Result<i32, Error> {
-    let path = match o.path {
+/// The log to read: PATH, else the configured one.
+fn log_path(env: &Env, given: Option<PathBuf>, cli_policy: &[PathBuf]) -> PathBuf {
+    match given {
         Some(p) => p,
         None => {
             // The policy may name the log; an unreadable policy should not hide the log.
             let policy = env.load_policy(cli_policy).ok();
             env.audit_path(policy.as_ref())
         }
-    };
-    let since = match &o.since {
-        Some(s) => Some(humantime::parse_rfc3339_weak(s).map_err(|e| {
-            Error::Usage(format!(
-                "bad `--since` time `{s}`: {e} (write e.g. 2026-11-26T10:00:00Z)"
-            ))
-        })?),
-        None => None,
-    };
-    let rows = read_all(&path).map_err(|e| {
-        Error::config_hint(
-            format!("cannot read the audit log `{}`: {e}", path.display()),
-            "gate writes it on the first run; `GATE_LOG` or `audit.path` choose where",
-        )
-    })?;
-    let mut records: Vec<Record> = Vec::new();
+    }
+}
+
+fn unreadable_log(path: &Path, e: std::io::Error) -> Error {
+    Error::config_hint(
+        format!("cannot read the audit log `{}`: {e}", path.display()),
+        "gate writes it on the first run; `GATE_LOG` or `audit.path` choose where",
+    )
+}
+
+/// The records of the log; a line that is not a record is reported and skipped.
+fn read_records(out: &Output, path: &Path) -> Result<Vec<Record>, Error> {
+    let rows = crate::audit::log::read_all(path).map_err(|e| unreadable_log(path, e))?;
+    let mut records = Vec::new();
     for r in rows {
         match r {
             Ok(rec) => records.push(rec),
             Err(why) => out.warn(&format!("{}: unreadable record at {why}", path.display())),
         }
     }
-    records.retain(|r| {
-        let by_req = o.request.as_ref().is_none_or(|id| {
-            r.request_id
-                .as_deref()
-                .is_some_and(|x| x.starts_with(id.as_str()))
-        });
-        let by_time =
-            since.is_none_or(|t| humantime::parse_rfc3339_weak(&r.ts).is_ok_and(|ts| ts >= t));
-        by_req && by_time
-    });
-    if let Some(n) = o.n {
-        let skip = records.len().saturating_sub(n);
-        records.drain(..skip);
+    Ok(records)
+}
+
+/// Resolves the filters against the log: times to instants, `--request` to one full id.
+fn resolve(o: &FilterOptions, records: &[Record], path: &Path) -> Result<Filter, Error> {
+    let now = SystemTime::now();
+    let time = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| select::parse_time(flag, s, now))
+            .transpose()
+    };
+    Ok(Filter {
+        since: time("--since", &o.since)?,
+        until: time("--until", &o.until)?,
+        request: o
+            .request
+            .as_deref()
+            .map(|r| select::resolve_request(records, r, &path.display().to_string()))
+            .transpose()?,
+        user: o.user.clone(),
+        outcome: o.outcome,
+        rule: o.rule.clone(),
+    })
+}
+
+/// The table of `records`, each row with what came before it as context.
+fn print_rows(out: &Output, all: &[Record], shown: &[&Record]) {
+    let mut ctx = table::Context::default();
+    for r in all {
+        ctx.learn(r);
+    }
+    let mut lines = vec![table::header()];
+    lines.extend(shown.iter().map(|r| table::row(r, &ctx)));
+    out.text(&lines.join("\n"));
+}
+
+fn print_json(out: &Output, shown: &[&Record]) {
+    for r in shown {
+        out.data(&r.to_line().unwrap_or_default());
+    }
+}
+
+/// The records `filter` takes, the last `n` of them.
+fn pick<'a>(records: &'a [Record], filter: &Filter, n: Option<usize>) -> Vec<&'a Record> {
+    let index = Index::of(records);
+    let mut shown: Vec<&Record> = records.iter().filter(|r| filter.takes(r, &index)).collect();
+    if let Some(n) = n {
+        let skip = shown.len().saturating_sub(n);
+        shown.drain(..skip);
+    }
+    shown
+}
+
+/// `gate log show`: exit 0 (also when filters match nothing: the table is empty and stderr says
+/// so); 1 when `--request` names no request of the log.
+pub fn show(env: &Env, out: &Output, o: ShowOptions, cli_policy: &[PathBuf]) -> Result<i32, Error> {
+    let path = log_path(env, o.path, cli_policy);
+    let records = read_records(out, &path)?;
+    let filter = resolve(&o.filter, &records, &path)?;
+    let shown = pick(&records, &filter, o.n);
+    if shown.is_empty() && filter.is_set() {
+        out.info("no records match the filters");
     }
     if o.json {
-        for r in &records {
-            out.data(&r.to_line().unwrap_or_default());
-        }
+        print_json(out, &shown);
+    } else {
+        print_rows(out, &records, &shown);
+    }
+    Ok(0)
+}
+
+pub struct TailOptions {
+    pub json: bool,
+    pub follow: bool,
+    pub filter: FilterOptions,
+    pub n: usize,
+    pub path: Option<PathBuf>,
+}
+
+/// How often `--follow` looks for new records.
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
+/// `--follow`'s status after Ctrl-C: 128 + SIGINT, as a shell reports `tail -f` ended by it.
+const INTERRUPTED: i32 = 130;
+
+/// `gate log tail`: the last N records, and with `--follow` every record appended after them
+/// (by any process), until Ctrl-C (exit 130) or until the reader of stdout goes away (exit 0).
+pub fn tail(env: &Env, out: &Output, o: TailOptions, cli_policy: &[PathBuf]) -> Result<i32, Error> {
+    let path = log_path(env, o.path, cli_policy);
+    let mut follower = Follower::default();
+    let mut records = follower
+        .read_new(out, &path)
+        .map_err(|e| unreadable_log(&path, e))?;
+    let filter = resolve(&o.filter, &records, &path)?;
+    let shown = pick(&records, &filter, Some(o.n));
+    if shown.is_empty() && filter.is_set() && !o.follow {
+        out.info("no records match the filters");
+    }
+    if o.json {
+        print_json(out, &shown);
+    } else {
+        print_rows(out, &records, &shown);
+    }
+    if !o.follow {
         return Ok(0);
     }
-    let mut lines = vec![format!(
-        "{:>5}  {:<24} {:<8} {:<13} {:<10} {:<9} {}",
-        "SEQ", "TIME", "KIND", "REQUEST", "USER", "OUTCOME", "COMMAND / RESULT"
-    )];
-    // Results name only the request; show its command beside them.
+    let mut index = Index::of(&records);
+    let mut ctx = table::Context::default();
     for r in &records {
-        let short = r
-            .request_id
-            .as_deref()
-            .map(crate::request::short_id)
-            .unwrap_or("-");
-        let (user, outcome, what) = match r.kind {
-            Kind::Genesis => (
-                "-".to_owned(),
-                "-".to_owned(),
-                format!(
-                    "log {} on {}",
-                    r.log_id,
-                    r.genesis.as_ref().map(|g| g.host.as_str()).unwrap_or("?")
-                ),
-            ),
-            Kind::Decision => {
-                let q = r.request.as_ref();
-                let d = r.decision.as_ref();
-                let approvers = d
-                    .map(|d| {
-                        d.approvals
-                            .iter()
-                            .map(|a| a.principal.as_str())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .filter(|s| !s.is_empty())
-                    .map(|s| format!("  [approved by {s}]"))
-                    .unwrap_or_default();
-                (
-                    q.map(|q| q.requester.user.clone()).unwrap_or_default(),
-                    d.map(|d| d.outcome.clone()).unwrap_or_default(),
-                    format!(
-                        "{}{approvers}",
-                        q.map(|q| crate::request::shell_join(&q.command.argv))
-                            .unwrap_or_default()
-                    ),
-                )
-            }
-            Kind::Result => {
-                let res = r.result.as_ref();
-                let status = match res {
-                    Some(x) if x.signal.is_some() => {
-                        format!("killed by signal {}", x.signal.unwrap_or(0))
-                    }
-                    Some(x) => format!(
-                        "exit {}",
-                        x.exit_code.map(|c| c.to_string()).unwrap_or("?".into())
-                    ),
-                    None => "?".into(),
-                };
-                let took = res
-                    .map(|x| format!(" after {} ms", x.duration_ms))
-                    .unwrap_or_default();
-                let err = res
-                    .and_then(|x| x.error.clone())
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default();
-                ("".into(), "".into(), format!("{status}{took}{err}"))
-            }
-            Kind::Repair => (
-                "-".into(),
-                "-".into(),
-                format!(
-                    "repaired a torn line: {} bytes moved to {}",
-                    r.repair.as_ref().map(|x| x.torn_len).unwrap_or(0),
-                    r.repair
-                        .as_ref()
-                        .map(|x| x.side_file.as_str())
-                        .unwrap_or("?")
-                ),
-            ),
-            Kind::Event => {
-                let e = r.event.as_ref();
-                let cmd = r
-                    .request
-                    .as_ref()
-                    .map(|q| format!("  {}", crate::request::shell_join(&q.command.argv)))
-                    .unwrap_or_default();
-                (
-                    e.and_then(|e| e.principal.clone())
-                        .unwrap_or_else(|| "-".into()),
-                    e.map(|e| e.status.clone()).unwrap_or_default(),
-                    format!(
-                        "{}{cmd}{}",
-                        e.map(|e| e.kind.as_str()).unwrap_or("?"),
-                        e.and_then(|e| e.comment.as_ref())
-                            .map(|c| format!(" ({c})"))
-                            .unwrap_or_default()
-                    ),
-                )
-            }
-        };
-        let kind = match r.kind {
-            Kind::Genesis => "genesis",
-            Kind::Decision => "decision",
-            Kind::Result => "result",
-            Kind::Repair => "repair",
-            Kind::Event => "event",
-        };
-        // Everything in a record but its kind and seq came from a request, a chat payload or
-        // a file: shown with controls escaped, one line per record.
-        lines.push(format!(
-            "{:>5}  {:<24} {:<8} {:<13} {:<10} {:<9} {}",
-            r.seq,
-            crate::output::escape(&r.ts),
-            kind,
-            crate::output::escape(short),
-            crate::output::escape(&user),
-            crate::output::escape(&outcome),
-            crate::output::escape(&what)
-        ));
+        ctx.learn(r);
     }
-    out.text(&lines.join("\n"));
+    records.clear();
+    // Ctrl-C ends it with the status a shell reports for `tail -f` ended the same way (130); a
+    // flag, so that a record being printed is printed whole.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGINT,
+        std::sync::Arc::clone(&interrupted),
+    );
+    loop {
+        for _ in 0..FOLLOW_EVERY.as_millis() / 20 {
+            if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(INTERRUPTED);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let new = match follower.read_new(out, &path) {
+            Ok(new) => new,
+            // Moved away or not there for a moment (rotation): look again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(unreadable_log(&path, e)),
+        };
+        for r in &new {
+            index.learn(r);
+            ctx.learn(r);
+            if !filter.takes(r, &index) {
+                continue;
+            }
+            let line = if o.json {
+                r.to_line().unwrap_or_default()
+            } else {
+                crate::output::escape_text(&table::row(r, &ctx)).into_owned()
+            };
+            if !out.data_exact(&format!("{line}\n")) {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+/// Reads the records appended to a log since the last look: complete lines only (a line being
+/// written is read once its newline is there).
+#[derive(Default)]
+struct Follower {
+    offset: u64,
+    line: u64,
+}
+
+impl Follower {
+    fn read_new(&mut self, out: &Output, path: &Path) -> std::io::Result<Vec<Record>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        if len < self.offset {
+            out.warn(&format!(
+                "`{}` is shorter than before (truncated or replaced): following it from its start",
+                path.display()
+            ));
+            self.offset = 0;
+            self.line = 0;
+        }
+        if len == self.offset {
+            return Ok(Vec::new());
+        }
+        f.seek(SeekFrom::Start(self.offset))?;
+        let mut buf = Vec::new();
+        f.take(len - self.offset).read_to_end(&mut buf)?;
+        let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
+            return Ok(Vec::new());
+        };
+        self.offset += end as u64 + 1;
+        let mut records = Vec::new();
+        for line in buf[..end].split(|&b| b == b'\n') {
+            self.line += 1;
+            match serde_json::from_slice::<Record>(line) {
+                Ok(r) => records.push(r),
+                Err(e) => out.warn(&format!(
+                    "{}: unreadable record at line {}: {e}",
+                    path.display(),
+                    self.line
+                )),
+            }
+        }
+        Ok(records)
+    }
+}
+
+pub struct ExportOptions {
+    pub csv: bool,
+    pub filter: FilterOptions,
+    pub output: Option<PathBuf>,
+    pub path: Option<PathBuf>,
+}
+
+/// `gate log export`: one row per request that passes the filters (its decision's time for
+/// `--since`/`--until`), as CSV or a JSON array, on stdout or into a new file.
+pub fn export(
+    env: &Env,
+    out: &Output,
+    o: ExportOptions,
+    cli_policy: &[PathBuf],
+) -> Result<i32, Error> {
+    let path = log_path(env, o.path, cli_policy);
+    let records = read_records(out, &path)?;
+    let filter = resolve(&o.filter, &records, &path)?;
+    let index = Index::of(&records);
+    let rows: Vec<export::RequestRow> = export::rows(&records)
+        .into_iter()
+        .filter(|row| {
+            filter.in_time(&row.decided_at)
+                && filter.takes_request(&row.request_id, index.get(&row.request_id))
+        })
+        .collect();
+    if rows.is_empty() {
+        out.info("no requests match the filters");
+    }
+    let text = if o.csv {
+        export::csv(&rows)
+    } else {
+        let mut s = serde_json::to_string_pretty(&rows).map_err(Error::internal)?;
+        s.push('\n');
+        s
+    };
+    match &o.output {
+        None => {
+            // A closed pipe is not an error.
+            let _ = out.data_exact(&text);
+        }
+        Some(file) => write_new(file, text.as_bytes())?,
+    }
     Ok(0)
+}
+
+/// Writes an export into a file that did not exist (mode 0600, never through a link): evidence
+/// is not written over something else.
+fn write_new(file: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(file)
+        .map_err(|e| {
+            Error::config_hint(
+                format!("cannot create `{}`: {e}", file.display()),
+                "`-o` makes a new file: name one that does not exist yet",
+            )
+        })?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::config(format!("cannot write `{}`: {e}", file.display())))
 }
 
 pub struct VerifyOptions {
@@ -292,16 +430,47 @@ pub fn verify(
         for w in &report.warnings {
             lines.push(format!("warning: {w}"));
         }
-        let anchor = match &report.checkpoint {
-            Some(c) => format!(
-                "; checkpoint at {} records signed by {}",
-                c.count, c.signed_by
-            ),
-            None => String::new(),
-        };
-        let summary = match report.first_bad_seq {
-            None if report.problems.is_empty() => format!(
-                "INTACT: {} records in log {} ({} decisions, {} results, {} approved runs checked{}){anchor}",
+        lines.push(summary(&report));
+        out.data(&lines.join("\n"));
+    }
+    Ok(if report.problems.is_empty() { 0 } else { 1 })
+}
+
+/// The last line of the human report: INTACT (and, with `--remote`, that the server's copy
+/// matched), TAMPERED, or COMPLIANCE VIOLATION — a log that holds but records a run without
+/// the approvals its policy demanded.
+fn summary(report: &crate::audit::verify::Report) -> String {
+    use crate::audit::verify::{Finding, Verdict};
+    let count = |finding: Finding| {
+        let n = report
+            .problems
+            .iter()
+            .filter(|p| p.finding() == finding)
+            .count();
+        format!("{n} problem{}", if n == 1 { "" } else { "s" })
+    };
+    let first = report
+        .first_bad_seq
+        .map(|s| format!(", first at seq {s}"))
+        .unwrap_or_default();
+    match report.verdict {
+        Verdict::Intact => {
+            let anchor = match &report.checkpoint {
+                Some(c) => format!(
+                    "; checkpoint at {} records signed by {}",
+                    c.count, c.signed_by
+                ),
+                None => String::new(),
+            };
+            let remote = match &report.remote {
+                Some(r) if r.compared > 0 => format!(
+                    "; the copy on {} matched ({} records compared)",
+                    r.url, r.compared
+                ),
+                _ => String::new(),
+            };
+            format!(
+                "INTACT: {} records in log {} ({} decisions, {} results, {} approved runs checked{}){anchor}{remote}",
                 report.records,
                 report.log_id.as_deref().unwrap_or("?"),
                 report.stats.decisions,
@@ -314,22 +483,27 @@ pub fn verify(
                         if n == 1 { "" } else { "s" }
                     ),
                 }
-            ),
-            first => format!(
-                "TAMPERED: {} problem{}{} in {} records of {}",
-                report.problems.len(),
-                if report.problems.len() == 1 { "" } else { "s" },
-                first
-                    .map(|s| format!(", first at seq {s}"))
-                    .unwrap_or_default(),
-                report.records,
-                report.path
-            ),
-        };
-        lines.push(summary);
-        out.data(&lines.join("\n"));
+            )
+        }
+        Verdict::Tampered => format!(
+            "TAMPERED: {}{first} in {} records of {}{}",
+            count(Finding::Tampering),
+            report.records,
+            report.path,
+            if report.compliance_violation {
+                format!("; COMPLIANCE VIOLATION too: {}", count(Finding::Compliance))
+            } else {
+                String::new()
+            }
+        ),
+        Verdict::ComplianceViolation => format!(
+            "COMPLIANCE VIOLATION: {}{first} in {} records of {}: the log is unaltered, \
+             and records a run without the approvals its policy demands",
+            count(Finding::Compliance),
+            report.records,
+            report.path
+        ),
     }
-    Ok(if report.problems.is_empty() { 0 } else { 1 })
 }
 
 /// `gate log key`: the verifier key of this host's signing key.
@@ -381,6 +555,11 @@ fn compare_remote(
             "the server {url} holds no copy of log {log_id}: none of its {} records were delivered",
             report.records
         ));
+        report.remote = Some(crate::audit::verify::RemoteCheck {
+            url: url.to_owned(),
+            server_records: 0,
+            compared: 0,
+        });
         return Ok(report);
     }
     if !head.status().is_success() {
@@ -449,13 +628,12 @@ fn compare_remote(
             local.len() - 1
         ));
     }
-    report.problems.sort_by_key(|p| (p.seq.is_none(), p.seq));
-    report.first_bad_seq = report.problems.iter().find_map(|p| p.seq);
-    report.status = if report.problems.is_empty() {
-        "intact"
-    } else {
-        "tampered"
-    };
+    report.remote = Some(crate::audit::verify::RemoteCheck {
+        url: url.to_owned(),
+        server_records: remote_count,
+        compared: local.len().min(remote.len()) as u64,
+    });
+    report.settle();
     Ok(report)
 }
 

@@ -28,6 +28,7 @@ mod harness;
 mod local_approval;
 mod local_attacks;
 mod log_attacks;
+mod log_cli;
 mod log_robustness;
 mod module_layers;
 mod output_color;

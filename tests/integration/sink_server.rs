@@ -754,9 +754,19 @@ fn verify_remote_catches_truncation_and_rewrites() {
     let (r, v) = verify_remote(&cl, &srv.url, &cl.log());
     status(&r, 0);
     assert_eq!(v["status"], "intact", "{}", r.stdout);
+    assert_eq!(v["remote"]["compared"], 5, "{}", r.stdout);
     let human = run(cl.cmd(&["log", "verify", "--remote", &srv.url]));
     status(&human, 0);
     assert!(human.stdout.contains("INTACT"), "{}", human.stdout);
+    // Issue 11 §4: a successful --remote says the server's copy matched, and how much of it.
+    assert!(
+        human.stdout.contains(&format!(
+            "the copy on {} matched (5 records compared)",
+            srv.url
+        )),
+        "{}",
+        human.stdout
+    );
 
     let signer = cl.signer();
     let work = tempfile::tempdir().unwrap();

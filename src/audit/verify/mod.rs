@@ -46,10 +46,50 @@ pub struct Problem {
     pub reason: String,
 }
 
+/// What a problem means for the log: it was altered, or it is intact and records something
+/// that should not have happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    /// The hash chain, a signature or a checkpoint does not hold: the log is not what gate
+    /// wrote.
+    Tampering,
+    /// The records hold, and say a command ran without the approvals its policy demanded
+    /// (too few distinct approvers, self-approval, a denied command that ran, a server approval
+    /// without its signed statement) or ran with no decision before it.
+    Compliance,
+}
+
+impl Problem {
+    pub fn finding(&self) -> Finding {
+        match self.code {
+            "compliance" | "orphan_result" => Finding::Compliance,
+            _ => Finding::Tampering,
+        }
+    }
+}
+
+/// The verdict on a whole log: tampering outranks a compliance violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Intact,
+    Tampered,
+    ComplianceViolation,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// intact or tampered.
+    /// intact, or tampered when there is any problem (kept for scripts written before
+    /// `verdict`; read `verdict` to tell tampering from a compliance violation).
     pub status: &'static str,
+    /// intact, tampered (the chain, a signature or a checkpoint does not hold), or
+    /// compliance_violation (the log holds, and records a run without its approvals).
+    pub verdict: Verdict,
+    /// Whether any problem is tampering.
+    pub tampered: bool,
+    /// Whether any problem is a compliance violation (also when the log is tampered too).
+    pub compliance_violation: bool,
     pub path: String,
     pub log_id: Option<String>,
     pub records: u64,
@@ -61,6 +101,19 @@ pub struct Report {
     pub key_source: Option<&'static str>,
     pub checkpoint: Option<CheckpointSummary>,
     pub stats: Stats,
+    /// With `--remote`: what was compared with the server's copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteCheck>,
+}
+
+/// The comparison with a gate server's copy of the log (`gate log verify --remote`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteCheck {
+    pub url: String,
+    /// Records the server holds of this log.
+    pub server_records: u64,
+    /// Records compared hash by hash (those both copies hold).
+    pub compared: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -216,25 +269,54 @@ pub fn verify_with_servers(
         &mut warnings,
     )?;
 
-    problems.sort_by_key(|p| (p.seq.is_none(), p.seq));
-    let first_bad_seq = problems.iter().find_map(|p| p.seq);
-    Ok(Report {
-        status: if problems.is_empty() {
-            "intact"
-        } else {
-            "tampered"
-        },
+    let mut report = Report {
+        status: "intact",
+        verdict: Verdict::Intact,
+        tampered: false,
+        compliance_violation: false,
         path: path.display().to_string(),
         log_id: st.log_id.clone(),
         records: st.count,
         bytes: streamed.bytes,
-        first_bad_seq,
+        first_bad_seq: None,
         problems,
         warnings,
         key_source,
         checkpoint,
         stats: st.stats,
-    })
+        remote: None,
+    };
+    report.settle();
+    Ok(report)
+}
+
+impl Report {
+    /// Orders the problems and derives the summary fields from them; call it again after
+    /// adding problems.
+    pub fn settle(&mut self) {
+        self.problems.sort_by_key(|p| (p.seq.is_none(), p.seq));
+        self.first_bad_seq = self.problems.iter().find_map(|p| p.seq);
+        self.tampered = self
+            .problems
+            .iter()
+            .any(|p| p.finding() == Finding::Tampering);
+        self.compliance_violation = self
+            .problems
+            .iter()
+            .any(|p| p.finding() == Finding::Compliance);
+        self.verdict = if self.tampered {
+            Verdict::Tampered
+        } else if self.compliance_violation {
+            Verdict::ComplianceViolation
+        } else {
+            Verdict::Intact
+        };
+        self.status = if self.problems.is_empty() {
+            "intact"
+        } else {
+            "tampered"
+        };
+    }
 }
 
 fn load_key(k: &str) -> Result<NoteVerifier, VerifyError> {
