@@ -19,6 +19,7 @@
 mod common;
 
 mod allow9;
+mod chat_sims;
 mod errors9;
 mod format_vectors;
 mod generated;
