@@ -6,6 +6,7 @@
 pub mod jcs;
 pub mod process;
 pub mod sim_http;
+pub mod slack_api;
 pub mod slack_blocks;
 pub mod slack_interaction;
 pub mod slack_sim;
