@@ -547,3 +547,72 @@ fn response_url_posts_are_recorded_and_replace_the_message() {
     assert_eq!(recorded.len(), 4);
     assert_eq!(recorded[0].args["text"], "approved by alice");
 }
+
+#[test]
+fn a_fault_aimed_at_one_method_leaves_the_others_alone_and_is_recorded() {
+    let sim = SlackSim::start(SlackConfig::default());
+    let p = call(
+        &sim,
+        "chat.postMessage",
+        json!({"channel": CHANNEL, "text": "t"}),
+    );
+    let ts = p["ts"].as_str().unwrap().to_owned();
+    sim.fail_method("reactions.get", 2, Fault::Status(503));
+    sim.fail_method("reactions.get", 1, Fault::SlackError("fatal_error".into()));
+    assert_eq!(call(&sim, "auth.test", json!({}))["ok"], true);
+    let q = json!({"channel": CHANNEL, "timestamp": ts, "full": true});
+    let status = |q: &Value| {
+        let r = http()
+            .post(format!("{}reactions.get", sim.api_url()))
+            .bearer_auth(BOT_TOKEN)
+            .json(q)
+            .send()
+            .unwrap();
+        r.status().as_u16()
+    };
+    assert_eq!([status(&q), status(&q)], [503, 503]);
+    assert_eq!(
+        error_of(&call(&sim, "reactions.get", q.clone())),
+        "fatal_error"
+    );
+    assert_eq!(call(&sim, "reactions.get", q.clone())["ok"], true);
+    let tries = sim.calls_to("reactions.get");
+    assert_eq!(tries.len(), 4);
+    assert!(
+        tries.iter().all(|c| c.args["timestamp"] == ts.as_str()),
+        "retries keep their arguments"
+    );
+    assert_eq!(
+        tries.iter().map(|c| c.status).collect::<Vec<_>>(),
+        [503, 503, 200, 200]
+    );
+}
+
+#[test]
+fn post_message_takes_a_channel_name_update_and_reactions_want_the_id() {
+    let sim = SlackSim::start(SlackConfig::default());
+    let p = call(
+        &sim,
+        "chat.postMessage",
+        json!({"channel": "#approvals", "text": "t"}),
+    );
+    assert_eq!(p["channel"], CHANNEL, "{p}");
+    let ts = p["ts"].as_str().unwrap();
+    let v = call(
+        &sim,
+        "chat.update",
+        json!({"channel": "approvals", "ts": ts, "text": "u"}),
+    );
+    assert_eq!(error_of(&v), "channel_not_found");
+    let v = call(
+        &sim,
+        "chat.postMessage",
+        json!({"channel": "#elsewhere", "text": "t"}),
+    );
+    assert_eq!(error_of(&v), "not_in_channel");
+    let v = call(&sim, "chat.delete", json!({"channel": CHANNEL, "ts": ts}));
+    assert_eq!(
+        (error_of(&v), v["req_method"].as_str()),
+        ("unknown_method", Some("chat.delete"))
+    );
+}

@@ -3,6 +3,7 @@
 //! by each method, and what a `response_url` accepts. The state it reads and changes lives in
 //! `slack_sim`; the documented behaviour each function follows is cited where it is decided.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -52,7 +53,9 @@ pub(super) async fn web_api(
         (status, [("content-type", "text/html")], page).into_response()
     };
     for (k, v) in extra_headers {
-        resp.headers_mut().insert(k, v.parse().unwrap());
+        if let Ok(v) = v.parse() {
+            resp.headers_mut().insert(k, v);
+        }
     }
     resp
 }
@@ -79,19 +82,26 @@ fn serve_call(
         o.extend(e.1);
         Value::Object(o)
     };
-    match b.faults.pop_front() {
+    let parsed = parse_args(http_method, uri, headers, body);
+    // A faulted call is still recorded with its arguments, so a test can see what was retried.
+    let seen = parsed.as_ref().map(|p| p.0.clone()).unwrap_or_default();
+    let aimed = b
+        .method_faults
+        .get_mut(method)
+        .and_then(VecDeque::pop_front);
+    match aimed.or_else(|| b.faults.pop_front()) {
         Some(Fault::Status(code)) => {
             let s = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (s, Value::Null, vec![], Map::new());
+            return (s, Value::Null, vec![], seen);
         }
         Some(Fault::SlackError(code)) => {
-            return (StatusCode::OK, ok_false(err(&code)), vec![], Map::new());
+            return (StatusCode::OK, ok_false(err(&code)), vec![], seen);
         }
         // Drops happen when a connection is accepted; one queued since is for a later request.
         Some(Fault::Drop) => b.faults.push_front(Fault::Drop),
         None => {}
     }
-    let (args, warnings, form_token) = match parse_args(http_method, uri, headers, body) {
+    let (args, warnings, form_token) = match parsed {
         Ok(a) => a,
         Err(e) => return (StatusCode::OK, ok_false(e), vec![], Map::new()),
     };
@@ -119,7 +129,11 @@ fn serve_call(
         "usergroups.users.list" => {
             scope(b, "usergroups:read").and_then(|_| usergroup_users(b, &args))
         }
-        _ => Err(err("unknown_method")),
+        _ => {
+            let mut extra = Map::new();
+            extra.insert("req_method".into(), method.into());
+            Err(ApiError("unknown_method".into(), extra))
+        }
     };
     let mut v = match answer {
         Ok(Value::Object(mut o)) => {
@@ -263,16 +277,29 @@ fn auth_test(_: &Book) -> Value {
 }
 
 /// The channel must exist and, for posting, have the bot as a member.
-fn channel<'a>(
+/// `chat.postMessage` also takes a channel's name (`approvals` or `#approvals`); the other
+/// methods want the id.
+fn channel(
     b: &Book,
-    args: &'a Map<String, Value>,
+    args: &Map<String, Value>,
     need_member: bool,
-) -> Result<&'a str, ApiError> {
-    let id = arg(args, "channel").ok_or_else(|| err("channel_not_found"))?;
-    match b.cfg().channels.get(id) {
+    by_name: bool,
+) -> Result<String, ApiError> {
+    let given = arg(args, "channel").ok_or_else(|| err("channel_not_found"))?;
+    let channels = &b.cfg().channels;
+    let named = || {
+        let name = given.strip_prefix('#').unwrap_or(given);
+        channels.iter().find(|(_, (n, _))| n == name)
+    };
+    let found = match channels.get_key_value(given) {
+        Some(hit) => Some(hit),
+        None if by_name => named(),
+        None => None,
+    };
+    match found {
         None => Err(err("channel_not_found")),
-        Some((_, false)) if need_member => Err(err("not_in_channel")),
-        Some(_) => Ok(id),
+        Some((_, (_, false))) if need_member => Err(err("not_in_channel")),
+        Some((id, _)) => Ok(id.clone()),
     }
 }
 
@@ -309,7 +336,7 @@ fn message_json(m: &Message) -> Value {
 }
 
 fn post_message(b: &mut Book, args: &Map<String, Value>) -> Answer {
-    let channel = channel(b, args, true)?.to_owned();
+    let channel = channel(b, args, true, true)?;
     let blocks = blocks(args)?;
     let text = arg(args, "text").map(str::to_owned);
     let has_blocks = blocks
@@ -347,7 +374,7 @@ fn post_message(b: &mut Book, args: &Map<String, Value>) -> Answer {
 }
 
 fn update(b: &mut Book, args: &Map<String, Value>) -> Answer {
-    let channel = channel(b, args, true)?.to_owned();
+    let channel = channel(b, args, true, false)?;
     let ts = arg(args, "ts")
         .ok_or_else(|| err("message_not_found"))?
         .to_owned();
@@ -380,7 +407,7 @@ fn reactions_get(b: &mut Book, args: &Map<String, Value>) -> Answer {
         return Err(err("no_item_specified"));
     };
     let ts = ts.to_owned();
-    let channel = channel(b, args, false)?.to_owned();
+    let channel = channel(b, args, false, false)?;
     if !is_ts(&ts) {
         return Err(err("bad_timestamp"));
     }

@@ -183,6 +183,8 @@ pub(super) struct Book {
     pub(super) messages: Vec<Message>,
     pub(super) calls: Vec<Call>,
     pub(super) faults: VecDeque<Fault>,
+    /// Method → faults for its next calls only.
+    pub(super) method_faults: BTreeMap<String, VecDeque<Fault>>,
     pub(super) hits: BTreeMap<String, VecDeque<Instant>>,
     /// response_url id → the (channel, ts) of the message the interaction came from.
     pub(super) response_urls: BTreeMap<String, (String, String)>,
@@ -269,9 +271,10 @@ impl SlackSim {
     #[track_caller]
     pub fn react(&self, channel: &str, ts: &str, name: &str, user: &str) {
         let mut b = self.book();
-        let m = b
-            .find(channel, ts)
-            .unwrap_or_else(|| panic!("react: no message {channel}/{ts}"));
+        let Some(m) = b.find(channel, ts) else {
+            drop(b); // a test's mistake must not poison the simulator for the other checks
+            panic!("react: no message {channel}/{ts}");
+        };
         match m.reactions.iter_mut().find(|r| r.name == name) {
             Some(r) if r.users.iter().any(|u| u == user) => {}
             Some(r) => r.users.push(user.into()),
@@ -286,9 +289,10 @@ impl SlackSim {
     #[track_caller]
     pub fn unreact(&self, channel: &str, ts: &str, name: &str, user: &str) {
         let mut b = self.book();
-        let m = b
-            .find(channel, ts)
-            .unwrap_or_else(|| panic!("unreact: no message {channel}/{ts}"));
+        let Some(m) = b.find(channel, ts) else {
+            drop(b); // a test's mistake must not poison the simulator for the other checks
+            panic!("unreact: no message {channel}/{ts}");
+        };
         for r in &mut m.reactions {
             if r.name == name {
                 r.users.retain(|u| u != user);
@@ -366,6 +370,22 @@ impl SlackSim {
         let mut b = self.book();
         for _ in 0..n {
             b.faults.push_back(fault.clone());
+        }
+    }
+
+    /// The next `n` calls to `method` only get `fault` (a 5xx or an `ok:false` error: a
+    /// dropped connection cannot be aimed at one method, since it happens before the request
+    /// is read; use [`SlackSim::fail_next`] for that).
+    #[track_caller]
+    pub fn fail_method(&self, method: &str, n: usize, fault: Fault) {
+        assert!(
+            !matches!(fault, Fault::Drop),
+            "fail_method: a Drop cannot be aimed at one method; use fail_next"
+        );
+        let mut b = self.book();
+        let q = b.method_faults.entry(method.into()).or_default();
+        for _ in 0..n {
+            q.push_back(fault.clone());
         }
     }
 
