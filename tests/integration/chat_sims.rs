@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 mod interaction;
 mod slack;
 mod teams;
+mod usage;
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
 

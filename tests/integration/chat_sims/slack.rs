@@ -616,3 +616,64 @@ fn post_message_takes_a_channel_name_update_and_reactions_want_the_id() {
         ("unknown_method", Some("chat.delete"))
     );
 }
+
+#[test]
+fn the_bot_cannot_update_a_persons_message_and_long_text_is_truncated() {
+    let sim = SlackSim::start(SlackConfig::default());
+    let ts = sim.post_as_user(CHANNEL, "U0ALICE01", "I wrote this", None);
+    let v = call(
+        &sim,
+        "chat.update",
+        json!({"channel": CHANNEL, "ts": ts, "text": "edited"}),
+    );
+    assert_eq!(error_of(&v), "cant_update_message");
+    assert_eq!(
+        sim.message(CHANNEL, &ts).unwrap().text.as_deref(),
+        Some("I wrote this")
+    );
+    let long = "é".repeat(40_001);
+    let v = call(
+        &sim,
+        "chat.postMessage",
+        json!({"channel": CHANNEL, "text": long}),
+    );
+    let kept = sim
+        .message(CHANNEL, v["ts"].as_str().unwrap())
+        .unwrap()
+        .text
+        .unwrap();
+    assert_eq!(kept.chars().count(), 40_000);
+}
+
+#[test]
+fn garbage_gets_a_documented_error_and_the_simulator_keeps_answering() {
+    let sim = SlackSim::start(SlackConfig::default());
+    let bodies = [
+        json!({"channel": CHANNEL, "blocks": [1, "x", null, {"type": 5}, []]}),
+        json!({"channel": CHANNEL, "blocks": [{"type": "section", "fields": "x", "accessory": 3}]}),
+        json!({"channel": CHANNEL, "blocks": [{"type": "context", "elements": [5, {"type": "image"}]}]}),
+        json!({"channel": CHANNEL, "blocks": [{"type": "actions", "elements": [
+            {"type": "button", "text": 1, "confirm": []}, {"type": "overflow"}, 7]}]}),
+        json!({"channel": CHANNEL, "blocks": [{"type": "header", "text": null, "block_id": 9}]}),
+    ];
+    for body in bodies {
+        let v = call(&sim, "chat.postMessage", body.clone());
+        assert_eq!(error_of(&v), "invalid_blocks", "{body}");
+    }
+    for weird in [
+        json!({"channel": 5, "text": "x"}),
+        json!({"channel": CHANNEL, "text": ["x"]}),
+    ] {
+        let v = call(&sim, "chat.postMessage", weird.clone());
+        assert_eq!(v["ok"], false, "{weird}");
+    }
+    let r = http()
+        .post(format!("{}chat.postMessage", sim.api_url()))
+        .bearer_auth(BOT_TOKEN)
+        .header("content-type", JSON_UTF8)
+        .body(vec![0xff, 0xfe, b'{'])
+        .send()
+        .unwrap();
+    assert_eq!(error_of(&read(r).1), "invalid_form_data");
+    assert_eq!(call(&sim, "auth.test", json!({}))["ok"], true);
+}

@@ -346,9 +346,8 @@ fn post_message(b: &mut Book, args: &Map<String, Value>) -> Answer {
     if text.is_none() && !has_blocks {
         return Err(err("no_text"));
     }
-    if text.as_ref().is_some_and(|t| t.chars().count() > 40_000) {
-        return Err(err("msg_too_long"));
-    }
+    // Slack truncates text past 40,000 characters rather than refusing it.
+    let text = text.map(|t| t.chars().take(40_000).collect::<String>());
     let thread_ts = match arg(args, "thread_ts") {
         None => None,
         Some(t) => {

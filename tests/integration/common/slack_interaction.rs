@@ -205,7 +205,14 @@ impl SignedRequest {
     }
 
     /// POSTs it to `url`; returns the status and body. Call twice to replay.
+    #[track_caller]
     pub fn post(&self, url: &str) -> (u16, String) {
+        self.try_post(url)
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+    }
+
+    /// Like [`SignedRequest::post`], for a test that expects the connection itself to fail.
+    pub fn try_post(&self, url: &str) -> Result<(u16, String), reqwest::Error> {
         let http = reqwest::blocking::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
@@ -219,8 +226,8 @@ impl SignedRequest {
         if let Some(s) = &self.signature {
             r = r.header("x-slack-signature", s);
         }
-        let resp = r.send().unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let resp = r.send()?;
         let status = resp.status().as_u16();
-        (status, resp.text().unwrap_or_default())
+        Ok((status, resp.text()?))
     }
 }

@@ -285,6 +285,29 @@ impl SlackSim {
         }
     }
 
+    /// A message `user` writes in Slack (in a thread when `thread_ts` is given); its ts.
+    pub fn post_as_user(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        thread_ts: Option<&str>,
+    ) -> String {
+        let mut b = self.book();
+        let ts = b.next_ts();
+        b.messages.push(Message {
+            channel: channel.into(),
+            ts: ts.clone(),
+            thread_ts: thread_ts.map(str::to_owned),
+            user: user.into(),
+            text: Some(text.into()),
+            blocks: None,
+            reactions: vec![],
+            edits: 0,
+        });
+        ts
+    }
+
     /// Removes `user`'s reaction `name`; a reaction nobody holds any more disappears.
     #[track_caller]
     pub fn unreact(&self, channel: &str, ts: &str, name: &str, user: &str) {
