@@ -50,6 +50,7 @@ fn a_click_is_a_signed_form_encoded_block_actions_payload() {
     let payload: Value = serde_json::from_str(&pairs[0].1).unwrap();
     assert_eq!(payload["type"], "block_actions");
     assert_eq!(payload["user"]["id"], "U0BOB0001");
+    assert_eq!(payload["user"]["username"], "bob");
     assert_eq!(payload["container"]["message_ts"], ts);
     assert_eq!(payload["channel"]["id"], CHANNEL);
     assert_eq!(payload["response_url"], click.response_url);

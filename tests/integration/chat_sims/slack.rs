@@ -677,3 +677,15 @@ fn garbage_gets_a_documented_error_and_the_simulator_keeps_answering() {
     assert_eq!(error_of(&read(r).1), "invalid_form_data");
     assert_eq!(call(&sim, "auth.test", json!({}))["ok"], true);
 }
+
+#[test]
+fn latency_delays_every_answer_and_calls_carry_their_arrival_time() {
+    let sim = SlackSim::start(SlackConfig::default());
+    sim.set_latency(Duration::from_millis(150));
+    let before = std::time::Instant::now();
+    assert_eq!(call(&sim, "auth.test", json!({}))["ok"], true);
+    assert!(before.elapsed() >= Duration::from_millis(150));
+    call(&sim, "auth.test", json!({}));
+    let calls = sim.calls_to("auth.test");
+    assert!(calls[0].at >= before && calls[1].at >= calls[0].at + Duration::from_millis(150));
+}

@@ -34,6 +34,11 @@ pub(super) async fn web_api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let at = Instant::now();
+    let latency = book.lock().unwrap().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let mut b = book.lock().unwrap();
     let (status, response, extra_headers, args) =
         serve_call(&mut b, &method, &http_method, &uri, &headers, &body);
@@ -45,6 +50,7 @@ pub(super) async fn web_api(
         raw_body: body.to_vec(),
         status: status.as_u16(),
         response: response.clone(),
+        at,
     });
     let mut resp = if status == StatusCode::OK || status == StatusCode::TOO_MANY_REQUESTS {
         (status, axum::Json(response)).into_response()
@@ -502,6 +508,7 @@ pub(super) async fn response_url(
         raw_body: body.to_vec(),
         status: status.as_u16(),
         response: Value::String(answer.into()),
+        at: Instant::now(),
     });
     (status, answer).into_response()
 }

@@ -88,9 +88,10 @@ impl SlackSim {
             found.unwrap_or_else(|| panic!("click: no button `{action_id}` on {channel}/{ts}"));
         let message = json!({"type": "message", "user": BOT_USER, "ts": ts,
                              "text": m.text.unwrap_or_default(), "blocks": blocks});
+        let user_name = self.user_name(user).unwrap_or_else(|| user.to_lowercase());
         Interaction {
             user_id: user.into(),
-            user_name: user.to_lowercase(),
+            user_name,
             channel: channel.into(),
             message_ts: ts.into(),
             message,

@@ -163,6 +163,8 @@ pub struct Call {
     pub raw_body: Vec<u8>,
     pub status: u16,
     pub response: Value,
+    /// When it arrived (for call rates: polls per minute per waiting request).
+    pub at: Instant,
 }
 
 /// A failure the next request gets instead of being served.
@@ -183,6 +185,8 @@ pub(super) struct Book {
     pub(super) messages: Vec<Message>,
     pub(super) calls: Vec<Call>,
     pub(super) faults: VecDeque<Fault>,
+    /// Added to every Web API answer, as a network and Slack's own latency would.
+    pub(super) latency: Duration,
     /// Method → faults for its next calls only.
     pub(super) method_faults: BTreeMap<String, VecDeque<Fault>>,
     pub(super) hits: BTreeMap<String, VecDeque<Instant>>,
@@ -356,6 +360,11 @@ impl SlackSim {
             .collect()
     }
 
+    /// The Slack user name of `id`, if the workspace has that user.
+    pub fn user_name(&self, id: &str) -> Option<String> {
+        self.book().cfg().users.get(id).map(|u| u.name.clone())
+    }
+
     pub fn set_scopes(&self, scopes: &[&str]) {
         self.book().cfg_mut().scopes = scopes.iter().map(|s| s.to_string()).collect();
     }
@@ -394,6 +403,12 @@ impl SlackSim {
         for _ in 0..n {
             b.faults.push_back(fault.clone());
         }
+    }
+
+    /// Every Web API answer from now on takes at least `d` (Slack answers in tens to hundreds
+    /// of milliseconds; benchmarks against a 0 ms simulator flatter the backend).
+    pub fn set_latency(&self, d: Duration) {
+        self.book().latency = d;
     }
 
     /// The next `n` calls to `method` only get `fault` (a 5xx or an `ok:false` error: a
