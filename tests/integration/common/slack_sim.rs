@@ -203,9 +203,11 @@ impl Book {
     pub(super) fn cfg_mut(&mut self) -> &mut SlackConfig {
         self.cfg.as_mut().unwrap()
     }
+    /// `"<unix seconds>.<microseconds>"`, unique and increasing, like Slack's message ids.
     pub(super) fn next_ts(&mut self) -> String {
         self.seq += 100;
-        format!("{}.{:06}", self.base_secs, self.seq)
+        let secs = self.base_secs + self.seq / 1_000_000;
+        format!("{secs}.{:06}", self.seq % 1_000_000)
     }
     pub(super) fn find(&mut self, channel: &str, ts: &str) -> Option<&mut Message> {
         self.messages
