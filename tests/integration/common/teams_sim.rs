@@ -111,13 +111,16 @@ impl TeamsSim {
         self.book.lock().unwrap().posts.clone()
     }
 
-    /// The Adaptive Cards that were posted to the channel, oldest first.
+    /// The Adaptive Cards that were posted to the channel (every attachment), oldest first.
     pub fn cards(&self) -> Vec<Value> {
         self.posts()
             .iter()
             .filter(|p| p.refused.is_none() && p.status == 202)
             .filter_map(|p| serde_json::from_slice::<Value>(&p.body).ok())
-            .map(|v| v["attachments"][0]["content"].clone())
+            .flat_map(|v| {
+                let atts = v["attachments"].as_array().cloned().unwrap_or_default();
+                atts.into_iter().map(|a| a["content"].clone())
+            })
             .collect()
     }
 
