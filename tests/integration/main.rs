@@ -19,6 +19,7 @@
 mod common;
 
 mod allow9;
+mod chat_sims;
 mod deploy_files;
 mod docs_examples;
 mod errors9;

@@ -6,7 +6,13 @@
 pub mod doctest;
 pub mod jcs;
 pub mod process;
+pub mod sim_http;
+pub mod slack_api;
+pub mod slack_blocks;
+pub mod slack_interaction;
+pub mod slack_sim;
 pub mod snap;
+pub mod teams_sim;
 pub mod users;
 
 use std::collections::BTreeMap;
