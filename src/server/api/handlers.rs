@@ -98,10 +98,25 @@ pub async fn create(
     if body.argv.is_empty() || body.argv[0].is_empty() {
         return Err(ApiError::bad("`argv`: needs at least the program"));
     }
-    let expected = crate::request::digest(&body.argv, &body.cwd, &body.env, &body.payload);
+    if body
+        .executable
+        .as_deref()
+        .is_some_and(|x| !x.starts_with('/'))
+    {
+        return Err(ApiError::bad(
+            "`executable`: must be the absolute path the program was resolved to",
+        ));
+    }
+    let expected = crate::request::digest(
+        &body.argv,
+        &body.cwd,
+        &body.env,
+        &body.payload,
+        body.executable.as_deref(),
+    );
     if expected != body.digest {
         return Err(ApiError::bad(
-            "`digest`: does not match argv, cwd, env and payload",
+            "`digest`: does not match argv, cwd, env, payload and executable",
         ));
     }
     let policy = &st.policy;
@@ -152,6 +167,7 @@ pub async fn create(
     let doc = RequestDoc {
         argv: body.argv.iter().map(|a| policy.redact(a)).collect(),
         cwd: body.cwd.clone(),
+        executable: body.executable.clone(),
         context: body
             .env
             .iter()
@@ -162,6 +178,16 @@ pub async fn create(
         claims: body.claims.clone(),
         decision: decision.as_str().to_owned(),
         rules: class.matched.iter().map(|r| r.name.clone()).collect(),
+        matched: class
+            .matched
+            .iter()
+            .map(|r| MatchedRule {
+                name: r.name.clone(),
+                decision: r.decision.as_str().to_owned(),
+                risk: r.risk.clone(),
+                category: r.category.clone(),
+            })
+            .collect(),
         client_rules: body
             .client
             .as_ref()
@@ -216,6 +242,71 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
+/// At most this many requests are named when a part of an id matches several.
+const MAX_CANDIDATES: usize = 10;
+
+/// The request that `typed` (a path's `{id}`) names: a whole id as it is, or the one request
+/// a part of an id ([`IdQuery`]) matches. A part is looked up among exactly the requests the
+/// caller could list with `GET /v1/requests` — every authenticated principal lists every
+/// request, so no lookup reveals a request its caller could not otherwise see — and, with
+/// `status`, only among those with that status (approve, deny and cancel act on pending ones).
+/// None is 404 `not_found`; several is 409 `ambiguous`, naming them.
+async fn resolve(
+    st: &AppState,
+    typed: &str,
+    status: Option<RequestStatus>,
+) -> Result<String, ApiError> {
+    use crate::request::IdQuery;
+    let part = match IdQuery::parse(typed) {
+        Ok(IdQuery::Full(id)) => return Ok(id),
+        Ok(IdQuery::Part(p)) => p,
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                e.to_string(),
+            ));
+        }
+    };
+    let store = Arc::clone(&st.store);
+    let p = part.clone();
+    let ids = tokio::task::spawn_blocking(move || {
+        store.request_ids_matching(&p, status, MAX_CANDIDATES + 1)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let which = match status {
+        Some(s) => format!("{s} request"),
+        None => "request".to_owned(),
+    };
+    match ids.as_slice() {
+        [] => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {which} matches `{part}`"),
+        )),
+        [one] => Ok(one.clone()),
+        many => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ambiguous",
+            format!(
+                "`{part}` matches {} {which}s: {}{}; give more of the id",
+                if many.len() > MAX_CANDIDATES {
+                    format!("more than {MAX_CANDIDATES}")
+                } else {
+                    many.len().to_string()
+                },
+                many[..many.len().min(MAX_CANDIDATES)].join(", "),
+                if many.len() > MAX_CANDIDATES {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+}
+
 pub async fn get(
     State(st): State<Arc<AppState>>,
     Authed(_): Authed,
@@ -223,6 +314,7 @@ pub async fn get(
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(query_rejection)?;
+    let id = resolve(&st, &id, None).await?;
     let wait = match &q.wait {
         Some(w) => humantime::parse_duration(w)
             .map_err(|e| ApiError::bad(format!("`wait`: {e} (write e.g. `30s`)")))?
@@ -419,6 +511,7 @@ pub async fn approve(
         })?;
         b.comment
     };
+    let id = resolve(&st, &id, Some(RequestStatus::Pending)).await?;
     decide(st, who, id, true, comment).await
 }
 
@@ -428,6 +521,7 @@ pub async fn deny(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DenyBody>,
 ) -> Result<Response, ApiError> {
+    let id = resolve(&st, &id, Some(RequestStatus::Pending)).await?;
     decide(st, who, id, false, Some(body.reason)).await
 }
 
@@ -436,6 +530,7 @@ pub async fn cancel(
     Authed(who): Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let id = resolve(&st, &id, Some(RequestStatus::Pending)).await?;
     let (row, _) = st
         .store
         .request_get(&id)?

@@ -399,6 +399,25 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn request_ids_matching(
+        &self,
+        part: &str,
+        status: Option<RequestStatus>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        // substr, not LIKE: nothing in `part` is ever read as a pattern.
+        let mut st = conn.prepare_cached(
+            "SELECT id FROM requests WHERE (substr(id, 1, length(?1)) = ?1 \
+             OR substr(id, -length(?1)) = ?1) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY created_ms, id LIMIT ?3",
+        )?;
+        let ids = st
+            .query_map(rusqlite::params![part, status, limit as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
     fn decide(
         &self,
         d: &DecisionRow,
