@@ -89,7 +89,7 @@ impl Request {
             .executable
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned());
-        let digest = digest(&n.argv, &cwd, &context, &payload, executable.as_deref());
+        let digest = command_digest(&n.argv, &cwd, &context, &payload, executable.as_deref());
         let view = RequestView {
             id: uuid::Uuid::now_v7().to_string(),
             requester: n.requester,
@@ -145,7 +145,7 @@ impl RequestView {
     /// the view in its memory; an approver recomputes it from what it was shown
     /// ([`RequestView::recompute_shown_digest`]), so a rewritten request file matches nothing.
     pub fn shown_digest(&self) -> String {
-        digest(
+        command_digest(
             &self.command.argv,
             &self.command.cwd,
             &self.context,
@@ -173,7 +173,7 @@ impl RequestView {
                 sha256,
             });
         }
-        let d = digest(
+        let d = command_digest(
             &self.command.argv,
             &self.command.cwd,
             &self.context,
@@ -192,12 +192,23 @@ pub struct UnreadablePayload {
     pub cwd: String,
 }
 
+/// SHA-256 over the canonical JSON of {argv, cwd, env, payload}: the digest of a request that
+/// names no resolved executable ([`command_digest`] with `None`).
+pub fn digest(
+    argv: &[String],
+    cwd: &str,
+    env: &BTreeMap<String, String>,
+    payload: &[Payload],
+) -> String {
+    command_digest(argv, cwd, env, payload, None)
+}
+
 /// SHA-256 over the canonical JSON of {argv, cwd, env, payload} and, when the requester's gate
 /// resolved it, `executable` — the program that will actually run. Without it an approver
 /// would be shown one program while another, found earlier on the requester's PATH, runs
 /// under the same approval. A request with no resolved executable (a client that does not send
 /// one, a program not found) hashes exactly as before, so older clients' digests still hold.
-pub fn digest(
+pub fn command_digest(
     argv: &[String],
     cwd: &str,
     env: &BTreeMap<String, String>,
@@ -353,7 +364,7 @@ mod tests {
             },
             context: BTreeMap::new(),
             reason: None,
-            digest: digest(&argv, &cwd, &BTreeMap::new(), &payload, None),
+            digest: digest(&argv, &cwd, &BTreeMap::new(), &payload),
         };
         assert_eq!(view.shown_digest(), view.digest, "nothing redacted");
         assert_eq!(

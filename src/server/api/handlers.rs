@@ -107,7 +107,7 @@ pub async fn create(
             "`executable`: must be the absolute path the program was resolved to",
         ));
     }
-    let expected = crate::request::digest(
+    let expected = crate::request::command_digest(
         &body.argv,
         &body.cwd,
         &body.env,
