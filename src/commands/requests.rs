@@ -213,6 +213,11 @@ fn typed_id(typed: &str) -> Result<String, Error> {
         .map_err(|e| Error::Usage(e.to_string()))
 }
 
+/// `1 more approval needed`.
+fn more_needed(n: u32) -> String {
+    format!("{n} more approval{} needed", if n == 1 { "" } else { "s" })
+}
+
 /// A server answer that is not the request it should be.
 fn bad_answer(message: String) -> Error {
     Error::NoDecision {
@@ -262,14 +267,14 @@ pub fn decide(
             r.status,
             if r.status.is_pending() {
                 format!(
-                    ": {have} of {} approvals so far ({}), {} more needed",
+                    ": {have} of {} approvals so far ({}); {}",
                     have + r.needed,
                     if names.is_empty() {
                         "none".to_owned()
                     } else {
                         escape(&names.join(", ")).into_owned()
                     },
-                    r.needed,
+                    more_needed(r.needed),
                 )
             } else {
                 String::new()
@@ -378,7 +383,7 @@ pub fn decide(
             if needed == 0 {
                 "; the waiting gate runs it now".to_owned()
             } else {
-                format!(", {needed} more needed")
+                format!("; {}", more_needed(needed))
             }
         ));
     }

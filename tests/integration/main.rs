@@ -33,6 +33,7 @@ mod outputs;
 mod pipeline9;
 mod policy_cli;
 mod policy_tiers;
+mod requests_view;
 mod rewrites;
 mod run_path;
 mod server_api;
