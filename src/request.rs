@@ -386,17 +386,18 @@ mod tests {
     fn digest_changes_with_any_part() {
         let argv = vec!["aws".to_string(), "s3".to_string()];
         let env = BTreeMap::new();
-        let d = digest(&argv, "/", &env, &[], None);
+        let d = digest(&argv, "/", &env, &[]);
         assert_eq!(d.len(), 64);
-        assert_ne!(d, digest(&argv, "/tmp", &env, &[], None));
+        assert_ne!(d, digest(&argv, "/tmp", &env, &[]));
         let env2 = BTreeMap::from([("GATE_ENV".to_string(), "prod".to_string())]);
-        assert_ne!(d, digest(&argv, "/", &env2, &[], None));
-        // The program that runs is part of what is approved.
-        let usr = digest(&argv, "/", &env, &[], Some("/usr/bin/aws"));
+        assert_ne!(d, digest(&argv, "/", &env2, &[]));
+        // The program that runs is part of what is approved; without one, nothing changes.
+        assert_eq!(d, command_digest(&argv, "/", &env, &[], None));
+        let usr = command_digest(&argv, "/", &env, &[], Some("/usr/bin/aws"));
         assert_ne!(d, usr);
         assert_ne!(
             usr,
-            digest(&argv, "/", &env, &[], Some("/home/agent/bin/aws"))
+            command_digest(&argv, "/", &env, &[], Some("/home/agent/bin/aws"))
         );
     }
 }

@@ -708,14 +708,14 @@ pub fn detail(r: &RequestShown) -> Vec<String> {
         PrincipalFrom::ServerToken => format!("{} (its server token)", e(&q.principal)),
     };
     let mut claims = Vec::new();
-    if r.source == Source::Server {
-        if let Some(u) = &q.user {
-            claims.push(format!(
-                "user {}{}",
-                e(u),
-                q.uid.map(|u| format!(" (uid {u})")).unwrap_or_default()
-            ));
-        }
+    if r.source == Source::Server
+        && let Some(u) = &q.user
+    {
+        claims.push(format!(
+            "user {}{}",
+            e(u),
+            q.uid.map(|u| format!(" (uid {u})")).unwrap_or_default()
+        ));
     }
     if let Some(h) = &q.host {
         claims.push(format!("host {}", e(h)));
