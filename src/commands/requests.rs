@@ -45,7 +45,8 @@ fn local_error(e: LocalError) -> Error {
             hint: None,
         },
         LocalError::BadId(_) | LocalError::Query(_) => Error::Usage(e.to_string()),
-        LocalError::NotFound(..) => Error::NoSuchRequest {
+        // An entry that is there but not a request anyone may act on: no request by that id.
+        LocalError::NotFound(..) | LocalError::BadRequest(..) => Error::NoSuchRequest {
             message: e.to_string(),
             hint: Some(LIST_HINT.into()),
         },

@@ -172,12 +172,17 @@ impl Local {
     /// A request entry written straight into the spool as root, waited on by this (live)
     /// process: for ids a test chooses.
     fn plant(&self, id: &str, argv: &[&str]) {
+        self.plant_as(id, argv, "root", 0);
+    }
+
+    /// [`Local::plant`], with the request file claiming to come from `user` (uid `uid`).
+    fn plant_as(&self, id: &str, argv: &[&str], user: &str, uid: u32) {
         let dir = self.spool.join(id);
         std::fs::create_dir(&dir).unwrap();
         let body = json!({
             "request": {
                 "id": id,
-                "requester": { "user": "root", "uid": 0, "host": "planted" },
+                "requester": { "user": user, "uid": uid, "host": "planted" },
                 "command": { "argv": argv, "cwd": "/" },
                 "context": {},
                 "digest": "0".repeat(64),
@@ -381,6 +386,25 @@ fn an_id_that_names_no_request_exits_1_not_as_a_configuration_error() {
     w.as_user("gt-alice", &["requests", "../x"])
         .status(2)
         .stderr_has("is not a request id");
+}
+
+#[test]
+fn a_spool_entry_claiming_another_requester_is_not_shown_and_no_id_resolves_to_it() {
+    // root writes a request that says it comes from gt-carol: whoever reads it must not take
+    // gt-carol for the requester (she could then not approve it; others would trust her name).
+    let w = local();
+    let (id, _) = same_millisecond_ids();
+    w.plant_as(&id, &["echo", "one"], "gt-carol", user("gt-carol").uid);
+    let listed = w.as_user("gt-alice", &["requests"]);
+    listed.status(0).stderr_has("claims to come from gt-carol");
+    assert!(!listed.stdout.contains(short(&id)), "{}", listed.stdout);
+    w.as_user("gt-alice", &["approve", short(&id)])
+        .status(1)
+        .stderr_has("no pending request matches");
+    w.as_user("gt-alice", &["approve", &id])
+        .status(1)
+        .stderr_has("claims to come from gt-carol");
+    assert!(!w.decided("gt-alice", &id));
 }
 
 #[test]
