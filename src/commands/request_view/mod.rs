@@ -350,10 +350,14 @@ pub fn local(
             (Vec::new(), Vec::new())
         }
     };
-    let status = if denials.is_empty() {
-        RequestStatus::Pending
-    } else {
+    let expires_in_secs = secs_until(UNIX_EPOCH + Duration::from_secs(r.expires_unix));
+    // Its gate may still be winding down; nobody can approve it any more either way.
+    let status = if !denials.is_empty() {
         RequestStatus::Denied
+    } else if expires_in_secs < 0 {
+        RequestStatus::Expired
+    } else {
+        RequestStatus::Pending
     };
     RequestShown {
         format: FORMAT,
@@ -394,7 +398,7 @@ pub fn local(
         denials,
         created: r.created.clone(),
         expires: rfc3339_secs(r.expires_unix),
-        expires_in_secs: secs_until(UNIX_EPOCH + Duration::from_secs(r.expires_unix)),
+        expires_in_secs,
         digest: seen.digest.as_ref().ok().map(|d| d.0.clone()),
         notes,
     }

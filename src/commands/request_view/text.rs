@@ -249,10 +249,17 @@ pub fn table(rows: &[RequestShown]) -> Vec<String> {
     let cells: Vec<[String; 5]> = rows
         .iter()
         .map(|r| {
-            let who = match &r.requester.host {
-                Some(h) => format!("{}@{}", e(&r.requester.principal), e(h)),
-                None => e(&r.requester.principal),
+            let q = &r.requester;
+            let mut who = match &q.host {
+                Some(h) => format!("{}@{}", e(&q.principal), e(h)),
+                None => e(&q.principal),
             };
+            // Who drives it, when it says: an agent, a CI system.
+            if let Some(a) = &q.agent {
+                who.push_str(&format!(" (agent {})", e(a)));
+            } else if let Some(system) = q.ci.as_ref().and_then(|c| c.get("system")) {
+                who.push_str(&format!(" (ci {})", e(system)));
+            }
             let have = r.approvals.len() as u32;
             let approvals = match r.status {
                 RequestStatus::Pending => format!("{have}/{}", have + r.needed),
