@@ -472,11 +472,10 @@ impl IdQuery {
     pub fn parse(typed: &str) -> Result<IdQuery, IdQueryError> {
         let t = typed.trim().to_ascii_lowercase();
         let shown = || typed.to_owned();
-        if let Ok(u) = uuid::Uuid::parse_str(&t)
-            && t.len() == 36
-            && u.hyphenated().to_string() == t
-        {
-            return Ok(IdQuery::Full(t));
+        // Any spelling of a whole UUID (hyphenated, 32 digits, braced, `urn:uuid:`) names that
+        // request, in gate's one form.
+        if let Ok(u) = uuid::Uuid::parse_str(&t) {
+            return Ok(IdQuery::Full(u.hyphenated().to_string()));
         }
         let id_chars = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
         if t.is_empty() || t.len() > 36 || !id_chars(&t) {
@@ -513,10 +512,19 @@ mod id_query_tests {
     #[test]
     fn whole_ids_parts_and_junk() {
         assert_eq!(IdQuery::parse(ID), Ok(IdQuery::Full(ID.into())));
-        assert_eq!(
-            IdQuery::parse(&ID.to_uppercase()),
-            Ok(IdQuery::Full(ID.into()))
-        );
+        for spelling in [
+            ID.to_uppercase(),
+            ID.replace('-', ""),
+            format!("{{{ID}}}"),
+            format!("urn:uuid:{ID}"),
+            format!(" {ID}\n"),
+        ] {
+            assert_eq!(
+                IdQuery::parse(&spelling),
+                Ok(IdQuery::Full(ID.into())),
+                "{spelling}"
+            );
+        }
         for part in [
             "1c2d3e4f5a6b",
             "0193a1b2",

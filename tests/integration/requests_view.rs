@@ -543,7 +543,7 @@ fn server_requests_show_who_has_approved_so_far_and_short_ids_round_trip() {
         .stderr_has(&b);
     r.gate(&alice, &["requests", "ffffffffffff"])
         .status(1)
-        .stderr_has("no request matches `ffffffffffff`");
+        .stderr_has("no pending request matches `ffffffffffff`");
 
     // Each short id approves its own request; the view then names the approver.
     r.gate(&alice, &["approve", short(&a)])
@@ -563,6 +563,18 @@ fn server_requests_show_who_has_approved_so_far_and_short_ids_round_trip() {
     assert_eq!(v["id"], b.as_str());
     assert_eq!(v["approvals"], json!([]), "approving a approved b: {v}");
     r.gate(&bob, &["approve", short(&b)]).status(0);
+
+    // Decided, a request is named by its whole id only: a short id acts on what waits.
+    r.gate(&bob, &["approve", short(&a)])
+        .status(0)
+        .stderr_has("it is now approved");
+    r.gate(&alice, &["approve", short(&a)])
+        .status(1)
+        .stderr_has("no pending request matches");
+    r.gate(&alice, &["requests", &a])
+        .status(0)
+        .stdout_has("status:      approved")
+        .stdout_has("approved by: alice at ");
 }
 
 #[test]

@@ -245,17 +245,13 @@ pub async fn create(
 /// At most this many requests are named when a part of an id matches several.
 const MAX_CANDIDATES: usize = 10;
 
-/// The request that `typed` (a path's `{id}`) names: a whole id as it is, or the one request
-/// a part of an id ([`IdQuery`]) matches. A part is looked up among exactly the requests the
-/// caller could list with `GET /v1/requests` — every authenticated principal lists every
-/// request, so no lookup reveals a request its caller could not otherwise see — and, with
-/// `status`, only among those with that status (approve, deny and cancel act on pending ones).
-/// None is 404 `not_found`; several is 409 `ambiguous`, naming them.
-async fn resolve(
-    st: &AppState,
-    typed: &str,
-    status: Option<RequestStatus>,
-) -> Result<String, ApiError> {
+/// The request that `typed` (a path's `{id}`) names: a whole id as it is (any status), or the
+/// one pending request a part of an id ([`IdQuery`]) matches — short ids are for acting on what
+/// waits; a decided request is named by its whole id. A part is looked up among exactly the
+/// pending requests the caller could list with `GET /v1/requests?status=pending` — every
+/// authenticated principal lists every request, so no lookup reveals a request its caller could
+/// not otherwise see. None is 404 `not_found`; several is 409 `ambiguous`, naming them.
+async fn resolve(st: &AppState, typed: &str) -> Result<String, ApiError> {
     use crate::request::IdQuery;
     let part = match IdQuery::parse(typed) {
         Ok(IdQuery::Full(id)) => return Ok(id),
@@ -271,26 +267,22 @@ async fn resolve(
     let store = Arc::clone(&st.store);
     let p = part.clone();
     let ids = tokio::task::spawn_blocking(move || {
-        store.request_ids_matching(&p, status, MAX_CANDIDATES + 1)
+        store.request_ids_matching(&p, Some(RequestStatus::Pending), MAX_CANDIDATES + 1)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
-    let which = match status {
-        Some(s) => format!("{s} request"),
-        None => "request".to_owned(),
-    };
     match ids.as_slice() {
         [] => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no {which} matches `{part}`"),
+            format!("no pending request matches `{part}`"),
         )),
         [one] => Ok(one.clone()),
         many => Err(ApiError::new(
             StatusCode::CONFLICT,
             "ambiguous",
             format!(
-                "`{part}` matches {} {which}s: {}{}; give more of the id",
+                "`{part}` matches {} pending requests: {}{}; give more of the id",
                 if many.len() > MAX_CANDIDATES {
                     format!("more than {MAX_CANDIDATES}")
                 } else {
@@ -314,7 +306,7 @@ pub async fn get(
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(query_rejection)?;
-    let id = resolve(&st, &id, None).await?;
+    let id = resolve(&st, &id).await?;
     let wait = match &q.wait {
         Some(w) => humantime::parse_duration(w)
             .map_err(|e| ApiError::bad(format!("`wait`: {e} (write e.g. `30s`)")))?
@@ -511,7 +503,7 @@ pub async fn approve(
         })?;
         b.comment
     };
-    let id = resolve(&st, &id, Some(RequestStatus::Pending)).await?;
+    let id = resolve(&st, &id).await?;
     decide(st, who, id, true, comment).await
 }
 
@@ -521,7 +513,7 @@ pub async fn deny(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DenyBody>,
 ) -> Result<Response, ApiError> {
-    let id = resolve(&st, &id, Some(RequestStatus::Pending)).await?;
+    let id = resolve(&st, &id).await?;
     decide(st, who, id, false, Some(body.reason)).await
 }
 
@@ -530,7 +522,7 @@ pub async fn cancel(
     Authed(who): Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = resolve(&st, &id, Some(RequestStatus::Pending)).await?;
+    let id = resolve(&st, &id).await?;
     let (row, _) = st
         .store
         .request_get(&id)?
