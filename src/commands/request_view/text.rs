@@ -316,4 +316,36 @@ mod tests {
         assert_eq!(relative(-180), "3m ago");
         assert_eq!(relative(0), "in 0s");
     }
+
+    fn clause(rule: &str, approvers: &[&str], eligible: &[&str], n: u32) -> crate::policy::Clause {
+        crate::policy::Clause {
+            rule: rule.into(),
+            approvers: approvers.iter().map(|s| s.to_string()).collect(),
+            eligible: Some(eligible.iter().map(|s| s.to_string()).collect()),
+            min_approvals: n,
+            groups: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn what_is_needed_reads_as_a_sentence() {
+        let mut r = Requirement {
+            clauses: vec![clause("iam", &["security"], &["alice", "bob"], 2)],
+            min_approvals: 2,
+            allow_requester: false,
+            timeout: Duration::from_secs(60),
+            backend: None,
+        };
+        assert_eq!(
+            needs(&r),
+            "2 approvals from security (eligible: alice, bob); the requester does not count"
+        );
+        r.clauses.push(clause("k8s", &["carol"], &["carol"], 1));
+        r.allow_requester = true;
+        assert_eq!(
+            needs(&r),
+            "2 approvals in all; rule iam: 2 from security (eligible: alice, bob); \
+             rule k8s: 1 from carol; the requester may approve"
+        );
+    }
 }
