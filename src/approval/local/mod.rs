@@ -353,7 +353,7 @@ impl Spool {
     /// recomputed from what it shows).
     pub fn decisions(&self, req: &SpoolRequest, digest: &str) -> Result<Scan, LocalError> {
         let (root, _) = self.open_root()?;
-        wait::scan(&root, &self.root, req, digest)
+        PendingRequest::scan(&root, &self.root, req, digest)
     }
 
     /// Writes this user's decision on `req`, signing `digest` — the digest the caller

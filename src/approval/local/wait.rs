@@ -63,7 +63,7 @@ impl PendingRequest {
         let start = Instant::now();
         let digest = req.request.shown_digest();
         loop {
-            let scan = scan(&self.root, &self.root_path, req, &digest)?;
+            let scan = Self::scan(&self.root, &self.root_path, req, &digest)?;
             let names: BTreeSet<String> =
                 scan.approvals.iter().map(|a| a.principal.clone()).collect();
             // Any eligible denial ends the wait at once: once seen, nothing can take it back.
@@ -93,59 +93,60 @@ impl PendingRequest {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
 
-/// Reads every decision file for `req` in the spool `root` and sorts it into counted approvals
-/// (of `digest`), a denial, or ignored (with why). The one place that decides what counts.
-pub(super) fn scan(
-    root: &OwnedFd,
-    root_path: &Path,
-    req: &SpoolRequest,
-    digest: &str,
-) -> Result<Scan, LocalError> {
-    let mut s = Scan {
-        approvals: Vec::new(),
-        denial: None,
-        ignored: Vec::new(),
-    };
-    let entries = names(root).map_err(|e| io(root_path)(errno(e)))?;
-    let prefix = format!("{}.", req.request.id);
-    for name in entries
-        .iter()
-        .filter(|n| n.starts_with(&prefix) && n.ends_with(".decision"))
-    {
-        let (uid, principal, d) = match read_decision(root, name, req) {
-            Ok(Some(x)) => x,
-            Ok(None) => continue,
-            Err(why) => {
-                s.ignored.push(why.to_string());
-                continue;
-            }
+    /// Reads every decision file for `req` in the spool `root` and sorts it into counted
+    /// approvals (of `digest`), a denial, or ignored (with why): the one place that decides
+    /// what counts, for the waiting gate and for what `gate requests` shows.
+    pub(super) fn scan(
+        root: &OwnedFd,
+        root_path: &Path,
+        req: &SpoolRequest,
+        digest: &str,
+    ) -> Result<Scan, LocalError> {
+        let mut s = Scan {
+            approvals: Vec::new(),
+            denial: None,
+            ignored: Vec::new(),
         };
-        let approver = Approver {
-            principal: principal.clone(),
-            uid: Some(uid),
-            at: d.at.clone(),
-            via: "local".into(),
-            comment: d.comment.clone(),
-        };
-        if uid == req.request.requester.uid && !req.requirement.allow_requester {
-            s.ignored
-                .push(format!("{principal}: the requester cannot approve"));
-        } else if !req.requirement.counts(&principal) {
-            s.ignored
-                .push(format!("{principal}: not an eligible approver"));
-        } else if d.decision == "deny" {
-            let reason = d.comment.clone().unwrap_or_default();
-            s.denial.get_or_insert((approver, reason));
-        } else if d.digest != digest {
-            s.ignored.push(format!(
-                "{principal}: approved a different command than the one waiting \
+        let entries = names(root).map_err(|e| io(root_path)(errno(e)))?;
+        let prefix = format!("{}.", req.request.id);
+        for name in entries
+            .iter()
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(".decision"))
+        {
+            let (uid, principal, d) = match read_decision(root, name, req) {
+                Ok(Some(x)) => x,
+                Ok(None) => continue,
+                Err(why) => {
+                    s.ignored.push(why.to_string());
+                    continue;
+                }
+            };
+            let approver = Approver {
+                principal: principal.clone(),
+                uid: Some(uid),
+                at: d.at.clone(),
+                via: "local".into(),
+                comment: d.comment.clone(),
+            };
+            if uid == req.request.requester.uid && !req.requirement.allow_requester {
+                s.ignored
+                    .push(format!("{principal}: the requester cannot approve"));
+            } else if !req.requirement.counts(&principal) {
+                s.ignored
+                    .push(format!("{principal}: not an eligible approver"));
+            } else if d.decision == "deny" {
+                let reason = d.comment.clone().unwrap_or_default();
+                s.denial.get_or_insert((approver, reason));
+            } else if d.digest != digest {
+                s.ignored.push(format!(
+                    "{principal}: approved a different command than the one waiting \
                      (the request file was changed after it was submitted)"
-            ));
-        } else if !s.approvals.iter().any(|a| a.principal == principal) {
-            s.approvals.push(approver);
+                ));
+            } else if !s.approvals.iter().any(|a| a.principal == principal) {
+                s.approvals.push(approver);
+            }
         }
+        Ok(s)
     }
-    Ok(s)
 }
