@@ -41,6 +41,7 @@ pub fn needs(req: &Requirement) -> String {
         }
     };
     let mut s = match req.clauses.as_slice() {
+        [] => format!("{} from anyone", plural(req.min_approvals, "approval")),
         [one] => format!(
             "{} from {}",
             plural(req.min_approvals, "approval"),
