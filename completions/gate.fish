@@ -39,7 +39,7 @@ complete -c gate -n "__fish_gate_needs_command" -s V -l version -d 'Print versio
 complete -c gate -n "__fish_gate_needs_command" -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
 complete -c gate -n "__fish_gate_needs_command" -a "policy" -d 'Validate and test policy files'
 complete -c gate -n "__fish_gate_needs_command" -a "log" -d 'Read the audit log'
-complete -c gate -n "__fish_gate_needs_command" -a "requests" -d 'List pending approval requests you can see, with their full context'
+complete -c gate -n "__fish_gate_needs_command" -a "requests" -d 'List pending approval requests you can see, or show one in full'
 complete -c gate -n "__fish_gate_needs_command" -a "approve" -d 'Approve a pending request as the current user (or as your server token\'s principal)'
 complete -c gate -n "__fish_gate_needs_command" -a "deny" -d 'Deny a pending request as the current user (or as your server token\'s principal)'
 complete -c gate -n "__fish_gate_needs_command" -a "login" -d 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
@@ -205,10 +205,10 @@ complete -c gate -n "__fish_gate_using_subcommand requests" -l policy -d 'Add a 
 complete -c gate -n "__fish_gate_using_subcommand requests" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand requests" -l json -d 'One JSON object per request on stdout'
+complete -c gate -n "__fish_gate_using_subcommand requests" -l json -d 'One JSON object per request on stdout (the `gate.request/v1` shape, the same for the local spool and a server)'
 complete -c gate -n "__fish_gate_using_subcommand requests" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand requests" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand requests" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand requests" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand approve" -l comment -d 'A note recorded with your approval' -r
 complete -c gate -n "__fish_gate_using_subcommand approve" -l server -d 'Decide on this gate server instead of the local spool [env: GATE_SERVER]' -r
 complete -c gate -n "__fish_gate_using_subcommand approve" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
@@ -293,7 +293,7 @@ complete -c gate -n "__fish_gate_using_subcommand man" -s h -l help -d 'Print he
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "policy" -d 'Validate and test policy files'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "log" -d 'Read the audit log'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "requests" -d 'List pending approval requests you can see, with their full context'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "requests" -d 'List pending approval requests you can see, or show one in full'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "approve" -d 'Approve a pending request as the current user (or as your server token\'s principal)'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "deny" -d 'Deny a pending request as the current user (or as your server token\'s principal)'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "login" -d 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'

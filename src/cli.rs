@@ -143,9 +143,17 @@ pub enum Commands {
     /// Read the audit log.
     #[command(subcommand)]
     Log(LogCommand),
-    /// List pending approval requests you can see, with their full context.
+    /// List pending approval requests you can see, or show one in full.
+    ///
+    /// Without ID: one row per pending request (short id, requester, approvals so far of
+    /// those needed, expiry, command). With ID: everything that will run and who has approved
+    /// it so far. ID is the whole id, or a unique part of it of at least 6 characters from its
+    /// start or its end (the short id the list shows).
     Requests {
-        /// One JSON object per request on stdout.
+        /// The request to show in full.
+        id: Option<String>,
+        /// One JSON object per request on stdout (the `gate.request/v1` shape, the same for the
+        /// local spool and a server).
         #[arg(long)]
         json: bool,
         /// Ask this gate server instead of the local spool [env: GATE_SERVER].
@@ -154,7 +162,8 @@ pub enum Commands {
     },
     /// Approve a pending request as the current user (or as your server token's principal).
     Approve {
-        /// The request id (local spool: also a unique prefix or suffix of it).
+        /// The request id, or a unique part of it: at least 6 characters from its start or end
+        /// (the short id `gate requests` shows).
         id: String,
         /// A note recorded with your approval.
         #[arg(long, value_name = "TEXT")]
@@ -165,7 +174,8 @@ pub enum Commands {
     },
     /// Deny a pending request as the current user (or as your server token's principal).
     Deny {
-        /// The request id (local spool: also a unique prefix or suffix of it).
+        /// The request id, or a unique part of it: at least 6 characters from its start or end
+        /// (the short id `gate requests` shows).
         id: String,
         /// Why; shown to the requester and recorded.
         #[arg(long, value_name = "TEXT", required = true)]

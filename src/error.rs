@@ -47,6 +47,14 @@ pub enum Error {
     /// A finding in a check (`policy test` failures, ...): exit 1.
     #[error("{0}")]
     Failed(String),
+    /// The id given (`gate requests ID`, `gate approve ID`, `gate deny ID`) names no request
+    /// the caller can see, or several: exit 1, like `grep` finding nothing. Not a
+    /// configuration error: nothing is wrong with the setup, only with the id.
+    #[error("{message}")]
+    NoSuchRequest {
+        message: String,
+        hint: Option<String>,
+    },
     /// A bug in gate: something it holds to be impossible happened. Fails closed like every
     /// other error (no decision, no run), with its own exit status so that nobody mistakes it
     /// for a policy to fix.
@@ -62,7 +70,7 @@ impl Error {
             Error::Denied { .. } => exit::DENIED,
             Error::NoDecision { .. } => exit::NO_DECISION,
             Error::Exec { code, .. } => *code,
-            Error::Failed(_) => 1,
+            Error::Failed(_) | Error::NoSuchRequest { .. } => 1,
             Error::Internal(_) => exit::INTERNAL,
         }
     }
@@ -72,7 +80,8 @@ impl Error {
         match self {
             Error::Config { hint, .. }
             | Error::Denied { hint, .. }
-            | Error::NoDecision { hint, .. } => hint.as_deref(),
+            | Error::NoDecision { hint, .. }
+            | Error::NoSuchRequest { hint, .. } => hint.as_deref(),
             Error::Internal(_) => Some(INTERNAL_HINT),
             _ => None,
         }
@@ -166,6 +175,13 @@ mod tests {
                 127,
             ),
             (Error::Failed("x".into()), 1),
+            (
+                Error::NoSuchRequest {
+                    message: "x".into(),
+                    hint: None,
+                },
+                1,
+            ),
             (Error::internal("x"), 70),
         ];
         for (e, code) in cases {

@@ -215,9 +215,14 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             json,
         }) => log::push(env, out, path, timeout, json, &policy_files),
         Commands::Log(LogCommand::Key) => log::key(env, out, &policy_files),
-        Commands::Requests { json, server } => {
-            requests::list(env, out, json, server.as_deref(), &policy_files)
-        }
+        Commands::Requests { id, json, server } => requests::list(
+            env,
+            out,
+            id.as_deref(),
+            json,
+            server.as_deref(),
+            &policy_files,
+        ),
         Commands::Approve {
             id,
             comment,

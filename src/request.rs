@@ -85,17 +85,18 @@ impl Request {
             .filter(|(k, _)| n.context_env.contains(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let digest = digest(&n.argv, &cwd, &context, &payload);
+        let executable = n
+            .executable
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+        let digest = command_digest(&n.argv, &cwd, &context, &payload, executable.as_deref());
         let view = RequestView {
             id: uuid::Uuid::now_v7().to_string(),
             requester: n.requester,
             command: CommandInfo {
                 argv: n.argv.iter().map(|a| (n.redact)(a)).collect(),
                 cwd,
-                executable: n
-                    .executable
-                    .as_ref()
-                    .map(|p| p.to_string_lossy().into_owned()),
+                executable,
                 payload: payload.clone(),
             },
             context: context
@@ -138,16 +139,18 @@ impl Request {
 
 impl RequestView {
     /// The digest an approver of a spooled request signs: [`digest`] over what the view
-    /// shows — its (redacted) argv, cwd, (redacted) context env and payload hashes. It equals
+    /// shows — its (redacted) argv, cwd, (redacted) context env, payload hashes and the
+    /// resolved executable. It equals
     /// `digest` when nothing was redacted. The process holding the request computes it from
     /// the view in its memory; an approver recomputes it from what it was shown
     /// ([`RequestView::recompute_shown_digest`]), so a rewritten request file matches nothing.
     pub fn shown_digest(&self) -> String {
-        digest(
+        command_digest(
             &self.command.argv,
             &self.command.cwd,
             &self.context,
             &self.command.payload,
+            self.command.executable.as_deref(),
         )
     }
 
@@ -170,7 +173,13 @@ impl RequestView {
                 sha256,
             });
         }
-        let d = digest(&self.command.argv, &self.command.cwd, &self.context, &seen);
+        let d = command_digest(
+            &self.command.argv,
+            &self.command.cwd,
+            &self.context,
+            &seen,
+            self.command.executable.as_deref(),
+        );
         Ok((d, seen))
     }
 }
@@ -183,14 +192,33 @@ pub struct UnreadablePayload {
     pub cwd: String,
 }
 
-/// SHA-256 over the canonical JSON of {argv, cwd, env, payload}.
+/// SHA-256 over the canonical JSON of {argv, cwd, env, payload}: the digest of a request that
+/// names no resolved executable ([`command_digest`] with `None`).
 pub fn digest(
     argv: &[String],
     cwd: &str,
     env: &BTreeMap<String, String>,
     payload: &[Payload],
 ) -> String {
-    let v = json!({ "argv": argv, "cwd": cwd, "env": env, "payload": payload });
+    command_digest(argv, cwd, env, payload, None)
+}
+
+/// SHA-256 over the canonical JSON of {argv, cwd, env, payload} and, when the requester's gate
+/// resolved it, `executable` — the program that will actually run. Without it an approver
+/// would be shown one program while another, found earlier on the requester's PATH, runs
+/// under the same approval. A request with no resolved executable (a client that does not send
+/// one, a program not found) hashes exactly as before, so older clients' digests still hold.
+pub fn command_digest(
+    argv: &[String],
+    cwd: &str,
+    env: &BTreeMap<String, String>,
+    payload: &[Payload],
+    executable: Option<&str>,
+) -> String {
+    let mut v = json!({ "argv": argv, "cwd": cwd, "env": env, "payload": payload });
+    if let Some(x) = executable {
+        v["executable"] = json!(x);
+    }
     // Only strings and nulls: canonicalization cannot meet a float here.
     let canon = crate::jcs::canonicalize(&v).unwrap_or_default();
     hex::encode(Sha256::digest(canon.as_bytes()))
@@ -363,6 +391,14 @@ mod tests {
         assert_ne!(d, digest(&argv, "/tmp", &env, &[]));
         let env2 = BTreeMap::from([("GATE_ENV".to_string(), "prod".to_string())]);
         assert_ne!(d, digest(&argv, "/", &env2, &[]));
+        // The program that runs is part of what is approved; without one, nothing changes.
+        assert_eq!(d, command_digest(&argv, "/", &env, &[], None));
+        let usr = command_digest(&argv, "/", &env, &[], Some("/usr/bin/aws"));
+        assert_ne!(d, usr);
+        assert_ne!(
+            usr,
+            command_digest(&argv, "/", &env, &[], Some("/home/agent/bin/aws"))
+        );
     }
 }
 
@@ -396,5 +432,130 @@ mod short_id_tests {
         );
         assert_eq!(short_id("abc"), "abc");
         assert_eq!(short_id("ééééééééééééé"), "éééééééééééé");
+    }
+}
+
+/// The fewest characters of an id that name a request: fewer would let a slip of the keyboard
+/// name a request nobody meant.
+pub const MIN_ID_PART: usize = 6;
+
+/// What someone typed to name a request (`gate requests ID`, `gate approve ID`, the server's
+/// `{id}`): a whole id, or a part of one to look up among the requests the caller can see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdQuery {
+    /// A UUID, in gate's lower-case hyphenated form: only that request, never a lookup.
+    Full(String),
+    /// At least [`MIN_ID_PART`] characters of an id from its start or its end (hex digits and
+    /// `-`, lower-cased), e.g. the [`short_id`] every table shows.
+    Part(String),
+}
+
+/// Why what was typed cannot name a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdQueryError {
+    #[error(
+        "`{0}` is not a request id: ids are UUIDs like `0192e4a1-7c3b-7d2e-9f00-1234567890ab`, \
+         or a unique part of one (hex digits and `-`)"
+    )]
+    NotAnId(String),
+    #[error(
+        "`{0}` is too short to name a request: give at least {MIN_ID_PART} characters of its \
+         id (the short id `gate requests` shows is its last {SHORT_ID_LEN})"
+    )]
+    TooShort(String),
+}
+
+impl IdQuery {
+    /// Reads what was typed. Nothing but hex digits and `-` gets through, so a part can never
+    /// become a path, a glob or a SQL pattern. (The error holds what was typed as it was:
+    /// `output` escapes every message it prints.)
+    pub fn parse(typed: &str) -> Result<IdQuery, IdQueryError> {
+        let t = typed.trim().to_ascii_lowercase();
+        let shown = || typed.to_owned();
+        // Any spelling of a whole UUID (hyphenated, 32 digits, braced, `urn:uuid:`) names that
+        // request, in gate's one form.
+        if let Ok(u) = uuid::Uuid::parse_str(&t) {
+            return Ok(IdQuery::Full(u.hyphenated().to_string()));
+        }
+        let id_chars = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if t.is_empty() || t.len() > 36 || !id_chars(&t) {
+            return Err(IdQueryError::NotAnId(shown()));
+        }
+        if t.chars().filter(|c| *c != '-').count() < MIN_ID_PART {
+            return Err(IdQueryError::TooShort(shown()));
+        }
+        Ok(IdQuery::Part(t))
+    }
+
+    /// Whether the request `id` is the one meant (whole), or one of those meant (a part).
+    pub fn matches(&self, id: &str) -> bool {
+        match self {
+            IdQuery::Full(f) => id == f,
+            IdQuery::Part(p) => id.starts_with(p.as_str()) || id.ends_with(p.as_str()),
+        }
+    }
+
+    /// What was asked for, for messages.
+    pub fn as_str(&self) -> &str {
+        match self {
+            IdQuery::Full(s) | IdQuery::Part(s) => s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod id_query_tests {
+    use super::{IdQuery, IdQueryError};
+
+    const ID: &str = "0193a1b2-7c3d-7e4f-8a5b-1c2d3e4f5a6b";
+
+    #[test]
+    fn whole_ids_parts_and_junk() {
+        assert_eq!(IdQuery::parse(ID), Ok(IdQuery::Full(ID.into())));
+        for spelling in [
+            ID.to_uppercase(),
+            ID.replace('-', ""),
+            format!("{{{ID}}}"),
+            format!("urn:uuid:{ID}"),
+            format!(" {ID}\n"),
+        ] {
+            assert_eq!(
+                IdQuery::parse(&spelling),
+                Ok(IdQuery::Full(ID.into())),
+                "{spelling}"
+            );
+        }
+        for part in [
+            "1c2d3e4f5a6b",
+            "0193a1b2",
+            "3e4f5a6b",
+            "8a5b-1c2d3e4f5a6b",
+            "0193a1b2-7c3d",
+        ] {
+            let q = IdQuery::parse(part).unwrap();
+            assert!(matches!(q, IdQuery::Part(_)), "{part}");
+            assert!(q.matches(ID), "{part}");
+        }
+        assert!(!IdQuery::parse("7c3d-7e4f").unwrap().matches(ID), "middle");
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "x",
+            "0193a1b2/..",
+            "g193a1b2",
+            &"a".repeat(37),
+        ] {
+            assert!(
+                matches!(IdQuery::parse(bad), Err(IdQueryError::NotAnId(_))),
+                "{bad:?}"
+            );
+        }
+        for short in ["5a6b", "a6b", "--5a6b-", "3f5a6"] {
+            assert!(
+                matches!(IdQuery::parse(short), Err(IdQueryError::TooShort(_))),
+                "{short:?}"
+            );
+        }
     }
 }

@@ -277,6 +277,12 @@ impl Client {
         Self::request(self.send(self.http.get(url))?)
     }
 
+    /// One request as the server shows it (`id`: a whole id, or a part the server resolves),
+    /// as JSON, every member kept, at once (no wait).
+    pub fn get_value(&self, id: &str) -> Result<Value, ClientError> {
+        self.send(self.http.get(format!("{}/v1/requests/{id}", self.base)))
+    }
+
     pub fn list_pending(&self) -> Result<Vec<Value>, ClientError> {
         let v = self.send(
             self.http

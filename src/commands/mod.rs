@@ -4,6 +4,7 @@ pub mod check;
 pub mod generate;
 pub mod log;
 pub mod policy;
+pub mod request_view;
 pub mod requests;
 pub mod serve;
 

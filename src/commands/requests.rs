@@ -4,21 +4,17 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
-
 use crate::approval::local::{LocalError, Spool, SpoolRequest};
+use crate::commands::request_view::{self, REDACTED, RequestShown, Seen, see};
 use crate::config::Env;
 use crate::error::Error;
 use crate::identity::Identity;
 use crate::output::{Output, escape};
-use crate::policy::{Classification, Place, Policy};
-use crate::request::{Payload, UnreadablePayload, shell_join};
+use crate::policy::Policy;
+use crate::request::shell_join;
 
 /// At most this many "skipping ..." warnings from one listing.
 const MAX_WARNINGS: usize = 20;
-
-/// What redaction puts in place of what it hides (see `Policy::redact`).
-const REDACTED: &str = "[REDACTED]";
 
 /// The spool, and this user's policy to classify what it holds. The spool can come from the
 /// policy: then a broken policy is reported, not guessed around; with `GATE_SPOOL` set it is
@@ -39,16 +35,37 @@ fn spool(
     Ok((Spool::new(env.spool_path(policy.as_ref(), None)), policy))
 }
 
+/// What to do when an id names nothing, or too much.
+const LIST_HINT: &str = "`gate requests` lists what is pending, each with its short id";
+
 fn local_error(e: LocalError) -> Error {
     match e {
         LocalError::Refused(m) => Error::Denied {
             message: m,
             hint: None,
         },
-        LocalError::BadId(_) => Error::Usage(e.to_string()),
-        LocalError::NotFound(..) | LocalError::Ambiguous(_) => Error::Config {
+        LocalError::BadId(_) | LocalError::Query(_) => Error::Usage(e.to_string()),
+        // An entry that is there but not a request anyone may act on: no request by that id.
+        LocalError::NotFound(..) | LocalError::BadRequest(..) => Error::NoSuchRequest {
             message: e.to_string(),
-            hint: Some("`gate requests` lists what is pending".into()),
+            hint: Some(LIST_HINT.into()),
+        },
+        LocalError::Ambiguous { typed, candidates } => Error::NoSuchRequest {
+            message: format!(
+                "`{typed}` matches {} pending requests:\n{}",
+                candidates.len(),
+                candidates
+                    .iter()
+                    .map(|r| format!(
+                        "  {}  {}: {}",
+                        r.request.id,
+                        escape(&r.request.requester.user),
+                        escape(&shell_join(&r.request.command.argv))
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            hint: Some("give more of the id (the whole id always works)".into()),
         },
         other => Error::config(other.to_string()),
     }
@@ -84,13 +101,32 @@ fn remote_error(e: crate::approval::server::ClientError) -> Error {
             message,
             hint: None,
         },
+        // The id names no request, or several: not a fault of the setup.
         E::Rejected {
-            status: 404 | 409,
+            status: 404,
             message,
             ..
-        } => Error::Config {
+        } => Error::NoSuchRequest {
             message,
-            hint: Some("`gate requests` lists what is pending".into()),
+            hint: Some("`gate requests --server URL` lists what is pending".into()),
+        },
+        E::Rejected {
+            status: 409,
+            code,
+            message,
+        } if code == "ambiguous" => Error::NoSuchRequest {
+            message,
+            hint: Some("give more of the id (the whole id always works)".into()),
+        },
+        // Decided already, expired, or this principal has decided it: refused, as the spool
+        // refuses the same.
+        E::Rejected {
+            status: 409,
+            message,
+            ..
+        } => Error::Denied {
+            message,
+            hint: Some("`gate requests --server URL ID` shows where it stands".into()),
         },
         other => Error::NoDecision {
             message: other.to_string(),
@@ -99,289 +135,109 @@ fn remote_error(e: crate::approval::server::ClientError) -> Error {
     }
 }
 
+/// `gate requests [ID]`: every pending request in a row each, or the one `id` names in full;
+/// `--json`, the same in the documented shape ([`request_view::FORMAT`]), one object per line.
 pub fn list(
     env: &Env,
     out: &Output,
+    id: Option<&str>,
     as_json: bool,
     server: Option<&str>,
     cli_policy: &[PathBuf],
 ) -> Result<i32, Error> {
-    if let Some(url) = server_url(env, server) {
-        let pending = client(env, url)?.list_pending().map_err(remote_error)?;
-        if as_json {
-            for r in &pending {
-                out.data(&r.to_string());
+    let (shown, place): (Vec<RequestShown>, String) = if let Some(url) = server_url(env, server) {
+        let c = client(env, url)?;
+        let shown = match id {
+            Some(id) => {
+                // The server resolves a part of an id among what this token may see.
+                let one = c.get_value(&typed_id(id)?).map_err(remote_error)?;
+                vec![request_view::server(&one, url).map_err(bad_answer)?]
             }
-        } else if pending.is_empty() {
-            out.info(&format!("no pending requests on {url}"));
-        } else {
-            let mut lines = Vec::new();
-            for r in &pending {
-                let argv: Vec<String> = r["argv"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|a| a.as_str().map(str::to_owned))
-                    .collect();
-                // The server relays what the requester sent: every field is escaped.
-                let field = |v: &serde_json::Value| escape(v.as_str().unwrap_or("?")).into_owned();
-                lines.push(format!("request {}", field(&r["id"])));
-                lines.push(format!("  command:   {}", escape(&shell_join(&argv))));
-                lines.push(format!(
-                    "  requester: {} (on {})",
-                    field(&r["requester"]),
-                    field(&r["claims"]["host"])
-                ));
-                lines.push(format!("  cwd:       {}", field(&r["cwd"])));
-                if let Some(reason) = r["reason"].as_str() {
-                    lines.push(format!("  reason:    {}", escape(reason)));
+            None => c
+                .list_pending()
+                .map_err(remote_error)?
+                .iter()
+                .map(|v| request_view::server(v, url))
+                .collect::<Result<_, _>>()
+                .map_err(bad_answer)?,
+        };
+        (shown, format!("on {url}"))
+    } else {
+        let (spool, policy) = spool(env, out, cli_policy)?;
+        let pending = match id {
+            Some(id) => vec![spool.find(id).map_err(local_error)?],
+            None => {
+                let (pending, warnings) = spool.pending().map_err(local_error)?;
+                // Anyone who can write the spool can fill it with junk: say so, without a flood.
+                for w in warnings.iter().take(MAX_WARNINGS) {
+                    out.warn(&escape(w));
                 }
-                let rules: Vec<&str> = r["rules"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|x| x.as_str())
-                    .collect();
-                lines.push(format!("  rules:     {}", escape(&rules.join(", "))));
-                let approvals: Vec<&str> = r["approvals"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|x| x["principal"].as_str())
-                    .collect();
-                lines.push(format!(
-                    "  approvals: {} so far, {} still needed",
-                    if approvals.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        escape(&approvals.join(", ")).into_owned()
-                    },
-                    r["needed"]
-                ));
-                lines.push(format!("  expires:   {}", field(&r["expires"])));
-                lines.push(String::new());
+                if warnings.len() > MAX_WARNINGS {
+                    out.warn(&format!(
+                        "... and {} more entries in the spool that are not usable requests",
+                        warnings.len() - MAX_WARNINGS
+                    ));
+                }
+                pending
             }
-            lines.pop();
-            out.text(&lines.join("\n"));
-        }
-        return Ok(0);
-    }
-    let (spool, policy) = spool(env, out, cli_policy)?;
-    let (pending, warnings) = spool.pending().map_err(local_error)?;
-    // Anyone who can write the spool can fill it with junk: say so, without a flood.
-    for w in warnings.iter().take(MAX_WARNINGS) {
-        out.warn(&escape(w));
-    }
-    if warnings.len() > MAX_WARNINGS {
-        out.warn(&format!(
-            "... and {} more entries in the spool that are not usable requests",
-            warnings.len() - MAX_WARNINGS
-        ));
-    }
+        };
+        let shown = pending
+            .iter()
+            .map(|r| local_shown(&spool, policy.as_ref(), r).0)
+            .collect();
+        (shown, format!("in {}", spool.root().display()))
+    };
     if as_json {
-        for r in &pending {
-            let mut v = json!(r);
-            // What this approver makes of it, next to what the requester wrote.
-            v["seen"] = see(policy.as_ref(), r).to_json();
-            out.data(&v.to_string());
+        for r in &shown {
+            out.data(&serde_json::to_string(r).map_err(Error::internal)?);
         }
         return Ok(0);
     }
-    if pending.is_empty() {
-        out.info(&format!(
-            "no pending requests in {}",
-            spool.root().display()
-        ));
+    if id.is_some() {
+        let lines: Vec<String> = shown.iter().flat_map(request_view::detail).collect();
+        out.text(&lines.join("\n"));
         return Ok(0);
     }
-    let mut lines = Vec::new();
-    for r in &pending {
-        show_local(&mut lines, r, &see(policy.as_ref(), r));
-        lines.push(String::new());
+    if shown.is_empty() {
+        out.info(&format!("no pending requests {place}"));
+        return Ok(0);
     }
-    lines.pop();
-    out.text(&lines.join("\n"));
+    out.text(&request_view::table(&shown).join("\n"));
     Ok(0)
 }
 
-/// What an approver makes of a spooled request, by itself: the digest recomputed from what it
-/// is shown (payload files hashed again, as this user), and its own policy's classification of
-/// the shown command. The request file's own `digest`, `rules` and payload hashes are the
-/// requester's word and decide nothing.
-struct Seen {
-    digest: Result<(String, Vec<Payload>), UnreadablePayload>,
-    mine: Result<Classification, Unclassified>,
+/// What was typed as an id, checked before it goes anywhere: a usage error (2) when it cannot
+/// be one.
+fn typed_id(typed: &str) -> Result<String, Error> {
+    crate::request::IdQuery::parse(typed)
+        .map(|q| q.as_str().to_owned())
+        .map_err(|e| Error::Usage(e.to_string()))
 }
 
-/// Why the approver's own policy gives no reading of a spooled request.
-#[derive(Debug, thiserror::Error)]
-enum Unclassified {
-    #[error("your policy could not be loaded")]
-    NoPolicy,
-    #[error("{0}")]
-    Policy(#[from] crate::policy::PolicyError),
+/// `1 more approval needed`.
+fn more_needed(n: u32) -> String {
+    format!("{n} more approval{} needed", if n == 1 { "" } else { "s" })
 }
 
-fn see(policy: Option<&Policy>, r: &SpoolRequest) -> Seen {
-    let q = &r.request;
-    let mine = match policy {
-        None => Err(Unclassified::NoPolicy),
-        Some(p) => p
-            .try_classify_argv(
-                &q.command.argv,
-                &Place {
-                    env: &q.context,
-                    cwd: &q.command.cwd,
-                    user: &q.requester.user,
-                    host: &q.requester.host,
-                    // The requester's PATH is not at hand here: its own gate classifies the
-                    // symlinked names; this reading is what the approver is shown.
-                    links: None,
-                },
-            )
-            .map_err(Unclassified::from),
+/// A server answer that is not the request it should be.
+fn bad_answer(message: String) -> Error {
+    Error::NoDecision {
+        message,
+        hint: None,
+    }
+}
+
+/// A spooled request as this user sees it, and the reading behind it.
+fn local_shown(spool: &Spool, policy: Option<&Policy>, r: &SpoolRequest) -> (RequestShown, Seen) {
+    let seen = see(policy, r);
+    let digest = match &seen.digest {
+        Ok((d, _)) => d.clone(),
+        // Nothing this user signs can count; still show who has decided.
+        Err(_) => r.request.shown_digest(),
     };
-    Seen {
-        digest: q.recompute_shown_digest(),
-        mine,
-    }
-}
-
-impl Seen {
-    fn rules(&self) -> Option<Vec<String>> {
-        self.mine
-            .as_ref()
-            .ok()
-            .map(|c| c.matched.iter().map(|m| m.name.clone()).collect())
-    }
-
-    fn to_json(&self) -> serde_json::Value {
-        json!({
-            "digest": self.digest.as_ref().ok().map(|d| &d.0),
-            "payload": self.digest.as_ref().ok().map(|d| &d.1),
-            "unreadable": self.digest.as_ref().err().map(|e| e.to_string()),
-            "decision": self.mine.as_ref().ok().map(|c| c.decision.as_str()),
-            "rules": self.rules(),
-        })
-    }
-}
-
-/// The human-readable entry for one spooled request. Every field the requester wrote is
-/// escaped: it is shown, never interpreted by the terminal.
-fn show_local(lines: &mut Vec<String>, r: &SpoolRequest, seen: &Seen) {
-    let q = &r.request;
-    lines.push(format!("request {}", q.id));
-    lines.push(format!(
-        "  command:   {}",
-        escape(&shell_join(&q.command.argv))
-    ));
-    if q.command.argv.iter().any(|a| a.contains(REDACTED)) {
-        lines.push(
-            "  note:      parts of this command are redacted: you approve them unseen".into(),
-        );
-    }
-    lines.push(format!(
-        "  requester: {} (uid {}) on {}{}",
-        escape(&q.requester.user),
-        q.requester.uid,
-        escape(&q.requester.host),
-        q.requester
-            .agent
-            .as_ref()
-            .map(|a| format!(", agent {}", escape(a)))
-            .unwrap_or_default()
-    ));
-    if let Some(ci) = &q.requester.ci {
-        lines.push(format!(
-            "  ci:        {}",
-            escape(
-                &ci.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
-        ));
-    }
-    lines.push(format!("  cwd:       {}", escape(&q.command.cwd)));
-    if !q.context.is_empty() {
-        lines.push(format!(
-            "  context:   {}",
-            escape(
-                &q.context
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
-        ));
-    }
-    match &seen.digest {
-        Ok((_, payload)) => {
-            for p in payload {
-                lines.push(format!(
-                    "  payload:   {} sha256 {} (as you read it now)",
-                    escape(&p.path),
-                    p.sha256
-                        .as_deref()
-                        .unwrap_or("- (unreadable by the requester too)")
-                ));
-            }
-        }
-        Err(e) => lines.push(format!(
-            "  payload:   {} — you cannot approve what you cannot read",
-            escape(&e.to_string())
-        )),
-    }
-    if let Some(reason) = &q.reason {
-        lines.push(format!("  reason:    {}", escape(reason)));
-    }
-    let claimed: Vec<String> = r.rules.iter().map(|x| escape(x).into_owned()).collect();
-    match &seen.mine {
-        Ok(c) => {
-            let mine: Vec<String> = c.matched.iter().map(|m| m.name.clone()).collect();
-            lines.push(format!(
-                "  rules:     {} (your policy: {})",
-                if mine.is_empty() {
-                    "none".to_owned()
-                } else {
-                    mine.join(", ")
-                },
-                c.decision.as_str()
-            ));
-            if mine != r.rules {
-                lines.push(format!(
-                    "  note:      the request file says rules `{}` ({}); your policy differs",
-                    claimed.join(", "),
-                    escape(&r.decision)
-                ));
-            }
-        }
-        Err(why) => lines.push(format!(
-            "  rules:     {} (as the request file says: {})",
-            claimed.join(", "),
-            escape(&why.to_string())
-        )),
-    }
-    let eligible = r
-        .requirement
-        .eligible()
-        .map(|e| e.into_iter().collect::<Vec<_>>().join(", "))
-        .unwrap_or_else(|| "anyone but the requester".into());
-    lines.push(format!(
-        "  needs:     {} approval{} from {}",
-        r.requirement.min_approvals,
-        if r.requirement.min_approvals == 1 {
-            ""
-        } else {
-            "s"
-        },
-        escape(&eligible)
-    ));
-    lines.push(format!("  created:   {}", escape(&r.created)));
-    match &seen.digest {
-        Ok((d, _)) => lines.push(format!("  digest:    {d} (what `gate approve` signs)")),
-        Err(_) => lines.push("  digest:    - (cannot be computed: a payload is unreadable)".into()),
-    }
+    let scan = spool.decisions(r, &digest).map_err(|e| e.to_string());
+    let shown = request_view::local(r, &seen, scan, &spool.root().display().to_string());
+    (shown, seen)
 }
 
 pub fn decide(
@@ -394,13 +250,17 @@ pub fn decide(
     cli_policy: &[PathBuf],
 ) -> Result<i32, Error> {
     if let Some(url) = server_url(env, server) {
+        // Checked here too, so what was typed never becomes more of the URL than an id.
+        let id = typed_id(id)?;
         let c = client(env, url)?;
         let r = if approve {
-            c.approve(id, comment.as_deref())
+            c.approve(&id, comment.as_deref())
         } else {
-            c.deny(id, comment.as_deref().unwrap_or(""))
+            c.deny(&id, comment.as_deref().unwrap_or(""))
         }
         .map_err(remote_error)?;
+        let names: Vec<&str> = r.approvals.iter().map(|a| a.principal.as_str()).collect();
+        let have = names.len() as u32;
         out.info(&format!(
             "{} request {} on {url}; it is now {}{}",
             if approve { "approved" } else { "denied" },
@@ -408,9 +268,14 @@ pub fn decide(
             r.status,
             if r.status.is_pending() {
                 format!(
-                    " ({} more approval{} needed)",
-                    r.needed,
-                    if r.needed == 1 { "" } else { "s" }
+                    ": {have} of {} approvals so far ({}); {}",
+                    have + r.needed,
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        escape(&names.join(", ")).into_owned()
+                    },
+                    more_needed(r.needed),
                 )
             } else {
                 String::new()
@@ -421,7 +286,7 @@ pub fn decide(
     let (spool, policy) = spool(env, out, cli_policy)?;
     let me = Identity::current();
     let req = spool.find(id).map_err(local_error)?;
-    let seen = see(policy.as_ref(), &req);
+    let (shown, seen) = local_shown(&spool, policy.as_ref(), &req);
     // Sign what this user was shown, recomputed here; never the digest the file claims.
     let digest = match &seen.digest {
         Ok((d, _)) => d.clone(),
@@ -474,12 +339,10 @@ pub fn decide(
     }
     // What is signed is shown as it is signed: the file may have changed since `gate requests`.
     if !out.quiet {
-        let mut block = Vec::new();
-        show_local(&mut block, &req, &seen);
         out.raw_stderr(&format!(
             "gate: {} this request:\n{}",
             if approve { "approving" } else { "denying" },
-            block.join("\n")
+            request_view::detail(&shown).join("\n")
         ));
     }
     // An approver at a terminal confirms what it is about to sign; a script is not asked.
@@ -503,6 +366,28 @@ pub fn decide(
         escape(&shell_join(&req.request.command.argv)),
         me.user
     ));
+    // Where it stands now, counted as the waiting gate counts.
+    if approve && let Ok(now) = spool.decisions(&req, &digest) {
+        let names: Vec<&str> = now.approvals.iter().map(|a| a.principal.as_str()).collect();
+        let have = names.len() as u32;
+        let needed = req
+            .requirement
+            .min_approvals
+            .saturating_sub(have)
+            .max(u32::from(!req.requirement.satisfied_by(
+                &names.iter().map(|n| (*n).to_owned()).collect(),
+            )));
+        out.info(&format!(
+            "{have} of {} approvals so far ({}){}",
+            have + needed,
+            escape(&names.join(", ")),
+            if needed == 0 {
+                "; the waiting gate runs it now".to_owned()
+            } else {
+                format!("; {}", more_needed(needed))
+            }
+        ));
+    }
     out.detail(&format!(
         "decision written to {} (digest {digest})",
         path.display()

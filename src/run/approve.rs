@@ -191,6 +191,7 @@ fn wait_server(
         "cwd": req.view.command.cwd,
         "env": context,
         "payload": req.view.command.payload,
+        "executable": req.view.command.executable,
         "digest": req.view.digest,
         "reason": req.view.reason,
         "claims": { "user": who.user, "uid": who.uid, "host": who.host, "ci": who.ci, "agent": who.agent },

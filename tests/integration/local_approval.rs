@@ -210,10 +210,7 @@ fn run_to_end(mut c: Command) -> Ran {
 }
 
 fn id_of(req: &Value) -> String {
-    req["request"]["id"]
-        .as_str()
-        .expect("request.id")
-        .to_owned()
+    req["id"].as_str().expect("id").to_owned()
 }
 
 #[track_caller]
@@ -230,7 +227,7 @@ fn assert_approver(a: &Value, name: &str) {
 fn forge(w: &World, as_name: &str, file_name: &str, req: &Value, decision: &str) {
     let body = json!({
         "request_id": id_of(req),
-        "digest": req["request"]["digest"],
+        "digest": req["digest"],
         "decision": decision,
         "comment": null,
         "at": "2026-01-01T00:00:00.000Z",
@@ -267,7 +264,7 @@ fn forge(w: &World, as_name: &str, file_name: &str, req: &Value, decision: &str)
 fn root_forge(w: &World, file_name: &str, req: &Value) {
     let body = json!({
         "request_id": id_of(req),
-        "digest": req["request"]["digest"],
+        "digest": req["digest"],
         "decision": "approve",
         "at": "2026-01-01T00:00:00.000Z",
     });
@@ -614,18 +611,20 @@ fn requests_json_lists_the_pending_request_with_its_context() {
     let req = w.wait_pending(&mut waiter);
     let id = id_of(&req);
 
-    let q = &req["request"];
-    assert_eq!(q["requester"]["user"], "root");
-    assert_eq!(q["requester"]["uid"], 0);
+    // The `gate.request/v1` shape (docs/requests-json.md).
+    assert_eq!(req["requester"]["principal"], "root");
+    assert_eq!(req["requester"]["user"], "root");
+    assert_eq!(req["requester"]["uid"], 0);
     assert_eq!(
-        q["command"]["argv"],
+        req["command"]["argv"],
         json!(["echo", "two", "password=[REDACTED]"])
     );
-    assert_eq!(q["context"], json!({ "GATE_ENV": "prod" }));
-    assert_eq!(q["reason"], "rotate keys");
-    assert_eq!(q["digest"].as_str().unwrap().len(), 64);
+    assert_eq!(req["command"]["env"], json!({ "GATE_ENV": "prod" }));
+    assert_eq!(req["reason"], "rotate keys");
+    assert_eq!(req["digest"].as_str().unwrap().len(), 64);
     assert_eq!(req["requirement"]["min_approvals"], 2);
-    assert_eq!(req["rules"], json!(["two"]));
+    assert_eq!(req["rules"][0]["name"], "two");
+    assert_eq!(req["claimed_rules"], json!(["two"]));
     let all = w.pending();
     assert_eq!(all.len(), 1);
     assert!(!serde_json::to_string(&all).unwrap().contains("hunter2"));
@@ -639,13 +638,27 @@ fn requests_json_lists_the_pending_request_with_its_context() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let shown = serde_json::to_string_pretty(&theirs).unwrap();
-    common::snap::settings(w.g.dir.path())
-        .bind(|| insta::assert_snapshot!("requests_json_as_an_approver_sees_it", shown));
+    let mut settings = common::snap::settings(w.g.dir.path());
+    settings.add_filter(
+        r#""short_id": "[0-9a-f]{12}""#,
+        r#""short_id": "[SHORT_ID]""#,
+    );
+    settings.add_filter(
+        r#""expires_in_secs": -?\d+"#,
+        r#""expires_in_secs": [SECS]"#,
+    );
+    settings.bind(|| insta::assert_snapshot!("requests_json_as_an_approver_sees_it", shown));
     assert_eq!(
         theirs.iter().map(id_of).collect::<Vec<_>>(),
         std::slice::from_ref(&id)
     );
+    // The list shows each request's short id; `gate requests ID` shows it in full.
+    let short = &id[id.len() - 12..];
     w.as_user("gt-alice", &["requests"])
+        .status(0)
+        .stdout_has(short)
+        .stdout_has("root");
+    w.as_user("gt-alice", &["requests", short])
         .status(0)
         .stdout_has(&id)
         .stdout_has("rotate keys")

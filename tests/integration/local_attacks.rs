@@ -220,7 +220,7 @@ impl World {
 }
 
 fn id_of(req: &Value) -> String {
-    req["request"]["id"].as_str().unwrap().to_owned()
+    req["id"].as_str().unwrap().to_owned()
 }
 
 /// Everything under `dir`, as paths, for "nothing was written outside" checks.
@@ -330,7 +330,7 @@ fn payload_changed_after_submission_approves_nothing() {
     let mut waiter = spawn(c);
     let req = w.wait_pending(&mut waiter);
     let id = id_of(&req);
-    let claimed = req["request"]["command"]["payload"][0]["sha256"].clone();
+    let claimed = req["command"]["payload"][0]["requester_sha256"].clone();
     assert!(claimed.is_string(), "{req}");
 
     // The agent swaps the manifest; its request file still claims the old hash.
@@ -342,7 +342,7 @@ fn payload_changed_after_submission_approves_nothing() {
     assert!(out.status.success());
     let seen = w.as_user("gt-alice", &["requests", "--json"]);
     let v: Value = serde_json::from_str(seen.stdout.lines().next().unwrap()).unwrap();
-    assert_ne!(v["seen"]["payload"][0]["sha256"], claimed, "{v}");
+    assert_ne!(v["command"]["payload"][0]["sha256"], claimed, "{v}");
     w.as_user("gt-alice", &["approve", &id]).status(0);
     waiter.stderr_until("approved a different command", Duration::from_secs(10));
     waiter.finish(Duration::from_secs(20)).status(75);
@@ -425,7 +425,7 @@ fn a_program_hidden_by_the_requesters_own_redaction_is_not_approved_unseen() {
     let mut waiter = spawn(c);
     let req = w.wait_pending(&mut waiter);
     let id = id_of(&req);
-    assert_eq!(req["request"]["command"]["argv"][0], "[REDACTED]", "{req}");
+    assert_eq!(req["command"]["argv"][0], "[REDACTED]", "{req}");
     w.as_user("gt-alice", &["requests"])
         .status(0)
         .stdout_has("you approve them unseen");
@@ -771,7 +771,10 @@ fn request_file_symlinked_to_an_approvers_secret_is_not_shown() {
     w.as_user("gt-alice", &["requests"])
         .status(0)
         .stderr_contains("symbolic link");
-    w.as_user("gt-alice", &["approve", id]).status(78);
+    // Not a request anyone may act on: no request by that id (1), not a configuration error.
+    w.as_user("gt-alice", &["approve", id])
+        .status(1)
+        .stderr_contains("symbolic link");
 }
 
 #[test]
@@ -852,10 +855,17 @@ fn control_sequences_in_argv_and_reason_are_escaped_in_gate_requests() {
     let req = w.wait_pending(&mut waiter);
     let id = id_of(&req);
 
-    let shown = spawn(w.command_as("gt-alice", &["requests"])).finish_raw(Duration::from_secs(30));
+    // The list (a row each) and `gate requests ID` (in full, with the reason).
+    let listed = spawn(w.command_as("gt-alice", &["requests"])).finish_raw(Duration::from_secs(30));
+    assert_eq!(listed.0, 0, "{}", String::from_utf8_lossy(&listed.2));
+    assert_no_raw_controls("gate requests (stdout)", &listed.1);
+    assert_no_raw_controls("gate requests (stderr)", &listed.2);
+    assert!(String::from_utf8_lossy(&listed.1).contains("\\e[2K\\rbenign"));
+    let shown =
+        spawn(w.command_as("gt-alice", &["requests", &id])).finish_raw(Duration::from_secs(30));
     assert_eq!(shown.0, 0, "{}", String::from_utf8_lossy(&shown.2));
-    assert_no_raw_controls("gate requests (stdout)", &shown.1);
-    assert_no_raw_controls("gate requests (stderr)", &shown.2);
+    assert_no_raw_controls("gate requests ID (stdout)", &shown.1);
+    assert_no_raw_controls("gate requests ID (stderr)", &shown.2);
     let text = String::from_utf8_lossy(&shown.1);
     for visible in [
         "\\e[2K\\rbenign",
@@ -871,7 +881,7 @@ fn control_sequences_in_argv_and_reason_are_escaped_in_gate_requests() {
     // --json stays JSON, with the argv exactly as the requester gave it.
     let json = w.as_user("gt-alice", &["requests", "--json"]);
     let v: Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
-    assert_eq!(v["request"]["command"]["argv"][1], TRICKS[0]);
+    assert_eq!(v["command"]["argv"][1], TRICKS[0]);
 
     let approved =
         spawn(w.command_as("gt-alice", &["approve", &id])).finish_raw(Duration::from_secs(30));

@@ -38,6 +38,7 @@ mod pipeline9;
 mod policy_cli;
 mod policy_one_pass;
 mod policy_tiers;
+mod requests_view;
 mod rewrites;
 mod run_path;
 mod server_api;

@@ -40,11 +40,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::record::now;
 use crate::policy::Requirement;
-use crate::request::RequestView;
+use crate::request::{IdQuery, RequestView};
 use dirfd::{errno, names, open_in, read_small};
 use trust::load_entry;
 pub use trust::{DecisionProblem, EntryError};
-pub use wait::PendingRequest;
+pub use wait::{PendingRequest, Scan};
 
 /// How to make a spool approvers and requesters can share, for messages.
 pub const SHARED_SPOOL_HINT: &str = "an admin makes a shared spool once, e.g. \
@@ -63,10 +63,16 @@ pub enum LocalError {
     /// The spool is a place where the requester (or anyone) could remove or replace decisions.
     #[error("the spool `{path}` is not safe for approvals: {why}")]
     Unsafe { path: PathBuf, why: String },
-    #[error("no pending request `{0}` in the spool `{1}`")]
+    #[error("no pending request matches `{0}` in the spool `{1}`")]
     NotFound(String, PathBuf),
-    #[error("`{0}` matches several requests; give more of the id")]
-    Ambiguous(String),
+    /// A part of an id that names more than one pending request: none of them is chosen.
+    #[error("`{typed}` matches {} pending requests; give more of the id", candidates.len())]
+    Ambiguous {
+        typed: String,
+        candidates: Vec<SpoolRequest>,
+    },
+    #[error("{0}")]
+    Query(#[from] crate::request::IdQueryError),
     #[error(
         "`{0}` is not a request id: ids are UUIDs like `0192e4a1-7c3b-7d2e-9f00-1234567890ab`, \
          or a unique part of one (hex digits and `-`)"
@@ -108,14 +114,6 @@ pub struct DecisionFile {
 /// so it can never be `..`, hold a `/` or a NUL, or name anything but one spool entry.
 pub fn valid_id(s: &str) -> bool {
     s.len() == 36 && uuid::Uuid::parse_str(s).is_ok_and(|u| u.hyphenated().to_string() == s)
-}
-
-/// A part of an id someone typed (`gate approve 7c3b9f00`): hex digits and `-` only.
-fn valid_fragment(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 36
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
 }
 
 /// `<id>.<uid>.decision`, and the `<id>.<uid>.<nonce>.decision` an approver falls back to when
@@ -314,34 +312,48 @@ impl Spool {
         Ok((out, warnings))
     }
 
-    /// Finds a pending request by its id, or a unique prefix or suffix of it among the pending
-    /// requests. What the user typed becomes a path only once it is a whole valid id.
-    pub fn find(&self, id: &str) -> Result<SpoolRequest, LocalError> {
-        let typed = id.trim().to_ascii_lowercase();
-        if valid_id(&typed) {
+    /// Finds a pending request (its waiting gate alive) by its whole id, or by a unique part of
+    /// it ([`IdQuery`]: at least six characters from its start or end) among the pending
+    /// requests this user can list. What the user typed becomes a path only once it is a whole
+    /// valid id; a part is only ever compared with the names of listed entries.
+    pub fn find(&self, typed: &str) -> Result<SpoolRequest, LocalError> {
+        let query = IdQuery::parse(typed)?;
+        if let IdQuery::Full(id) = &query {
             let (root, _) = self.open_root()?;
-            return match load_entry(&root, &typed) {
-                Ok(r) => Ok(r),
-                Err(_) if matches!(open_in(&root, &typed, true), Err(Errno::ENOENT)) => {
-                    Err(LocalError::NotFound(typed, self.root.clone()))
+            return match load_entry(&root, id) {
+                Ok(r) if process_alive(r.pid) => Ok(r),
+                Ok(_) => Err(LocalError::NotFound(id.clone(), self.root.clone())),
+                Err(_) if matches!(open_in(&root, id, true), Err(Errno::ENOENT)) => {
+                    Err(LocalError::NotFound(id.clone(), self.root.clone()))
                 }
-                Err(why) => Err(LocalError::BadRequest(typed, why)),
+                Err(why) => Err(LocalError::BadRequest(id.clone(), why)),
             };
         }
-        if !valid_fragment(&typed) {
-            return Err(LocalError::BadId(id.to_owned()));
-        }
-        let hits: Vec<SpoolRequest> = self
+        let mut hits: Vec<SpoolRequest> = self
             .pending()?
             .0
             .into_iter()
-            .filter(|r| r.request.id.starts_with(&typed) || r.request.id.ends_with(&typed))
+            .filter(|r| query.matches(&r.request.id))
             .collect();
         match hits.len() {
-            0 => Err(LocalError::NotFound(typed, self.root.clone())),
-            1 => Ok(hits.into_iter().next().expect("one")),
-            _ => Err(LocalError::Ambiguous(typed)),
+            0 => Err(LocalError::NotFound(
+                query.as_str().to_owned(),
+                self.root.clone(),
+            )),
+            1 => Ok(hits.remove(0)),
+            _ => Err(LocalError::Ambiguous {
+                typed: query.as_str().to_owned(),
+                candidates: hits,
+            }),
         }
+    }
+
+    /// The decisions written so far on `req`, sorted out exactly as its waiting gate sorts
+    /// them, with approvals counted only when they sign `digest` (the digest the caller
+    /// recomputed from what it shows).
+    pub fn decisions(&self, req: &SpoolRequest, digest: &str) -> Result<Scan, LocalError> {
+        let (root, _) = self.open_root()?;
+        PendingRequest::scan(&root, &self.root, req, digest)
     }
 
     /// Writes this user's decision on `req`, signing `digest` — the digest the caller
@@ -517,16 +529,6 @@ mod tests {
             &format!(" {good}"),
         ] {
             assert!(!valid_id(bad), "{bad:?} passed as an id");
-        }
-    }
-
-    #[test]
-    fn fragments_are_hex_and_dashes_only() {
-        for ok in ["7c3b", "0192e4a1-7c3b", "-9f00"] {
-            assert!(valid_fragment(ok), "{ok:?}");
-        }
-        for bad in ["", "..", "7c3b/..", "x", "7c3b\0", &"a".repeat(37), "7C3B"] {
-            assert!(!valid_fragment(bad), "{bad:?}");
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -37,11 +37,16 @@ impl Drop for PendingRequest {
     }
 }
 
-/// Decision files sorted out by one scan.
-struct Scan {
-    approvals: Vec<Approver>,
-    denial: Option<(Approver, String)>,
-    ignored: Vec<String>,
+/// Decision files sorted out by one scan: what the waiting gate counts, and what an
+/// approver's `gate requests` shows as the approvals so far.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// Eligible approvals of the digest scanned for, one per principal.
+    pub approvals: Vec<Approver>,
+    /// The first eligible denial, and its reason.
+    pub denial: Option<(Approver, String)>,
+    /// Decision files that do not count, each with why.
+    pub ignored: Vec<String>,
 }
 
 impl PendingRequest {
@@ -58,7 +63,7 @@ impl PendingRequest {
         let start = Instant::now();
         let digest = req.request.shown_digest();
         loop {
-            let scan = self.scan(req, &digest)?;
+            let scan = Self::scan(&self.root, &self.root_path, req, &digest)?;
             let names: BTreeSet<String> =
                 scan.approvals.iter().map(|a| a.principal.clone()).collect();
             // Any eligible denial ends the wait at once: once seen, nothing can take it back.
@@ -89,21 +94,27 @@ impl PendingRequest {
         }
     }
 
-    /// Reads every decision file for this request and sorts it into counted approvals, a
-    /// denial, or ignored (with why).
-    fn scan(&self, req: &SpoolRequest, digest: &str) -> Result<Scan, LocalError> {
+    /// Reads every decision file for `req` in the spool `root` and sorts it into counted
+    /// approvals (of `digest`), a denial, or ignored (with why): the one place that decides
+    /// what counts, for the waiting gate and for what `gate requests` shows.
+    pub(super) fn scan(
+        root: &OwnedFd,
+        root_path: &Path,
+        req: &SpoolRequest,
+        digest: &str,
+    ) -> Result<Scan, LocalError> {
         let mut s = Scan {
             approvals: Vec::new(),
             denial: None,
             ignored: Vec::new(),
         };
-        let entries = names(&self.root).map_err(|e| io(&self.root_path)(errno(e)))?;
-        let prefix = format!("{}.", self.id);
+        let entries = names(root).map_err(|e| io(root_path)(errno(e)))?;
+        let prefix = format!("{}.", req.request.id);
         for name in entries
             .iter()
             .filter(|n| n.starts_with(&prefix) && n.ends_with(".decision"))
         {
-            let (uid, principal, d) = match read_decision(&self.root, name, req) {
+            let (uid, principal, d) = match read_decision(root, name, req) {
                 Ok(Some(x)) => x,
                 Ok(None) => continue,
                 Err(why) => {

@@ -118,10 +118,25 @@ pub async fn create(
     if body.argv.is_empty() || body.argv[0].is_empty() {
         return Err(ApiError::bad("`argv`: needs at least the program"));
     }
-    let expected = crate::request::digest(&body.argv, &body.cwd, &body.env, &body.payload);
+    if body
+        .executable
+        .as_deref()
+        .is_some_and(|x| !x.starts_with('/'))
+    {
+        return Err(ApiError::bad(
+            "`executable`: must be the absolute path the program was resolved to",
+        ));
+    }
+    let expected = crate::request::command_digest(
+        &body.argv,
+        &body.cwd,
+        &body.env,
+        &body.payload,
+        body.executable.as_deref(),
+    );
     if expected != body.digest {
         return Err(ApiError::bad(
-            "`digest`: does not match argv, cwd, env and payload",
+            "`digest`: does not match argv, cwd, env, payload and executable",
         ));
     }
     let policy = &st.policy;
@@ -169,6 +184,7 @@ pub async fn create(
     let doc = RequestDoc {
         argv: body.argv.iter().map(|a| policy.redact(a)).collect(),
         cwd: body.cwd.clone(),
+        executable: body.executable.clone(),
         context: body
             .env
             .iter()
@@ -179,6 +195,16 @@ pub async fn create(
         claims: body.claims.clone(),
         decision: decision.as_str().to_owned(),
         rules: class.matched.iter().map(|r| r.name.clone()).collect(),
+        matched: class
+            .matched
+            .iter()
+            .map(|r| MatchedRule {
+                name: r.name.clone(),
+                decision: r.decision.as_str().to_owned(),
+                risk: r.risk.clone(),
+                category: r.category.clone(),
+            })
+            .collect(),
         client_rules: body
             .client
             .as_ref()
@@ -233,6 +259,63 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
+/// At most this many requests are named when a part of an id matches several.
+const MAX_CANDIDATES: usize = 10;
+
+/// The request that `typed` (a path's `{id}`) names: a whole id as it is (any status), or the
+/// one pending request a part of an id ([`IdQuery`]) matches — short ids are for acting on what
+/// waits; a decided request is named by its whole id. A part is looked up among exactly the
+/// pending requests the caller could list with `GET /v1/requests?status=pending` — every
+/// authenticated principal lists every request, so no lookup reveals a request its caller could
+/// not otherwise see. None is 404 `not_found`; several is 409 `ambiguous`, naming them.
+async fn resolve(st: &AppState, typed: &str) -> Result<String, ApiError> {
+    use crate::request::IdQuery;
+    let part = match IdQuery::parse(typed) {
+        Ok(IdQuery::Full(id)) => return Ok(id),
+        Ok(IdQuery::Part(p)) => p,
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                e.to_string(),
+            ));
+        }
+    };
+    let store = Arc::clone(&st.store);
+    let p = part.clone();
+    let ids = tokio::task::spawn_blocking(move || {
+        store.request_ids_matching(&p, Some(RequestStatus::Pending), MAX_CANDIDATES + 1)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    match ids.as_slice() {
+        [] => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no pending request matches `{part}`"),
+        )),
+        [one] => Ok(one.clone()),
+        many => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ambiguous",
+            format!(
+                "`{part}` matches {} pending requests: {}{}; give more of the id",
+                if many.len() > MAX_CANDIDATES {
+                    format!("more than {MAX_CANDIDATES}")
+                } else {
+                    many.len().to_string()
+                },
+                many[..many.len().min(MAX_CANDIDATES)].join(", "),
+                if many.len() > MAX_CANDIDATES {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+}
+
 pub async fn get(
     State(st): State<Arc<AppState>>,
     Authed(_): Authed,
@@ -240,6 +323,7 @@ pub async fn get(
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(query_rejection)?;
+    let id = resolve(&st, &id).await?;
     let wait = match &q.wait {
         Some(w) => humantime::parse_duration(w)
             .map_err(|e| ApiError::bad(format!("`wait`: {e} (write e.g. `30s`)")))?
@@ -443,6 +527,7 @@ pub async fn approve(
         })?;
         b.comment
     };
+    let id = resolve(&st, &id).await?;
     decide(st, who, id, true, comment).await
 }
 
@@ -452,6 +537,7 @@ pub async fn deny(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DenyBody>,
 ) -> Result<Response, ApiError> {
+    let id = resolve(&st, &id).await?;
     decide(st, who, id, false, Some(body.reason)).await
 }
 
@@ -460,6 +546,7 @@ pub async fn cancel(
     Authed(who): Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let id = resolve(&st, &id).await?;
     let (row, _) = st
         .store
         .request_get(&id)?

@@ -58,7 +58,10 @@ pub struct CreateRequest {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub payload: Vec<Payload>,
-    /// SHA-256 of the canonical {argv, cwd, env, payload}; checked.
+    /// The absolute path the requester's gate resolved `argv[0]` to: the program that runs.
+    #[serde(default)]
+    pub executable: Option<String>,
+    /// SHA-256 of the canonical {argv, cwd, env, payload} (and `executable` when sent); checked.
     pub digest: String,
     #[serde(default)]
     pub reason: Option<String>,
@@ -76,6 +79,9 @@ pub struct CreateRequest {
 pub struct RequestDoc {
     pub argv: Vec<String>,
     pub cwd: String,
+    /// The program the requester's gate will run, as it resolved it (bound to the digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
     pub context: BTreeMap<String, String>,
     pub payload: Vec<Payload>,
     pub reason: Option<String>,
@@ -83,10 +89,25 @@ pub struct RequestDoc {
     /// The stricter of the server's and the client's decision.
     pub decision: String,
     pub rules: Vec<String>,
+    /// The server's matched rules with what an approver weighs: decision, risk, category.
+    /// (Requests stored before it was kept have none.)
+    #[serde(default)]
+    pub matched: Vec<MatchedRule>,
     pub client_rules: Vec<String>,
     pub requirement: Requirement,
     /// Set when the server's policy denied the command outright.
     pub policy_denial: Option<String>,
+}
+
+/// One rule of the server's policy that matched a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MatchedRule {
+    pub name: String,
+    pub decision: String,
+    #[serde(default)]
+    pub risk: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

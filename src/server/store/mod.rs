@@ -192,6 +192,15 @@ pub trait Store: Send + Sync {
         &self,
         status: Option<RequestStatus>,
     ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError>;
+    /// The ids that start or end with `part` (at most `limit`, oldest first), among the
+    /// requests with `status` (any status when `None`). `part` is hex digits and `-` only
+    /// ([`crate::request::IdQuery`]).
+    fn request_ids_matching(
+        &self,
+        part: &str,
+        status: Option<RequestStatus>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
     /// Records `d` if `evaluate` (run inside the transaction, seeing the decisions so far plus
     /// `d`) accepts it and `record` has recorded it; its `Some(status)` moves the request to
     /// that status.

@@ -399,6 +399,25 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn request_ids_matching(
+        &self,
+        part: &str,
+        status: Option<RequestStatus>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        // substr, not LIKE: nothing in `part` is ever read as a pattern.
+        let mut st = conn.prepare_cached(
+            "SELECT id FROM requests WHERE (substr(id, 1, length(?1)) = ?1 \
+             OR substr(id, -length(?1)) = ?1) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY created_ms, id LIMIT ?3",
+        )?;
+        let ids = st
+            .query_map(rusqlite::params![part, status, limit as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
     fn decide(
         &self,
         d: &DecisionRow,
@@ -649,6 +668,50 @@ mod tests {
         assert!(
             e.to_string().contains("unknown request status `Approved`"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn id_parts_match_a_start_or_an_end_among_one_status_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("gate.db")).unwrap();
+        let put = |id: &str, status| {
+            let r = RequestRow {
+                id: id.into(),
+                ..row(status)
+            };
+            store.request_insert(&r, &|_, _| Ok(())).unwrap();
+        };
+        put(
+            "0193a1b2-7c3d-7e4f-8a5b-1c2d3e4f5a6b",
+            RequestStatus::Pending,
+        );
+        put(
+            "0193a1b2-7c3d-7e4f-9a5b-aaaaaaaaaaaa",
+            RequestStatus::Pending,
+        );
+        put(
+            "0193a1b2-0000-7e4f-9a5b-bbbbbbbbbbbb",
+            RequestStatus::Approved,
+        );
+        let find = |part: &str, status| store.request_ids_matching(part, status, 10).unwrap();
+        assert_eq!(find("1c2d3e4f5a6b", None).len(), 1, "a suffix");
+        assert_eq!(find("0193a1b2", None).len(), 3, "a shared prefix");
+        assert_eq!(find("0193a1b2", Some(RequestStatus::Pending)).len(), 2);
+        assert!(
+            find("7c3d-7e4f", None).is_empty(),
+            "the middle names nothing"
+        );
+        assert!(find("bbbbbbbbbbbb", Some(RequestStatus::Pending)).is_empty());
+        // Nothing in a part is a pattern, should one ever get past `IdQuery`.
+        assert!(find("%", None).is_empty() && find("_", None).is_empty());
+        assert_eq!(find("0193a1b2", None).len(), 3);
+        assert_eq!(
+            store
+                .request_ids_matching("0193a1b2", None, 2)
+                .unwrap()
+                .len(),
+            2
         );
     }
 }
