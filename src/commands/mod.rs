@@ -6,5 +6,6 @@ pub mod log;
 pub mod policy;
 pub mod requests;
 pub mod serve;
+pub mod setup;
 
 pub use crate::output::Output;

@@ -8,7 +8,9 @@ use serde_json::json;
 use super::RunOptions;
 use super::verdict::{Outcome, Verdict, why_approval};
 use crate::approval::Outcome as Waited;
-use crate::approval::local::{LocalError, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix};
+use crate::approval::local::{
+    LocalError, Reach, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix,
+};
 use crate::approval::server::{Client, ClientError, Expect, RemoteRequest, WaitError, retry, wait};
 use crate::config::Env;
 use crate::error::Error;
@@ -118,6 +120,53 @@ fn wait_local(
             )));
         }
     };
+    // Waiting where no eligible approver can see the request would be waiting in vain.
+    let report = match spool.reach(requirement, req.view.requester.uid) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(Err(Verdict::stop(
+                Outcome::Error,
+                Error::config(e.to_string()),
+            )));
+        }
+    };
+    if !report.unknown.is_empty() {
+        out.warn(&format!(
+            "{} named as approver{} in the policy {} no user on this host, so cannot approve \
+             through the local spool",
+            report
+                .unknown
+                .iter()
+                .map(|n| format!("`{}`", crate::output::escape(n)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if report.unknown.len() == 1 { "" } else { "s" },
+            if report.unknown.len() == 1 { "is" } else { "are" },
+        ));
+    }
+    if let Reach::Nobody { why } = report.reach {
+        drop(pending);
+        let shown: Vec<String> = why
+            .iter()
+            .take(5)
+            .map(|w| crate::output::escape(w).into_owned())
+            .collect();
+        let more = why.len().saturating_sub(shown.len());
+        return Ok(Err(Verdict::no_decision(
+            format!(
+                "nobody who may approve this request can use the spool `{}`, so it would wait \
+                 in vain: {}{}",
+                spool.root().display(),
+                shown.join("; "),
+                if more > 0 {
+                    format!("; and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+            Some(unreachable_hint(&report.group)),
+        )));
+    }
     out.info(&format!(
         "{} needs {} approval{} ({}); waiting as request {}",
         crate::output::escape(&shell_join(&req.view.command.argv)),
@@ -140,6 +189,28 @@ fn wait_local(
         hint: None,
     })?;
     Ok(Ok(outcome))
+}
+
+/// How to let approvers reach a spool: join its group, or make the shared one.
+fn unreachable_hint(group: &str) -> String {
+    let join = |g: &str| {
+        format!(
+            "add each approver to the group `{g}` (`sudo usermod -aG {g} NAME`; it applies from \
+             their next login)"
+        )
+    };
+    if group == "root" || group.bytes().all(|b| b.is_ascii_digit()) {
+        format!(
+            "an admin runs `sudo gate setup local` once (a shared spool for the group `gate`, \
+             named by the system policy), then {}",
+            join("gate")
+        )
+    } else {
+        format!(
+            "{}, or run `sudo gate setup local` for a shared spool",
+            join(&crate::output::escape(group))
+        )
+    }
 }
 
 /// The server backend: submit, then long-poll until decided, retrying transport errors until
