@@ -39,8 +39,7 @@ impl LocalSetup {
 fn valid_group(name: &str) -> bool {
     let mut b = name.bytes();
     name.len() <= 32
-        && b
-            .next()
+        && b.next()
             .is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
         && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
 }
@@ -188,9 +187,7 @@ fn named_by_system_policy(ours: &Path, spool: &str) -> Result<Option<PathBuf>, E
                 sources
                     .iter()
                     .map(|s| s.path.clone())
-                    .find(|p| {
-                        std::fs::read_to_string(p).is_ok_and(|t| t.contains(spool))
-                    })
+                    .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(spool)))
                     .unwrap_or_else(|| PathBuf::from(SYSTEM_POLICY_DIR)),
             ));
         }
@@ -332,7 +329,9 @@ fn write_policy(path: &Path, text: &str) -> Result<(), Error> {
     }
     let tmp = dir.join(format!(
         ".{}.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("policy"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("policy"),
         uuid::Uuid::now_v7().simple()
     ));
     let write = || -> std::io::Result<()> {
@@ -363,7 +362,15 @@ mod tests {
         for ok in ["gate", "_gate", "gate-approvers", "g1"] {
             assert!(valid_group(ok), "{ok}");
         }
-        for bad in ["", "Gate", "1gate", "-gate", "ga te", "gate:x", &"g".repeat(33)] {
+        for bad in [
+            "",
+            "Gate",
+            "1gate",
+            "-gate",
+            "ga te",
+            "gate:x",
+            &"g".repeat(33),
+        ] {
             assert!(!valid_group(bad), "{bad:?}");
         }
     }

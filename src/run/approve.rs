@@ -8,9 +8,7 @@ use serde_json::json;
 use super::RunOptions;
 use super::verdict::{Outcome, Verdict, why_approval};
 use crate::approval::Outcome as Waited;
-use crate::approval::local::{
-    LocalError, Reach, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix,
-};
+use crate::approval::local::{LocalError, Reach, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix};
 use crate::approval::server::{Client, ClientError, Expect, RemoteRequest, WaitError, retry, wait};
 use crate::config::Env;
 use crate::error::Error;
@@ -141,7 +139,11 @@ fn wait_local(
                 .collect::<Vec<_>>()
                 .join(", "),
             if report.unknown.len() == 1 { "" } else { "s" },
-            if report.unknown.len() == 1 { "is" } else { "are" },
+            if report.unknown.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
         ));
     }
     if let Reach::Nobody { why } = report.reach {
@@ -154,8 +156,15 @@ fn wait_local(
         let more = why.len().saturating_sub(shown.len());
         return Ok(Err(Verdict::no_decision(
             format!(
-                "nobody who may approve this request can use the spool `{}`, so it would wait \
-                 in vain: {}{}",
+                "{} needs {} ({}), but nobody who may approve it can use the spool `{}`, so it \
+                 would wait in vain: {}{}",
+                crate::output::escape(&shell_join(&req.view.command.argv)),
+                if requirement.min_approvals == 1 {
+                    "an approval".to_owned()
+                } else {
+                    format!("{} approvals", requirement.min_approvals)
+                },
+                why_approval(class),
                 spool.root().display(),
                 shown.join("; "),
                 if more > 0 {

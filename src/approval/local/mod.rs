@@ -255,11 +255,7 @@ impl Spool {
         let lock = openat(
             &dir,
             LOCK,
-            OFlag::O_RDONLY
-                | OFlag::O_CREAT
-                | OFlag::O_EXCL
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC,
+            OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o644),
         )
         .map(File::from);
@@ -353,7 +349,8 @@ impl Spool {
             }
             if let Some((id, uid)) = decision_name(name) {
                 // Our own approvals of requests that are gone: nobody else may remove them.
-                let gone = !entries.iter().any(|n| n == id) || liveness(&root, id) == Liveness::Gone;
+                let gone =
+                    !entries.iter().any(|n| n == id) || liveness(&root, id) == Liveness::Gone;
                 if uid == me && gone {
                     remove_own(&root, name, me);
                 }

@@ -196,8 +196,8 @@ pub fn who_can_use(
     if candidates.is_empty() {
         why.push(match &named {
             Some(n) if n.is_empty() => "the rule names no approver".to_owned(),
-            Some(_) => "none of the approvers the policy names is a user on this host, other \
-                        than the requester"
+            Some(_) => "no approver the policy names is a user on this host (the requester \
+                        does not count)"
                 .to_owned(),
             None => "there is no user on this host other than the requester and root".to_owned(),
         });
