@@ -93,6 +93,8 @@ pub fn local(out: &Output, s: LocalSetup) -> Result<i32, Error> {
     let text = policy_text(spool_str, &s.group);
     let named_elsewhere = named_by_system_policy(&s.policy_file, spool_str)?;
 
+    check_place(&s.spool)?;
+
     // 1. The group.
     let gid = match nix::unistd::Group::from_name(&s.group).ok().flatten() {
         Some(g) => Some(g.gid.as_raw()),
@@ -232,6 +234,15 @@ fn spool_dir(s: &LocalSetup, gid: Option<u32>, done: &mut Vec<String>) -> Result
         } else {
             meta
         };
+        parent_ok(dir, &meta)?;
+    }
+    existing_spool(s, gid, done)
+}
+
+/// Refuses a directory above the spool that someone other than root could change (and so swap
+/// the spool), or that other users cannot enter.
+fn parent_ok(dir: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
+    {
         let mode = meta.permissions().mode();
         let why = if !meta.is_dir() {
             Some("it is not a directory".to_owned())
@@ -263,6 +274,22 @@ fn spool_dir(s: &LocalSetup, gid: Option<u32>, done: &mut Vec<String>) -> Result
             ));
         }
     }
+    Ok(())
+}
+
+/// Checks, before anything is made, the directories above the spool that exist already.
+fn check_place(spool: &Path) -> Result<(), Error> {
+    for dir in spool.ancestors().skip(1) {
+        if let Ok(meta) = std::fs::metadata(dir) {
+            parent_ok(dir, &meta)?;
+        }
+    }
+    Ok(())
+}
+
+/// The spool itself: made, or its owner, group and mode corrected.
+fn existing_spool(s: &LocalSetup, gid: Option<u32>, done: &mut Vec<String>) -> Result<(), Error> {
+    let would = if s.dry_run { "would " } else { "" };
     let path = &s.spool;
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
