@@ -49,6 +49,9 @@ _gate() {
             gate,serve)
                 cmd="gate__subcmd__serve"
                 ;;
+            gate,setup)
+                cmd="gate__subcmd__setup"
+                ;;
             gate__subcmd__help,approve)
                 cmd="gate__subcmd__help__subcmd__approve"
                 ;;
@@ -82,6 +85,9 @@ _gate() {
             gate__subcmd__help,serve)
                 cmd="gate__subcmd__help__subcmd__serve"
                 ;;
+            gate__subcmd__help,setup)
+                cmd="gate__subcmd__help__subcmd__setup"
+                ;;
             gate__subcmd__help__subcmd__log,key)
                 cmd="gate__subcmd__help__subcmd__log__subcmd__key"
                 ;;
@@ -114,6 +120,9 @@ _gate() {
                 ;;
             gate__subcmd__help__subcmd__serve__subcmd__token,revoke)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token__subcmd__revoke"
+                ;;
+            gate__subcmd__help__subcmd__setup,local)
+                cmd="gate__subcmd__help__subcmd__setup__subcmd__local"
                 ;;
             gate__subcmd__log,help)
                 cmd="gate__subcmd__log__subcmd__help"
@@ -214,6 +223,18 @@ _gate() {
             gate__subcmd__serve__subcmd__token__subcmd__help,revoke)
                 cmd="gate__subcmd__serve__subcmd__token__subcmd__help__subcmd__revoke"
                 ;;
+            gate__subcmd__setup,help)
+                cmd="gate__subcmd__setup__subcmd__help"
+                ;;
+            gate__subcmd__setup,local)
+                cmd="gate__subcmd__setup__subcmd__local"
+                ;;
+            gate__subcmd__setup__subcmd__help,help)
+                cmd="gate__subcmd__setup__subcmd__help__subcmd__help"
+                ;;
+            gate__subcmd__setup__subcmd__help,local)
+                cmd="gate__subcmd__setup__subcmd__help__subcmd__local"
+                ;;
             *)
                 ;;
         esac
@@ -221,7 +242,7 @@ _gate() {
 
     case "${cmd}" in
         gate)
-            opts="-q -v -h -V --reason --timeout --no-wait --json --policy --color --quiet --verbose --help --version check policy log requests approve deny login serve completions man help"
+            opts="-q -v -h -V --reason --timeout --no-wait --json --policy --color --quiet --verbose --help --version check policy log requests approve deny login serve setup completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -359,7 +380,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help)
-            opts="check policy log requests approve deny login serve completions man help"
+            opts="check policy log requests approve deny login serve setup completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -669,6 +690,34 @@ _gate() {
         gate__subcmd__help__subcmd__serve__subcmd__token__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__setup)
+            opts="local"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__setup__subcmd__local)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1444,6 +1493,104 @@ _gate() {
             fi
             case "${prev}" in
                 --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup)
+            opts="-q -v -h --policy --color --quiet --verbose --help local help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help)
+            opts="local help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help__subcmd__local)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__local)
+            opts="-q -v -h --group --spool --policy-file --dry-run --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
