@@ -106,6 +106,23 @@ fn wait_local(
                 Some(SHARED_SPOOL_HINT.to_owned()),
             )));
         }
+        // The shared spool is there, but this user is not one of those who may use it.
+        Err(e @ LocalError::Io { .. }) if e.permission_denied() => {
+            let group = spool.group().unwrap_or_else(|| "gate".to_owned());
+            return Ok(Err(Verdict::stop(
+                Outcome::Error,
+                Error::config_hint(
+                    e.to_string(),
+                    format!(
+                        "only members of the group `{g}` may use this spool: an admin runs \
+                         `sudo usermod -aG {g} {user}`, and the membership applies from your \
+                         next login",
+                        g = crate::output::escape(&group),
+                        user = crate::output::escape(&req.view.requester.user),
+                    ),
+                ),
+            )));
+        }
         Err(e) => {
             return Ok(Err(Verdict::stop(
                 Outcome::Error,

@@ -322,6 +322,21 @@ fn an_approver_outside_the_spools_group_fails_the_request_at_once_with_the_fix()
     assert_eq!(std::fs::read_dir(m.spool()).unwrap().count(), 0);
 }
 
+/// A requester outside the spool's group cannot even ask: a configuration error (78) naming
+/// the group to join, not a wait.
+#[test]
+fn a_requester_outside_the_group_is_told_which_group_to_join() {
+    let group = "gt-setup-req";
+    let m = machine();
+    m.setup(group, &[]).status(0).stderr_contains("next:");
+    let _ = run(Command::new("gpasswd").args(["-d", "gt-sout", group]));
+    let ran = finish(m.as_user("gt-sout", &["--timeout", "60s", "--", "git", "push", "-f"]));
+    ran.status(78)
+        .stderr_contains("Permission denied")
+        .stderr_contains(&format!("sudo usermod -aG {group} gt-sout"));
+    assert!(!m.home("gt-sout").join("git-ran").exists());
+}
+
 /// A spool others could use, but inside the requester's own 0700 home: no approver can get
 /// through the home, so nobody could answer; it fails at once, naming the directory.
 #[test]

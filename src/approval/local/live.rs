@@ -6,8 +6,8 @@
 //! Who can change the answer: nobody can take a lock the waiter holds, so nobody can make a
 //! live request look dead. Only the requester can write into its own entry directory (and,
 //! in the sticky spool, rename or remove it), so a forged or replaced lock file can only make
-//! the requester's own request disappear. A lock file that is a link, has several links or is
-//! not the entry owner's reads as "nobody waits".
+//! the requester's own request disappear. A lock file that is a symbolic link, not a regular
+//! file, or not the entry owner's reads as "nobody waits".
 
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
@@ -52,8 +52,10 @@ pub(super) fn liveness(root: &OwnedFd, name: &str) -> Liveness {
     let Ok(meta) = lock.metadata() else {
         return Liveness::Waiting;
     };
-    // A hard link to somebody else's held lock would lend this entry their waiter's life.
-    if !meta.is_file() || meta.nlink() != 1 || meta.uid() != dir_meta.uid() {
+    // A hard link to somebody else's held lock would lend this entry their waiter's life: it
+    // is theirs, not this entry owner's. (The link count is no test: a link somebody else made
+    // to a live waiter's lock must not make that request look dead.)
+    if !meta.is_file() || meta.uid() != dir_meta.uid() {
         return Liveness::Gone;
     }
     match lock.try_lock_shared() {

@@ -133,6 +133,14 @@ fn decision_name(name: &str) -> Option<(&str, u32)> {
         .flatten()
 }
 
+impl LocalError {
+    /// Whether the spool (or something in it) refused this user outright.
+    pub fn permission_denied(&self) -> bool {
+        matches!(self, LocalError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Spool {
     root: PathBuf,
@@ -182,6 +190,15 @@ impl Spool {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The name of the spool directory's group (for saying whom to join).
+    pub fn group(&self) -> Option<String> {
+        let gid = std::fs::metadata(&self.root).ok()?.gid();
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map(|g| g.name)
     }
 
     /// Opens the spool root. Its path is resolved once; from then on everything goes through
