@@ -427,7 +427,55 @@ fn a_sigkilled_waiters_request_is_hidden_then_swept_and_never_approvable() {
         !grab.status.success(),
         "took a live waiter's lock: {grab:?}"
     );
-    assert!(m.wait_listed("gt-sappr", &mut waiter)["request"]["id"] == id.as_str());
+    // Attack: a second link to the lock (what another user could make where hard links are
+    // not protected; root stands in for them here) does not make the request look dead.
+    std::fs::hard_link(&lock, m.g.path("lock-link")).unwrap();
+    // Attack: a forged entry of the approver's own, whose lock is a link to the live waiter's,
+    // borrows no life from it: the lock is not its owner's.
+    let mut forged: Value =
+        serde_json::from_str(&std::fs::read_to_string(entry.join("request.json")).unwrap())
+            .unwrap();
+    let last = if id.ends_with('0') { "1" } else { "0" };
+    let forged_id = format!("{}{last}", &id[..id.len() - 1]);
+    forged["request"]["id"] = forged_id.clone().into();
+    forged["request"]["requester"]["user"] = "gt-sappr".into();
+    forged["request"]["requester"]["uid"] = u.uid.into();
+    let fdir = spool.join(&forged_id);
+    let planted = run(Command::new("setpriv")
+        .arg(format!("--reuid={}", u.uid))
+        .arg(format!("--regid={}", u.gid))
+        .arg("--init-groups")
+        .args([
+            "--",
+            "sh",
+            "-c",
+            r#"mkdir -m 755 "$1" && printf %s "$2" > "$1/request.json""#,
+            "sh",
+        ])
+        .arg(&fdir)
+        .arg(forged.to_string()));
+    assert!(planted.status.success(), "{planted:?}");
+    std::fs::hard_link(&lock, fdir.join("lock")).unwrap();
+    let listed = finish(m.as_user("gt-sreq", &["requests", "--json"]));
+    listed.status(0);
+    let ids: Vec<String> = listed
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["request"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [id.clone()],
+        "the live request, and not the forged one"
+    );
+    std::fs::remove_file(fdir.join("lock")).unwrap();
+    std::fs::remove_file(fdir.join("request.json")).unwrap();
+    std::fs::remove_dir(&fdir).unwrap();
 
     waiter.signal(Signal::SIGKILL);
     let killed = waiter.finish(Duration::from_secs(10));
