@@ -1576,7 +1576,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__setup__subcmd__local)
-            opts="-q -v -h --group --spool --policy-file --dry-run --policy --color --quiet --verbose --help"
+            opts="-q -v -h --group --spool --policy-file --dry-run --json --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -365,6 +365,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand --dry-run 'Say what would be done; change nothing (needs no root)'
+            cand --json 'Also print what was done as one JSON object on stdout'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'

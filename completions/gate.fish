@@ -231,6 +231,7 @@ complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcomm
 always\t''
 never\t''"
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l dry-run -d 'Say what would be done; change nothing (needs no root)'
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l json -d 'Also print what was done as one JSON object on stdout'
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -s h -l help -d 'Print help (see more with \'--help\')'

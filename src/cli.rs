@@ -394,5 +394,8 @@ pub enum SetupCommand {
         /// Say what would be done; change nothing (needs no root).
         #[arg(long)]
         dry_run: bool,
+        /// Also print what was done as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }

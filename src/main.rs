@@ -213,6 +213,7 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             spool,
             policy_file,
             dry_run,
+            json,
         }) => setup::local(
             out,
             setup::LocalSetup {
@@ -220,6 +221,7 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
                 spool,
                 policy_file: policy_file.unwrap_or_else(setup::LocalSetup::default_policy_file),
                 dry_run,
+                json,
             },
         ),
         Commands::Completions { shell, out_dir } => {

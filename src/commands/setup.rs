@@ -23,6 +23,8 @@ pub struct LocalSetup {
     pub spool: PathBuf,
     pub policy_file: PathBuf,
     pub dry_run: bool,
+    /// Print what was done as JSON on stdout too.
+    pub json: bool,
 }
 
 impl LocalSetup {
@@ -158,6 +160,19 @@ pub fn local(out: &Output, s: LocalSetup) -> Result<i32, Error> {
         for d in &done {
             out.info(d);
         }
+    }
+    if s.json {
+        out.data(
+            &serde_json::json!({
+                "group": s.group,
+                "spool": spool_str,
+                "policy_file": named_elsewhere.as_ref().unwrap_or(&s.policy_file),
+                "dry_run": s.dry_run,
+                "changed": !done.is_empty() && !s.dry_run,
+                "actions": done,
+            })
+            .to_string(),
+        );
     }
     out.info(&format!(
         "next: add each requester and approver to the group: `sudo usermod -aG {g} NAME`. A new \

@@ -244,9 +244,12 @@ fn approvals_on_one_machine_work_as_the_readme_says() {
 
     // Again: nothing changes, and it says so.
     let before = (fmeta.mtime(), fmeta.ctime(), meta.ctime());
-    m.setup(group, &[])
-        .status(0)
-        .stderr_contains("nothing to change");
+    let again = m.setup(group, &["--json"]);
+    again.status(0).stderr_contains("nothing to change");
+    let report: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(report["changed"], false, "{report}");
+    assert_eq!(report["actions"], serde_json::json!([]), "{report}");
+    assert_eq!(report["spool"], spool.to_str().unwrap(), "{report}");
     let (f2, s2) = (
         std::fs::metadata(&file).unwrap(),
         std::fs::metadata(&spool).unwrap(),

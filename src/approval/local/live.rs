@@ -84,14 +84,11 @@ pub(super) fn remove_entry(root: &OwnedFd, name: &str) {
 /// Removes `name` if nobody waits for it and `me` may: the entry's owner, or root. Returns
 /// whether it is gone now.
 pub(super) fn sweep(root: &OwnedFd, name: &str, me: u32) -> bool {
-    if liveness(root, name) != Liveness::Gone {
-        return false;
-    }
     let owner = open_in(root, name, true)
         .ok()
         .and_then(|d| d.metadata().ok())
         .map(|m| m.uid());
-    if owner.is_none_or(|o| o != me && me != 0) {
+    if owner.is_none_or(|o| o != me && me != 0) || liveness(root, name) != Liveness::Gone {
         return false;
     }
     remove_entry(root, name);
