@@ -473,7 +473,7 @@ fn a_sigkilled_waiters_request_is_hidden_then_swept_and_never_approvable() {
         .collect();
     assert_eq!(
         ids,
-        [id.clone()],
+        std::slice::from_ref(&id),
         "the live request, and not the forged one"
     );
     std::fs::remove_file(fdir.join("lock")).unwrap();
