@@ -16,6 +16,11 @@
 //!   the request it was shown ([`crate::request::RequestView::recompute_shown_digest`]); the
 //!   waiting gate counts an approval only when that equals the digest of the request it holds.
 //!   A deny counts whatever it names, as long as it is for this request: it only tightens.
+//! - Liveness is a lock, not a pid: the waiting gate holds an exclusive `flock` on
+//!   `<root>/<id>/lock` (see `live`), so a request whose gate died — SIGKILL included — is
+//!   hidden from everyone, refused by `gate approve`, and removed by its owner or root.
+//! - Before waiting, the requester's gate asks whether any eligible approver can reach the
+//!   spool at all (see `reach`), and fails at once when nobody can.
 //! - Ids become paths only after [`valid_id`]; spool entries whose name is not an id, or whose
 //!   `request.json` names another id or another owner, are skipped with a warning.
 //! - Every file the requester could have planted is opened relative to a directory descriptor,
@@ -535,9 +540,10 @@ fn nonce() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// Removes an approval of ours whose request is gone or has nobody waiting. Never a denial: a requester can make its
-/// request directory disappear for a moment (and stop its own waiting gate meanwhile), and a
-/// denial an approver's own gate cleaned away would be a denial the waiting gate never sees.
+/// Removes an approval of ours whose request is gone or has nobody waiting. Never a denial: a
+/// requester can make its request directory disappear for a moment (and stop its own waiting
+/// gate meanwhile), and a denial an approver's own gate cleaned away would be a denial the
+/// waiting gate never sees.
 /// An approval only loosens, so losing one can only stop a command.
 fn remove_own(root: &OwnedFd, name: &str, me: u32) {
     let Ok(f) = open_in(root, name, false) else {
