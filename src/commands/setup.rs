@@ -90,6 +90,7 @@ pub fn local(out: &Output, s: LocalSetup) -> Result<i32, Error> {
     }
     let would = if s.dry_run { "would " } else { "" };
     let mut done: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
 
     // The system policy must not already route local approvals elsewhere.
     let text = policy_text(spool_str, &s.group);
@@ -138,6 +139,13 @@ pub fn local(out: &Output, s: LocalSetup) -> Result<i32, Error> {
             s.policy_file.display()
         ));
     } else if std::fs::read_to_string(&s.policy_file).ok().as_deref() != Some(text.as_str()) {
+        let first = s.policy_file.parent() == Some(Path::new(SYSTEM_POLICY_DIR))
+            && crate::policy::discover_sources(Path::new(SYSTEM_POLICY_DIR), None, None, &[])
+                .map(|v| {
+                    v.iter()
+                        .all(|x| x.tier != Tier::System || x.path == s.policy_file)
+                })
+                .unwrap_or(false);
         if !s.dry_run {
             write_policy(&s.policy_file, &text)?;
         }
@@ -145,6 +153,13 @@ pub fn local(out: &Output, s: LocalSetup) -> Result<i32, Error> {
             "{would}write `{}` (the backend `local` with this spool)",
             s.policy_file.display()
         ));
+        if first {
+            notes.push(format!(
+                "note: it is the first system policy file: from now on policy files outside \
+                 `{SYSTEM_POLICY_DIR}` (yours, `GATE_POLICY`, `--policy`) may only add rules and \
+                 tighten; put shared rules in `{SYSTEM_POLICY_DIR}`"
+            ));
+        }
     }
 
     if done.is_empty() {
@@ -160,6 +175,9 @@ pub fn local(out: &Output, s: LocalSetup) -> Result<i32, Error> {
         for d in &done {
             out.info(d);
         }
+    }
+    for n in &notes {
+        out.info(n);
     }
     if s.json {
         out.data(
