@@ -136,62 +136,9 @@ fn wait_local(
         }
     };
     // Waiting where no eligible approver can see the request would be waiting in vain.
-    let report = match spool.reach(requirement, req.view.requester.uid) {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok(Err(Verdict::stop(
-                Outcome::Error,
-                Error::config(e.to_string()),
-            )));
-        }
-    };
-    if !report.unknown.is_empty() {
-        out.warn(&format!(
-            "{} named as approver{} in the policy {} no user on this host, so cannot approve \
-             through the local spool",
-            report
-                .unknown
-                .iter()
-                .map(|n| format!("`{}`", crate::output::escape(n)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if report.unknown.len() == 1 { "" } else { "s" },
-            if report.unknown.len() == 1 {
-                "is"
-            } else {
-                "are"
-            },
-        ));
-    }
-    if let Reach::Nobody { why } = report.reach {
+    if let Some(stopped) = out_of_reach(out, &spool, req, class, requirement) {
         drop(pending);
-        let shown: Vec<String> = why
-            .iter()
-            .take(5)
-            .map(|w| crate::output::escape(w).into_owned())
-            .collect();
-        let more = why.len().saturating_sub(shown.len());
-        return Ok(Err(Verdict::no_decision(
-            format!(
-                "{} needs {} ({}), but nobody who may approve it can use the spool `{}`, so it \
-                 would wait in vain: {}{}",
-                crate::output::escape(&shell_join(&req.view.command.argv)),
-                if requirement.min_approvals == 1 {
-                    "an approval".to_owned()
-                } else {
-                    format!("{} approvals", requirement.min_approvals)
-                },
-                why_approval(class),
-                spool.root().display(),
-                shown.join("; "),
-                if more > 0 {
-                    format!("; and {more} more")
-                } else {
-                    String::new()
-                }
-            ),
-            Some(unreachable_hint(&report.group)),
-        )));
+        return Ok(Err(stopped));
     }
     out.info(&format!(
         "{} needs {} approval{} ({}); waiting as request {}",
@@ -215,6 +162,81 @@ fn wait_local(
         hint: None,
     })?;
     Ok(Ok(outcome))
+}
+
+/// The stop when no eligible approver — or too few of them — can use the spool: the request
+/// would wait for nobody. Warns about approvers the policy names who are no users here.
+fn out_of_reach(
+    out: &Output,
+    spool: &Spool,
+    req: &Request,
+    class: &Classification,
+    requirement: &Requirement,
+) -> Option<Verdict> {
+    let report = match spool.reach(requirement, req.view.requester.uid) {
+        Ok(r) => r,
+        Err(e) => {
+            return Some(Verdict::stop(Outcome::Error, Error::config(e.to_string())));
+        }
+    };
+    if !report.unknown.is_empty() {
+        out.warn(&format!(
+            "{} named as approver{} in the policy {} no user on this host, so cannot approve \
+             through the local spool",
+            report
+                .unknown
+                .iter()
+                .map(|n| format!("`{}`", crate::output::escape(n)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if report.unknown.len() == 1 { "" } else { "s" },
+            if report.unknown.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+        ));
+    }
+    let (who, why) = match report.reach {
+        Reach::Reachable(_) => (None, Vec::new()),
+        Reach::Nobody { why } => (Some("nobody who may approve it can use".to_owned()), why),
+        Reach::TooFew { can, why } => (
+            Some(format!(
+                "only {} of those who may approve it ({}) can use",
+                can.len(),
+                crate::output::escape(&can.join(", "))
+            )),
+            why,
+        ),
+    };
+    let who = who?;
+    let shown: Vec<String> = why
+        .iter()
+        .take(5)
+        .map(|w| crate::output::escape(w).into_owned())
+        .collect();
+    let more = why.len().saturating_sub(shown.len());
+    Some(Verdict::no_decision(
+        format!(
+            "{} needs {} ({}), but {who} the spool `{}`, so it would wait in vain: \
+             {}{}",
+            crate::output::escape(&shell_join(&req.view.command.argv)),
+            if requirement.min_approvals == 1 {
+                "an approval".to_owned()
+            } else {
+                format!("{} approvals", requirement.min_approvals)
+            },
+            why_approval(class),
+            spool.root().display(),
+            shown.join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        Some(unreachable_hint(&report.group)),
+    ))
 }
 
 /// How to let approvers reach a spool: join its group, or make the shared one.

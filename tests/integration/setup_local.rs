@@ -325,6 +325,42 @@ fn an_approver_outside_the_spools_group_fails_the_request_at_once_with_the_fix()
     assert_eq!(std::fs::read_dir(m.spool()).unwrap().count(), 0);
 }
 
+/// Two approvals needed, and only one of the two named approvers is in the spool's group: it
+/// could never be approved, so it fails at once too, naming who can and who cannot.
+#[test]
+fn too_few_approvers_in_reach_fail_the_request_at_once() {
+    let group = "gt-setup-few";
+    let m = machine();
+    m.setup(group, &[]).status(0).stderr_contains("next:");
+    join(group, &["gt-sreq", "gt-sappr"]);
+    let _ = run(Command::new("gpasswd").args(["-d", "gt-sout", group]));
+    let policy = m.g.path("two.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\ngroups: { pair: [gt-sappr, gt-sout] }\nrules:\n  - name: two\n    match: { program: git }\n    decision: approve\n    approval: { approvers: [pair], min_approvals: 2 }\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ran = finish(m.as_user(
+        "gt-sreq",
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--timeout",
+            "60s",
+            "--",
+            "git",
+            "status",
+        ],
+    ));
+    ran.status(75)
+        .stderr_contains("needs 2 approvals")
+        .stderr_contains("only 1 of those who may approve it (gt-sappr) can use the spool")
+        .stderr_contains("gt-sout cannot read and write the spool")
+        .stderr_contains(&format!("sudo usermod -aG {group} NAME"));
+    assert!(!m.home("gt-sreq").join("git-ran").exists());
+}
+
 /// A requester outside the spool's group cannot even ask: a configuration error (78) naming
 /// the group to join, not a wait.
 #[test]

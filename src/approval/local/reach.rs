@@ -26,6 +26,9 @@ pub enum Reach {
     Reachable(Vec<String>),
     /// Nobody eligible can; `why` says, per candidate, what stops them.
     Nobody { why: Vec<String> },
+    /// Some can, but not enough of them (or not from every group the rules require) to ever
+    /// meet the requirement.
+    TooFew { can: Vec<String>, why: Vec<String> },
 }
 
 /// The answer, and the approvers the policy names that are not users on this host (they
@@ -205,6 +208,14 @@ pub fn who_can_use(
     Ok(ReachReport {
         reach: if can.is_empty() {
             Reach::Nobody { why }
+        } else if !requirement.satisfied_by(&can.iter().cloned().collect()) {
+            if why.is_empty() {
+                why.push(
+                    "the others who may approve it are the requester or no users on this host"
+                        .to_owned(),
+                );
+            }
+            Reach::TooFew { can, why }
         } else {
             Reach::Reachable(can)
         },
