@@ -376,10 +376,34 @@ fn a_requester_outside_the_group_is_told_which_group_to_join() {
     assert!(!m.home("gt-sout").join("git-ran").exists());
 }
 
-/// A spool others could use, but inside the requester's own 0700 home: no approver can get
-/// through the home, so nobody could answer; it fails at once, naming the directory.
+/// A spool others could use, but inside a directory approvers cannot enter (root's, mode
+/// 0710, open only to the requester's group, as a private home is to its owner): nobody could
+/// answer, so it fails at once, naming the directory.
 #[test]
 fn a_spool_inside_a_private_home_fails_at_once() {
+    let m = machine();
+    let home = m.g.path("private-home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(0), Some(user("gt-sreq").gid)).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o710)).unwrap();
+    let spool = home.join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let mut c = m.as_user("gt-sreq", &["--timeout", "60s", "--", "git", "push", "-f"]);
+    c.env("GATE_SPOOL", &spool);
+    let ran = finish(c);
+    ran.status(75)
+        .stderr_contains("cannot enter")
+        .stderr_contains(home.to_str().unwrap())
+        .stderr_contains("hint:");
+    assert!(!m.home("gt-sreq").join("git-ran").exists());
+}
+
+/// Attack: a spool in a directory the requester owns. It could rename the spool away and put
+/// its own directory there, so that approvers' decisions (a denial) land where the waiting
+/// gate never looks. Refused at once (75), naming the directory.
+#[test]
+fn a_spool_under_a_directory_the_requester_owns_is_refused() {
     let m = machine();
     let spool = m.home("gt-sreq").join("spool");
     std::fs::create_dir(&spool).unwrap();
@@ -388,10 +412,16 @@ fn a_spool_inside_a_private_home_fails_at_once() {
     c.env("GATE_SPOOL", &spool);
     let ran = finish(c);
     ran.status(75)
-        .stderr_contains("cannot enter")
-        .stderr_contains(m.home("gt-sreq").to_str().unwrap())
-        .stderr_contains("hint:");
-    assert!(!m.home("gt-sreq").join("git-ran").exists());
+        .stderr_contains("not safe for approvals")
+        .stderr_contains(&format!(
+            "`{}` above it is yours",
+            m.home("gt-sreq").display()
+        ));
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "a request was left"
+    );
 }
 
 /// Running as root is not enough to approve unless root is named: with a rule that lets

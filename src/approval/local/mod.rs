@@ -188,6 +188,43 @@ fn unsafe_root(meta: &std::fs::Metadata, requester_uid: u32) -> Option<String> {
     None
 }
 
+/// Why a directory above the spool lets the requester put another directory in the spool's
+/// place — where approvers would then write their decisions, out of the waiting gate's sight
+/// (a denial it never sees) — or `None`. Root is not asked: it can do that anyway.
+fn unsafe_parent(spool: &Path, requester_uid: u32) -> Option<String> {
+    if requester_uid == 0 {
+        return None;
+    }
+    let real = std::fs::canonicalize(spool).ok()?;
+    let groups: Vec<u32> = nix::unistd::getgroups()
+        .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_default();
+    let my_gid = nix::unistd::getegid().as_raw();
+    for dir in real.ancestors().skip(1) {
+        let Ok(m) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = m.permissions().mode();
+        let sticky = mode & 0o1000 != 0;
+        let member = m.gid() == my_gid || groups.contains(&m.gid());
+        let why = if m.uid() == requester_uid {
+            "is yours"
+        } else if !sticky && mode & 0o002 != 0 {
+            "is writable by anyone"
+        } else if !sticky && member && mode & 0o020 != 0 {
+            "is writable by a group you are in"
+        } else {
+            continue;
+        };
+        return Some(format!(
+            "`{}` above it {why}, so you could put another directory in its place where \
+             approvers would write their decisions",
+            dir.display()
+        ));
+    }
+    None
+}
+
 impl Spool {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Spool { root: root.into() }
@@ -247,7 +284,9 @@ impl Spool {
                 .map_err(io(&self.root))?;
         }
         let (root, meta) = self.open_root()?;
-        if let Some(why) = unsafe_root(&meta, requester) {
+        if let Some(why) =
+            unsafe_root(&meta, requester).or_else(|| unsafe_parent(&self.root, requester))
+        {
             return Err(LocalError::Unsafe {
                 path: self.root.clone(),
                 why,
