@@ -172,31 +172,36 @@ pub fn who_can_use(
     let spool_gid = steps.last().map_or(0, |s| s.gid);
     let named = requirement.eligible();
     let mut unknown = Vec::new();
-    let mut candidates = Vec::new();
+    let mut candidates = 0;
+    let mut can: Vec<String> = Vec::new();
+    let mut why = Vec::new();
     let names = named.clone().unwrap_or_else(|| everyone(spool_gid));
     for name in names {
-        match User::from_name(&name) {
-            Ok(Some(u)) => {
-                let c = candidate(&u);
-                let requester = c.uid == requester_uid && !requirement.allow_requester;
-                let anyone_but_root = named.is_none() && c.uid == 0;
-                if !requester && !anyone_but_root {
-                    candidates.push(c);
-                }
+        let u = match User::from_name(&name) {
+            Ok(Some(u)) => u,
+            _ if named.is_some() => {
+                unknown.push(name);
+                continue;
             }
-            _ if named.is_some() => unknown.push(name),
-            _ => {}
+            _ => continue,
+        };
+        let requester = u.uid.as_raw() == requester_uid && !requirement.allow_requester;
+        let anyone_but_root = named.is_none() && u.uid.is_root();
+        if requester || anyone_but_root {
+            continue;
         }
-    }
-    let mut can = Vec::new();
-    let mut why = Vec::new();
-    for c in &candidates {
-        match blocked(&steps, c) {
-            None => can.push(c.name.clone()),
+        candidates += 1;
+        let c = candidate(&u);
+        match blocked(&steps, &c) {
+            None => can.push(c.name),
             Some(w) => why.push(w),
         }
+        // With anyone eligible, the whole password file need not be asked once it is enough.
+        if named.is_none() && requirement.satisfied_by(&can.iter().cloned().collect()) {
+            break;
+        }
     }
-    if candidates.is_empty() {
+    if candidates == 0 {
         why.push(match &named {
             Some(n) if n.is_empty() => "the rule names no approver".to_owned(),
             Some(_) => "no approver the policy names is a user on this host (the requester \
