@@ -310,11 +310,33 @@ fn parent_ok(dir: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks, before anything is made, the directories above the spool that exist already.
+/// Checks, before anything is made, the directories above the spool that exist already, and
+/// the spool itself if it exists.
 fn check_place(spool: &Path) -> Result<(), Error> {
     for dir in spool.ancestors().skip(1) {
         if let Ok(meta) = std::fs::metadata(dir) {
             parent_ok(dir, &meta)?;
+        }
+    }
+    let path = spool;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        // Re-owning a directory that holds anything but spool entries (`--spool /etc`)
+        // would hand it to the group: only an empty directory or an old spool is taken.
+        let foreign = std::fs::read_dir(path)
+            .map_err(|e| io_err("read", path, e))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| !spool_entry_name(n));
+        if let Some(n) = foreign {
+            return Err(Error::config_hint(
+                format!(
+                    "`{}` already exists and holds `{}`, which is not a spool entry; not \
+                     changing its owner and mode",
+                    path.display(),
+                    escape(&n)
+                ),
+                "choose a new or empty directory with `--spool DIR`",
+            ));
         }
     }
     Ok(())
@@ -369,6 +391,12 @@ fn existing_spool(s: &LocalSetup, gid: Option<u32>, done: &mut Vec<String>) -> R
         SPOOL_MODE
     ));
     Ok(())
+}
+
+/// A name gate puts in a spool: a request id, or `<id>.<uid>[.<nonce>].decision`.
+fn spool_entry_name(n: &str) -> bool {
+    let id = n.split('.').next().unwrap_or("");
+    crate::approval::local::valid_id(id) && (n == id || n.ends_with(".decision"))
 }
 
 /// Writes the policy file whole or not at all: a new file beside it, then a rename. Root's,

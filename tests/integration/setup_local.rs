@@ -612,6 +612,7 @@ fn the_next_waiter_sweeps_its_killed_predecessors_entry() {
 /// Paths and names that cannot be used are refused before anything changes.
 #[test]
 fn setup_refuses_what_it_cannot_make_safe() {
+    let _ = run(Command::new("groupdel").arg("gt-setup-x"));
     let m = machine();
     // Under a directory another user owns (who could swap the spool out).
     let theirs = m.home("gt-sout");
@@ -628,6 +629,25 @@ fn setup_refuses_what_it_cannot_make_safe() {
     .stderr_contains("belongs to gt-sout")
     .stderr_contains("hint:");
     assert!(!spool.exists());
+    // A directory that is something else already is not handed to the group.
+    let busy = m.g.path("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::set_permissions(&busy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(busy.join("important"), "x").unwrap();
+    m.as_root(&[
+        "setup",
+        "local",
+        "--group",
+        "gt-setup-x",
+        "--spool",
+        busy.to_str().unwrap(),
+    ])
+    .status(78)
+    .stderr_contains("holds `important`, which is not a spool entry");
+    assert_eq!(
+        std::fs::metadata(&busy).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
     m.as_root(&["setup", "local", "--spool", "relative/spool"])
         .status(2)
         .stderr_contains("absolute path");
