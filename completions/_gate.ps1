@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('deny', 'deny', [CompletionResultType]::ParameterValue, 'Deny a pending request as the current user (or as your server token''s principal)')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the approval and audit server')
+            [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'One-time set-up of this machine, as root')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions for SHELL')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (gate.1)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -445,6 +446,46 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;serve;help;help' {
             break
         }
+        'gate;setup' {
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('local', 'local', [CompletionResultType]::ParameterValue, 'Make the shared spool for approvals on this machine, and the system policy naming it')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gate;setup;local' {
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'The group whose members may ask and answer (made with `groupadd --system` if missing)')
+            [CompletionResult]::new('--spool', '--spool', [CompletionResultType]::ParameterName, 'The spool directory')
+            [CompletionResult]::new('--policy-file', '--policy-file', [CompletionResultType]::ParameterName, 'The system policy file to write (default: local-spool.yaml in the system policy directory, /etc/gate/policy.d)')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Say what would be done; change nothing (needs no root)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Also print what was done as one JSON object on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'gate;setup;help' {
+            [CompletionResult]::new('local', 'local', [CompletionResultType]::ParameterValue, 'Make the shared spool for approvals on this machine, and the system policy naming it')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gate;setup;help;local' {
+            break
+        }
+        'gate;setup;help;help' {
+            break
+        }
         'gate;completions' {
             [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'Write completions for every shell into this directory instead')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
@@ -478,6 +519,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('deny', 'deny', [CompletionResultType]::ParameterValue, 'Deny a pending request as the current user (or as your server token''s principal)')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the approval and audit server')
+            [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'One-time set-up of this machine, as root')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions for SHELL')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (gate.1)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -557,6 +599,13 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;help;serve;key' {
+            break
+        }
+        'gate;help;setup' {
+            [CompletionResult]::new('local', 'local', [CompletionResultType]::ParameterValue, 'Make the shared spool for approvals on this machine, and the system policy naming it')
+            break
+        }
+        'gate;help;setup;local' {
             break
         }
         'gate;help;completions' {

@@ -49,6 +49,9 @@ _gate() {
             gate,serve)
                 cmd="gate__subcmd__serve"
                 ;;
+            gate,setup)
+                cmd="gate__subcmd__setup"
+                ;;
             gate__subcmd__help,approve)
                 cmd="gate__subcmd__help__subcmd__approve"
                 ;;
@@ -82,8 +85,8 @@ _gate() {
             gate__subcmd__help,serve)
                 cmd="gate__subcmd__help__subcmd__serve"
                 ;;
-            gate__subcmd__help__subcmd__log,export)
-                cmd="gate__subcmd__help__subcmd__log__subcmd__export"
+            gate__subcmd__help,setup)
+                cmd="gate__subcmd__help__subcmd__setup"
                 ;;
             gate__subcmd__help__subcmd__log,key)
                 cmd="gate__subcmd__help__subcmd__log__subcmd__key"
@@ -93,9 +96,6 @@ _gate() {
                 ;;
             gate__subcmd__help__subcmd__log,show)
                 cmd="gate__subcmd__help__subcmd__log__subcmd__show"
-                ;;
-            gate__subcmd__help__subcmd__log,tail)
-                cmd="gate__subcmd__help__subcmd__log__subcmd__tail"
                 ;;
             gate__subcmd__help__subcmd__log,verify)
                 cmd="gate__subcmd__help__subcmd__log__subcmd__verify"
@@ -121,8 +121,8 @@ _gate() {
             gate__subcmd__help__subcmd__serve__subcmd__token,revoke)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token__subcmd__revoke"
                 ;;
-            gate__subcmd__log,export)
-                cmd="gate__subcmd__log__subcmd__export"
+            gate__subcmd__help__subcmd__setup,local)
+                cmd="gate__subcmd__help__subcmd__setup__subcmd__local"
                 ;;
             gate__subcmd__log,help)
                 cmd="gate__subcmd__log__subcmd__help"
@@ -136,14 +136,8 @@ _gate() {
             gate__subcmd__log,show)
                 cmd="gate__subcmd__log__subcmd__show"
                 ;;
-            gate__subcmd__log,tail)
-                cmd="gate__subcmd__log__subcmd__tail"
-                ;;
             gate__subcmd__log,verify)
                 cmd="gate__subcmd__log__subcmd__verify"
-                ;;
-            gate__subcmd__log__subcmd__help,export)
-                cmd="gate__subcmd__log__subcmd__help__subcmd__export"
                 ;;
             gate__subcmd__log__subcmd__help,help)
                 cmd="gate__subcmd__log__subcmd__help__subcmd__help"
@@ -156,9 +150,6 @@ _gate() {
                 ;;
             gate__subcmd__log__subcmd__help,show)
                 cmd="gate__subcmd__log__subcmd__help__subcmd__show"
-                ;;
-            gate__subcmd__log__subcmd__help,tail)
-                cmd="gate__subcmd__log__subcmd__help__subcmd__tail"
                 ;;
             gate__subcmd__log__subcmd__help,verify)
                 cmd="gate__subcmd__log__subcmd__help__subcmd__verify"
@@ -232,6 +223,18 @@ _gate() {
             gate__subcmd__serve__subcmd__token__subcmd__help,revoke)
                 cmd="gate__subcmd__serve__subcmd__token__subcmd__help__subcmd__revoke"
                 ;;
+            gate__subcmd__setup,help)
+                cmd="gate__subcmd__setup__subcmd__help"
+                ;;
+            gate__subcmd__setup,local)
+                cmd="gate__subcmd__setup__subcmd__local"
+                ;;
+            gate__subcmd__setup__subcmd__help,help)
+                cmd="gate__subcmd__setup__subcmd__help__subcmd__help"
+                ;;
+            gate__subcmd__setup__subcmd__help,local)
+                cmd="gate__subcmd__setup__subcmd__help__subcmd__local"
+                ;;
             *)
                 ;;
         esac
@@ -239,7 +242,7 @@ _gate() {
 
     case "${cmd}" in
         gate)
-            opts="-q -v -h -V --reason --timeout --no-wait --json --policy --color --quiet --verbose --help --version check policy log requests approve deny login serve completions man help"
+            opts="-q -v -h -V --reason --timeout --no-wait --json --policy --color --quiet --verbose --help --version check policy log requests approve deny login serve setup completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -377,7 +380,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help)
-            opts="check policy log requests approve deny login serve completions man help"
+            opts="check policy log requests approve deny login serve setup completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -461,22 +464,8 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__log)
-            opts="show tail export verify push key"
+            opts="show verify push key"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        gate__subcmd__help__subcmd__log__subcmd__export)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -517,20 +506,6 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__log__subcmd__show)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        gate__subcmd__help__subcmd__log__subcmd__tail)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -726,8 +701,36 @@ _gate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gate__subcmd__help__subcmd__setup)
+            opts="local"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__setup__subcmd__local)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gate__subcmd__log)
-            opts="-q -v -h --policy --color --quiet --verbose --help show tail export verify push key help"
+            opts="-q -v -h --policy --color --quiet --verbose --help show verify push key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -748,81 +751,9 @@ _gate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        gate__subcmd__log__subcmd__export)
-            opts="-o -q -v -h --format --since --until --request --user --outcome --rule --output --policy --color --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --format)
-                    COMPREPLY=($(compgen -W "csv json" -- "${cur}"))
-                    return 0
-                    ;;
-                --since)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --until)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --request)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --user)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --outcome)
-                    COMPREPLY=($(compgen -W "allowed confirmed approved denied refused timed_out cancelled error" -- "${cur}"))
-                    return 0
-                    ;;
-                --rule)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --output)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --policy)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --color)
-                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         gate__subcmd__log__subcmd__help)
-            opts="show tail export verify push key help"
+            opts="show verify push key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        gate__subcmd__log__subcmd__help__subcmd__export)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -877,20 +808,6 @@ _gate() {
             return 0
             ;;
         gate__subcmd__log__subcmd__help__subcmd__show)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        gate__subcmd__log__subcmd__help__subcmd__tail)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -967,7 +884,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__log__subcmd__show)
-            opts="-n -q -v -h --json --since --until --request --user --outcome --rule --policy --color --quiet --verbose --help"
+            opts="-n -q -v -h --json --since --request --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -977,73 +894,7 @@ _gate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --until)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --request)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --user)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --outcome)
-                    COMPREPLY=($(compgen -W "allowed confirmed approved denied refused timed_out cancelled error" -- "${cur}"))
-                    return 0
-                    ;;
-                --rule)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --policy)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --color)
-                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        gate__subcmd__log__subcmd__tail)
-            opts="-f -n -q -v -h --json --follow --since --until --request --user --outcome --rule --policy --color --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --since)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --until)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --request)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --user)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --outcome)
-                    COMPREPLY=($(compgen -W "allowed confirmed approved denied refused timed_out cancelled error" -- "${cur}"))
-                    return 0
-                    ;;
-                --rule)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1642,6 +1493,104 @@ _gate() {
             fi
             case "${prev}" in
                 --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup)
+            opts="-q -v -h --policy --color --quiet --verbose --help local help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help)
+            opts="local help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help__subcmd__local)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__local)
+            opts="-q -v -h --group --spool --policy-file --dry-run --json --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

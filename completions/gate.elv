@@ -40,6 +40,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand deny 'Deny a pending request as the current user (or as your server token''s principal)'
             cand login 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
             cand serve 'Run the approval and audit server'
+            cand setup 'One-time set-up of this machine, as root'
             cand completions 'Print shell completions for SHELL'
             cand man 'Print the man page (gate.1)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -396,6 +397,41 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;serve;help;help'= {
         }
+        &'gate;setup'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand local 'Make the shared spool for approvals on this machine, and the system policy naming it'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;setup;local'= {
+            cand --group 'The group whose members may ask and answer (made with `groupadd --system` if missing)'
+            cand --spool 'The spool directory'
+            cand --policy-file 'The system policy file to write (default: local-spool.yaml in the system policy directory, /etc/gate/policy.d)'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
+            cand --dry-run 'Say what would be done; change nothing (needs no root)'
+            cand --json 'Also print what was done as one JSON object on stdout'
+            cand -q 'Say less: no progress lines, no spinner'
+            cand --quiet 'Say less: no progress lines, no spinner'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;setup;help'= {
+            cand local 'Make the shared spool for approvals on this machine, and the system policy naming it'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;setup;help;local'= {
+        }
+        &'gate;setup;help;help'= {
+        }
         &'gate;completions'= {
             cand --out-dir 'Write completions for every shell into this directory instead'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
@@ -427,6 +463,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand deny 'Deny a pending request as the current user (or as your server token''s principal)'
             cand login 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
             cand serve 'Run the approval and audit server'
+            cand setup 'One-time set-up of this machine, as root'
             cand completions 'Print shell completions for SHELL'
             cand man 'Print the man page (gate.1)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -485,6 +522,11 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;help;serve;token;revoke'= {
         }
         &'gate;help;serve;key'= {
+        }
+        &'gate;help;setup'= {
+            cand local 'Make the shared spool for approvals on this machine, and the system policy naming it'
+        }
+        &'gate;help;setup;local'= {
         }
         &'gate;help;completions'= {
         }

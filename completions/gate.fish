@@ -39,11 +39,12 @@ complete -c gate -n "__fish_gate_needs_command" -s V -l version -d 'Print versio
 complete -c gate -n "__fish_gate_needs_command" -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
 complete -c gate -n "__fish_gate_needs_command" -a "policy" -d 'Validate and test policy files'
 complete -c gate -n "__fish_gate_needs_command" -a "log" -d 'Read the audit log'
-complete -c gate -n "__fish_gate_needs_command" -a "requests" -d 'List pending approval requests you can see, or show one in full'
+complete -c gate -n "__fish_gate_needs_command" -a "requests" -d 'List pending approval requests you can see, with their full context'
 complete -c gate -n "__fish_gate_needs_command" -a "approve" -d 'Approve a pending request as the current user (or as your server token\'s principal)'
 complete -c gate -n "__fish_gate_needs_command" -a "deny" -d 'Deny a pending request as the current user (or as your server token\'s principal)'
 complete -c gate -n "__fish_gate_needs_command" -a "login" -d 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
 complete -c gate -n "__fish_gate_needs_command" -a "serve" -d 'Run the approval and audit server'
+complete -c gate -n "__fish_gate_needs_command" -a "setup" -d 'One-time set-up of this machine, as root'
 complete -c gate -n "__fish_gate_needs_command" -a "completions" -d 'Print shell completions for SHELL'
 complete -c gate -n "__fish_gate_needs_command" -a "man" -d 'Print the man page (gate.1)'
 complete -c gate -n "__fish_gate_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -82,33 +83,20 @@ complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcom
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "lint" -d 'Check policy files for errors; each is reported as path:line:column'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "show" -d 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "tail" -d 'Show the last records, and with `--follow` each new one as it is appended'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "export" -d 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor\'s evidence request'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l since -d 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l until -d 'Only records before TIME (same forms as `--since`; a date means that day\'s start)' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l request -d 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l user -d 'Only requests made by this user (the requester\'s user name as recorded)' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l outcome -d 'Only requests with this outcome, as the decision records spell it' -r -f -a "allowed\t''
-confirmed\t''
-approved\t''
-denied\t''
-refused\t''
-timed_out\t''
-cancelled\t''
-error\t''"
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l rule -d 'Only requests a rule of this name matched' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l since -d 'Only records at or after this time (RFC 3339, e.g. 2026-11-26T10:00:00Z)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l request -d 'Only records of this request' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s n -d 'Only the last N records' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
@@ -117,53 +105,7 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l json -d 'One record per line, as stored'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l since -d 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l until -d 'Only records before TIME (same forms as `--since`; a date means that day\'s start)' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l request -d 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l user -d 'Only requests made by this user (the requester\'s user name as recorded)' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l outcome -d 'Only requests with this outcome, as the decision records spell it' -r -f -a "allowed\t''
-confirmed\t''
-approved\t''
-denied\t''
-refused\t''
-timed_out\t''
-cancelled\t''
-error\t''"
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l rule -d 'Only requests a rule of this name matched' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -s n -d 'How many of the last records to show first' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
-always\t''
-never\t''"
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l json -d 'One record per line, as stored'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep watching the log and print records as they are appended'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -s q -l quiet -d 'Say less: no progress lines, no spinner'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l format -d 'The output format' -r -f -a "csv\t''
-json\t''"
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l since -d 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l until -d 'Only records before TIME (same forms as `--since`; a date means that day\'s start)' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l request -d 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l user -d 'Only requests made by this user (the requester\'s user name as recorded)' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l outcome -d 'Only requests with this outcome, as the decision records spell it' -r -f -a "allowed\t''
-confirmed\t''
-approved\t''
-denied\t''
-refused\t''
-timed_out\t''
-cancelled\t''
-error\t''"
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l rule -d 'Only requests a rule of this name matched' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -s o -l output -d 'Write to FILE (made with mode 0600, never replacing an existing file) instead of stdout' -r -F
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
-always\t''
-never\t''"
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -s q -l quiet -d 'Say less: no progress lines, no spinner'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l key -d 'The host\'s verifier key (`gate log key` output), or a file holding it. Without it, the key named in the log\'s own genesis is trusted' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l checkpoint -d 'The signed checkpoint to check against (default: PATH.checkpoint)' -r -F
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l threads -d 'Hashing threads (default: all cores)' -r
@@ -193,9 +135,7 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "tail" -d 'Show the last records, and with `--follow` each new one as it is appended'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor\'s evidence request'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
@@ -205,10 +145,10 @@ complete -c gate -n "__fish_gate_using_subcommand requests" -l policy -d 'Add a 
 complete -c gate -n "__fish_gate_using_subcommand requests" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand requests" -l json -d 'One JSON object per request on stdout (the `gate.request/v1` shape, the same for the local spool and a server)'
+complete -c gate -n "__fish_gate_using_subcommand requests" -l json -d 'One JSON object per request on stdout'
 complete -c gate -n "__fish_gate_using_subcommand requests" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand requests" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand requests" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand requests" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand approve" -l comment -d 'A note recorded with your approval' -r
 complete -c gate -n "__fish_gate_using_subcommand approve" -l server -d 'Decide on this gate server instead of the local spool [env: GATE_SERVER]' -r
 complete -c gate -n "__fish_gate_using_subcommand approve" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
@@ -274,6 +214,29 @@ complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcomm
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage the API tokens of principals'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -f -a "local" -d 'Make the shared spool for approvals on this machine, and the system policy naming it'
+complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l group -d 'The group whose members may ask and answer (made with `groupadd --system` if missing)' -r
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l spool -d 'The spool directory' -r -F
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l policy-file -d 'The system policy file to write (default: local-spool.yaml in the system policy directory, /etc/gate/policy.d)' -r -F
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l dry-run -d 'Say what would be done; change nothing (needs no root)'
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l json -d 'Also print what was done as one JSON object on stdout'
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from help" -f -a "local" -d 'Make the shared spool for approvals on this machine, and the system policy naming it'
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand completions" -l out-dir -d 'Write completions for every shell into this directory instead' -r -F
 complete -c gate -n "__fish_gate_using_subcommand completions" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand completions" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
@@ -290,24 +253,24 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand man" -s q -l quiet -d 'Say less: no progress lines, no spinner'
 complete -c gate -n "__fish_gate_using_subcommand man" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand man" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "policy" -d 'Validate and test policy files'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "log" -d 'Read the audit log'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "requests" -d 'List pending approval requests you can see, or show one in full'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "approve" -d 'Approve a pending request as the current user (or as your server token\'s principal)'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "deny" -d 'Deny a pending request as the current user (or as your server token\'s principal)'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "login" -d 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "serve" -d 'Run the approval and audit server'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "completions" -d 'Print shell completions for SHELL'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "man" -d 'Print the man page (gate.1)'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "policy" -d 'Validate and test policy files'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "log" -d 'Read the audit log'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "requests" -d 'List pending approval requests you can see, with their full context'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "approve" -d 'Approve a pending request as the current user (or as your server token\'s principal)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "deny" -d 'Deny a pending request as the current user (or as your server token\'s principal)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "login" -d 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "serve" -d 'Run the approval and audit server'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "setup" -d 'One-time set-up of this machine, as root'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "completions" -d 'Print shell completions for SHELL'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "man" -d 'Print the man page (gate.1)'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "lint" -d 'Check policy files for errors; each is reported as path:line:column'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
-complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "show" -d 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended'
-complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "tail" -d 'Show the last records, and with `--follow` each new one as it is appended'
-complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "export" -d 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor\'s evidence request'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "token" -d 'Manage the API tokens of principals'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from setup" -f -a "local" -d 'Make the shared spool for approvals on this machine, and the system policy naming it'

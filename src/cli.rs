@@ -195,6 +195,9 @@ pub enum Commands {
     },
     /// Run the approval and audit server.
     Serve(ServeArgs),
+    /// One-time set-up of this machine, as root.
+    #[command(subcommand)]
+    Setup(SetupCommand),
     /// Print shell completions for SHELL.
     Completions {
         shell: clap_complete::Shell,
@@ -413,6 +416,38 @@ pub enum LogCommand {
     },
     /// Print this host's checkpoint verifier key (note vkey format), making the key if needed.
     Key,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// Make the shared spool for approvals on this machine, and the system policy naming it.
+    ///
+    /// Run once as root (`sudo gate setup local`): creates the group (default `gate`) if
+    /// missing, the spool directory (owner root, that group, mode 3770: sticky and setgid, no
+    /// access for others) and a system policy file defining the backend `local` with that spool.
+    /// Running it again changes nothing and says so. Then add requesters and approvers to the
+    /// group (`sudo usermod -aG gate NAME`; it applies from their next login).
+    ///
+    /// Exit status: 0 done (or nothing to do); 77 not run as root; 78 something in the way
+    /// (an unsafe parent directory, another local spool in the system policy); 2 usage.
+    Local {
+        /// The group whose members may ask and answer (made with `groupadd --system` if missing).
+        #[arg(long, value_name = "NAME", default_value = "gate")]
+        group: String,
+        /// The spool directory.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/gate/spool")]
+        spool: PathBuf,
+        /// The system policy file to write (default: local-spool.yaml in the system policy
+        /// directory, /etc/gate/policy.d).
+        #[arg(long, value_name = "FILE")]
+        policy_file: Option<PathBuf>,
+        /// Say what would be done; change nothing (needs no root).
+        #[arg(long)]
+        dry_run: bool,
+        /// Also print what was done as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which records `gate log show`, `tail` and `export` take. A time is RFC 3339

@@ -5,8 +5,9 @@ use clap::Parser;
 
 use gate::cli::{
     Cli, Color, Commands, ExportFormat, LogCommand, LogFilter, OutcomeFilter, PolicyCommand,
+    SetupCommand,
 };
-use gate::commands::{check, generate, log, policy, requests, serve};
+use gate::commands::{check, generate, log, policy, requests, serve, setup};
 use gate::config::Env;
 use gate::error::Error;
 use gate::output::{ColorChoice, Output};
@@ -247,6 +248,22 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
         ),
         Commands::Login { url } => serve::login(env, out, &url),
         Commands::Serve(args) => serve::serve(env, out, args, &policy_files),
+        Commands::Setup(SetupCommand::Local {
+            group,
+            spool,
+            policy_file,
+            dry_run,
+            json,
+        }) => setup::local(
+            out,
+            setup::LocalSetup {
+                group,
+                spool,
+                policy_file: policy_file.unwrap_or_else(setup::LocalSetup::default_policy_file),
+                dry_run,
+                json,
+            },
+        ),
         Commands::Completions { shell, out_dir } => {
             match out_dir {
                 Some(dir) => generate::completions_to_dir(&dir)?,

@@ -7,5 +7,6 @@ pub mod policy;
 pub mod request_view;
 pub mod requests;
 pub mod serve;
+pub mod setup;
 
 pub use crate::output::Output;

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::RunOptions;
 use super::verdict::{Outcome, Verdict, why_approval};
 use crate::approval::Outcome as Waited;
-use crate::approval::local::{LocalError, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix};
+use crate::approval::local::{LocalError, Reach, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix};
 use crate::approval::server::{Client, ClientError, Expect, RemoteRequest, WaitError, retry, wait};
 use crate::config::Env;
 use crate::error::Error;
@@ -104,6 +104,23 @@ fn wait_local(
                 Some(SHARED_SPOOL_HINT.to_owned()),
             )));
         }
+        // The shared spool is there, but this user is not one of those who may use it.
+        Err(e @ LocalError::Io { .. }) if e.permission_denied() => {
+            let group = spool.group().unwrap_or_else(|| "gate".to_owned());
+            return Ok(Err(Verdict::stop(
+                Outcome::Error,
+                Error::config_hint(
+                    e.to_string(),
+                    format!(
+                        "only members of the group `{g}` may use this spool: an admin runs \
+                         `sudo usermod -aG {g} {user}`, and the membership applies from your \
+                         next login",
+                        g = crate::output::escape(&group),
+                        user = crate::output::escape(&req.view.requester.user),
+                    ),
+                ),
+            )));
+        }
         Err(e) => {
             return Ok(Err(Verdict::stop(
                 Outcome::Error,
@@ -116,6 +133,11 @@ fn wait_local(
             )));
         }
     };
+    // Waiting where no eligible approver can see the request would be waiting in vain.
+    if let Some(stopped) = out_of_reach(out, &spool, req, class, requirement) {
+        drop(pending);
+        return Ok(Err(stopped));
+    }
     announce(
         out,
         &format!(
@@ -130,7 +152,7 @@ fn wait_local(
             why_approval(class),
             req.id()
         ),
-        &format!("gate approve {}", req.id()),
+        &format!("gate approve {}", crate::request::short_id(req.id())),
         req.id(),
     );
     let mut waiter = out.waiter(waiting(req, requirement, timeout));
@@ -142,6 +164,103 @@ fn wait_local(
         hint: None,
     })?;
     Ok(Ok(outcome))
+}
+
+/// The stop when no eligible approver — or too few of them — can use the spool: the request
+/// would wait for nobody. Warns about approvers the policy names who are no users here.
+fn out_of_reach(
+    out: &Output,
+    spool: &Spool,
+    req: &Request,
+    class: &Classification,
+    requirement: &Requirement,
+) -> Option<Verdict> {
+    let report = match spool.reach(requirement, req.view.requester.uid) {
+        Ok(r) => r,
+        Err(e) => {
+            return Some(Verdict::stop(Outcome::Error, Error::config(e.to_string())));
+        }
+    };
+    if !report.unknown.is_empty() {
+        out.warn(&format!(
+            "{} named as approver{} in the policy {} no user on this host, so cannot approve \
+             through the local spool",
+            report
+                .unknown
+                .iter()
+                .map(|n| format!("`{}`", crate::output::escape(n)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if report.unknown.len() == 1 { "" } else { "s" },
+            if report.unknown.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+        ));
+    }
+    let (who, why) = match report.reach {
+        Reach::Reachable(_) => (None, Vec::new()),
+        Reach::Nobody { why } => (Some("nobody who may approve it can use".to_owned()), why),
+        Reach::TooFew { can, why } => (
+            Some(format!(
+                "only {} of those who may approve it ({}) can use",
+                can.len(),
+                crate::output::escape(&can.join(", "))
+            )),
+            why,
+        ),
+    };
+    let who = who?;
+    let shown: Vec<String> = why
+        .iter()
+        .take(5)
+        .map(|w| crate::output::escape(w).into_owned())
+        .collect();
+    let more = why.len().saturating_sub(shown.len());
+    Some(Verdict::no_decision(
+        format!(
+            "{} needs {} ({}), but {who} the spool `{}`, so it would wait in vain: \
+             {}{}",
+            crate::output::escape(&shell_join(&req.view.command.argv)),
+            if requirement.min_approvals == 1 {
+                "an approval".to_owned()
+            } else {
+                format!("{} approvals", requirement.min_approvals)
+            },
+            why_approval(class),
+            spool.root().display(),
+            shown.join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        Some(unreachable_hint(&report.group)),
+    ))
+}
+
+/// How to let approvers reach a spool: join its group, or make the shared one.
+fn unreachable_hint(group: &str) -> String {
+    let join = |g: &str| {
+        format!(
+            "add each approver to the group `{g}` (`sudo usermod -aG {g} NAME`; it applies from \
+             their next login)"
+        )
+    };
+    if group == "root" || group.bytes().all(|b| b.is_ascii_digit()) {
+        format!(
+            "an admin runs `sudo gate setup local` once (a shared spool for the group `gate`, \
+             named by the system policy), then {}",
+            join("gate")
+        )
+    } else {
+        format!(
+            "{}, or run `sudo gate setup local` for a shared spool",
+            join(&crate::output::escape(group))
+        )
+    }
 }
 
 /// The server backend: submit, then long-poll until decided, retrying transport errors until

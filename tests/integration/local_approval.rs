@@ -76,7 +76,8 @@ fn world() -> World {
     std::fs::set_permissions(&bin_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = bin_for_approvers(&bin_dir);
     let spool = dir.join("spool");
-    std::fs::create_dir(&spool).unwrap();
+    // The harness may have made it already (a shared spool, 1777): made or not, set below.
+    let _ = std::fs::create_dir(&spool);
     std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::set_permissions(
         g.path("policy.yaml"),

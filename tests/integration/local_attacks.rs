@@ -97,7 +97,8 @@ fn world() -> World {
     chown(&marker, "gt-agent");
     mode(&marker, 0o644);
     let spool = dir.join("spool");
-    std::fs::create_dir(&spool).unwrap();
+    // The harness may have made it already (a shared spool, 1777): made or not, set below.
+    let _ = std::fs::create_dir(&spool);
     mode(&spool, 0o1777);
     let agent = dir.join("agent");
     std::fs::create_dir(&agent).unwrap();
@@ -588,6 +589,21 @@ fn a_group_owned_spool_works_for_its_members_only() {
         .gid
         .as_raw();
     let w = world();
+    // Membership as the group database has it (what a login gives): the waiting gate asks
+    // whether an eligible approver is in the spool's group before it waits. bob stays out.
+    for member in ["gt-agent", "gt-alice"] {
+        let added = Command::new("gpasswd")
+            .args(["-a", member, group])
+            .output()
+            .unwrap();
+        assert!(
+            added.status.success(),
+            "gpasswd -a {member} {group}: {added:?}"
+        );
+    }
+    let _ = Command::new("gpasswd")
+        .args(["-d", "gt-bob", group])
+        .output();
     let spool = w.g.path("group-spool");
     std::fs::create_dir(&spool).unwrap();
     std::os::unix::fs::chown(&spool, Some(0), Some(gid)).unwrap();

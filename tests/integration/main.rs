@@ -46,6 +46,7 @@ mod server_crash;
 mod server_faults;
 mod server_limits;
 mod server_web;
+mod setup_local;
 mod shell_split;
 mod signed_decisions;
 mod sink_http;

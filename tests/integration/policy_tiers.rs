@@ -260,10 +260,11 @@ fn opaque_script_with_one_allowing_file_does_not_run() {
         .args(&["--timeout", "1s", "--", "bash", "-c", &script])
         .run();
     // Not run, and for the right reason: it needs an approval nobody gave (this once passed
-    // on `--no-wait` being unsupported, 78, whatever the policy said).
+    // on `--no-wait` being unsupported, 78, whatever the policy said). Its approvers (alice,
+    // bob) are no users here, so it fails at once rather than waiting for them in vain.
     r.status(75)
         .stderr_contains("gate cannot read all of it")
-        .stderr_contains("no decision within 1s");
+        .stderr_contains("nobody who may approve it can use the spool");
     assert!(!marker.exists(), "the opaque script ran");
 }
 

@@ -39,6 +39,12 @@ fn gate() -> Gate {
     Gate::new().policy(POLICY)
 }
 
+/// The approvers POLICY names, as OS users: a waiting gate fails at once when no eligible
+/// approver exists here, and these tests wait (for a timeout) on purpose.
+fn approvers_exist() {
+    common::users::ensure(&["gt-alice", "gt-bob", "gt-carol"], "run_path");
+}
+
 // ---------------------------------------------------------------------------------------------
 // An independent RFC 8785 (JCS) for records that hold no floats: object members sorted by
 // their UTF-16 code units, no whitespace, strings escaped as serde_json does (which matches JCS:
@@ -352,6 +358,7 @@ fn confirm_without_terminal_is_refused_77_even_with_yes_on_stdin() {
 
 #[test]
 fn approve_timeout_exits_75_and_records_timed_out() {
+    approvers_exist();
     let g = gate().args(&["--timeout", "1s", "--", "echo", "two"]);
     let started = Instant::now();
     let ran = g.run();
@@ -509,6 +516,7 @@ fn unwritable_log_stops_an_approval_before_anyone_is_asked() {
 
 #[test]
 fn every_decision_is_recorded_in_one_valid_chain() {
+    approvers_exist();
     let g = gate();
     let run = |args: &[&str]| {
         let mut c = g.command();
@@ -970,6 +978,7 @@ fn unusable_spool_exits_78_runs_nothing_and_is_recorded() {
 
 #[test]
 fn timeout_option_never_extends_the_policy_timeout() {
+    approvers_exist();
     let g = Gate::new()
         .policy(
             "version: 1\ngroups: { ops: [gt-alice] }\nrules:\n  - name: quick\n    match: { program: echo }\n    decision: approve\n    approval: { approvers: [ops], timeout: 1s }\n",

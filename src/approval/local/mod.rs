@@ -16,6 +16,11 @@
 //!   the request it was shown ([`crate::request::RequestView::recompute_shown_digest`]); the
 //!   waiting gate counts an approval only when that equals the digest of the request it holds.
 //!   A deny counts whatever it names, as long as it is for this request: it only tightens.
+//! - Liveness is a lock, not a pid: the waiting gate holds an exclusive `flock` on
+//!   `<root>/<id>/lock` (see `live`), so a request whose gate died — SIGKILL included — is
+//!   hidden from everyone, refused by `gate approve`, and removed by its owner or root.
+//! - Before waiting, the requester's gate asks whether any eligible approver can reach the
+//!   spool at all (see `reach`), and fails at once when nobody can.
 //! - Ids become paths only after [`valid_id`]; spool entries whose name is not an id, or whose
 //!   `request.json` names another id or another owner, are skipped with a warning.
 //! - Every file the requester could have planted is opened relative to a directory descriptor,
@@ -23,6 +28,8 @@
 //!   with `fstat` on what was actually opened.
 
 mod dirfd;
+mod live;
+mod reach;
 mod trust;
 mod wait;
 
@@ -42,16 +49,18 @@ use crate::audit::record::now;
 use crate::policy::Requirement;
 use crate::request::{IdQuery, RequestView};
 use dirfd::{errno, names, open_in, read_small};
+use live::{LOCK, Liveness, liveness, sweep};
+pub use reach::{Reach, ReachReport};
 use trust::load_entry;
 pub use trust::{DecisionProblem, EntryError};
 pub use wait::{PendingRequest, Scan};
 
 /// How to make a spool approvers and requesters can share, for messages.
-pub const SHARED_SPOOL_HINT: &str = "an admin makes a shared spool once, e.g. \
-    `sudo install -d -m 1777 -o root /var/lib/gate/spool` (or, for one group, \
-    `sudo install -d -m 3770 -o root -g GROUP /var/lib/gate/spool`), and requesters and \
-    approvers point `GATE_SPOOL` or `backends.local.spool` (the `spool` of a `kind: local` \
-    backend) at it";
+pub const SHARED_SPOOL_HINT: &str = "an admin runs `sudo gate setup local` once: it makes a \
+    shared spool (/var/lib/gate/spool, group `gate`, mode 3770) and the system policy that names \
+    it; requesters and approvers join the group. Or make one by hand, e.g. \
+    `sudo install -d -m 1777 -o root /var/lib/gate/spool`, and point `GATE_SPOOL` or the `spool` \
+    of a `kind: local` backend at it";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -127,6 +136,14 @@ fn decision_name(name: &str) -> Option<(&str, u32)> {
         .flatten()
 }
 
+impl LocalError {
+    /// Whether the spool (or something in it) refused this user outright.
+    pub fn permission_denied(&self) -> bool {
+        matches!(self, LocalError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Spool {
     root: PathBuf,
@@ -169,6 +186,43 @@ fn unsafe_root(meta: &std::fs::Metadata, requester_uid: u32) -> Option<String> {
     None
 }
 
+/// Why a directory above the spool lets the requester put another directory in the spool's
+/// place — where approvers would then write their decisions, out of the waiting gate's sight
+/// (a denial it never sees) — or `None`. Root is not asked: it can do that anyway.
+fn unsafe_parent(spool: &Path, requester_uid: u32) -> Option<String> {
+    if requester_uid == 0 {
+        return None;
+    }
+    let real = std::fs::canonicalize(spool).ok()?;
+    let groups: Vec<u32> = nix::unistd::getgroups()
+        .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_default();
+    let my_gid = nix::unistd::getegid().as_raw();
+    for dir in real.ancestors().skip(1) {
+        let Ok(m) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = m.permissions().mode();
+        let sticky = mode & 0o1000 != 0;
+        let member = m.gid() == my_gid || groups.contains(&m.gid());
+        let why = if m.uid() == requester_uid {
+            "is yours"
+        } else if !sticky && mode & 0o002 != 0 {
+            "is writable by anyone"
+        } else if !sticky && member && mode & 0o020 != 0 {
+            "is writable by a group you are in"
+        } else {
+            continue;
+        };
+        return Some(format!(
+            "`{}` above it {why}, so you could put another directory in its place where \
+             approvers would write their decisions",
+            dir.display()
+        ));
+    }
+    None
+}
+
 impl Spool {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Spool { root: root.into() }
@@ -176,6 +230,15 @@ impl Spool {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The name of the spool directory's group (for saying whom to join).
+    pub fn group(&self) -> Option<String> {
+        let gid = std::fs::metadata(&self.root).ok()?.gid();
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map(|g| g.name)
     }
 
     /// Opens the spool root. Its path is resolved once; from then on everything goes through
@@ -219,27 +282,67 @@ impl Spool {
                 .map_err(io(&self.root))?;
         }
         let (root, meta) = self.open_root()?;
-        if let Some(why) = unsafe_root(&meta, requester) {
+        if let Some(why) =
+            unsafe_root(&meta, requester).or_else(|| unsafe_parent(&self.root, requester))
+        {
             return Err(LocalError::Unsafe {
                 path: self.root.clone(),
                 why,
             });
         }
+        // The requester's own entries whose gate was killed: nobody else may remove them.
+        self.sweep_dead(&root, requester);
         let dir_path = self.root.join(&id);
         nix::sys::stat::mkdirat(&root, id.as_str(), Mode::from_bits_truncate(0o700))
             .map_err(|e| io(&dir_path)(errno(e)))?;
+        let dir = match openat(
+            &root,
+            id.as_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = unlinkat(&root, id.as_str(), UnlinkatFlags::RemoveDir);
+                return Err(io(&dir_path)(errno(e)));
+            }
+        };
+        // The lock says "a gate waits for this" for exactly as long as this process lives: it
+        // is taken while the directory is still private (0700), so nobody else gets it first,
+        // and before `request.json` exists, so a complete entry with a free lock is a dead one.
+        let lock_path = dir_path.join(LOCK);
+        let lock = openat(
+            &dir,
+            LOCK,
+            OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map(File::from);
+        let guard_lock = match lock {
+            Ok(f) => f,
+            Err(e) => {
+                live::remove_entry(&root, &id);
+                return Err(io(&lock_path)(errno(e)));
+            }
+        };
         let guard = PendingRequest {
             root,
             root_path: self.root.clone(),
             id: id.clone(),
+            lock: guard_lock,
         };
-        let dir = openat(
-            &guard.root,
-            id.as_str(),
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io(&dir_path)(errno(e)))?;
+        guard.lock.try_lock().map_err(|e| {
+            io(&lock_path)(match e {
+                std::fs::TryLockError::Error(e) => e,
+                std::fs::TryLockError::WouldBlock => {
+                    std::io::Error::from_raw_os_error(Errno::EWOULDBLOCK as i32)
+                }
+            })
+        })?;
+        guard
+            .lock
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io(&lock_path))?;
         let file = dir_path.join("request.json");
         let body = serde_json::to_vec_pretty(req).map_err(|e| io(&file)(e.into()))?;
         let mut f = File::from(
@@ -267,6 +370,24 @@ impl Spool {
         Ok(guard)
     }
 
+    /// Whether anybody `requirement` lets approve can list this spool and write a decision into
+    /// it (see [`reach::who_can_use`]). The spool must exist.
+    pub fn reach(
+        &self,
+        requirement: &Requirement,
+        requester_uid: u32,
+    ) -> Result<ReachReport, LocalError> {
+        reach::who_can_use(&self.root, requirement, requester_uid).map_err(io(&self.root))
+    }
+
+    /// Removes `me`'s entries (every entry, for root) whose waiting gate is gone.
+    fn sweep_dead(&self, root: &OwnedFd, me: u32) {
+        let Ok(entries) = names(root) else { return };
+        for name in entries.iter().filter(|n| valid_id(n)) {
+            sweep(root, name, me);
+        }
+    }
+
     /// Requests whose waiting gate is still alive, and a warning for each entry that is not a
     /// usable request (shown to the reader; never a reason to fail the whole listing).
     pub fn pending(&self) -> Result<(Vec<SpoolRequest>, Vec<String>), LocalError> {
@@ -287,7 +408,9 @@ impl Spool {
             }
             if let Some((id, uid)) = decision_name(name) {
                 // Our own approvals of requests that are gone: nobody else may remove them.
-                if uid == me && !entries.iter().any(|n| n == id) {
+                let gone =
+                    !entries.iter().any(|n| n == id) || liveness(&root, id) == Liveness::Gone;
+                if uid == me && gone {
                     remove_own(&root, name, me);
                 }
                 continue;
@@ -299,10 +422,15 @@ impl Spool {
                 ));
                 continue;
             }
-            match load_entry(&root, name) {
-                Ok(r) if process_alive(r.pid) => out.push(r),
-                Ok(_) => {}
-                Err(why) => warnings.push(format!(
+            // A request whose gate is gone is removed where this user may (its owner, root)
+            // and hidden everywhere: nobody waits for a decision on it.
+            match (load_entry(&root, name), liveness(&root, name)) {
+                (Ok(r), Liveness::Waiting) => out.push(r),
+                (_, Liveness::Gone) => {
+                    sweep(&root, name, me);
+                }
+                (Ok(_), Liveness::NoLock) => {}
+                (Err(why), _) => warnings.push(format!(
                     "skipping `{name}` in the spool `{}`: {why}",
                     self.root.display()
                 )),
@@ -321,7 +449,7 @@ impl Spool {
         if let IdQuery::Full(id) = &query {
             let (root, _) = self.open_root()?;
             return match load_entry(&root, id) {
-                Ok(r) if process_alive(r.pid) => Ok(r),
+                Ok(r) if matches!(liveness(&root, id), Liveness::Waiting) => Ok(r),
                 Ok(_) => Err(LocalError::NotFound(id.clone(), self.root.clone())),
                 Err(_) if matches!(open_in(&root, id, true), Err(Errno::ENOENT)) => {
                     Err(LocalError::NotFound(id.clone(), self.root.clone()))
@@ -373,7 +501,8 @@ impl Spool {
         if !valid_id(id) {
             return Err(LocalError::BadId(id.clone()));
         }
-        if !process_alive(req.pid) {
+        let (root, _) = self.open_root()?;
+        if liveness(&root, id) != Liveness::Waiting {
             return Err(LocalError::Refused(format!(
                 "request {id} is no longer waiting (its gate process has ended)"
             )));
@@ -397,7 +526,6 @@ impl Spool {
         if now_unix() > req.expires_unix {
             return Err(LocalError::Refused(format!("request {id} has expired")));
         }
-        let (root, _) = self.open_root()?;
         let d = DecisionFile {
             request_id: id.clone(),
             digest: digest.to_owned(),
@@ -463,9 +591,10 @@ fn nonce() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// Removes an approval of ours whose request is gone. Never a denial: a requester can make its
-/// request directory disappear for a moment (and stop its own waiting gate meanwhile), and a
-/// denial an approver's own gate cleaned away would be a denial the waiting gate never sees.
+/// Removes an approval of ours whose request is gone or has nobody waiting. Never a denial: a
+/// requester can make its request directory disappear for a moment (and stop its own waiting
+/// gate meanwhile), and a denial an approver's own gate cleaned away would be a denial the
+/// waiting gate never sees.
 /// An approval only loosens, so losing one can only stop a command.
 fn remove_own(root: &OwnedFd, name: &str, me: u32) {
     let Ok(f) = open_in(root, name, false) else {
@@ -487,21 +616,6 @@ pub fn now_unix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // 0 and negative pids address process groups, not one process.
-    if pid <= 0 {
-        return false;
-    }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(Errno::EPERM) => true,
-        Err(_) => false,
-    }
 }
 
 #[cfg(test)]

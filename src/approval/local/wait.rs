@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::unistd::{UnlinkatFlags, unlinkat};
-
-use super::dirfd::{errno, names, open_in};
+use super::dirfd::{errno, names};
 use super::trust::read_decision;
 use super::{LocalError, SpoolRequest, io};
 use crate::approval::{Outcome, Progress};
@@ -21,19 +19,13 @@ pub struct PendingRequest {
     pub(super) root: OwnedFd,
     pub(super) root_path: PathBuf,
     pub(super) id: String,
+    /// `<id>/lock`, held exclusively while this process lives (see `live`).
+    pub(super) lock: std::fs::File,
 }
 
 impl Drop for PendingRequest {
     fn drop(&mut self) {
-        if let Ok(dir) = open_in(&self.root, &self.id, true) {
-            let dir = OwnedFd::from(dir);
-            if let Ok(entries) = names(&dir) {
-                for n in entries {
-                    let _ = unlinkat(&dir, n.as_str(), UnlinkatFlags::NoRemoveDir);
-                }
-            }
-        }
-        let _ = unlinkat(&self.root, self.id.as_str(), UnlinkatFlags::RemoveDir);
+        super::live::remove_entry(&self.root, &self.id);
     }
 }
 

@@ -238,7 +238,15 @@ pub fn bin() -> &'static str {
 
 impl Gate {
     pub fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
+        // A spool other users can reach, as `gate setup local` makes one: a waiting gate fails
+        // at once when no eligible approver could see its request, so a test that waits for
+        // approval (or a timeout) needs one. Tests of unusable spools point GATE_SPOOL elsewhere.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let spool = dir.path().join("spool");
+        std::fs::create_dir(&spool).unwrap();
+        std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o1777)).unwrap();
         let mut env = BTreeMap::new();
         let p = |s: &str| dir.path().join(s).to_string_lossy().into_owned();
         env.insert("XDG_STATE_HOME".into(), p("state"));
