@@ -5,17 +5,31 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const AFTER_HELP: &str = "\
+pub mod misuse;
+pub mod reference;
+
+/// The examples after `gate --help`; [`command`] adds the exit statuses and the environment.
+pub const AFTER_HELP: &str = "\
 Examples:
   gate -- aws iam put-role-policy --role-name ci --policy-name admin --policy-document file://p.json
   gate check -- kubectl --context prod delete pod web-1
   gate requests                 # what is waiting for my decision
   gate approve 0193a1b2 --comment 'checked the diff'
-  gate log show -n 20
+  gate log show -n 20";
 
-Exit status of the run form: the command's own (128+N if killed by signal N); 77 denied;
-75 no decision (timed out, cancelled, backend unreachable); 78 policy or configuration error;
-70 internal error (a bug in gate; nothing ran); 126/127 not executable / not found; 2 usage error.";
+/// The command line as parsed and as `--help` shows it: the derive's, with the exit statuses
+/// of every command and the environment gate reads in the help text.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    use reference::{COMMON, ENVIRONMENT, RUN_EXIT_STATUS, help_rows};
+    let cmd = Cli::command();
+    let after = format!(
+        "{AFTER_HELP}\n\nExit status of the run form:\n{}\nEvery other command lists its own under `gate COMMAND --help`.\n\nEnvironment:\n{}",
+        help_rows(RUN_EXIT_STATUS.iter().chain(COMMON).copied()),
+        help_rows(ENVIRONMENT.iter().copied()),
+    );
+    reference::document(cmd.after_help(after))
+}
 
 /// Put a human decision in front of privileged commands.
 ///

@@ -1,7 +1,7 @@
 //! The `gate` binary: parse the command line, dispatch, map errors to exit codes. Nothing else.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use gate::cli::{Cli, Color, Commands, LogCommand, PolicyCommand};
 use gate::commands::{check, generate, log, policy, requests, serve};
@@ -11,8 +11,8 @@ use gate::output::{ColorChoice, Output};
 use gate::run::{RunOptions, run};
 
 fn main() {
-    let cli = Cli::parse();
     let env = Env::capture();
+    let cli = parse(&env);
     let g = &cli.global;
     let json = (cli.run.json && cli.command.is_none())
         || matches!(
@@ -27,7 +27,7 @@ fn main() {
             Color::Always => ColorChoice::Always,
             Color::Never => ColorChoice::Never,
         },
-        env.no_color,
+        env.no_color || env.dumb_term,
         g.quiet,
         g.verbose,
         json,
@@ -52,6 +52,45 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The command line, or exit 2: clap's message, or a better one for a misspelt subcommand or
+/// a command written without `--` (see [`gate::cli::misuse`]).
+fn parse(env: &Env) -> Cli {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cmd = gate::cli::command();
+    let e = match cmd
+        .clone()
+        .try_get_matches_from(&args)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m))
+    {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    use clap::error::ErrorKind;
+    if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        && let Some(m) = gate::cli::misuse::find(&cmd, &args, &|word| is_program(env, word))
+    {
+        let out = Output::new(
+            ColorChoice::Auto,
+            env.no_color || env.dumb_term,
+            false,
+            0,
+            false,
+        );
+        out.error(&m.message());
+        if let Some(h) = m.hint() {
+            out.hint(&h);
+        }
+        std::process::exit(gate::error::exit::USAGE);
+    }
+    e.exit()
+}
+
+/// Whether `word` names a program the run form could start.
+fn is_program(env: &Env, word: &str) -> bool {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    gate::exec::resolve(word, env.path.as_deref(), &cwd).is_ok()
 }
 
 /// Runs `f`, turning a panic on this thread into [`Error::Internal`] (exit 70, with where it
