@@ -19,6 +19,7 @@
 mod common;
 
 mod allow9;
+mod cli_help;
 mod errors9;
 mod format_vectors;
 mod generated;
