@@ -6,7 +6,7 @@ use crate::audit::log::read_all;
 use crate::audit::record::{Kind, Record};
 use crate::config::Env;
 use crate::error::Error;
-use crate::output::Output;
+use crate::output::{Output, Tone};
 
 pub struct ShowOptions {
     pub json: bool,
@@ -290,7 +290,7 @@ pub fn verify(
             lines.push(format!("{at}: {}: {}", p.code, p.reason));
         }
         for w in &report.warnings {
-            lines.push(format!("warning: {w}"));
+            lines.push(format!("{}: {w}", out.paint(Tone::Caution, "warning")));
         }
         let anchor = match &report.checkpoint {
             Some(c) => format!(
@@ -326,7 +326,12 @@ pub fn verify(
                 report.path
             ),
         };
-        lines.push(summary);
+        let tone = if report.problems.is_empty() {
+            Tone::Good
+        } else {
+            Tone::Bad
+        };
+        lines.push(out.paint(tone, &summary));
         out.data(&lines.join("\n"));
     }
     Ok(if report.problems.is_empty() { 0 } else { 1 })
