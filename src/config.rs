@@ -90,6 +90,15 @@ impl Env {
         }
     }
 
+    /// Where policy files are looked for, in merge order, for a message that found none.
+    pub fn policy_places(&self) -> String {
+        let user = self
+            .user_policy()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "~/.config/gate/policy.yaml".to_owned());
+        format!("{SYSTEM_POLICY_DIR}/*.yaml, {user}, `GATE_POLICY`, `--policy`")
+    }
+
     /// Every policy file that applies, in merge order.
     pub fn policy_files(
         &self,

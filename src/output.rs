@@ -123,6 +123,14 @@ impl Output {
         }
     }
 
+    /// A warning `-q` does not silence: one about gate itself protecting nothing, which the
+    /// person who asked for quiet is the one who must know (the fix, not `-q`, silences it).
+    pub fn warn_always(&self, msg: &str) {
+        let msg = self.safe(msg);
+        let label = self.style(Style::new().yellow().bold()).apply_to("warning");
+        self.line(&format!("{label}: {msg}"));
+    }
+
     /// gate's own status lines (`gate: ...`), silenced by `-q`.
     pub fn info(&self, msg: &str) {
         let msg = self.safe(msg);

@@ -110,6 +110,7 @@ fn subject<'a>(req: &'a Request, line: &'a str) -> Subject<'a> {
 pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     // What is asked, and what the policy says of it.
     let policy = env.load_policy_lazy(&opts.policy_files)?;
+    warn_without_policy(&opts, env, out, &policy);
     let reason = opts.reason.clone().or_else(|| env.reason.clone());
     let (req, executable) = build_request(env, &policy, opts.argv.clone(), reason)?;
     let class = try_classify(&policy, &req)?;
@@ -139,6 +140,28 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
         Ok(done) => Ok(recorder.finish(&done)),
         Err(e) => Err(recorder.stop(NotRun::StartFailed(e))),
     }
+}
+
+/// No policy file at all: every command is allowed, which is never what installing gate was
+/// for, so each run says so (once; `-q` does not hide it). With `--json` stderr carries the
+/// one decision object and nothing else, so the warning is left out there.
+fn warn_without_policy(opts: &RunOptions, env: &Env, out: &Output, policy: &Policy) {
+    if !policy.files.is_empty() || opts.json {
+        return;
+    }
+    out.warn_always(&format!(
+        "no policy file, so every command is allowed (looked for {})",
+        env.policy_places()
+    ));
+    let user = env
+        .user_policy()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "~/.config/gate/policy.yaml".to_owned());
+    out.hint(&format!(
+        "copy an example from gate's `policies/` directory to {user} (or into {} for every \
+         user), then check it with `gate policy lint`",
+        crate::config::SYSTEM_POLICY_DIR
+    ));
 }
 
 /// A command cleared to start: the program to run and the signal forwarder to run it under.

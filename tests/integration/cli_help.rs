@@ -197,3 +197,70 @@ fn attack_a_denied_argv_cannot_forge_lines_or_leak_secrets_through_the_hint() {
     assert_eq!(hints.len(), 1, "{:?}", r.stderr);
     assert!(hints[0].contains("\\n") && hints[0].contains("\\e[2J"), "{}", hints[0]);
 }
+
+// ---- no policy at all
+
+#[test]
+fn a_run_without_any_policy_warns_once_naming_where_it_looked() {
+    let g = Gate::new().args(&["--", "true"]);
+    let r = g.run();
+    let user = g.path("config/gate/policy.yaml");
+    r.status(0).stderr(&format!(
+        "{}/etc/gate/policy.d/*.yaml, {}, `GATE_POLICY`, `--policy`)\n\
+         hint: copy an example from gate's `policies/` directory to {} (or into /etc/gate/policy.d \
+         for every user), then check it with `gate policy lint`\n",
+        common::NO_POLICY_WARNING,
+        user.display(),
+        user.display(),
+    ));
+    // A shell string of several commands is still one warning.
+    let r = Gate::new()
+        .args(&["--", "sh", "-c", "true; true && true"])
+        .run();
+    r.status(0).any_stderr();
+    assert_eq!(r.stderr.matches("warning:").count(), 1, "{}", r.stderr);
+    // And it is recorded all the same.
+    assert_eq!(g.records().len(), 3, "genesis, decision, result");
+}
+
+#[test]
+fn attack_quiet_does_not_hide_that_nothing_is_protected() {
+    // An agent passing -q still shows the person reading its transcript that gate decides
+    // nothing here.
+    Gate::new()
+        .args(&["-q", "--", "true"])
+        .run()
+        .status(0)
+        .stderr_contains(common::NO_POLICY_WARNING);
+}
+
+#[test]
+fn any_policy_file_silences_the_warning() {
+    // A policy from any place, even one that allows everything, is a decision someone made.
+    Gate::new()
+        .policy("version: 1\n")
+        .args(&["--", "true"])
+        .run()
+        .stderr("");
+    let g = Gate::new();
+    g.write("config/gate/policy.yaml", "version: 1\ndefaults: { decision: allow }\n");
+    g.args(&["--", "true"]).run().stderr("");
+    let g = Gate::new();
+    let p = g.write("p.yaml", "version: 1\n");
+    g.args(&["--policy", p.to_str().unwrap(), "--", "true"])
+        .run()
+        .stderr("");
+    Gate::new()
+        .system_policy("00-base.yaml", "version: 1\n")
+        .args(&["--", "true"])
+        .run()
+        .stderr("");
+}
+
+#[test]
+fn json_runs_keep_stderr_to_the_one_decision_object() {
+    let r = Gate::new().args(&["--json", "--", "true"]).run();
+    r.status(0).any_stderr();
+    let v: serde_json::Value = serde_json::from_str(r.stderr.trim()).expect("one JSON object");
+    assert_eq!(v["decision"], "allow");
+}
