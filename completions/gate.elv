@@ -264,7 +264,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gate;serve;token;issue'= {
-            cand --db 'db'
+            cand --db 'The server''s database, as given to `gate serve` (default: server.db in the state directory)'
             cand --principal 'The principal the token speaks for (an approver name from the policy''s groups)'
             cand --expires 'Make the token stop working after this long (e.g. `90d`)'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
@@ -277,10 +277,10 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help'
         }
         &'gate;serve;token;list'= {
-            cand --db 'db'
+            cand --db 'The server''s database, as given to `gate serve` (default: server.db in the state directory). It must exist: listing never makes one'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
-            cand --json 'json'
+            cand --json 'One JSON object per token on stdout'
             cand -q 'Say less: no progress lines, no spinner'
             cand --quiet 'Say less: no progress lines, no spinner'
             cand -v 'Say more (repeat for more detail)'
@@ -289,7 +289,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help'
         }
         &'gate;serve;token;revoke'= {
-            cand --db 'db'
+            cand --db 'The server''s database, as given to `gate serve` (default: server.db in the state directory)'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner'

@@ -201,6 +201,7 @@ pub enum Commands {
     Serve(ServeArgs),
     /// Print shell completions for SHELL.
     Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
         /// Write completions for every shell into this directory instead.
         #[arg(long, value_name = "DIR", hide = true)]
@@ -271,6 +272,8 @@ pub enum ServeCommand {
 pub enum TokenCommand {
     /// Make a token for a principal and print it once (only its hash is stored).
     Issue {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory).
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
         /// The principal the token speaks for (an approver name from the policy's groups).
@@ -282,15 +285,21 @@ pub enum TokenCommand {
     },
     /// List tokens (ids, principals, state; never the secrets).
     List {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory). It must exist: listing never makes one.
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
+        /// One JSON object per token on stdout.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by its id.
     Revoke {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory).
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
+        /// The token's id, as `gate serve token list` shows it.
         id: String,
     },
 }
@@ -301,6 +310,7 @@ pub enum PolicyCommand {
     ///
     /// With no FILE, checks every file that applies (system, user, GATE_POLICY, --policy).
     Lint {
+        /// The files to check (default: every file that applies).
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -308,6 +318,7 @@ pub enum PolicyCommand {
     ///
     /// Each file's cases run against that file alone.
     Test {
+        /// The files whose cases to run (default: every file that applies).
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
     },

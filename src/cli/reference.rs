@@ -10,15 +10,24 @@ pub type Status = (&'static str, &'static str);
 
 /// Statuses every command shares.
 pub const COMMON: &[Status] = &[
-    ("2", "usage error: unknown command or option, bad value (the message says which)"),
-    ("70", "internal error: a bug in gate; nothing ran, nothing was decided"),
+    (
+        "2",
+        "usage error: unknown command or option, bad value (the message says which)",
+    ),
+    (
+        "70",
+        "internal error: a bug in gate; nothing ran, nothing was decided",
+    ),
 ];
 
 /// What a command without a row of its own can exit with.
 pub const GENERIC: &[Status] = &[
     ("0", "success"),
     ("1", "the command ran and reports a failure"),
-    ("78", "configuration error (the message names the file or setting)"),
+    (
+        "78",
+        "configuration error (the message names the file or setting)",
+    ),
 ];
 
 /// What a command group (`gate log`, `gate policy`, ...) exits with.
@@ -29,7 +38,10 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
     (
         "check",
         &[
-            ("0", "classified, whatever the decision (it is in the output; `--json` for scripts)"),
+            (
+                "0",
+                "classified, whatever the decision (it is in the output; `--json` for scripts)",
+            ),
             ("78", "a policy file is missing, unreadable or invalid"),
         ],
     ),
@@ -37,7 +49,10 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
         "policy lint",
         &[
             ("0", "every file is valid, and so is their merge"),
-            ("78", "problems found (each as path:line:column), or no file to check"),
+            (
+                "78",
+                "problems found (each as path:line:column), or no file to check",
+            ),
         ],
     ),
     (
@@ -51,24 +66,39 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
     (
         "log show",
         &[
-            ("0", "the records were shown (none matching is not an error)"),
+            (
+                "0",
+                "the records were shown (none matching is not an error)",
+            ),
             ("78", "the log cannot be read"),
         ],
     ),
     (
         "log verify",
         &[
-            ("0", "intact: complete, unaltered, and every run approved as required"),
+            (
+                "0",
+                "intact: complete, unaltered, and every run approved as required",
+            ),
             ("1", "tampered or non-compliant: the first bad seq and why"),
-            ("2", "unusable input: no log, a bad key or checkpoint, an unreachable --remote"),
+            (
+                "2",
+                "unusable input: no log, a bad key or checkpoint, an unreachable --remote",
+            ),
         ],
     ),
     (
         "log push",
         &[
             ("0", "every sink holds every record"),
-            ("1", "a sink refused records; retrying will not deliver them"),
-            ("75", "a sink is unreachable; its records stay pending for the next push"),
+            (
+                "1",
+                "a sink refused records; retrying will not deliver them",
+            ),
+            (
+                "75",
+                "a sink is unreachable; its records stay pending for the next push",
+            ),
             ("78", "no `audit.sinks` configured, or a policy error"),
         ],
     ),
@@ -82,19 +112,34 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
     (
         "requests",
         &[
-            ("0", "the pending requests were listed (none is not an error)"),
+            (
+                "0",
+                "the pending requests were listed (none is not an error)",
+            ),
             ("75", "the server cannot be reached"),
-            ("78", "no token for the server, the token was refused, or the spool is unusable"),
+            (
+                "78",
+                "no token for the server, the token was refused, or the spool is unusable",
+            ),
         ],
     ),
     (
         "approve",
         &[
             ("0", "the approval was recorded"),
-            ("1", "you answered no at the confirmation prompt; nothing was written"),
+            (
+                "1",
+                "you answered no at the confirmation prompt; nothing was written",
+            ),
             ("75", "the server cannot be reached"),
-            ("77", "refused: your own request, not an eligible approver, or a command you cannot see"),
-            ("78", "no such pending request (or the id is ambiguous), or a configuration error"),
+            (
+                "77",
+                "refused: your own request, not an eligible approver, or a command you cannot see",
+            ),
+            (
+                "78",
+                "no such pending request (or the id is ambiguous), or a configuration error",
+            ),
         ],
     ),
     (
@@ -103,7 +148,10 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
             ("0", "the denial was recorded"),
             ("75", "the server cannot be reached"),
             ("77", "refused: not an eligible approver"),
-            ("78", "no such pending request (or the id is ambiguous), or a configuration error"),
+            (
+                "78",
+                "no such pending request (or the id is ambiguous), or a configuration error",
+            ),
         ],
     ),
     (
@@ -119,7 +167,10 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
         "serve",
         &[
             ("0", "stopped by SIGINT or SIGTERM"),
-            ("78", "the database, log or key cannot be opened, or the address cannot be bound"),
+            (
+                "78",
+                "the database, log or key cannot be opened, or the address cannot be bound",
+            ),
         ],
     ),
     (
@@ -133,21 +184,30 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
         "serve token list",
         &[
             ("0", "the tokens were listed"),
-            ("78", "no database at that path (see `--db`), or it cannot be read"),
+            (
+                "78",
+                "no database at that path (see `--db`), or it cannot be read",
+            ),
         ],
     ),
     (
         "serve token revoke",
         &[
             ("0", "the token was revoked"),
-            ("78", "no active token with that id, or no database at that path"),
+            (
+                "78",
+                "no active token with that id, or no database at that path",
+            ),
         ],
     ),
     (
         "serve key",
         &[
             ("0", "the key was printed"),
-            ("78", "the key cannot be read or made, or names a host's key"),
+            (
+                "78",
+                "the key cannot be read or made, or names a host's key",
+            ),
         ],
     ),
     (
@@ -168,31 +228,76 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
 
 /// The exit statuses of the run form, `gate [OPTIONS] -- PROGRAM [ARGS]...`.
 pub const RUN_EXIT_STATUS: &[Status] = &[
-    ("N", "the command's own when it ran; 128+N when it was killed by signal N"),
-    ("77", "denied: by policy, by an approver, or self-approval refused"),
-    ("75", "no decision: timed out, cancelled, or the backend unreachable (nothing ran)"),
-    ("78", "policy or configuration error (the message names file:line:column)"),
+    (
+        "N",
+        "the command's own when it ran; 128+N when it was killed by signal N",
+    ),
+    (
+        "77",
+        "denied: by policy, by an approver, or self-approval refused",
+    ),
+    (
+        "75",
+        "no decision: timed out, cancelled, or the backend unreachable (nothing ran)",
+    ),
+    (
+        "78",
+        "policy or configuration error (the message names file:line:column)",
+    ),
     ("126", "the program is not executable"),
     ("127", "the program is not found"),
 ];
 
 /// The environment variables gate reads, and what for.
 pub const ENVIRONMENT: &[(&str, &str)] = &[
-    ("GATE_POLICY", "colon-separated policy files, added after the user's own"),
-    ("GATE_LOG", "the audit log, when the policy sets no `audit.path`"),
-    ("GATE_SPOOL", "the local approval spool, over the local backend's `spool`"),
-    ("GATE_REASON", "the reason for approvers and the record, without --reason"),
-    ("GATE_SERVER", "the server for requests, approve and deny, without --server"),
-    ("GATE_TOKEN", "the server token, instead of the one `gate login` stored"),
-    ("GATE_AGENT", "the AI agent asking (recorded, shown to approvers)"),
-    ("GATE_SYSTEM_POLICY_DIR", "read at build time only: the system policy directory"),
+    (
+        "GATE_POLICY",
+        "colon-separated policy files, added after the user's own",
+    ),
+    (
+        "GATE_LOG",
+        "the audit log, when the policy sets no `audit.path`",
+    ),
+    (
+        "GATE_SPOOL",
+        "the local approval spool, over the local backend's `spool`",
+    ),
+    (
+        "GATE_REASON",
+        "the reason for approvers and the record, without --reason",
+    ),
+    (
+        "GATE_SERVER",
+        "the server for requests, approve and deny, without --server",
+    ),
+    (
+        "GATE_TOKEN",
+        "the server token, instead of the one `gate login` stored",
+    ),
+    (
+        "GATE_AGENT",
+        "the AI agent asking (recorded, shown to approvers)",
+    ),
+    (
+        "GATE_SYSTEM_POLICY_DIR",
+        "read at build time only: the system policy directory",
+    ),
     ("NO_COLOR", "not empty: no colour, whatever --color says"),
     ("TERM", "`dumb`: no colour, as with NO_COLOR"),
-    ("XDG_CONFIG_HOME", "user policy and tokens in its gate/ (default ~/.config)"),
-    ("XDG_STATE_HOME", "log, key, spool, server db in its gate/ (default ~/.local/state)"),
+    (
+        "XDG_CONFIG_HOME",
+        "user policy and tokens in its gate/ (default ~/.config)",
+    ),
+    (
+        "XDG_STATE_HOME",
+        "log, key, spool, server db in its gate/ (default ~/.local/state)",
+    ),
     ("HOME", "the base of the defaults above"),
     ("PATH", "where the program to run is found"),
-    ("CI", "with GITHUB_ACTIONS, GITLAB_CI: CI provenance for the request"),
+    (
+        "CI",
+        "with GITHUB_ACTIONS, GITLAB_CI: CI provenance for the request",
+    ),
 ];
 
 /// The files gate reads and writes. `{system}` stands for the system policy directory.

@@ -29,7 +29,14 @@ fn a_misspelt_subcommand_gets_a_suggestion() {
     }
     // With its arguments and gate's options around it, the same.
     Gate::new()
-        .args(&["--policy", "p.yaml", "aprove", "0193a1b2", "--comment", "ok"])
+        .args(&[
+            "--policy",
+            "p.yaml",
+            "aprove",
+            "0193a1b2",
+            "--comment",
+            "ok",
+        ])
         .run()
         .status(2)
         .stderr_contains("error: unknown command `aprove`; did you mean `approve`?");
@@ -85,7 +92,9 @@ fn check_without_dash_dash_is_refused_with_the_line_to_type() {
         .args(&["check", "--json", "curl", "-v", "https://example.com"])
         .run()
         .status(2)
-        .stderr_contains("hint: put `--` before the command: gate check --json -- curl -v https://example.com\n");
+        .stderr_contains(
+            "hint: put `--` before the command: gate check --json -- curl -v https://example.com\n",
+        );
 }
 
 #[test]
@@ -193,9 +202,17 @@ fn attack_a_denied_argv_cannot_forge_lines_or_leak_secrets_through_the_hint() {
     r.status(77).any_stderr();
     assert!(!r.stderr.contains('\u{1b}'), "{:?}", r.stderr);
     assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
-    let hints: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("hint:")).collect();
+    let hints: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("hint:"))
+        .collect();
     assert_eq!(hints.len(), 1, "{:?}", r.stderr);
-    assert!(hints[0].contains("\\n") && hints[0].contains("\\e[2J"), "{}", hints[0]);
+    assert!(
+        hints[0].contains("\\n") && hints[0].contains("\\e[2J"),
+        "{}",
+        hints[0]
+    );
 }
 
 // ---- no policy at all
@@ -243,7 +260,10 @@ fn any_policy_file_silences_the_warning() {
         .run()
         .stderr("");
     let g = Gate::new();
-    g.write("config/gate/policy.yaml", "version: 1\ndefaults: { decision: allow }\n");
+    g.write(
+        "config/gate/policy.yaml",
+        "version: 1\ndefaults: { decision: allow }\n",
+    );
     g.args(&["--", "true"]).run().stderr("");
     let g = Gate::new();
     let p = g.write("p.yaml", "version: 1\n");
@@ -263,4 +283,318 @@ fn json_runs_keep_stderr_to_the_one_decision_object() {
     r.status(0).any_stderr();
     let v: serde_json::Value = serde_json::from_str(r.stderr.trim()).expect("one JSON object");
     assert_eq!(v["decision"], "allow");
+}
+
+// ---- documentation: exit statuses, environment, files, no blank help
+
+/// Every command path below `cmd` (`["log", "verify"]`), hidden and `help` ones left out.
+fn command_paths(cmd: &clap::Command, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+    for sub in cmd.get_subcommands() {
+        if sub.get_name() == "help" || sub.is_hide_set() {
+            continue;
+        }
+        let mut path = prefix.clone();
+        path.push(sub.get_name().to_owned());
+        out.push(path.clone());
+        command_paths(sub, path, out);
+    }
+}
+
+fn all_commands() -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    command_paths(&gate::cli::command(), Vec::new(), &mut out);
+    out
+}
+
+#[test]
+fn every_command_documents_its_exit_statuses_in_help_and_man_page() {
+    let man = tempfile::tempdir().unwrap();
+    Gate::new()
+        .args(&["man", "--out-dir", man.path().to_str().unwrap()])
+        .run();
+    for path in all_commands() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let r = Gate::new().args(&args).run();
+        let help = &r.stdout;
+        let section = help
+            .split_once("\nExit status:\n")
+            .map(|(_, s)| s)
+            .unwrap_or_else(|| panic!("`gate {}` has no exit statuses:\n{help}", path.join(" ")));
+        for status in ["0", "2", "70"] {
+            let listed = section
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{status} ")));
+            let group = section.contains("that of the subcommand");
+            assert!(
+                listed || (group && status == "0"),
+                "`gate {} --help` does not say what exit {status} means:\n{section}",
+                path.join(" ")
+            );
+        }
+        let page =
+            std::fs::read_to_string(man.path().join(format!("gate-{}.1", path.join("-")))).unwrap();
+        for s in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH FILES"] {
+            assert!(page.contains(s), "gate-{}.1 lacks {s}", path.join("-"));
+        }
+    }
+    let top = std::fs::read_to_string(man.path().join("gate.1")).unwrap();
+    for s in [
+        ".SH \"EXIT STATUS\"",
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SH EXAMPLES",
+    ] {
+        assert!(top.contains(s), "gate.1 lacks {s}");
+    }
+    for (status, _) in gate::cli::reference::RUN_EXIT_STATUS {
+        assert!(
+            top.contains(&format!(".TP\n\\fB{status}\\fR\n")),
+            "gate.1: {status}"
+        );
+    }
+}
+
+#[test]
+fn the_exit_status_table_names_only_commands_that_exist() {
+    let paths: Vec<String> = all_commands().iter().map(|p| p.join(" ")).collect();
+    for (path, rows) in gate::cli::reference::EXIT_STATUS {
+        assert!(
+            paths.contains(&path.to_string()),
+            "a row for `gate {path}`, which does not exist"
+        );
+        assert!(
+            rows.iter().any(|(s, _)| *s == "0"),
+            "`gate {path}`: no success status"
+        );
+    }
+}
+
+#[test]
+fn documented_exit_statuses_are_the_ones_gate_exits_with() {
+    // A sample across the table, run for real.
+    let g = Gate::new();
+    let bad = g.write("bad.yaml", "version: 1\nrulez: []\n");
+    let good = g.write("good.yaml", "version: 1\nrules: []\n");
+    let cases: Vec<(Vec<&str>, &str, i32)> = vec![
+        (
+            vec!["policy", "lint", bad.to_str().unwrap()],
+            "policy lint",
+            78,
+        ),
+        (
+            vec!["policy", "lint", good.to_str().unwrap()],
+            "policy lint",
+            0,
+        ),
+        (
+            vec!["check", "--policy", bad.to_str().unwrap(), "--", "ls"],
+            "check",
+            78,
+        ),
+        (vec!["log", "verify", "/nonexistent/log"], "log verify", 2),
+        (
+            vec!["serve", "token", "list", "--db", "/nonexistent/x.db"],
+            "serve token list",
+            78,
+        ),
+        (vec!["man", "--out-dir", "/proc/nope"], "man", 78),
+    ];
+    for (args, path, status) in cases {
+        Gate::new().args(&args).run().status(status).any_stderr();
+        let rows = gate::cli::reference::exit_statuses(path, false);
+        assert!(
+            rows.iter().any(|(s, _)| *s == status.to_string()),
+            "`gate {}` exits {status}, which `gate {path} --help` does not list",
+            args.join(" ")
+        );
+    }
+}
+
+/// `GATE_*` names read from the environment anywhere in src/ (as string literals), except the
+/// debug-only crash points and test inputs, which release builds do not read.
+fn gate_variables_read() -> std::collections::BTreeSet<String> {
+    const NOT_FOR_USERS: &[&str] = &[
+        "GATE_TEST_PANIC",      // debug builds: a crash point in main
+        "GATE_SERVER_CRASH_AT", // debug builds: the server's crash points
+        "GATE_YAML_COMPARE",    // a unit test's extra input
+    ];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    fn walk(d: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    walk(&src, &mut files);
+    let mut found = std::collections::BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        // Code only: a unit test module's variables (GATE_ENV in a policy example) are data.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (i, _) in code.match_indices("\"GATE_") {
+            let name: String = code[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let before = &code[..i];
+            let reads_env = [
+                "var(",
+                "var_os(",
+                "env!(",
+                "option_env!(",
+                "string(",
+                "path(",
+            ]
+            .iter()
+            .any(|call| before.trim_end().ends_with(call));
+            if reads_env && !NOT_FOR_USERS.contains(&name.as_str()) {
+                found.insert(name);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_gate_variable_gate_reads_is_in_help_and_the_man_page() {
+    let vars = gate_variables_read();
+    // The scan finds what it must: the variables DESIGN names, and the build-time one.
+    for v in [
+        "GATE_POLICY",
+        "GATE_LOG",
+        "GATE_SPOOL",
+        "GATE_REASON",
+        "GATE_TOKEN",
+        "GATE_SERVER",
+        "GATE_AGENT",
+        "GATE_SYSTEM_POLICY_DIR",
+    ] {
+        assert!(vars.contains(v), "the scan missed {v}: {vars:?}");
+    }
+    let help = Gate::new().args(&["--help"]).run().stdout.clone();
+    let env_help = help
+        .split_once("\nEnvironment:\n")
+        .map(|(_, s)| s)
+        .expect("an Environment section");
+    let man = Gate::new().args(&["man"]).run().stdout.clone();
+    let env_man = man
+        .split_once(".SH ENVIRONMENT\n")
+        .and_then(|(_, s)| s.split("\n.SH ").next())
+        .expect("an ENVIRONMENT section");
+    for v in &vars {
+        assert!(
+            env_help
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{v} "))),
+            "{v} is read by gate but not in `gate --help`'s Environment"
+        );
+        assert!(
+            env_man.contains(&format!("\\fB{}\\fR", v.replace('-', "\\-"))),
+            "{v} is read by gate but not in gate(1)'s ENVIRONMENT"
+        );
+    }
+    for v in ["NO_COLOR", "TERM", "XDG_CONFIG_HOME", "XDG_STATE_HOME"] {
+        assert!(
+            env_man.contains(&format!("\\fB{v}\\fR")),
+            "gate(1) ENVIRONMENT lacks {v}"
+        );
+    }
+}
+
+#[test]
+fn no_command_option_or_argument_goes_without_help() {
+    fn walk(cmd: &clap::Command, path: &str, blank: &mut Vec<String>) {
+        if cmd
+            .get_about()
+            .is_none_or(|a| a.to_string().trim().is_empty())
+        {
+            blank.push(format!("`{path}` (the command itself)"));
+        }
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            let help = arg
+                .get_help()
+                .or(arg.get_long_help())
+                .map(|h| h.to_string());
+            if help.is_none_or(|h| h.trim().is_empty()) {
+                blank.push(format!("`{path}` argument `{}`", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, &format!("{path} {}", sub.get_name()), blank);
+        }
+    }
+    let mut cmd = gate::cli::command();
+    cmd.build();
+    let mut blank = Vec::new();
+    walk(&cmd, "gate", &mut blank);
+    assert!(
+        blank.is_empty(),
+        "without help text:\n  {}",
+        blank.join("\n  ")
+    );
+}
+
+#[test]
+fn the_policy_page_describes_every_key_the_policy_checker_accepts() {
+    // The keys gate accepts are the lists its checker suggests from on an unknown key; each
+    // must be in gate-policy(5), so a new key cannot go undocumented.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/policy/check");
+    let mut keys = std::collections::BTreeSet::new();
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        for (i, _) in text.match_indices("&[") {
+            let before = &text[i.saturating_sub(200)..i];
+            // An argument of `unknown_key(..)` (no `)` between), or a `const X: &[&str]`.
+            let in_call = before
+                .rfind("unknown_key(")
+                .is_some_and(|at| !before[at..].contains(')'));
+            let is_key_list = in_call || before.ends_with("&[&str] = ");
+            if !is_key_list {
+                continue;
+            }
+            let list = text[i + 2..].split(']').next().unwrap();
+            for k in list.split(',') {
+                let k = k.trim().trim_matches('"');
+                if !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    keys.insert(k.to_owned());
+                }
+            }
+        }
+    }
+    for k in [
+        "version",
+        "rules",
+        "min_approvals",
+        "args_any",
+        "opaque_approval",
+        "webhook",
+        "expect",
+    ] {
+        assert!(keys.contains(k), "the scan missed `{k}`: {keys:?}");
+    }
+    let g = Gate::new();
+    let out = g.path("man");
+    Gate::new()
+        .args(&["man", "--out-dir", out.to_str().unwrap()])
+        .run();
+    let text = std::fs::read_to_string(out.join("gate-policy.5")).unwrap();
+    for k in &keys {
+        assert!(
+            text.contains(&format!("\\fB{k}\\fR")),
+            "gate-policy(5) does not describe the key `{k}`"
+        );
+    }
+    // And the sink kinds' fields, which serde reads.
+    for k in ["url", "ca", "app_name", "preset", "token", "labels", "path"] {
+        assert!(
+            text.contains(&format!("\\fB{k}\\fR")),
+            "gate-policy(5): sink field `{k}`"
+        );
+    }
 }

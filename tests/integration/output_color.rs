@@ -110,7 +110,8 @@ fn honours_color(g: &Gate, args: &[&str], status: i32, coloured: fn(&str, &str) 
     }
 }
 
-const APPROVE_RM: &str = "version: 1\nrules:\n  - name: ask\n    match: { program: rm }\n    decision: approve\n";
+const APPROVE_RM: &str =
+    "version: 1\nrules:\n  - name: ask\n    match: { program: rm }\n    decision: approve\n";
 
 #[test]
 fn color_applies_to_check() {
@@ -135,12 +136,18 @@ fn color_applies_to_policy_lint() {
     let g = Gate::new();
     let good = g.write("good.yaml", "version: 1\nrules: []\n");
     let bad = g.write("bad.yaml", "version: 1\nrulez: []\n");
-    honours_color(&g, &["policy", "lint", good.to_str().unwrap()], 0, |_, err| {
-        err.contains('\u{1b}')
-    });
-    honours_color(&g, &["policy", "lint", bad.to_str().unwrap()], 78, |_, err| {
-        err.contains("\u{1b}[31m")
-    });
+    honours_color(
+        &g,
+        &["policy", "lint", good.to_str().unwrap()],
+        0,
+        |_, err| err.contains('\u{1b}'),
+    );
+    honours_color(
+        &g,
+        &["policy", "lint", bad.to_str().unwrap()],
+        78,
+        |_, err| err.contains("\u{1b}[31m"),
+    );
 }
 
 #[test]
@@ -148,13 +155,17 @@ fn color_applies_to_log_verify() {
     let g = Gate::new().policy(APPROVE_RM);
     output(&g, &["--", "true"], &[], 0);
     honours_color(&g, &["log", "verify"], 0, |out, _| {
-        out.lines().any(|l| l.starts_with("\u{1b}[32m") && l.contains("INTACT"))
+        out.lines()
+            .any(|l| l.starts_with("\u{1b}[32m") && l.contains("INTACT"))
     });
     // A tampered log: its verdict in red.
     let log = g.path("audit.jsonl");
-    let text = std::fs::read_to_string(&log).unwrap().replace("\"true\"", "\"false\"");
+    let text = std::fs::read_to_string(&log)
+        .unwrap()
+        .replace("\"true\"", "\"false\"");
     std::fs::write(&log, text).unwrap();
     honours_color(&g, &["log", "verify"], 1, |out, _| {
-        out.lines().any(|l| l.starts_with("\u{1b}[31m") && l.contains("TAMPERED"))
+        out.lines()
+            .any(|l| l.starts_with("\u{1b}[31m") && l.contains("TAMPERED"))
     });
 }

@@ -216,7 +216,8 @@ impl Checked {
                 "gate printed on stderr and the test neither expected it exactly nor opted \
                  out (`.stderr(..)`, `.stderr_contains(..)`, `.any_stderr()`); status {}\n\
                  --- stdout\n{}",
-                self.ran.status, self.ran.stdout
+                self.ran.status,
+                self.ran.stdout
             );
         }
     }
