@@ -58,7 +58,18 @@ fn main() {
 /// a command written without `--` (see [`gate::cli::misuse`]).
 fn parse(env: &Env) -> Cli {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cmd = gate::cli::command();
+    // clap's own help and errors follow `--color`, `NO_COLOR` and `TERM=dumb` as gate's do.
+    let color = match color_flag(&args) {
+        _ if env.no_color || env.dumb_term => ColorChoice::Never,
+        Some("always") => ColorChoice::Always,
+        Some("never") => ColorChoice::Never,
+        _ => ColorChoice::Auto,
+    };
+    let cmd = gate::cli::command().color(match color {
+        ColorChoice::Always => clap::ColorChoice::Always,
+        ColorChoice::Never => clap::ColorChoice::Never,
+        ColorChoice::Auto => clap::ColorChoice::Auto,
+    });
     let e = match cmd
         .clone()
         .try_get_matches_from(&args)
@@ -68,23 +79,41 @@ fn parse(env: &Env) -> Cli {
         Err(e) => e,
     };
     use clap::error::ErrorKind;
+    use gate::cli::misuse::{self, Misuse};
+    let unexpected = e.kind() == ErrorKind::UnknownArgument;
     if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-        && let Some(m) = gate::cli::misuse::find(&cmd, &args, &|word| is_program(env, word))
+        && let Some(m) = misuse::find(&cmd, &args, &|word| is_program(env, word), unexpected)
     {
-        let out = Output::new(
-            ColorChoice::Auto,
-            env.no_color || env.dumb_term,
-            false,
-            0,
-            false,
-        );
-        out.error(&m.message());
+        let out = Output::new(color, false, false, 0, false);
+        if matches!(m, Misuse::ProgramNamedLikeSubcommand { .. }) {
+            let _ = e.print();
+        } else {
+            out.error(&m.message());
+        }
         if let Some(h) = m.hint() {
             out.hint(&h);
         }
         std::process::exit(gate::error::exit::USAGE);
     }
     e.exit()
+}
+
+/// The value of `--color` before any `--`, read before clap so that its messages follow it.
+fn color_flag(args: &[std::ffi::OsString]) -> Option<&str> {
+    let mut words = args.iter().skip(1).map(|a| a.to_str().unwrap_or(""));
+    let mut found = None;
+    while let Some(w) = words.next() {
+        match w {
+            "--" => break,
+            "--color" => found = words.next(),
+            _ => {
+                if let Some(v) = w.strip_prefix("--color=") {
+                    found = Some(v);
+                }
+            }
+        }
+    }
+    found
 }
 
 /// Whether `word` names a program the run form could start.

@@ -27,6 +27,9 @@ pub enum Misuse {
     },
     /// `gate check PROGRAM ...`: the command to classify must follow `--`.
     CheckWithoutDashDash { fixed: Vec<String> },
+    /// A gate subcommand that is also a program (`man`, `login`), given arguments it does not
+    /// take: clap's message stands, and this says how to run the program instead.
+    ProgramNamedLikeSubcommand { word: String, fixed: Vec<String> },
 }
 
 impl Misuse {
@@ -43,6 +46,9 @@ impl Misuse {
             }
             Misuse::CheckWithoutDashDash { .. } => {
                 "`gate check` takes the command to classify after `--`".to_owned()
+            }
+            Misuse::ProgramNamedLikeSubcommand { word, .. } => {
+                format!("`gate {}` is gate's own command", escape(word))
             }
         }
     }
@@ -63,17 +69,24 @@ impl Misuse {
             Misuse::CheckWithoutDashDash { fixed } => {
                 Some(format!("put `--` before the command: {}", line(fixed)))
             }
+            Misuse::ProgramNamedLikeSubcommand { word, fixed } => Some(format!(
+                "to run the program `{}` through gate, put `--` before it: {}",
+                escape(word),
+                line(fixed)
+            )),
         }
     }
 }
 
 /// Finds the mistake in `args` (as the process got them, `args[0]` the program name), if it
 /// is one of [`Misuse`]'s. `cmd` is the built command line; `is_program` says whether a word
-/// names a program that could be run. `None` leaves the explanation to clap.
+/// names a program that could be run; `unexpected_argument` whether clap refused the line for
+/// an argument it did not expect. `None` leaves the explanation to clap.
 pub fn find(
     cmd: &clap::Command,
     args: &[OsString],
     is_program: &dyn Fn(&str) -> bool,
+    unexpected_argument: bool,
 ) -> Option<Misuse> {
     let words: Vec<String> = args
         .iter()
@@ -93,7 +106,13 @@ pub fn find(
     if let Some(sub) = cmd.find_subcommand(word) {
         // A known subcommand: only `check` takes a command, and only after `--`.
         if sub.get_name() != "check" {
-            return None;
+            let named_like_a_program = unexpected_argument
+                && is_program(word)
+                && first_positional(sub, &words, at + 1).is_some();
+            return named_like_a_program.then(|| Misuse::ProgramNamedLikeSubcommand {
+                word: word.clone(),
+                fixed: with_dashes(),
+            });
         }
         let inner = first_positional(sub, &words, at + 1)?;
         let mut fixed = words[..inner].to_vec();
@@ -212,7 +231,12 @@ mod tests {
     fn find_in(args: &[&str], programs: &[&str]) -> Option<Misuse> {
         let mut all = vec![OsString::from("gate")];
         all.extend(args.iter().map(OsString::from));
-        find(&crate::cli::command(), &all, &|w| programs.contains(&w))
+        find(
+            &crate::cli::command(),
+            &all,
+            &|w| programs.contains(&w),
+            true,
+        )
     }
 
     #[test]
@@ -278,6 +302,13 @@ mod tests {
         // Written correctly, or another subcommand: nothing to say.
         assert_eq!(find_in(&["check", "--", "kubectl"], &[]), None);
         assert_eq!(find_in(&["approve", "abc", "extra"], &[]), None);
+        // A subcommand that is also a program, given the program's arguments.
+        let m = find_in(&["man", "ls"], &["man"]).unwrap();
+        assert_eq!(
+            m.hint().unwrap(),
+            "to run the program `man` through gate, put `--` before it: gate -- man ls"
+        );
+        assert_eq!(find_in(&["man", "--out-dir", "x"], &["man"]), None);
         assert_eq!(find_in(&["--", "ls"], &[]), None);
         // An option gate does not know: clap's message is the right one.
         assert_eq!(find_in(&["--frobnicate", "ls"], &[]), None);

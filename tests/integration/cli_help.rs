@@ -98,6 +98,23 @@ fn check_without_dash_dash_is_refused_with_the_line_to_type() {
 }
 
 #[test]
+fn a_program_named_like_a_subcommand_gets_the_run_form_too() {
+    // `man` is both gate's subcommand and a program: clap's message, then the way to run it.
+    use std::os::unix::fs::PermissionsExt;
+    let g = Gate::new();
+    let man = g.write("bin/man", "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(&man, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", g.path("bin").display());
+    let r = g.env("PATH", &path).args(&["man", "ls"]).run();
+    r.status(2)
+        .stderr_contains("unexpected argument 'ls'")
+        .stderr_contains(
+            "hint: to run the program `man` through gate, put `--` before it: gate -- man ls\n",
+        );
+    assert!(r.stdout.is_empty(), "the man page was printed");
+}
+
+#[test]
 fn options_and_nested_typos_keep_clap_messages() {
     // An option gate does not know is clap's to explain; so is a misspelt nested subcommand.
     Gate::new()

@@ -169,3 +169,40 @@ fn color_applies_to_log_verify() {
             .any(|l| l.starts_with("\u{1b}[31m") && l.contains("TAMPERED"))
     });
 }
+
+#[test]
+fn usage_errors_and_help_follow_color_too() {
+    // clap's messages and gate's own usage hints, before anything else is read.
+    for args in [
+        &["--color", "always", "--bogus"][..],
+        &["--color=always", "requets"],
+        &["--color", "always", "check", "--help"],
+    ] {
+        let g = Gate::new();
+        let status = if args.contains(&"--help") { 0 } else { 2 };
+        let (out, err) = output(&g, args, &[], status);
+        assert!(
+            out.contains('\u{1b}') || err.contains('\u{1b}'),
+            "`gate {}` not coloured",
+            args.join(" ")
+        );
+        for env in [("NO_COLOR", "1"), ("TERM", "dumb")] {
+            let (out, err) = output(&g, args, &[env], status);
+            assert!(
+                !out.contains('\u{1b}') && !err.contains('\u{1b}'),
+                "`gate {}` with {env:?} coloured: {out:?} {err:?}",
+                args.join(" ")
+            );
+        }
+        let mut never = args.to_vec();
+        never[0] = "--color=never";
+        if never[1] == "always" {
+            never.remove(1);
+        }
+        let (out, err) = output(&g, &never, &[], status);
+        assert!(
+            !out.contains('\u{1b}') && !err.contains('\u{1b}'),
+            "{never:?}"
+        );
+    }
+}
