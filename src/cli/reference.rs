@@ -194,9 +194,10 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
         "serve token revoke",
         &[
             ("0", "the token was revoked"),
+            ("1", "no active token has that id"),
             (
                 "78",
-                "no active token with that id, or no database at that path",
+                "no database at that path (see `--db`), or it cannot be read",
             ),
         ],
     ),

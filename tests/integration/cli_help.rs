@@ -393,7 +393,7 @@ fn documented_exit_statuses_are_the_ones_gate_exits_with() {
     let g = Gate::new();
     let bad = g.write("bad.yaml", "version: 1\nrulez: []\n");
     let good = g.write("good.yaml", "version: 1\nrules: []\n");
-    let cases: Vec<(Vec<&str>, &str, i32)> = vec![
+    let mut cases: Vec<(Vec<&str>, &str, i32)> = vec![
         (
             vec!["policy", "lint", bad.to_str().unwrap()],
             "policy lint",
@@ -417,6 +417,26 @@ fn documented_exit_statuses_are_the_ones_gate_exits_with() {
         ),
         (vec!["man", "--out-dir", "/proc/nope"], "man", 78),
     ];
+    // An id that names nothing is not a configuration error.
+    let db = g.path("server.db");
+    let db = db.to_str().unwrap();
+    Gate::new()
+        .args(&[
+            "serve",
+            "token",
+            "issue",
+            "--db",
+            db,
+            "--principal",
+            "alice",
+        ])
+        .run()
+        .any_stderr();
+    cases.push((
+        vec!["serve", "token", "revoke", "--db", db, "tok_nonexistent"],
+        "serve token revoke",
+        1,
+    ));
     for (args, path, status) in cases {
         Gate::new().args(&args).run().status(status).any_stderr();
         let rows = gate::cli::reference::exit_statuses(path, false);
