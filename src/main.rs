@@ -167,9 +167,7 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
     let policy_files = cli.global.policy.clone();
     let Some(command) = cli.command else {
         if cli.run.command.is_empty() {
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            let _ = cmd.print_help();
+            let _ = gate::cli::command().print_help();
             return Err(Error::Usage(
                 "no command given: write it after `--`, e.g. `gate -- ls`".into(),
             ));
