@@ -116,10 +116,8 @@ impl Output {
     }
 
     pub fn warn(&self, msg: &str) {
-        let msg = self.safe(msg);
         if !self.quiet {
-            let label = self.style(Style::new().yellow().bold()).apply_to("warning");
-            self.line(&format!("{label}: {msg}"));
+            self.warn_always(msg);
         }
     }
 
