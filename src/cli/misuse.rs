@@ -66,9 +66,10 @@ impl Misuse {
                 "to run a command through gate, put `--` before it: {}",
                 line(fixed)
             )),
-            Misuse::CheckWithoutDashDash { fixed } => {
-                Some(format!("put `--` before the command: {}", line(fixed)))
-            }
+            Misuse::CheckWithoutDashDash { fixed } => Some(format!(
+                "to check a command, put `--` before it: {}",
+                line(fixed)
+            )),
             Misuse::ProgramNamedLikeSubcommand { word, fixed } => Some(format!(
                 "to run the program `{}` through gate, put `--` before it: {}",
                 escape(word),
@@ -297,7 +298,7 @@ mod tests {
         let m = find_in(&["check", "--json", "kubectl", "get", "pods"], &[]).unwrap();
         assert_eq!(
             m.hint().unwrap(),
-            "put `--` before the command: gate check --json -- kubectl get pods"
+            "to check a command, put `--` before it: gate check --json -- kubectl get pods"
         );
         // Written correctly, or another subcommand: nothing to say.
         assert_eq!(find_in(&["check", "--", "kubectl"], &[]), None);

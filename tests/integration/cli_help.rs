@@ -86,14 +86,14 @@ fn check_without_dash_dash_is_refused_with_the_line_to_type() {
         .status(2)
         .stderr(
             "error: `gate check` takes the command to classify after `--`\n\
-             hint: put `--` before the command: gate check -- kubectl get pods\n",
+             hint: to check a command, put `--` before it: gate check -- kubectl get pods\n",
         );
     Gate::new()
         .args(&["check", "--json", "curl", "-v", "https://example.com"])
         .run()
         .status(2)
         .stderr_contains(
-            "hint: put `--` before the command: gate check --json -- curl -v https://example.com\n",
+            "hint: to check a command, put `--` before it: gate check --json -- curl -v https://example.com\n",
         );
 }
 
