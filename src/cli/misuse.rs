@@ -27,6 +27,9 @@ pub enum Misuse {
     },
     /// `gate check PROGRAM ...`: the command to classify must follow `--`.
     CheckWithoutDashDash { fixed: Vec<String> },
+    /// A dash that only looks like `--` (an en or em dash from a document, a single `-`): the
+    /// run form's separator was meant.
+    LookalikeDashes { word: String, fixed: Vec<String> },
     /// A gate subcommand that is also a program (`man`, `login`), given arguments it does not
     /// take: clap's message stands, and this says how to run the program instead.
     ProgramNamedLikeSubcommand { word: String, fixed: Vec<String> },
@@ -50,6 +53,9 @@ impl Misuse {
             Misuse::ProgramNamedLikeSubcommand { word, .. } => {
                 format!("`gate {}` is gate's own command", escape(word))
             }
+            Misuse::LookalikeDashes { word, .. } => {
+                format!("`{}` is not `--`", escape(word))
+            }
         }
     }
 
@@ -68,6 +74,10 @@ impl Misuse {
             )),
             Misuse::CheckWithoutDashDash { fixed } => Some(format!(
                 "to check a command, put `--` before it: {}",
+                line(fixed)
+            )),
+            Misuse::LookalikeDashes { fixed, .. } => Some(format!(
+                "write `--` with two ASCII hyphens: {}",
                 line(fixed)
             )),
             Misuse::ProgramNamedLikeSubcommand { word, fixed } => Some(format!(
@@ -104,6 +114,15 @@ pub fn find(
         fixed.extend_from_slice(&words[at..]);
         fixed
     };
+    if is_lookalike_dashes(word) {
+        let mut fixed = words[..at].to_vec();
+        fixed.push("--".to_owned());
+        fixed.extend_from_slice(&words[at + 1..]);
+        return Some(Misuse::LookalikeDashes {
+            word: word.clone(),
+            fixed,
+        });
+    }
     if let Some(sub) = cmd.find_subcommand(word) {
         // A known subcommand: only `check` takes a command, and only after `--`.
         if sub.get_name() != "check" {
@@ -116,6 +135,14 @@ pub fn find(
             });
         }
         let inner = first_positional(sub, &words, at + 1)?;
+        if is_lookalike_dashes(&words[inner]) {
+            let mut fixed = words.clone();
+            fixed[inner] = "--".to_owned();
+            return Some(Misuse::LookalikeDashes {
+                word: words[inner].clone(),
+                fixed,
+            });
+        }
         let mut fixed = words[..inner].to_vec();
         fixed.push("--".to_owned());
         fixed.extend_from_slice(&words[inner..]);
@@ -170,6 +197,20 @@ fn first_positional(cmd: &clap::Command, words: &[String], from: usize) -> Optio
         i += 1;
     }
     None
+}
+
+/// `-`, or dashes of which some are typographic (en, em, minus sign, ...): what a document's
+/// `--` becomes after a word processor has been at it.
+fn is_lookalike_dashes(word: &str) -> bool {
+    const DASHES: &[char] = &[
+        '-', '\u{2010}', '\u{2011}', '\u{2012}', '\u{2013}', '\u{2014}', '\u{2015}', '\u{2212}',
+        '\u{fe63}', '\u{ff0d}',
+    ];
+    word == "-"
+        || (word != "--"
+            && !word.is_empty()
+            && word.chars().all(|c| DASHES.contains(&c))
+            && word.chars().any(|c| c != '-'))
 }
 
 fn takes_value(arg: &clap::Arg) -> bool {
@@ -325,6 +366,24 @@ mod tests {
         );
         let typo = find_in(&["requets"], &[]).unwrap();
         assert_eq!(typo.hint(), None);
+    }
+
+    #[test]
+    fn typographic_dashes_are_taken_for_the_separator() {
+        for dash in ["\u{2014}", "\u{2013}", "\u{2013}-", "\u{2212}\u{2212}", "-"] {
+            let m = find_in(&[dash, "ls", "-la"], &["ls"]).unwrap();
+            assert_eq!(m.message(), format!("`{dash}` is not `--`"));
+            assert_eq!(
+                m.hint().unwrap(),
+                "write `--` with two ASCII hyphens: gate -- ls -la"
+            );
+        }
+        let m = find_in(&["check", "\u{2014}", "ls"], &[]).unwrap();
+        assert_eq!(
+            m.hint().unwrap(),
+            "write `--` with two ASCII hyphens: gate check -- ls"
+        );
+        assert_eq!(find_in(&["--", "ls"], &[]), None);
     }
 
     #[test]

@@ -77,6 +77,25 @@ fn a_forgotten_dash_dash_runs_nothing_and_says_where_it_goes() {
 }
 
 #[test]
+fn a_pasted_typographic_dash_is_taken_for_the_separator() {
+    // `gate — rm -rf x` pasted from a document: nothing runs, and the line to type is shown.
+    for (args, fixed) in [
+        (&["\u{2014}", "rm", "-rf", "x"][..], "gate -- rm -rf x"),
+        (&["-q", "\u{2013}\u{2013}", "ls"], "gate -q -- ls"),
+        (&["check", "\u{2212}\u{2212}", "ls"], "gate check -- ls"),
+    ] {
+        let g = Gate::new();
+        let x = g.write("x", "keep");
+        let g = g.args(args);
+        g.run().status(2).stderr(&format!(
+            "error: `{}` is not `--`\nhint: write `--` with two ASCII hyphens: {fixed}\n",
+            args.iter().find(|a| !a.is_ascii()).unwrap()
+        ));
+        assert!(x.exists());
+    }
+}
+
+#[test]
 fn check_without_dash_dash_is_refused_with_the_line_to_type() {
     // Refused, not guessed: gate's own options are read after `check`, so in
     // `gate check curl -v URL` the `-v` would be gate's and another command classified.
