@@ -314,11 +314,25 @@ fn any_policy_file_silences_the_warning() {
 }
 
 #[test]
-fn json_runs_keep_stderr_to_the_one_decision_object() {
+fn json_runs_keep_stderr_to_the_one_decision_object_which_carries_the_warning() {
     let r = Gate::new().args(&["--json", "--", "true"]).run();
     r.status(0).any_stderr();
     let v: serde_json::Value = serde_json::from_str(r.stderr.trim()).expect("one JSON object");
     assert_eq!(v["decision"], "allow");
+    // The warning is a member of it.
+    let w = v["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        w.starts_with("no policy file, so every command is allowed"),
+        "{v}"
+    );
+    // With a policy, no such member.
+    let r = Gate::new()
+        .policy("version: 1\n")
+        .args(&["--json", "--", "true"])
+        .run();
+    r.status(0).any_stderr();
+    let v: serde_json::Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert!(v.get("warnings").is_none(), "{v}");
 }
 
 // ---- documentation: exit statuses, environment, files, no blank help
