@@ -123,7 +123,26 @@ pub fn find(
             fixed,
         });
     }
+    let names: Vec<&str> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| s.get_name())
+        .collect();
     if let Some(sub) = cmd.find_subcommand(word) {
+        // `gate help requets`: the same suggestion as for `gate requets`.
+        if sub.get_name() == "help" {
+            let topic = words.get(at + 1)?;
+            if cmd.find_subcommand(topic).is_some() {
+                return None;
+            }
+            let suggestion = suggest(topic, &names)?;
+            return Some(Misuse::UnknownCommand {
+                word: topic.clone(),
+                suggestion: Some(suggestion.to_owned()),
+                is_program: false,
+                fixed: Vec::new(),
+            });
+        }
         // A known subcommand: only `check` takes a command, and only after `--`.
         if sub.get_name() != "check" {
             let named_like_a_program = unexpected_argument
@@ -148,11 +167,6 @@ pub fn find(
         fixed.extend_from_slice(&words[inner..]);
         return Some(Misuse::CheckWithoutDashDash { fixed });
     }
-    let names: Vec<&str> = cmd
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set())
-        .map(|s| s.get_name())
-        .collect();
     Some(Misuse::UnknownCommand {
         word: word.clone(),
         suggestion: suggest(word, &names).map(str::to_owned),
@@ -366,6 +380,9 @@ mod tests {
         );
         let typo = find_in(&["requets"], &[]).unwrap();
         assert_eq!(typo.hint(), None);
+        let help = find_in(&["help", "requets"], &[]).unwrap();
+        assert_eq!(help.message(), typo.message());
+        assert_eq!(find_in(&["help", "check"], &[]), None);
     }
 
     #[test]

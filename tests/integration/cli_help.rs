@@ -27,6 +27,12 @@ fn a_misspelt_subcommand_gets_a_suggestion() {
         ));
         assert!(r.stdout.is_empty());
     }
+    // Asking for help on it, the same.
+    Gate::new()
+        .args(&["help", "aprove"])
+        .run()
+        .status(2)
+        .stderr("error: unknown command `aprove`; did you mean `approve`?\n");
     // With its arguments and gate's options around it, the same.
     Gate::new()
         .args(&[
