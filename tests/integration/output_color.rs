@@ -206,3 +206,18 @@ fn usage_errors_and_help_follow_color_too() {
         );
     }
 }
+
+#[test]
+fn color_applies_to_policy_test() {
+    let g = Gate::new();
+    let p = g.write(
+        "p.yaml",
+        "version: 1\nrules:\n  - name: no-rm\n    match: { program: rm }\n    decision: deny\ntests:\n  - run: [rm, x]\n    expect: { decision: allow }\n",
+    );
+    honours_color(&g, &["policy", "test", p.to_str().unwrap()], 1, |out, _| {
+        out.starts_with("\u{1b}[31m") && out.contains("FAIL")
+    });
+    let plain = output(&g, &["policy", "test", p.to_str().unwrap()], &[], 1).0;
+    assert!(plain.starts_with("FAIL  "), "{plain}");
+    assert!(plain.ends_with("0 passed, 1 failed\n"), "{plain}");
+}
