@@ -80,8 +80,10 @@ fn parse(env: &Env) -> Cli {
     };
     use clap::error::ErrorKind;
     use gate::cli::misuse::{self, Misuse};
+    // Only where clap refused a word it did not expect: a bad value or a missing argument is
+    // clap's to explain, whatever else the line holds.
     let unexpected = e.kind() == ErrorKind::UnknownArgument;
-    if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+    if (unexpected || e.kind() == ErrorKind::InvalidSubcommand)
         && let Some(m) = misuse::find(&cmd, &args, &|word| is_program(env, word), unexpected)
     {
         let out = Output::new(color, false, false, 0, false);

@@ -148,6 +148,11 @@ fn options_and_nested_typos_keep_clap_messages() {
         .status(2)
         .stderr_contains("unexpected argument '--frobnicate'");
     Gate::new()
+        .args(&["--color", "bogus", "--", "ls"])
+        .run()
+        .status(2)
+        .stderr_contains("invalid value 'bogus' for '--color <WHEN>'");
+    Gate::new()
         .args(&["log", "verfy"])
         .run()
         .status(2)
