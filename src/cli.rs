@@ -60,11 +60,11 @@ pub struct GlobalArgs {
     #[arg(long = "policy", value_name = "FILE", global = true)]
     pub policy: Vec<PathBuf>,
 
-    /// When to use colour. A non-empty NO_COLOR turns it off, whatever this says.
+    /// When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true, value_name = "WHEN")]
     pub color: Color,
 
-    /// Say less: no progress lines, no spinner.
+    /// Say less: no progress lines, no spinner (a run with no policy at all still warns).
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
@@ -209,7 +209,8 @@ pub enum Commands {
     },
     /// Print the man page (gate.1).
     Man {
-        /// Write gate.1 and one page per subcommand into this directory instead.
+        /// Write gate.1, one page per subcommand and gate-policy.5 (the policy file format)
+        /// into this directory instead.
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
