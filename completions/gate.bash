@@ -88,6 +88,9 @@ _gate() {
             gate__subcmd__help,setup)
                 cmd="gate__subcmd__help__subcmd__setup"
                 ;;
+            gate__subcmd__help__subcmd__log,export)
+                cmd="gate__subcmd__help__subcmd__log__subcmd__export"
+                ;;
             gate__subcmd__help__subcmd__log,key)
                 cmd="gate__subcmd__help__subcmd__log__subcmd__key"
                 ;;
@@ -96,6 +99,9 @@ _gate() {
                 ;;
             gate__subcmd__help__subcmd__log,show)
                 cmd="gate__subcmd__help__subcmd__log__subcmd__show"
+                ;;
+            gate__subcmd__help__subcmd__log,tail)
+                cmd="gate__subcmd__help__subcmd__log__subcmd__tail"
                 ;;
             gate__subcmd__help__subcmd__log,verify)
                 cmd="gate__subcmd__help__subcmd__log__subcmd__verify"
@@ -124,6 +130,9 @@ _gate() {
             gate__subcmd__help__subcmd__setup,local)
                 cmd="gate__subcmd__help__subcmd__setup__subcmd__local"
                 ;;
+            gate__subcmd__log,export)
+                cmd="gate__subcmd__log__subcmd__export"
+                ;;
             gate__subcmd__log,help)
                 cmd="gate__subcmd__log__subcmd__help"
                 ;;
@@ -136,8 +145,14 @@ _gate() {
             gate__subcmd__log,show)
                 cmd="gate__subcmd__log__subcmd__show"
                 ;;
+            gate__subcmd__log,tail)
+                cmd="gate__subcmd__log__subcmd__tail"
+                ;;
             gate__subcmd__log,verify)
                 cmd="gate__subcmd__log__subcmd__verify"
+                ;;
+            gate__subcmd__log__subcmd__help,export)
+                cmd="gate__subcmd__log__subcmd__help__subcmd__export"
                 ;;
             gate__subcmd__log__subcmd__help,help)
                 cmd="gate__subcmd__log__subcmd__help__subcmd__help"
@@ -150,6 +165,9 @@ _gate() {
                 ;;
             gate__subcmd__log__subcmd__help,show)
                 cmd="gate__subcmd__log__subcmd__help__subcmd__show"
+                ;;
+            gate__subcmd__log__subcmd__help,tail)
+                cmd="gate__subcmd__log__subcmd__help__subcmd__tail"
                 ;;
             gate__subcmd__log__subcmd__help,verify)
                 cmd="gate__subcmd__log__subcmd__help__subcmd__verify"
@@ -464,8 +482,22 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__log)
-            opts="show verify push key"
+            opts="show tail export verify push key"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__log__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -506,6 +538,20 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__log__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__log__subcmd__tail)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -730,7 +776,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__log)
-            opts="-q -v -h --policy --color --quiet --verbose --help show verify push key help"
+            opts="-q -v -h --policy --color --quiet --verbose --help show tail export verify push key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -751,9 +797,81 @@ _gate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        gate__subcmd__log__subcmd__help)
-            opts="show verify push key help"
+        gate__subcmd__log__subcmd__export)
+            opts="-o -q -v -h --format --since --until --request --user --outcome --rule --output --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "csv json" -- "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --outcome)
+                    COMPREPLY=($(compgen -W "allowed confirmed approved denied refused timed_out cancelled error" -- "${cur}"))
+                    return 0
+                    ;;
+                --rule)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__log__subcmd__help)
+            opts="show tail export verify push key help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__log__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -808,6 +926,20 @@ _gate() {
             return 0
             ;;
         gate__subcmd__log__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__log__subcmd__help__subcmd__tail)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -884,7 +1016,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__log__subcmd__show)
-            opts="-n -q -v -h --json --since --request --policy --color --quiet --verbose --help"
+            opts="-n -q -v -h --json --since --until --request --user --outcome --rule --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -894,7 +1026,73 @@ _gate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --request)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --outcome)
+                    COMPREPLY=($(compgen -W "allowed confirmed approved denied refused timed_out cancelled error" -- "${cur}"))
+                    return 0
+                    ;;
+                --rule)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__log__subcmd__tail)
+            opts="-f -n -q -v -h --json --follow --since --until --request --user --outcome --rule --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --outcome)
+                    COMPREPLY=($(compgen -W "allowed confirmed approved denied refused timed_out cancelled error" -- "${cur}"))
+                    return 0
+                    ;;
+                --rule)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -27,19 +27,19 @@ end
 complete -c gate -n "__fish_gate_needs_command" -l reason -d 'Why you run this; shown to approvers and recorded [env: GATE_REASON]' -r
 complete -c gate -n "__fish_gate_needs_command" -l timeout -d 'Give up waiting for approval after this long (e.g. `90s`, `10m`); never longer than the policy allows' -r
 complete -c gate -n "__fish_gate_needs_command" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_needs_command" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_needs_command" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c gate -n "__fish_gate_needs_command" -l no-wait -d 'Two-stage approvals (create the request and exit 75) are not supported yet'
 complete -c gate -n "__fish_gate_needs_command" -l json -d 'Print the decision as one JSON object on stderr'
-complete -c gate -n "__fish_gate_needs_command" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_needs_command" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_needs_command" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_needs_command" -s V -l version -d 'Print version'
 complete -c gate -n "__fish_gate_needs_command" -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
 complete -c gate -n "__fish_gate_needs_command" -a "policy" -d 'Validate and test policy files'
 complete -c gate -n "__fish_gate_needs_command" -a "log" -d 'Read the audit log'
-complete -c gate -n "__fish_gate_needs_command" -a "requests" -d 'List pending approval requests you can see, with their full context'
+complete -c gate -n "__fish_gate_needs_command" -a "requests" -d 'List pending approval requests you can see, or show one in full'
 complete -c gate -n "__fish_gate_needs_command" -a "approve" -d 'Approve a pending request as the current user (or as your server token\'s principal)'
 complete -c gate -n "__fish_gate_needs_command" -a "deny" -d 'Deny a pending request as the current user (or as your server token\'s principal)'
 complete -c gate -n "__fish_gate_needs_command" -a "login" -d 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
@@ -49,129 +49,190 @@ complete -c gate -n "__fish_gate_needs_command" -a "completions" -d 'Print shell
 complete -c gate -n "__fish_gate_needs_command" -a "man" -d 'Print the man page (gate.1)'
 complete -c gate -n "__fish_gate_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand check" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand check" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand check" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c gate -n "__fish_gate_using_subcommand check" -l json -d 'Print the classification as JSON on stdout'
-complete -c gate -n "__fish_gate_using_subcommand check" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand check" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand check" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand check" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -f -a "lint" -d 'Check policy files for errors; each is reported as path:line:column'
 complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
 complete -c gate -n "__fish_gate_using_subcommand policy; and not __fish_seen_subcommand_from lint test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from lint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "lint" -d 'Check policy files for errors; each is reported as path:line:column'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
 complete -c gate -n "__fish_gate_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
-complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show verify push key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l since -d 'Only records at or after this time (RFC 3339, e.g. 2026-11-26T10:00:00Z)' -r
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l request -d 'Only records of this request' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "show" -d 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "tail" -d 'Show the last records, and with `--follow` each new one as it is appended'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "export" -d 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor\'s evidence request'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
+complete -c gate -n "__fish_gate_using_subcommand log; and not __fish_seen_subcommand_from show tail export verify push key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l since -d 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l until -d 'Only records before TIME (same forms as `--since`; a date means that day\'s start)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l request -d 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l user -d 'Only requests made by this user (the requester\'s user name as recorded)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l outcome -d 'Only requests with this outcome, as the decision records spell it' -r -f -a "allowed\t''
+confirmed\t''
+approved\t''
+denied\t''
+refused\t''
+timed_out\t''
+cancelled\t''
+error\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l rule -d 'Only requests a rule of this name matched' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s n -d 'Only the last N records' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -l json -d 'One record per line, as stored'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l since -d 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l until -d 'Only records before TIME (same forms as `--since`; a date means that day\'s start)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l request -d 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l user -d 'Only requests made by this user (the requester\'s user name as recorded)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l outcome -d 'Only requests with this outcome, as the decision records spell it' -r -f -a "allowed\t''
+confirmed\t''
+approved\t''
+denied\t''
+refused\t''
+timed_out\t''
+cancelled\t''
+error\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l rule -d 'Only requests a rule of this name matched' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -s n -d 'How many of the last records to show first' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -l json -d 'One record per line, as stored'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep watching the log and print records as they are appended'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from tail" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l format -d 'The output format' -r -f -a "csv\t''
+json\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l since -d 'Only records at or after TIME (RFC 3339, a UTC date such as 2026-11-28, or a duration ago such as 10m or 2h)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l until -d 'Only records before TIME (same forms as `--since`; a date means that day\'s start)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l request -d 'Only records of this request: its full id, the 12-character short id the table shows (any unique suffix), or a unique prefix' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l user -d 'Only requests made by this user (the requester\'s user name as recorded)' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l outcome -d 'Only requests with this outcome, as the decision records spell it' -r -f -a "allowed\t''
+confirmed\t''
+approved\t''
+denied\t''
+refused\t''
+timed_out\t''
+cancelled\t''
+error\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l rule -d 'Only requests a rule of this name matched' -r
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -s o -l output -d 'Write to FILE (made with mode 0600, never replacing an existing file) instead of stdout' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l key -d 'The host\'s verifier key (`gate log key` output), or a file holding it. Without it, the key named in the log\'s own genesis is trusted' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l checkpoint -d 'The signed checkpoint to check against (default: PATH.checkpoint)' -r -F
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l threads -d 'Hashing threads (default: all cores)' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l remote -d 'Also compare with the copy a gate server holds: records missing there, local truncation or rollback below what it holds, and any divergence' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l server-key -d 'A gate server\'s decision key (`gate serve key` output), or a file holding it: server-approved runs must carry a statement it signed. Repeatable; the keys of the policy\'s server backends are trusted too' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -l json -d 'The report as one JSON object on stdout'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -l timeout -d 'Keep retrying unreachable sinks for this long' -r
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -l json -d 'One JSON object per sink on stdout'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from push" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "tail" -d 'Show the last records, and with `--follow` each new one as it is appended'
+complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor\'s evidence request'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand requests" -l server -d 'Ask this gate server instead of the local spool [env: GATE_SERVER]' -r
 complete -c gate -n "__fish_gate_using_subcommand requests" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand requests" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand requests" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand requests" -l json -d 'One JSON object per request on stdout'
-complete -c gate -n "__fish_gate_using_subcommand requests" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand requests" -l json -d 'One JSON object per request on stdout (the `gate.request/v1` shape, the same for the local spool and a server)'
+complete -c gate -n "__fish_gate_using_subcommand requests" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand requests" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand requests" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand requests" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand approve" -l comment -d 'A note recorded with your approval' -r
 complete -c gate -n "__fish_gate_using_subcommand approve" -l server -d 'Decide on this gate server instead of the local spool [env: GATE_SERVER]' -r
 complete -c gate -n "__fish_gate_using_subcommand approve" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand approve" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand approve" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand approve" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand approve" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand approve" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand approve" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand deny" -l reason -d 'Why; shown to the requester and recorded' -r
 complete -c gate -n "__fish_gate_using_subcommand deny" -l server -d 'Decide on this gate server instead of the local spool [env: GATE_SERVER]' -r
 complete -c gate -n "__fish_gate_using_subcommand deny" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand deny" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand deny" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand deny" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand deny" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand deny" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand deny" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand login" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand login" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand login" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand login" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand login" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand login" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l listen -d 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers' -r
@@ -182,20 +243,20 @@ complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_sub
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l idle-timeout -d 'Close a connection that moves no byte for this long (longer than the 60s long-poll)' -r
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l max-connections -d 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)' -r
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -f -a "token" -d 'Manage the API tokens of principals'
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
 complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -f -a "issue" -d 'Make a token for a principal and print it once (only its hash is stored)'
@@ -205,20 +266,20 @@ complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcomm
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l db -d 'The server\'s database, as given to `gate serve` (default: server.db in the state directory); its key lives beside it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l key -d 'The server\'s signing key, as given to `gate serve --key`' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage the API tokens of principals'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from local help" -f -a "local" -d 'Make the shared spool for approvals on this machine, and the system policy naming it'
@@ -227,36 +288,36 @@ complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcomm
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l spool -d 'The spool directory' -r -F
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l policy-file -d 'The system policy file to write (default: local-spool.yaml in the system policy directory, /etc/gate/policy.d)' -r -F
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l dry-run -d 'Say what would be done; change nothing (needs no root)'
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -l json -d 'Also print what was done as one JSON object on stdout'
-complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from local" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from help" -f -a "local" -d 'Make the shared spool for approvals on this machine, and the system policy naming it'
 complete -c gate -n "__fish_gate_using_subcommand setup; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand completions" -l out-dir -d 'Write completions for every shell into this directory instead' -r -F
 complete -c gate -n "__fish_gate_using_subcommand completions" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand completions" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand completions" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand completions" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand completions" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand completions" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand man" -l out-dir -d 'Write gate.1 and one page per subcommand into this directory instead' -r -F
+complete -c gate -n "__fish_gate_using_subcommand man" -l out-dir -d 'Write gate.1, one page per subcommand and gate-policy.5 (the policy file format) into this directory instead' -r -F
 complete -c gate -n "__fish_gate_using_subcommand man" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand man" -l color -d 'When to use colour. A non-empty NO_COLOR turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand man" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand man" -s q -l quiet -d 'Say less: no progress lines, no spinner'
+complete -c gate -n "__fish_gate_using_subcommand man" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand man" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand man" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "check" -d 'Classify a command without running it: decision, matched rules, approvals needed, why'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "policy" -d 'Validate and test policy files'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "log" -d 'Read the audit log'
-complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "requests" -d 'List pending approval requests you can see, with their full context'
+complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "requests" -d 'List pending approval requests you can see, or show one in full'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "approve" -d 'Approve a pending request as the current user (or as your server token\'s principal)'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "deny" -d 'Deny a pending request as the current user (or as your server token\'s principal)'
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "login" -d 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
@@ -267,7 +328,9 @@ complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subc
 complete -c gate -n "__fish_gate_using_subcommand help; and not __fish_seen_subcommand_from check policy log requests approve deny login serve setup completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "lint" -d 'Check policy files for errors; each is reported as path:line:column'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "test" -d 'Run the `tests:` cases written in policy files; exit 1 when any fails'
-complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "show" -d 'Show audit records as a table (or JSON lines)'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "show" -d 'Show audit records as a table (or JSON lines): who asked, who decided and why, how it ended'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "tail" -d 'Show the last records, and with `--follow` each new one as it is appended'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "export" -d 'Export one row per request (decision, requester, command, rules, approvers, denier and reason, result) as CSV or JSON, for an auditor\'s evidence request'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "verify" -d 'Prove the log is complete and unaltered, and that what ran was approved as required'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "push" -d 'Deliver records the remote sinks have not acknowledged yet'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'

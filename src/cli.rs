@@ -5,17 +5,31 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const AFTER_HELP: &str = "\
+pub mod misuse;
+pub mod reference;
+
+/// The examples after `gate --help`; [`command`] adds the exit statuses and the environment.
+pub const AFTER_HELP: &str = "\
 Examples:
   gate -- aws iam put-role-policy --role-name ci --policy-name admin --policy-document file://p.json
   gate check -- kubectl --context prod delete pod web-1
   gate requests                 # what is waiting for my decision
   gate approve 0193a1b2 --comment 'checked the diff'
-  gate log show -n 20
+  gate log show -n 20";
 
-Exit status of the run form: the command's own (128+N if killed by signal N); 77 denied;
-75 no decision (timed out, cancelled, backend unreachable); 78 policy or configuration error;
-70 internal error (a bug in gate; nothing ran); 126/127 not executable / not found; 2 usage error.";
+/// The command line as parsed and as `--help` shows it: the derive's, with the exit statuses
+/// of every command and the environment gate reads in the help text.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    use reference::{COMMON, ENVIRONMENT, RUN_EXIT_STATUS, help_rows};
+    let cmd = Cli::command();
+    let after = format!(
+        "{AFTER_HELP}\n\nExit status of the run form:\n{}\nEvery other command lists its own under `gate COMMAND --help`.\n\nEnvironment:\n{}",
+        help_rows(RUN_EXIT_STATUS.iter().chain(COMMON).copied()),
+        help_rows(ENVIRONMENT.iter().copied()),
+    );
+    reference::document(cmd.after_help(after))
+}
 
 /// Put a human decision in front of privileged commands.
 ///
@@ -46,11 +60,11 @@ pub struct GlobalArgs {
     #[arg(long = "policy", value_name = "FILE", global = true)]
     pub policy: Vec<PathBuf>,
 
-    /// When to use colour. A non-empty NO_COLOR turns it off, whatever this says.
+    /// When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true, value_name = "WHEN")]
     pub color: Color,
 
-    /// Say less: no progress lines, no spinner.
+    /// Say less: no progress lines, no spinner (a run with no policy at all still warns).
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
@@ -200,6 +214,7 @@ pub enum Commands {
     Setup(SetupCommand),
     /// Print shell completions for SHELL.
     Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
         /// Write completions for every shell into this directory instead.
         #[arg(long, value_name = "DIR", hide = true)]
@@ -207,7 +222,8 @@ pub enum Commands {
     },
     /// Print the man page (gate.1).
     Man {
-        /// Write gate.1 and one page per subcommand into this directory instead.
+        /// Write gate.1, one page per subcommand and gate-policy.5 (the policy file format)
+        /// into this directory instead.
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
@@ -270,6 +286,8 @@ pub enum ServeCommand {
 pub enum TokenCommand {
     /// Make a token for a principal and print it once (only its hash is stored).
     Issue {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory).
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
         /// The principal the token speaks for (an approver name from the policy's groups).
@@ -281,15 +299,21 @@ pub enum TokenCommand {
     },
     /// List tokens (ids, principals, state; never the secrets).
     List {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory). It must exist: listing never makes one.
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
+        /// One JSON object per token on stdout.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by its id.
     Revoke {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory).
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
+        /// The token's id, as `gate serve token list` shows it.
         id: String,
     },
 }
@@ -300,6 +324,7 @@ pub enum PolicyCommand {
     ///
     /// With no FILE, checks every file that applies (system, user, GATE_POLICY, --policy).
     Lint {
+        /// The files to check (default: every file that applies).
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -307,6 +332,7 @@ pub enum PolicyCommand {
     ///
     /// Each file's cases run against that file alone.
     Test {
+        /// The files whose cases to run (default: every file that applies).
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -427,9 +453,6 @@ pub enum SetupCommand {
     /// access for others) and a system policy file defining the backend `local` with that spool.
     /// Running it again changes nothing and says so. Then add requesters and approvers to the
     /// group (`sudo usermod -aG gate NAME`; it applies from their next login).
-    ///
-    /// Exit status: 0 done (or nothing to do); 77 not run as root; 78 something in the way
-    /// (an unsafe parent directory, another local spool in the system policy); 2 usage.
     Local {
         /// The group whose members may ask and answer (made with `groupadd --system` if missing).
         #[arg(long, value_name = "NAME", default_value = "gate")]

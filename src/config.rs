@@ -26,6 +26,8 @@ pub struct Env {
     pub home: Option<PathBuf>,
     pub path: Option<OsString>,
     pub no_color: bool,
+    /// `TERM=dumb`: a terminal that shows escape sequences as text, so no colour.
+    pub dumb_term: bool,
     /// `GATE_SERVER`: the server for `requests`, `approve`, `deny`.
     pub server: Option<String>,
     /// `GATE_TOKEN`: a server token, for CI and containers without a keyring.
@@ -50,6 +52,7 @@ impl Env {
             home: path("HOME"),
             path: std::env::var_os("PATH"),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            dumb_term: std::env::var_os("TERM").is_some_and(|v| v == "dumb"),
             server: string("GATE_SERVER"),
             token: string("GATE_TOKEN").map(crate::secrets::Token::new),
         }
@@ -85,6 +88,15 @@ impl Env {
             (None, Some(h)) => Some(h.join(".config/gate/policy.yaml")),
             (None, None) => None,
         }
+    }
+
+    /// Where policy files are looked for, in merge order, for a message that found none.
+    pub fn policy_places(&self) -> String {
+        let user = self
+            .user_policy()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "~/.config/gate/policy.yaml".to_owned());
+        format!("{SYSTEM_POLICY_DIR}/*.yaml, {user}, `GATE_POLICY`, `--policy`")
     }
 
     /// Every policy file that applies, in merge order.

@@ -1,7 +1,7 @@
 //! The `gate` binary: parse the command line, dispatch, map errors to exit codes. Nothing else.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use gate::cli::{
     Cli, Color, Commands, ExportFormat, LogCommand, LogFilter, OutcomeFilter, PolicyCommand,
@@ -14,8 +14,8 @@ use gate::output::{ColorChoice, Output};
 use gate::run::{RunOptions, run};
 
 fn main() {
-    let cli = Cli::parse();
     let env = Env::capture();
+    let cli = parse(&env);
     let g = &cli.global;
     let json = (cli.run.json && cli.command.is_none())
         || matches!(
@@ -30,7 +30,7 @@ fn main() {
             Color::Always => ColorChoice::Always,
             Color::Never => ColorChoice::Never,
         },
-        env.no_color,
+        env.no_color || env.dumb_term,
         g.quiet,
         g.verbose,
         json,
@@ -55,6 +55,76 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// The command line, or exit 2: clap's message, or a better one for a misspelt subcommand or
+/// a command written without `--` (see [`gate::cli::misuse`]).
+fn parse(env: &Env) -> Cli {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // clap's own help and errors follow `--color`, `NO_COLOR` and `TERM=dumb` as gate's do.
+    let color = match color_flag(&args) {
+        _ if env.no_color || env.dumb_term => ColorChoice::Never,
+        Some("always") => ColorChoice::Always,
+        Some("never") => ColorChoice::Never,
+        _ => ColorChoice::Auto,
+    };
+    let cmd = gate::cli::command().color(match color {
+        ColorChoice::Always => clap::ColorChoice::Always,
+        ColorChoice::Never => clap::ColorChoice::Never,
+        ColorChoice::Auto => clap::ColorChoice::Auto,
+    });
+    let e = match cmd
+        .clone()
+        .try_get_matches_from(&args)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m))
+    {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    use clap::error::ErrorKind;
+    use gate::cli::misuse::{self, Misuse};
+    // Only where clap refused a word it did not expect: a bad value or a missing argument is
+    // clap's to explain, whatever else the line holds.
+    let unexpected = e.kind() == ErrorKind::UnknownArgument;
+    if (unexpected || e.kind() == ErrorKind::InvalidSubcommand)
+        && let Some(m) = misuse::find(&cmd, &args, &|word| is_program(env, word), unexpected)
+    {
+        let out = Output::new(color, false, false, 0, false);
+        if matches!(m, Misuse::ProgramNamedLikeSubcommand { .. }) {
+            let _ = e.print();
+        } else {
+            out.error(&m.message());
+        }
+        if let Some(h) = m.hint() {
+            out.hint(&h);
+        }
+        std::process::exit(gate::error::exit::USAGE);
+    }
+    e.exit()
+}
+
+/// The value of `--color` before any `--`, read before clap so that its messages follow it.
+fn color_flag(args: &[std::ffi::OsString]) -> Option<&str> {
+    let mut words = args.iter().skip(1).map(|a| a.to_str().unwrap_or(""));
+    let mut found = None;
+    while let Some(w) = words.next() {
+        match w {
+            "--" => break,
+            "--color" => found = words.next(),
+            _ => {
+                if let Some(v) = w.strip_prefix("--color=") {
+                    found = Some(v);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Whether `word` names a program the run form could start.
+fn is_program(env: &Env, word: &str) -> bool {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    gate::exec::resolve(word, env.path.as_deref(), &cwd).is_ok()
 }
 
 /// Runs `f`, turning a panic on this thread into [`Error::Internal`] (exit 70, with where it
@@ -102,9 +172,7 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
     let policy_files = cli.global.policy.clone();
     let Some(command) = cli.command else {
         if cli.run.command.is_empty() {
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            let _ = cmd.print_help();
+            let _ = gate::cli::command().print_help();
             return Err(Error::Usage(
                 "no command given: write it after `--`, e.g. `gate -- ls`".into(),
             ));

@@ -28,9 +28,22 @@ pub enum ColorChoice {
     Never,
 }
 
+/// How a word of a report on stdout reads, for its colour: good news (an allowed command, an
+/// intact log), bad news (a denial, tampering), a caution (needs approval, a warning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Good,
+    Bad,
+    Caution,
+}
+
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// Colour on stderr.
     pub color: bool,
+    /// Colour on stdout: `--color always`, or `auto` with stdout a terminal; never with
+    /// `NO_COLOR` or `TERM=dumb`.
+    color_stdout: bool,
     pub quiet: bool,
     pub verbose: u8,
     /// `--json`: machine output; no spinner.
@@ -39,6 +52,8 @@ pub struct Output {
 }
 
 impl Output {
+    /// `no_color_env`: a non-empty `NO_COLOR`, or `TERM=dumb` (a terminal that would print
+    /// escape sequences as text).
     pub fn new(
         choice: ColorChoice,
         no_color_env: bool,
@@ -49,16 +64,21 @@ impl Output {
         let stderr_tty = std::io::stderr().is_terminal();
         // A non-empty NO_COLOR wins over everything, `--color always` included (STYLE.md;
         // https://no-color.org: the user's standing wish beats a flag a script passed).
-        let color = !no_color_env
-            && match choice {
-                ColorChoice::Always => true,
-                ColorChoice::Never => false,
-                ColorChoice::Auto => stderr_tty,
-            };
+        let wanted = |tty: bool| {
+            !no_color_env
+                && match choice {
+                    ColorChoice::Always => true,
+                    ColorChoice::Never => false,
+                    ColorChoice::Auto => tty,
+                }
+        };
+        let color = wanted(stderr_tty);
+        let color_stdout = wanted(std::io::stdout().is_terminal());
         console::set_colors_enabled_stderr(color);
-        console::set_colors_enabled(color && std::io::stdout().is_terminal());
+        console::set_colors_enabled(color_stdout);
         Output {
             color,
+            color_stdout,
             quiet,
             verbose,
             json,
@@ -96,11 +116,17 @@ impl Output {
     }
 
     pub fn warn(&self, msg: &str) {
-        let msg = self.safe(msg);
         if !self.quiet {
-            let label = self.style(Style::new().yellow().bold()).apply_to("warning");
-            self.line(&format!("{label}: {msg}"));
+            self.warn_always(msg);
         }
+    }
+
+    /// A warning `-q` does not silence: one about gate itself protecting nothing, which the
+    /// person who asked for quiet is the one who must know (the fix, not `-q`, silences it).
+    pub fn warn_always(&self, msg: &str) {
+        let msg = self.safe(msg);
+        let label = self.style(Style::new().yellow().bold()).apply_to("warning");
+        self.line(&format!("{label}: {msg}"));
     }
 
     /// gate's own status lines (`gate: ...`), silenced by `-q`.
@@ -179,6 +205,36 @@ impl Output {
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .is_ok()
+    }
+
+    /// Like [`Output::text`], made of parts, each escaped on its own, then coloured by its
+    /// tone when colour is on for stdout.
+    pub fn text_toned(&self, parts: &[(Option<Tone>, &str)]) {
+        let text: String = parts
+            .iter()
+            .map(|(tone, part)| {
+                let part = escape_text(part);
+                match tone {
+                    Some(t) => self.paint(*t, &part),
+                    None => part.into_owned(),
+                }
+            })
+            .collect();
+        self.data(&text);
+    }
+
+    /// `text` in the colour of `tone` when colour is on for stdout, else as it is. For text
+    /// gate composed or already escaped: the colour codes are added after any escaping.
+    pub fn paint(&self, tone: Tone, text: &str) -> String {
+        if !self.color_stdout {
+            return text.to_owned();
+        }
+        let style = match tone {
+            Tone::Good => Style::new().green().bold(),
+            Tone::Bad => Style::new().red().bold(),
+            Tone::Caution => Style::new().yellow().bold(),
+        };
+        style.force_styling(true).apply_to(text).to_string()
     }
 
     /// Whether a person is at the keyboard: stdin and stderr are both terminals.

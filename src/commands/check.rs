@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::config::Env;
 use crate::error::Error;
-use crate::output::{Output, escape};
+use crate::output::{Output, Tone, escape};
 use crate::policy::Decision;
 use crate::run::{build_request, try_classify};
 
@@ -44,7 +44,6 @@ pub fn check(
         return Ok(0);
     }
     let mut lines = Vec::new();
-    lines.push(format!("decision: {}", class.decision.as_str()));
     // The argv is whoever typed it (an agent's, through a hook): shown with controls escaped.
     lines.push(format!(
         "command:  {}",
@@ -160,6 +159,15 @@ pub fn check(
     if let Err(e) = executable {
         lines.push(format!("note:     {}", escape(&e.to_string())));
     }
-    out.text(&lines.join("\n"));
+    let tone = match class.decision {
+        Decision::Allow => Tone::Good,
+        Decision::Confirm | Decision::Approve => Tone::Caution,
+        Decision::Deny => Tone::Bad,
+    };
+    out.text_toned(&[
+        (None, "decision: "),
+        (Some(tone), class.decision.as_str()),
+        (None, &format!("\n{}", lines.join("\n"))),
+    ]);
     Ok(0)
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use crate::audit::record::Record;
 use crate::config::Env;
 use crate::error::Error;
-use crate::output::Output;
+use crate::output::{Output, Tone};
 use select::{Filter, Index};
 
 /// `--since`, `--until`, `--request`, `--user`, `--outcome`, `--rule` as given.
@@ -428,9 +428,13 @@ pub fn verify(
             lines.push(format!("{at}: {}: {}", p.code, p.reason));
         }
         for w in &report.warnings {
-            lines.push(format!("warning: {w}"));
+            lines.push(format!("{}: {w}", out.paint(Tone::Caution, "warning")));
         }
-        lines.push(summary(&report));
+        let tone = match report.verdict {
+            crate::audit::verify::Verdict::Intact => Tone::Good,
+            _ => Tone::Bad,
+        };
+        lines.push(out.paint(tone, &summary(&report)));
         out.data(&lines.join("\n"));
     }
     Ok(if report.problems.is_empty() { 0 } else { 1 })

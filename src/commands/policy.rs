@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::config::Env;
 use crate::error::Error;
-use crate::output::Output;
+use crate::output::{Output, Tone};
 use crate::policy::{Policy, check_file, merge, testing};
 
 fn files_or_configured(
@@ -85,7 +85,8 @@ pub fn test(env: &Env, out: &Output, files: Vec<PathBuf>, cli: &[PathBuf]) -> Re
                     passed += 1;
                     if out.verbose > 0 {
                         out.data(&format!(
-                            "ok    {}:{}  {cmd}",
+                            "{}    {}:{}  {cmd}",
+                            out.paint(Tone::Good, "ok"),
                             case.file.display(),
                             case.line
                         ));
@@ -94,7 +95,8 @@ pub fn test(env: &Env, out: &Output, files: Vec<PathBuf>, cli: &[PathBuf]) -> Re
                 Some(why) => {
                     failed += 1;
                     out.data(&format!(
-                        "FAIL  {}:{}  {cmd}\n      {why}",
+                        "{}  {}:{}  {cmd}\n      {why}",
+                        out.paint(Tone::Bad, "FAIL"),
                         case.file.display(),
                         case.line
                     ));
@@ -105,6 +107,8 @@ pub fn test(env: &Env, out: &Output, files: Vec<PathBuf>, cli: &[PathBuf]) -> Re
     if !problems.is_empty() {
         return Err(Error::Policy(problems));
     }
-    out.data(&format!("{passed} passed, {failed} failed"));
+    let summary = format!("{passed} passed, {failed} failed");
+    let tone = if failed > 0 { Tone::Bad } else { Tone::Good };
+    out.data(&out.paint(tone, &summary));
     Ok(if failed > 0 { 1 } else { 0 })
 }

@@ -225,10 +225,10 @@ fn token(env: &Env, out: &Output, cmd: TokenCommand, cli_policy: &[PathBuf]) -> 
                 out.info(&format!("revoked token {id}"));
                 Ok(0)
             } else {
-                Err(Error::config_hint(
-                    format!("no active token `{id}`"),
-                    "`gate serve token list` shows the ids",
-                ))
+                // Not a configuration error: the id names nothing to revoke (exit 1).
+                out.error(&format!("no active token `{id}`"));
+                out.hint("`gate serve token list` shows the ids");
+                Ok(1)
             }
         }
     }

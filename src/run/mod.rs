@@ -110,6 +110,7 @@ fn subject<'a>(req: &'a Request, line: &'a str) -> Subject<'a> {
 pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     // What is asked, and what the policy says of it.
     let policy = env.load_policy_lazy(&opts.policy_files)?;
+    warn_without_policy(&opts, env, out, &policy);
     let reason = opts.reason.clone().or_else(|| env.reason.clone());
     let (req, executable) = build_request(env, &policy, opts.argv.clone(), reason)?;
     let class = try_classify(&policy, &req)?;
@@ -123,7 +124,11 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
     let cancel = Cancel::register();
     let verdict = decide(&opts, env, out, &policy, &req, &class, &cancel)?;
     if opts.json {
-        out.json_stderr(&verdict.json(&req, &class));
+        let mut v = verdict.json(&req, &class);
+        if let Some(o) = v.as_object_mut().filter(|_| policy.files.is_empty()) {
+            o.insert("warnings".into(), vec![no_policy_warning(env)].into());
+        }
+        out.json_stderr(&v);
     }
 
     // The decision is recorded before anything runs; every exit after this is the recorder's.
@@ -139,6 +144,32 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
         Ok(done) => Ok(recorder.finish(&done)),
         Err(e) => Err(recorder.stop(NotRun::StartFailed(e))),
     }
+}
+
+/// No policy file at all: every command is allowed, which is never what installing gate was
+/// for, so each run says so (once; `-q` does not hide it). With `--json` stderr carries the
+/// one decision object and nothing else, so the warning is its `warnings` member instead.
+fn warn_without_policy(opts: &RunOptions, env: &Env, out: &Output, policy: &Policy) {
+    if !policy.files.is_empty() || opts.json {
+        return;
+    }
+    out.warn_always(&no_policy_warning(env));
+    let user = env
+        .user_policy()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "~/.config/gate/policy.yaml".to_owned());
+    out.hint(&format!(
+        "copy an example from gate's `policies/` directory to {user} (or into {} for every \
+         user), then check it with `gate policy lint`",
+        crate::config::SYSTEM_POLICY_DIR
+    ));
+}
+
+fn no_policy_warning(env: &Env) -> String {
+    format!(
+        "no policy file, so every command is allowed (looked for {})",
+        env.policy_places()
+    )
 }
 
 /// A command cleared to start: the program to run and the signal forwarder to run it under.

@@ -186,13 +186,13 @@ pub fn decide(
             approvals: Vec::new(),
             statement: None,
         },
-        Decision::Deny => denied(class),
+        Decision::Deny => denied(&opts.policy_files, req, class),
         Decision::Confirm => confirm(req, class),
         Decision::Approve => approve::approve(opts, env, out, policy, req, class, cancel)?,
     })
 }
 
-fn denied(class: &Classification) -> Verdict {
+fn denied(policy_files: &[std::path::PathBuf], req: &Request, class: &Classification) -> Verdict {
     let message = match class.deciding().next() {
         Some(r) => format!(
             "denied by rule `{}`{}",
@@ -208,8 +208,24 @@ fn denied(class: &Classification) -> Verdict {
         Outcome::Denied,
         Error::Denied {
             message,
-            hint: Some("`gate check -- <command>` explains which rules match".into()),
+            hint: Some(check_hint(policy_files, &req.view.command.argv)),
         },
+    )
+}
+
+/// The `gate check` line that explains a denial: the same `--policy` files and the command as
+/// recorded (redacted), shell-quoted so it can be pasted, and escaped so that it shows as typed.
+fn check_hint(policy_files: &[std::path::PathBuf], argv: &[String]) -> String {
+    let mut words = vec!["gate".to_owned(), "check".to_owned()];
+    for f in policy_files {
+        words.push("--policy".to_owned());
+        words.push(f.to_string_lossy().into_owned());
+    }
+    words.push("--".to_owned());
+    words.extend(argv.iter().cloned());
+    format!(
+        "try `{}` to see why",
+        crate::output::escape(&shell_join(&words))
     )
 }
 
@@ -344,8 +360,15 @@ rules:
     #[test]
     fn a_denial_records_its_message_rules_and_stops_with_77() {
         let (_dir, policy, req, class) = setup(&["rm", "-rf", "x"]);
-        let verdict = denied(&class);
+        let verdict = denied(&["extra policy.yaml".into()], &req, &class);
         assert!(!verdict.runs());
+        let Verdict::Stop { error, .. } = &verdict else {
+            panic!("a denial stops")
+        };
+        assert_eq!(
+            error.hint(),
+            Some("try `gate check --policy 'extra policy.yaml' -- rm -rf x` to see why")
+        );
         let json = verdict.json(&req, &class);
         assert_eq!(json["outcome"], "denied");
         assert_eq!(json["run"], false);

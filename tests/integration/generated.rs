@@ -251,14 +251,16 @@ fn man_writes_one_page_per_subcommand() {
     let mut expected = BTreeSet::new();
     page_names(&gate::cli::Cli::command(), "gate", &mut expected);
     assert!(expected.contains("gate-policy-lint.1") && expected.contains("gate-check.1"));
+    // And the policy file format, in section 5.
+    expected.insert("gate-policy.5".to_owned());
     let dir = generate("man");
     assert_eq!(files(dir.path()), expected);
     for name in &expected {
         let page = std::fs::read_to_string(dir.path().join(name)).unwrap();
-        let title = name.trim_end_matches(".1");
+        let (title, section) = name.rsplit_once('.').unwrap();
         assert!(
-            page.contains(&format!(".TH {title} 1 ")),
-            "{name} has no `.TH {title} 1` header"
+            page.contains(&format!(".TH {title} {section} ")),
+            "{name} has no `.TH {title} {section}` header"
         );
     }
 }

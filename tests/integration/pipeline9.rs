@@ -112,7 +112,7 @@ fn a_denial_says_the_same_in_json_error_and_record() {
         lines[1..],
         [
             "error: denied by rule `no-rm`: not here",
-            "hint: `gate check -- <command>` explains which rules match",
+            "hint: try `gate check -- rm -rf x` to see why",
         ]
     );
     assert_eq!(d["decision"]["outcome"], "denied");

@@ -118,7 +118,7 @@ fn what_cannot_be_read_gets_opaque_shell() {
     ));
     let r = strict.args(&["--", "sh", "-c", "$CMD --force"]).run();
     r.status(77)
-        .stderr("error: denied by the policy default\nhint: `gate check -- <command>` explains which rules match\n");
+        .stderr("error: denied by the policy default\nhint: try `gate check -- sh -c '$CMD --force'` to see why\n");
     // Expansions in arguments are not opaque: only the command name matters.
     let v = check_json(&g, &["sh", "-c", "echo \"$HOME\""]);
     assert_eq!(v["decision"], "allow");

@@ -117,8 +117,29 @@ impl Ran {
     }
 }
 
+/// The start of what the run form says when no policy file applies at all (issue 11 §5).
+pub const NO_POLICY_WARNING: &str =
+    "warning: no policy file, so every command is allowed (looked for ";
+/// The start of the hint that follows [`NO_POLICY_WARNING`].
+pub const NO_POLICY_HINT: &str = "hint: copy an example from gate's `policies/` directory to ";
+
+/// `stderr` without the no-policy warning and its hint, when it starts with them. Every run of
+/// a [`Gate`] without a policy prints them, and most tests that run one are about something
+/// else; the tests about the warning check it (tests/integration/cli_help.rs).
+pub fn without_no_policy_warning(stderr: &str) -> &str {
+    let Some(after) = stderr.strip_prefix(NO_POLICY_WARNING) else {
+        return stderr;
+    };
+    let rest = after.split_once('\n').map_or("", |(_, r)| r);
+    match rest.strip_prefix(NO_POLICY_HINT) {
+        Some(h) => h.split_once('\n').map_or("", |(_, r)| r),
+        None => rest,
+    }
+}
+
 /// What [`Gate::run`] gives: a [`Ran`] that insists on being checked. Unless a test says
-/// otherwise, the run must have exited 0 with nothing on stderr, checked when this drops; a
+/// otherwise, the run must have exited 0 with nothing on stderr (but the no-policy warning of
+/// a run without any policy: [`without_no_policy_warning`]), checked when this drops; a
 /// test says otherwise with [`Checked::status`], an exact [`Checked::stderr`], or the explicit
 /// opt-outs [`Checked::stderr_contains`] and [`Checked::any_stderr`]. A message gate should not
 /// print, or a failure nobody looked at, then fails the test instead of passing unseen.
@@ -197,11 +218,13 @@ impl Checked {
         }
         if !self.stderr_checked.get() {
             assert_eq!(
-                self.ran.stderr, "",
+                without_no_policy_warning(&self.ran.stderr),
+                "",
                 "gate printed on stderr and the test neither expected it exactly nor opted \
                  out (`.stderr(..)`, `.stderr_contains(..)`, `.any_stderr()`); status {}\n\
                  --- stdout\n{}",
-                self.ran.status, self.ran.stdout
+                self.ran.status,
+                self.ran.stdout
             );
         }
     }
