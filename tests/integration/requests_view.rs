@@ -76,7 +76,7 @@ fn local() -> Local {
     open(&bin_dir, 0o755).unwrap();
     let bin = users::bin_for_others(&bin_dir);
     let spool = dir.join("spool");
-    std::fs::create_dir(&spool).unwrap();
+    std::fs::create_dir_all(&spool).unwrap();
     open(&spool, 0o1777).unwrap();
     open(&g.path("policy.yaml"), 0o644).unwrap();
     let work = dir.join("work");
@@ -206,6 +206,12 @@ impl Local {
         )
         .unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A request is listed while a gate waits for it: the waiter holds its lock. This test
+        // process stands in for that gate for as long as it runs.
+        let lock = std::fs::File::create(dir.join("lock")).unwrap();
+        std::fs::set_permissions(dir.join("lock"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        lock.lock().unwrap();
+        std::mem::forget(lock);
     }
 
     /// Whether `name` has a decision file on request `id`.

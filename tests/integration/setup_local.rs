@@ -262,8 +262,8 @@ fn approvals_on_one_machine_work_as_the_readme_says() {
     // The requester's force-push waits; the approver sees it and approves its short id.
     let mut waiter = spawn(m.as_user("gt-sreq", &[&["--timeout", "60s"][..], &push].concat()));
     let req = m.wait_listed("gt-sappr", &mut waiter);
-    let id = req["request"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(req["request"]["command"]["argv"][1], "push");
+    let id = req["id"].as_str().unwrap().to_owned();
+    assert_eq!(req["command"]["argv"][1], "push");
     let short = &id[id.len() - 12..];
     finish(m.as_user("gt-sappr", &["approve", short]))
         .status(0)
@@ -478,7 +478,7 @@ fn a_sigkilled_waiters_request_is_hidden_then_swept_and_never_approvable() {
     let spool = m.spool();
     let mut waiter = spawn(m.as_user("gt-sreq", &["--timeout", "60s", "--", "git", "push", "-f"]));
     let req = m.wait_listed("gt-sappr", &mut waiter);
-    let id = req["request"]["id"].as_str().unwrap().to_owned();
+    let id = req["id"].as_str().unwrap().to_owned();
     let entry = spool.join(&id);
     let lock = entry.join("lock");
 
@@ -531,7 +531,7 @@ fn a_sigkilled_waiters_request_is_hidden_then_swept_and_never_approvable() {
         .stdout
         .lines()
         .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["request"]["id"]
+            serde_json::from_str::<Value>(l).unwrap()["id"]
                 .as_str()
                 .unwrap()
                 .to_owned()
@@ -588,7 +588,7 @@ fn the_next_waiter_sweeps_its_killed_predecessors_entry() {
     let spool = m.spool();
     let args = ["--timeout", "60s", "--", "git", "push", "-f"];
     let mut first = spawn(m.as_user("gt-sreq", &args));
-    let id = m.wait_listed("gt-sappr", &mut first)["request"]["id"]
+    let id = m.wait_listed("gt-sappr", &mut first)["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -596,7 +596,7 @@ fn the_next_waiter_sweeps_its_killed_predecessors_entry() {
     first.finish(Duration::from_secs(10));
     assert!(spool.join(&id).exists());
     let mut second = spawn(m.as_user("gt-sreq", &args));
-    let next = m.wait_listed("gt-sappr", &mut second)["request"]["id"]
+    let next = m.wait_listed("gt-sappr", &mut second)["id"]
         .as_str()
         .unwrap()
         .to_owned();
