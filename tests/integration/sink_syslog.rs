@@ -217,10 +217,13 @@ input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="tls"
             .spawn()
             .expect("start rsyslogd");
         self.child = Some(child);
-        // Listeners for every input are set up before any is served: the TCP one answering
-        // means all are.
+        // Each listener answers when it is ready; under load the TLS one (its driver loads the
+        // certificates first) can come up after the plain TCP one, so wait for both.
         let until = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", self.tcp)).is_err() {
+        while [self.tcp, self.tls]
+            .iter()
+            .any(|&port| TcpStream::connect(("127.0.0.1", port)).is_err())
+        {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
                     "rsyslogd exited ({st}) at start:\n{}",
