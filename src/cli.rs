@@ -92,9 +92,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
 
-    /// Two-stage approvals (create the request and exit 75) are not supported yet.
-    #[arg(long, hide = true)]
+    /// File the approval request and exit 75 without waiting or running: its id goes to stdout,
+    /// for a later `gate --request ID -- PROGRAM` (two-stage pipelines; server backend).
+    #[arg(long, conflicts_with = "request")]
     pub no_wait: bool,
+
+    /// Run the command on the approval of an earlier request ID (from `--no-wait`): only if it
+    /// was approved, for this requester, and its digest is this command's as it is now;
+    /// exits 75 while it is pending, 77 when it was denied or is for another command.
+    #[arg(long, value_name = "ID", value_parser = parse_request_id)]
+    pub request: Option<String>,
+
+    /// With `--request`: wait for the request to be decided (up to `--timeout` or the
+    /// policy's limit) instead of exiting 75 while it is pending.
+    #[arg(long, requires = "request")]
+    pub wait: bool,
 
     /// Print the decision as one JSON object on stderr.
     #[arg(long)]
@@ -103,6 +115,18 @@ pub struct RunArgs {
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "PROGRAM [ARGS]")]
     pub command: Vec<String>,
+}
+
+/// A request id as gate makes them (a UUID, lower-case, hyphenated): anything else is a usage
+/// error before any backend is asked.
+fn parse_request_id(s: &str) -> Result<String, ArgError> {
+    match uuid::Uuid::parse_str(s) {
+        Ok(u) if u.hyphenated().to_string() == s => Ok(s.to_owned()),
+        _ => Err(ArgError::Invalid(format!(
+            "`{}` is not a request id (a UUID such as `0190b5a2-7c1e-7d3a-9f00-2b6c4e8a1d55`, as `gate --no-wait` prints it)",
+            s.escape_debug()
+        ))),
+    }
 }
 
 /// A value clap cannot turn into a setting; clap shows it after the option's name.
@@ -116,6 +140,8 @@ pub enum ArgError {
     Listen(String, std::io::Error),
     #[error("`{0}` names no address (write HOST:PORT, e.g. `127.0.0.1:8700`)")]
     NoAddress(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, ArgError> {

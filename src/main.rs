@@ -184,6 +184,8 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
                 reason: cli.run.reason,
                 timeout: cli.run.timeout,
                 no_wait: cli.run.no_wait,
+                request: cli.run.request,
+                wait: cli.run.wait,
                 json: cli.run.json,
             },
             env,
@@ -191,7 +193,13 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
         );
     };
     let r = &cli.run;
-    if r.reason.is_some() || r.timeout.is_some() || r.no_wait || r.json {
+    if r.reason.is_some()
+        || r.timeout.is_some()
+        || r.no_wait
+        || r.json
+        || r.request.is_some()
+        || r.wait
+    {
         return Err(Error::Usage(
             "`--reason`, `--timeout`, `--no-wait` and `--json` before a subcommand belong to the run form \
              (`gate [OPTIONS] -- PROGRAM`); put a subcommand's own options after its name"

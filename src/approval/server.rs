@@ -283,6 +283,27 @@ impl Client {
         self.send(self.http.get(format!("{}/v1/requests/{id}", self.base)))
     }
 
+    /// The caller's own approved requests of `digest` that the server says an approval reuse
+    /// still covers (`GET /v1/requests?digest=`). Each must still be checked against the
+    /// pinned key: this answer is not signed, the statements in it are.
+    pub fn reusable(&self, digest: &str) -> Result<Vec<RemoteRequest>, ClientError> {
+        if !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Vec::new());
+        }
+        let v = self.send(
+            self.http
+                .get(format!("{}/v1/requests?digest={digest}", self.base)),
+        )?;
+        Ok(v["requests"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| serde_json::from_value(r.clone()).ok())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     pub fn list_pending(&self) -> Result<Vec<Value>, ClientError> {
         let v = self.send(
             self.http

@@ -12,4 +12,4 @@ pub mod statement;
 pub mod verify;
 
 pub use log::{AuditError, AuditLog};
-pub use record::{Approver, Body, DecisionInfo, Record, ResultInfo};
+pub use record::{Approver, Body, DecisionInfo, Record, ResultInfo, ReuseOf};

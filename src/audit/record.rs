@@ -68,6 +68,24 @@ pub struct DecisionInfo {
     /// the approvals came from a server: proof, checkable offline, of who approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement: Option<String>,
+    /// When the run rests on an earlier request's approval (`approval.reuse`, or
+    /// `gate --request ID`): which request, and whose approvals. `statement` is then that
+    /// request's signed statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<ReuseOf>,
+}
+
+/// The earlier approval a run used instead of asking again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReuseOf {
+    /// The earlier request's id.
+    pub request_id: String,
+    /// Its requester as the server signed it (the principal of the token that asked).
+    pub requester: String,
+    /// Its approvers, as its signed statement lists them.
+    pub approvers: Vec<String>,
+    /// `reuse` (found by digest within `approval.reuse`) or `request` (named by `--request`).
+    pub via: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ pub use compile::Subject;
 pub use diag::{Diagnostic, Pos};
 pub use merge::merge;
 use redact::{Redactor, required_bytes};
-pub use requirement::{Clause, GroupRequirement, Requirement};
+pub use requirement::{Clause, GroupRequirement, Requirement, combined_reuse};
 pub use schema::{BackendKind, Decision, PolicyFile};
 pub use sinks::SinkSpec;
 pub use strict::Unsafe;

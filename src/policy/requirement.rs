@@ -72,6 +72,41 @@ pub struct Requirement {
     #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub timeout: Duration,
     pub backend: Option<String>,
+    /// How long an approval covers the same requester's identical digest (`approval.reuse`):
+    /// set only when every matched `approve` rule sets it, then the shortest. A file that adds
+    /// a longer window can therefore never stretch one a system-tier rule sets, nor create
+    /// one where a system-tier rule sets none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration"
+    )]
+    pub reuse: Option<Duration>,
+}
+
+fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// The reuse window of several `approve` rules: the shortest, and none when any rule sets
+/// none (or there is no rule at all).
+pub fn combined_reuse(windows: impl IntoIterator<Item = Option<Duration>>) -> Option<Duration> {
+    let mut out: Option<Duration> = None;
+    for w in windows {
+        let w = w?;
+        out = Some(out.map_or(w, |o| o.min(w)));
+    }
+    out
 }
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -111,6 +146,11 @@ impl Requirement {
             && self.min_approvals >= other.min_approvals
             && (other.allow_requester || !self.allow_requester)
             && self.timeout <= other.timeout
+            && match (self.reuse, other.reuse) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(a), Some(b)) => a <= b,
+            }
     }
 
     /// Whether a principal counts towards any clause.
@@ -142,6 +182,7 @@ impl Policy {
                     allow_requester: false,
                     timeout: self.default_timeout,
                     backend: self.default_backend.clone(),
+                    reuse: None,
                 }
             };
             r.clauses.push(Clause {
@@ -154,6 +195,8 @@ impl Policy {
             r.min_approvals = r.min_approvals.max(a.min_approvals);
             // The requester of a command nobody could read never approves it.
             r.allow_requester = false;
+            // Nor is an approval of one reused for another run of it.
+            r.reuse = None;
             return r;
         }
         let approving: Vec<&RuleInfo> = self
@@ -220,6 +263,8 @@ impl Policy {
                 .find_map(|r| r.approval.as_ref().and_then(|a| a.backend.clone()))
                 .or_else(|| self.default_backend.clone()),
             clauses,
+            // A command gate cannot read: every approval is for this run alone.
+            reuse: None,
         }
     }
 
@@ -270,6 +315,14 @@ impl Policy {
                 .find_map(|a| a.backend.clone())
                 .or_else(|| self.default_backend.clone()),
             clauses,
+            // Every matched `approve` rule must allow reuse — one with no `approval:` block
+            // allows none — and the shortest window wins.
+            reuse: combined_reuse(
+                matched
+                    .iter()
+                    .filter(|r| r.decision == Decision::Approve)
+                    .map(|r| r.approval.as_ref().and_then(|a| a.reuse)),
+            ),
         }
     }
 }
@@ -302,6 +355,7 @@ mod tests {
             timeout: Duration::from_secs(timeout),
             backend: None,
             clauses,
+            reuse: None,
         }
     }
 

@@ -35,6 +35,20 @@ pub(super) fn approve(
     let backend_name = requirement.backend.clone();
     let mut timeout = capped_timeout(out, opts.timeout, policy, class, &requirement);
     let (outcome, statement) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
+        // A spooled request lives only as long as the gate that waits on it, and the local
+        // log is the requester's own: neither can carry an approval to a later run.
+        None | Some(BackendKind::Local { .. }) if opts.no_wait || opts.request.is_some() => {
+            return Ok(Verdict::stop(
+                Outcome::Error,
+                Error::config_hint(
+                    format!(
+                        "`{}` needs a `kind: server` backend: a request in the local spool lives                          only while its gate waits",
+                        if opts.no_wait { "--no-wait" } else { "--request" }
+                    ),
+                    "route this rule to a gate server (`approval.backend` or `defaults.backend`),                      or run without it and wait",
+                ),
+            ));
+        }
         None | Some(BackendKind::Local { .. }) => {
             match wait_local(env, out, policy, req, class, &requirement, timeout, cancel)? {
                 Ok(o) => (o, None),
@@ -42,6 +56,34 @@ pub(super) fn approve(
             }
         }
         Some(BackendKind::Server { url, key }) => {
+            let server = super::two_stage::Server { url, key };
+            if let Some(id) = &opts.request {
+                let wait_for = opts.wait.then_some(timeout);
+                return Ok(super::two_stage::redeem(
+                    env,
+                    out,
+                    &server,
+                    req,
+                    &requirement,
+                    id,
+                    wait_for,
+                    cancel,
+                ));
+            }
+            if opts.no_wait {
+                return Ok(super::two_stage::file(
+                    env,
+                    out,
+                    &server,
+                    req,
+                    class,
+                    &requirement,
+                    timeout,
+                ));
+            }
+            if let Some(v) = super::two_stage::reuse(env, out, &server, req, &requirement) {
+                return Ok(v);
+            }
             match wait_server(
                 env,
                 out,
@@ -284,43 +326,8 @@ fn wait_server(
     let config = |message: String, hint: String| {
         Verdict::stop(Outcome::Error, Error::config_hint(message, hint))
     };
-    let key = crate::audit::note::NoteVerifier::parse(key).map_err(|e| {
-        config(
-            format!("the `key` of the server backend for {url} is unusable: {e}"),
-            format!("`gate login {url}` prints the server's key"),
-        )
-    })?;
-    let Some(token) = env.server_token(url) else {
-        return Err(config(
-            format!("no token for the gate server {url}"),
-            format!("run `gate login {url}`, or set `GATE_TOKEN`"),
-        ));
-    };
-    let client = Client::new(url, token).map_err(|e| Verdict::no_decision(e.to_string(), None))?;
-    let context: std::collections::BTreeMap<String, String> = req
-        .env
-        .iter()
-        .filter(|(k, _)| req.view.context.contains_key(*k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let who = &req.view.requester;
-    let body = json!({
-        "id": req.id(),
-        "argv": req.argv,
-        "cwd": req.view.command.cwd,
-        "env": context,
-        "payload": req.view.command.payload,
-        "executable": req.view.command.executable,
-        "digest": req.view.digest,
-        "reason": req.view.reason,
-        "claims": { "user": who.user, "uid": who.uid, "host": who.host, "ci": who.ci, "agent": who.agent },
-        "client": {
-            "decision": class.decision.as_str(),
-            "rules": class.matched.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
-            "requirement": requirement,
-        },
-        "timeout_secs": timeout.as_secs(),
-    });
+    let (client, key) = connect(env, url, key)?;
+    let body = request_body(req, class, requirement, *timeout);
     let started = std::time::Instant::now();
     let deadline = deadline_after(started, *timeout);
     let cancelled = || cancel.is_set();
@@ -337,6 +344,98 @@ fn wait_server(
         warn,
         &cancelled,
     );
+    wait_created(
+        out,
+        url,
+        &client,
+        &key,
+        created,
+        req,
+        class,
+        requirement,
+        timeout,
+        cancel,
+        deadline,
+        &config,
+    )
+}
+
+/// The client of the server backend at `url`, with the decision key the policy pins for it:
+/// a key that cannot be read, or no token, is a configuration error (78).
+#[allow(clippy::result_large_err)]
+pub(super) fn connect(
+    env: &Env,
+    url: &str,
+    key: &str,
+) -> Result<(Client, crate::audit::note::NoteVerifier), Verdict> {
+    let config = |message: String, hint: String| {
+        Verdict::stop(Outcome::Error, Error::config_hint(message, hint))
+    };
+    let key = crate::audit::note::NoteVerifier::parse(key).map_err(|e| {
+        config(
+            format!("the `key` of the server backend for {url} is unusable: {e}"),
+            format!("`gate login {url}` prints the server's key"),
+        )
+    })?;
+    let Some(token) = env.server_token(url) else {
+        return Err(config(
+            format!("no token for the gate server {url}"),
+            format!("run `gate login {url}`, or set `GATE_TOKEN`"),
+        ));
+    };
+    let client = Client::new(url, token).map_err(|e| Verdict::no_decision(e.to_string(), None))?;
+    Ok((client, key))
+}
+
+/// The body of `POST /v1/requests` for `req`.
+pub(super) fn request_body(
+    req: &Request,
+    class: &Classification,
+    requirement: &Requirement,
+    timeout: Duration,
+) -> serde_json::Value {
+    let context: std::collections::BTreeMap<String, String> = req
+        .env
+        .iter()
+        .filter(|(k, _)| req.view.context.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let who = &req.view.requester;
+    json!({
+        "id": req.id(),
+        "argv": req.argv,
+        "cwd": req.view.command.cwd,
+        "env": context,
+        "payload": req.view.command.payload,
+        "executable": req.view.command.executable,
+        "digest": req.view.digest,
+        "reason": req.view.reason,
+        "claims": { "user": who.user, "uid": who.uid, "host": who.host, "ci": who.ci, "agent": who.agent },
+        "client": {
+            "decision": class.decision.as_str(),
+            "rules": class.matched.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            "requirement": requirement,
+        },
+        "timeout_secs": timeout.as_secs(),
+    })
+}
+
+/// The wait after `POST /v1/requests` answered `created`.
+#[allow(clippy::too_many_arguments, clippy::result_large_err)]
+fn wait_created(
+    out: &Output,
+    url: &str,
+    client: &Client,
+    key: &crate::audit::note::NoteVerifier,
+    created: Result<RemoteRequest, ClientError>,
+    req: &Request,
+    class: &Classification,
+    requirement: &Requirement,
+    timeout: &mut Duration,
+    cancel: &Cancel,
+    deadline: std::time::Instant,
+    config: &dyn Fn(String, String) -> Verdict,
+) -> Result<(Waited, Option<String>), Verdict> {
     let current: RemoteRequest = match created {
         Ok(r) => r,
         Err(ClientError::Unauthorized(m)) => {
@@ -385,7 +484,7 @@ fn wait_server(
         .get("requirement")
         .and_then(|r| serde_json::from_value::<Requirement>(r.clone()).ok());
     let expect = Expect {
-        key: &key,
+        key,
         id: req.id(),
         digest: &req.view.digest,
         requester: &req.view.requester.user,
@@ -397,7 +496,7 @@ fn wait_server(
         *timeout,
     ));
     let waited = wait(
-        &client,
+        client,
         current,
         &expect,
         deadline,
@@ -533,6 +632,7 @@ fn verdict_of(
                 outcome: Outcome::Approved,
                 approvals,
                 statement,
+                reuse: None,
             }
         }
         Waited::Denied {

@@ -10,11 +10,12 @@ use crate::error::Error;
 use crate::exec::{self, Cancel, ExecError};
 use crate::identity::{self, Identity};
 use crate::output::Output;
-use crate::policy::{Classification, Decision, Policy, Subject};
+use crate::policy::{Classification, Policy, Subject};
 use crate::request::{NewRequest, Request, program_name, shell_join};
 
 mod approve;
 mod record;
+mod two_stage;
 mod verdict;
 
 use record::{Audit, NotRun, Recorder};
@@ -28,7 +29,12 @@ pub struct RunOptions {
     pub policy_files: Vec<PathBuf>,
     pub reason: Option<String>,
     pub timeout: Option<Duration>,
+    /// File the request and stop (75) without waiting (`--no-wait`).
     pub no_wait: bool,
+    /// Run on the approval of this earlier request (`--request ID`).
+    pub request: Option<String>,
+    /// With `request`: wait for it to be decided.
+    pub wait: bool,
     pub json: bool,
 }
 
@@ -118,7 +124,6 @@ pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
 
     // Where the records go, known before anyone is asked to decide.
     let audit = Audit::open(env, &policy, &class)?;
-    refuse_no_wait(&opts, &class)?;
 
     // The decision. Until the command starts, a termination signal means "stop".
     let cancel = Cancel::register();
@@ -246,15 +251,4 @@ fn explain(out: &Output, policy: &Policy, class: &Classification) {
             "no rule"
         )
     ));
-}
-
-/// `--no-wait` for a command that needs approval: not supported yet.
-fn refuse_no_wait(opts: &RunOptions, class: &Classification) -> Result<(), Error> {
-    if opts.no_wait && class.decision == Decision::Approve {
-        return Err(Error::config_hint(
-            "`--no-wait` is not supported yet: approvals are given to a waiting gate",
-            "run without `--no-wait`",
-        ));
-    }
-    Ok(())
 }

@@ -338,6 +338,7 @@ mod tests {
             commands: Vec::new(),
             opaque: None,
             statement: None,
+            reuse: None,
         }
     }
 

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{RunOptions, approve};
 use crate::approval::tty::{self, Confirmation};
-use crate::audit::{Approver, DecisionInfo};
+use crate::audit::{Approver, DecisionInfo, ReuseOf};
 use crate::config::Env;
 use crate::error::Error;
 use crate::exec::Cancel;
@@ -32,6 +32,8 @@ pub enum Outcome {
     TimedOut,
     /// A signal, or the server, ended the wait.
     Cancelled,
+    /// Filed with `--no-wait`, or named by `--request` while still undecided: nothing runs yet.
+    Pending,
     /// No decision could be had: the backend is unusable, unreachable or gave an answer that
     /// does not count.
     Error,
@@ -47,6 +49,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::TimedOut => "timed_out",
             Outcome::Cancelled => "cancelled",
+            Outcome::Pending => "pending",
             Outcome::Error => "error",
         }
     }
@@ -62,6 +65,8 @@ pub enum Verdict {
         approvals: Vec<Approver>,
         /// The server's signed decision statement, when the approvals came from a server.
         statement: Option<String>,
+        /// The earlier request whose approval this run rests on (reuse, `--request`).
+        reuse: Option<ReuseOf>,
     },
     /// It may not: `error` is what gate exits with, and its message what the record says.
     Stop {
@@ -101,6 +106,17 @@ impl Verdict {
 
     /// The `--json` decision line.
     pub fn json(&self, req: &Request, class: &Classification) -> Value {
+        let mut v = self.json_base(req, class);
+        if let Verdict::Run {
+            reuse: Some(r), ..
+        } = self
+        {
+            v["reuse"] = json!({ "request_id": r.request_id, "via": r.via });
+        }
+        v
+    }
+
+    fn json_base(&self, req: &Request, class: &Classification) -> Value {
         json!({
             "request_id": req.id(),
             "decision": class.decision,
@@ -120,18 +136,19 @@ impl Verdict {
     ) -> (DecisionInfo, Option<Error>) {
         let outcome = self.outcome();
         let run = self.runs();
-        let (approvals, denied_by, statement, stop) = match self {
+        let (approvals, denied_by, statement, reuse, stop) = match self {
             Verdict::Run {
                 approvals,
                 statement,
+                reuse,
                 ..
-            } => (approvals, None, statement, None),
+            } => (approvals, None, statement, reuse, None),
             Verdict::Stop {
                 error,
                 denied_by,
                 approvals,
                 ..
-            } => (approvals, denied_by, None, Some(error)),
+            } => (approvals, denied_by, None, None, Some(error)),
         };
         let record = DecisionInfo {
             decision: class.decision.as_str().to_owned(),
@@ -163,6 +180,7 @@ impl Verdict {
                 .collect(),
             opaque: class.opaque.clone(),
             statement,
+            reuse,
         };
         (record, stop)
     }
@@ -185,6 +203,7 @@ pub fn decide(
             outcome: Outcome::Allowed,
             approvals: Vec::new(),
             statement: None,
+            reuse: None,
         },
         Decision::Deny => denied(&opts.policy_files, req, class),
         Decision::Confirm => confirm(req, class),
@@ -255,6 +274,7 @@ fn confirm(req: &Request, class: &Classification) -> Verdict {
                 comment: None,
             }],
             statement: None,
+            reuse: None,
         },
         Confirmation::Declined => refused("not confirmed".to_owned(), None),
         Confirmation::NoTerminal => refused(

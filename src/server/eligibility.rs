@@ -151,6 +151,7 @@ mod tests {
             timeout: Duration::from_secs(600),
             backend: None,
             clauses,
+            reuse: None,
         }
     }
 

@@ -67,6 +67,10 @@ fn combine(
     let mut timeout = server.as_ref().map_or(default_timeout, |r| r.timeout);
     let mut allow_requester = true;
     let mut backend = None;
+    // Reuse only when both sides' requirements allow it (the shortest window): the server's
+    // policy can forbid or shorten what the client's allows, never lengthen it. The server
+    // alone answers the lookup for an earlier approval (`GET /v1/requests?digest=`).
+    let reuse = crate::policy::combined_reuse(server.iter().chain(client).map(|r| r.reuse));
     for r in server.iter().chain(client) {
         clauses.extend(r.clauses.iter().cloned());
         timeout = timeout.min(r.timeout);
@@ -91,6 +95,7 @@ fn combine(
         timeout,
         backend,
         clauses,
+        reuse,
     }
 }
 
@@ -367,10 +372,13 @@ pub async fn get(
 
 pub async fn list(
     State(st): State<Arc<AppState>>,
-    Authed(_): Authed,
+    Authed(who): Authed,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(query_rejection)?;
+    if let Some(digest) = &q.digest {
+        return reusable(&st, &who, digest);
+    }
     let status = match q.status.as_deref().map(|s| (s, RequestStatus::parse(s))) {
         None => None,
         Some((_, Some(status))) => Some(status),
@@ -385,6 +393,38 @@ pub async fn list(
         .iter()
         .map(|(r, d)| view(r, d))
         .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({ "requests": views })).into_response())
+}
+
+/// `GET /v1/requests?digest=D`: the approvals the caller may reuse for a command of digest `D`
+/// — its own requests (never another principal's), approved, of exactly that digest, whose
+/// combined requirement (both policies) set `reuse` and whose last approval is within it now.
+/// The server decides the window; the client still checks each signed statement.
+fn reusable(st: &AppState, who: &str, digest: &str) -> Result<Response, ApiError> {
+    let now = st.clock.now_ms();
+    let rows = st.store.request_list(Some(RequestStatus::Approved))?;
+    let mut views = Vec::new();
+    for (r, d) in &rows {
+        if r.requester != who || r.digest != digest {
+            continue;
+        }
+        let Ok(doc) = serde_json::from_value::<RequestDoc>(r.doc.clone()) else {
+            continue;
+        };
+        let Some(window) = doc.requirement.reuse else {
+            continue;
+        };
+        let approved_at = d
+            .iter()
+            .filter(|x| x.kind == "approve")
+            .map(|x| x.at_ms)
+            .max()
+            .or(r.decided_ms);
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        if approved_at.is_some_and(|at| at <= now && now - at <= window_ms) {
+            views.push(signed_view(st, r, d)?);
+        }
+    }
     Ok(Json(json!({ "requests": views })).into_response())
 }
 
@@ -675,6 +715,7 @@ mod tests {
             allow_requester: false,
             timeout: Duration::from_secs(timeout_min * MIN),
             backend: None,
+            reuse: None,
         }
     }
 

@@ -234,6 +234,10 @@ pub struct WaitQuery {
 pub struct ListQuery {
     #[serde(default)]
     pub status: Option<String>,
+    /// Approval reuse: the caller's own approved requests of this digest whose approval its
+    /// stored requirement's `reuse` window still covers, each with its signed statement.
+    #[serde(default)]
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
