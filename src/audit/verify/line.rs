@@ -139,6 +139,17 @@ pub(super) struct DecisionLite {
     /// making the whole decision unreadable.
     #[serde(default)]
     pub(super) statement: Option<serde_json::Value>,
+    /// The earlier request whose approval the run used (`approval.reuse`, `--request`).
+    #[serde(default)]
+    pub(super) reuse: Option<ReuseLite>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct ReuseLite {
+    pub(super) request_id: String,
+    pub(super) requester: String,
+    #[serde(default)]
+    pub(super) via: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +160,12 @@ pub(super) struct RequiredLite {
     /// The backend the approval was asked of.
     #[serde(default)]
     pub(super) backend: Option<String>,
+    /// `approval.reuse` as recorded (a humantime duration), when the rules allowed reuse.
+    #[serde(default)]
+    pub(super) reuse: Option<String>,
+    /// The wait the requirement allowed (a humantime duration).
+    #[serde(default)]
+    pub(super) timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

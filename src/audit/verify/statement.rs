@@ -58,7 +58,8 @@ pub(super) fn check(
     let backend = d.required.as_ref().and_then(|r| r.backend.as_ref());
     let routed = backend.is_some_and(|b| trust.backends.contains_key(b));
     let from_server = d.approvals.iter().any(|a| a.via == "server");
-    if !routed && !from_server {
+    // A run on an earlier request's approval rests on nothing but that request's statement.
+    if !routed && !from_server && d.reuse.is_none() {
         return StatementCheck::NotServer;
     }
     let note = match &d.statement {
@@ -93,8 +94,19 @@ pub(super) fn check(
             Err(e) => return StatementCheck::Violation(e.to_string()),
         }
     };
+    // A reuse proves itself with the earlier request's statement: for that id, for this
+    // record's digest, asked by the principal the record names.
+    let id = d.reuse.as_ref().map_or(id, |r| r.request_id.as_str());
     if let Err(e) = statement.approves(id, digest) {
         return StatementCheck::Violation(e.to_string());
+    }
+    if let Some(r) = &d.reuse
+        && r.requester != statement.requester
+    {
+        return StatementCheck::Violation(format!(
+            "the run reuses request {id}'s approval as {}, but that request was asked by {}",
+            r.requester, statement.requester
+        ));
     }
     let signed: BTreeSet<(&str, &str)> = statement
         .approvals

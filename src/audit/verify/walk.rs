@@ -340,5 +340,51 @@ pub(super) fn compliance(d: &DecisionLite, info: &LineInfo) -> Option<String> {
             approvers.len()
         ));
     }
+    if let Some(r) = &d.reuse {
+        return reuse_compliance(d, req, r, info);
+    }
     None
+}
+
+/// A run on an earlier request's approval: allowed only within the window its requirement
+/// recorded — `reuse` for a reuse, `reuse` or else `timeout` for `--request` — counted from
+/// the last approval to the run. (Who approved, and for which digest and requester, the
+/// statement check proves.)
+fn reuse_compliance(
+    d: &DecisionLite,
+    req: &super::line::RequiredLite,
+    r: &super::line::ReuseLite,
+    info: &LineInfo,
+) -> Option<String> {
+    let parse = |s: &Option<String>| s.as_deref().and_then(|s| humantime::parse_duration(s).ok());
+    let window = match r.via.as_str() {
+        "reuse" => parse(&req.reuse),
+        "request" => parse(&req.reuse).or_else(|| parse(&req.timeout)),
+        other => {
+            return Some(format!(
+                "the run reuses request {}'s approval by an unknown way `{other}`",
+                r.request_id
+            ));
+        }
+    };
+    let Some(window) = window else {
+        return Some(format!(
+            "the run reuses request {}'s approval, but its requirement allows no reuse",
+            r.request_id
+        ));
+    };
+    let last = d
+        .approvals
+        .iter()
+        .filter_map(|a| humantime::parse_rfc3339(&a.at).ok())
+        .max();
+    let ts = humantime::parse_rfc3339(&info.ts).ok();
+    match (last, ts) {
+        (Some(last), Some(ts)) if ts.duration_since(last).is_ok_and(|age| age <= window) => None,
+        _ => Some(format!(
+            "the run reuses request {}'s approval outside the {} it covers",
+            r.request_id,
+            humantime::format_duration(window)
+        )),
+    }
 }
