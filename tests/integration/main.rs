@@ -53,6 +53,7 @@ mod signed_decisions;
 mod sink_http;
 mod sink_server;
 mod sink_syslog;
+mod two_stage;
 mod verify9;
 mod verify_tamper;
 mod waiting;
