@@ -19,6 +19,7 @@
 mod common;
 
 mod allow9;
+mod approval_reuse;
 mod chat_sims;
 mod cli_help;
 mod deploy_files;
