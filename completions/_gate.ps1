@@ -23,9 +23,11 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate' {
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why you run this; shown to approvers and recorded [env: GATE_REASON]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up waiting for approval after this long (e.g. `90s`, `10m`); never longer than the policy allows')
+            [CompletionResult]::new('--request', '--request', [CompletionResultType]::ParameterName, 'Run the command on the approval of an earlier request ID (from `--no-wait`): only if it was approved, for this requester, and its digest is this command''s as it is now; exits 75 while it is pending, 77 when it was denied or is for another command')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
-            [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Two-stage approvals (create the request and exit 75) are not supported yet')
+            [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'File the approval request and exit 75 without waiting or running: its id goes to stdout, for a later `gate --request ID -- PROGRAM` (two-stage pipelines; server backend)')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'With `--request`: wait for the request to be decided (up to `--timeout` or the policy''s limit) instead of exiting 75 while it is pending')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the decision as one JSON object on stderr')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')

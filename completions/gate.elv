@@ -20,9 +20,11 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate'= {
             cand --reason 'Why you run this; shown to approvers and recorded [env: GATE_REASON]'
             cand --timeout 'Give up waiting for approval after this long (e.g. `90s`, `10m`); never longer than the policy allows'
+            cand --request 'Run the command on the approval of an earlier request ID (from `--no-wait`): only if it was approved, for this requester, and its digest is this command''s as it is now; exits 75 while it is pending, 77 when it was denied or is for another command'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
-            cand --no-wait 'Two-stage approvals (create the request and exit 75) are not supported yet'
+            cand --no-wait 'File the approval request and exit 75 without waiting or running: its id goes to stdout, for a later `gate --request ID -- PROGRAM` (two-stage pipelines; server backend)'
+            cand --wait 'With `--request`: wait for the request to be decided (up to `--timeout` or the policy''s limit) instead of exiting 75 while it is pending'
             cand --json 'Print the decision as one JSON object on stderr'
             cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
             cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'

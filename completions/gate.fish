@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_gate_global_optspecs
-    string join \n reason= timeout= no-wait json policy= color= q/quiet v/verbose h/help V/version
+    string join \n reason= timeout= no-wait request= wait json policy= color= q/quiet v/verbose h/help V/version
 end
 
 function __fish_gate_needs_command
@@ -26,11 +26,13 @@ end
 
 complete -c gate -n "__fish_gate_needs_command" -l reason -d 'Why you run this; shown to approvers and recorded [env: GATE_REASON]' -r
 complete -c gate -n "__fish_gate_needs_command" -l timeout -d 'Give up waiting for approval after this long (e.g. `90s`, `10m`); never longer than the policy allows' -r
+complete -c gate -n "__fish_gate_needs_command" -l request -d 'Run the command on the approval of an earlier request ID (from `--no-wait`): only if it was approved, for this requester, and its digest is this command\'s as it is now; exits 75 while it is pending, 77 when it was denied or is for another command' -r
 complete -c gate -n "__fish_gate_needs_command" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_needs_command" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_needs_command" -l no-wait -d 'Two-stage approvals (create the request and exit 75) are not supported yet'
+complete -c gate -n "__fish_gate_needs_command" -l no-wait -d 'File the approval request and exit 75 without waiting or running: its id goes to stdout, for a later `gate --request ID -- PROGRAM` (two-stage pipelines; server backend)'
+complete -c gate -n "__fish_gate_needs_command" -l wait -d 'With `--request`: wait for the request to be decided (up to `--timeout` or the policy\'s limit) instead of exiting 75 while it is pending'
 complete -c gate -n "__fish_gate_needs_command" -l json -d 'Print the decision as one JSON object on stderr'
 complete -c gate -n "__fish_gate_needs_command" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_needs_command" -s v -l verbose -d 'Say more (repeat for more detail)'

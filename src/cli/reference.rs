@@ -284,15 +284,19 @@ pub const RUN_EXIT_STATUS: &[Status] = &[
     ),
     (
         "77",
-        "denied: by policy, by an approver, or self-approval refused",
+        "denied: by policy, by an approver, or self-approval refused; with --request, a request \
+         that was denied, is another requester's, is for another command, or does not exist",
     ),
     (
         "75",
-        "no decision: timed out, cancelled, or the backend unreachable (nothing ran)",
+        "no decision: timed out, cancelled, or the backend unreachable (nothing ran); with \
+         --no-wait, the request was filed (its id on stdout); with --request, it is still \
+         pending, expired, or its approval is older than the policy lets it cover",
     ),
     (
         "78",
-        "policy or configuration error (the message names file:line:column)",
+        "policy or configuration error (the message names file:line:column); --no-wait or \
+         --request with a local backend",
     ),
     ("126", "the program is not executable"),
     ("127", "the program is not found"),

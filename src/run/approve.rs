@@ -43,7 +43,11 @@ pub(super) fn approve(
                 Error::config_hint(
                     format!(
                         "`{}` needs a `kind: server` backend: a request in the local spool lives                          only while its gate waits",
-                        if opts.no_wait { "--no-wait" } else { "--request" }
+                        if opts.no_wait {
+                            "--no-wait"
+                        } else {
+                            "--request"
+                        }
                     ),
                     "route this rule to a gate server (`approval.backend` or `defaults.backend`),                      or run without it and wait",
                 ),

@@ -125,7 +125,10 @@ pub(super) fn redeem(
     // or another requester is refused whatever its status.
     if current.id != id {
         return denied(
-            format!("{} answered with request {} for {id}", server.url, current.id),
+            format!(
+                "{} answered with request {} for {id}",
+                server.url, current.id
+            ),
             "pass the whole request id `gate --no-wait` printed",
         );
     }

@@ -107,10 +107,7 @@ impl Verdict {
     /// The `--json` decision line.
     pub fn json(&self, req: &Request, class: &Classification) -> Value {
         let mut v = self.json_base(req, class);
-        if let Verdict::Run {
-            reuse: Some(r), ..
-        } = self
-        {
+        if let Verdict::Run { reuse: Some(r), .. } = self {
             v["reuse"] = json!({ "request_id": r.request_id, "via": r.via });
         }
         v

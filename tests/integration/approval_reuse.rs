@@ -49,7 +49,10 @@ fn approved_once(st: &Stage, runner: &Path, token: &str, marker: &Path) -> Ran {
         if let Some(r) = v["requests"].as_array().and_then(|a| a.first()) {
             break r["id"].as_str().unwrap().to_owned();
         }
-        assert!(std::time::Instant::now() < deadline, "the client never asked");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client never asked"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     st.approve(&id, &st.alice);
@@ -76,11 +79,16 @@ fn reuse_within_the_window_runs_without_asking_and_names_the_earlier_request() {
     std::fs::remove_file(&marker).unwrap();
 
     let r = again(&st, runner.path(), &st.erin, &marker);
-    r.status(0).stderr_contains("reusing the approval of request");
+    r.status(0)
+        .stderr_contains("reusing the approval of request");
     assert!(marker.exists(), "the reused approval did not run it");
     let d = last_decision(runner.path());
     assert_ne!(d["request_id"], first_id.as_str(), "a run of its own");
-    assert_eq!(d["decision"]["reuse"]["request_id"], first_id.as_str(), "{d}");
+    assert_eq!(
+        d["decision"]["reuse"]["request_id"],
+        first_id.as_str(),
+        "{d}"
+    );
     assert_eq!(d["decision"]["reuse"]["via"], "reuse", "{d}");
     assert_eq!(d["decision"]["reuse"]["approvers"], json!(["alice"]), "{d}");
     // Nothing new was asked of anyone.
@@ -133,7 +141,11 @@ fn a_changed_payload_file_cannot_reuse_an_approval() {
     std::fs::create_dir(&bin).unwrap();
     let marker = st.marker("applied");
     let script = bin.join("kubectl");
-    std::fs::write(&script, format!("#!/bin/sh\ntouch '{}'\n", marker.display())).unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let manifest = st.marker("deploy.yaml");
@@ -143,10 +155,22 @@ fn a_changed_payload_file_cannot_reuse_an_approval() {
         st.policy(", reuse: 10m")
     );
     let runner = st.runner(&policy);
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let kubectl = |timeout: &str| {
         let mut c = st.gate(runner.path(), &st.erin);
-        c.env("PATH", &path).args(["--timeout", timeout, "--", "kubectl", "apply", "-f", "deploy.yaml"]);
+        c.env("PATH", &path).args([
+            "--timeout",
+            timeout,
+            "--",
+            "kubectl",
+            "apply",
+            "-f",
+            "deploy.yaml",
+        ]);
         c
     };
     // Approved once, as written.
@@ -157,7 +181,10 @@ fn a_changed_payload_file_cannot_reuse_an_approval() {
         if let Some(r) = v["requests"].as_array().and_then(|a| a.first()) {
             break r["id"].as_str().unwrap().to_owned();
         }
-        assert!(std::time::Instant::now() < deadline, "the client never asked");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client never asked"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     st.approve(&id, &st.alice);
@@ -170,7 +197,10 @@ fn a_changed_payload_file_cannot_reuse_an_approval() {
     let r = Ran::of(kubectl("1s"));
     r.status(75);
     assert!(!r.stderr.contains("reusing"), "{}", r.stderr);
-    assert!(!marker.exists(), "an edited payload ran on the old approval");
+    assert!(
+        !marker.exists(),
+        "an edited payload ran on the old approval"
+    );
     // Put back as approved: the approval covers it again.
     std::fs::write(&manifest, "replicas: 1\n").unwrap();
     let r = Ran::of(kubectl("1s"));
@@ -292,7 +322,8 @@ fn log_verify_flags_a_forged_reuse() {
         (
             "01900000",
             Box::new(|d: &mut Value| {
-                d["decision"]["reuse"]["request_id"] = json!("01900000-0000-7000-8000-000000000002");
+                d["decision"]["reuse"]["request_id"] =
+                    json!("01900000-0000-7000-8000-000000000002");
             }),
         ),
         // Another requester's run, reusing erin's approval.
@@ -304,7 +335,10 @@ fn log_verify_flags_a_forged_reuse() {
         (
             "allows no reuse",
             Box::new(|d: &mut Value| {
-                d["decision"]["required"].as_object_mut().unwrap().remove("reuse");
+                d["decision"]["required"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("reuse");
             }),
         ),
         // Run long after the window.
@@ -322,7 +356,8 @@ fn log_verify_flags_a_forged_reuse() {
         let seq = tamper(runner.path(), |d| edit(d));
         let p = compliance_problems(runner.path(), &st.key);
         assert!(
-            p.iter().any(|(s, reason)| *s == seq && reason.contains(why)),
+            p.iter()
+                .any(|(s, reason)| *s == seq && reason.contains(why)),
             "{why}: {p:?}"
         );
         restore();

@@ -126,15 +126,29 @@ rules:
         r.status(75);
         assert!(!marker.exists(), "--no-wait ran the command");
         let id = r.stdout.trim().to_owned();
-        assert!(uuid::Uuid::parse_str(&id).is_ok(), "stdout is not an id: {:?}", r.stdout);
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "stdout is not an id: {:?}",
+            r.stdout
+        );
         assert!(r.stderr.contains("--request"), "no hint: {}", r.stderr);
         id
     }
 
     /// Stage 2: `gate --request ID [ARGS] -- touch MARKER` as `token`.
-    pub fn redeem(&self, runner: &Path, token: &str, id: &str, args: &[&str], marker: &Path) -> Ran {
+    pub fn redeem(
+        &self,
+        runner: &Path,
+        token: &str,
+        id: &str,
+        args: &[&str],
+        marker: &Path,
+    ) -> Ran {
         let mut c = self.gate(runner, token);
-        c.args(["--request", id]).args(args).args(["--", "touch"]).arg(marker);
+        c.args(["--request", id])
+            .args(args)
+            .args(["--", "touch"])
+            .arg(marker);
         Ran::of(c)
     }
 }
@@ -200,7 +214,11 @@ fn no_wait_json_gives_one_object_with_the_id_and_stdout_the_id_alone() {
     let r = Ran::of(c);
     r.status(75);
     let id = r.stdout.trim();
-    let first = r.stderr.lines().find(|l| l.starts_with('{')).expect("a JSON line");
+    let first = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line");
     let v: Value = serde_json::from_str(first).unwrap();
     assert_eq!(v["outcome"], "pending", "{v}");
     assert_eq!(v["run"], false, "{v}");
@@ -272,8 +290,16 @@ fn pending_request_exits_75_with_the_wait_hint_and_wait_runs_once_approved() {
 
     // `--wait`: blocks until an approver decides, then runs.
     let mut c = st.gate(two.path(), &st.erin);
-    c.args(["--request", &id, "--wait", "--timeout", "30s", "--", "touch"])
-        .arg(&marker);
+    c.args([
+        "--request",
+        &id,
+        "--wait",
+        "--timeout",
+        "30s",
+        "--",
+        "touch",
+    ])
+    .arg(&marker);
     let w = common::process::spawn(c);
     // Approved while it waits, or just before it asks: either way it runs on the approval.
     std::thread::sleep(Duration::from_millis(300));
@@ -342,7 +368,12 @@ fn request_that_does_not_exist_is_refused_77_and_a_malformed_id_is_a_usage_error
         &marker,
     );
     r.status(77).stderr_contains("no request");
-    for bad in ["../../etc", "0190", "01900000-0000-7000-8000-00000000000Z", ""] {
+    for bad in [
+        "../../etc",
+        "0190",
+        "01900000-0000-7000-8000-00000000000Z",
+        "",
+    ] {
         let r = st.redeem(two.path(), &st.erin, bad, &[], &marker);
         r.status(2).stderr_contains("not a request id");
     }
