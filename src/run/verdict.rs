@@ -438,6 +438,7 @@ rules:
             outcome: Outcome::Approved,
             approvals: vec![approver("ann")],
             statement: Some("signed note".into()),
+            reuse: None,
         };
         assert_eq!(verdict.json(&req, &class)["run"], true);
         let (record, stop) = verdict.into_record(&policy, &class);

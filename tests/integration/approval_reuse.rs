@@ -306,6 +306,9 @@ fn compliance_problems(runner: &Path, key: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// One edit of a reuse record.
+type Edit = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn log_verify_flags_a_forged_reuse() {
     let st = Stage::new(&server_policy("10m"));
@@ -317,7 +320,7 @@ fn log_verify_flags_a_forged_reuse() {
     let saved = std::fs::read(runner.path().join("audit.jsonl")).unwrap();
     let restore = || std::fs::write(runner.path().join("audit.jsonl"), &saved).unwrap();
 
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let edits: Vec<(&str, Edit)> = vec![
         // Claims another request's approval than the one its statement signs.
         (
             "01900000",

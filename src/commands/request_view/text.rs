@@ -336,6 +336,7 @@ mod tests {
             allow_requester: false,
             timeout: Duration::from_secs(60),
             backend: None,
+            reuse: None,
         };
         assert_eq!(
             needs(&r),
