@@ -360,6 +360,29 @@ mod tests {
     }
 
     #[test]
+    fn reuse_needs_every_rule_to_allow_it_and_the_shortest_window_wins() {
+        let m = |s| Some(Duration::from_secs(s));
+        assert_eq!(combined_reuse([m(600), m(60)]), m(60));
+        // A rule without `reuse` (a system-tier rule, say) forbids it whatever another says.
+        assert_eq!(combined_reuse([m(600), None]), None);
+        assert_eq!(combined_reuse([None, m(31_536_000)]), None);
+        assert_eq!(combined_reuse(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn a_reuse_window_is_less_strict_than_none() {
+        let none = req(vec![clause(None, 1, &[])], 60);
+        let mut ten = none.clone();
+        ten.reuse = Some(Duration::from_secs(600));
+        let mut one = none.clone();
+        one.reuse = Some(Duration::from_secs(60));
+        assert!(none.at_least_as_strict_as(&ten));
+        assert!(!ten.at_least_as_strict_as(&none));
+        assert!(one.at_least_as_strict_as(&ten));
+        assert!(!ten.at_least_as_strict_as(&one));
+    }
+
+    #[test]
     fn strictness_of_requirements() {
         let sec: &[&str] = &["alice", "bob"];
         let sre: &[&str] = &["carol", "dave"];

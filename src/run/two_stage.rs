@@ -67,6 +67,19 @@ pub(super) fn file(
             );
         }
     };
+    // The server's own policy may refuse it outright: nothing to wait for.
+    if created.status == RequestStatus::Denied {
+        let why = created
+            .rest
+            .get("policy_denial")
+            .and_then(|v| v.as_str())
+            .map(|m| format!(": {}", crate::output::escape(m)))
+            .unwrap_or_default();
+        return denied(
+            format!("the gate server's policy denies this command{why}"),
+            "nothing was filed to approve",
+        );
+    }
     out.data(&created.id);
     let argv = shell_join(&req.argv);
     Verdict::stop(

@@ -367,3 +367,31 @@ fn log_verify_flags_a_forged_reuse() {
     }
     assert!(compliance_problems(runner.path(), &st.key).is_empty());
 }
+
+/// What `gate check --json` says the requirement's reuse window is.
+fn checked_reuse(g: common::Gate) -> Value {
+    let r = g.args(&["check", "--json", "--", "touch", "x"]).run();
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    v["requirement"]["reuse"].clone()
+}
+
+#[test]
+fn attack_an_added_file_cannot_stretch_or_create_a_reuse_window_the_system_tier_does_not_allow() {
+    const MINE: &str = "version: 1\nrules:\n  - name: mine\n    match: { program: touch }\n    decision: approve\n    approval: { reuse: 8760h }\n";
+    // The system rule allows no reuse: the added year buys nothing.
+    let g = common::Gate::new()
+        .system_policy(
+            "base.yaml",
+            "version: 1\nrules:\n  - name: sys\n    match: { program: touch }\n    decision: approve\n",
+        )
+        .policy(MINE);
+    assert_eq!(checked_reuse(g), Value::Null);
+    // The system rule allows 5m: the shorter window stands.
+    let g = common::Gate::new()
+        .system_policy(
+            "base.yaml",
+            "version: 1\nrules:\n  - name: sys\n    match: { program: touch }\n    decision: approve\n    approval: { reuse: 5m }\n",
+        )
+        .policy(MINE);
+    assert_eq!(checked_reuse(g), json!("5m"));
+}
