@@ -408,3 +408,29 @@ fn no_wait_and_request_on_the_local_spool_are_configuration_errors() {
         assert!(!marker.exists());
     }
 }
+
+#[test]
+fn attack_an_approval_not_signed_by_the_pinned_key_runs_nothing() {
+    let st = Stage::new(SERVER_POLICY);
+    let one = st.runner(&st.policy(""));
+    let marker = st.marker("m");
+    let id = st.file(one.path(), &marker);
+    st.approve(&id, &st.alice);
+    // Stage 2's policy pins another key (this runner's own host key): the server's answer of
+    // `approved` is then unproven, whatever it says.
+    let two = tempfile::tempdir().unwrap();
+    let mut c = common::gate_in(two.path());
+    c.args(["log", "key"]);
+    let k = Ran::of(c);
+    let other = k.stdout.trim().to_owned();
+    assert!(other.starts_with("gate/"), "{other}");
+    let policy = st.policy("").replace(&st.key, &other);
+    std::fs::write(two.path().join("policy.yaml"), policy).unwrap();
+    let r = st.redeem(two.path(), &st.erin, &id, &[], &marker);
+    r.status(75).stderr_contains("refusing to run");
+    assert!(
+        !marker.exists(),
+        "ran on an approval the pinned key did not sign"
+    );
+    assert_eq!(last_decision(two.path())["decision"]["run"], false);
+}
