@@ -402,10 +402,11 @@ pub async fn list(
 /// The server decides the window; the client still checks each signed statement.
 fn reusable(st: &AppState, who: &str, digest: &str) -> Result<Response, ApiError> {
     let now = st.clock.now_ms();
-    let rows = st.store.request_list(Some(RequestStatus::Approved))?;
+    // The newest few are enough: the window runs from the last approval.
+    let rows = st.store.request_approved_of(who, digest, 20)?;
     let mut views = Vec::new();
     for (r, d) in &rows {
-        if r.requester != who || r.digest != digest {
+        if r.requester != who || r.digest != digest || r.status != RequestStatus::Approved {
             continue;
         }
         let Ok(doc) = serde_json::from_value::<RequestDoc>(r.doc.clone()) else {

@@ -192,6 +192,14 @@ pub trait Store: Send + Sync {
         &self,
         status: Option<RequestStatus>,
     ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError>;
+    /// `requester`'s approved requests of `digest`, newest first (at most `limit`): the
+    /// candidates for an approval reuse.
+    fn request_approved_of(
+        &self,
+        requester: &str,
+        digest: &str,
+        limit: usize,
+    ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError>;
     /// The ids that start or end with `part` (at most `limit`, oldest first), among the
     /// requests with `status` (any status when `None`). `part` is hex digits and `-` only
     /// ([`crate::request::IdQuery`]).

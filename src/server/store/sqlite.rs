@@ -399,6 +399,31 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn request_approved_of(
+        &self,
+        requester: &str,
+        digest: &str,
+        limit: usize,
+    ) -> Result<Vec<(RequestRow, Vec<DecisionRow>)>, StoreError> {
+        let conn = self.conn();
+        let rows: Vec<RequestRow> = conn
+            .prepare_cached(&format!(
+                "SELECT {REQUEST_COLS} FROM requests WHERE status = 'approved' \
+                 AND requester = ?1 AND digest = ?2 ORDER BY decided_ms DESC LIMIT ?3"
+            ))?
+            .query_map(
+                rusqlite::params![requester, digest, limit as i64],
+                request_row,
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.into_iter()
+            .map(|r| {
+                let d = decisions(&conn, &r.id)?;
+                Ok((r, d))
+            })
+            .collect()
+    }
+
     fn request_ids_matching(
         &self,
         part: &str,
