@@ -284,7 +284,15 @@ impl Checker<'_> {
                 continue;
             }
             const KNOWN: &[&str] = &[
-                "kind", "spool", "url", "key", "channel", "token", "api_url", "webhook",
+                "kind",
+                "spool",
+                "url",
+                "key",
+                "channel",
+                "token",
+                "api_url",
+                "webhook",
+                "signing_secret",
             ];
             match KNOWN.iter().find(|k| **k == key) {
                 Some(k) => {
@@ -353,6 +361,10 @@ impl Checker<'_> {
                         secret_ref(token, &mut self.d, pos)?
                     },
                     api_url: fields.remove("api_url").map(|(s, _)| s),
+                    signing_secret: match fields.remove("signing_secret") {
+                        Some((s, pos)) => Some(secret_ref(s, &mut self.d, pos)?),
+                        None => None,
+                    },
                 }
             }
             "teams" => BackendKind::Teams {
