@@ -23,6 +23,10 @@ pub fn slack_message(v: &RequestView, link: Option<&str>) -> Value {
     let cmd = esc(&crate::request::shell_join(&v.doc.argv)).replace('`', "'");
     let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn",
         "text": format!("*{}* asks to run `{cmd}` ({})", esc(&v.requester), v.status)}})];
+    if !v.approvals.is_empty() {
+        let who: Vec<&str> = v.approvals.iter().map(|a| a.principal.as_str()).collect();
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("approved so far: {}", esc(&who.join(", ")))}]}));
+    }
     if let Some(l) = link {
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("<{l}|open in gate>")}]}));
     }
