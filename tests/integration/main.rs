@@ -50,6 +50,7 @@ mod signed_decisions;
 mod sink_http;
 mod sink_server;
 mod sink_syslog;
+mod slack_standalone;
 mod verify9;
 mod verify_tamper;
 mod waiting;
