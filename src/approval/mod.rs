@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod local;
 pub mod server;
+pub mod slack;
 mod status;
 pub mod tty;
 

@@ -90,6 +90,8 @@ pub enum BackendKind {
         channel: String,
         token: String,
         api_url: Option<String>,
+        /// How often `reactions.get` is asked (default 2 s).
+        poll: Option<std::time::Duration>,
     },
     Teams {
         webhook: String,

@@ -284,7 +284,7 @@ impl Checker<'_> {
                 continue;
             }
             const KNOWN: &[&str] = &[
-                "kind", "spool", "url", "key", "channel", "token", "api_url", "webhook",
+                "kind", "spool", "url", "key", "channel", "token", "api_url", "webhook", "poll",
             ];
             match KNOWN.iter().find(|k| **k == key) {
                 Some(k) => {
@@ -353,6 +353,28 @@ impl Checker<'_> {
                         secret_ref(token, &mut self.d, pos)?
                     },
                     api_url: fields.remove("api_url").map(|(s, _)| s),
+                    poll: match fields.remove("poll") {
+                        None => None,
+                        Some((p, pos)) => match humantime::parse_duration(&p) {
+                            Ok(d) if d >= std::time::Duration::from_millis(100) => Some(d),
+                            Ok(_) => {
+                                self.d.error_hint(
+                                    pos,
+                                    format!("`poll: {p}` is shorter than 100ms"),
+                                    "Slack allows about 50 `reactions.get` calls a minute; the default is 2s",
+                                );
+                                None
+                            }
+                            Err(e) => {
+                                self.d.error_hint(
+                                    pos,
+                                    format!("`poll: {p}` is not a duration: {e}"),
+                                    "write it like `2s` or `500ms`",
+                                );
+                                None
+                            }
+                        },
+                    },
                 }
             }
             "teams" => BackendKind::Teams {
