@@ -25,6 +25,18 @@ pub fn check(
             crate::config::SYSTEM_POLICY_DIR
         ));
     }
+    // Routed to Teams: say where the decision has to come from.
+    let teams = class
+        .requirement
+        .as_ref()
+        .and_then(|r| r.backend.as_deref())
+        .filter(|b| {
+            matches!(
+                policy.backends.get(*b),
+                Some(crate::policy::BackendKind::Teams { .. })
+            )
+        })
+        .map(|b| crate::approval::teams::needs_server(b));
     if as_json {
         let v = json!({
             "decision": class.decision,
@@ -40,6 +52,9 @@ pub fn check(
             "policy_files": policy.files,
             "system_tier": policy.has_system_tier(),
         });
+        if let Some((message, _)) = &teams {
+            out.warn(message);
+        }
         out.data(&serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(0);
     }
@@ -159,6 +174,10 @@ pub fn check(
     }
     if let Err(e) = executable {
         lines.push(format!("note:     {}", escape(&e.to_string())));
+    }
+    if let Some((message, hint)) = &teams {
+        lines.push(format!("note:     {message}"));
+        lines.push(format!("hint:     {hint}"));
     }
     out.text(&lines.join("\n"));
     Ok(0)

@@ -275,28 +275,40 @@ pub async fn follow_changes(st: Arc<AppState>) {
     }
 }
 
-/// The request as the API shows it now (None when it is gone or unreadable).
-fn current(st: &AppState, id: &str) -> Option<RequestView> {
+/// A request as it stands now, in the shapes the renderer reads.
+struct Snapshot {
+    view: RequestView,
+    request: crate::request::RequestView,
+    expires_ms: i64,
+}
+
+impl Snapshot {
+    fn message(&self, st: &AppState) -> crate::approval::chat::ChatMessage<'_> {
+        super::chat_render::message(&st.policy, &self.request, &self.view, self.expires_ms)
+    }
+}
+
+/// The request now (None when it is gone or unreadable).
+fn current(st: &AppState, id: &str) -> Option<Snapshot> {
     let (row, decisions) = st.store.request_get(id).ok()??;
-    api::view(&row, &decisions).ok()
+    Some(Snapshot {
+        view: api::view(&row, &decisions).ok()?,
+        request: super::request_view(&row),
+        expires_ms: row.expires_ms,
+    })
 }
 
 async fn post_new(st: Arc<AppState>, id: String, name: String, backend: ChatBackend) {
-    let Some(view) = current(&st, &id) else {
+    let Some(snap) = current(&st, &id) else {
         return;
     };
-    let deadline_ms = st
-        .store
-        .request_get(&id)
-        .ok()
-        .flatten()
-        .map_or(0, |(r, _)| r.expires_ms);
-    let link = st.chat.cfg.request_link(&id);
+    let deadline_ms = snap.expires_ms;
+    let link = st.chat.cfg.request_link(&id).unwrap_or_default();
     let lock = st.chat.lock_for(&id);
     let _held = lock.lock().await;
     let result = match &backend {
         ChatBackend::Slack(s) => {
-            let msg = super::chat_render::slack_message(&view, link.as_deref());
+            let msg = super::chat_render::slack_message(&snap.message(&st));
             let mut body = json!({ "channel": s.channel });
             merge(&mut body, msg);
             let sent = with_retry(&st, deadline_ms, || {
@@ -314,7 +326,7 @@ async fn post_new(st: Arc<AppState>, id: String, name: String, backend: ChatBack
             })
         }
         ChatBackend::Teams(t) => {
-            let card = super::chat_render::teams_card(&view, link.as_deref());
+            let card = super::chat_render::teams_card(&snap.message(&st), &link);
             with_retry(&st, deadline_ms, || teams_post(&st.chat.http, t, &card))
                 .await
                 .map(|_| ())
@@ -346,18 +358,18 @@ async fn refresh(st: &Arc<AppState>, id: &str) {
     };
     let lock = st.chat.lock_for(id);
     let _held = lock.lock().await;
-    let Some(view) = current(st, id) else {
+    let Some(snap) = current(st, id) else {
         return;
     };
-    let link = st.chat.cfg.request_link(id);
-    let decided = view.status != RequestStatus::Pending;
+    let link = st.chat.cfg.request_link(id).unwrap_or_default();
+    let decided = snap.view.status != RequestStatus::Pending;
     let result = match &backend {
         ChatBackend::Slack(s) => {
             // Re-read under the lock: the post may have landed since.
             let Some((channel, ts)) = st.chat.slack_message(id) else {
                 return;
             };
-            let msg = super::chat_render::slack_message(&view, link.as_deref());
+            let msg = super::chat_render::slack_message(&snap.message(st));
             let mut body = json!({ "channel": channel, "ts": ts });
             merge(&mut body, msg);
             // An update is worth a few tries, not a wait until expiry.
@@ -378,7 +390,7 @@ async fn refresh(st: &Arc<AppState>, id: &str) {
             if !decided || sent != Some(false) || post.note.state != "posted" {
                 return;
             }
-            let card = super::chat_render::teams_outcome(&view, link.as_deref());
+            let card = super::chat_render::teams_card(&snap.message(st), &link);
             let deadline = st.clock.now_ms() + 60_000;
             let r = with_retry(st, deadline, || teams_post(&st.chat.http, t, &card)).await;
             if r.is_ok()
@@ -544,14 +556,7 @@ pub async fn respond(st: &AppState, response_url: &str, body: &Value) {
 
 /// One Teams webhook post (the Workflows envelope around an Adaptive Card).
 async fn teams_post(http: &reqwest::Client, t: &TeamsBackend, card: &Value) -> Sent {
-    let body = json!({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "contentUrl": null,
-            "content": card,
-        }],
-    });
+    let body = crate::approval::chat::teams_message(card.clone());
     let r = http
         .post(t.webhook.expose())
         .header("content-type", "application/json")

@@ -1,78 +1,75 @@
-//! What the server posts, from a request as the API shows it: the Slack message (Block Kit,
-//! with Approve / Deny buttons) and the Teams cards. The rendering and all escaping of
-//! requester text belong to `crate::approval::chat`; this file only adapts the server's view to
-//! it and names the buttons `/slack/interactions` answers.
+//! What the server posts, from a stored request: the Slack message with Approve / Deny buttons
+//! and the Teams cards. The rendering and all escaping of requester text are
+//! `crate::approval::chat`'s (the standalone Slack backend shows the same message); this file
+//! only turns the server's row, decisions and policy into its [`ChatMessage`].
 
 use serde_json::{Value, json};
 
-use super::api::RequestView;
+use super::api::RequestView as ApiView;
+use crate::approval::RequestStatus;
+use crate::approval::chat::{self, ChatMessage, ChatState, Need, RuleLine};
+use crate::policy::Policy;
+use crate::request::RequestView;
 
-/// The `action_id`s of the buttons; their `value` is the request id.
-pub const APPROVE: &str = "gate_approve";
-pub const DENY: &str = "gate_deny";
+pub use crate::approval::chat::{ACTION_APPROVE as APPROVE, ACTION_DENY as DENY};
 
-/// Minimal mrkdwn escaping until the shared renderer is merged.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// The matched rules as approvers see them: the server's own (with their risk and category)
+/// and, by name only, the ones the client's policy added.
+fn rules(policy: &Policy, v: &ApiView) -> Vec<RuleLine> {
+    let mut out: Vec<RuleLine> = Vec::new();
+    for name in v.doc.rules.iter().chain(&v.doc.client_rules) {
+        if out.iter().any(|r| &r.name == name) {
+            continue;
+        }
+        let info = policy.rules.iter().find(|r| &r.name == name);
+        out.push(RuleLine {
+            name: name.clone(),
+            risk: info.and_then(|r| r.risk.clone()),
+            category: info.and_then(|r| r.category.clone()),
+        });
+    }
+    out
 }
 
-/// `text` and `blocks` of the Slack message for `v`.
-pub fn slack_message(v: &RequestView, link: Option<&str>) -> Value {
-    let cmd = esc(&crate::request::shell_join(&v.doc.argv)).replace('`', "'");
-    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn",
-        "text": format!("*{}* asks to run `{cmd}` ({})", esc(&v.requester), v.status)}})];
-    if !v.approvals.is_empty() {
-        let who: Vec<&str> = v.approvals.iter().map(|a| a.principal.as_str()).collect();
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("approved so far: {}", esc(&who.join(", ")))}]}));
+fn state(v: &ApiView) -> ChatState {
+    match v.status {
+        RequestStatus::Pending => ChatState::Pending,
+        RequestStatus::Approved => ChatState::Approved,
+        RequestStatus::Denied => ChatState::Denied {
+            by: v
+                .denial
+                .as_ref()
+                .map_or_else(|| "policy".to_owned(), |d| d.principal.clone()),
+            reason: v.denial.as_ref().and_then(|d| d.comment.clone()),
+        },
+        RequestStatus::Expired => ChatState::TimedOut,
+        RequestStatus::Cancelled => ChatState::Cancelled,
     }
-    if let Some(l) = link {
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("<{l}|open in gate>")}]}));
-    }
-    if v.status == crate::approval::RequestStatus::Pending {
-        blocks.push(
-            json!({"type": "actions", "block_id": "gate_decide", "elements": [
-                {"type": "button", "action_id": APPROVE, "style": "primary", "value": v.id,
-                 "text": {"type": "plain_text", "text": "Approve"}},
-                {"type": "button", "action_id": DENY, "style": "danger", "value": v.id,
-                 "text": {"type": "plain_text", "text": "Deny"},
-                 "confirm": {"title": {"type": "plain_text", "text": "Deny this request?"},
-                             "text": {"type": "plain_text", "text": "The command will not run."},
-                             "confirm": {"type": "plain_text", "text": "Deny"},
-                             "deny": {"type": "plain_text", "text": "Cancel"}}}
-            ]}),
-        );
-    }
-    json!({"text": format!("gate: request {} is {}", v.id, v.status), "blocks": blocks})
 }
 
-fn card(body: Vec<Value>, link: Option<&str>) -> Value {
-    let mut c = json!({
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "type": "AdaptiveCard", "version": "1.4", "body": body,
-    });
-    if let Some(l) = link {
-        c["actions"] = json!([{"type": "Action.OpenUrl", "title": "Open in gate", "url": l}]);
+/// The renderer's view of request `v` (`req`: the same request in the shape hosts record).
+pub fn message<'a>(
+    policy: &Policy,
+    req: &'a RequestView,
+    v: &ApiView,
+    expires_ms: i64,
+) -> ChatMessage<'a> {
+    ChatMessage {
+        request: req,
+        rules: rules(policy, v),
+        need: Need::of(&v.doc.requirement),
+        approvals: v.approvals.iter().map(|a| a.principal.clone()).collect(),
+        expires_unix: u64::try_from(expires_ms / 1000).unwrap_or(0),
+        state: state(v),
     }
-    c
 }
 
-/// The Adaptive Card announcing request `v`, linking to its page.
-pub fn teams_card(v: &RequestView, link: Option<&str>) -> Value {
-    card(
-        vec![
-            json!({"type": "TextBlock", "text": format!("{} asks to run {}", v.requester,
-            crate::request::shell_join(&v.doc.argv))}),
-        ],
-        link,
-    )
+/// `text` and `blocks` of the Slack message (server mode: buttons while pending).
+pub fn slack_message(m: &ChatMessage<'_>) -> Value {
+    json!({ "text": chat::slack_text(m), "blocks": chat::slack_blocks(m, true) })
 }
 
-/// The second card: how request `v` ended.
-pub fn teams_outcome(v: &RequestView, link: Option<&str>) -> Value {
-    card(
-        vec![json!({"type": "TextBlock", "text": format!("request {} is {}", v.id, v.status)})],
-        link,
-    )
+/// The Adaptive Card about the request (pending or decided), linking to `link`.
+pub fn teams_card(m: &ChatMessage<'_>, link: &str) -> Value {
+    chat::teams_card(m, link)
 }

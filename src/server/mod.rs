@@ -236,7 +236,7 @@ impl AuditWriter {
 }
 
 /// The request part of a `request` event, in the same shape hosts record.
-fn request_view(row: &RequestRow) -> RequestView {
+pub(crate) fn request_view(row: &RequestRow) -> RequestView {
     let doc: Option<api::RequestDoc> = serde_json::from_value(row.doc.clone()).ok();
     let claims = doc.as_ref().map(|d| d.claims.clone()).unwrap_or_default();
     RequestView {

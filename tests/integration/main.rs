@@ -51,6 +51,7 @@ mod sink_http;
 mod sink_server;
 mod sink_syslog;
 mod slack_server;
+mod slack_standalone;
 mod verify9;
 mod verify_tamper;
 mod waiting;

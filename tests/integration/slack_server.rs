@@ -619,7 +619,7 @@ fn the_message_shows_an_expired_request_and_its_buttons_go() {
         let m = w.message(&ts);
         (m.edits > 0 && buttons(&m).is_empty()).then_some(m)
     });
-    assert!(shown(&m).contains("expired"), "{}", shown(&m));
+    assert!(shown(&m).contains("timed out"), "{}", shown(&m));
 }
 
 #[test]

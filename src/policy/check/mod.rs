@@ -293,6 +293,7 @@ impl Checker<'_> {
                 "api_url",
                 "webhook",
                 "signing_secret",
+                "poll",
             ];
             match KNOWN.iter().find(|k| **k == key) {
                 Some(k) => {
@@ -364,6 +365,28 @@ impl Checker<'_> {
                     signing_secret: match fields.remove("signing_secret") {
                         Some((s, pos)) => Some(secret_ref(s, &mut self.d, pos)?),
                         None => None,
+                    },
+                    poll: match fields.remove("poll") {
+                        None => None,
+                        Some((p, pos)) => match humantime::parse_duration(&p) {
+                            Ok(d) if d >= std::time::Duration::from_millis(100) => Some(d),
+                            Ok(_) => {
+                                self.d.error_hint(
+                                    pos,
+                                    format!("`poll: {p}` is shorter than 100ms"),
+                                    "Slack allows about 50 `reactions.get` calls a minute; the default is 2s",
+                                );
+                                None
+                            }
+                            Err(e) => {
+                                self.d.error_hint(
+                                    pos,
+                                    format!("`poll: {p}` is not a duration: {e}"),
+                                    "write it like `2s` or `500ms`",
+                                );
+                                None
+                            }
+                        },
                     },
                 }
             }

@@ -1,0 +1,443 @@
+//! The standalone Slack backend (`kind: slack`, DESIGN §7): one `chat.postMessage` with the
+//! request, approvers react ✅ (`white_check_mark`) or ❌ (`x`), gate polls `reactions.get`
+//! (`full=true`) every `poll`, honouring 429 `Retry-After`, and counts only eligible principals
+//! reached through `identities` — never the requester, never anything a message says. The
+//! first decision is final: the wait ends there, and `chat.update` shows the outcome.
+//!
+//! What it promises: no decision, no run. A Slack refusal (`ok: false`) ends the wait at once
+//! with Slack's code and a hint; an outage or a rate limit is retried until the deadline.
+//! The bot token is held as a redacting [`Token`] and leaves the process only in the
+//! `Authorization` header.
+
+mod api;
+pub mod tally;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub use api::{Api, ApiError};
+use tally::{Roster, Tally, Vote, approved, is_user_id, tally};
+
+use super::chat::{self, ChatMessage, ChatState};
+use super::{Outcome, Progress};
+use crate::audit::Approver;
+use crate::http::Backoff;
+use crate::secrets::Token;
+
+/// Slack's Web API, when the backend names no `api_url`.
+pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
+/// How often `reactions.get` is asked, when the backend names no `poll`.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(2);
+/// The scopes the bot token needs for the standalone backend.
+pub const SCOPES: &str = "chat:write, reactions:read";
+
+/// Why the Slack backend gave no decision. Every variant means: nothing runs (75).
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    /// Slack refused a call (`ok: false`), or stayed unreachable until the deadline.
+    #[error("{error}")]
+    Api {
+        error: ApiError,
+        hint: Option<String>,
+    },
+    /// An answer gate cannot read.
+    #[error("Slack's answer to `{method}` is malformed: {why}")]
+    Malformed { method: &'static str, why: String },
+    /// The approval message was edited after gate posted it.
+    #[error(
+        "the approval message in Slack was edited after gate posted it, so approvers may not have seen this command; the request is void"
+    )]
+    Edited,
+    /// The backend's settings cannot be used (bad `api_url`, an identity conflict).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl SlackError {
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            SlackError::Api { hint, .. } => hint.as_deref(),
+            SlackError::Edited => Some(
+                "only the bot token can edit gate's message: keep it where the requester cannot use it, and do not grant the app more scopes than docs/slack.md lists",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The resolved `kind: slack` backend.
+pub struct Slack {
+    api: Api,
+    channel: String,
+    poll: Duration,
+    /// Slack user id → principal, from `identities`.
+    principals: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Slack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slack")
+            .field("api", &self.api)
+            .field("channel", &self.channel)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The posted approval message.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub ts: String,
+}
+
+/// Slack user id → principal from the policy's `identities` (`slack:` entries). An id claimed
+/// by two principals is an error: nobody could say who reacted.
+pub fn slack_principals(
+    identities: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (principal, accounts) in identities {
+        let Some(id) = accounts.get("slack") else {
+            continue;
+        };
+        if !is_user_id(id) {
+            return Err(format!(
+                "`identities.{principal}.slack` is `{}`, not a Slack user id (U… or W…, as in the member's profile: ⋮ → Copy member ID)",
+                crate::approval::chat::escape::visible(id)
+            ));
+        }
+        if let Some(other) = out.insert(id.clone(), principal.clone()) {
+            return Err(format!(
+                "Slack user `{id}` is listed under both `identities.{other}` and `identities.{principal}`"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+impl Slack {
+    pub fn new(
+        api_url: Option<&str>,
+        token: Token,
+        channel: &str,
+        poll: Option<Duration>,
+        identities: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<Slack, SlackError> {
+        let api =
+            Api::new(api_url.unwrap_or(DEFAULT_API_URL), token).map_err(SlackError::Config)?;
+        Ok(Slack {
+            api,
+            channel: channel.to_owned(),
+            poll: poll.unwrap_or(DEFAULT_POLL).max(Duration::from_millis(100)),
+            principals: slack_principals(identities).map_err(SlackError::Config)?,
+        })
+    }
+
+    fn refused(&self, error: ApiError) -> SlackError {
+        let hint = error.hint(&self.channel);
+        SlackError::Api { error, hint }
+    }
+
+    /// Posts the message, retrying a limit or an outage until `deadline`.
+    pub fn post(
+        &self,
+        m: &ChatMessage<'_>,
+        deadline: Instant,
+        cancel: &AtomicBool,
+        warn: &mut dyn FnMut(&str),
+    ) -> Result<Posted, SlackError> {
+        let body = json!({
+            "channel": self.channel,
+            "text": chat::slack_text(m),
+            "blocks": chat::slack_blocks(m, false),
+            "unfurl_links": false,
+            "unfurl_media": false,
+        });
+        let v = self.retrying(deadline, cancel, warn, || {
+            self.api.post("chat.postMessage", &body)
+        })?;
+        let ts = v
+            .get("ts")
+            .and_then(Value::as_str)
+            .filter(|t| t.len() <= 32 && t.chars().all(|c| c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| SlackError::Malformed {
+                method: "chat.postMessage",
+                why: "`ts` is missing or not a Slack timestamp".to_owned(),
+            })?;
+        Ok(Posted { ts: ts.to_owned() })
+    }
+
+    /// A call, retried on a limit or an outage (with `Retry-After` or the backoff) until
+    /// `deadline` or `cancel`; a refusal is returned at once.
+    fn retrying(
+        &self,
+        deadline: Instant,
+        cancel: &AtomicBool,
+        warn: &mut dyn FnMut(&str),
+        mut call: impl FnMut() -> Result<Value, ApiError>,
+    ) -> Result<Value, SlackError> {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+        let mut warned = false;
+        loop {
+            match call() {
+                Ok(v) => return Ok(v),
+                Err(e) if e.transient() => {
+                    let retry_after = match &e {
+                        ApiError::RateLimited { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    let wait = backoff.after_failure(retry_after);
+                    if !warned {
+                        warn(&format!("{e}; retrying until the request expires"));
+                        warned = true;
+                    }
+                    if !sleep_until(Instant::now() + wait, deadline, cancel) {
+                        return Err(SlackError::Api {
+                            hint: Some("nothing ran; try again when Slack answers".into()),
+                            error: e,
+                        });
+                    }
+                }
+                Err(e) => return Err(self.refused(e)),
+            }
+        }
+    }
+
+    /// Waits for the decision on the posted message. `m` is the message as posted; it is
+    /// updated with the outcome (and the approvals) when the wait ends, however it ends.
+    #[allow(clippy::too_many_arguments)]
+    pub fn wait(
+        &self,
+        posted: &Posted,
+        m: &ChatMessage<'_>,
+        requirement: &crate::policy::Requirement,
+        requester: &str,
+        deadline: Instant,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Progress),
+        warn: &mut dyn FnMut(&str),
+    ) -> Result<Outcome, SlackError> {
+        let roster = Roster {
+            principals: &self.principals,
+            requester,
+            requirement,
+        };
+        let result = self.poll_until_decided(posted, m, &roster, deadline, cancel, progress, warn);
+        let (state, approvals) = match &result {
+            Ok(Outcome::Approved(a)) => (ChatState::Approved, a.clone()),
+            Ok(Outcome::Denied {
+                by,
+                reason,
+                approvals,
+            }) => (
+                ChatState::Denied {
+                    by: by.principal.clone(),
+                    reason: Some(reason.clone()).filter(|r| !r.is_empty()),
+                },
+                approvals.clone(),
+            ),
+            Ok(Outcome::TimedOut(a)) => (ChatState::TimedOut, a.clone()),
+            Ok(Outcome::Cancelled(a)) => (ChatState::Cancelled, a.clone()),
+            Err(SlackError::Edited) => {
+                self.reply_best_effort(
+                    posted,
+                    "This request is void: its message was edited after gate posted it, so it may not show the command that would run. Nothing ran.",
+                );
+                (ChatState::Cancelled, Vec::new())
+            }
+            // Slack refused or stayed away: an update would most likely fail the same way.
+            Err(_) => return result,
+        };
+        let mut shown = m.clone();
+        shown.state = state;
+        shown.approvals = approvals.iter().map(|a| a.principal.clone()).collect();
+        if let Err(e) = self.update(posted, &shown) {
+            warn(&format!("could not show the outcome in Slack: {}", e));
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn poll_until_decided(
+        &self,
+        posted: &Posted,
+        m: &ChatMessage<'_>,
+        roster: &Roster<'_>,
+        deadline: Instant,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Progress),
+        warn: &mut dyn FnMut(&str),
+    ) -> Result<Outcome, SlackError> {
+        let start = Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut outage_warned = false;
+        let mut replied: BTreeSet<String> = BTreeSet::new();
+        let mut last = Tally::default();
+        loop {
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(Outcome::Cancelled(approvers(&last.approvals)));
+            }
+            if Instant::now() >= deadline {
+                return Ok(Outcome::TimedOut(approvers(&last.approvals)));
+            }
+            let asked = Instant::now();
+            let q = [
+                ("channel", self.channel.as_str()),
+                ("timestamp", posted.ts.as_str()),
+                ("full", "true"),
+            ];
+            let next = match self.api.get("reactions.get", &q) {
+                Ok(v) => {
+                    backoff.reset();
+                    outage_warned = false;
+                    let message = v.get("message").ok_or_else(|| SlackError::Malformed {
+                        method: "reactions.get",
+                        why: "no `message`".to_owned(),
+                    })?;
+                    let t = tally(message, roster).map_err(|why| SlackError::Malformed {
+                        method: "reactions.get",
+                        why,
+                    })?;
+                    if t.edited {
+                        return Err(SlackError::Edited);
+                    }
+                    if let Some(by) = &t.denial {
+                        return Ok(Outcome::Denied {
+                            by: approver(by),
+                            reason: String::new(),
+                            approvals: approvers(&t.approvals),
+                        });
+                    }
+                    if approved(&t, roster.requirement) {
+                        return Ok(Outcome::Approved(approvers(&t.approvals)));
+                    }
+                    for (user, why) in &t.ignored {
+                        if !replied.contains(user) && self.reply_ignored(posted, user, why) {
+                            replied.insert(user.clone());
+                        }
+                    }
+                    last = t;
+                    asked + self.poll
+                }
+                Err(e) if e.transient() => {
+                    let retry_after = match &e {
+                        ApiError::RateLimited { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    if !outage_warned && !matches!(e, ApiError::RateLimited { .. }) {
+                        warn(&format!("{e}; still waiting, retrying"));
+                        outage_warned = true;
+                    }
+                    // A limit: Slack's word for when; an outage: the backoff, never faster
+                    // than the poll interval.
+                    let wait = backoff.after_failure(retry_after);
+                    let wait = if retry_after.is_some() {
+                        wait
+                    } else {
+                        wait.max(self.poll)
+                    };
+                    Instant::now() + wait
+                }
+                Err(e) => return Err(self.refused(e)),
+            };
+            progress(&Progress {
+                request_id: m.request.id.clone(),
+                elapsed: start.elapsed(),
+                approvers: last.approvals.iter().map(|v| v.principal.clone()).collect(),
+                needed: m.need.min_approvals,
+                ignored: last
+                    .ignored
+                    .iter()
+                    .map(|(u, why)| format!("Slack user {u}: {why}"))
+                    .collect(),
+            });
+            sleep_until(next, deadline, cancel);
+        }
+    }
+
+    /// One thread reply to a reaction that does not count. `true` when it was posted (or can
+    /// never be: then it is not tried again).
+    fn reply_ignored(&self, posted: &Posted, user: &str, why: &str) -> bool {
+        let text = format!(
+            "<@{user}> your reaction does not count for this request: {}",
+            chat::escape::mrkdwn(why, 500).text
+        );
+        match self.api.post(
+            "chat.postMessage",
+            &json!({"channel": self.channel, "thread_ts": posted.ts, "text": text}),
+        ) {
+            Ok(_) => true,
+            Err(e) => !e.transient(),
+        }
+    }
+
+    fn reply_best_effort(&self, posted: &Posted, text: &str) {
+        let _ = self.api.post(
+            "chat.postMessage",
+            &json!({"channel": self.channel, "thread_ts": posted.ts, "text": text}),
+        );
+    }
+
+    /// `chat.update` with the outcome: a few tries within five seconds, honouring
+    /// `Retry-After`; the decision stands either way.
+    fn update(&self, posted: &Posted, m: &ChatMessage<'_>) -> Result<(), ApiError> {
+        let body = json!({
+            "channel": self.channel,
+            "ts": posted.ts,
+            "text": chat::slack_text(m),
+            "blocks": chat::slack_blocks(m, false),
+        });
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+        loop {
+            match self.api.post("chat.update", &body) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.transient() => {
+                    let retry_after = match &e {
+                        ApiError::RateLimited { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    let next = Instant::now() + backoff.after_failure(retry_after);
+                    if next > until {
+                        return Err(e);
+                    }
+                    std::thread::sleep(next - Instant::now());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn approver(v: &Vote) -> Approver {
+    Approver {
+        principal: v.principal.clone(),
+        uid: None,
+        at: crate::audit::record::now(),
+        via: format!("slack:{}", v.slack_id),
+        comment: None,
+    }
+}
+
+fn approvers(votes: &[Vote]) -> Vec<Approver> {
+    votes.iter().map(approver).collect()
+}
+
+/// Sleeps until `until` (or `deadline`, whichever is first) in short steps, so Ctrl-C is
+/// seen at once. `false` when the deadline or a cancel cut the sleep short.
+fn sleep_until(until: Instant, deadline: Instant, cancel: &AtomicBool) -> bool {
+    let end = until.min(deadline);
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return end == until && until < deadline;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(20)));
+    }
+}
