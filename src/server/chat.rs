@@ -464,7 +464,7 @@ where
         if left <= 0 || (wait.as_millis() as i64) > left {
             return Err(format!("{why}; gave up at the request's deadline"));
         }
-        tracing::info!("chat: {why}; retrying in {}ms", wait.as_millis());
+        tracing::warn!("chat: {why}; retrying in {}ms", wait.as_millis());
         tokio::time::sleep(wait).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }

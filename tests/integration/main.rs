@@ -52,6 +52,7 @@ mod sink_server;
 mod sink_syslog;
 mod slack_server;
 mod slack_standalone;
+mod teams_server;
 mod verify9;
 mod verify_tamper;
 mod waiting;
