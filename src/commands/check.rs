@@ -36,7 +36,7 @@ pub fn check(
                 Some(crate::policy::BackendKind::Teams { .. })
             )
         })
-        .map(|b| crate::approval::teams::needs_server(b));
+        .map(crate::approval::teams::needs_server);
     if as_json {
         let v = json!({
             "decision": class.decision,

@@ -223,7 +223,15 @@ async fn refuse(st: &AppState, status: StatusCode, code: &str, why: &str) -> Res
         }
     }
     let body = json!({ "error": code, "message": why });
-    (status, axum::Json(body)).into_response()
+    let mut r = (status, axum::Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        // RFC 9110: a 401 names how to authenticate — here, Slack's request signature.
+        r.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Slack-Signature"),
+        );
+    }
+    r
 }
 
 /// The parts of a `block_actions` payload gate reads. Slack adds fields over time: unknown
