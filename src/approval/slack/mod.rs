@@ -361,10 +361,7 @@ impl Slack {
     /// One thread reply to a reaction that does not count. `true` when it was posted (or can
     /// never be: then it is not tried again).
     fn reply_ignored(&self, posted: &Posted, user: &str, why: &str) -> bool {
-        let text = format!(
-            "<@{user}> your reaction does not count for this request: {}",
-            chat::escape::mrkdwn(why, 500).text
-        );
+        let text = format!("<@{user}> your reaction does not count for this request: {why}");
         match self.api.post(
             "chat.postMessage",
             &json!({"channel": self.channel, "thread_ts": posted.ts, "text": text}),
