@@ -603,3 +603,15 @@ fn an_added_policy_file_cannot_point_slack_elsewhere() {
             .stderr_contains("an added policy file cannot define");
     }
 }
+
+#[test]
+fn gate_check_says_what_the_slack_backend_needs_and_who_can_answer() {
+    let sim = SlackSim::start(SlackConfig::default());
+    let ran = gate(&sim, CHANNEL, 1, &["check", "--", "echo", "hi"]).run();
+    ran.status(0)
+        .stderr("")
+        .stdout_has("slack:    posts to channel C0APPROVAL")
+        .stdout_has("needs the scopes chat:write, reactions:read")
+        .stdout_has("can answer in Slack: alice (U0ALICE01), bob (U0BOB0001), root (U0MALLORY)");
+    assert!(sim.calls().is_empty(), "`gate check` talks to nobody");
+}
