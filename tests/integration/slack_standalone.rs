@@ -205,6 +205,11 @@ fn an_eligible_white_check_mark_approves_and_the_message_says_so() {
     );
     let s = shown(&sim, &ts);
     assert!(s.contains("*Approved* by `alice`"), "{s}");
+    // The log proves it: intact, and the approval meets the recorded requirement.
+    let mut verify = common::gate_in(g.dir.path());
+    verify.args(["log", "verify"]);
+    let v = common::Ran::of(verify);
+    v.status(0);
     let post = &sim.calls_to("chat.postMessage")[0];
     assert!(post.args["text"].as_str().unwrap().contains("echo ran-it"));
     assert!(
@@ -614,4 +619,26 @@ fn gate_check_says_what_the_slack_backend_needs_and_who_can_answer() {
         .stdout_has("needs the scopes chat:write, reactions:read")
         .stdout_has("can answer in Slack: alice (U0ALICE01), bob (U0BOB0001), root (U0MALLORY)");
     assert!(sim.calls().is_empty(), "`gate check` talks to nobody");
+}
+
+#[test]
+fn a_message_saying_approved_is_not_an_approval() {
+    // Anyone in the channel — or the requester holding the bot token — can write "approved"
+    // in the thread or the channel, even as alice's words: only alice's reaction counts.
+    let sim = SlackSim::start(SlackConfig::default());
+    let g = gate(
+        &sim,
+        CHANNEL,
+        1,
+        &["--timeout", "2s", "--", "echo", "ran-it"],
+    );
+    let (mut w, _) = start(&g);
+    let ts = posted(&sim);
+    sim.post_as_user(CHANNEL, ALICE, ":white_check_mark: approved", Some(&ts));
+    sim.post_as_user(CHANNEL, ALICE, ":white_check_mark: approved", None);
+    polls(&sim, 2);
+    assert!(w.running());
+    let ran = w.finish(HANG);
+    ran.status(75);
+    assert!(!ran.stdout.contains("ran-it"));
 }
