@@ -165,6 +165,16 @@ pub fn check(
                 c.min_approvals, c.rule
             ));
         }
+        if let Some(crate::policy::BackendKind::Slack { channel, token, .. }) =
+            req.backend.as_ref().and_then(|b| policy.backends.get(b))
+        {
+            lines.extend(crate::approval::slack::describe(
+                channel,
+                token,
+                req,
+                &policy.identities,
+            ));
+        }
     }
     if class.decision == Decision::Confirm {
         lines.push(

@@ -280,7 +280,7 @@ pub fn slack_blocks(m: &ChatMessage<'_>, buttons: bool) -> Vec<Value> {
         escape::mrkdwn(&short(&r.digest), 20).text
     )];
     if n.replaced {
-        notes.push("backticks and `＠` in requester text are shown as `ˋ` and `＠`".to_owned());
+        notes.push("backticks and at signs in requester text are shown as `ˋ` and `＠`".to_owned());
     }
     if n.cut {
         notes.push("long values are cut (…); the audit record holds them in full".to_owned());

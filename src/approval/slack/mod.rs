@@ -118,6 +118,53 @@ pub fn slack_principals(
     Ok(out)
 }
 
+/// What `gate check` says about a `kind: slack` backend for a requirement: where it asks,
+/// what the bot needs, and which approvers can answer in Slack (those with a `slack:` id).
+pub fn describe(
+    channel: &str,
+    token: &str,
+    requirement: &crate::policy::Requirement,
+    identities: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Vec<String> {
+    let mut lines = vec![format!(
+        "slack:    posts to channel {channel}; the bot token comes from `{token}` and needs the scopes {SCOPES}; approvers react ✅ (white_check_mark) or ❌ (x)"
+    )];
+    let slack_id = |p: &str| identities.get(p).and_then(|a| a.get("slack")).cloned();
+    match requirement.eligible() {
+        Some(eligible) => {
+            let (with, without): (Vec<&String>, Vec<&String>) =
+                eligible.iter().partition(|p| slack_id(p).is_some());
+            let with: Vec<String> = with
+                .iter()
+                .map(|p| format!("{p} ({})", slack_id(p).unwrap_or_default()))
+                .collect();
+            lines.push(format!(
+                "          can answer in Slack: {}",
+                if with.is_empty() {
+                    "nobody".to_owned()
+                } else {
+                    with.join(", ")
+                }
+            ));
+            if !without.is_empty() {
+                let names: Vec<&str> = without.iter().map(|s| s.as_str()).collect();
+                lines.push(format!(
+                    "          no `identities.NAME.slack`, so their reactions do not count: {}",
+                    names.join(", ")
+                ));
+            }
+        }
+        None => lines.push(format!(
+            "          anyone with a `slack:` id under `identities` ({}), except the requester",
+            identities
+                .values()
+                .filter(|a| a.contains_key("slack"))
+                .count()
+        )),
+    }
+    lines
+}
+
 impl Slack {
     pub fn new(
         api_url: Option<&str>,
@@ -361,10 +408,7 @@ impl Slack {
     /// One thread reply to a reaction that does not count. `true` when it was posted (or can
     /// never be: then it is not tried again).
     fn reply_ignored(&self, posted: &Posted, user: &str, why: &str) -> bool {
-        let text = format!(
-            "<@{user}> your reaction does not count for this request: {}",
-            chat::escape::mrkdwn(why, 500).text
-        );
+        let text = format!("<@{user}> your reaction does not count for this request: {why}");
         match self.api.post(
             "chat.postMessage",
             &json!({"channel": self.channel, "thread_ts": posted.ts, "text": text}),

@@ -92,13 +92,16 @@ pub fn tally(message: &Value, who: &Roster<'_>) -> Result<Tally, String> {
             };
             if principal == who.requester && !who.requirement.allow_requester {
                 t.ignored.entry(id.to_owned()).or_insert_with(|| {
-                    format!("`{principal}` asked for this command; the requester never approves or denies their own request")
+                    format!("`{}` asked for this command; the requester never approves or denies their own request", shown(principal))
                 });
                 continue;
             }
             if !who.requirement.counts(principal) {
                 t.ignored.entry(id.to_owned()).or_insert_with(|| {
-                    format!("`{principal}` is not an eligible approver for this command")
+                    format!(
+                        "`{}` is not an eligible approver for this command",
+                        shown(principal)
+                    )
                 });
                 continue;
             }
@@ -116,6 +119,11 @@ pub fn tally(message: &Value, who: &Roster<'_>) -> Result<Tally, String> {
         }
     }
     Ok(t)
+}
+
+/// A principal's name (from policy) as it may appear in a Slack message.
+fn shown(principal: &str) -> String {
+    crate::approval::chat::escape::mrkdwn(principal, 80).text
 }
 
 /// Whether the approvals so far meet the requirement (distinct principals).
