@@ -67,6 +67,15 @@ pub fn serve(
         out.warn("no policy files: every request needs one approval from anyone but the requester, and no groups exist");
     }
     let chat = chat_config(&policy, args.public_url)?;
+    for (name, b) in &chat.backends {
+        if let crate::server::chat::ChatBackend::Slack(s) = b
+            && s.signing_secret.is_none()
+        {
+            out.warn(&format!(
+                "backend `{name}` has no `signing_secret`: its messages get Approve / Deny buttons, but no click can be verified, so every click is refused; add the Slack app's signing secret (docs/slack.md, Server mode)"
+            ));
+        }
+    }
     let db = db_path(env, args.db);
     let opts = crate::server::ServeOptions {
         listen: args.listen,
