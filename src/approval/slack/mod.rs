@@ -320,6 +320,11 @@ impl Slack {
     ) -> Result<Outcome, SlackError> {
         let start = Instant::now();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        // The poll interval in use: doubled by each 429 (up to a minute), eased back towards
+        // `poll` by each answer. Every waiting gate polls on its own with the same token, so
+        // Slack's per-method limit is shared; taking only `Retry-After` would have them all
+        // come back in the same second and be refused again.
+        let mut interval = self.poll;
         let mut outage_warned = false;
         let mut replied: BTreeSet<String> = BTreeSet::new();
         let mut last = Tally::default();
@@ -367,7 +372,9 @@ impl Slack {
                         }
                     }
                     last = t;
-                    asked + self.poll
+                    let next = asked + interval;
+                    interval = (interval * 3 / 4).max(self.poll);
+                    next
                 }
                 Err(e) if e.transient() => {
                     let retry_after = match &e {
@@ -378,13 +385,14 @@ impl Slack {
                         warn(&format!("{e}; still waiting, retrying"));
                         outage_warned = true;
                     }
-                    // A limit: Slack's word for when; an outage: the backoff, never faster
-                    // than the poll interval.
-                    let wait = backoff.after_failure(retry_after);
-                    let wait = if retry_after.is_some() {
-                        wait
+                    // A limit: no sooner than Slack's `Retry-After`, and slower each time
+                    // (with jitter, so waiters spread out); an outage: the backoff, never
+                    // faster than the poll interval.
+                    let wait = if let ApiError::RateLimited { .. } = e {
+                        interval = (interval * 2).min(Duration::from_secs(60));
+                        retry_after.unwrap_or_default().max(jitter(interval))
                     } else {
-                        wait.max(self.poll)
+                        backoff.after_failure(None).max(self.poll)
                     };
                     Instant::now() + wait
                 }
@@ -468,6 +476,13 @@ fn approver(v: &Vote) -> Approver {
 
 fn approvers(votes: &[Vote]) -> Vec<Approver> {
     votes.iter().map(approver).collect()
+}
+
+/// `d` scaled by a random factor in 0.75..1.25.
+fn jitter(d: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let r = getrandom::fill(&mut b).map_or(0x8000, |()| u16::from_le_bytes(b));
+    d.mul_f64(0.75 + f64::from(r) / f64::from(u16::MAX) / 2.0)
 }
 
 /// Sleeps until `until` (or `deadline`, whichever is first) in short steps, so Ctrl-C is
