@@ -500,3 +500,49 @@ fn sleep_until(until: Instant, deadline: Instant, cancel: &AtomicBool) -> bool {
         std::thread::sleep((end - now).min(Duration::from_millis(20)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let ids = BTreeMap::from([(
+            "alice".to_owned(),
+            BTreeMap::from([("slack".to_owned(), "U024BE7LH".to_owned())]),
+        )]);
+        let s = Slack::new(
+            Some("http://127.0.0.1:9/api"),
+            Token::new("xoxb-secret-123".into()),
+            "C0123ABCD",
+            None,
+            &ids,
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("xoxb-secret-123"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+
+    #[test]
+    fn identities_must_be_slack_ids_and_unambiguous() {
+        let one = |p: &str, id: &str| {
+            (
+                p.to_owned(),
+                BTreeMap::from([("slack".to_owned(), id.to_owned())]),
+            )
+        };
+        let bad = BTreeMap::from([one("alice", "<!channel>")]);
+        assert!(
+            slack_principals(&bad)
+                .unwrap_err()
+                .contains("not a Slack user id")
+        );
+        let twice = BTreeMap::from([one("alice", "U024BE7LH"), one("bob", "U024BE7LH")]);
+        assert!(
+            slack_principals(&twice)
+                .unwrap_err()
+                .contains("listed under both")
+        );
+    }
+}
