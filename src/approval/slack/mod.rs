@@ -320,6 +320,11 @@ impl Slack {
     ) -> Result<Outcome, SlackError> {
         let start = Instant::now();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        // The poll interval in use: doubled by each 429 (up to a minute), eased back towards
+        // `poll` by each answer. Every waiting gate polls on its own with the same token, so
+        // Slack's per-method limit is shared; taking only `Retry-After` would have them all
+        // come back in the same second and be refused again.
+        let mut interval = self.poll;
         let mut outage_warned = false;
         let mut replied: BTreeSet<String> = BTreeSet::new();
         let mut last = Tally::default();
@@ -367,7 +372,9 @@ impl Slack {
                         }
                     }
                     last = t;
-                    asked + self.poll
+                    let next = asked + interval;
+                    interval = (interval * 3 / 4).max(self.poll);
+                    next
                 }
                 Err(e) if e.transient() => {
                     let retry_after = match &e {
@@ -378,13 +385,14 @@ impl Slack {
                         warn(&format!("{e}; still waiting, retrying"));
                         outage_warned = true;
                     }
-                    // A limit: Slack's word for when; an outage: the backoff, never faster
-                    // than the poll interval.
-                    let wait = backoff.after_failure(retry_after);
-                    let wait = if retry_after.is_some() {
-                        wait
+                    // A limit: no sooner than Slack's `Retry-After`, and slower each time
+                    // (with jitter, so waiters spread out); an outage: the backoff, never
+                    // faster than the poll interval.
+                    let wait = if let ApiError::RateLimited { .. } = e {
+                        interval = (interval * 2).min(Duration::from_secs(60));
+                        retry_after.unwrap_or_default().max(jitter(interval))
                     } else {
-                        wait.max(self.poll)
+                        backoff.after_failure(None).max(self.poll)
                     };
                     Instant::now() + wait
                 }
@@ -470,6 +478,13 @@ fn approvers(votes: &[Vote]) -> Vec<Approver> {
     votes.iter().map(approver).collect()
 }
 
+/// `d` scaled by a random factor in 0.75..1.25.
+fn jitter(d: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let r = getrandom::fill(&mut b).map_or(0x8000, |()| u16::from_le_bytes(b));
+    d.mul_f64(0.75 + f64::from(r) / f64::from(u16::MAX) / 2.0)
+}
+
 /// Sleeps until `until` (or `deadline`, whichever is first) in short steps, so Ctrl-C is
 /// seen at once. `false` when the deadline or a cancel cut the sleep short.
 fn sleep_until(until: Instant, deadline: Instant, cancel: &AtomicBool) -> bool {
@@ -483,5 +498,51 @@ fn sleep_until(until: Instant, deadline: Instant, cancel: &AtomicBool) -> bool {
             return end == until && until < deadline;
         }
         std::thread::sleep((end - now).min(Duration::from_millis(20)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let ids = BTreeMap::from([(
+            "alice".to_owned(),
+            BTreeMap::from([("slack".to_owned(), "U024BE7LH".to_owned())]),
+        )]);
+        let s = Slack::new(
+            Some("http://127.0.0.1:9/api"),
+            Token::new("xoxb-secret-123".into()),
+            "C0123ABCD",
+            None,
+            &ids,
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("xoxb-secret-123"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+
+    #[test]
+    fn identities_must_be_slack_ids_and_unambiguous() {
+        let one = |p: &str, id: &str| {
+            (
+                p.to_owned(),
+                BTreeMap::from([("slack".to_owned(), id.to_owned())]),
+            )
+        };
+        let bad = BTreeMap::from([one("alice", "<!channel>")]);
+        assert!(
+            slack_principals(&bad)
+                .unwrap_err()
+                .contains("not a Slack user id")
+        );
+        let twice = BTreeMap::from([one("alice", "U024BE7LH"), one("bob", "U024BE7LH")]);
+        assert!(
+            slack_principals(&twice)
+                .unwrap_err()
+                .contains("listed under both")
+        );
     }
 }
