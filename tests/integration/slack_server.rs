@@ -346,6 +346,13 @@ fn a_signed_click_by_an_eligible_approver_runs_the_command_with_a_signed_decisio
         .args(["--json", "--server-key", &w.srv.vkey()]);
     let r = common::Ran::of(c);
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    // And the server's own log, with the approval from Slack in it, is intact under its key.
+    let mut c = common::gate_in(w.client.path());
+    c.args(["log", "verify"])
+        .arg(&w.srv.audit)
+        .args(["--json", "--key", &w.srv.vkey()]);
+    let r = common::Ran::of(c);
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
 
     // The message shows the outcome, without buttons.
     let m = process::poll("the message updated with the outcome", || {
