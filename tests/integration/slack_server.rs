@@ -501,6 +501,13 @@ fn agent_without_the_signing_secret_cannot_forge_replay_or_age_a_click() {
     out.status(0);
     // Carol approved once.
     assert_eq!(events(&w.srv, "approval").len(), 1);
+    // The refusals sit in the server's log without breaking it: it verifies, compliance too.
+    let mut c = common::gate_in(w.client.path());
+    c.args(["log", "verify"])
+        .arg(&w.srv.audit)
+        .args(["--json", "--key", &w.srv.vkey()]);
+    let r = common::Ran::of(c);
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
 }
 
 #[test]
