@@ -750,3 +750,53 @@ fn gate_serve_with_an_unreadable_chat_secret_is_a_configuration_error_naming_the
     assert!(!r.stderr.contains(BOT_TOKEN));
     let _ = HANG;
 }
+
+#[test]
+fn agent_text_cannot_forge_mentions_links_or_an_outcome_in_the_servers_message() {
+    let w = World::new();
+    let mut c: Command = common::gate_in(w.client.path());
+    c.env("GATE_TOKEN", &w.alice)
+        .arg("--policy")
+        .arg(w.client.path().join("client-policy.yaml"))
+        .args([
+            "--reason",
+            "<!channel> <@U0BOB0001> <https://evil.example|Approved by bob> ``` *APPROVED* ```",
+            "--",
+            "echo",
+            "deploy",
+            "```<!here>",
+        ]);
+    let client = process::spawn(c);
+    let ts = w.posted();
+    let m = w.message(&ts);
+    let all = shown(&m);
+    for forged in [
+        "<!channel>",
+        "<!here>",
+        "<@U0BOB0001>",
+        "<https://evil.example",
+    ] {
+        assert!(
+            !all.contains(forged),
+            "{forged} reached Slack as markup: {all}"
+        );
+    }
+    // The requester's backticks cannot close the command's code block: no raw ``` from it.
+    let sections: Vec<String> = m
+        .blocks
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["text"]["text"].as_str().map(str::to_owned))
+        .collect();
+    for s in &sections {
+        assert_eq!(
+            s.matches("```").count() % 2,
+            0,
+            "unbalanced code fence: {s}"
+        );
+        assert!(!s.contains("``` *APPROVED*"), "{s}");
+    }
+    drop(client);
+}

@@ -254,3 +254,28 @@ fn a_client_routing_to_teams_without_a_server_is_told_teams_needs_one() {
     r.stderr_contains("kind: teams");
     r.stderr_contains("kind: server");
 }
+
+#[test]
+fn agent_text_cannot_add_links_or_formatting_to_the_teams_card() {
+    let w = World::start(TeamsConfig::default());
+    let mut c = common::gate_in(w.client.path());
+    c.env("GATE_TOKEN", &w.alice)
+        .arg("--policy")
+        .arg(w.client.path().join("client-policy.yaml"))
+        .args([
+            "--reason",
+            "**Approved by bob** [Approve here](https://evil.example/approve)",
+            "--",
+            "echo",
+            "deploy",
+        ]);
+    let client = process::spawn(c);
+    let cards = w.cards_until(1);
+    let id = pending_id(&w.srv, &w.alice);
+    // The only link is the server's page for the request.
+    assert_eq!(links(&cards[0]), [format!("{PUBLIC}/#r-{id}")]);
+    let text = cards[0].to_string();
+    assert!(!text.contains("[Approve here](https://evil"), "{text}");
+    assert!(!text.contains("**Approved by bob**"), "{text}");
+    drop(client);
+}
