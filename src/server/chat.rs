@@ -104,8 +104,6 @@ struct Post {
     backend: String,
     /// The Slack message (channel id, ts), once posted.
     slack: Option<(String, String)>,
-    /// The Teams outcome card went out.
-    outcome_sent: bool,
     note: ChatNote,
 }
 
@@ -176,7 +174,6 @@ impl Chat {
             posts.entry(id.to_owned()).or_insert_with(|| Post {
                 backend: backend.to_owned(),
                 slack: Some((channel.to_owned(), ts.to_owned())),
-                outcome_sent: false,
                 note: ChatNote {
                     backend: backend.to_owned(),
                     state: "posted",
@@ -232,7 +229,6 @@ pub fn request_created(st: &Arc<AppState>, id: &str, server_backend: Option<&str
             Post {
                 backend: name.clone(),
                 slack: None,
-                outcome_sent: false,
                 note: ChatNote {
                     backend: name.clone(),
                     state: "posting",
@@ -306,12 +302,20 @@ async fn post_new(st: Arc<AppState>, id: String, name: String, backend: ChatBack
     let link = st.chat.cfg.request_link(&id).unwrap_or_default();
     let lock = st.chat.lock_for(&id);
     let _held = lock.lock().await;
+    // A request decided before it could be announced needs no announcement.
+    let pending = || {
+        st.store
+            .request_get(&id)
+            .ok()
+            .flatten()
+            .is_some_and(|(r, _)| r.status.is_pending())
+    };
     let result = match &backend {
         ChatBackend::Slack(s) => {
             let msg = super::chat_render::slack_message(&snap.message(&st));
             let mut body = json!({ "channel": s.channel });
             merge(&mut body, msg);
-            let sent = with_retry(&st, deadline_ms, || {
+            let sent = with_retry(&st, deadline_ms, &pending, || {
                 slack_call(&st.chat.http, s, "chat.postMessage", &body)
             })
             .await;
@@ -327,9 +331,11 @@ async fn post_new(st: Arc<AppState>, id: String, name: String, backend: ChatBack
         }
         ChatBackend::Teams(t) => {
             let card = super::chat_render::teams_card(&snap.message(&st), &link);
-            with_retry(&st, deadline_ms, || teams_post(&st.chat.http, t, &card))
-                .await
-                .map(|_| ())
+            with_retry(&st, deadline_ms, &pending, || {
+                teams_post(&st.chat.http, t, &card)
+            })
+            .await
+            .map(|_| ())
         }
     };
     match result {
@@ -350,79 +356,64 @@ async fn post_new(st: Arc<AppState>, id: String, name: String, backend: ChatBack
 
 /// Brings request `id`'s post up to date with what the store holds now.
 async fn refresh(st: &Arc<AppState>, id: &str) {
-    let Some(post) = st.chat.posts.lock().ok().and_then(|p| p.get(id).cloned()) else {
+    let Some(name) = st
+        .chat
+        .posts
+        .lock()
+        .ok()
+        .and_then(|p| p.get(id).map(|p| p.backend.clone()))
+    else {
         return;
     };
-    let Some(backend) = st.chat.cfg.backends.get(&post.backend).cloned() else {
+    let Some(backend) = st.chat.cfg.backends.get(&name).cloned() else {
         return;
     };
     let lock = st.chat.lock_for(id);
     let _held = lock.lock().await;
+    // Read under the lock: the post may have landed (or failed) since.
+    let Some(post) = st.chat.posts.lock().ok().and_then(|p| p.get(id).cloned()) else {
+        return;
+    };
     let Some(snap) = current(st, id) else {
         return;
     };
     let link = st.chat.cfg.request_link(id).unwrap_or_default();
     let decided = snap.view.status != RequestStatus::Pending;
-    let result = match &backend {
-        ChatBackend::Slack(s) => {
-            // Re-read under the lock: the post may have landed since.
-            let Some((channel, ts)) = st.chat.slack_message(id) else {
-                return;
-            };
+    // An update is worth a minute of tries, not a wait until expiry.
+    let deadline = st.clock.now_ms() + 60_000;
+    let result = match (&backend, &post.slack) {
+        (ChatBackend::Slack(s), Some((channel, ts))) => {
             let msg = super::chat_render::slack_message(&snap.message(st));
             let mut body = json!({ "channel": channel, "ts": ts });
             merge(&mut body, msg);
-            // An update is worth a few tries, not a wait until expiry.
-            let deadline = st.clock.now_ms() + 60_000;
-            with_retry(st, deadline, || {
+            with_retry(st, deadline, &|| true, || {
                 slack_call(&st.chat.http, s, "chat.update", &body)
             })
             .await
             .map(|_| ())
         }
-        ChatBackend::Teams(t) => {
-            let sent = st
-                .chat
-                .posts
-                .lock()
-                .ok()
-                .and_then(|p| p.get(id).map(|p| p.outcome_sent));
-            if !decided || sent != Some(false) || post.note.state != "posted" {
-                return;
-            }
+        // A Teams card cannot be edited: the outcome is a second card, once.
+        (ChatBackend::Teams(t), _) if decided && post.note.state == "posted" => {
             let card = super::chat_render::teams_card(&snap.message(st), &link);
-            let deadline = st.clock.now_ms() + 60_000;
-            let r = with_retry(st, deadline, || teams_post(&st.chat.http, t, &card)).await;
-            if r.is_ok()
-                && let Ok(mut posts) = st.chat.posts.lock()
-                && let Some(p) = posts.get_mut(id)
-            {
-                p.outcome_sent = true;
-            }
-            r.map(|_| ())
+            with_retry(st, deadline, &|| true, || {
+                teams_post(&st.chat.http, t, &card)
+            })
+            .await
+            .map(|_| ())
         }
+        // Not posted (yet, or ever): nothing to bring up to date.
+        _ => Ok(()),
     };
     if let Err(why) = result {
-        let why = format!("updating the `{}` post failed: {why}", post.backend);
+        let why = format!("updating the `{name}` post failed: {why}");
         st.chat.set_note(id, "failed", Some(why.clone()));
         record_failure(st, id, &why).await;
     }
-    if decided {
+    // Decided is final: nothing more to keep current. While the first post is still on its
+    // way, its task brings the post up to date (and forgets it) when it lands.
+    if decided && post.note.state != "posting" {
         drop(_held);
-        // Decided is final: nothing more to keep current (the note goes with it).
-        let done = match backend {
-            ChatBackend::Slack(_) => true,
-            ChatBackend::Teams(_) => st
-                .chat
-                .posts
-                .lock()
-                .ok()
-                .and_then(|p| p.get(id).map(|p| p.outcome_sent))
-                .unwrap_or(true),
-        };
-        if done {
-            st.chat.forget(id);
-        }
+        st.chat.forget(id);
     }
 }
 
@@ -448,7 +439,12 @@ fn merge(into: &mut Value, from: Value) {
 
 /// Calls `send` until it succeeds, fails for good, or `deadline_ms` (the server's clock) passes,
 /// waiting 0.5 s, 1 s, 2 s … (at most 30 s) or what a 429 asks between tries.
-async fn with_retry<F, Fut>(st: &AppState, deadline_ms: i64, mut send: F) -> Result<Value, String>
+async fn with_retry<F, Fut>(
+    st: &AppState,
+    deadline_ms: i64,
+    wanted: &(dyn Fn() -> bool + Sync),
+    mut send: F,
+) -> Result<Value, String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Sent>,
@@ -462,7 +458,12 @@ where
         };
         let left = deadline_ms - st.clock.now_ms();
         if left <= 0 || (wait.as_millis() as i64) > left {
-            return Err(format!("{why}; gave up at the request's deadline"));
+            return Err(format!("{why}; gave up at the deadline"));
+        }
+        if !wanted() {
+            return Err(format!(
+                "{why}; not retried: the request was decided meanwhile"
+            ));
         }
         tracing::warn!("chat: {why}; retrying in {}ms", wait.as_millis());
         tokio::time::sleep(wait).await;
