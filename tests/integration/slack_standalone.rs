@@ -642,3 +642,20 @@ fn a_message_saying_approved_is_not_an_approval() {
     ran.status(75);
     assert!(!ran.stdout.contains("ran-it"));
 }
+
+#[test]
+fn a_channel_given_by_name_is_followed_by_the_id_slack_answers() {
+    // chat.postMessage takes a channel name; reactions.get and chat.update need the id.
+    let sim = SlackSim::start(SlackConfig::default());
+    let g = gate(&sim, "approvals", 1, &["--", "echo", "ran-it"]);
+    let (w, _) = start(&g);
+    let ts = posted(&sim);
+    sim.react(CHANNEL, &ts, "white_check_mark", ALICE);
+    w.finish(HANG).status(0).stdout_has("ran-it");
+    assert!(
+        sim.calls_to("reactions.get")
+            .iter()
+            .all(|c| c.args["channel"] == CHANNEL && c.status == 200)
+    );
+    assert!(shown(&sim, &ts).contains("*Approved*"));
+}
