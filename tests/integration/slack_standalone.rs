@@ -660,3 +660,18 @@ fn a_channel_given_by_name_is_followed_by_the_id_slack_answers() {
     );
     assert!(shown(&sim, &ts).contains("*Approved*"));
 }
+
+#[test]
+fn a_slack_identity_that_is_a_name_not_an_id_is_a_lint_error_at_its_place() {
+    // `slack: alice` would match no reaction (and look like it should): refused where written.
+    let g = Gate::new();
+    let f = g.write(
+        "p.yaml",
+        "version: 1\nidentities:\n  alice: { slack: alice }\n  bob: { slack: U0BOB0001 }\n",
+    );
+    g.args(&["policy", "lint", f.to_str().unwrap()])
+        .run()
+        .status(78)
+        .stderr_contains("p.yaml:3:19")
+        .stderr_contains("`slack: alice` is not a Slack member id");
+}
