@@ -3,7 +3,7 @@
 //! text that looks like gate's, a link or a mention because the requester typed it.
 //!
 //! Every value goes through [`visible`] first (one line: controls, bidi and zero-width
-//! characters shown as `\n`, `\u{202e}`, … exactly as `crate::output::escape` shows them on a
+//! characters shown as `\n`, `\u{202e}`, … exactly as `output::escape` shows them on a
 //! terminal — a unit test keeps the two equal; this layer cannot import `output`), then through
 //! the target's own escaping:
 //! - Slack mrkdwn ([`mrkdwn`]): `&`, `<`, `>` become `&amp;`, `&lt;`, `&gt;` (Slack's documented
@@ -58,7 +58,7 @@ fn push_visible(out: &mut String, c: char) {
     }
 }
 
-/// The characters `crate::output::escape` makes visible (kept equal by a test).
+/// The characters `output::escape` makes visible (kept equal by a test).
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(
