@@ -520,8 +520,9 @@ fn requester_text_cannot_forge_links_mentions_or_escape_the_code_block() {
     let post = &sim.calls_to("chat.postMessage")[0];
     let mut text = post.args["blocks"].to_string();
     text.push_str(post.args["text"].as_str().unwrap());
-    let text = text.replace("<!date^", "");
-    for bad in ["<!channel>", "<@U", "<https:", "@here"] {
+    // gate itself writes no `<…>` markup, so any `<` would be the requester's.
+    assert!(!text.contains('<') && !text.contains('>'), "{text}");
+    for bad in ["<!", "<@", "<http", "@here", "@channel"] {
         assert!(!text.contains(bad), "{bad} survived: {text}");
     }
     let blocks = post.args["blocks"].as_array().unwrap();
@@ -641,4 +642,36 @@ fn a_message_saying_approved_is_not_an_approval() {
     let ran = w.finish(HANG);
     ran.status(75);
     assert!(!ran.stdout.contains("ran-it"));
+}
+
+#[test]
+fn a_channel_given_by_name_is_followed_by_the_id_slack_answers() {
+    // chat.postMessage takes a channel name; reactions.get and chat.update need the id.
+    let sim = SlackSim::start(SlackConfig::default());
+    let g = gate(&sim, "approvals", 1, &["--", "echo", "ran-it"]);
+    let (w, _) = start(&g);
+    let ts = posted(&sim);
+    sim.react(CHANNEL, &ts, "white_check_mark", ALICE);
+    w.finish(HANG).status(0).stdout_has("ran-it");
+    assert!(
+        sim.calls_to("reactions.get")
+            .iter()
+            .all(|c| c.args["channel"] == CHANNEL && c.status == 200)
+    );
+    assert!(shown(&sim, &ts).contains("*Approved*"));
+}
+
+#[test]
+fn a_slack_identity_that_is_a_name_not_an_id_is_a_lint_error_at_its_place() {
+    // `slack: alice` would match no reaction (and look like it should): refused where written.
+    let g = Gate::new();
+    let f = g.write(
+        "p.yaml",
+        "version: 1\nidentities:\n  alice: { slack: alice }\n  bob: { slack: U0BOB0001 }\n",
+    );
+    g.args(&["policy", "lint", f.to_str().unwrap()])
+        .run()
+        .status(78)
+        .stderr_contains("p.yaml:3:19")
+        .stderr_contains("`slack: alice` is not a Slack member id");
 }

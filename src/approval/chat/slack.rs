@@ -186,10 +186,13 @@ pub fn slack_blocks(m: &ChatMessage<'_>, buttons: bool) -> Vec<Value> {
             "*Approved so far*\n{}",
             approvals(&mut n, &m.approvals)
         )),
+        // Plain UTC rather than Slack's `<!date^…>` entity: the message then holds no
+        // `<…>` markup at all, which makes "no requester text became markup" checkable.
         mrkdwn(format!(
-            "*Expires*\n<!date^{}^{{date_short_pretty}} {{time}}|{}>",
-            m.expires_unix,
+            "*Expires*\n{}",
             rfc3339(m.expires_unix)
+                .replace('T', " ")
+                .replace('Z', " UTC")
         )),
         mrkdwn(format!("*Request*\n{}", n.code(&r.id, 80))),
     ];

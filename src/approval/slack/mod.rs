@@ -90,6 +90,9 @@ impl std::fmt::Debug for Slack {
 /// The posted approval message.
 #[derive(Debug, Clone)]
 pub struct Posted {
+    /// The channel id Slack answered with (the policy may name the channel another way;
+    /// every later call needs the id).
+    pub channel: String,
     pub ts: String,
 }
 
@@ -214,7 +217,17 @@ impl Slack {
                 method: "chat.postMessage",
                 why: "`ts` is missing or not a Slack timestamp".to_owned(),
             })?;
-        Ok(Posted { ts: ts.to_owned() })
+        let channel = v
+            .get("channel")
+            .and_then(Value::as_str)
+            .filter(|c| {
+                !c.is_empty() && c.len() <= 32 && c.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+            .unwrap_or(&self.channel);
+        Ok(Posted {
+            channel: channel.to_owned(),
+            ts: ts.to_owned(),
+        })
     }
 
     /// A call, retried on a limit or an outage (with `Retry-After` or the backoff) until
@@ -337,7 +350,7 @@ impl Slack {
             }
             let asked = Instant::now();
             let q = [
-                ("channel", self.channel.as_str()),
+                ("channel", posted.channel.as_str()),
                 ("timestamp", posted.ts.as_str()),
                 ("full", "true"),
             ];
@@ -416,10 +429,15 @@ impl Slack {
     /// One thread reply to a reaction that does not count. `true` when it was posted (or can
     /// never be: then it is not tried again).
     fn reply_ignored(&self, posted: &Posted, user: &str, why: &str) -> bool {
-        let text = format!("<@{user}> your reaction does not count for this request: {why}");
+        let who = if is_user_id(user) {
+            format!("<@{user}>")
+        } else {
+            "A reaction".to_owned()
+        };
+        let text = format!("{who} your reaction does not count for this request: {why}");
         match self.api.post(
             "chat.postMessage",
-            &json!({"channel": self.channel, "thread_ts": posted.ts, "text": text}),
+            &json!({"channel": posted.channel, "thread_ts": posted.ts, "text": text}),
         ) {
             Ok(_) => true,
             Err(e) => !e.transient(),
@@ -429,7 +447,7 @@ impl Slack {
     fn reply_best_effort(&self, posted: &Posted, text: &str) {
         let _ = self.api.post(
             "chat.postMessage",
-            &json!({"channel": self.channel, "thread_ts": posted.ts, "text": text}),
+            &json!({"channel": posted.channel, "thread_ts": posted.ts, "text": text}),
         );
     }
 
@@ -437,7 +455,7 @@ impl Slack {
     /// `Retry-After`; the decision stands either way.
     fn update(&self, posted: &Posted, m: &ChatMessage<'_>) -> Result<(), ApiError> {
         let body = json!({
-            "channel": self.channel,
+            "channel": posted.channel,
             "ts": posted.ts,
             "text": chat::slack_text(m),
             "blocks": chat::slack_blocks(m, false),

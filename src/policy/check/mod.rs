@@ -125,6 +125,13 @@ impl Checker<'_> {
                         let mut accounts = BTreeMap::new();
                         for (k, _, val) in self.map(ids, "an identity").unwrap_or(&[]) {
                             if let Some(s) = self.str(val, "an account id") {
+                                if k == "slack" && !slack_member_id(&s) {
+                                    self.d.error_hint(
+                                        val.pos,
+                                        format!("`slack: {s}` is not a Slack member id"),
+                                        "copy it from the person's Slack profile (⋮ → Copy member ID): `U` or `W` and upper-case letters and digits, such as U024BE7LH",
+                                    );
+                                }
                                 accounts.insert(k.clone(), s);
                             }
                         }
@@ -452,4 +459,13 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// A Slack member id as Slack writes them: `U` or `W`, then upper-case letters and digits.
+/// The Slack backend counts reactions by these ids only, so a name here would match nobody.
+fn slack_member_id(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some('U' | 'W'))
+        && (3..=32).contains(&s.len())
+        && c.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
