@@ -9,7 +9,7 @@ use crate::policy::{BackendKind, Policy};
 pub fn needs_server(name: &str) -> (String, String) {
     (
         format!(
-            "backend `{name}` is `kind: teams`: a Teams card cannot send a decision back, so Teams approvals are decided on a gate server"
+            "backend `{name}` is `kind: teams`: Teams requires a server backend for the decision (a Teams card cannot send an answer back; approvals are decided on a gate server's page)"
         ),
         "route this rule to a `kind: server` backend, and put the `kind: teams` backend (with `webhook:`) in the server's own policy (docs/teams.md)".to_owned(),
     )

@@ -203,7 +203,10 @@ fn a_refused_card_is_on_record_and_on_the_request() {
     w.approve_as("bob", &id);
     client.finish(Duration::from_secs(30)).status(0);
     process::poll("the post forgotten once decided", || {
-        request(&w.srv, &w.alice, &id).get("chat").is_none().then_some(())
+        request(&w.srv, &w.alice, &id)
+            .get("chat")
+            .is_none()
+            .then_some(())
     });
     assert_eq!(w.sim.cards().len(), 0);
 }
@@ -249,7 +252,7 @@ fn a_client_routing_to_teams_without_a_server_is_told_teams_needs_one() {
     r.status(0);
     r.any_stderr();
     assert!(
-        r.stdout.contains("decided on a gate server"),
+        r.stdout.contains("Teams requires a server backend"),
         "{}{}",
         r.stdout,
         r.stderr
@@ -258,7 +261,7 @@ fn a_client_routing_to_teams_without_a_server_is_told_teams_needs_one() {
     let r = g().args(&["--", "echo", "deploy"]).run();
     r.status(75);
     assert!(r.stdout.is_empty());
-    r.stderr_contains("kind: teams");
+    r.stderr_contains("Teams requires a server backend");
     r.stderr_contains("kind: server");
 }
 
