@@ -340,6 +340,8 @@ impl Slack {
         let mut interval = self.poll;
         let mut outage_warned = false;
         let mut replied: BTreeSet<String> = BTreeSet::new();
+        // After a 429 on a reply, no reply is tried before Slack's `Retry-After`.
+        let mut replies_after = Instant::now();
         let mut last = Tally::default();
         loop {
             if cancel.load(Ordering::SeqCst) {
@@ -380,8 +382,24 @@ impl Slack {
                         return Ok(Outcome::Approved(approvers(&t.approvals)));
                     }
                     for (user, why) in &t.ignored {
-                        if !replied.contains(user) && self.reply_ignored(posted, user, why) {
-                            replied.insert(user.clone());
+                        if replied.contains(user) || Instant::now() < replies_after {
+                            continue;
+                        }
+                        match self.reply_ignored(posted, user, why) {
+                            Ok(()) => {
+                                replied.insert(user.clone());
+                            }
+                            Err(e) if e.transient() => {
+                                if let ApiError::RateLimited { retry_after, .. } = e {
+                                    replies_after = Instant::now()
+                                        + retry_after.unwrap_or(Duration::from_secs(1));
+                                }
+                                break;
+                            }
+                            // A reply Slack refuses will not be accepted later either.
+                            Err(_) => {
+                                replied.insert(user.clone());
+                            }
                         }
                     }
                     last = t;
@@ -426,22 +444,20 @@ impl Slack {
         }
     }
 
-    /// One thread reply to a reaction that does not count. `true` when it was posted (or can
-    /// never be: then it is not tried again).
-    fn reply_ignored(&self, posted: &Posted, user: &str, why: &str) -> bool {
+    /// One thread reply to a reaction that does not count.
+    fn reply_ignored(&self, posted: &Posted, user: &str, why: &str) -> Result<(), ApiError> {
         let who = if is_user_id(user) {
             format!("<@{user}>")
         } else {
             "A reaction".to_owned()
         };
         let text = format!("{who} your reaction does not count for this request: {why}");
-        match self.api.post(
-            "chat.postMessage",
-            &json!({"channel": posted.channel, "thread_ts": posted.ts, "text": text}),
-        ) {
-            Ok(_) => true,
-            Err(e) => !e.transient(),
-        }
+        self.api
+            .post(
+                "chat.postMessage",
+                &json!({"channel": posted.channel, "thread_ts": posted.ts, "text": text}),
+            )
+            .map(drop)
     }
 
     fn reply_best_effort(&self, posted: &Posted, text: &str) {
