@@ -314,8 +314,14 @@ impl Slack {
         let mut shown = m.clone();
         shown.state = state;
         shown.approvals = approvals.iter().map(|a| a.principal.clone()).collect();
-        if let Err(e) = self.update(posted, &shown) {
-            warn(&format!("could not show the outcome in Slack: {}", e));
+        // An approved command is not held back for Slack: one try. Otherwise a few.
+        let budget = if shown.state == ChatState::Approved {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(5)
+        };
+        if let Err(e) = self.update(posted, &shown, budget) {
+            warn(&format!("could not show the outcome in Slack: {e}"));
         }
         result
     }
@@ -467,16 +473,21 @@ impl Slack {
         );
     }
 
-    /// `chat.update` with the outcome: a few tries within five seconds, honouring
-    /// `Retry-After`; the decision stands either way.
-    fn update(&self, posted: &Posted, m: &ChatMessage<'_>) -> Result<(), ApiError> {
+    /// `chat.update` with the outcome: tries within `budget`, honouring `Retry-After`; the
+    /// decision stands either way.
+    fn update(
+        &self,
+        posted: &Posted,
+        m: &ChatMessage<'_>,
+        budget: Duration,
+    ) -> Result<(), ApiError> {
         let body = json!({
             "channel": posted.channel,
             "ts": posted.ts,
             "text": chat::slack_text(m),
             "blocks": chat::slack_blocks(m, false),
         });
-        let until = Instant::now() + Duration::from_secs(5);
+        let until = Instant::now() + budget;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
         loop {
             match self.api.post("chat.update", &body) {
