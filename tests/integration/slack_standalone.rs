@@ -707,3 +707,19 @@ fn a_rate_limited_thread_reply_waits_for_retry_after_and_is_sent_once() {
         }
     }
 }
+
+#[test]
+fn an_unset_token_is_a_configuration_error_and_nothing_is_posted() {
+    let sim = SlackSim::start(SlackConfig::default());
+    let ran = Gate::new()
+        .system_policy("slack.yaml", &policy(&sim, CHANNEL, 1))
+        .args(&["--", "echo", "ran-it"])
+        .run();
+    ran.status(78)
+        .stderr_contains(&format!(
+            "the environment variable `{TOKEN_VAR}` is not set"
+        ))
+        .stderr_contains("hint: store the Bot User OAuth Token");
+    assert!(!ran.stdout.contains("ran-it"));
+    assert!(sim.calls().is_empty());
+}
