@@ -675,3 +675,51 @@ fn a_slack_identity_that_is_a_name_not_an_id_is_a_lint_error_at_its_place() {
         .stderr_contains("p.yaml:3:19")
         .stderr_contains("`slack: alice` is not a Slack member id");
 }
+
+#[test]
+fn a_rate_limited_thread_reply_waits_for_retry_after_and_is_sent_once() {
+    let sim = SlackSim::start(SlackConfig::default().user(CAROL, "carol"));
+    sim.rate_limit("chat.postMessage", 1, Duration::from_secs(2));
+    let g = gate(&sim, CHANNEL, 1, &["--", "echo", "ran-it"]);
+    let (w, _) = start(&g);
+    let ts = posted(&sim);
+    sim.react(CHANNEL, &ts, "x", CAROL);
+    let until = Instant::now() + HANG;
+    while sim.replies(CHANNEL, &ts).is_empty() {
+        assert!(Instant::now() < until, "the reply never came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sim.react(CHANNEL, &ts, "white_check_mark", ALICE);
+    w.finish(HANG).status(0);
+    assert_eq!(sim.replies(CHANNEL, &ts).len(), 1);
+    let posts = sim.calls_to("chat.postMessage");
+    assert!(
+        posts.iter().any(|c| c.status == 429),
+        "the limit was never hit"
+    );
+    for pair in posts.windows(2) {
+        if pair[0].status == 429 {
+            let gap = pair[1].at - pair[0].at;
+            assert!(
+                gap >= Duration::from_millis(950),
+                "posted again {gap:?} after a 429"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unset_token_is_a_configuration_error_and_nothing_is_posted() {
+    let sim = SlackSim::start(SlackConfig::default());
+    let ran = Gate::new()
+        .system_policy("slack.yaml", &policy(&sim, CHANNEL, 1))
+        .args(&["--", "echo", "ran-it"])
+        .run();
+    ran.status(78)
+        .stderr_contains(&format!(
+            "the environment variable `{TOKEN_VAR}` is not set"
+        ))
+        .stderr_contains("hint: store the Bot User OAuth Token");
+    assert!(!ran.stdout.contains("ran-it"));
+    assert!(sim.calls().is_empty());
+}

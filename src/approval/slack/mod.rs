@@ -314,8 +314,14 @@ impl Slack {
         let mut shown = m.clone();
         shown.state = state;
         shown.approvals = approvals.iter().map(|a| a.principal.clone()).collect();
-        if let Err(e) = self.update(posted, &shown) {
-            warn(&format!("could not show the outcome in Slack: {}", e));
+        // An approved command is not held back for Slack: one try. Otherwise a few.
+        let budget = if shown.state == ChatState::Approved {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(5)
+        };
+        if let Err(e) = self.update(posted, &shown, budget) {
+            warn(&format!("could not show the outcome in Slack: {e}"));
         }
         result
     }
@@ -340,6 +346,8 @@ impl Slack {
         let mut interval = self.poll;
         let mut outage_warned = false;
         let mut replied: BTreeSet<String> = BTreeSet::new();
+        // After a 429 on a reply, no reply is tried before Slack's `Retry-After`.
+        let mut replies_after = Instant::now();
         let mut last = Tally::default();
         loop {
             if cancel.load(Ordering::SeqCst) {
@@ -380,8 +388,24 @@ impl Slack {
                         return Ok(Outcome::Approved(approvers(&t.approvals)));
                     }
                     for (user, why) in &t.ignored {
-                        if !replied.contains(user) && self.reply_ignored(posted, user, why) {
-                            replied.insert(user.clone());
+                        if replied.contains(user) || Instant::now() < replies_after {
+                            continue;
+                        }
+                        match self.reply_ignored(posted, user, why) {
+                            Ok(()) => {
+                                replied.insert(user.clone());
+                            }
+                            Err(e) if e.transient() => {
+                                if let ApiError::RateLimited { retry_after, .. } = e {
+                                    replies_after = Instant::now()
+                                        + retry_after.unwrap_or(Duration::from_secs(1));
+                                }
+                                break;
+                            }
+                            // A reply Slack refuses will not be accepted later either.
+                            Err(_) => {
+                                replied.insert(user.clone());
+                            }
                         }
                     }
                     last = t;
@@ -426,22 +450,20 @@ impl Slack {
         }
     }
 
-    /// One thread reply to a reaction that does not count. `true` when it was posted (or can
-    /// never be: then it is not tried again).
-    fn reply_ignored(&self, posted: &Posted, user: &str, why: &str) -> bool {
+    /// One thread reply to a reaction that does not count.
+    fn reply_ignored(&self, posted: &Posted, user: &str, why: &str) -> Result<(), ApiError> {
         let who = if is_user_id(user) {
             format!("<@{user}>")
         } else {
             "A reaction".to_owned()
         };
         let text = format!("{who} your reaction does not count for this request: {why}");
-        match self.api.post(
-            "chat.postMessage",
-            &json!({"channel": posted.channel, "thread_ts": posted.ts, "text": text}),
-        ) {
-            Ok(_) => true,
-            Err(e) => !e.transient(),
-        }
+        self.api
+            .post(
+                "chat.postMessage",
+                &json!({"channel": posted.channel, "thread_ts": posted.ts, "text": text}),
+            )
+            .map(drop)
     }
 
     fn reply_best_effort(&self, posted: &Posted, text: &str) {
@@ -451,16 +473,21 @@ impl Slack {
         );
     }
 
-    /// `chat.update` with the outcome: a few tries within five seconds, honouring
-    /// `Retry-After`; the decision stands either way.
-    fn update(&self, posted: &Posted, m: &ChatMessage<'_>) -> Result<(), ApiError> {
+    /// `chat.update` with the outcome: tries within `budget`, honouring `Retry-After`; the
+    /// decision stands either way.
+    fn update(
+        &self,
+        posted: &Posted,
+        m: &ChatMessage<'_>,
+        budget: Duration,
+    ) -> Result<(), ApiError> {
         let body = json!({
             "channel": posted.channel,
             "ts": posted.ts,
             "text": chat::slack_text(m),
             "blocks": chat::slack_blocks(m, false),
         });
-        let until = Instant::now() + Duration::from_secs(5);
+        let until = Instant::now() + budget;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
         loop {
             match self.api.post("chat.update", &body) {
