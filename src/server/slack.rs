@@ -316,8 +316,13 @@ fn response_url_ok(st: &AppState, url: &str) -> bool {
 pub async fn interactions(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    // Too large (over 1 MiB) or unreadable: the API's `{error, message}`, like every route.
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return super::error::body_rejection(e).into_response(),
+    };
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let now = st.clock.now_ms() / 1000;
     let secrets = st.chat.cfg.signing_secrets();

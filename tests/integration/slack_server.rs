@@ -531,6 +531,13 @@ fn malformed_signed_payloads_get_400_and_never_stop_the_server() {
         let (status, body) = req.post(&url);
         assert_eq!(status, 400, "{b:?}: {body}");
     }
+    // Over the 1 MiB limit: 413, as the API's `{error, message}`.
+    let huge = format!("payload={}", "a".repeat(2 << 20));
+    let req = common::slack_interaction::SignedRequest::new(huge, SECRET, now);
+    let (status, body) = req.post(&url);
+    assert_eq!(status, 413, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"], "too_large");
     // The server still answers.
     let ok = reqwest::blocking::get(format!("{}/healthz", w.srv.url)).unwrap();
     assert_eq!(ok.status().as_u16(), 200);
