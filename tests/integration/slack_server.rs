@@ -67,6 +67,17 @@ pub fn start_server(
     env: &[(&str, &str)],
     public: Option<&str>,
 ) -> Server {
+    start_server_at(home, policy, env, public, "127.0.0.1:0")
+}
+
+/// [`start_server`] on `listen` (a restart at the address of an earlier server).
+pub fn start_server_at(
+    home: &Path,
+    policy: &str,
+    env: &[(&str, &str)],
+    public: Option<&str>,
+    listen: &str,
+) -> Server {
     let policy_path = home.join("server-policy.yaml");
     std::fs::write(&policy_path, policy).unwrap();
     let (db, audit) = (home.join("server.db"), home.join("server-audit.jsonl"));
@@ -76,7 +87,7 @@ pub fn start_server(
     }
     c.arg("--policy")
         .arg(&policy_path)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .args(["serve", "--listen", listen, "--db"])
         .arg(&db)
         .arg("--audit-log")
         .arg(&audit);
@@ -806,4 +817,35 @@ fn agent_text_cannot_forge_mentions_links_or_an_outcome_in_the_servers_message()
         assert!(!s.contains("``` *APPROVED*"), "{s}");
     }
     drop(client);
+}
+
+#[test]
+fn a_click_after_a_server_restart_still_decides_and_updates_the_message() {
+    let mut w = World::new();
+    let client = w.run(&["echo", "deploy"]);
+    let ts = w.posted();
+    let id = pending_id(&w.srv, &w.alice);
+    // The server restarts (an upgrade): it no longer remembers having posted the message.
+    let addr = w.srv.addr.clone();
+    assert_eq!(w.srv.stop(), 0);
+    w.srv = start_server_at(
+        w._home.path(),
+        &server_policy(&w.sim.api_url()),
+        &[
+            ("GATE_TEST_SLACK_TOKEN", BOT_TOKEN),
+            ("GATE_TEST_SLACK_SIGNING_SECRET", SECRET),
+        ],
+        Some(PUBLIC),
+        &addr,
+    );
+    assert_eq!(w.status(&id), "pending");
+    let (status, _) = w.click(&ts, "U0BOB0001", APPROVE);
+    assert_eq!(status, 200);
+    let out = client.finish(Duration::from_secs(60));
+    out.status(0);
+    let m = process::poll("the message updated after the restart", || {
+        let m = w.message(&ts);
+        (m.edits > 0 && buttons(&m).is_empty()).then_some(m)
+    });
+    assert!(shown(&m).contains("pproved"), "{}", shown(&m));
 }
