@@ -51,6 +51,7 @@ mod sink_http;
 mod sink_server;
 mod sink_syslog;
 mod slack_server;
+mod slack_server_attacks;
 mod slack_standalone;
 mod teams_server;
 mod verify9;

@@ -23,12 +23,12 @@ pub const SECRET: &str = "0a1b2c3d4e5f-sim-signing-secret-77aa";
 /// The server's public address, as given to `--public-url`.
 pub const PUBLIC: &str = "https://gate.example.test";
 /// The buttons' `action_id`s.
-const APPROVE: &str = "gate_approve";
-const DENY: &str = "gate_deny";
+pub(crate) const APPROVE: &str = "gate_approve";
+pub(crate) const DENY: &str = "gate_deny";
 
 /// The server's policy: `echo deploy` needs one of ops, `echo two` needs two of ops, through
 /// the `sec` Slack backend; Slack users map to principals here and only here.
-fn server_policy(api_url: &str) -> String {
+pub(crate) fn server_policy(api_url: &str) -> String {
     format!(
         r#"version: 1
 defaults: {{ backend: sec, timeout: 60s }}
@@ -173,16 +173,16 @@ pub fn pending_id(srv: &Server, token: &str) -> String {
 }
 
 /// A Slack world: the simulator, the server, the requester's token and home.
-struct World {
-    sim: SlackSim,
-    srv: Server,
-    alice: String,
-    client: tempfile::TempDir,
-    _home: tempfile::TempDir,
+pub(crate) struct World {
+    pub(crate) sim: SlackSim,
+    pub(crate) srv: Server,
+    pub(crate) alice: String,
+    pub(crate) client: tempfile::TempDir,
+    pub(crate) _home: tempfile::TempDir,
 }
 
 impl World {
-    fn start(cfg: SlackConfig, client_extra: &str) -> World {
+    pub(crate) fn start(cfg: SlackConfig, client_extra: &str) -> World {
         let sim = SlackSim::start(cfg.user("U0CAROL01", "carol"));
         let home = tempfile::tempdir().unwrap();
         let srv = start_server(
@@ -205,31 +205,31 @@ impl World {
         }
     }
 
-    fn new() -> World {
+    pub(crate) fn new() -> World {
         Self::start(SlackConfig::default(), "")
     }
 
-    fn run(&self, argv: &[&str]) -> Watched {
+    pub(crate) fn run(&self, argv: &[&str]) -> Watched {
         client_run(self.client.path(), &self.alice, argv)
     }
 
     /// The message the server posted (waits for it): its ts.
-    fn posted(&self) -> String {
+    pub(crate) fn posted(&self) -> String {
         process::poll("the request's message in Slack", || {
             self.sim.messages(CHANNEL).first().map(|m| m.ts.clone())
         })
     }
 
-    fn message(&self, ts: &str) -> Message {
+    pub(crate) fn message(&self, ts: &str) -> Message {
         self.sim.message(CHANNEL, ts).expect("the message")
     }
 
-    fn interactions(&self) -> String {
+    pub(crate) fn interactions(&self) -> String {
         format!("{}/slack/interactions", self.srv.url)
     }
 
     /// `user` clicks `action` on message `ts`, signed with the app's secret; Slack's answer.
-    fn click(&self, ts: &str, user: &str, action: &str) -> (u16, String) {
+    pub(crate) fn click(&self, ts: &str, user: &str, action: &str) -> (u16, String) {
         self.sim
             .click(CHANNEL, ts, user, action)
             .signed(SECRET)
@@ -237,7 +237,7 @@ impl World {
     }
 
     /// The texts posted to `response_url`s (what the clickers were told), oldest first.
-    fn feedback(&self) -> Vec<String> {
+    pub(crate) fn feedback(&self) -> Vec<String> {
         self.sim
             .calls_to("response_url")
             .iter()
@@ -251,7 +251,7 @@ impl World {
     }
 
     /// Waits until some feedback contains `needle`.
-    fn feedback_until(&self, needle: &str) -> String {
+    pub(crate) fn feedback_until(&self, needle: &str) -> String {
         let what = format!(
             "feedback with {needle:?} (so far {:?})\n{}",
             self.feedback(),
@@ -262,7 +262,7 @@ impl World {
         })
     }
 
-    fn status(&self, id: &str) -> String {
+    pub(crate) fn status(&self, id: &str) -> String {
         request(&self.srv, &self.alice, id)["status"]
             .as_str()
             .unwrap()
@@ -271,7 +271,7 @@ impl World {
 }
 
 /// The buttons of a message's blocks: (action_id, the whole element).
-fn buttons(m: &Message) -> Vec<(String, Value)> {
+pub(crate) fn buttons(m: &Message) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for b in m
         .blocks
@@ -291,7 +291,7 @@ fn buttons(m: &Message) -> Vec<(String, Value)> {
 }
 
 /// Everything the message shows, as one string (text and blocks).
-fn shown(m: &Message) -> String {
+pub(crate) fn shown(m: &Message) -> String {
     format!(
         "{} {}",
         m.text.as_deref().unwrap_or(""),
@@ -299,7 +299,7 @@ fn shown(m: &Message) -> String {
     )
 }
 
-fn client_log(w: &World) -> PathBuf {
+pub(crate) fn client_log(w: &World) -> PathBuf {
     w.client.path().join("audit.jsonl")
 }
 
@@ -438,120 +438,6 @@ fn workspace_member_outside_the_group_and_unmapped_user_are_refused_with_feedbac
     }
     w.click(&ts, "U0CAROL01", APPROVE);
     client.finish(Duration::from_secs(30)).status(0);
-}
-
-#[test]
-fn agent_mapping_a_slack_user_in_its_own_policy_gains_nothing() {
-    // The requester's own policy claims mallory's Slack id is bob: the server reads only its
-    // own `identities`, so mallory's click stays mallory's.
-    let w = World::start(
-        SlackConfig::default(),
-        "identities:\n  bob: { slack: U0MALLORY }\n",
-    );
-    let client = w.run(&["echo", "deploy"]);
-    let ts = w.posted();
-    let id = pending_id(&w.srv, &w.alice);
-    w.click(&ts, "U0MALLORY", APPROVE);
-    let said = w.feedback_until("not eligible");
-    assert!(said.contains("mallory"), "{said}");
-    assert_eq!(w.status(&id), "pending");
-    drop(client);
-}
-
-#[test]
-fn agent_without_the_signing_secret_cannot_forge_replay_or_age_a_click() {
-    let w = World::new();
-    let mut client = w.run(&["echo", "deploy"]);
-    let ts = w.posted();
-    let id = pending_id(&w.srv, &w.alice);
-    let url = w.interactions();
-    let bob = w.sim.click(CHANNEL, &ts, "U0BOB0001", APPROVE);
-    let cases: Vec<(&str, common::slack_interaction::SignedRequest, u16)> = vec![
-        ("forged", bob.signed(SECRET).forged(), 401),
-        ("stale", bob.signed(SECRET).aged(301), 401),
-        ("from the future", bob.signed(SECRET).aged(-301), 401),
-        ("unsigned", bob.signed(SECRET).unsigned(), 401),
-        (
-            "tampered",
-            bob.signed(SECRET)
-                .tampered(bob.body().replace("U0BOB0001", "U0CAROL01")),
-            401,
-        ),
-        (
-            "wrong content type",
-            bob.signed(SECRET).content_type("application/json"),
-            400,
-        ),
-    ];
-    for (what, req, want) in &cases {
-        let (status, body) = req.post(&url);
-        assert_eq!(status, *want, "{what}: {body}");
-        assert!(!body.contains(SECRET), "{what}: {body}");
-    }
-    // Still pending, still waiting, nothing approved.
-    assert_eq!(w.status(&id), "pending");
-    assert!(client.running());
-    assert!(events(&w.srv, "approval").is_empty());
-    // Each refusal is on record in the server's log, without the secret.
-    let refused = events(&w.srv, "slack_refused");
-    assert_eq!(refused.len(), cases.len(), "{refused:?}");
-    let audit = std::fs::read_to_string(&w.srv.audit).unwrap();
-    assert!(!audit.contains(SECRET));
-    assert!(w.srv.stderr().contains("/slack/interactions refused"));
-
-    // A genuine click, then the same bytes again: the replay is refused (409) and recorded.
-    let genuine = w
-        .sim
-        .click(CHANNEL, &ts, "U0CAROL01", APPROVE)
-        .signed(SECRET);
-    assert_eq!(genuine.post(&url).0, 200);
-    let (status, body) = genuine.post(&url);
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(events(&w.srv, "slack_refused").len(), cases.len() + 1);
-    let out = client.finish(Duration::from_secs(30));
-    out.status(0);
-    // Carol approved once.
-    assert_eq!(events(&w.srv, "approval").len(), 1);
-    // The refusals sit in the server's log without breaking it: it verifies, compliance too.
-    let mut c = common::gate_in(w.client.path());
-    c.args(["log", "verify"])
-        .arg(&w.srv.audit)
-        .args(["--json", "--key", &w.srv.vkey()]);
-    let r = common::Ran::of(c);
-    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-}
-
-#[test]
-fn malformed_signed_payloads_get_400_and_never_stop_the_server() {
-    let w = World::new();
-    let url = w.interactions();
-    let now = common::slack_interaction::unix_now();
-    let bodies = [
-        "",
-        "payload=",
-        "payload=%7Bnot%20json",
-        "payload=%5B%5D",
-        "payload=%7B%22type%22%3A%22block_actions%22%7D",
-        "nopayload=1",
-        "payload=%7B%22type%22%3A%22view_submission%22%2C%22user%22%3A%7B%22id%22%3A%22U1%22%7D%7D",
-        "payload=%7B%22type%22%3A%22block_actions%22%2C%22user%22%3A%7B%22id%22%3A%22U0BOB0001%22%7D%2C%22actions%22%3A%5B%7B%22action_id%22%3A%22gate_approve%22%2C%22value%22%3A%22..%2F..%2Fetc%22%7D%5D%7D",
-        "\u{0}\u{1}garbage",
-    ];
-    for b in bodies {
-        let req = common::slack_interaction::SignedRequest::new(b.to_owned(), SECRET, now);
-        let (status, body) = req.post(&url);
-        assert_eq!(status, 400, "{b:?}: {body}");
-    }
-    // Over the 1 MiB limit: 413, as the API's `{error, message}`.
-    let huge = format!("payload={}", "a".repeat(2 << 20));
-    let req = common::slack_interaction::SignedRequest::new(huge, SECRET, now);
-    let (status, body) = req.post(&url);
-    assert_eq!(status, 413, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["error"], "too_large");
-    // The server still answers.
-    let ok = reqwest::blocking::get(format!("{}/healthz", w.srv.url)).unwrap();
-    assert_eq!(ok.status().as_u16(), 200);
 }
 
 #[test]
@@ -705,51 +591,6 @@ fn slack_outage_is_retried_and_a_lasting_failure_is_on_record_and_on_the_request
 }
 
 #[test]
-fn secrets_never_reach_logs_records_answers_or_errors() {
-    let w = World::new();
-    // A revoked token on the way: the error names Slack's code, never the token.
-    let client = w.run(&["echo", "deploy"]);
-    let ts = w.posted();
-    let forged = w
-        .sim
-        .click(CHANNEL, &ts, "U0BOB0001", APPROVE)
-        .signed(SECRET)
-        .forged();
-    w.click(&ts, "U0BOB0001", APPROVE);
-    let out = client.finish(Duration::from_secs(30));
-    out.status(0);
-    w.sim.revoke_token();
-    let client = w.run(&["echo", "deploy"]);
-    process::poll("the failure in the server's log", || {
-        (!events(&w.srv, "chat_failed").is_empty()).then_some(())
-    });
-    let id = pending_id(&w.srv, &w.alice);
-    let view = request(&w.srv, &w.alice, &id).to_string();
-    assert!(view.contains("token_revoked"), "{view}");
-    drop(client);
-    // A forged click as well, for the refusal records.
-    assert_eq!(forged.post(&w.interactions()).0, 401);
-    let places = [
-        ("server stderr", w.srv.stderr()),
-        (
-            "server audit log",
-            std::fs::read_to_string(&w.srv.audit).unwrap(),
-        ),
-        ("client stderr", out.stderr.clone()),
-        (
-            "client audit log",
-            std::fs::read_to_string(client_log(&w)).unwrap(),
-        ),
-        ("API view", view),
-    ];
-    for (place, text) in places {
-        for secret in [BOT_TOKEN, SECRET] {
-            assert!(!text.contains(secret), "{secret} in the {place}:\n{text}");
-        }
-    }
-}
-
-#[test]
 fn gate_serve_with_an_unreadable_chat_secret_is_a_configuration_error_naming_the_reference() {
     let sim = SlackSim::start(SlackConfig::default());
     let home = tempfile::tempdir().unwrap();
@@ -767,56 +608,6 @@ fn gate_serve_with_an_unreadable_chat_secret_is_a_configuration_error_naming_the
     r.stderr_contains("env:GATE_TEST_SLACK_SIGNING_SECRET");
     assert!(!r.stderr.contains(BOT_TOKEN));
     let _ = HANG;
-}
-
-#[test]
-fn agent_text_cannot_forge_mentions_links_or_an_outcome_in_the_servers_message() {
-    let w = World::new();
-    let mut c: Command = common::gate_in(w.client.path());
-    c.env("GATE_TOKEN", &w.alice)
-        .arg("--policy")
-        .arg(w.client.path().join("client-policy.yaml"))
-        .args([
-            "--reason",
-            "<!channel> <@U0BOB0001> <https://evil.example|Approved by bob> ``` *APPROVED* ```",
-            "--",
-            "echo",
-            "deploy",
-            "```<!here>",
-        ]);
-    let client = process::spawn(c);
-    let ts = w.posted();
-    let m = w.message(&ts);
-    let all = shown(&m);
-    for forged in [
-        "<!channel>",
-        "<!here>",
-        "<@U0BOB0001>",
-        "<https://evil.example",
-    ] {
-        assert!(
-            !all.contains(forged),
-            "{forged} reached Slack as markup: {all}"
-        );
-    }
-    // The requester's backticks cannot close the command's code block: no raw ``` from it.
-    let sections: Vec<String> = m
-        .blocks
-        .as_ref()
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|b| b["text"]["text"].as_str().map(str::to_owned))
-        .collect();
-    for s in &sections {
-        assert_eq!(
-            s.matches("```").count() % 2,
-            0,
-            "unbalanced code fence: {s}"
-        );
-        assert!(!s.contains("``` *APPROVED*"), "{s}");
-    }
-    drop(client);
 }
 
 #[test]
