@@ -223,3 +223,26 @@ fn agent_text_cannot_forge_mentions_links_or_an_outcome_in_the_servers_message()
     }
     drop(client);
 }
+
+#[test]
+fn a_signing_secret_or_webhook_written_into_a_policy_is_refused_and_not_echoed() {
+    let policy = "version: 1\nbackends:\n  sec: { kind: slack, channel: C0APPROVAL, token: \"env:T\", signing_secret: \"8f742231b10e8888abcd99yyyzzz85a5\" }\n  chan: { kind: teams, webhook: \"https://prod.example/workflows/1/invoke?sig=S3CRETSIG\" }\n";
+    let r = common::Gate::new()
+        .policy(policy)
+        .args(&["policy", "lint"])
+        .run();
+    r.status(78);
+    r.stderr_contains("secrets are never written into policy files");
+    // The offending lines are shown, their secrets are not.
+    assert!(!r.stderr.contains("S3CRETSIG"), "{}", r.stderr);
+    assert!(!r.stderr.contains("8f742231b10e"), "{}", r.stderr);
+    r.stderr_contains("signing_secret: \"<redacted>\"");
+    assert_eq!(
+        r.stderr
+            .matches("secrets are never written into policy files")
+            .count(),
+        2,
+        "{}",
+        r.stderr
+    );
+}
