@@ -1358,7 +1358,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve)
-            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --policy --color --quiet --verbose --help token key help"
+            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --public-url --policy --color --quiet --verbose --help token key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1389,6 +1389,10 @@ _gate() {
                     return 0
                     ;;
                 --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

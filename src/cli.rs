@@ -285,6 +285,10 @@ pub struct ServeArgs {
     /// to fit the open-file limit (raised to its hard limit at start).
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_connections: usize,
+    /// The address people reach this server at (`https://gate.example.com`): the links in
+    /// Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

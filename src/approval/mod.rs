@@ -1,9 +1,12 @@
 //! Approval backends: where a human decision is asked for and how it comes back. A backend
 //! never runs the command; it returns an [`Outcome`] that the run path records and obeys.
 
+pub mod chat;
 pub mod local;
 pub mod server;
+pub mod slack;
 mod status;
+pub mod teams;
 pub mod tty;
 
 pub use status::RequestStatus;

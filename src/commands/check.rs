@@ -25,6 +25,18 @@ pub fn check(
             crate::config::SYSTEM_POLICY_DIR
         ));
     }
+    // Routed to Teams: say where the decision has to come from.
+    let teams = class
+        .requirement
+        .as_ref()
+        .and_then(|r| r.backend.as_deref())
+        .filter(|b| {
+            matches!(
+                policy.backends.get(*b),
+                Some(crate::policy::BackendKind::Teams { .. })
+            )
+        })
+        .map(crate::approval::teams::needs_server);
     if as_json {
         let v = json!({
             "decision": class.decision,
@@ -40,6 +52,9 @@ pub fn check(
             "policy_files": policy.files,
             "system_tier": policy.has_system_tier(),
         });
+        if let Some((message, _)) = &teams {
+            out.warn(message);
+        }
         out.data(&serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(0);
     }
@@ -149,6 +164,16 @@ pub fn check(
                 c.min_approvals, c.rule
             ));
         }
+        if let Some(crate::policy::BackendKind::Slack { channel, token, .. }) =
+            req.backend.as_ref().and_then(|b| policy.backends.get(b))
+        {
+            lines.extend(crate::approval::slack::describe(
+                channel,
+                token,
+                req,
+                &policy.identities,
+            ));
+        }
     }
     if class.decision == Decision::Confirm {
         lines.push(
@@ -158,6 +183,10 @@ pub fn check(
     }
     if let Err(e) = executable {
         lines.push(format!("note:     {}", escape(&e.to_string())));
+    }
+    if let Some((message, hint)) = &teams {
+        lines.push(format!("note:     {message}"));
+        lines.push(format!("hint:     {hint}"));
     }
     let tone = match class.decision {
         Decision::Allow => Tone::Good,

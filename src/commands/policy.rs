@@ -38,6 +38,9 @@ pub fn lint(env: &Env, out: &Output, files: Vec<PathBuf>, cli: &[PathBuf]) -> Re
     };
     match loaded {
         Ok(p) => {
+            for w in crate::approval::teams::lint(&p) {
+                out.warn(&w);
+            }
             out.info(&format!(
                 "{} file{} OK, {} rule{}",
                 files.len(),

@@ -66,6 +66,16 @@ pub fn serve(
     if policy.files.is_empty() {
         out.warn("no policy files: every request needs one approval from anyone but the requester, and no groups exist");
     }
+    let chat = chat_config(&policy, args.public_url)?;
+    for (name, b) in &chat.backends {
+        if let crate::server::chat::ChatBackend::Slack(s) = b
+            && s.signing_secret.is_none()
+        {
+            out.warn(&format!(
+                "backend `{name}` has no `signing_secret`: its messages get Approve / Deny buttons, but no click can be verified, so every click is refused; add the Slack app's signing secret (docs/slack.md, Server mode)"
+            ));
+        }
+    }
     let db = db_path(env, args.db);
     let opts = crate::server::ServeOptions {
         listen: args.listen,
@@ -82,6 +92,7 @@ pub fn serve(
         }
         .check()
         .map_err(|e| Error::Usage(format!("gate serve: {e}")))?,
+        chat,
     };
     let db = opts.db.clone();
     crate::server::serve(opts, |addr| {
@@ -93,6 +104,82 @@ pub fn serve(
     .map_err(|e| Error::config(e.to_string()))?;
     out.info("stopped");
     Ok(0)
+}
+
+/// The server policy's Slack and Teams backends with their secrets resolved, and
+/// `--public-url`. A secret that cannot be read is a configuration error naming the backend and
+/// the reference (never the value).
+fn chat_config(
+    policy: &crate::policy::Policy,
+    public_url: Option<String>,
+) -> Result<crate::server::chat::ChatConfig, Error> {
+    use crate::policy::BackendKind;
+    use crate::server::chat::{ChatBackend, ChatConfig, SLACK_API, SlackBackend, TeamsBackend};
+    let public_url = match public_url {
+        None => None,
+        Some(u) => match reqwest::Url::parse(&u) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {
+                Some(u.trim_end_matches('/').to_owned())
+            }
+            _ => {
+                return Err(Error::Usage(format!(
+                    "gate serve: `--public-url {u}` is not an absolute http(s) URL"
+                )));
+            }
+        },
+    };
+    let resolve = |name: &str, field: &str, reference: &str| {
+        crate::secrets::resolve(reference).map_err(|e| {
+            Error::config(format!(
+                "backend `{name}`: cannot read its `{field}` (`{reference}`): {e}"
+            ))
+        })
+    };
+    let mut cfg = ChatConfig {
+        backends: Default::default(),
+        public_url,
+    };
+    for (name, b) in &policy.backends {
+        let chat = match b {
+            BackendKind::Slack {
+                channel,
+                token,
+                api_url,
+                signing_secret,
+                ..
+            } => {
+                let mut api_url = api_url.clone().unwrap_or_else(|| SLACK_API.to_owned());
+                if !api_url.ends_with('/') {
+                    api_url.push('/');
+                }
+                ChatBackend::Slack(SlackBackend {
+                    channel: channel.clone(),
+                    token: resolve(name, "token", token)?,
+                    api_url,
+                    signing_secret: signing_secret
+                        .as_deref()
+                        .map(|r| resolve(name, "signing_secret", r))
+                        .transpose()?,
+                })
+            }
+            BackendKind::Teams { webhook } => {
+                if cfg.public_url.is_none() {
+                    return Err(Error::config_hint(
+                        format!(
+                            "backend `{name}` is `kind: teams`: its cards link to this server's pages, so `gate serve` needs `--public-url`"
+                        ),
+                        "start it as `gate serve --public-url https://gate.example.com` (the address approvers open)",
+                    ));
+                }
+                ChatBackend::Teams(TeamsBackend {
+                    webhook: resolve(name, "webhook", webhook)?,
+                })
+            }
+            _ => continue,
+        };
+        cfg.backends.insert(name.clone(), chat);
+    }
+    Ok(cfg)
 }
 
 /// The key `gate serve` signs its decisions and its log's checkpoints with: `--key`, else

@@ -90,6 +90,11 @@ pub enum BackendKind {
         channel: String,
         token: String,
         api_url: Option<String>,
+        /// The Slack app's signing secret (a secret reference): only a gate server's policy
+        /// needs it, to verify the Approve / Deny clicks Slack posts to `/slack/interactions`.
+        signing_secret: Option<String>,
+        /// How often `reactions.get` is asked (default 2 s).
+        poll: Option<std::time::Duration>,
     },
     Teams {
         webhook: String,

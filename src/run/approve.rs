@@ -103,14 +103,38 @@ pub(super) fn approve(
                 Err(stopped) => return Ok(stopped),
             }
         }
-        Some(other) => {
-            return Ok(Verdict::no_decision(
-                format!(
-                    "the `{}` backend is not available in this version of gate",
-                    other.kind()
-                ),
-                Some("use a `kind: local` or `kind: server` backend".into()),
-            ));
+        Some(BackendKind::Slack {
+            channel,
+            token,
+            api_url,
+            poll,
+            ..
+        }) => {
+            let b = super::slack::SlackBackend {
+                name: backend_name.as_deref().unwrap_or_default(),
+                channel,
+                token,
+                api_url: api_url.as_deref(),
+                poll: *poll,
+            };
+            match super::slack::wait_slack(
+                out,
+                policy,
+                &b,
+                req,
+                class,
+                &requirement,
+                timeout,
+                cancel,
+            ) {
+                Ok(o) => (o, None),
+                Err(stopped) => return Ok(stopped),
+            }
+        }
+        Some(BackendKind::Teams { .. }) => {
+            let (message, hint) =
+                crate::approval::teams::needs_server(backend_name.as_deref().unwrap_or_default());
+            return Ok(Verdict::no_decision(message, Some(hint)));
         }
     };
     Ok(verdict_of(out, outcome, statement, timeout, &requirement))
@@ -605,7 +629,7 @@ fn announce(out: &Output, waiting: &str, approve: &str, id: &str) {
 }
 
 /// What the waiting display shows besides the progress.
-fn waiting(req: &Request, requirement: &Requirement, timeout: Duration) -> Waiting {
+pub(super) fn waiting(req: &Request, requirement: &Requirement, timeout: Duration) -> Waiting {
     let mut approvers: Vec<String> = Vec::new();
     for a in requirement.clauses.iter().flat_map(|c| &c.approvers) {
         if !approvers.contains(a) {

@@ -15,6 +15,7 @@ use crate::request::{NewRequest, Request, program_name, shell_join};
 
 mod approve;
 mod record;
+mod slack;
 mod two_stage;
 mod verdict;
 

@@ -5,6 +5,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod chat;
+mod chat_render;
 pub use crate::clock;
 pub mod crash;
 pub mod eligibility;
@@ -12,6 +14,7 @@ pub mod error;
 pub mod listen;
 pub mod logs;
 pub mod reconcile;
+pub mod slack;
 pub mod store;
 pub mod web;
 
@@ -52,6 +55,8 @@ pub struct AppState {
     pub audit_path: PathBuf,
     /// The time every rule of the server is decided at.
     pub clock: Arc<dyn Clock>,
+    /// Slack and Teams: posting requests, keeping the posts current, verifying clicks.
+    pub chat: chat::Chat,
 }
 
 impl AppState {
@@ -231,7 +236,7 @@ impl AuditWriter {
 }
 
 /// The request part of a `request` event, in the same shape hosts record.
-fn request_view(row: &RequestRow) -> RequestView {
+pub(crate) fn request_view(row: &RequestRow) -> RequestView {
     let doc: Option<api::RequestDoc> = serde_json::from_value(row.doc.clone()).ok();
     let claims = doc.as_ref().map(|d| d.claims.clone()).unwrap_or_default();
     RequestView {
@@ -262,6 +267,8 @@ pub struct ServeOptions {
     pub audit_log: PathBuf,
     pub key: PathBuf,
     pub limits: listen::Limits,
+    /// The chat backends of the server's policy (secrets resolved) and `--public-url`.
+    pub chat: chat::ChatConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -292,6 +299,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(logs::ingest).get(logs::records),
         )
         .route("/v1/logs/{log_id}/head", get(logs::head))
+        .route("/slack/interactions", post(slack::interactions))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .merge(web::routes())
@@ -352,6 +360,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             signer,
             audit_path: opts.audit_log.clone(),
             clock: Arc::new(SystemClock),
+            chat: chat::Chat::new(opts.chat),
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
@@ -362,6 +371,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         let signals = stop_signals();
         ready(addr);
         tokio::spawn(sweep_expired(Arc::clone(&state)));
+        tokio::spawn(chat::follow_changes(Arc::clone(&state)));
         let app = router(Arc::clone(&state));
         let stop = async move {
             wait_for_stop(signals).await;

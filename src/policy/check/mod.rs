@@ -125,6 +125,13 @@ impl Checker<'_> {
                         let mut accounts = BTreeMap::new();
                         for (k, _, val) in self.map(ids, "an identity").unwrap_or(&[]) {
                             if let Some(s) = self.str(val, "an account id") {
+                                if k == "slack" && !slack_member_id(&s) {
+                                    self.d.error_hint(
+                                        val.pos,
+                                        format!("`slack: {s}` is not a Slack member id"),
+                                        "copy it from the person's Slack profile (⋮ → Copy member ID): `U` or `W` and upper-case letters and digits, such as U024BE7LH",
+                                    );
+                                }
                                 accounts.insert(k.clone(), s);
                             }
                         }
@@ -284,7 +291,16 @@ impl Checker<'_> {
                 continue;
             }
             const KNOWN: &[&str] = &[
-                "kind", "spool", "url", "key", "channel", "token", "api_url", "webhook",
+                "kind",
+                "spool",
+                "url",
+                "key",
+                "channel",
+                "token",
+                "api_url",
+                "webhook",
+                "signing_secret",
+                "poll",
             ];
             match KNOWN.iter().find(|k| **k == key) {
                 Some(k) => {
@@ -353,6 +369,32 @@ impl Checker<'_> {
                         secret_ref(token, &mut self.d, pos)?
                     },
                     api_url: fields.remove("api_url").map(|(s, _)| s),
+                    signing_secret: match fields.remove("signing_secret") {
+                        Some((s, pos)) => Some(secret_ref(s, &mut self.d, pos)?),
+                        None => None,
+                    },
+                    poll: match fields.remove("poll") {
+                        None => None,
+                        Some((p, pos)) => match humantime::parse_duration(&p) {
+                            Ok(d) if d >= std::time::Duration::from_millis(100) => Some(d),
+                            Ok(_) => {
+                                self.d.error_hint(
+                                    pos,
+                                    format!("`poll: {p}` is shorter than 100ms"),
+                                    "Slack allows about 50 `reactions.get` calls a minute; the default is 2s",
+                                );
+                                None
+                            }
+                            Err(e) => {
+                                self.d.error_hint(
+                                    pos,
+                                    format!("`poll: {p}` is not a duration: {e}"),
+                                    "write it like `2s` or `500ms`",
+                                );
+                                None
+                            }
+                        },
+                    },
                 }
             }
             "teams" => BackendKind::Teams {
@@ -417,4 +459,13 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// A Slack member id as Slack writes them: `U` or `W`, then upper-case letters and digits.
+/// The Slack backend counts reactions by these ids only, so a name here would match nobody.
+fn slack_member_id(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some('U' | 'W'))
+        && (3..=32).contains(&s.len())
+        && c.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }

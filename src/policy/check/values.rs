@@ -194,6 +194,13 @@ pub(super) fn secret_ref(s: String, d: &mut Diagnostics, pos: Pos) -> Option<Str
             "secrets are never written into policy files",
             "refer to it as `keyring:SERVICE/NAME`, `env:VAR` or `file:PATH`",
         );
+        // The offending line is shown under the error; the secret written on it is not (a CI
+        // log of a failed lint must not become where the token leaked).
+        if !s.is_empty()
+            && let Some(line) = d.items.last_mut().and_then(|i| i.source_line.as_mut())
+        {
+            *line = line.replace(&s, "<redacted>");
+        }
         None
     }
 }

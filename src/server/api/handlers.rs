@@ -260,6 +260,14 @@ pub async fn create(
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
     st.recorded(&row, "request", Some(&requester));
+    if row.status.is_pending() {
+        // Where the server's own policy routes it (never the client's backend names).
+        let routed = class
+            .requirement
+            .as_ref()
+            .and_then(|r| r.backend.as_deref());
+        crate::server::chat::request_created(&st, &row.id, routed);
+    }
     let v = signed_view(&st, &row, &[])?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }

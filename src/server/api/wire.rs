@@ -140,6 +140,9 @@ pub struct RequestView {
     /// docs/audit-log-format.md.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statement: Option<String>,
+    /// Where the request's chat post stands (Slack, Teams), while the server follows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<crate::server::chat::ChatNote>,
 }
 
 pub fn rfc3339(ms: i64) -> String {
@@ -205,6 +208,7 @@ pub fn view(row: &RequestRow, decisions: &[DecisionRow]) -> Result<RequestView, 
         needed,
         denial,
         statement: None,
+        chat: None,
     })
 }
 
@@ -216,6 +220,7 @@ pub fn signed_view(
 ) -> Result<RequestView, ApiError> {
     let mut v = view(row, decisions)?;
     v.statement = st.statement(row, decisions);
+    v.chat = st.chat.note(&row.id);
     Ok(v)
 }
 

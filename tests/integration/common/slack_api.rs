@@ -338,6 +338,12 @@ fn message_json(m: &Message) -> Value {
     if let Some(t) = &m.thread_ts {
         v["thread_ts"] = t.clone().into();
     }
+    // Slack marks a changed message with who edited it and when (the message object's
+    // `edited`, https://docs.slack.dev/reference/objects/message-object): a reader can tell
+    // that what it shows now is not what was first posted.
+    if m.edits > 0 {
+        v["edited"] = json!({"user": m.user, "ts": m.ts});
+    }
     v
 }
 
