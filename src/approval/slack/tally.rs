@@ -164,6 +164,7 @@ mod tests {
             allow_requester: false,
             timeout: std::time::Duration::from_secs(60),
             backend: Some("sec".into()),
+            reuse: None,
         }
     }
 
