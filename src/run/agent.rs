@@ -156,7 +156,9 @@ pub fn decide_for_agent(c: &AgentCommand, env: &Env, out: &Output) -> Result<Age
                 statement: None,
             }
         }
-        Decision::Approve => approve::approve(&opts, env, out, &policy, &req, &class, &cancel)?,
+        Decision::Approve => {
+            approve::approve_outliving(&opts, env, out, &policy, &req, &class, &cancel, true)?
+        }
     };
     let outcome = verdict.outcome();
     match outcome {

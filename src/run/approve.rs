@@ -26,6 +26,23 @@ pub(super) fn approve(
     class: &Classification,
     cancel: &Cancel,
 ) -> Result<Verdict, Error> {
+    approve_outliving(opts, env, out, policy, req, class, cancel, false)
+}
+
+/// [`approve`]; with `outlive`, a request on a server lives as long as the policy allows even
+/// when this wait is shorter (an agent hook's), so that it can still be approved afterwards
+/// and the same command asked again goes ahead.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn approve_outliving(
+    opts: &RunOptions,
+    env: &Env,
+    out: &Output,
+    policy: &Policy,
+    req: &Request,
+    class: &Classification,
+    cancel: &Cancel,
+    outlive: bool,
+) -> Result<Verdict, Error> {
     let Some(requirement) = class.requirement.clone() else {
         return Ok(Verdict::stop(
             Outcome::Error,
@@ -51,6 +68,7 @@ pub(super) fn approve(
                 class,
                 &requirement,
                 &mut timeout,
+                outlive.then_some(requirement.timeout),
                 cancel,
             ) {
                 Ok(o) => o,
@@ -279,6 +297,7 @@ fn wait_server(
     class: &Classification,
     requirement: &Requirement,
     timeout: &mut Duration,
+    lifetime: Option<Duration>,
     cancel: &Cancel,
 ) -> Result<(Waited, Option<String>), Verdict> {
     let config = |message: String, hint: String| {
@@ -319,7 +338,7 @@ fn wait_server(
             "rules": class.matched.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
             "requirement": requirement,
         },
-        "timeout_secs": timeout.as_secs(),
+        "timeout_secs": lifetime.map_or(*timeout, |l| l.max(*timeout)).as_secs(),
     });
     let started = std::time::Instant::now();
     let deadline = deadline_after(started, *timeout);

@@ -18,6 +18,7 @@
 
 mod common;
 
+mod agent_hooks;
 mod allow9;
 mod chat_sims;
 mod cli_help;
@@ -47,6 +48,7 @@ mod server_crash;
 mod server_faults;
 mod server_limits;
 mod server_web;
+mod setup_agents;
 mod setup_local;
 mod shell_split;
 mod signed_decisions;
