@@ -155,27 +155,10 @@ fn install(agent: Agent, gate: &Path, settings: Option<Value>) -> Result<Value, 
     let Some(hooks) = hooks.as_object_mut() else {
         return Err("`hooks` is not a JSON object".into());
     };
-    let secs = SETUP_TIMEOUT.as_secs();
-    let (pre, post, entry): (&str, &str, Box<dyn Fn(&str) -> Value>) = match agent {
-        Agent::ClaudeCode | Agent::Codex => (
-            "PreToolUse",
-            "PostToolUse",
-            Box::new(
-                move |cmd: &str| json!({"matcher": "Bash", "hooks": [{"type": "command", "command": cmd, "timeout": secs}]}),
-            ),
-        ),
-        Agent::Gemini => (
-            "BeforeTool",
-            "AfterTool",
-            Box::new(
-                move |cmd: &str| json!({"matcher": "run_shell_command", "hooks": [{"type": "command", "name": "gate", "command": cmd, "timeout": secs * 1000}]}),
-            ),
-        ),
-        Agent::Cursor => (
-            "beforeShellExecution",
-            "afterShellExecution",
-            Box::new(move |cmd: &str| json!({"command": cmd, "timeout": secs, "failClosed": true})),
-        ),
+    let (pre, post) = match agent {
+        Agent::ClaudeCode | Agent::Codex => ("PreToolUse", "PostToolUse"),
+        Agent::Gemini => ("BeforeTool", "AfterTool"),
+        Agent::Cursor => ("beforeShellExecution", "afterShellExecution"),
     };
     for (event, word) in [(pre, "pre"), (post, "post")] {
         let list = hooks
@@ -185,9 +168,23 @@ fn install(agent: Agent, gate: &Path, settings: Option<Value>) -> Result<Value, 
             return Err(format!("`hooks.{event}` is not a JSON array"));
         };
         remove_gate_hooks(agent, list);
-        list.push(entry(&hook_command(agent, gate, word)));
+        list.push(entry(agent, &hook_command(agent, gate, word)));
     }
     Ok(root)
+}
+
+/// One event's hook entry running `cmd`, with the timeout in the agent's unit.
+fn entry(agent: Agent, cmd: &str) -> Value {
+    let secs = SETUP_TIMEOUT.as_secs();
+    match agent {
+        Agent::ClaudeCode | Agent::Codex => {
+            json!({"matcher": "Bash", "hooks": [{"type": "command", "command": cmd, "timeout": secs}]})
+        }
+        Agent::Gemini => json!({"matcher": "run_shell_command", "hooks": [
+            {"type": "command", "name": "gate", "command": cmd, "timeout": secs * 1000}
+        ]}),
+        Agent::Cursor => json!({"command": cmd, "timeout": secs, "failClosed": true}),
+    }
 }
 
 /// Takes gate's own hooks for `agent` out of one event's list: Cursor's flat entries, or the
