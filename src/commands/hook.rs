@@ -53,6 +53,13 @@ pub fn hook(env: &Env, out: &Output, opts: HookOptions) -> i32 {
     .collect();
     let event = Arc::new(Mutex::new(opts.event.unwrap_or(Event::Pre)));
     install_panic_answer(opts.agent, Arc::clone(&event));
+    // A hang anywhere (stdin never closed, a policy path that is a FIFO, a stuck disk) would
+    // end in the agent's own timeout, which lets the command run: answer first, and block.
+    watchdog(
+        opts.agent,
+        Arc::clone(&event),
+        opts.timeout.saturating_add(WATCHDOG_SLACK),
+    );
     let reply = answer(env, out, &opts, &stop, &event);
     for id in ids {
         signal_hook::low_level::unregister(id);
@@ -70,8 +77,50 @@ pub fn fail_closed(out: &Output, agent: Agent, event: Option<Event>, e: &Error) 
     )
 }
 
+/// How long past the approval wait the watchdog lets the hook run before it blocks.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(10);
+/// How long the agent may take to send its input and close stdin.
+const INPUT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Taken by whoever writes the answer, so the process writes exactly one.
+static ANSWERED: Mutex<()> = Mutex::new(());
+
+/// After `after`, writes the blocking answer and ends the process with exit 2 — unless the
+/// answer is being written already (then that one stands).
+fn watchdog(agent: Agent, event: Arc<Mutex<Event>>, after: Duration) {
+    let _ = std::thread::Builder::new()
+        .name("hook-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(after);
+            let event = event.lock().map(|e| *e).unwrap_or(Event::Pre);
+            let reply = agent.blocking(
+                event,
+                &format!(
+                    "gate: no answer within {}; refusing",
+                    humantime::format_duration(after)
+                ),
+            );
+            write_and_exit(&reply);
+        });
+}
+
+/// Writes `reply` as the one answer and exits with its status; used off the main path.
+fn write_and_exit(reply: &Reply) -> ! {
+    // Someone is writing the answer already (or crashed doing it): exit 2 blocks either way.
+    let Ok(_held) = ANSWERED.try_lock() else {
+        std::process::exit(crate::hook::BLOCK_EXIT)
+    };
+    let _ = std::io::stderr().write_all(format!("error: {}\n", reply.stderr).as_bytes());
+    let _ = std::io::stdout().write_all(&reply.stdout);
+    let _ = std::io::stdout().flush();
+    std::process::exit(reply.exit)
+}
+
 /// Writes a reply; a reply that cannot be written blocks (exit 2).
 fn deliver(out: &Output, reply: &Reply) -> i32 {
+    // Held to the end of the process: a late watchdog must not write a second answer.
+    let held = ANSWERED.lock();
+    std::mem::forget(held);
     if !reply.stderr.is_empty() {
         out.raw_stderr(&format!("error: {}", reply.stderr));
     }
@@ -95,10 +144,7 @@ fn install_panic_answer(agent: Agent, event: Arc<Mutex<Event>>) {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         let reply = agent.blocking(event, &format!("gate: internal error{at}; refusing"));
-        let _ = std::io::stderr().write_all(format!("error: {}\n", reply.stderr).as_bytes());
-        let _ = std::io::stdout().write_all(&reply.stdout);
-        let _ = std::io::stdout().flush();
-        std::process::exit(crate::hook::BLOCK_EXIT);
+        write_and_exit(&reply);
     }));
 }
 
@@ -112,7 +158,27 @@ fn answer(
     let agent = opts.agent;
     let guessed = opts.event.unwrap_or(Event::Pre);
     let block = |e: Event, why: String| agent.blocking(e, &format!("gate: {why}"));
-    let input = match read_input(std::io::stdin().lock()) {
+    let read = Arc::new(AtomicBool::new(false));
+    {
+        let read = Arc::clone(&read);
+        let _ = std::thread::Builder::new()
+            .name("hook-input".into())
+            .spawn(move || {
+                std::thread::sleep(INPUT_DEADLINE);
+                if !read.load(Ordering::SeqCst) {
+                    write_and_exit(&agent.blocking(
+                        guessed,
+                        &format!(
+                            "gate: the hook input did not end within {}s; refusing",
+                            INPUT_DEADLINE.as_secs()
+                        ),
+                    ));
+                }
+            });
+    }
+    let input = read_input(std::io::stdin().lock());
+    read.store(true, Ordering::SeqCst);
+    let input = match input {
         Ok(i) => i,
         Err(e) => return block(guessed, e.to_string()),
     };

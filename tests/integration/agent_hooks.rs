@@ -218,6 +218,15 @@ fn hostile_and_broken_input_always_blocks() {
                 input(agent, "pre", "rm\0 -rf /").into_bytes(),
             ),
             ("garbage", b"\x1b[2J\x00\x01 not json at all".to_vec()),
+            (
+                "a duplicated key",
+                good.replacen('{', "{\"hook_event_name\": \"PreToolUse\", ", 1)
+                    .replace(
+                        "\"hook_event_name\":\"beforeShellExecution\"",
+                        "\"hook_event_name\":\"beforeShellExecution\", \"hook_event_name\":\"x\"",
+                    )
+                    .into_bytes(),
+            ),
         ];
         for (what, bytes) in cases {
             let g = Gate::new().policy(POLICY);
@@ -508,4 +517,27 @@ fn sigterm_while_waiting_blocks() {
             .args(["deny", "--server", &srv.url, &id, "--reason", "test"]);
         let _ = c.output();
     }
+}
+
+/// The attack: hold the hook's stdin open so it never answers, and let the agent's own hook
+/// timeout (which in Claude Code lets the command run) decide. gate answers first, and blocks.
+#[test]
+fn input_that_never_ends_is_blocked_before_the_agent_gives_up() {
+    let g = Gate::new().policy(POLICY);
+    let mut c = g.command();
+    c.args(["hook", "claude-code"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(b"{\"hook_event_name\": \"PreToolUse\"")
+        .unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    drop(pipe);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert_eq!(verdict("claude-code", &stdout), "deny", "{stdout}");
 }
