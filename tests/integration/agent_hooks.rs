@@ -541,3 +541,125 @@ fn input_that_never_ends_is_blocked_before_the_agent_gives_up() {
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert_eq!(verdict("claude-code", &stdout), "deny", "{stdout}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Approvals through the local spool.
+
+const LOCAL_POLICY: &str = r#"version: 1
+defaults: { decision: allow }
+groups:
+  ops: [gt-hk-alice]
+rules:
+  - name: deploy
+    match: { program: kubectl }
+    decision: approve
+    approval: { approvers: [ops], timeout: 60s }
+"#;
+
+/// The local-spool attack: the agent runs as the requesting user and answers its own request
+/// with `gate approve`. Its own uid never counts, so the hook times out and denies; the same
+/// wait answered by an eligible approver (another OS user) is allowed.
+#[test]
+fn an_agent_cannot_approve_itself_through_the_local_spool() {
+    use std::os::unix::fs::PermissionsExt;
+    let users = common::users::ensure(&["gt-hk-alice"], "agent_hooks");
+    let alice = users["gt-hk-alice"];
+    let g = Gate::new().policy(LOCAL_POLICY);
+    let dir = g.dir.path().to_path_buf();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        g.path("policy.yaml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let bin_dir = dir.join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::fs::set_permissions(&bin_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = common::users::bin_for_others(&bin_dir);
+    let spool = g.path("spool");
+    let pending = |g: &Gate| -> Option<String> {
+        let mut c = g.command();
+        c.args(["requests", "--json"]);
+        let out = c.output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find_map(|v| v["id"].as_str().map(str::to_owned))
+    };
+    let wait_pending = |g: &Gate| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(id) = pending(g) {
+                return id;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the hook never filed its request"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let cmd = "kubectl apply -f deploy.yaml";
+
+    // The agent approves its own request: it does not count.
+    let mut c = g.command();
+    c.args(["hook", "claude-code", "--timeout", "5s"]);
+    let stdin = input("claude-code", "pre", cmd);
+    let waiting = std::thread::spawn(move || feed(c, stdin.as_bytes()));
+    let id = wait_pending(&g);
+    let mut c = g.command();
+    c.args(["approve", &id]);
+    let _ = c.output().unwrap();
+    let (status, stdout, stderr) = waiting.join().unwrap();
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(
+        verdict("claude-code", &stdout),
+        "deny",
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("gate approve"), "{stdout}");
+
+    // An eligible approver answers while the hook waits: allowed.
+    let mut c = g.command();
+    c.args(["hook", "claude-code", "--timeout", "30s"]);
+    let stdin = input("claude-code", "pre", cmd);
+    let waiting = std::thread::spawn(move || feed(c, stdin.as_bytes()));
+    let id = wait_pending(&g);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("setpriv")
+            .arg(format!("--reuid={}", alice.uid))
+            .arg(format!("--regid={}", alice.gid))
+            .arg("--clear-groups")
+            .arg("--")
+            .arg(&bin)
+            .args(["approve", &id])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", "/nonexistent")
+            .env("GATE_SPOOL", &spool)
+            .env("GATE_POLICY", g.path("policy.yaml"))
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        // The request is opened up to other users a moment after root sees it.
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, stdout, stderr) = waiting.join().unwrap();
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(
+        verdict("claude-code", &stdout),
+        "allow",
+        "{stdout}\n{stderr}"
+    );
+    let last = decisions(&g).pop().unwrap();
+    assert_eq!(last["decision"]["approvals"][0]["principal"], "gt-hk-alice");
+}
