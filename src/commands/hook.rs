@@ -216,6 +216,7 @@ fn pre(env: &Env, out: &Output, opts: &HookOptions, call: &Call, command: String
         session: call.session.clone(),
         tool_use: call.tool_use.clone(),
         policy_files: opts.policy_files.clone(),
+        can_ask: agent.can_ask(),
         timeout: Some(opts.timeout),
     };
     match decide_for_agent(&c, env, out) {

@@ -42,6 +42,11 @@ impl Agent {
         }
     }
 
+    /// Whether the agent has an "ask the person" answer (Codex and Gemini CLI hooks do not).
+    pub fn can_ask(self) -> bool {
+        matches!(self, Agent::ClaudeCode | Agent::Cursor)
+    }
+
     /// Reads one hook input. `event` is what the command line said (`--event`), if anything;
     /// when the input names its event too, the two must agree.
     pub fn parse(self, input: &[u8], event: Option<Event>) -> Result<Call, HookError> {

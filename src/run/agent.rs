@@ -37,6 +37,8 @@ pub struct AgentCommand {
     pub session: Option<String>,
     pub tool_use: Option<String>,
     pub policy_files: Vec<PathBuf>,
+    /// Whether the agent can ask its person (a `confirm` rule); without, it is refused.
+    pub can_ask: bool,
     /// The longest wait for an approval (never longer than the policy allows).
     pub timeout: Option<Duration>,
 }
@@ -142,6 +144,21 @@ pub fn decide_for_agent(c: &AgentCommand, env: &Env, out: &Output) -> Result<Age
         Decision::Deny => denied(&c.policy_files, &req, &class),
         // Never gate's own terminal prompt: the agent owns the terminal. Its person answers
         // in the agent, which gate records as the requester's confirmation through it.
+        Decision::Confirm if !c.can_ask => Verdict::stop(
+            Outcome::Refused,
+            Error::Denied {
+                message: format!(
+                    "{}, but {} cannot ask you from a hook",
+                    super::verdict::why_confirm(&class),
+                    c.agent
+                ),
+                hint: Some(
+                    "confirmation must be typed by a person: run it yourself at a terminal \
+                     with `gate -- COMMAND`"
+                        .into(),
+                ),
+            },
+        ),
         Decision::Confirm => {
             ask = Some(super::verdict::why_confirm(&class));
             Verdict::Run {

@@ -151,6 +151,12 @@ fn allow_deny_and_confirm_answer_in_each_agents_schema_and_are_recorded() {
             let d = decisions(&g);
             assert_eq!(d.len(), n + 1, "{agent}: one decision per call");
             let last = &d[n];
+            // The log says what the agent was told: run (allow, ask) or not (deny).
+            assert_eq!(
+                last["decision"]["run"],
+                want[i] != "deny",
+                "{agent} {command}: {last}"
+            );
             assert_eq!(last["request"]["command"]["argv"][2], *command);
             let who = last["request"]["requester"]["agent"].as_str().unwrap();
             assert!(who.starts_with(agent), "{who}");
