@@ -205,12 +205,19 @@ fn from_json<T: serde::de::DeserializeOwned>(
     if text.trim().is_empty() {
         return Err(HookError::Empty);
     }
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| HookError::Json {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| HookError::Json {
         agent,
         path: e.path().to_string(),
         message: e.inner().to_string(),
-    })
+    })?;
+    // One JSON document and nothing after it: a second one would be read by nobody the same.
+    de.end().map_err(|e| HookError::Json {
+        agent,
+        path: ".".into(),
+        message: format!("more after the JSON object: {e}"),
+    })?;
+    Ok(v)
 }
 
 /// An id from the agent, fit to be shown and recorded: control characters dropped, at most
@@ -346,6 +353,25 @@ mod tests {
         ] {
             assert!(matches!(a.parse(&big, None), Err(HookError::TooLarge(_))));
         }
+    }
+
+    #[test]
+    fn a_second_document_after_the_first_is_refused() {
+        let one =
+            r#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}"#;
+        assert!(Agent::ClaudeCode.parse(one.as_bytes(), None).is_ok());
+        let two = format!("{one}\n{}", one.replace("ls", "rm -rf /"));
+        assert!(Agent::ClaudeCode.parse(two.as_bytes(), None).is_err());
+        assert!(
+            Agent::ClaudeCode
+                .parse(format!("{one} x").as_bytes(), None)
+                .is_err()
+        );
+        assert!(
+            Agent::ClaudeCode
+                .parse(format!("{one}\n").as_bytes(), None)
+                .is_ok()
+        );
     }
 
     #[test]
