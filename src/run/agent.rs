@@ -118,9 +118,10 @@ pub fn decide_for_agent(c: &AgentCommand, env: &Env, out: &Output) -> Result<Age
             _ => None,
         });
     let pending = Pending::new(env, &req);
+    let lifetime = class.requirement.as_ref().map(|r| r.timeout);
     if class.decision == Decision::Approve
         && server.is_some()
-        && let Some(id) = pending.load()
+        && let Some(id) = lifetime.and_then(|l| pending.load(l))
     {
         req.view.id = id;
     }
@@ -272,7 +273,17 @@ impl Pending {
         }
     }
 
-    fn load(&self) -> Option<String> {
+    /// The id, while the request it names can still be open (younger than `lifetime`, the
+    /// longest a request lives on the server); an older one is dropped.
+    fn load(&self, lifetime: Duration) -> Option<String> {
+        let age = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())?;
+        if age > lifetime {
+            self.clear();
+            return None;
+        }
         let text = std::fs::read_to_string(&self.path).ok()?;
         let id = text.trim();
         let ok = !id.is_empty()
@@ -281,8 +292,13 @@ impl Pending {
         ok.then(|| id.to_owned())
     }
 
+    /// Keeps `id` for a retry; an id kept already stays as it was, so the file's age is the
+    /// request's.
     fn store(&self, id: &str) {
         use std::os::unix::fs::DirBuilderExt;
+        if std::fs::read_to_string(&self.path).is_ok_and(|t| t.trim() == id) {
+            return;
+        }
         if let Some(dir) = self.path.parent() {
             let _ = std::fs::DirBuilder::new()
                 .recursive(true)
