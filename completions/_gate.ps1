@@ -45,7 +45,8 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('deny', 'deny', [CompletionResultType]::ParameterValue, 'Deny a pending request as the current user (or as your server token''s principal)')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the approval and audit server')
-            [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'One-time set-up of this machine, as root')
+            [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'One-time set-up of this machine, as root; or install gate''s hook into an AI agent')
+            [CompletionResult]::new('hook', 'hook', [CompletionResultType]::ParameterValue, 'Answer an AI agent''s shell-tool hook: read its hook JSON on stdin, decide, answer in its schema')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions for SHELL')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (gate.1)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -458,8 +459,68 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('claude-code', 'claude-code', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Claude Code''s settings (.claude/settings.json)')
+            [CompletionResult]::new('codex', 'codex', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Codex''s hooks file (.codex/hooks.json)')
+            [CompletionResult]::new('gemini', 'gemini', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Gemini CLI''s settings (.gemini/settings.json)')
+            [CompletionResult]::new('cursor', 'cursor', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Cursor''s hooks file (.cursor/hooks.json), failing closed')
             [CompletionResult]::new('local', 'local', [CompletionResultType]::ParameterValue, 'Make the shared spool for approvals on this machine, and the system policy naming it')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gate;setup;claude-code' {
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The agent''s settings in this project (the current directory)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Your own settings for the agent, for every project (the default)')
+            [CompletionResult]::new('--print', '--print', [CompletionResultType]::ParameterName, 'Print the settings file as it would be; change nothing')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'gate;setup;codex' {
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The agent''s settings in this project (the current directory)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Your own settings for the agent, for every project (the default)')
+            [CompletionResult]::new('--print', '--print', [CompletionResultType]::ParameterName, 'Print the settings file as it would be; change nothing')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gate;setup;gemini' {
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The agent''s settings in this project (the current directory)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Your own settings for the agent, for every project (the default)')
+            [CompletionResult]::new('--print', '--print', [CompletionResultType]::ParameterName, 'Print the settings file as it would be; change nothing')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gate;setup;cursor' {
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The agent''s settings in this project (the current directory)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Your own settings for the agent, for every project (the default)')
+            [CompletionResult]::new('--print', '--print', [CompletionResultType]::ParameterName, 'Print the settings file as it would be; change nothing')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'gate;setup;local' {
@@ -479,14 +540,43 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;setup;help' {
+            [CompletionResult]::new('claude-code', 'claude-code', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Claude Code''s settings (.claude/settings.json)')
+            [CompletionResult]::new('codex', 'codex', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Codex''s hooks file (.codex/hooks.json)')
+            [CompletionResult]::new('gemini', 'gemini', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Gemini CLI''s settings (.gemini/settings.json)')
+            [CompletionResult]::new('cursor', 'cursor', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Cursor''s hooks file (.cursor/hooks.json), failing closed')
             [CompletionResult]::new('local', 'local', [CompletionResultType]::ParameterValue, 'Make the shared spool for approvals on this machine, and the system policy naming it')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gate;setup;help;claude-code' {
+            break
+        }
+        'gate;setup;help;codex' {
+            break
+        }
+        'gate;setup;help;gemini' {
+            break
+        }
+        'gate;setup;help;cursor' {
             break
         }
         'gate;setup;help;local' {
             break
         }
         'gate;setup;help;help' {
+            break
+        }
+        'gate;hook' {
+            [CompletionResult]::new('--event', '--event', [CompletionResultType]::ParameterName, 'Which call this is; by default read from the input''s event name (they must agree)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Wait at most this long for an approval (never longer than the policy allows); keep it under the hook timeout the agent is given, or the agent stops waiting first')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'gate;completions' {
@@ -522,7 +612,8 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('deny', 'deny', [CompletionResultType]::ParameterValue, 'Deny a pending request as the current user (or as your server token''s principal)')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the approval and audit server')
-            [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'One-time set-up of this machine, as root')
+            [CompletionResult]::new('setup', 'setup', [CompletionResultType]::ParameterValue, 'One-time set-up of this machine, as root; or install gate''s hook into an AI agent')
+            [CompletionResult]::new('hook', 'hook', [CompletionResultType]::ParameterValue, 'Answer an AI agent''s shell-tool hook: read its hook JSON on stdin, decide, answer in its schema')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions for SHELL')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (gate.1)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -605,10 +696,29 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;help;setup' {
+            [CompletionResult]::new('claude-code', 'claude-code', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Claude Code''s settings (.claude/settings.json)')
+            [CompletionResult]::new('codex', 'codex', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Codex''s hooks file (.codex/hooks.json)')
+            [CompletionResult]::new('gemini', 'gemini', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Gemini CLI''s settings (.gemini/settings.json)')
+            [CompletionResult]::new('cursor', 'cursor', [CompletionResultType]::ParameterValue, 'Install gate''s hook into Cursor''s hooks file (.cursor/hooks.json), failing closed')
             [CompletionResult]::new('local', 'local', [CompletionResultType]::ParameterValue, 'Make the shared spool for approvals on this machine, and the system policy naming it')
             break
         }
+        'gate;help;setup;claude-code' {
+            break
+        }
+        'gate;help;setup;codex' {
+            break
+        }
+        'gate;help;setup;gemini' {
+            break
+        }
+        'gate;help;setup;cursor' {
+            break
+        }
         'gate;help;setup;local' {
+            break
+        }
+        'gate;help;hook' {
             break
         }
         'gate;help;completions' {

@@ -31,6 +31,9 @@ _gate() {
             gate,help)
                 cmd="gate__subcmd__help"
                 ;;
+            gate,hook)
+                cmd="gate__subcmd__hook"
+                ;;
             gate,log)
                 cmd="gate__subcmd__log"
                 ;;
@@ -66,6 +69,9 @@ _gate() {
                 ;;
             gate__subcmd__help,help)
                 cmd="gate__subcmd__help__subcmd__help"
+                ;;
+            gate__subcmd__help,hook)
+                cmd="gate__subcmd__help__subcmd__hook"
                 ;;
             gate__subcmd__help,log)
                 cmd="gate__subcmd__help__subcmd__log"
@@ -126,6 +132,18 @@ _gate() {
                 ;;
             gate__subcmd__help__subcmd__serve__subcmd__token,revoke)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token__subcmd__revoke"
+                ;;
+            gate__subcmd__help__subcmd__setup,claude-code)
+                cmd="gate__subcmd__help__subcmd__setup__subcmd__claude__subcmd__code"
+                ;;
+            gate__subcmd__help__subcmd__setup,codex)
+                cmd="gate__subcmd__help__subcmd__setup__subcmd__codex"
+                ;;
+            gate__subcmd__help__subcmd__setup,cursor)
+                cmd="gate__subcmd__help__subcmd__setup__subcmd__cursor"
+                ;;
+            gate__subcmd__help__subcmd__setup,gemini)
+                cmd="gate__subcmd__help__subcmd__setup__subcmd__gemini"
                 ;;
             gate__subcmd__help__subcmd__setup,local)
                 cmd="gate__subcmd__help__subcmd__setup__subcmd__local"
@@ -241,11 +259,35 @@ _gate() {
             gate__subcmd__serve__subcmd__token__subcmd__help,revoke)
                 cmd="gate__subcmd__serve__subcmd__token__subcmd__help__subcmd__revoke"
                 ;;
+            gate__subcmd__setup,claude-code)
+                cmd="gate__subcmd__setup__subcmd__claude__subcmd__code"
+                ;;
+            gate__subcmd__setup,codex)
+                cmd="gate__subcmd__setup__subcmd__codex"
+                ;;
+            gate__subcmd__setup,cursor)
+                cmd="gate__subcmd__setup__subcmd__cursor"
+                ;;
+            gate__subcmd__setup,gemini)
+                cmd="gate__subcmd__setup__subcmd__gemini"
+                ;;
             gate__subcmd__setup,help)
                 cmd="gate__subcmd__setup__subcmd__help"
                 ;;
             gate__subcmd__setup,local)
                 cmd="gate__subcmd__setup__subcmd__local"
+                ;;
+            gate__subcmd__setup__subcmd__help,claude-code)
+                cmd="gate__subcmd__setup__subcmd__help__subcmd__claude__subcmd__code"
+                ;;
+            gate__subcmd__setup__subcmd__help,codex)
+                cmd="gate__subcmd__setup__subcmd__help__subcmd__codex"
+                ;;
+            gate__subcmd__setup__subcmd__help,cursor)
+                cmd="gate__subcmd__setup__subcmd__help__subcmd__cursor"
+                ;;
+            gate__subcmd__setup__subcmd__help,gemini)
+                cmd="gate__subcmd__setup__subcmd__help__subcmd__gemini"
                 ;;
             gate__subcmd__setup__subcmd__help,help)
                 cmd="gate__subcmd__setup__subcmd__help__subcmd__help"
@@ -260,7 +302,7 @@ _gate() {
 
     case "${cmd}" in
         gate)
-            opts="-q -v -h -V --reason --timeout --no-wait --request --wait --json --policy --color --quiet --verbose --help --version check policy log requests approve deny login serve setup completions man help"
+            opts="-q -v -h -V --reason --timeout --no-wait --json --policy --color --quiet --verbose --help --version check policy log requests approve deny login serve setup hook completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -271,10 +313,6 @@ _gate() {
                     return 0
                     ;;
                 --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --request)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -402,7 +440,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help)
-            opts="check policy log requests approve deny login serve setup completions man help"
+            opts="check policy log requests approve deny login serve setup hook completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -472,6 +510,20 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__hook)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -752,8 +804,64 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__setup)
-            opts="local"
+            opts="claude-code codex gemini cursor local"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__setup__subcmd__claude__subcmd__code)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__setup__subcmd__codex)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__setup__subcmd__cursor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__setup__subcmd__gemini)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -772,6 +880,36 @@ _gate() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__hook)
+            opts="-q -v -h --event --timeout --policy --color --quiet --verbose --help claude-code codex gemini cursor"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --event)
+                    COMPREPLY=($(compgen -W "pre post" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1358,7 +1496,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve)
-            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --public-url --policy --color --quiet --verbose --help token key help"
+            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --policy --color --quiet --verbose --help token key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1389,10 +1527,6 @@ _gate() {
                     return 0
                     ;;
                 --max-connections)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --public-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1718,7 +1852,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__setup)
-            opts="-q -v -h --policy --color --quiet --verbose --help local help"
+            opts="-q -v -h --policy --color --quiet --verbose --help claude-code codex gemini cursor local help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1739,9 +1873,153 @@ _gate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        gate__subcmd__setup__subcmd__help)
-            opts="local help"
+        gate__subcmd__setup__subcmd__claude__subcmd__code)
+            opts="-q -v -h --project --user --print --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__codex)
+            opts="-q -v -h --project --user --print --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__cursor)
+            opts="-q -v -h --project --user --print --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__gemini)
+            opts="-q -v -h --project --user --print --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help)
+            opts="claude-code codex gemini cursor local help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help__subcmd__claude__subcmd__code)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help__subcmd__codex)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help__subcmd__cursor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__setup__subcmd__help__subcmd__gemini)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

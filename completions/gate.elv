@@ -42,7 +42,8 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand deny 'Deny a pending request as the current user (or as your server token''s principal)'
             cand login 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
             cand serve 'Run the approval and audit server'
-            cand setup 'One-time set-up of this machine, as root'
+            cand setup 'One-time set-up of this machine, as root; or install gate''s hook into an AI agent'
+            cand hook 'Answer an AI agent''s shell-tool hook: read its hook JSON on stdin, decide, answer in its schema'
             cand completions 'Print shell completions for SHELL'
             cand man 'Print the man page (gate.1)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -409,8 +410,64 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --verbose 'Say more (repeat for more detail)'
             cand -h 'Print help'
             cand --help 'Print help'
+            cand claude-code 'Install gate''s hook into Claude Code''s settings (.claude/settings.json)'
+            cand codex 'Install gate''s hook into Codex''s hooks file (.codex/hooks.json)'
+            cand gemini 'Install gate''s hook into Gemini CLI''s settings (.gemini/settings.json)'
+            cand cursor 'Install gate''s hook into Cursor''s hooks file (.cursor/hooks.json), failing closed'
             cand local 'Make the shared spool for approvals on this machine, and the system policy naming it'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;setup;claude-code'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand --project 'The agent''s settings in this project (the current directory)'
+            cand --user 'Your own settings for the agent, for every project (the default)'
+            cand --print 'Print the settings file as it would be; change nothing'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;setup;codex'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand --project 'The agent''s settings in this project (the current directory)'
+            cand --user 'Your own settings for the agent, for every project (the default)'
+            cand --print 'Print the settings file as it would be; change nothing'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;setup;gemini'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand --project 'The agent''s settings in this project (the current directory)'
+            cand --user 'Your own settings for the agent, for every project (the default)'
+            cand --print 'Print the settings file as it would be; change nothing'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;setup;cursor'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand --project 'The agent''s settings in this project (the current directory)'
+            cand --user 'Your own settings for the agent, for every project (the default)'
+            cand --print 'Print the settings file as it would be; change nothing'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
         }
         &'gate;setup;local'= {
             cand --group 'The group whose members may ask and answer (made with `groupadd --system` if missing)'
@@ -428,12 +485,36 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'gate;setup;help'= {
+            cand claude-code 'Install gate''s hook into Claude Code''s settings (.claude/settings.json)'
+            cand codex 'Install gate''s hook into Codex''s hooks file (.codex/hooks.json)'
+            cand gemini 'Install gate''s hook into Gemini CLI''s settings (.gemini/settings.json)'
+            cand cursor 'Install gate''s hook into Cursor''s hooks file (.cursor/hooks.json), failing closed'
             cand local 'Make the shared spool for approvals on this machine, and the system policy naming it'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;setup;help;claude-code'= {
+        }
+        &'gate;setup;help;codex'= {
+        }
+        &'gate;setup;help;gemini'= {
+        }
+        &'gate;setup;help;cursor'= {
         }
         &'gate;setup;help;local'= {
         }
         &'gate;setup;help;help'= {
+        }
+        &'gate;hook'= {
+            cand --event 'Which call this is; by default read from the input''s event name (they must agree)'
+            cand --timeout 'Wait at most this long for an approval (never longer than the policy allows); keep it under the hook timeout the agent is given, or the agent stops waiting first'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'gate;completions'= {
             cand --out-dir 'Write completions for every shell into this directory instead'
@@ -466,7 +547,8 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand deny 'Deny a pending request as the current user (or as your server token''s principal)'
             cand login 'Store your token for a gate server in the OS keyring (or a 0600 file where there is none)'
             cand serve 'Run the approval and audit server'
-            cand setup 'One-time set-up of this machine, as root'
+            cand setup 'One-time set-up of this machine, as root; or install gate''s hook into an AI agent'
+            cand hook 'Answer an AI agent''s shell-tool hook: read its hook JSON on stdin, decide, answer in its schema'
             cand completions 'Print shell completions for SHELL'
             cand man 'Print the man page (gate.1)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -527,9 +609,23 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;help;serve;key'= {
         }
         &'gate;help;setup'= {
+            cand claude-code 'Install gate''s hook into Claude Code''s settings (.claude/settings.json)'
+            cand codex 'Install gate''s hook into Codex''s hooks file (.codex/hooks.json)'
+            cand gemini 'Install gate''s hook into Gemini CLI''s settings (.gemini/settings.json)'
+            cand cursor 'Install gate''s hook into Cursor''s hooks file (.cursor/hooks.json), failing closed'
             cand local 'Make the shared spool for approvals on this machine, and the system policy naming it'
         }
+        &'gate;help;setup;claude-code'= {
+        }
+        &'gate;help;setup;codex'= {
+        }
+        &'gate;help;setup;gemini'= {
+        }
+        &'gate;help;setup;cursor'= {
+        }
         &'gate;help;setup;local'= {
+        }
+        &'gate;help;hook'= {
         }
         &'gate;help;completions'= {
         }

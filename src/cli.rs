@@ -235,9 +235,30 @@ pub enum Commands {
     },
     /// Run the approval and audit server.
     Serve(ServeArgs),
-    /// One-time set-up of this machine, as root.
+    /// One-time set-up of this machine, as root; or install gate's hook into an AI agent.
     #[command(subcommand)]
     Setup(SetupCommand),
+    /// Answer an AI agent's shell-tool hook: read its hook JSON on stdin, decide, answer in
+    /// its schema.
+    ///
+    /// `allow` lets the command run; `deny` refuses it with the rule's message; `confirm` is
+    /// the agent's own "ask the person" answer (denied where the agent has none); `approve`
+    /// waits for an approval (at most `--timeout`) and lets it run only with the approval in
+    /// hand. Every decision is recorded before the answer; the post-tool call records the
+    /// result. Any failure (bad input, no policy, no backend, an unwritable log, a signal, a
+    /// crash) is the blocking answer with exit 2. `gate setup AGENT` installs it.
+    Hook {
+        /// The agent whose hook JSON comes on stdin.
+        #[arg(value_enum)]
+        agent: HookAgent,
+        /// Which call this is; by default read from the input's event name (they must agree).
+        #[arg(long, value_enum, value_name = "EVENT")]
+        event: Option<HookEvent>,
+        /// Wait at most this long for an approval (never longer than the policy allows); keep
+        /// it under the hook timeout the agent is given, or the agent stops waiting first.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "280s")]
+        timeout: std::time::Duration,
+    },
     /// Print shell completions for SHELL.
     Completions {
         /// The shell: bash, zsh, fish, elvish or powershell.
@@ -474,8 +495,56 @@ pub enum LogCommand {
     Key,
 }
 
+/// The agents `gate hook` and `gate setup` know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HookAgent {
+    /// Claude Code (PreToolUse / PostToolUse, Bash tool).
+    ClaudeCode,
+    /// OpenAI Codex CLI (PreToolUse / PostToolUse, Bash tool).
+    Codex,
+    /// Gemini CLI (BeforeTool / AfterTool, run_shell_command tool).
+    Gemini,
+    /// Cursor (beforeShellExecution / afterShellExecution).
+    Cursor,
+}
+
+/// Before or after the shell tool runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HookEvent {
+    Pre,
+    Post,
+}
+
+/// Where `gate setup AGENT` installs the hook.
+#[derive(Debug, Args, Clone)]
+pub struct AgentSetupArgs {
+    /// The agent's settings in this project (the current directory).
+    #[arg(long, conflicts_with = "user")]
+    pub project: bool,
+    /// Your own settings for the agent, for every project (the default).
+    #[arg(long)]
+    pub user: bool,
+    /// Print the settings file as it would be; change nothing.
+    #[arg(long)]
+    pub print: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SetupCommand {
+    /// Install gate's hook into Claude Code's settings (.claude/settings.json).
+    ///
+    /// Adds PreToolUse and PostToolUse command hooks for the Bash tool that run this gate
+    /// binary (its absolute path) with an explicit timeout, keeping every other setting and
+    /// hook. Running it again changes nothing. A settings file that is not valid JSON is left
+    /// alone, with the error.
+    #[command(name = "claude-code")]
+    ClaudeCode(AgentSetupArgs),
+    /// Install gate's hook into Codex's hooks file (.codex/hooks.json).
+    Codex(AgentSetupArgs),
+    /// Install gate's hook into Gemini CLI's settings (.gemini/settings.json).
+    Gemini(AgentSetupArgs),
+    /// Install gate's hook into Cursor's hooks file (.cursor/hooks.json), failing closed.
+    Cursor(AgentSetupArgs),
     /// Make the shared spool for approvals on this machine, and the system policy naming it.
     ///
     /// Run once as root (`sudo gate setup local`): creates the group (default `gate`) if

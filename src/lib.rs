@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod hook;
 pub mod http;
 pub mod identity;
 pub mod jcs;

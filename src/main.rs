@@ -4,10 +4,10 @@
 use clap::FromArgMatches;
 
 use gate::cli::{
-    Cli, Color, Commands, ExportFormat, LogCommand, LogFilter, OutcomeFilter, PolicyCommand,
-    SetupCommand,
+    Cli, Color, Commands, ExportFormat, HookAgent, HookEvent, LogCommand, LogFilter, OutcomeFilter,
+    PolicyCommand, SetupCommand,
 };
-use gate::commands::{check, generate, log, policy, requests, serve, setup};
+use gate::commands::{check, generate, hook, log, policy, requests, serve, setup, setup_agents};
 use gate::config::Env;
 use gate::error::Error;
 use gate::output::{ColorChoice, Output};
@@ -47,12 +47,20 @@ fn main() {
         .with_ansi(out.color)
         .with_target(false)
         .try_init();
+    // A hook's every failure is the agent's blocking answer (exit 2), never another status.
+    let hook_mode = match &cli.command {
+        Some(Commands::Hook { agent, event, .. }) => Some((hook_agent(*agent), hook_event(*event))),
+        _ => None,
+    };
     let code = match guarded(|| dispatch(cli, &env, &out)) {
         Ok(code) => code,
-        Err(e) => {
-            out.report(&e);
-            e.exit_code()
-        }
+        Err(e) => match hook_mode {
+            Some((agent, event)) => hook::fail_closed(&out, agent, event, &e),
+            None => {
+                out.report(&e);
+                e.exit_code()
+            }
+        },
     };
     std::process::exit(code);
 }
@@ -340,6 +348,32 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
                 json,
             },
         ),
+        Commands::Hook {
+            agent,
+            event,
+            timeout,
+        } => Ok(hook::hook(
+            env,
+            out,
+            hook::HookOptions {
+                agent: hook_agent(agent),
+                event: hook_event(event),
+                timeout,
+                policy_files,
+            },
+        )),
+        Commands::Setup(SetupCommand::ClaudeCode(a)) => {
+            setup_agents::setup(env, out, agent_setup(HookAgent::ClaudeCode, a))
+        }
+        Commands::Setup(SetupCommand::Codex(a)) => {
+            setup_agents::setup(env, out, agent_setup(HookAgent::Codex, a))
+        }
+        Commands::Setup(SetupCommand::Gemini(a)) => {
+            setup_agents::setup(env, out, agent_setup(HookAgent::Gemini, a))
+        }
+        Commands::Setup(SetupCommand::Cursor(a)) => {
+            setup_agents::setup(env, out, agent_setup(HookAgent::Cursor, a))
+        }
         Commands::Completions { shell, out_dir } => {
             match out_dir {
                 Some(dir) => generate::completions_to_dir(&dir)?,
@@ -362,6 +396,31 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             Ok(0)
         }
     }
+}
+
+/// `gate setup AGENT` as plain settings.
+fn agent_setup(agent: HookAgent, a: gate::cli::AgentSetupArgs) -> setup_agents::AgentSetup {
+    setup_agents::AgentSetup {
+        agent: hook_agent(agent),
+        project: a.project,
+        print: a.print,
+    }
+}
+
+fn hook_agent(a: HookAgent) -> gate::hook::Agent {
+    match a {
+        HookAgent::ClaudeCode => gate::hook::Agent::ClaudeCode,
+        HookAgent::Codex => gate::hook::Agent::Codex,
+        HookAgent::Gemini => gate::hook::Agent::Gemini,
+        HookAgent::Cursor => gate::hook::Agent::Cursor,
+    }
+}
+
+fn hook_event(e: Option<HookEvent>) -> Option<gate::hook::Event> {
+    e.map(|e| match e {
+        HookEvent::Pre => gate::hook::Event::Pre,
+        HookEvent::Post => gate::hook::Event::Post,
+    })
 }
 
 /// `gate log` filters as plain settings: an outcome in the decision records' spelling.

@@ -109,6 +109,71 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
         ],
     ),
     (
+        "hook",
+        &[
+            (
+                "0",
+                "answered in the agent's schema on stdout: allow, deny (with the reason), ask, or nothing to say",
+            ),
+            (
+                "2",
+                "blocked: the hook input, the policy, the backend, the audit log, a signal or gate itself failed; the reason is on stderr (never any other status: Claude Code would run the command)",
+            ),
+        ],
+    ),
+    (
+        "setup claude-code",
+        &[
+            (
+                "0",
+                "the hook is installed (or already was), or `--print` printed the file",
+            ),
+            (
+                "78",
+                "the settings file cannot be read, parsed or written; it is left as it was",
+            ),
+        ],
+    ),
+    (
+        "setup codex",
+        &[
+            (
+                "0",
+                "the hook is installed (or already was), or `--print` printed the file",
+            ),
+            (
+                "78",
+                "the hooks file cannot be read, parsed or written; it is left as it was",
+            ),
+        ],
+    ),
+    (
+        "setup gemini",
+        &[
+            (
+                "0",
+                "the hook is installed (or already was), or `--print` printed the file",
+            ),
+            (
+                "78",
+                "the settings file cannot be read, parsed or written; it is left as it was",
+            ),
+        ],
+    ),
+    (
+        "setup cursor",
+        &[
+            (
+                "0",
+                "the hook is installed (or already was), or `--print` printed the file",
+            ),
+            (
+                "78",
+                "the hooks file cannot be read, parsed or written; it is left as it was",
+            ),
+        ],
+    ),
+    (
         "log verify",
         &[
             (

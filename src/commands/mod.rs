@@ -2,11 +2,13 @@
 
 pub mod check;
 pub mod generate;
+pub mod hook;
 pub mod log;
 pub mod policy;
 pub mod request_view;
 pub mod requests;
 pub mod serve;
 pub mod setup;
+pub mod setup_agents;
 
 pub use crate::output::Output;

@@ -26,6 +26,23 @@ pub(super) fn approve(
     class: &Classification,
     cancel: &Cancel,
 ) -> Result<Verdict, Error> {
+    approve_outliving(opts, env, out, policy, req, class, cancel, false)
+}
+
+/// [`approve`]; with `outlive`, a request on a server lives as long as the policy allows even
+/// when this wait is shorter (an agent hook's), so that it can still be approved afterwards
+/// and the same command asked again goes ahead.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn approve_outliving(
+    opts: &RunOptions,
+    env: &Env,
+    out: &Output,
+    policy: &Policy,
+    req: &Request,
+    class: &Classification,
+    cancel: &Cancel,
+    outlive: bool,
+) -> Result<Verdict, Error> {
     let Some(requirement) = class.requirement.clone() else {
         return Ok(Verdict::stop(
             Outcome::Error,
@@ -97,6 +114,7 @@ pub(super) fn approve(
                 class,
                 &requirement,
                 &mut timeout,
+                outlive.then_some(requirement.timeout),
                 cancel,
             ) {
                 Ok(o) => o,
@@ -349,13 +367,21 @@ fn wait_server(
     class: &Classification,
     requirement: &Requirement,
     timeout: &mut Duration,
+    lifetime: Option<Duration>,
     cancel: &Cancel,
 ) -> Result<(Waited, Option<String>), Verdict> {
     let config = |message: String, hint: String| {
         Verdict::stop(Outcome::Error, Error::config_hint(message, hint))
     };
     let (client, key) = connect(env, url, key)?;
-    let body = request_body(req, class, requirement, *timeout);
+    // A hook's request outlives the hook's own wait, so that it can be approved after the
+    // hook gave up and the retry finds it approved.
+    let body = request_body(
+        req,
+        class,
+        requirement,
+        lifetime.map_or(*timeout, |l| l.max(*timeout)),
+    );
     let started = std::time::Instant::now();
     let deadline = deadline_after(started, *timeout);
     let cancelled = || cancel.is_set();

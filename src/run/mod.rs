@@ -13,11 +13,14 @@ use crate::output::Output;
 use crate::policy::{Classification, Policy, Subject};
 use crate::request::{NewRequest, Request, program_name, shell_join};
 
+mod agent;
 mod approve;
 mod record;
 mod slack;
 mod two_stage;
 mod verdict;
+
+pub use agent::{AgentCommand, AgentVerdict, agent_argv, decide_for_agent, record_agent_result};
 
 use record::{Audit, NotRun, Recorder};
 pub use verdict::Outcome;

@@ -208,7 +208,11 @@ pub fn decide(
     })
 }
 
-fn denied(policy_files: &[std::path::PathBuf], req: &Request, class: &Classification) -> Verdict {
+pub(super) fn denied(
+    policy_files: &[std::path::PathBuf],
+    req: &Request,
+    class: &Classification,
+) -> Verdict {
     let message = match class.deciding().next() {
         Some(r) => format!(
             "denied by rule `{}`{}",
@@ -245,12 +249,17 @@ fn check_hint(policy_files: &[std::path::PathBuf], argv: &[String]) -> String {
     )
 }
 
-fn confirm(req: &Request, class: &Classification) -> Verdict {
-    let why = if class.by_default {
+/// Why a command needs the requester's confirmation: the rules, or the policy default.
+pub(super) fn why_confirm(class: &Classification) -> String {
+    if class.by_default {
         "the policy default asks you to confirm".to_owned()
     } else {
         format!("rule {} asks you to confirm", deciding_names(class))
-    };
+    }
+}
+
+fn confirm(req: &Request, class: &Classification) -> Verdict {
+    let why = why_confirm(class);
     let refused = |message: String, hint: Option<&str>| {
         Verdict::stop(
             Outcome::Refused,

@@ -53,6 +53,11 @@ fn audit_log_format_examples_run() {
     doc("docs/audit-log-format.md");
 }
 
+#[test]
+fn agents_examples_run() {
+    doc("docs/agents.md");
+}
+
 const NAMED: &[&str] = &[
     "README.md",
     "docs/policy.md",
@@ -61,6 +66,7 @@ const NAMED: &[&str] = &[
     "docs/sinks-http.md",
     "docs/sinks-syslog.md",
     "docs/audit-log-format.md",
+    "docs/agents.md",
 ];
 
 /// Markdown files no test above names (docs added by later work, the threat model): their

@@ -18,6 +18,7 @@
 
 mod common;
 
+mod agent_hooks;
 mod allow9;
 mod approval_reuse;
 mod chat_sims;
@@ -48,6 +49,7 @@ mod server_crash;
 mod server_faults;
 mod server_limits;
 mod server_web;
+mod setup_agents;
 mod setup_local;
 mod shell_split;
 mod signed_decisions;
