@@ -116,11 +116,12 @@ impl Checker<'_> {
                 "cwd" => m.cwd = self.glob(val),
                 "user" => m.user = self.glob(val),
                 "host" => m.host = self.glob(val),
+                "ci" => m.ci = self.ci_condition(val, *kpos),
                 _ => self.unknown_key(
                     key,
                     *kpos,
                     &[
-                        "program", "args", "args_any", "regex", "env", "cwd", "user", "host",
+                        "program", "args", "args_any", "regex", "env", "cwd", "user", "host", "ci",
                     ],
                 ),
             }
