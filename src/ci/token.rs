@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 /// An ID token as the CI system issued it. Never printed, logged or recorded.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct IdToken(String);
 
 impl std::fmt::Debug for IdToken {

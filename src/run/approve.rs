@@ -304,7 +304,15 @@ fn wait_server(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let who = &req.view.requester;
-    let body = json!({
+    // A CI job's OIDC ID token goes to the server, which alone verifies it (issue 13 §6). One
+    // that was offered but cannot be had stops here: nothing runs on a silently lost identity.
+    let ci_token = crate::ci::token::from_env().map_err(|e| {
+        Verdict::no_decision(
+            e.to_string(),
+            Some("nothing ran; see docs/ci.md for the job's `id-token` permission".into()),
+        )
+    })?;
+    let mut body = json!({
         "id": req.id(),
         "argv": req.argv,
         "cwd": req.view.command.cwd,
@@ -321,6 +329,10 @@ fn wait_server(
         },
         "timeout_secs": timeout.as_secs(),
     });
+    if let Some(t) = &ci_token {
+        // Only when there is one: a server from before issue 13 refuses unknown fields.
+        body["ci_token"] = t.expose().into();
+    }
     let started = std::time::Instant::now();
     let deadline = deadline_after(started, *timeout);
     let cancelled = || cancel.is_set();
