@@ -20,6 +20,7 @@ mod common;
 
 mod allow9;
 mod chat_sims;
+mod ci_identity;
 mod cli_help;
 mod deploy_files;
 mod docs_examples;
