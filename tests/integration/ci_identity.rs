@@ -352,12 +352,56 @@ fn a_good_rs256_token_becomes_the_verified_identity_and_matches_the_ci_rule() {
     let mut c = f.server.gate();
     c.env("GATE_TOKEN", &f.token)
         .args(["requests", "--server", &f.server.url, "--json", body["id"].as_str().unwrap()]);
-    let r = Ran::of(c);
-    if r.status == 0 {
-        let shown: Value = serde_json::from_str(&r.stdout).unwrap();
-        assert_eq!(shown["requester"]["ci"]["verified"], false, "{shown}");
-        assert_eq!(shown["requester"]["ci_verified"]["repository"], "org/app", "{shown}");
-    }
+    let r = Checked::new(Ran::of(c));
+    r.status(0).any_stderr();
+    let shown: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(shown["requester"]["ci"]["verified"], false, "{shown}");
+    assert_eq!(shown["requester"]["ci"]["repository"], "org/app", "{shown}");
+    assert_eq!(
+        shown["requester"]["ci_verified"]["repository"], "org/app",
+        "{shown}"
+    );
+    let mut c = f.server.gate();
+    c.env("GATE_TOKEN", &f.token)
+        .args(["requests", "--server", &f.server.url, body["id"].as_str().unwrap()]);
+    let r = Checked::new(Ran::of(c));
+    r.status(0).any_stderr();
+    assert!(r.stdout.contains("verified by the server"), "{}", r.stdout);
+    assert!(r.stdout.contains("unverified: the requester's own word"), "{}", r.stdout);
+}
+
+#[test]
+fn a_claim_named_verified_cannot_flip_the_marker() {
+    let f = Fixture::start();
+    let argv: Vec<String> = ["echo", "x"].iter().map(|s| s.to_string()).collect();
+    let env: BTreeMap<String, String> = BTreeMap::new();
+    let body = json!({
+        "argv": argv, "cwd": "/srv", "env": env,
+        "digest": gate::request::digest(&argv, "/srv", &env, &[]),
+        "claims": { "ci": { "verified": "true", "repository": "org/app" } },
+    });
+    let resp: Value = f
+        .http
+        .post(format!("{}/v1/requests", f.server.url))
+        .bearer_auth(&f.token)
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut c = f.server.gate();
+    c.env("GATE_TOKEN", &f.token).args([
+        "requests",
+        "--server",
+        &f.server.url,
+        "--json",
+        resp["id"].as_str().unwrap(),
+    ]);
+    let r = Checked::new(Ran::of(c));
+    r.status(0).any_stderr();
+    let shown: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(shown["requester"]["ci"]["verified"], false, "{shown}");
+    assert!(shown["requester"]["ci_verified"].is_null(), "{shown}");
 }
 
 #[test]
