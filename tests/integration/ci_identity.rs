@@ -77,7 +77,10 @@ fn jwks() -> Value {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn enc(v: &Value) -> String {
@@ -108,7 +111,12 @@ fn sign(signer: Signer, header: &Value, claims: &Value) -> String {
             s
         }
         Signer::Ec => k.ec.sign(&rng, msg.as_bytes()).unwrap().as_ref().to_vec(),
-        Signer::Rogue => k.rogue.sign(&rng, msg.as_bytes()).unwrap().as_ref().to_vec(),
+        Signer::Rogue => k
+            .rogue
+            .sign(&rng, msg.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec(),
         Signer::HmacWithPublicKey => {
             let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &k.rsa_n);
             ring::hmac::sign(&key, msg.as_bytes()).as_ref().to_vec()
@@ -199,8 +207,14 @@ impl Issuer {
 
     fn token_with(&self, signer: Signer, edit: impl FnOnce(&mut Value, &mut Value)) -> String {
         let (mut h, mut c) = match signer {
-            Signer::Ec | Signer::Rogue => (json!({"alg": "ES256", "kid": "ec-1", "typ": "JWT"}), self.claims()),
-            _ => (json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}), self.claims()),
+            Signer::Ec | Signer::Rogue => (
+                json!({"alg": "ES256", "kid": "ec-1", "typ": "JWT"}),
+                self.claims(),
+            ),
+            _ => (
+                json!({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}),
+                self.claims(),
+            ),
         };
         edit(&mut h, &mut c);
         sign(signer, &h, &c)
@@ -310,12 +324,18 @@ impl Fixture {
         );
         let log = self.audit();
         let text = serde_json::to_string(&log).unwrap();
-        assert!(text.contains("\"ci_token\"") && text.contains("refused"), "{text}");
+        assert!(
+            text.contains("\"ci_token\"") && text.contains("refused"),
+            "{text}"
+        );
         assert!(
             token.len() < 8 || !text.contains(token),
             "the token reached the audit log"
         );
-        assert!(!text.contains("\"request\":{"), "a request was made: {text}");
+        assert!(
+            !text.contains("\"request\":{"),
+            "a request was made: {text}"
+        );
     }
 }
 
@@ -341,17 +361,29 @@ fn a_good_rs256_token_becomes_the_verified_identity_and_matches_the_ci_rule() {
     let log = f.audit();
     let req = log
         .iter()
-        .find_map(|r| r["body"]["request"]["requester"]["ci_verified"].as_object().cloned())
+        .find_map(|r| {
+            r["body"]["request"]["requester"]["ci_verified"]
+                .as_object()
+                .cloned()
+        })
         .or_else(|| {
-            log.iter()
-                .find_map(|r| r["request"]["requester"]["ci_verified"].as_object().cloned())
+            log.iter().find_map(|r| {
+                r["request"]["requester"]["ci_verified"]
+                    .as_object()
+                    .cloned()
+            })
         })
         .unwrap_or_else(|| panic!("no verified identity in the log: {log:?}"));
     assert_eq!(req["repository"], "org/app");
     // And an approver reading the request sees it as verified, the claims as claims.
     let mut c = f.server.gate();
-    c.env("GATE_TOKEN", &f.token)
-        .args(["requests", "--server", &f.server.url, "--json", body["id"].as_str().unwrap()]);
+    c.env("GATE_TOKEN", &f.token).args([
+        "requests",
+        "--server",
+        &f.server.url,
+        "--json",
+        body["id"].as_str().unwrap(),
+    ]);
     let r = Checked::new(Ran::of(c));
     r.status(0).any_stderr();
     let shown: Value = serde_json::from_str(&r.stdout).unwrap();
@@ -362,12 +394,20 @@ fn a_good_rs256_token_becomes_the_verified_identity_and_matches_the_ci_rule() {
         "{shown}"
     );
     let mut c = f.server.gate();
-    c.env("GATE_TOKEN", &f.token)
-        .args(["requests", "--server", &f.server.url, body["id"].as_str().unwrap()]);
+    c.env("GATE_TOKEN", &f.token).args([
+        "requests",
+        "--server",
+        &f.server.url,
+        body["id"].as_str().unwrap(),
+    ]);
     let r = Checked::new(Ran::of(c));
     r.status(0).any_stderr();
     assert!(r.stdout.contains("verified by the server"), "{}", r.stdout);
-    assert!(r.stdout.contains("unverified: the requester's own word"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("unverified: the requester's own word"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -427,7 +467,9 @@ fn ci_variables_without_a_token_never_match_a_ci_rule() {
 #[test]
 fn a_token_from_another_repository_does_not_match_the_rule() {
     let f = Fixture::start();
-    let t = f.issuer.token_with(Signer::Rsa, |_, c| c["repository"] = "org/fork".into());
+    let t = f
+        .issuer
+        .token_with(Signer::Rsa, |_, c| c["repository"] = "org/fork".into());
     let (status, body) = f.create(Some(&t));
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["rules"], json!([]), "{body}");
@@ -448,14 +490,18 @@ fn expired_token_is_refused() {
 #[test]
 fn not_yet_valid_token_is_refused() {
     let f = Fixture::start();
-    let t = f.issuer.token_with(Signer::Rsa, |_, c| c["nbf"] = (now() + 3600).into());
+    let t = f
+        .issuer
+        .token_with(Signer::Rsa, |_, c| c["nbf"] = (now() + 3600).into());
     f.refused(&t, "not valid yet");
 }
 
 #[test]
 fn token_for_another_audience_is_refused() {
     let f = Fixture::start();
-    let t = f.issuer.token_with(Signer::Rsa, |_, c| c["aud"] = "sigstore".into());
+    let t = f
+        .issuer
+        .token_with(Signer::Rsa, |_, c| c["aud"] = "sigstore".into());
     f.refused(&t, "audience");
 }
 
@@ -463,7 +509,9 @@ fn token_for_another_audience_is_refused() {
 fn token_from_an_untrusted_issuer_is_refused() {
     let f = Fixture::start();
     // Correctly signed, but claiming an issuer the server's policy does not list.
-    let t = f.issuer.token_with(Signer::Rsa, |_, c| c["iss"] = "https://evil.example".into());
+    let t = f
+        .issuer
+        .token_with(Signer::Rsa, |_, c| c["iss"] = "https://evil.example".into());
     f.refused(&t, "issuer");
     // A token whose `iss` merely starts like the trusted one.
     let t = f.issuer.token_with(Signer::Rsa, |_, c| {
@@ -476,7 +524,9 @@ fn token_from_an_untrusted_issuer_is_refused() {
 fn alg_none_token_is_refused() {
     let f = Fixture::start();
     for alg in ["none", "None", "NONE"] {
-        let t = f.issuer.token_with(Signer::Unsigned, |h, _| h["alg"] = alg.into());
+        let t = f
+            .issuer
+            .token_with(Signer::Unsigned, |h, _| h["alg"] = alg.into());
         f.refused(&t, "algorithm");
     }
 }
@@ -495,7 +545,9 @@ fn token_signed_with_a_key_the_issuer_does_not_publish_is_refused() {
     let f = Fixture::start();
     f.refused(&f.issuer.token_with(Signer::Rogue, |_, _| {}), "signature");
     // An RSA-signed token that names the EC key: never checked with a key of another type.
-    let t = f.issuer.token_with(Signer::Rsa, |h, _| h["kid"] = "ec-1".into());
+    let t = f
+        .issuer
+        .token_with(Signer::Rsa, |h, _| h["kid"] = "ec-1".into());
     f.refused(&t, "signature");
 }
 
@@ -516,7 +568,9 @@ fn token_naming_an_unknown_kid_is_refused_and_refetches_boundedly() {
 #[test]
 fn tampered_payload_is_refused() {
     let f = Fixture::start();
-    let good = f.issuer.token_with(Signer::Rsa, |_, c| c["repository"] = "org/fork".into());
+    let good = f
+        .issuer
+        .token_with(Signer::Rsa, |_, c| c["repository"] = "org/fork".into());
     let parts: Vec<&str> = good.split('.').collect();
     let mut claims = f.issuer.claims();
     claims["repository"] = "org/app".into();
@@ -587,7 +641,10 @@ fn last_request(f: &Fixture) -> Value {
         .send()
         .unwrap();
     let list: Value = resp.json().unwrap();
-    let items = list.as_array().cloned().or_else(|| list["requests"].as_array().cloned());
+    let items = list
+        .as_array()
+        .cloned()
+        .or_else(|| list["requests"].as_array().cloned());
     items.unwrap().last().cloned().unwrap()
 }
 
@@ -641,11 +698,18 @@ fn a_job_presenting_a_forged_token_runs_nothing_and_says_why() {
     let f = Fixture::start();
     let home = tempfile::tempdir().unwrap();
     let mut c = gate_job(&f, home.path());
-    c.env("GATE_ID_TOKEN", f.issuer.token_with(Signer::Rogue, |_, _| {}));
+    c.env(
+        "GATE_ID_TOKEN",
+        f.issuer.token_with(Signer::Rogue, |_, _| {}),
+    );
     let r = Checked::new(Ran::of(c));
     r.stderr_has("CI ID token is refused");
     assert_eq!(r.take_status(), 75);
-    assert!(!r.stdout.contains("deploy"), "the command ran: {}", r.stdout);
+    assert!(
+        !r.stdout.contains("deploy"),
+        "the command ran: {}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -689,9 +753,7 @@ fn a_bad_ci_section_is_reported_where_it_is_written() {
         "bad.yaml",
         "version: 1\nci:\n  issuers:\n    - { issuer: \"http://evil.example\", audience: gate }\n    - { issuer: \"https://ok.example\" }\n    - { issuer: \"https://x.example\", audience: gate, jkws_url: \"https://x\" }\nrules:\n  - name: r\n    match: { ci: { repo: org/app, verified: false } }\n    decision: deny\n  - name: s\n    match: { ci: { ref_protected: maybe } }\n    decision: deny\n",
     );
-    let r = g
-        .args(&["policy", "lint", bad.to_str().unwrap()])
-        .run();
+    let r = g.args(&["policy", "lint", bad.to_str().unwrap()]).run();
     r.any_stderr();
     assert_ne!(r.take_status(), 0);
     let e = &r.stderr;
@@ -711,5 +773,9 @@ fn an_added_file_cannot_trust_an_issuer() {
     let r = g.args(&["check", "--", "echo", "hi"]).run();
     r.any_stderr();
     assert_eq!(r.take_status(), 78);
-    assert!(r.stderr.contains("only the system policy may trust"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("only the system policy may trust"),
+        "{}",
+        r.stderr
+    );
 }
