@@ -132,6 +132,15 @@ impl Verifier {
                     .await?;
                 let v: serde_json::Value = serde_json::from_slice(&doc)
                     .map_err(|_| "its discovery document is not JSON".to_owned())?;
+                // OpenID Connect Discovery §4.3: the document must name the issuer it was
+                // fetched for, or its keys are another issuer's.
+                if v.get("issuer")
+                    .and_then(|i| i.as_str())
+                    .map(|i| i.trim_end_matches('/'))
+                    != Some(issuer.issuer.as_str())
+                {
+                    return Err("its discovery document names another issuer".into());
+                }
                 let uri = v
                     .get("jwks_uri")
                     .and_then(|u| u.as_str())
