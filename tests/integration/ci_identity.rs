@@ -779,3 +779,65 @@ fn an_added_file_cannot_trust_an_issuer() {
         r.stderr
     );
 }
+
+#[test]
+fn gitlab_variables_go_into_the_request_as_claims_never_as_verified() {
+    let g = common::Gate::new()
+        .env("GITLAB_CI", "true")
+        .env("CI_PROJECT_PATH", "org/app")
+        .env("CI_COMMIT_REF_NAME", "main")
+        .env("CI_COMMIT_REF_PROTECTED", "true")
+        .env("CI_ENVIRONMENT_NAME", "prod")
+        .env("CI_PIPELINE_ID", "4242")
+        .env("CI_PIPELINE_SOURCE", "push")
+        .env("GITLAB_USER_LOGIN", "dev")
+        .args(&["--", "true"]);
+    g.run().status(0).any_stderr();
+    let records = g.records();
+    let requester = records
+        .iter()
+        .find_map(|r| r["request"]["requester"].as_object().cloned())
+        .expect("a request record");
+    let ci = &requester["ci"];
+    assert_eq!(ci["system"], "gitlab-ci");
+    assert_eq!(ci["project"], "org/app");
+    assert_eq!(ci["ref"], "main");
+    assert_eq!(ci["ref_protected"], "true");
+    assert_eq!(ci["environment"], "prod");
+    assert_eq!(ci["pipeline_id"], "4242");
+    assert_eq!(ci["actor"], "dev");
+    assert!(!requester.contains_key("ci_verified"), "{requester:?}");
+}
+
+#[test]
+fn an_unreachable_issuer_refuses_the_token_rather_than_trusting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: the keys cannot be had.
+    let server = Server::start(dir.path(), &server_policy("http://127.0.0.1:1"));
+    let token = server.token("ci-bot", None);
+    let issuer = Issuer::start();
+    // Signed by a real key, claiming the unreachable issuer.
+    let t = issuer.token_with(Signer::Rsa, |_, c| c["iss"] = "http://127.0.0.1:1".into());
+    let argv = vec!["echo".to_owned(), "deploy".to_owned()];
+    let env: BTreeMap<String, String> = BTreeMap::new();
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/requests", server.url))
+        .bearer_auth(&token)
+        .json(&json!({
+            "argv": argv, "cwd": "/srv", "env": env,
+            "digest": gate::request::digest(&argv, "/srv", &env, &[]),
+            "ci_token": t,
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["error"], "ci_token_refused");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot fetch the keys"),
+        "{body}"
+    );
+}
