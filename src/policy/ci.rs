@@ -39,6 +39,24 @@ pub struct CiSpec {
     pub claims: Vec<(String, At<String>)>,
 }
 
+/// A test case's `ci:`: the server's view of a request, for `gate policy test`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CiTest {
+    /// `ci: { verified: false }`: a request that carried no (valid) ID token.
+    Unverified,
+    /// The identity a token proved (`issuer` and `sub` default to test values).
+    Verified(VerifiedCi),
+}
+
+impl CiTest {
+    pub fn context(&self) -> CiContext<'_> {
+        match self {
+            CiTest::Unverified => CiContext::Server(None),
+            CiTest::Verified(v) => CiContext::Server(Some(v)),
+        }
+    }
+}
+
 /// Where a command is classified, for `ci:` conditions.
 #[derive(Debug, Clone, Copy)]
 pub enum CiContext<'a> {

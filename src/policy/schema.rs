@@ -169,6 +169,8 @@ pub struct TestCase {
     /// Rules that must all be among the matched ones (empty: not checked).
     pub expect_rules: Vec<String>,
     pub expect_min_approvals: Option<u32>,
+    /// `ci:`: classify as the server does, with this verified CI identity (or none).
+    pub ci: Option<super::ci::CiTest>,
 }
 
 /// One policy file, checked.

@@ -751,7 +751,7 @@ fn a_bad_ci_section_is_reported_where_it_is_written() {
     let g = common::Gate::new();
     let bad = g.write(
         "bad.yaml",
-        "version: 1\nci:\n  issuers:\n    - { issuer: \"http://evil.example\", audience: gate }\n    - { issuer: \"https://ok.example\" }\n    - { issuer: \"https://x.example\", audience: gate, jkws_url: \"https://x\" }\nrules:\n  - name: r\n    match: { ci: { repo: org/app, verified: false } }\n    decision: deny\n  - name: s\n    match: { ci: { ref_protected: maybe } }\n    decision: deny\n",
+        "version: 1\nci:\n  issuers:\n    - { issuer: \"http://evil.example\", audience: gate }\n    - { issuer: \"https://ok.example\" }\n    - { issuer: \"https://x.example\", audience: gate, jkws_url: \"https://x\" }\nrules:\n  - name: r\n    match: { ci: { repo: org/app, verified: false } }\n    decision: deny\n  - name: s\n    match: { ci: { ref_protected: maybe } }\n    decision: deny\ntests:\n  - run: [x]\n    ci: { verified: false, repository: org/app }\n    expect: { decision: deny }\n",
     );
     let r = g.args(&["policy", "lint", bad.to_str().unwrap()]).run();
     r.any_stderr();
@@ -763,6 +763,10 @@ fn a_bad_ci_section_is_reported_where_it_is_written() {
     assert!(e.contains("unknown key `jkws_url`"), "{e}");
     assert!(e.contains("unknown key `repo`"), "{e}");
     assert!(e.contains("true or false"), "{e}");
+    assert!(
+        e.contains("a test's `ci` with `verified: false` cannot also name claims"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -3,7 +3,8 @@
 
 use super::Checker;
 use super::values::at;
-use crate::policy::ci::{CiSpec, IssuerSpec, url_allowed};
+use crate::ci::VerifiedCi;
+use crate::policy::ci::{CiSpec, CiTest, IssuerSpec, url_allowed};
 use crate::policy::diag::Pos;
 use crate::policy::yaml::{Node, Value};
 
@@ -87,6 +88,64 @@ impl Checker<'_> {
             audience,
             jwks_url,
         })
+    }
+
+    /// A test case's `ci:`: the verified identity the case is classified with, as the server
+    /// would (`verified: false` alone: a request without one).
+    pub(super) fn ci_test(&mut self, v: &Node) -> Option<CiTest> {
+        let mut id = VerifiedCi {
+            issuer: "https://issuer.test".into(),
+            sub: "test".into(),
+            repository: None,
+            git_ref: None,
+            ref_protected: None,
+            environment: None,
+            workflow: None,
+            actor: None,
+        };
+        let mut unverified = false;
+        let mut named = false;
+        let mut known: Vec<&str> = crate::ci::CLAIM_KEYS.to_vec();
+        known.push("verified");
+        for (key, kpos, val) in self.map(v, "`ci`")? {
+            if key == "verified" {
+                unverified = self.bool(val) == Some(false);
+                continue;
+            }
+            if key == "ref_protected" {
+                match &val.value {
+                    Value::Bool(b) => id.ref_protected = Some(*b),
+                    _ => self.wrong_type(val, "true or false"),
+                }
+                named = true;
+                continue;
+            }
+            if !crate::ci::CLAIM_KEYS.contains(&key.as_str()) {
+                self.unknown_key(key, *kpos, &known);
+                continue;
+            }
+            named = true;
+            let s = self.str(val, "a claim value");
+            match key.as_str() {
+                "issuer" => id.issuer = s.unwrap_or_default(),
+                "sub" => id.sub = s.unwrap_or_default(),
+                "repository" => id.repository = s,
+                "ref" => id.git_ref = s,
+                "environment" => id.environment = s,
+                "workflow" => id.workflow = s,
+                _ => id.actor = s,
+            }
+        }
+        if unverified {
+            if named {
+                self.d.error(
+                    v.pos,
+                    "a test's `ci` with `verified: false` cannot also name claims",
+                );
+            }
+            return Some(CiTest::Unverified);
+        }
+        Some(CiTest::Verified(id))
     }
 
     /// A rule's `match.ci`: claim globs and `verified`.
