@@ -34,7 +34,11 @@ pub enum TokenCheck {
 
 struct Cached {
     keys: KeySet,
-    fetched: Instant,
+    /// When `keys` were fetched (`None`: never successfully).
+    fetched: Option<Instant>,
+    /// When a fetch was last tried, successful or not: failures are not retried sooner than
+    /// [`REFETCH_EVERY`] either, so an issuer that is down is not hammered once per request.
+    attempted: Instant,
 }
 
 /// The issuers the policy trusts and their cached keys.
@@ -93,11 +97,22 @@ impl Verifier {
     /// they lack `kid` and the last fetch is old enough to try again.
     async fn keys(&self, issuer: &CiIssuer, kid: &str) -> Result<KeySet, String> {
         let mut cache = self.cache.lock().await;
+        let now = Instant::now();
         if let Some(c) = cache.get(&issuer.issuer) {
-            let age = c.fetched.elapsed();
-            let fresh = age < KEYS_TTL;
-            if fresh && (c.keys.get(kid).is_some() || age < REFETCH_EVERY) {
+            let fresh = c.fetched.is_some_and(|f| f.elapsed() < KEYS_TTL);
+            if fresh && c.keys.get(kid).is_some() {
                 return Ok(c.keys.clone());
+            }
+            if c.attempted.elapsed() < REFETCH_EVERY {
+                return if fresh {
+                    Ok(c.keys.clone())
+                } else {
+                    Err(
+                        "the server could not fetch the keys of the ID token's issuer just now; \
+                         try again shortly"
+                            .into(),
+                    )
+                };
             }
         }
         match self.fetch(issuer).await {
@@ -106,13 +121,24 @@ impl Verifier {
                     issuer.issuer.clone(),
                     Cached {
                         keys: keys.clone(),
-                        fetched: Instant::now(),
+                        fetched: Some(now),
+                        attempted: now,
                     },
                 );
                 Ok(keys)
             }
             Err(e) => {
                 tracing::warn!("cannot fetch the keys of CI issuer {}: {e}", issuer.issuer);
+                let c = cache.entry(issuer.issuer.clone()).or_insert(Cached {
+                    keys: KeySet::default(),
+                    fetched: None,
+                    attempted: now,
+                });
+                c.attempted = now;
+                // Keys still within their TTL stay usable when a refetch fails.
+                if c.fetched.is_some_and(|f| f.elapsed() < KEYS_TTL) {
+                    return Ok(c.keys.clone());
+                }
                 Err(format!(
                     "the server cannot fetch the keys of the ID token's issuer: {e}"
                 ))

@@ -132,6 +132,8 @@ fn sign(signer: Signer, header: &Value, claims: &Value) -> String {
 struct IssuerState {
     base: Mutex<String>,
     jwks_fetches: AtomicUsize,
+    /// The JWKS route answers 500 (an issuer having a bad day).
+    jwks_down: std::sync::atomic::AtomicBool,
     /// What the GitHub-style endpoint hands out.
     github_token: Mutex<String>,
 }
@@ -149,6 +151,9 @@ async fn discovery(State(s): State<Arc<IssuerState>>) -> Response {
 
 async fn jwks_route(State(s): State<Arc<IssuerState>>) -> Response {
     s.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    if s.jwks_down.load(Ordering::SeqCst) {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
     axum::Json(jwks()).into_response()
 }
 
@@ -177,6 +182,7 @@ impl Issuer {
         let state = Arc::new(IssuerState {
             base: Mutex::new(String::new()),
             jwks_fetches: AtomicUsize::new(0),
+            jwks_down: std::sync::atomic::AtomicBool::new(false),
             github_token: Mutex::new(String::new()),
         });
         let app = Router::new()
@@ -844,4 +850,15 @@ fn an_unreachable_issuer_refuses_the_token_rather_than_trusting_it() {
             .contains("cannot fetch the keys"),
         "{body}"
     );
+}
+
+#[test]
+fn an_issuer_that_fails_is_not_asked_again_on_every_request() {
+    let f = Fixture::start();
+    f.issuer.state.jwks_down.store(true, Ordering::SeqCst);
+    for _ in 0..4 {
+        f.refused(&f.issuer.good(), "keys");
+    }
+    let fetches = f.issuer.state.jwks_fetches.load(Ordering::SeqCst);
+    assert_eq!(fetches, 1, "the failing issuer was asked {fetches} times");
 }
