@@ -150,8 +150,13 @@ pub async fn create(
         crate::server::oidc::TokenCheck::Absent => None,
         crate::server::oidc::TokenCheck::Verified(v) => Some(v),
         crate::server::oidc::TokenCheck::Refused(why) => {
-            st.record_ci_refusal(body.id.as_deref(), &requester, &why)
-                .await;
+            // The id is the requester's word: recorded only when it is a well-formed UUID.
+            let id = body
+                .id
+                .as_deref()
+                .and_then(|i| uuid::Uuid::parse_str(i).ok())
+                .map(|u| u.hyphenated().to_string());
+            st.record_ci_refusal(id.as_deref(), &requester, &why).await;
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "ci_token_refused",
