@@ -16,6 +16,11 @@ pub struct Identity {
     /// CI provenance (GitHub Actions, GitLab CI), when running in CI.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ci: Option<BTreeMap<String, String>>,
+    /// The CI identity an OIDC ID token proved to the server (issue 13 §6). Only the server
+    /// sets it, in its own records; a requester's gate never does, and a request file's is
+    /// never read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_verified: Option<crate::ci::VerifiedCi>,
     /// The AI agent driving this command, when one says so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
@@ -30,6 +35,7 @@ impl Identity {
             uid,
             host: host_name(),
             ci: ci_provenance(),
+            ci_verified: None,
             agent: agent_marker(),
         }
     }
@@ -78,6 +84,7 @@ fn ci_provenance() -> Option<BTreeMap<String, String>> {
                 ("actor", "GITHUB_ACTOR"),
                 ("ref", "GITHUB_REF"),
                 ("sha", "GITHUB_SHA"),
+                ("event", "GITHUB_EVENT_NAME"),
             ],
         );
     }
@@ -87,9 +94,12 @@ fn ci_provenance() -> Option<BTreeMap<String, String>> {
             &[
                 ("project", "CI_PROJECT_PATH"),
                 ("pipeline_id", "CI_PIPELINE_ID"),
+                ("pipeline_source", "CI_PIPELINE_SOURCE"),
                 ("job_id", "CI_JOB_ID"),
                 ("actor", "GITLAB_USER_LOGIN"),
                 ("ref", "CI_COMMIT_REF_NAME"),
+                ("ref_protected", "CI_COMMIT_REF_PROTECTED"),
+                ("environment", "CI_ENVIRONMENT_NAME"),
                 ("sha", "CI_COMMIT_SHA"),
             ],
         );

@@ -8,6 +8,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod command;

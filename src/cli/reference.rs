@@ -398,6 +398,18 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "the AI agent asking (recorded, shown to approvers)",
     ),
     (
+        "GATE_ID_TOKEN",
+        "a CI job's OIDC ID token, sent to the server to verify (GitLab `id_tokens:`)",
+    ),
+    (
+        "GATE_ID_TOKEN_AUDIENCE",
+        "the audience asked of GitHub's ID-token endpoint (default `gate`)",
+    ),
+    (
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "with ACTIONS_ID_TOKEN_REQUEST_TOKEN: GitHub Actions' ID-token endpoint",
+    ),
+    (
         "GATE_SYSTEM_POLICY_DIR",
         "read at build time only: the system policy directory",
     ),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::ci::CiContext;
 use super::compile::Subject;
 use super::{Compiled, Decision, Diagnostic, Policy, PolicyError, Pos, Requirement, RuleInfo};
 
@@ -84,6 +85,15 @@ impl Policy {
     /// Classifies one command; an error when the rules for its program cannot be compiled
     /// (only possible for a policy from [`Policy::load_lazy`], at the first use of a program).
     pub fn try_classify(&self, s: &Subject<'_>) -> Result<Classification, PolicyError> {
+        self.try_classify_in(s, CiContext::Requester)
+    }
+
+    /// [`Policy::try_classify`] where rules' `ci:` conditions read `ci`.
+    pub fn try_classify_in(
+        &self,
+        s: &Subject<'_>,
+        ci: CiContext<'_>,
+    ) -> Result<Classification, PolicyError> {
         if let Some(e) = self.redact_error() {
             return Err(e);
         }
@@ -101,7 +111,12 @@ impl Policy {
                 PolicyError::Invalid(vec![d])
             })?,
         };
-        let matched: Vec<RuleInfo> = indexes.into_iter().map(|i| self.rules[i].clone()).collect();
+        let matched: Vec<RuleInfo> = indexes
+            .into_iter()
+            .map(|i| &self.rules[i])
+            .filter(|r| r.ci.as_ref().is_none_or(|c| c.holds(ci)))
+            .cloned()
+            .collect();
         let by_rules = matched.iter().map(|r| r.decision).max();
         // Each file whose rules say nothing about the command votes its own default.
         let default_vote = self
@@ -132,15 +147,27 @@ impl Policy {
     /// [`Policy::try_classify_argv`] for policies compiled at load (which cannot fail); a
     /// failure is a `deny`, never an allow.
     pub fn classify_argv(&self, argv: &[String], at: &Place<'_>) -> Classification {
-        self.try_classify_argv(argv, at).unwrap_or(Classification {
-            decision: Decision::Deny,
-            matched: Vec::new(),
-            by_default: false,
-            default_from: None,
-            requirement: None,
-            commands: Vec::new(),
-            opaque: None,
-        })
+        self.classify_argv_in(argv, at, CiContext::Requester)
+    }
+
+    /// [`Policy::classify_argv`] where rules' `ci:` conditions read `ci` (the server, with
+    /// the request's verified CI identity).
+    pub fn classify_argv_in(
+        &self,
+        argv: &[String],
+        at: &Place<'_>,
+        ci: CiContext<'_>,
+    ) -> Classification {
+        self.try_classify_argv_in(argv, at, ci)
+            .unwrap_or(Classification {
+                decision: Decision::Deny,
+                matched: Vec::new(),
+                by_default: false,
+                default_from: None,
+                requirement: None,
+                commands: Vec::new(),
+                opaque: None,
+            })
     }
 
     /// Classifies a whole argv the way it will run: the command itself, every other name it
@@ -153,6 +180,16 @@ impl Policy {
         &self,
         argv: &[String],
         at: &Place<'_>,
+    ) -> Result<Classification, PolicyError> {
+        self.try_classify_argv_in(argv, at, CiContext::Requester)
+    }
+
+    /// [`Policy::try_classify_argv`] where rules' `ci:` conditions read `ci`.
+    pub fn try_classify_argv_in(
+        &self,
+        argv: &[String],
+        at: &Place<'_>,
+        ci: CiContext<'_>,
     ) -> Result<Classification, PolicyError> {
         let (commands, dynamic, mut opaque) = read_commands(argv, at);
         // An argument known only when the shell runs (`$(...)`, `$X`, a glob) in a command some
@@ -196,15 +233,18 @@ impl Policy {
             let program = crate::request::program_name(first);
             let words = crate::command::parse(program, &cmd[1..]).words;
             let line = crate::request::shell_join(cmd);
-            parts.push(self.try_classify(&Subject {
-                program,
-                words: &words,
-                command_line: &line,
-                env: at.env,
-                cwd: at.cwd,
-                user: at.user,
-                host: at.host,
-            })?);
+            parts.push(self.try_classify_in(
+                &Subject {
+                    program,
+                    words: &words,
+                    command_line: &line,
+                    env: at.env,
+                    cwd: at.cwd,
+                    user: at.user,
+                    host: at.host,
+                },
+                ci,
+            )?);
         }
         if commands.len() == 1 && opaque.is_none() {
             return Ok(parts.pop().expect("one part"));

@@ -79,6 +79,7 @@ pub(super) fn merge_with(
         audit_key: None,
         audit_sinks: Vec::new(),
         require_remote: false,
+        ci_issuers: Vec::new(),
         rules: Vec::new(),
         matcher: Compiled::Eager(Matcher::build(std::iter::empty()).map_err(|_| Vec::new())?),
         compile_error_at: None,
@@ -98,6 +99,15 @@ pub(super) fn merge_with(
     // Pass 1: names and settings.
     for (fi, f) in files.iter().enumerate() {
         let mut d = Diagnostics::new(&f.path, &f.source);
+        for i in &f.ci_issuers {
+            if !p.ci_issuers.iter().any(|x| x.issuer == i.issuer) {
+                p.ci_issuers.push(super::ci::CiIssuer {
+                    issuer: i.issuer.clone(),
+                    audience: i.audience.clone(),
+                    jwks_url: i.jwks_url.clone(),
+                });
+            }
+        }
         if let Some(dec) = &f.defaults.decision {
             p.default_decision = p.default_decision.max(dec.value);
         }
@@ -328,6 +338,7 @@ pub(super) fn merge_with(
                 line: r.name.pos.line,
                 file_index: fi,
                 approval,
+                ci: r.matcher.ci.as_ref().and_then(super::ci::CiCondition::of),
             });
         }
         all.extend(d.items);

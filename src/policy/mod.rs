@@ -5,6 +5,7 @@
 //! decision winning, so adding a file can only tighten what the others say.
 
 mod check;
+pub mod ci;
 mod classify;
 pub mod compile;
 pub mod diag;
@@ -107,6 +108,10 @@ pub struct RuleInfo {
     pub file_index: usize,
     #[serde(skip)]
     pub approval: Option<RuleApproval>,
+    /// The rule's `ci:` condition: it matches only when this holds for the request's
+    /// verified CI identity (never on a requester's machine, which has none).
+    #[serde(skip)]
+    pub ci: Option<ci::CiCondition>,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +164,9 @@ pub struct Policy {
     pub audit_sinks: Vec<SinkSpec>,
     /// True if any file demands remote delivery before a run.
     pub require_remote: bool,
+    /// `ci.issuers`: whose OIDC ID tokens the server believes (first file to list an issuer
+    /// wins; with a system tier only it may list any).
+    pub ci_issuers: Vec<ci::CiIssuer>,
     pub rules: Vec<RuleInfo>,
     matcher: Compiled,
     /// Where a rule group that fails to compile on first use is reported (lazy policies).

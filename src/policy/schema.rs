@@ -136,6 +136,8 @@ pub struct Match {
     pub cwd: Option<At<String>>,
     pub user: Option<At<String>>,
     pub host: Option<At<String>>,
+    /// `ci:`: conditions on the verified CI identity (server only; [`super::ci`]).
+    pub ci: Option<super::ci::CiSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +174,8 @@ pub struct TestCase {
     /// Rules that must all be among the matched ones (empty: not checked).
     pub expect_rules: Vec<String>,
     pub expect_min_approvals: Option<u32>,
+    /// `ci:`: classify as the server does, with this verified CI identity (or none).
+    pub ci: Option<super::ci::CiTest>,
 }
 
 /// One policy file, checked.
@@ -185,6 +189,9 @@ pub struct PolicyFile {
     pub identities: Vec<(At<String>, BTreeMap<String, String>)>,
     pub backends: Vec<(At<String>, BackendKind)>,
     pub audit: Audit,
+    /// `ci.issuers`: whose OIDC ID tokens a server believes, and where `ci:` was written.
+    pub ci_issuers: Vec<super::ci::IssuerSpec>,
+    pub ci_pos: Option<Pos>,
     pub rules: Vec<Rule>,
     pub tests: Vec<TestCase>,
     /// Names of rules and backends the file writes but that are left out of `rules` and

@@ -21,7 +21,7 @@ pub fn run_cases(file: &PolicyFile, policy: &Policy) -> Vec<CaseOutcome> {
     file.tests
         .iter()
         .map(|case| {
-            let got = policy.classify_argv(
+            let got = policy.classify_argv_in(
                 &case.run,
                 &Place {
                     env: &case.env,
@@ -30,6 +30,9 @@ pub fn run_cases(file: &PolicyFile, policy: &Policy) -> Vec<CaseOutcome> {
                     host: case.host.as_deref().unwrap_or("host"),
                     links: None,
                 },
+                case.ci
+                    .as_ref()
+                    .map_or(super::ci::CiContext::Requester, super::ci::CiTest::context),
             );
             CaseOutcome {
                 file: file.path.clone(),

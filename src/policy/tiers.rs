@@ -110,6 +110,17 @@ pub(super) fn check_added(files: &[PolicyFile], tiers: &[Tier]) -> Vec<super::di
 }
 
 fn check_file(f: &PolicyFile, sys: &SystemLimits, d: &mut Diagnostics<'_>) {
+    // Trusting an issuer decides whose tokens prove a CI identity (and so which requests a
+    // `ci: { verified: false }` rule no longer catches): the system tier's call alone.
+    if let Some(pos) = f.ci_pos
+        && !f.ci_issuers.is_empty()
+    {
+        d.error_hint(
+            pos,
+            "`ci.issuers` in an added policy file: only the system policy may trust a CI token issuer",
+            HINT,
+        );
+    }
     let defaults = &f.defaults;
     if let Some(dec) = &defaults.decision
         && dec.value < sys.decision

@@ -381,7 +381,7 @@ fn wait_server(
         class,
         requirement,
         lifetime.map_or(*timeout, |l| l.max(*timeout)),
-    );
+    )?;
     let started = std::time::Instant::now();
     let deadline = deadline_after(started, *timeout);
     let cancelled = || cancel.is_set();
@@ -442,12 +442,22 @@ pub(super) fn connect(
 }
 
 /// The body of `POST /v1/requests` for `req`.
+///
+/// A CI job's OIDC ID token goes with it to the server, which alone verifies it (issue 13 §6).
+/// One that was offered but cannot be had stops here: nothing runs on a silently lost identity.
+#[allow(clippy::result_large_err)]
 pub(super) fn request_body(
     req: &Request,
     class: &Classification,
     requirement: &Requirement,
     timeout: Duration,
-) -> serde_json::Value {
+) -> Result<serde_json::Value, Verdict> {
+    let ci_token = crate::ci::token::from_env().map_err(|e| {
+        Verdict::no_decision(
+            e.to_string(),
+            Some("nothing ran; see docs/ci.md for the job's `id-token` permission".into()),
+        )
+    })?;
     let context: std::collections::BTreeMap<String, String> = req
         .env
         .iter()
@@ -455,7 +465,7 @@ pub(super) fn request_body(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let who = &req.view.requester;
-    json!({
+    let mut body = json!({
         "id": req.id(),
         "argv": req.argv,
         "cwd": req.view.command.cwd,
@@ -471,7 +481,12 @@ pub(super) fn request_body(
             "requirement": requirement,
         },
         "timeout_secs": timeout.as_secs(),
-    })
+    });
+    if let Some(t) = &ci_token {
+        // Only when there is one: a server from before issue 13 refuses unknown fields.
+        body["ci_token"] = t.expose().into();
+    }
+    Ok(body)
 }
 
 /// The wait after `POST /v1/requests` answered `created`.

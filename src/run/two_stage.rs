@@ -48,7 +48,10 @@ pub(super) fn file(
         Ok(c) => c,
         Err(v) => return v,
     };
-    let body = super::approve::request_body(req, class, requirement, timeout);
+    let body = match super::approve::request_body(req, class, requirement, timeout) {
+        Ok(b) => b,
+        Err(v) => return v,
+    };
     let created = match client.create(&body) {
         Ok(r) => r,
         Err(ClientError::Unauthorized(m)) => {

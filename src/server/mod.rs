@@ -13,6 +13,7 @@ pub mod eligibility;
 pub mod error;
 pub mod listen;
 pub mod logs;
+pub mod oidc;
 pub mod reconcile;
 pub mod slack;
 pub mod store;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Slack and Teams: posting requests, keeping the posts current, verifying clicks.
     pub chat: chat::Chat,
+    /// Checks requests' CI ID tokens against the issuers the policy trusts.
+    pub oidc: oidc::Verifier,
 }
 
 impl AppState {
@@ -78,6 +81,28 @@ impl AppState {
             }
             Err(e) => tracing::error!("cannot record a {kind} event for log {log_id}: {e}"),
         }
+    }
+
+    /// Records a request refused for its CI ID token (issue 13 §6): who sent it and why, never
+    /// the token.
+    pub async fn record_ci_refusal(&self, request_id: Option<&str>, principal: &str, why: &str) {
+        let body = Body::Event {
+            request_id: request_id.unwrap_or("-").chars().take(64).collect(),
+            request: None,
+            event: api::event_info(
+                "ci_token",
+                Some(principal.to_owned()),
+                "refused",
+                Some(why.to_owned()),
+            ),
+        };
+        match self.audit.append(body).await {
+            Ok(()) => {
+                self.events.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!("cannot record a refused CI token from {principal}: {e}"),
+        }
+        tracing::warn!("refused a request from {principal}: its CI ID token: {why}");
     }
 
     /// Counts and logs a state change whose event [`record_blocking`] made durable.
@@ -246,6 +271,7 @@ pub(crate) fn request_view(row: &RequestRow) -> RequestView {
             uid: claims.uid.unwrap_or(0),
             host: claims.host.clone().unwrap_or_default(),
             ci: claims.ci.clone(),
+            ci_verified: doc.as_ref().and_then(|d| d.ci_verified.clone()),
             agent: claims.agent.clone(),
         },
         command: CommandInfo {
@@ -350,7 +376,9 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
         let (changes, _) = broadcast::channel(4096);
         let (stop_tx, stop_rx) = watch::channel(false);
+        let oidc = oidc::Verifier::new(opts.policy.ci_issuers.clone());
         let state = Arc::new(AppState {
+            oidc,
             store,
             policy: Arc::new(opts.policy),
             changes,

@@ -22,6 +22,7 @@ mod agent_hooks;
 mod allow9;
 mod approval_reuse;
 mod chat_sims;
+mod ci_identity;
 mod cli_help;
 mod deploy_files;
 mod docs_examples;

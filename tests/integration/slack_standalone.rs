@@ -23,6 +23,7 @@ fn sample_view(argv: &[&str], reason: &str) -> RequestView {
                 "acme/app".to_owned(),
             )])),
             agent: Some("claude-code".into()),
+            ci_verified: None,
         },
         command: CommandInfo {
             argv: argv.iter().map(|s| s.to_string()).collect(),

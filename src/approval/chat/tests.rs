@@ -14,6 +14,7 @@ fn view(argv: &[&str], reason: &str, env: &[(&str, &str)]) -> RequestView {
             uid: 1001,
             host: "build-7".into(),
             ci: None,
+            ci_verified: None,
             agent: Some("claude-code".into()),
         },
         command: CommandInfo {

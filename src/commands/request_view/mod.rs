@@ -100,7 +100,38 @@ pub struct Requester {
     pub uid: Option<u32>,
     pub host: Option<String>,
     pub agent: Option<String>,
-    pub ci: Option<BTreeMap<String, String>>,
+    /// CI provenance as the requester's gate states it: claims, `verified: false` always.
+    pub ci: Option<CiClaims>,
+    /// The CI identity the server verified from the request's OIDC ID token (server requests
+    /// only; `null` when it had none). The only CI fact a policy's `ci:` rule reads.
+    pub ci_verified: Option<crate::ci::VerifiedCi>,
+}
+
+/// CI provenance the requester states about itself (its environment's variables).
+#[derive(Debug, Clone, Serialize)]
+pub struct CiClaims {
+    /// Always false: nothing checked these.
+    pub verified: bool,
+    #[serde(flatten)]
+    pub claims: BTreeMap<String, String>,
+}
+
+impl CiClaims {
+    /// Claims as shown; a claim that calls itself `verified` is dropped, so no requester can
+    /// make the marker say anything else.
+    pub fn of(claims: Option<BTreeMap<String, String>>) -> Option<Self> {
+        claims.map(|mut claims| {
+            claims.remove("verified");
+            CiClaims {
+                verified: false,
+                claims,
+            }
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.claims.get(key)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -373,7 +404,9 @@ pub fn local(
             uid: Some(q.requester.uid),
             host: Some(q.requester.host.clone()),
             agent: q.requester.agent.clone(),
-            ci: q.requester.ci.clone(),
+            ci: CiClaims::of(q.requester.ci.clone()),
+            // A request file is the requester's own word: never a verified identity.
+            ci_verified: None,
         },
         command: CommandShown {
             argv: q.command.argv.clone(),
@@ -429,6 +462,8 @@ struct ServerRequest {
     reason: Option<String>,
     #[serde(default)]
     claims: ServerClaims,
+    #[serde(default)]
+    ci_verified: Option<crate::ci::VerifiedCi>,
     decision: String,
     #[serde(default)]
     rules: Vec<String>,
@@ -539,7 +574,8 @@ pub fn server(v: &serde_json::Value, location: &str) -> Result<RequestShown, Str
             uid: r.claims.uid,
             host: r.claims.host,
             agent: r.claims.agent,
-            ci: r.claims.ci,
+            ci: CiClaims::of(r.claims.ci),
+            ci_verified: r.ci_verified,
         },
         command: CommandShown {
             argv: r.argv,

@@ -167,14 +167,39 @@ pub fn detail(r: &RequestShown) -> Vec<String> {
             format!("{vouched}; its gate says {}", claims.join(", "))
         },
     );
-    if let Some(ci) = &q.ci {
+    if let Some(v) = &q.ci_verified {
+        let shown = serde_json::to_value(v)
+            .ok()
+            .and_then(|j| j.as_object().cloned())
+            .unwrap_or_default();
         line(
             "ci:",
-            e(&ci
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")),
+            e(&format!(
+                "verified by the server ({}): {}",
+                v.issuer,
+                shown
+                    .iter()
+                    .filter(|(k, _)| *k != "issuer")
+                    .map(|(k, v)| format!(
+                        "{k}={}",
+                        v.as_str().map_or(v.to_string(), str::to_owned)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )),
+        );
+    }
+    if let Some(ci) = &q.ci {
+        line(
+            "ci claims:",
+            e(&format!(
+                "{} (unverified: the requester's own word)",
+                ci.claims
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )),
         );
     }
     if let Some(reason) = &r.reason {

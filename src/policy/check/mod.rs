@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod ci;
 mod rules;
 mod values;
 
@@ -88,6 +89,7 @@ const TOP_KEYS: &[&str] = &[
     "identities",
     "backends",
     "audit",
+    "ci",
     "rules",
     "tests",
 ];
@@ -147,6 +149,10 @@ impl Checker<'_> {
                     }
                 }
                 "audit" => self.audit(v, &mut f.audit),
+                "ci" => {
+                    f.ci_pos = Some(*kpos);
+                    f.ci_issuers = self.ci_issuers(v);
+                }
                 "rules" => {
                     for r in self.seq(v, "`rules`").unwrap_or(&[]) {
                         match self.rule(r) {

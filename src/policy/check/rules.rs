@@ -116,11 +116,12 @@ impl Checker<'_> {
                 "cwd" => m.cwd = self.glob(val),
                 "user" => m.user = self.glob(val),
                 "host" => m.host = self.glob(val),
+                "ci" => m.ci = self.ci_condition(val, *kpos),
                 _ => self.unknown_key(
                     key,
                     *kpos,
                     &[
-                        "program", "args", "args_any", "regex", "env", "cwd", "user", "host",
+                        "program", "args", "args_any", "regex", "env", "cwd", "user", "host", "ci",
                     ],
                 ),
             }
@@ -187,6 +188,7 @@ impl Checker<'_> {
             expect_decision: Decision::Allow,
             expect_rules: Vec::new(),
             expect_min_approvals: None,
+            ci: None,
         };
         let (mut run_seen, mut expect_seen) = (false, false);
         for (key, kpos, val) in map {
@@ -208,6 +210,7 @@ impl Checker<'_> {
                 "cwd" => case.cwd = self.str(val, "a directory"),
                 "user" => case.user = self.str(val, "a user name"),
                 "host" => case.host = self.str(val, "a host name"),
+                "ci" => case.ci = self.ci_test(val),
                 "expect" => {
                     expect_seen = true;
                     let mut decision_seen = false;
@@ -238,7 +241,11 @@ impl Checker<'_> {
                         self.d.error(val.pos, "`expect` needs a `decision`");
                     }
                 }
-                _ => self.unknown_key(key, *kpos, &["run", "env", "cwd", "user", "host", "expect"]),
+                _ => self.unknown_key(
+                    key,
+                    *kpos,
+                    &["run", "env", "cwd", "user", "host", "ci", "expect"],
+                ),
             }
         }
         if !run_seen || !expect_seen {

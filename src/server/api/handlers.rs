@@ -144,9 +144,34 @@ pub async fn create(
             "`digest`: does not match argv, cwd, env, payload and executable",
         ));
     }
+    // A presented ID token is checked before anything else is decided: one that fails any
+    // check refuses the request (recorded), never quietly downgrades it to claims.
+    let now_secs = st.clock.now_ms().div_euclid(1000);
+    let ci_verified = match st
+        .oidc
+        .check(body.ci_token.as_ref().map(|t| t.expose()), now_secs)
+        .await
+    {
+        crate::server::oidc::TokenCheck::Absent => None,
+        crate::server::oidc::TokenCheck::Verified(v) => Some(v),
+        crate::server::oidc::TokenCheck::Refused(why) => {
+            // The id is the requester's word: recorded only when it is a well-formed UUID.
+            let id = body
+                .id
+                .as_deref()
+                .and_then(|i| uuid::Uuid::parse_str(i).ok())
+                .map(|u| u.hyphenated().to_string());
+            st.record_ci_refusal(id.as_deref(), &requester, &why).await;
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "ci_token_refused",
+                format!("the CI ID token is refused: {why}"),
+            ));
+        }
+    };
     let policy = &st.policy;
     let host = body.claims.host.clone().unwrap_or_default();
-    let class = policy.classify_argv(
+    let class = policy.classify_argv_in(
         &body.argv,
         &crate::policy::Place {
             env: &body.env,
@@ -155,6 +180,7 @@ pub async fn create(
             host: &host,
             links: None,
         },
+        crate::policy::ci::CiContext::Server(ci_verified.as_ref()),
     );
     let client_decision = match body.client.as_ref().map(|c| c.decision.as_str()) {
         None => Decision::Approve,
@@ -198,6 +224,7 @@ pub async fn create(
         payload: body.payload.clone(),
         reason: body.reason.clone(),
         claims: body.claims.clone(),
+        ci_verified,
         decision: decision.as_str().to_owned(),
         rules: class.matched.iter().map(|r| r.name.clone()).collect(),
         matched: class

@@ -72,6 +72,10 @@ pub struct CreateRequest {
     /// Seconds the requester is willing to wait (the policy's timeout may be shorter).
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// An OIDC ID token from the requester's CI system; verified against the issuers the
+    /// server's policy trusts (`ci.issuers`). Never stored.
+    #[serde(default)]
+    pub ci_token: Option<crate::ci::token::IdToken>,
 }
 
 /// The stored request document.
@@ -86,6 +90,9 @@ pub struct RequestDoc {
     pub payload: Vec<Payload>,
     pub reason: Option<String>,
     pub claims: Claims,
+    /// The CI identity the request's ID token proved (absent: no token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_verified: Option<crate::ci::VerifiedCi>,
     /// The stricter of the server's and the client's decision.
     pub decision: String,
     pub rules: Vec<String>,

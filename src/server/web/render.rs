@@ -205,8 +205,16 @@ fn request(v: &RequestView, left_ms: i64, s: &Session) -> Markup {
                 @if let Some(agent) = &d.claims.agent {
                     dt { "Agent" } dd { (show(agent)) }
                 }
+                @if let Some(v) = &d.ci_verified {
+                    dt { "CI (verified)" }
+                    dd {
+                        "by the server, from the job's ID token (" (show(&v.issuer)) ")"
+                        (kv_table(verified_rows(v).iter().map(|(k, v)| (k, v))))
+                    }
+                }
                 @if let Some(ci) = d.claims.ci.as_ref().filter(|c| !c.is_empty()) {
-                    dt { "CI" } dd { (kv_table(ci.iter())) }
+                    dt { "CI (claims)" }
+                    dd { em { "unverified: the requester's own word" } (kv_table(ci.iter())) }
                 }
                 dt { "Directory" } dd { code { (show(&d.cwd)) } }
                 dt { "Arguments" }
@@ -279,6 +287,24 @@ fn request(v: &RequestView, left_ms: i64, s: &Session) -> Markup {
             }
         }
     }
+}
+
+/// A verified CI identity's claims as rows (the issuer is said above them).
+fn verified_rows(v: &crate::ci::VerifiedCi) -> Vec<(String, String)> {
+    let mut rows = vec![("sub".to_owned(), v.sub.clone())];
+    for k in [
+        "repository",
+        "ref",
+        "ref_protected",
+        "environment",
+        "workflow",
+        "actor",
+    ] {
+        if let Some(val) = v.get(k) {
+            rows.push((k.to_owned(), val));
+        }
+    }
+    rows
 }
 
 fn kv_table<'a>(kv: impl Iterator<Item = (&'a String, &'a String)>) -> Markup {
