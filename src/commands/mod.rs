@@ -1,6 +1,7 @@
 //! The subcommands other than the run form. Each takes resolved settings and an [`Output`].
 
 pub mod check;
+pub mod doctor;
 pub mod generate;
 pub mod log;
 pub mod policy;
@@ -8,5 +9,6 @@ pub mod request_view;
 pub mod requests;
 pub mod serve;
 pub mod setup;
+pub mod shim;
 
 pub use crate::output::Output;
