@@ -49,6 +49,7 @@ mod server_limits;
 mod server_web;
 mod setup_local;
 mod shell_split;
+mod shims;
 mod signed_decisions;
 mod sink_http;
 mod sink_server;
