@@ -593,6 +593,12 @@ const AGENTS: &[(&str, &str, &[(&str, bool)])] = &[
 
 /// Whether `text` holds a command that runs `gate hook` (`gate hook ...`, `/usr/bin/gate hook`).
 fn runs_gate_hook(text: &str) -> bool {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with(['#', '/']))
+        .any(line_runs_gate_hook)
+}
+
+fn line_runs_gate_hook(text: &str) -> bool {
     let words: Vec<&str> = text
         .split(|c: char| c.is_whitespace() || "\"'`,;[]{}=".contains(c))
         .filter(|w| !w.is_empty())

@@ -23,6 +23,7 @@ mod chat_sims;
 mod cli_help;
 mod deploy_files;
 mod docs_examples;
+mod doctor;
 mod errors9;
 mod format_vectors;
 mod generated;
