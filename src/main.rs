@@ -67,7 +67,13 @@ fn main() {
 /// gate run as a shim: no option parsing, every argument belongs to the program.
 fn shim_main(argv0: std::ffi::OsString) -> i32 {
     let env = Env::capture();
-    let out = Output::new(ColorChoice::Auto, env.no_color || env.dumb_term, false, 0, false);
+    let out = Output::new(
+        ColorChoice::Auto,
+        env.no_color || env.dumb_term,
+        false,
+        0,
+        false,
+    );
     let args = std::env::args_os().skip(1).collect();
     guarded(|| shim::invoked(&env, &out, &argv0, args)).unwrap_or_else(|e| {
         out.report(&e);
@@ -350,12 +356,12 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
                 json,
             },
         ),
-        Commands::Shim(ShimCommand::Install { names, dir }) => {
-            shim::install(env, out, &names, dir)
-        }
+        Commands::Shim(ShimCommand::Install { names, dir }) => shim::install(env, out, &names, dir),
         Commands::Shim(ShimCommand::List { dir, json }) => shim::list(env, out, dir, json),
         Commands::Shim(ShimCommand::Remove { names, dir }) => shim::remove(env, out, &names, dir),
-        Commands::Doctor { json, shim_dir } => doctor::doctor(env, out, &policy_files, shim_dir, json),
+        Commands::Doctor { json, shim_dir } => {
+            doctor::doctor(env, out, &policy_files, shim_dir, json)
+        }
         Commands::Completions { shell, out_dir } => {
             match out_dir {
                 Some(dir) => generate::completions_to_dir(&dir)?,

@@ -227,7 +227,10 @@ mod tests {
         exe(&shims.join("tool"));
         exe(&bin.join("tool"));
         let path = std::env::join_paths([&shims, &shims, &bin]).unwrap();
-        assert_eq!(find_real("tool", Some(&path), d.path(), None), Ok(bin.join("tool")));
+        assert_eq!(
+            find_real("tool", Some(&path), d.path(), None),
+            Ok(bin.join("tool"))
+        );
         // An empty entry and a relative one are read from the working directory.
         assert_eq!(
             find_real("tool", Some(OsStr::new(":")), &bin, None),
@@ -273,7 +276,10 @@ mod tests {
         );
         assert_eq!(entry(&d.path().join("c"), &g), Entry::Foreign, "hard link");
         symlink(d.path().join("gone/gate"), d.path().join("stale")).unwrap();
-        assert!(matches!(entry(&d.path().join("stale"), &g), Entry::Stale { .. }));
+        assert!(matches!(
+            entry(&d.path().join("stale"), &g),
+            Entry::Stale { .. }
+        ));
         symlink("/bin/sh", d.path().join("sh")).unwrap();
         assert_eq!(entry(&d.path().join("sh"), &g), Entry::Foreign);
     }

@@ -295,20 +295,28 @@ fn log_check(env: &Env, policy: Option<&Policy>) -> Check {
             )
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match existing_ancestor(&path) {
-            Some(dir) if std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) && can(&dir, AccessFlags::W_OK | AccessFlags::X_OK) => {
+            Some(dir)
+                if std::fs::metadata(&dir).is_ok_and(|m| m.is_dir())
+                    && can(&dir, AccessFlags::W_OK | AccessFlags::X_OK) =>
+            {
                 match path.parent().filter(|p| p.exists()).and_then(dir_problem) {
                     Some(p) => check(name, Status::Fail, format!("{shown}: {p}")),
                     None => check(
                         name,
                         Status::Ok,
-                        format!("{shown} does not exist yet; the first gated run makes it (mode 0600)"),
+                        format!(
+                            "{shown} does not exist yet; the first gated run makes it (mode 0600)"
+                        ),
                     ),
                 }
             }
             Some(dir) => check(
                 name,
                 Status::Fail,
-                format!("{shown} cannot be made: {} is not writable by you", dir.display()),
+                format!(
+                    "{shown} cannot be made: {} is not writable by you",
+                    dir.display()
+                ),
             )
             .hint("point `GATE_LOG` (or the policy's `audit.path`) at a place you can write"),
             None => check(name, Status::Fail, format!("{shown} cannot be made")),
@@ -328,7 +336,10 @@ fn key_check(env: &Env, policy: Option<&Policy>) -> Check {
         Ok(m) if !can(&path, AccessFlags::R_OK) => check(
             name,
             Status::Fail,
-            format!("{shown} cannot be read by you (mode {:04o}): checkpoints cannot be signed", mode_of(&m)),
+            format!(
+                "{shown} cannot be read by you (mode {:04o}): checkpoints cannot be signed",
+                mode_of(&m)
+            ),
         ),
         Ok(m) if mode_of(&m) & 0o077 != 0 => check(
             name,
@@ -338,8 +349,14 @@ fn key_check(env: &Env, policy: Option<&Policy>) -> Check {
                 mode_of(&m)
             ),
         )
-        .hint(format!("chmod 600 {shown}, then consider a new key: anyone who read it can sign")),
-        Ok(m) => check(name, Status::Ok, format!("{shown} (mode {:04o})", mode_of(&m))),
+        .hint(format!(
+            "chmod 600 {shown}, then consider a new key: anyone who read it can sign"
+        )),
+        Ok(m) => check(
+            name,
+            Status::Ok,
+            format!("{shown} (mode {:04o})", mode_of(&m)),
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => check(
             name,
             Status::Ok,
@@ -517,9 +534,16 @@ fn local_check(env: &Env, policy: &Policy, name: &str, label: String) -> Check {
                     r.group
                 ),
             )
-            .hint(format!("add approvers to the group: sudo usermod -aG {} NAME", r.group)),
+            .hint(format!(
+                "add approvers to the group: sudo usermod -aG {} NAME",
+                r.group
+            )),
         },
-        Err(e) => check(label, Status::Fail, format!("spool {}: {e}", spool.display())),
+        Err(e) => check(
+            label,
+            Status::Fail,
+            format!("spool {}: {e}", spool.display()),
+        ),
     }
 }
 
@@ -535,7 +559,11 @@ fn sink_checks(policy: &Policy, checks: &mut Vec<Check>) {
             SinkSpec::Syslog { url, .. } => {
                 let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
                 match scheme {
-                    "udp" => check(label, Status::Ok, format!("{url} (UDP: nothing to connect to)")),
+                    "udp" => check(
+                        label,
+                        Status::Ok,
+                        format!("{url} (UDP: nothing to connect to)"),
+                    ),
                     "tcp" | "tcp+tls" => match connect(rest.trim_end_matches('/')) {
                         Ok(()) => check(label, Status::Ok, format!("{url} accepts connections")),
                         Err(e) => check(label, Status::Fail, format!("{url}: {e}")),
@@ -549,9 +577,11 @@ fn sink_checks(policy: &Policy, checks: &mut Vec<Check>) {
                 None => check(label, Status::Fail, format!("`{url}` is not a URL")),
             },
             SinkSpec::File { path } => match existing_ancestor(path) {
-                Some(d) if can(&d, nix::unistd::AccessFlags::W_OK) => {
-                    check(label, Status::Ok, format!("{} can be written", path.display()))
-                }
+                Some(d) if can(&d, nix::unistd::AccessFlags::W_OK) => check(
+                    label,
+                    Status::Ok,
+                    format!("{} can be written", path.display()),
+                ),
                 _ => check(
                     label,
                     Status::Fail,
@@ -564,7 +594,11 @@ fn sink_checks(policy: &Policy, checks: &mut Vec<Check>) {
 
 /// The agents whose hook settings doctor reads: name, the `gate setup` word, and the settings
 /// files (relative to the home directory, or to the working directory when `project`).
-const AGENTS: &[(&str, &str, &[(&str, bool)])] = &[
+/// A settings file: its path, and whether it is relative to the working directory (a
+/// project's) rather than the home directory.
+type SettingsFile = (&'static str, bool);
+
+const AGENTS: &[(&str, &str, &[SettingsFile])] = &[
     (
         "Claude Code",
         "claude-code",
@@ -582,7 +616,10 @@ const AGENTS: &[(&str, &str, &[(&str, bool)])] = &[
     (
         "Gemini CLI",
         "gemini",
-        &[(".gemini/settings.json", false), (".gemini/settings.json", true)],
+        &[
+            (".gemini/settings.json", false),
+            (".gemini/settings.json", true),
+        ],
     ),
     (
         "Cursor",
@@ -615,7 +652,11 @@ fn hook_checks(env: &Env, checks: &mut Vec<Check>) {
         let mut found = Vec::new();
         let mut without = Vec::new();
         for (rel, project) in *files {
-            let base = if *project { cwd.as_ref() } else { env.home.as_ref() };
+            let base = if *project {
+                cwd.as_ref()
+            } else {
+                env.home.as_ref()
+            };
             let Some(path) = base.map(|b| b.join(rel)) else {
                 continue;
             };
@@ -627,11 +668,16 @@ fn hook_checks(env: &Env, checks: &mut Vec<Check>) {
                 }
             }
         }
-        let home_dir = env.home.as_ref().map(|h| {
-            h.join(files[0].0.split('/').next().unwrap_or_default())
-        });
+        let home_dir = env
+            .home
+            .as_ref()
+            .map(|h| h.join(files[0].0.split('/').next().unwrap_or_default()));
         checks.push(if !found.is_empty() {
-            check(label, Status::Ok, format!("{agent}: `gate hook` in {}", found.join(", ")))
+            check(
+                label,
+                Status::Ok,
+                format!("{agent}: `gate hook` in {}", found.join(", ")),
+            )
         } else if !without.is_empty() || home_dir.is_some_and(|d| d.is_dir()) {
             let where_ = if without.is_empty() {
                 "no settings file names it".to_owned()
@@ -645,7 +691,11 @@ fn hook_checks(env: &Env, checks: &mut Vec<Check>) {
             )
             .hint(format!("gate setup {word}"))
         } else {
-            check(label, Status::Ok, format!("{agent}: not used here (no settings found)"))
+            check(
+                label,
+                Status::Ok,
+                format!("{agent}: not used here (no settings found)"),
+            )
         });
     }
 }
@@ -655,7 +705,11 @@ fn shim_checks(env: &Env, dir: &Path, checks: &mut Vec<Check>) {
     let meta = match std::fs::metadata(dir) {
         Ok(m) => m,
         Err(_) => {
-            checks.push(check("shims", Status::Ok, format!("none ({shown} does not exist)")));
+            checks.push(check(
+                "shims",
+                Status::Ok,
+                format!("none ({shown} does not exist)"),
+            ));
             return;
         }
     };
@@ -673,7 +727,11 @@ fn shim_checks(env: &Env, dir: &Path, checks: &mut Vec<Check>) {
         );
     }
     let Ok(gate) = GateBinary::current() else {
-        checks.push(check("shims", Status::Fail, "cannot tell where the gate binary is"));
+        checks.push(check(
+            "shims",
+            Status::Fail,
+            "cannot tell where the gate binary is",
+        ));
         return;
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
@@ -683,7 +741,11 @@ fn shim_checks(env: &Env, dir: &Path, checks: &mut Vec<Check>) {
     let rows = match super::shim::listing(env, dir, &gate) {
         Ok(r) => r,
         Err(e) => {
-            checks.push(check("shims", Status::Fail, format!("cannot read {shown}: {e}")));
+            checks.push(check(
+                "shims",
+                Status::Fail,
+                format!("cannot read {shown}: {e}"),
+            ));
             return;
         }
     };
@@ -704,7 +766,11 @@ fn shim_checks(env: &Env, dir: &Path, checks: &mut Vec<Check>) {
     for r in rows {
         let label = format!("shim {}", r.name);
         let c = match (r.kind, &r.shadows) {
-            ("foreign", _) => check(label, Status::Warn, format!("{} is not a gate shim", r.path.display())),
+            ("foreign", _) => check(
+                label,
+                Status::Warn,
+                format!("{} is not a gate shim", r.path.display()),
+            ),
             ("stale", _) => check(label, Status::Warn, "points at a gate binary that is gone")
                 .hint(format!("gate shim install {} --dir {shown}", r.name)),
             (_, None) => check(
@@ -713,16 +779,28 @@ fn shim_checks(env: &Env, dir: &Path, checks: &mut Vec<Check>) {
                 format!("no real `{}` on PATH: it exits 127", r.name),
             ),
             (_, Some(real)) => {
-                let real_at = real.parent().and_then(|p| dirs.iter().position(|d| canon(d) == canon(p)));
+                let real_at = real
+                    .parent()
+                    .and_then(|p| dirs.iter().position(|d| canon(d) == canon(p)));
                 match (at, real_at) {
                     (Some(s), Some(r_at)) if r_at < s => check(
                         label,
                         Status::Warn,
-                        format!("PATH finds {} before the shim: the command is not gated", real.display()),
+                        format!(
+                            "PATH finds {} before the shim: the command is not gated",
+                            real.display()
+                        ),
                     )
                     .hint(super::shim::path_line(dir)),
                     (Some(_), _) => check(label, Status::Ok, format!("shadows {}", real.display())),
-                    (None, _) => check(label, Status::Warn, format!("would shadow {}, but its directory is not on PATH", real.display())),
+                    (None, _) => check(
+                        label,
+                        Status::Warn,
+                        format!(
+                            "would shadow {}, but its directory is not on PATH",
+                            real.display()
+                        ),
+                    ),
                 }
             }
         };

@@ -124,7 +124,12 @@ pub fn path_line(dir: &Path) -> String {
 
 /// `gate shim install NAME... [--dir D]`: a symlink to this gate binary for each name. An
 /// existing shim is left as it is; any other file by that name is never replaced.
-pub fn install(env: &Env, out: &Output, names: &[String], dir: Option<PathBuf>) -> Result<i32, Error> {
+pub fn install(
+    env: &Env,
+    out: &Output,
+    names: &[String],
+    dir: Option<PathBuf>,
+) -> Result<i32, Error> {
     check_names(names)?;
     let gate = gate_binary()?;
     let dir = dir.unwrap_or_else(|| default_dir(env));
@@ -257,10 +262,13 @@ pub fn list(env: &Env, out: &Output, dir: Option<PathBuf>, json: bool) -> Result
         Err(e) => return Err(io_err("read", &dir, e)),
     };
     if json {
-        out.data(&serde_json::to_string(&serde_json::json!({
-            "dir": dir,
-            "shims": rows,
-        })).unwrap_or_default());
+        out.data(
+            &serde_json::to_string(&serde_json::json!({
+                "dir": dir,
+                "shims": rows,
+            }))
+            .unwrap_or_default(),
+        );
         return Ok(0);
     }
     if rows.is_empty() {
@@ -277,9 +285,10 @@ pub fn list(env: &Env, out: &Output, dir: Option<PathBuf>, json: bool) -> Result
                 "{}\t-> {}\tshadows {}",
                 r.name,
                 show(&r.target),
-                r.shadows
-                    .as_ref()
-                    .map_or_else(|| "nothing (no real program on PATH)".to_owned(), |p| p.display().to_string())
+                r.shadows.as_ref().map_or_else(
+                    || "nothing (no real program on PATH)".to_owned(),
+                    |p| p.display().to_string()
+                )
             ),
             "stale" => format!(
                 "{}\t-> {}\tstale: that gate binary is gone (`gate shim install {}` renews it)",
@@ -295,7 +304,12 @@ pub fn list(env: &Env, out: &Output, dir: Option<PathBuf>, json: bool) -> Result
 }
 
 /// `gate shim remove NAME... [--dir D]`: deletes the shims named, and nothing that is not one.
-pub fn remove(env: &Env, out: &Output, names: &[String], dir: Option<PathBuf>) -> Result<i32, Error> {
+pub fn remove(
+    env: &Env,
+    out: &Output,
+    names: &[String],
+    dir: Option<PathBuf>,
+) -> Result<i32, Error> {
     check_names(names)?;
     let gate = gate_binary()?;
     let dir = dir.unwrap_or_else(|| default_dir(env));

@@ -90,14 +90,12 @@ pub fn try_classify(policy: &Policy, req: &Request) -> Result<Classification, Er
         .map(|v| v.to_string())
         .collect();
     // Shim directories are left out: through one, `aws` would also be classified as `gate`.
-    let path = process
-        .get("PATH")
-        .map(|p| {
-            crate::shim::path_without_shims(
-                std::ffi::OsStr::new(p),
-                std::path::Path::new(&req.view.command.cwd),
-            )
-        });
+    let path = process.get("PATH").map(|p| {
+        crate::shim::path_without_shims(
+            std::ffi::OsStr::new(p),
+            std::path::Path::new(&req.view.command.cwd),
+        )
+    });
     let links = crate::command::link::Resolver::new(
         path,
         process.get("HOME").map(Into::into),

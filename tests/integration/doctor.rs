@@ -37,7 +37,8 @@ fn status<'a>(v: &'a Value, check: &str) -> &'a str {
     find(v, check)["status"].as_str().unwrap()
 }
 
-const POLICY: &str = "version: 1\nrules:\n  - name: r\n    match: { program: rm }\n    decision: deny\n";
+const POLICY: &str =
+    "version: 1\nrules:\n  - name: r\n    match: { program: rm }\n    decision: deny\n";
 
 #[test]
 fn a_healthy_set_up_is_all_ok() {
@@ -81,8 +82,9 @@ fn the_text_report_is_one_line_per_check_and_says_what_hooks_rest_on() {
         r.stdout
     );
     assert!(
-        r.stdout
-            .contains("note: agent hooks and shims are only as strong as a root-owned system policy"),
+        r.stdout.contains(
+            "note: agent hooks and shims are only as strong as a root-owned system policy"
+        ),
         "{}",
         r.stdout
     );
@@ -91,7 +93,10 @@ fn the_text_report_is_one_line_per_check_and_says_what_hooks_rest_on() {
 #[test]
 fn no_system_tier_warns_and_names_the_tier_of_each_file() {
     let g = Gate::new().policy(POLICY);
-    let user = g.write("config/gate/policy.yaml", &POLICY.replace("name: r", "name: u"));
+    let user = g.write(
+        "config/gate/policy.yaml",
+        &POLICY.replace("name: r", "name: u"),
+    );
     let cli = g.write("cli.yaml", &POLICY.replace("name: r", "name: c"));
     let g = g.args(&["--policy", cli.to_str().unwrap(), "doctor", "--json"]);
     let r = common::Ran::from_output(g.command().output().unwrap());
@@ -242,7 +247,11 @@ fn hooks_are_found_in_each_agents_settings() {
     assert_eq!(gemini["hint"], "gate setup gemini");
     // A comment that mentions `gate hook` is no hook.
     assert_eq!(status(&v, "hooks codex"), "warn");
-    assert_eq!(status(&v, "hooks cursor"), "warn", "~/.cursor exists, no hooks.json");
+    assert_eq!(
+        status(&v, "hooks cursor"),
+        "warn",
+        "~/.cursor exists, no hooks.json"
+    );
 }
 
 #[test]
@@ -262,9 +271,13 @@ fn shims_not_on_path_or_behind_the_real_program_warn() {
             .into_string()
             .unwrap()
     };
-    let install = Gate::new()
-        .env("PATH", &path_with(&bin, &bin))
-        .args(&["shim", "install", "--dir", shims.to_str().unwrap(), "tool"]);
+    let install = Gate::new().env("PATH", &path_with(&bin, &bin)).args(&[
+        "shim",
+        "install",
+        "--dir",
+        shims.to_str().unwrap(),
+        "tool",
+    ]);
     common::Ran::from_output(install.command().output().unwrap()).status(0);
     let dir_arg = ["doctor", "--json", "--shim-dir", shims.to_str().unwrap()];
 
@@ -278,7 +291,10 @@ fn shims_not_on_path_or_behind_the_real_program_warn() {
     let (_, v) = doctor_as(g.env("PATH", &path_with(&bin, &shims)).args(&dir_arg));
     let c = find(&v, "shim tool");
     assert_eq!(c["status"], "warn");
-    assert!(c["detail"].as_str().unwrap().contains("before the shim"), "{c}");
+    assert!(
+        c["detail"].as_str().unwrap().contains("before the shim"),
+        "{c}"
+    );
 
     // Not on PATH at all.
     let g = Gate::new();

@@ -297,7 +297,10 @@ fn a_shim_is_gated_exactly_as_the_run_form() {
     Ran::of(c).status(77).stderr_has("not that");
     let d = s.decisions();
     assert_eq!(d.len(), 2);
-    assert_eq!(d[0]["request"]["digest"], d[1]["request"]["digest"], "same request");
+    assert_eq!(
+        d[0]["request"]["digest"], d[1]["request"]["digest"],
+        "same request"
+    );
     assert_eq!(d[0]["decision"]["outcome"], "denied");
     assert!(d[1]["request"]["command"].get("shim").is_none());
 }
@@ -311,7 +314,11 @@ fn the_run_form_with_shims_on_path_runs_the_real_program_once() {
     c.args(["--", "tool", "x"]);
     Ran::of(c).status(0);
     assert_eq!(s.ran().len(), 1);
-    assert_eq!(s.decisions().len(), 1, "gated once, not again through the shim");
+    assert_eq!(
+        s.decisions().len(),
+        1,
+        "gated once, not again through the shim"
+    );
     assert_eq!(
         s.decisions()[0]["request"]["command"]["executable"],
         s.p("bin/tool").display().to_string()
@@ -325,11 +332,17 @@ fn attack_shim_dir_twice_on_path_and_a_second_shim_dir_later() {
     let mut c = s.gate(&["shim", "install", "--dir"]);
     c.arg(s.p("shims2")).arg("tool");
     Ran::of(c).status(0);
-    let path = s.path_of(&["@shims", "@shims", "@shims2", "@shims", "@bin", "@shims2", "/bin"]);
+    let path = s.path_of(&[
+        "@shims", "@shims", "@shims2", "@shims", "@bin", "@shims2", "/bin",
+    ]);
     let r = s.go(dir.join("tool"), &path, &["x"]);
     r.status(0);
     assert_eq!(s.ran().len(), 1);
-    assert_eq!(s.decisions().len(), 1, "one gate, no loop through the other shims");
+    assert_eq!(
+        s.decisions().len(),
+        1,
+        "one gate, no loop through the other shims"
+    );
     // With nothing real anywhere: 127 at once, naming what was passed over.
     std::fs::remove_file(s.p("bin/tool")).unwrap();
     let r = s.go(dir.join("tool"), &path, &["x"]);
@@ -359,7 +372,11 @@ fn attack_real_program_is_itself_a_link_to_gate() {
         s.go(s.p("evil2/tool"), &path, &["w"]).status(0);
     }
     assert_eq!(s.ran().len(), if hard { 3 } else { 2 });
-    assert!(s.ran().iter().all(|l| l.starts_with(&s.p("bin/tool").display().to_string())));
+    assert!(
+        s.ran()
+            .iter()
+            .all(|l| l.starts_with(&s.p("bin/tool").display().to_string()))
+    );
     // Only links to gate on PATH: 127, no loop.
     let path = s.path_of(&["@shims", "@evil", "@evil2"]);
     s.go(dir.join("tool"), &path, &[])
@@ -400,8 +417,11 @@ fn attack_gate_environment_cannot_make_a_shim_skip_gating() {
     std::fs::create_dir_all(&sys).unwrap();
     std::fs::set_permissions(&sys, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(sys.join("deny.yaml"), DENY_DANGER).unwrap();
-    std::fs::set_permissions(sys.join("deny.yaml"), std::fs::Permissions::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(
+        sys.join("deny.yaml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let allow_all = s.policy("version: 1\ndefaults: { decision: allow }\nrules: []\n");
     let empty = s.p("empty-dir");
     std::fs::create_dir_all(&empty).unwrap();
@@ -457,7 +477,10 @@ fn attack_exec_a_gives_nothing_the_run_form_does_not() {
     assert!(s.ran().is_empty());
     let d = s.decisions();
     assert_eq!(d.len(), 2);
-    assert_eq!(d[1]["request"]["command"]["shim"]["invoked_as"], "/somewhere/else/tool");
+    assert_eq!(
+        d[1]["request"]["command"]["shim"]["invoked_as"],
+        "/somewhere/else/tool"
+    );
     // A shim called `gate` is gate's own command line, which anyone could run anyway.
     let dir = s.install(&["tool"]);
     let mut c = s.cmd(dir.join("tool"), &path);
