@@ -6,6 +6,7 @@
 //! makes a shim run a program without the run form's decision and records.
 
 use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Env;
@@ -133,7 +134,15 @@ pub fn install(
     check_names(names)?;
     let gate = gate_binary()?;
     let dir = dir.unwrap_or_else(|| default_dir(env));
-    std::fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
+    // Absolute, so the PATH line it prints works from any directory.
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    // Writable by you alone (less with a stricter umask): whoever can write here can swap a
+    // shim for anything.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&dir)
+        .map_err(|e| io_err("create", &dir, e))?;
     let marker = dir.join(shim::MARKER);
     if std::fs::symlink_metadata(&marker).is_err() {
         std::fs::write(&marker, shim::MARKER_TEXT).map_err(|e| io_err("write", &marker, e))?;
