@@ -645,6 +645,19 @@ fn line_runs_gate_hook(text: &str) -> bool {
         .any(|w| w[0].rsplit('/').next() == Some("gate") && w[1] == "hook")
 }
 
+/// A settings file's text, at most its first 4 MiB (a settings file is small; a huge one is
+/// not read to the end).
+fn read_capped(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(4 << 20)
+        .read_to_end(&mut buf)
+        .ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
 fn hook_checks(env: &Env, checks: &mut Vec<Check>) {
     let cwd = std::env::current_dir().ok();
     for (agent, word, files) in AGENTS {
@@ -660,7 +673,7 @@ fn hook_checks(env: &Env, checks: &mut Vec<Check>) {
             let Some(path) = base.map(|b| b.join(rel)) else {
                 continue;
             };
-            if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Some(text) = read_capped(&path) {
                 if runs_gate_hook(&text) {
                     found.push(path.display().to_string());
                 } else {
