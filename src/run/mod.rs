@@ -59,7 +59,8 @@ pub fn build_request(
 /// PATH, passing over gate's own shims (and any link to this gate binary), so that
 /// `gate -- aws` with a shim directory on PATH runs the real `aws` once, not gate again.
 fn resolve_program(argv0: &str, env: &Env, cwd: &std::path::Path) -> Result<PathBuf, ExecError> {
-    if argv0.is_empty() || argv0.contains('/') {
+    // `gate -- gate ...` means gate itself; only other names pass over links to it.
+    if argv0.is_empty() || argv0.contains('/') || argv0 == "gate" {
         return exec::resolve(argv0, env.path.as_deref(), cwd);
     }
     let gate = crate::shim::GateBinary::current().ok();
