@@ -326,6 +326,18 @@ fn the_run_form_with_shims_on_path_runs_the_real_program_once() {
 }
 
 #[test]
+fn the_run_form_still_runs_gate_itself_by_name() {
+    let s = Setup::new();
+    // `gate` on PATH is this binary: a link to it named `gate` is gate, not something to pass over.
+    std::fs::create_dir_all(s.p("gbin")).unwrap();
+    symlink(common::bin(), s.p("gbin/gate")).unwrap();
+    let path2 = s.path_of(&["@gbin", "@bin", "/usr/bin", "/bin"]);
+    let r = s.go(common::bin(), &path2, &["--", "gate", "--version"]);
+    r.status(0);
+    assert!(r.stdout.starts_with("gate "), "{}", r.stdout);
+}
+
+#[test]
 fn attack_shim_dir_twice_on_path_and_a_second_shim_dir_later() {
     let s = Setup::new();
     let dir = s.install(&["tool"]);
