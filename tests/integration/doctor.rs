@@ -308,3 +308,29 @@ fn shims_not_on_path_or_behind_the_real_program_warn() {
     assert_eq!(code, 1);
     assert_eq!(status(&v, "shims"), "fail");
 }
+
+#[test]
+fn a_local_spool_no_approver_can_reach_fails() {
+    let yaml = "version: 1\nbackends:\n  loc: { kind: local }\n";
+    // The test's spool (mode 1777, as `gate setup local` would let approvers in): ok.
+    let (code, v) = doctor(Gate::new().policy(yaml));
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(status(&v, "backend loc"), "ok");
+    // A spool only its owner can enter: nobody else could ever approve.
+    let g = Gate::new().policy(yaml);
+    let closed = g.path("closed");
+    std::fs::create_dir(&closed).unwrap();
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let g = g.env("GATE_SPOOL", closed.to_str().unwrap());
+    let (code, v) = doctor(g);
+    assert_eq!(code, 1);
+    let c = find(&v, "backend loc");
+    assert_eq!(c["status"], "fail");
+    assert!(c["detail"].as_str().unwrap().contains("no approver"), "{c}");
+    // No spool at all.
+    let g = Gate::new().policy(yaml);
+    let missing = g.path("missing");
+    let (code, v) = doctor(g.env("GATE_SPOOL", missing.to_str().unwrap()));
+    assert_eq!(code, 1);
+    assert_eq!(find(&v, "backend loc")["hint"], "sudo gate setup local");
+}
