@@ -820,3 +820,30 @@ fn shim_checks(env: &Env, dir: &Path, checks: &mut Vec<Check>) {
         checks.push(c);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_counts_as_a_hook_that_runs_gate() {
+        for yes in [
+            r#"{"command":"gate hook claude-code"}"#,
+            r#"{"command": "/usr/local/bin/gate hook codex", "timeout": 600}"#,
+            "command = [\"gate\", \"hook\", \"codex\"]",
+            "command = 'gate hook gemini'",
+        ] {
+            assert!(runs_gate_hook(yes), "{yes}");
+        }
+        for no in [
+            r#"{"command":"./lint.sh"}"#,
+            "# gate hook codex, someday",
+            "// gate hook cursor",
+            r#"{"command":"gatekeeper hook"}"#,
+            r#"{"command":"gate check -- hook"}"#,
+            "",
+        ] {
+            assert!(!runs_gate_hook(no), "{no}");
+        }
+    }
+}
