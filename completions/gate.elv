@@ -44,6 +44,8 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand serve 'Run the approval and audit server'
             cand setup 'One-time set-up of this machine, as root; or install gate''s hook into an AI agent'
             cand hook 'Answer an AI agent''s shell-tool hook: read its hook JSON on stdin, decide, answer in its schema'
+            cand shim 'PATH shims: links named after programs that route them through gate'
+            cand doctor 'Check this set-up: policy files and their tier, the log and key, the keyring, backends and sinks, agent hooks and shims. One line each: ok, warn or fail'
             cand completions 'Print shell completions for SHELL'
             cand man 'Print the man page (gate.1)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -516,6 +518,80 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'gate;shim'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand install 'Make a shim for each NAME (a symlink to this gate binary) and print the PATH line to add'
+            cand list 'List the shims: where each points and which real program it shadows'
+            cand remove 'Remove the shims NAME...; a file that is not a link to gate is never removed'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;shim;install'= {
+            cand --dir 'The shim directory (default: `$XDG_STATE_HOME/gate/shims`)'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;shim;list'= {
+            cand --dir 'The shim directory (default: `$XDG_STATE_HOME/gate/shims`)'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand --json 'Print one JSON object on stdout: {"dir", "shims": [{name, path, kind, target, shadows}]}'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;shim;remove'= {
+            cand --dir 'The shim directory (default: `$XDG_STATE_HOME/gate/shims`)'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;shim;help'= {
+            cand install 'Make a shim for each NAME (a symlink to this gate binary) and print the PATH line to add'
+            cand list 'List the shims: where each points and which real program it shadows'
+            cand remove 'Remove the shims NAME...; a file that is not a link to gate is never removed'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;shim;help;install'= {
+        }
+        &'gate;shim;help;list'= {
+        }
+        &'gate;shim;help;remove'= {
+        }
+        &'gate;shim;help;help'= {
+        }
+        &'gate;doctor'= {
+            cand --shim-dir 'The shim directory to check (default: `shims` in gate''s state directory)'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand --json 'Print one JSON object on stdout: {"ok": bool, "checks": [{check, status, detail, hint}]}'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'gate;completions'= {
             cand --out-dir 'Write completions for every shell into this directory instead'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
@@ -549,6 +625,8 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand serve 'Run the approval and audit server'
             cand setup 'One-time set-up of this machine, as root; or install gate''s hook into an AI agent'
             cand hook 'Answer an AI agent''s shell-tool hook: read its hook JSON on stdin, decide, answer in its schema'
+            cand shim 'PATH shims: links named after programs that route them through gate'
+            cand doctor 'Check this set-up: policy files and their tier, the log and key, the keyring, backends and sinks, agent hooks and shims. One line each: ok, warn or fail'
             cand completions 'Print shell completions for SHELL'
             cand man 'Print the man page (gate.1)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -626,6 +704,19 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;help;setup;local'= {
         }
         &'gate;help;hook'= {
+        }
+        &'gate;help;shim'= {
+            cand install 'Make a shim for each NAME (a symlink to this gate binary) and print the PATH line to add'
+            cand list 'List the shims: where each points and which real program it shadows'
+            cand remove 'Remove the shims NAME...; a file that is not a link to gate is never removed'
+        }
+        &'gate;help;shim;install'= {
+        }
+        &'gate;help;shim;list'= {
+        }
+        &'gate;help;shim;remove'= {
+        }
+        &'gate;help;doctor'= {
         }
         &'gate;help;completions'= {
         }

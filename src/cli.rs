@@ -259,6 +259,24 @@ pub enum Commands {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "280s")]
         timeout: std::time::Duration,
     },
+    /// PATH shims: links named after programs that route them through gate.
+    ///
+    /// A shim is a symlink named NAME to this gate binary, in a shim directory (default:
+    /// `$XDG_STATE_HOME/gate/shims`, i.e. ~/.local/state/gate/shims) that goes first on PATH.
+    /// Run under that name, gate finds the real NAME further down PATH (never a shim, never
+    /// gate itself) and runs it exactly as `gate -- NAME ARGS...` would.
+    #[command(subcommand)]
+    Shim(ShimCommand),
+    /// Check this set-up: policy files and their tier, the log and key, the keyring, backends
+    /// and sinks, agent hooks and shims. One line each: ok, warn or fail.
+    Doctor {
+        /// Print one JSON object on stdout: {"ok": bool, "checks": [{check, status, detail, hint}]}.
+        #[arg(long)]
+        json: bool,
+        /// The shim directory to check (default: `shims` in gate's state directory).
+        #[arg(long, value_name = "DIR")]
+        shim_dir: Option<PathBuf>,
+    },
     /// Print shell completions for SHELL.
     Completions {
         /// The shell: bash, zsh, fish, elvish or powershell.
@@ -527,6 +545,39 @@ pub struct AgentSetupArgs {
     /// Print the settings file as it would be; change nothing.
     #[arg(long)]
     pub print: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShimCommand {
+    /// Make a shim for each NAME (a symlink to this gate binary) and print the PATH line to add.
+    ///
+    /// An existing shim is kept; any other file by that name is never replaced.
+    Install {
+        /// The programs to route through gate, e.g. `aws kubectl terraform`.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// The shim directory (default: `$XDG_STATE_HOME/gate/shims`).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// List the shims: where each points and which real program it shadows.
+    List {
+        /// The shim directory (default: `$XDG_STATE_HOME/gate/shims`).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Print one JSON object on stdout: {"dir", "shims": [{name, path, kind, target, shadows}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the shims NAME...; a file that is not a link to gate is never removed.
+    Remove {
+        /// The shims to remove.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// The shim directory (default: `$XDG_STATE_HOME/gate/shims`).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

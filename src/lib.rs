@@ -26,5 +26,6 @@ pub mod request;
 pub mod run;
 pub mod secrets;
 pub mod server;
+pub mod shim;
 
 pub use error::Error;

@@ -5,15 +5,23 @@ use clap::FromArgMatches;
 
 use gate::cli::{
     Cli, Color, Commands, ExportFormat, HookAgent, HookEvent, LogCommand, LogFilter, OutcomeFilter,
-    PolicyCommand, SetupCommand,
+    PolicyCommand, SetupCommand, ShimCommand,
 };
-use gate::commands::{check, generate, hook, log, policy, requests, serve, setup, setup_agents};
+use gate::commands::{
+    check, doctor, generate, hook, log, policy, requests, serve, setup, setup_agents, shim,
+};
 use gate::config::Env;
 use gate::error::Error;
 use gate::output::{ColorChoice, Output};
 use gate::run::{RunOptions, run};
 
 fn main() {
+    // Started under another program's name (a PATH shim): that program, through the run form.
+    if let Some(argv0) = std::env::args_os().next()
+        && gate::shim::shim_name(Some(&argv0)).is_some()
+    {
+        std::process::exit(shim_main(argv0));
+    }
     let env = Env::capture();
     let cli = parse(&env);
     let g = &cli.global;
@@ -23,6 +31,7 @@ fn main() {
             Some(Commands::Check { json: true, .. })
                 | Some(Commands::Requests { json: true, .. })
                 | Some(Commands::Log(LogCommand::Verify { json: true, .. }))
+                | Some(Commands::Doctor { json: true, .. })
         );
     let out = Output::new(
         match g.color {
@@ -63,6 +72,23 @@ fn main() {
         },
     };
     std::process::exit(code);
+}
+
+/// gate run as a shim: no option parsing, every argument belongs to the program.
+fn shim_main(argv0: std::ffi::OsString) -> i32 {
+    let env = Env::capture();
+    let out = Output::new(
+        ColorChoice::Auto,
+        env.no_color || env.dumb_term,
+        false,
+        0,
+        false,
+    );
+    let args = std::env::args_os().skip(1).collect();
+    guarded(|| shim::invoked(&env, &out, &argv0, args)).unwrap_or_else(|e| {
+        out.report(&e);
+        e.exit_code()
+    })
 }
 
 /// The command line, or exit 2: clap's message, or a better one for a misspelt subcommand or
@@ -373,6 +399,12 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
         }
         Commands::Setup(SetupCommand::Cursor(a)) => {
             setup_agents::setup(env, out, agent_setup(HookAgent::Cursor, a))
+        }
+        Commands::Shim(ShimCommand::Install { names, dir }) => shim::install(env, out, &names, dir),
+        Commands::Shim(ShimCommand::List { dir, json }) => shim::list(env, out, dir, json),
+        Commands::Shim(ShimCommand::Remove { names, dir }) => shim::remove(env, out, &names, dir),
+        Commands::Doctor { json, shim_dir } => {
+            doctor::doctor(env, out, &policy_files, shim_dir, json)
         }
         Commands::Completions { shell, out_dir } => {
             match out_dir {

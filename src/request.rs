@@ -30,6 +30,18 @@ pub struct CommandInfo {
     pub executable: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub payload: Vec<Payload>,
+    /// Set when the command came in through a PATH shim (`gate shim`), not `gate -- ...`.
+    /// Not part of the digest: the same command is the same request whichever way it came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim: Option<ShimUse>,
+}
+
+/// How a shim started the command: gate was run under another program's name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShimUse {
+    /// argv[0] exactly as the caller passed it (the caller chooses it: `exec -a` can set any
+    /// name, so this says how gate was called, not which file was run).
+    pub invoked_as: String,
 }
 
 /// What gets written to records and shown to approvers: everything is redacted.
@@ -98,6 +110,7 @@ impl Request {
                 cwd,
                 executable,
                 payload: payload.clone(),
+                shim: None,
             },
             context: context
                 .iter()
@@ -361,6 +374,7 @@ mod tests {
                 cwd: cwd.clone(),
                 executable: None,
                 payload: payload.clone(),
+                shim: None,
             },
             context: BTreeMap::new(),
             reason: None,

@@ -72,6 +72,15 @@ pub fn load(env_token: Option<&Token>, config_dir: &Path, server: &str) -> Optio
         .filter(|t| !t.expose().is_empty())
 }
 
+/// Whether the OS keyring answers (for `gate doctor`): a look-up of an entry nobody stores
+/// either finds nothing (the keyring works) or fails with the keyring's own error.
+pub fn keyring_available() -> Result<(), String> {
+    match keyring::Entry::new(SERVICE, "gate-doctor-probe").and_then(|e| e.get_password()) {
+        Ok(_) | Err(keyring::Error::NoEntry) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Stores the token: the keyring if there is one, else a 0600 file (and says so).
 pub fn store(config_dir: &Path, server: &str, token: &Token) -> Result<Stored, SecretError> {
     let keyring_error = match keyring::Entry::new(SERVICE, &normalize(server)).and_then(|e| {

@@ -326,6 +326,45 @@ pub const EXIT_STATUS: &[(&str, &[Status])] = &[
         ],
     ),
     (
+        "shim install",
+        &[
+            (
+                "0",
+                "every shim is in place (one that was already there is kept)",
+            ),
+            (
+                "1",
+                "a file by a NAME is in the way and is not a gate shim: left alone",
+            ),
+            ("78", "the shim directory cannot be made or written"),
+        ],
+    ),
+    (
+        "shim list",
+        &[
+            ("0", "the shims were listed (none is not an error)"),
+            ("78", "the shim directory cannot be read"),
+        ],
+    ),
+    (
+        "shim remove",
+        &[
+            ("0", "every shim named was removed"),
+            (
+                "1",
+                "a NAME is no shim there, or not a link to gate (never removed)",
+            ),
+            ("78", "the shim directory cannot be read or written"),
+        ],
+    ),
+    (
+        "doctor",
+        &[
+            ("0", "every check is ok or warn"),
+            ("1", "at least one check failed (each line says why)"),
+        ],
+    ),
+    (
         "completions",
         &[
             ("0", "the script was printed (or written)"),

@@ -51,7 +51,7 @@ pub fn build_request(
 ) -> Result<(Request, Result<PathBuf, ExecError>), Error> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::config(format!("cannot read the current directory: {e}")))?;
-    let executable = exec::resolve(&argv[0], env.path.as_deref(), &cwd);
+    let executable = resolve_program(&argv[0], env, &cwd);
     let req = Request::new(NewRequest {
         argv,
         cwd,
@@ -63,6 +63,21 @@ pub fn build_request(
         redact: &|s| policy.redact(s),
     });
     Ok((req, executable))
+}
+
+/// The program `argv0` names, as the run form starts it: a path as given; a plain name on
+/// PATH, passing over gate's own shims (and any link to this gate binary), so that
+/// `gate -- aws` with a shim directory on PATH runs the real `aws` once, not gate again.
+fn resolve_program(argv0: &str, env: &Env, cwd: &std::path::Path) -> Result<PathBuf, ExecError> {
+    // `gate -- gate ...` means gate itself; only other names pass over links to it.
+    if argv0.is_empty() || argv0.contains('/') || argv0 == "gate" {
+        return exec::resolve(argv0, env.path.as_deref(), cwd);
+    }
+    let gate = crate::shim::GateBinary::current().ok();
+    crate::shim::find_real(argv0, env.path.as_deref(), cwd, gate.as_ref()).map_err(|e| match e {
+        crate::shim::NotFound::NotExecutable(p) => ExecError::NotExecutable(p),
+        crate::shim::NotFound::Missing { .. } => ExecError::NotFound(argv0.to_owned()),
+    })
 }
 
 /// Classifies a request.
@@ -85,8 +100,15 @@ pub fn try_classify(policy: &Policy, req: &Request) -> Result<Classification, Er
         .iter()
         .map(|v| v.to_string())
         .collect();
+    // Shim directories are left out: through one, `aws` would also be classified as `gate`.
+    let path = process.get("PATH").map(|p| {
+        crate::shim::path_without_shims(
+            std::ffi::OsStr::new(p),
+            std::path::Path::new(&req.view.command.cwd),
+        )
+    });
     let links = crate::command::link::Resolver::new(
-        process.get("PATH").map(Into::into),
+        path,
         process.get("HOME").map(Into::into),
         &req.view.command.cwd,
     )
@@ -118,11 +140,32 @@ fn subject<'a>(req: &'a Request, line: &'a str) -> Subject<'a> {
 /// `gate [OPTIONS] -- PROGRAM [ARGS...]`: the whole run, one step after another, each taking
 /// what the one before it returned. Returns the command's own exit status.
 pub fn run(opts: RunOptions, env: &Env, out: &Output) -> Result<i32, Error> {
+    run_as(opts, None, env, out)
+}
+
+/// The run form for a command that came in through a PATH shim: exactly `gate -- argv`, with
+/// the shim recorded in the request (`command.shim`).
+pub fn run_shim(
+    opts: RunOptions,
+    shim: crate::request::ShimUse,
+    env: &Env,
+    out: &Output,
+) -> Result<i32, Error> {
+    run_as(opts, Some(shim), env, out)
+}
+
+fn run_as(
+    opts: RunOptions,
+    shim: Option<crate::request::ShimUse>,
+    env: &Env,
+    out: &Output,
+) -> Result<i32, Error> {
     // What is asked, and what the policy says of it.
     let policy = env.load_policy_lazy(&opts.policy_files)?;
     warn_without_policy(&opts, env, out, &policy);
     let reason = opts.reason.clone().or_else(|| env.reason.clone());
-    let (req, executable) = build_request(env, &policy, opts.argv.clone(), reason)?;
+    let (mut req, executable) = build_request(env, &policy, opts.argv.clone(), reason)?;
+    req.view.command.shim = shim;
     let class = try_classify(&policy, &req)?;
     explain(out, &policy, &class);
 

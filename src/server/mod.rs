@@ -279,6 +279,7 @@ pub(crate) fn request_view(row: &RequestRow) -> RequestView {
             cwd: doc.as_ref().map(|d| d.cwd.clone()).unwrap_or_default(),
             executable: None,
             payload: doc.as_ref().map(|d| d.payload.clone()).unwrap_or_default(),
+            shim: None,
         },
         context: doc.as_ref().map(|d| d.context.clone()).unwrap_or_default(),
         reason: doc.as_ref().and_then(|d| d.reason.clone()),

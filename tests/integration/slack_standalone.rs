@@ -30,6 +30,7 @@ fn sample_view(argv: &[&str], reason: &str) -> RequestView {
             cwd: "/srv/app".into(),
             executable: None,
             payload: vec![],
+            shim: None,
         },
         context: BTreeMap::from([("AWS_PROFILE".to_owned(), "prod".to_owned())]),
         reason: Some(reason.into()),

@@ -22,6 +22,7 @@ fn view(argv: &[&str], reason: &str, env: &[(&str, &str)]) -> RequestView {
             cwd: "/srv/app".into(),
             executable: None,
             payload: vec![],
+            shim: None,
         },
         context: env
             .iter()
