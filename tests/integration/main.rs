@@ -18,6 +18,7 @@
 
 mod common;
 
+mod agent_policy;
 mod allow9;
 mod chat_sims;
 mod cli_help;
