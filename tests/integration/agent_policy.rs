@@ -63,7 +63,11 @@ fn decide(p: &Policy, line: &str) -> Decision {
 fn attack_corpus_is_never_silently_allowed() {
     let p = policy();
     let attacks = corpus(ATTACKS);
-    assert!(attacks.len() >= 300, "the attack corpus shrank to {}", attacks.len());
+    assert!(
+        attacks.len() >= 300,
+        "the attack corpus shrank to {}",
+        attacks.len()
+    );
     let allowed: Vec<&String> = attacks
         .iter()
         .filter(|a| decide(&p, a) == Decision::Allow)
@@ -77,14 +81,21 @@ fn attack_corpus_is_never_silently_allowed() {
     for a in &allowed {
         println!("  allowed: {a:?}");
     }
-    assert!(rate >= 97.0, "only {rate:.1}% of attacks caught; allowed: {allowed:#?}");
+    assert!(
+        rate >= 97.0,
+        "only {rate:.1}% of attacks caught; allowed: {allowed:#?}"
+    );
 }
 
 #[test]
 fn routine_corpus_is_always_allowed() {
     let p = policy();
     let routine = corpus(ROUTINE);
-    assert!(routine.len() >= 300, "the routine corpus shrank to {}", routine.len());
+    assert!(
+        routine.len() >= 300,
+        "the routine corpus shrank to {}",
+        routine.len()
+    );
     let refused: Vec<(&String, Decision)> = routine
         .iter()
         .map(|r| (r, decide(&p, r)))
@@ -95,7 +106,10 @@ fn routine_corpus_is_always_allowed() {
         routine.len() - refused.len(),
         routine.len()
     );
-    assert!(refused.is_empty(), "routine commands not allowed: {refused:#?}");
+    assert!(
+        refused.is_empty(),
+        "routine commands not allowed: {refused:#?}"
+    );
 }
 
 /// The spellings an agent uses to hide `rm -rf ~` all reach a person or a denial.
