@@ -19,7 +19,6 @@
 mod common;
 
 mod agent_hooks;
-mod agent_policy;
 mod allow9;
 mod approval_reuse;
 mod chat_sims;
