@@ -228,18 +228,7 @@ fn wait_local(
     }
     announce(
         out,
-        &format!(
-            "{} needs {} approval{} ({}); waiting as request {}",
-            crate::output::escape(&shell_join(&req.view.command.argv)),
-            requirement.min_approvals,
-            if requirement.min_approvals == 1 {
-                ""
-            } else {
-                "s"
-            },
-            why_approval(class),
-            req.id()
-        ),
+        &needs_line(req, class, requirement.min_approvals, req.id()),
         &format!("gate approve {}", crate::request::short_id(req.id())),
         req.id(),
     );
@@ -526,12 +515,8 @@ fn wait_created(
     announce(
         out,
         &format!(
-            "{} needs {} approval{} ({}); waiting as request {} on {url}",
-            crate::output::escape(&shell_join(&req.view.command.argv)),
-            current.needed.max(1),
-            if current.needed == 1 { "" } else { "s" },
-            why_approval(class),
-            current.id
+            "{} on {url}",
+            needs_line(req, class, current.needed.max(1), &current.id)
         ),
         &format!("gate approve --server {url} {}", current.id),
         &current.id,
@@ -654,6 +639,17 @@ fn server_limit(r: &RemoteRequest) -> Option<Duration> {
     let created = humantime::parse_rfc3339(created).ok()?;
     let expires = humantime::parse_rfc3339(&r.expires).ok()?;
     expires.duration_since(created).ok()
+}
+
+/// The first thing every backend says of a request it waits on: what needs how many
+/// approvals, why, and under which request id.
+pub(super) fn needs_line(req: &Request, class: &Classification, needed: u32, id: &str) -> String {
+    format!(
+        "{} needs {needed} approval{} ({}); waiting as request {id}",
+        crate::output::escape(&shell_join(&req.view.command.argv)),
+        if needed == 1 { "" } else { "s" },
+        why_approval(class),
+    )
 }
 
 /// Tells the requester which request waits and what an approver runs; with `-q`, only the id,

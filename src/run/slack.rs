@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::approve::waiting;
-use super::verdict::{Outcome, Verdict, why_approval};
+use super::approve::{needs_line, waiting};
+use super::verdict::{Outcome, Verdict};
 use crate::approval::Outcome as Waited;
 use crate::approval::chat::{ChatMessage, ChatState, Need, RuleLine};
 use crate::approval::slack::{SCOPES, Slack, SlackError};
@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::exec::Cancel;
 use crate::output::Output;
 use crate::policy::{Classification, Decision, Policy, Requirement};
-use crate::request::{Request, shell_join};
+use crate::request::Request;
 
 /// The `kind: slack` backend's settings as the policy gives them.
 pub(super) struct SlackBackend<'a> {
@@ -94,16 +94,8 @@ pub(super) fn wait_slack(
         out.notice(&format!("request {}", req.id()));
     } else {
         out.info(&format!(
-            "{} needs {} approval{} ({}); waiting as request {} in Slack channel {}",
-            crate::output::escape(&shell_join(&req.view.command.argv)),
-            requirement.min_approvals,
-            if requirement.min_approvals == 1 {
-                ""
-            } else {
-                "s"
-            },
-            why_approval(class),
-            req.id(),
+            "{} in Slack channel {}",
+            needs_line(req, class, requirement.min_approvals, req.id()),
             crate::output::escape(b.channel),
         ));
         out.info("approvers react ✅ (white_check_mark) to approve or ❌ (x) to deny (Ctrl-C here cancels)");
