@@ -292,16 +292,12 @@ fn request(v: &RequestView, left_ms: i64, s: &Session) -> Markup {
 /// A verified CI identity's claims as rows (the issuer is said above them).
 fn verified_rows(v: &crate::ci::VerifiedCi) -> Vec<(String, String)> {
     let mut rows = vec![("sub".to_owned(), v.sub.clone())];
-    for k in [
-        "repository",
-        "ref",
-        "ref_protected",
-        "environment",
-        "workflow",
-        "actor",
-    ] {
+    for k in crate::ci::CLAIM_KEYS
+        .iter()
+        .filter(|k| !matches!(**k, "issuer" | "sub"))
+    {
         if let Some(val) = v.get(k) {
-            rows.push((k.to_owned(), val));
+            rows.push(((*k).to_owned(), val));
         }
     }
     rows
