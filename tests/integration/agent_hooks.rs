@@ -453,6 +453,81 @@ fn an_agent_cannot_approve_itself_and_a_retry_after_approval_goes_ahead() {
     assert_eq!(last["decision"]["approvals"][0]["principal"], "alice");
 }
 
+/// The attack: the agent, as its user, rewrites the file its hook keeps for a retry so that it
+/// names a request an approver approved for another command. The retry asks the server about
+/// that request, whose signed statement names the other command's digest: no allow.
+#[test]
+fn a_forged_retry_file_naming_another_approved_request_is_no_approval() {
+    let srv_home = tempfile::tempdir().unwrap();
+    let srv = Server::start(srv_home.path(), SERVER_POLICY);
+    let erin = srv.token("erin", None);
+    let alice = srv.token("alice", None);
+    let g = Gate::new()
+        .policy(&client_policy(&srv.url, &srv.vkey()))
+        .env("GATE_TOKEN", &erin);
+    let ask = |cmd: &str| {
+        let mut c = g.command();
+        c.args(["hook", "claude-code", "--timeout", "2s"]);
+        let stdin = input("claude-code", "pre", cmd);
+        std::thread::spawn(move || feed(c, stdin.as_bytes()))
+    };
+    // A harmless command is asked for, times out, and is approved afterwards.
+    let waiting = ask("kubectl get pods");
+    let approved = wait_pending(&srv, &alice);
+    let (_, stdout, _) = waiting.join().unwrap();
+    assert_eq!(verdict("claude-code", &stdout), "deny", "{stdout}");
+    let (status, stderr) = approve(&srv, &alice, &approved);
+    assert_eq!(status, 0, "{stderr}");
+    // The command the agent wants times out too, leaving its retry file.
+    let wanted = "kubectl delete ns prod";
+    let waiting = ask(wanted);
+    let own = wait_pending(&srv, &alice);
+    assert_ne!(own, approved);
+    let (_, stdout, _) = waiting.join().unwrap();
+    assert_eq!(verdict("claude-code", &stdout), "deny", "{stdout}");
+    let mut forged = 0;
+    for entry in walkdir(g.dir.path()) {
+        if entry.parent().and_then(|p| p.file_name()) == Some("hook-pending".as_ref())
+            && std::fs::read_to_string(&entry).is_ok_and(|t| t.trim() == own)
+        {
+            std::fs::write(&entry, &approved).unwrap();
+            forged += 1;
+        }
+    }
+    assert_eq!(forged, 1, "the hook kept no retry file for {own}");
+    let mut c = g.command();
+    c.args(["hook", "claude-code", "--timeout", "2s"]);
+    let (_, stdout, stderr) = feed(c, input("claude-code", "pre", wanted).as_bytes());
+    assert_eq!(
+        verdict("claude-code", &stdout),
+        "deny",
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        decisions(&g)
+            .iter()
+            .all(|d| d["decision"]["outcome"] != "approved"),
+        "a decision record says approved"
+    );
+}
+
+/// Every file below `dir`.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn a_backend_killed_mid_wait_blocks() {
     let srv_home = tempfile::tempdir().unwrap();
