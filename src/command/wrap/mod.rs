@@ -20,7 +20,7 @@ pub(crate) use names::SHELLS;
 use names::{CODE_BUILTINS, OTHER_SHELLS, UNMODELLED, is_awk, is_interpreter};
 pub use names::{CODE_ENV, env_affects, env_runs_code};
 use privilege::{doas, su, sudo};
-pub use tools::reads_stdin;
+pub use tools::{reads_stdin, sources_input};
 use tools::*;
 
 /// One thing a command runs.
@@ -32,8 +32,24 @@ pub enum Run {
     Script(String),
     /// A shell script run as `sh -c SCRIPT ARGS...`: `$0`, `$1`, ... are these words.
     ScriptWithArgs(String, Vec<String>),
-    /// Code gate cannot read, and why.
+    /// Code gate cannot read, and why: what finally runs is not known.
     Opaque(String),
+    /// What runs is known, but some of its words are not read exactly — code given in an
+    /// argument, words read from its input, a container's command — and why: the rules judge
+    /// them as written (`defaults.opaque_arguments`).
+    Unread(String),
+}
+
+/// What words known only at run time (`$X`, `$(...)`, a glob) do to a command's reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicWords {
+    /// Such a word may choose what runs: an option of a wrapper, a shell's script, a program.
+    ChooseWhatRuns,
+    /// Such a word is part of code the command runs, after literal text that fixes its place
+    /// (`s/v = .*/v = "$(git describe)"/`, `src/*.c` after `perl -pi -e CODE`).
+    InCode,
+    /// Such a word is an argument the rules read as written.
+    Arguments,
 }
 
 /// `NAME=value` (a valid shell variable name before the `=`).
@@ -48,22 +64,68 @@ pub fn assignment_name(w: &str) -> Option<&str> {
 /// Whether `argv`, some of whose words are known only at run time (`dynamic`), may run code
 /// those words choose: a wrapper (the word may be one of its options), a shell, an interpreter,
 /// `awk`/`sed` (the word may be the program), git (unless each such word is an option's value).
-pub fn dynamic_words_matter(argv: &[String], dynamic: impl Fn(&str) -> bool) -> bool {
+pub fn dynamic_words_matter(argv: &[String], dynamic: impl Fn(&str) -> bool) -> DynamicWords {
     let Some(first) = argv.first() else {
-        return false;
+        return DynamicWords::Arguments;
     };
     let program = first.rsplit('/').next().unwrap_or(first);
     if program == "git" {
-        return !super::git::dynamic_words_are_values(&argv[1..], dynamic);
+        return if super::git::dynamic_words_are_values(&argv[1..], &dynamic) {
+            DynamicWords::Arguments
+        } else {
+            DynamicWords::ChooseWhatRuns
+        };
     }
-    SHELLS.contains(&program)
+    // An interpreter or sed whose every such word starts with literal text that is not an
+    // option: the expansion sits inside code or a file name, it cannot become the program,
+    // the script file or an option.
+    if (is_interpreter(program) || matches!(program, "sed" | "gsed"))
+        && argv[1..]
+            .iter()
+            .filter(|w| dynamic(w))
+            .all(|w| literal_prefix(w).is_some_and(|p| !p.starts_with('-')))
+        && !argv[1..]
+            .iter()
+            .position(|w| !w.starts_with('-'))
+            .is_some_and(|i| dynamic(&argv[1 + i]) && is_interpreter(program))
+    {
+        return DynamicWords::InCode;
+    }
+    // `export PATH="$HOME/bin:$PATH"`: the name is fixed, the value is read as written.
+    if matches!(
+        program,
+        "export" | "declare" | "typeset" | "local" | "readonly"
+    ) && argv[1..]
+        .iter()
+        .filter(|w| dynamic(w))
+        .all(|w| literal_prefix(w).and_then(assignment_name).is_some())
+    {
+        return DynamicWords::Arguments;
+    }
+    // The file `source` runs, the words of a container's command: read as written, like the
+    // rest of them (`source "$HOME/.cargo/env"`, `docker run -v "$PWD":/app ...`).
+    if matches!(program, "source" | "." | "docker" | "podman" | "nerdctl") {
+        return DynamicWords::InCode;
+    }
+    let matters = SHELLS.contains(&program)
         || OTHER_SHELLS.contains(&program.to_ascii_lowercase().as_str())
         || is_awk(program)
         || is_interpreter(program)
         || CODE_BUILTINS.contains(&program)
         || UNMODELLED.contains(&program)
         || matches!(program, "sed" | "gsed" | "find")
-        || !runs(argv).is_empty()
+        || !runs(argv).is_empty();
+    if matters {
+        DynamicWords::ChooseWhatRuns
+    } else {
+        DynamicWords::Arguments
+    }
+}
+
+/// The text of `w` before its first expansion, glob or brace, if there is any.
+fn literal_prefix(w: &str) -> Option<&str> {
+    let end = w.find(['$', '`', '*', '?', '[', '{']).unwrap_or(w.len());
+    (end > 0).then(|| &w[..end])
 }
 
 /// Whether a word as gate read it may be one the shell only knows when it runs: an expansion,
@@ -95,6 +157,14 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
     if is_interpreter(program) {
         return interpreter_runs(program, args);
     }
+    if matches!(program, "source" | ".")
+        && let Some(file) = args.first()
+        && !tools::sources_input(file)
+    {
+        return vec![Run::Unread(format!(
+            "`{program} {file}` runs the file's code, read only as written"
+        ))];
+    }
     if CODE_BUILTINS.contains(&program) {
         return opaque(format!("`{program}` runs code known only when it runs"));
     }
@@ -103,6 +173,12 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
         "export" | "declare" | "typeset" | "local" | "readonly"
     ) {
         return declaration(program, args);
+    }
+    if EDITORS.contains(&program) {
+        return editor(program, args);
+    }
+    if let Some(runs_with) = project_runner(program) {
+        return runs_with(program, args);
     }
     if UNMODELLED.contains(&program) {
         return opaque(format!(
@@ -186,7 +262,7 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
             };
             vec![
                 Run::Command(cmd),
-                Run::Opaque("`xargs` adds words read from its input to the command".into()),
+                Run::Unread("`xargs` adds words read from its input to the command".into()),
             ]
         }),
         "find" => find(args),
@@ -243,10 +319,85 @@ fn container(program: &str, args: &[String]) -> Vec<Run> {
         _ => None,
     };
     match hit {
-        Some(w) => vec![Run::Opaque(format!(
-            "`{program} {w}` runs a command in a container in a way gate does not read exactly"
+        Some(w) => vec![Run::Unread(format!(
+            "`{program} {w}` runs a command in a container, read only as written"
         ))],
         None => Vec::new(),
+    }
+}
+
+/// Editors: with file operands only they edit; with options they may run editor commands
+/// (`vim -c CMD`, `emacs --batch -l FILE`), read as written.
+const EDITORS: &[&str] = &[
+    "vim", "vi", "nvim", "ex", "view", "rvim", "gvim", "emacs",
+];
+
+fn editor(program: &str, args: &[String]) -> Vec<Run> {
+    if args.iter().all(|a| !a.starts_with(['-', '+'])) {
+        return Vec::new();
+    }
+    vec![Run::Unread(format!(
+        "`{program}` runs editor commands given in its options, read only as written"
+    ))]
+}
+
+/// Project and environment tools that run a command with `run`/`exec` (`uv run pytest`,
+/// `bundle exec rspec`, `poetry run black .`) and otherwise only manage packages.
+fn project_runner(program: &str) -> Option<fn(&str, &[String]) -> Vec<Run>> {
+    matches!(
+        program,
+        "uv" | "uvx"
+            | "poetry"
+            | "pipenv"
+            | "hatch"
+            | "pdm"
+            | "rye"
+            | "conda"
+            | "mamba"
+            | "micromamba"
+            | "pixi"
+            | "bundle"
+            | "bundler"
+            | "pipx"
+    )
+    .then_some(project_tool)
+}
+
+fn project_tool(program: &str, args: &[String]) -> Vec<Run> {
+    /// Subcommands that manage packages or the project and run no command of the caller's.
+    const PLAIN: &[&str] = &[
+        "install", "sync", "lock", "add", "remove", "uninstall", "update", "upgrade", "build",
+        "check", "show", "list", "init", "new", "version", "config", "cache", "pip", "venv",
+        "python", "tree", "export", "outdated", "help", "info", "search", "publish", "clean",
+        "doctor", "audit", "fmt", "format",
+    ];
+    let opaque = |why: String| vec![Run::Opaque(why)];
+    let Some(pos) = args.iter().position(|a| !a.starts_with('-')) else {
+        // Only options: `uv --version`, `poetry --help`.
+        return Vec::new();
+    };
+    if pos > 0 {
+        return opaque(format!(
+            "`{program} {}`: options gate does not read before the subcommand",
+            args[0]
+        ));
+    }
+    let (sub, rest) = (&args[0], &args[1..]);
+    if matches!(program, "uvx") {
+        return then_command(args.to_vec());
+    }
+    match sub.as_str() {
+        "run" | "exec" | "x" => match rest.first() {
+            None => Vec::new(),
+            Some(first) if first.starts_with('-') => opaque(format!(
+                "`{program} {sub} {first}`: options gate does not read before the command"
+            )),
+            Some(_) => then_command(rest.to_vec()),
+        },
+        s if PLAIN.contains(&s) => Vec::new(),
+        s => opaque(format!(
+            "`{program} {s}` runs commands in a way gate does not read exactly"
+        )),
     }
 }
 
