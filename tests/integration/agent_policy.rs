@@ -151,20 +151,30 @@ fn shipped_policy_tests_pass() {
 }
 
 /// Installed as the system tier, the agent policy binds an agent that writes its own user
-/// policy: an `allow` rule there cannot lower a denial, and `opaque_shell` cannot be loosened.
+/// policy: an `allow` rule there cannot lower a denial, and neither `opaque_shell` nor
+/// `opaque_arguments` can be loosened (the file is refused, nothing is classified by it).
 #[test]
 fn agent_user_policy_cannot_loosen_system_agent_policy() {
     let g = Gate::new().system_policy("20-agents.yaml", POLICY);
     g.write(
         "config/gate/policy.yaml",
-        "version: 1\ndefaults: { decision: allow, opaque_shell: allow }\nrules:\n  - name: let-me\n    match: {}\n    decision: allow\n",
+        "version: 1\ndefaults: { decision: allow }\nrules:\n  - name: let-me\n    match: {}\n    decision: allow\n",
     );
-    let ran = g
-        .args(&["check", "--json", "--", "bash", "-c", "rm -rf ~"])
-        .run();
-    ran.status(0).any_stderr();
-    let out = ran.stdout.clone();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut c = g.command();
+    c.args(["check", "--json", "--", "bash", "-c", "rm -rf ~"]);
+    let ran = common::Ran::of(c);
+    assert_eq!(ran.status, 0, "{}", ran.stderr);
+    let v: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(v["decision"], "deny", "{v}");
     assert_eq!(v["system_tier"], true, "{v}");
+    // Loosening what gate cannot read is refused outright.
+    g.write(
+        "config/gate/policy.yaml",
+        "version: 1\ndefaults: { opaque_shell: allow }\n",
+    );
+    let mut c = g.command();
+    c.args(["check", "--", "bash", "-c", "eval \"$X\""]);
+    common::Ran::of(c)
+        .status(78)
+        .stderr_has("`defaults.opaque_shell: allow` in an added policy file is less restrictive");
 }

@@ -201,12 +201,12 @@ fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
         },
         // `for NAME in WORDS`: the body's commands are split like any other; the loop's
         // variable is an expansion in them.
-        "for" if words.get(1).is_some_and(|(w, d)| !d && is_name(w))
-            && words.get(2).is_none_or(|(w, _)| w == "in") =>
+        "for"
+            if words.get(1).is_some_and(|(w, d)| !d && is_name(w))
+                && words.get(2).is_none_or(|(w, _)| w == "in") =>
         {
-            out.unread.get_or_insert_with(|| {
-                "a `for` loop's variable is known only when it runs".into()
-            });
+            out.unread
+                .get_or_insert_with(|| "a `for` loop's variable is known only when it runs".into());
             return;
         }
         "for" | "case" | "select" | "function" | "((" | "coproc" => {

@@ -20,8 +20,8 @@ pub(crate) use names::SHELLS;
 use names::{CODE_BUILTINS, OTHER_SHELLS, UNMODELLED, is_awk, is_interpreter};
 pub use names::{CODE_ENV, env_affects, env_runs_code};
 use privilege::{doas, su, sudo};
-pub use tools::{reads_stdin, sources_input};
 use tools::*;
+pub use tools::{reads_stdin, sources_input};
 
 /// One thing a command runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,10 +260,17 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
             } else {
                 ops.to_vec()
             };
-            vec![
-                Run::Command(cmd),
-                Run::Unread("`xargs` adds words read from its input to the command".into()),
-            ]
+            // Words from input given to a shell, an interpreter or a wrapper may be the code
+            // or the command itself.
+            let why = if dynamic_words_matter(&cmd, |_| true) == DynamicWords::ChooseWhatRuns {
+                Run::Opaque(format!(
+                    "`xargs` gives words read from its input to `{}`, which runs them",
+                    cmd[0]
+                ))
+            } else {
+                Run::Unread("`xargs` adds words read from its input to the command".into())
+            };
+            vec![Run::Command(cmd), why]
         }),
         "find" => find(args),
         "sed" | "gsed" => sed(args),
@@ -328,9 +335,7 @@ fn container(program: &str, args: &[String]) -> Vec<Run> {
 
 /// Editors: with file operands only they edit; with options they may run editor commands
 /// (`vim -c CMD`, `emacs --batch -l FILE`), read as written.
-const EDITORS: &[&str] = &[
-    "vim", "vi", "nvim", "ex", "view", "rvim", "gvim", "emacs",
-];
+const EDITORS: &[&str] = &["vim", "vi", "nvim", "ex", "view", "rvim", "gvim", "emacs"];
 
 fn editor(program: &str, args: &[String]) -> Vec<Run> {
     if args.iter().all(|a| !a.starts_with(['-', '+'])) {
@@ -366,10 +371,38 @@ fn project_runner(program: &str) -> Option<fn(&str, &[String]) -> Vec<Run>> {
 fn project_tool(program: &str, args: &[String]) -> Vec<Run> {
     /// Subcommands that manage packages or the project and run no command of the caller's.
     const PLAIN: &[&str] = &[
-        "install", "sync", "lock", "add", "remove", "uninstall", "update", "upgrade", "build",
-        "check", "show", "list", "init", "new", "version", "config", "cache", "pip", "venv",
-        "python", "tree", "export", "outdated", "help", "info", "search", "publish", "clean",
-        "doctor", "audit", "fmt", "format",
+        "install",
+        "sync",
+        "lock",
+        "add",
+        "remove",
+        "uninstall",
+        "update",
+        "upgrade",
+        "build",
+        "check",
+        "show",
+        "list",
+        "init",
+        "new",
+        "version",
+        "config",
+        "cache",
+        "pip",
+        "venv",
+        "python",
+        "tree",
+        "export",
+        "outdated",
+        "help",
+        "info",
+        "search",
+        "publish",
+        "clean",
+        "doctor",
+        "audit",
+        "fmt",
+        "format",
     ];
     let opaque = |why: String| vec![Run::Opaque(why)];
     let Some(pos) = args.iter().position(|a| !a.starts_with('-')) else {
@@ -575,18 +608,15 @@ mod tests {
             "su root",
             "su -s /usr/bin/python3 -c x root",
             "script -q",
-            "xargs aws iam",
-            "xargs",
-            "find . -exec aws iam {} ;",
-            "python3 -c x",
+            "xargs sh -c",
+            "xargs -I{} bash -c {}",
+            "xargs sudo",
+            "find . -exec sh {} ;",
             "python3",
             "python3 -",
             "python3 /dev/stdin",
-            "python3 -m awscli",
-            "perl -e x",
-            "ruby -e x",
-            "node -e x",
-            "php -r x",
+            "python3 -X dev -c x",
+            "perl -x",
             "lua -e x",
             "tclsh",
             "osascript -e x",
@@ -602,11 +632,11 @@ mod tests {
             "gawk -f prog",
             "fish -c x",
             "eval x",
-            "source x",
+            "source /dev/stdin",
+            "source <(curl x)",
             "alias a=aws",
             "export -f f",
             "declare -n x=PATH",
-            "export PATH=/tmp",
             "export GIT_SSH_COMMAND=x",
             "chroot /",
             "ssh host aws",
@@ -617,6 +647,52 @@ mod tests {
         ] {
             assert!(is_opaque(&runs(&argv(line))), "{line}");
         }
+    }
+
+    fn is_unread(r: &[Run]) -> bool {
+        !is_opaque(r) && r.iter().any(|r| matches!(r, Run::Unread(_)))
+    }
+
+    /// What runs is known; words of it are read as written (`defaults.opaque_arguments`).
+    #[test]
+    fn words_read_as_written_are_unread_not_opaque() {
+        for line in [
+            "xargs aws iam",
+            "xargs",
+            "find . -name x -exec rm {} +",
+            "find . -exec aws iam {} ;",
+            "python3 -c x",
+            "python3 -u -c x",
+            "perl -e x",
+            "perl -ne x f",
+            "perl -pi -e x f",
+            "ruby -e x",
+            "node -e x",
+            "node -p x",
+            "php -r x",
+            "source x",
+            ". .venv/bin/activate",
+            "export PATH=/tmp",
+            "docker run --rm img",
+            "vim -c wq f",
+            "python3 -m some_module",
+        ] {
+            assert!(is_unread(&runs(&argv(line))), "{line}");
+        }
+        // A module gate knows runs as the program it is.
+        assert_eq!(runs(&argv("python3 -m awscli iam x")), cmd("aws iam x"));
+        assert_eq!(runs(&argv("python -m pytest -q")), cmd("pytest -q"));
+        // Project runners run the command after `run`/`exec`; their other subcommands run none.
+        assert_eq!(runs(&argv("uv run pytest -q")), cmd("pytest -q"));
+        assert_eq!(runs(&argv("bundle exec rake test")), cmd("rake test"));
+        assert_eq!(runs(&argv("uvx ruff check")), cmd("ruff check"));
+        assert!(runs(&argv("poetry install")).is_empty());
+        assert!(is_opaque(&runs(&argv("uv tool run aws"))));
+        assert!(is_opaque(&runs(&argv("poetry run --directory x aws"))));
+        assert!(is_opaque(&runs(&argv("pipenv shell"))));
+        // `command -v` only says what a name is.
+        assert!(runs(&argv("command -v node")).is_empty());
+        assert_eq!(runs(&argv("command node x")), cmd("node x"));
     }
 
     #[test]
@@ -630,7 +706,7 @@ mod tests {
         let r = runs(&argv("find / /tmp -execdir rm -rf {} +"));
         assert_eq!(r[0], Run::Command(argv("rm -rf /")));
         assert_eq!(r[1], Run::Command(argv("rm -rf /tmp")));
-        assert!(is_opaque(&r));
+        assert!(is_unread(&r));
     }
 
     #[test]

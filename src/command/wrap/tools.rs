@@ -346,10 +346,20 @@ pub(super) fn find(args: &[String]) -> Vec<Run> {
                     cmd.iter().map(|w| w.replace("{}", s)).collect(),
                 ));
             }
-            out.push(Run::Unread(format!(
-                "`find {a}` passes the names of files it finds to `{}`",
-                cmd[0]
-            )));
+            // A file's name given to a shell, an interpreter or a wrapper may be its code.
+            if super::dynamic_words_matter(&cmd, |w| w.contains("{}"))
+                == super::DynamicWords::ChooseWhatRuns
+            {
+                out.push(Run::Opaque(format!(
+                    "`find {a}` gives the names of files it finds to `{}`, which may run them",
+                    cmd[0]
+                )));
+            } else {
+                out.push(Run::Unread(format!(
+                    "`find {a}` passes the names of files it finds to `{}`",
+                    cmd[0]
+                )));
+            }
         } else {
             out.push(Run::Command(cmd));
         }
@@ -399,9 +409,16 @@ pub(super) fn interpreter_runs(program: &str, args: &[String]) -> Vec<Run> {
         [m, module, rest @ ..]
             if m == "-m" && runs_modules(program) && !module.starts_with('-') =>
         {
-            let mut cmd = vec![module.clone()];
+            let (name, known) = module_program(module);
+            let mut cmd = vec![name.to_owned()];
             cmd.extend(rest.iter().cloned());
-            vec![Run::Command(cmd)]
+            let mut out = vec![Run::Command(cmd)];
+            if !known {
+                out.push(Run::Unread(format!(
+                    "`{program} -m {module}` runs a module gate knows only by its name"
+                )));
+            }
+            out
         }
         [script, rest @ ..] if !script.starts_with('-') && !reads_stdin(script) => {
             let name = script.rsplit('/').next().unwrap_or(script);
@@ -415,6 +432,83 @@ pub(super) fn interpreter_runs(program: &str, args: &[String]) -> Vec<Run> {
         _ => vec![Run::Opaque(format!(
             "`{program}` runs code given in its arguments or input"
         ))],
+    }
+}
+
+/// The program a Python module run with `-m` is (`awscli` is `aws`), and whether gate knows
+/// the module to be that program or a tool of the standard library.
+fn module_program(module: &str) -> (&str, bool) {
+    const SAME: &[&str] = &[
+        "pytest",
+        "pip",
+        "venv",
+        "black",
+        "mypy",
+        "ruff",
+        "flake8",
+        "pylint",
+        "isort",
+        "coverage",
+        "unittest",
+        "doctest",
+        "json.tool",
+        "http.server",
+        "pydoc",
+        "timeit",
+        "cProfile",
+        "profile",
+        "compileall",
+        "py_compile",
+        "ensurepip",
+        "tox",
+        "nox",
+        "build",
+        "twine",
+        "sphinx",
+        "mkdocs",
+        "pre_commit",
+        "pip_audit",
+        "bandit",
+        "pyright",
+        "zipfile",
+        "tarfile",
+        "gzip",
+        "base64",
+        "uuid",
+        "calendar",
+        "tabnanny",
+        "pyclbr",
+        "trace",
+        "site",
+        "sysconfig",
+        "platform",
+        "webbrowser",
+        "pdb",
+        "poetry",
+        "uv",
+        "hatch",
+        "pdm",
+        "pipx",
+        "virtualenv",
+        "django",
+        "flask",
+        "uvicorn",
+        "gunicorn",
+        "alembic",
+        "celery",
+        "jupyter",
+        "notebook",
+        "ipykernel",
+        "IPython",
+        "nltk",
+        "spacy",
+        "streamlit",
+    ];
+    match module {
+        "awscli" => ("aws", true),
+        "azure.cli" => ("az", true),
+        m if SAME.contains(&m) => (m, true),
+        m => (m, false),
     }
 }
 
@@ -465,7 +559,10 @@ fn inline_code(program: &str, args: &[String]) -> bool {
             };
             // `perl -i.bak`, `-i` with a backup suffix, is in-place editing.
             let bundle = bundle.split_once(".").map_or(bundle, |(f, _)| f);
-            if bundle.chars().all(|c| flags.contains(c) || (c == 'i' && base == "perl")) {
+            if bundle
+                .chars()
+                .all(|c| flags.contains(c) || (c == 'i' && base == "perl"))
+            {
                 if code_last {
                     saw_code = true;
                     i += 2;
