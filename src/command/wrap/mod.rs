@@ -177,8 +177,8 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
     if EDITORS.contains(&program) {
         return editor(program, args);
     }
-    if let Some(runs_with) = project_runner(program) {
-        return runs_with(program, args);
+    if is_project_runner(program) {
+        return project_tool(program, args);
     }
     if UNMODELLED.contains(&program) {
         return opaque(format!(
@@ -348,7 +348,7 @@ fn editor(program: &str, args: &[String]) -> Vec<Run> {
 
 /// Project and environment tools that run a command with `run`/`exec` (`uv run pytest`,
 /// `bundle exec rspec`, `poetry run black .`) and otherwise only manage packages.
-fn project_runner(program: &str) -> Option<fn(&str, &[String]) -> Vec<Run>> {
+fn is_project_runner(program: &str) -> bool {
     matches!(
         program,
         "uv" | "uvx"
@@ -365,7 +365,6 @@ fn project_runner(program: &str) -> Option<fn(&str, &[String]) -> Vec<Run>> {
             | "bundler"
             | "pipx"
     )
-    .then_some(project_tool)
 }
 
 fn project_tool(program: &str, args: &[String]) -> Vec<Run> {
