@@ -76,6 +76,15 @@ pub fn dynamic_words_matter(argv: &[String], dynamic: impl Fn(&str) -> bool) -> 
             DynamicWords::ChooseWhatRuns
         };
     }
+    // `python -m MODULE ARGS`: words after a literal module are that program's arguments.
+    if is_interpreter(program)
+        && argv.get(1).is_some_and(|m| m == "-m")
+        && argv
+            .get(2)
+            .is_some_and(|m| !dynamic(m) && !m.starts_with('-'))
+    {
+        return DynamicWords::Arguments;
+    }
     // An interpreter or sed whose every such word starts with literal text that is not an
     // option: the expansion sits inside code or a file name, it cannot become the program,
     // the script file or an option.
