@@ -8,6 +8,8 @@
 //!   sets it (system files come first, so a user file can't redirect them);
 //! - `defaults.opaque_shell`: the most restrictive over every file, a file that does not set it
 //!   voting `approve` — so `allow` takes effect only when every file says so;
+//! - `defaults.opaque_arguments`: likewise, a file that does not set it voting its own
+//!   `opaque_shell` (so `approve` when it sets neither);
 //! - groups, identities, backends, rule names and `defaults.opaque_approval`: defined once
 //!   across all files — a later file redefining the security group could otherwise widen who
 //!   may approve;
@@ -58,6 +60,17 @@ pub(super) fn merge_with(
                 f.defaults
                     .opaque_shell
                     .as_ref()
+                    .map_or(Decision::Approve, |d| d.value)
+            })
+            .max()
+            .unwrap_or(Decision::Approve),
+        opaque_arguments: files
+            .iter()
+            .map(|f| {
+                f.defaults
+                    .opaque_arguments
+                    .as_ref()
+                    .or(f.defaults.opaque_shell.as_ref())
                     .map_or(Decision::Approve, |d| d.value)
             })
             .max()

@@ -140,6 +140,10 @@ pub struct Policy {
     /// What a shell string that cannot be resolved statically gets (`defaults.opaque_shell`):
     /// the most restrictive over every file, a file that does not set it voting `approve`.
     pub opaque_shell: Decision,
+    /// What a command whose programs are all known, but some of whose words are read only as
+    /// written, gets (`defaults.opaque_arguments`, each file voting its `opaque_shell` when it
+    /// does not set it): the most restrictive over every file.
+    pub opaque_arguments: Decision,
     /// `defaults.opaque_approval`: who approves a command gate cannot read, set by the system
     /// tier (or by any file when there is none).
     pub opaque_approval: Option<RuleApproval>,

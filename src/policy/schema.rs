@@ -55,6 +55,10 @@ pub struct Defaults {
     pub backend: Option<At<String>>,
     pub timeout: Option<At<Duration>>,
     pub opaque_shell: Option<At<Decision>>,
+    /// What a command gets when every program it runs is known but some of its words are not
+    /// read exactly (expansions, globs, inline code, words from input): the rules judged them as
+    /// written. Unset: `opaque_shell`'s value.
+    pub opaque_arguments: Option<At<Decision>>,
     /// Who approves a command gate cannot read (an opaque one), instead of the strictest
     /// requirement any rule can impose.
     pub opaque_approval: Option<OpaqueApproval>,

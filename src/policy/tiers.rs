@@ -44,6 +44,7 @@ impl Source {
 struct SystemLimits {
     decision: Decision,
     opaque_shell: Decision,
+    opaque_arguments: Decision,
     timeout: Duration,
     require_remote: bool,
 }
@@ -64,6 +65,17 @@ impl SystemLimits {
                     f.defaults
                         .opaque_shell
                         .as_ref()
+                        .map_or(Decision::Approve, |d| d.value)
+                })
+                .max()
+                .unwrap_or(Decision::Approve),
+            opaque_arguments: system
+                .clone()
+                .map(|f| {
+                    f.defaults
+                        .opaque_arguments
+                        .as_ref()
+                        .or(f.defaults.opaque_shell.as_ref())
                         .map_or(Decision::Approve, |d| d.value)
                 })
                 .max()
@@ -167,6 +179,28 @@ fn check_file(f: &PolicyFile, sys: &SystemLimits, d: &mut Diagnostics<'_>) {
                 "`defaults.opaque_shell: {}` in an added policy file is less restrictive than the system policy's `{}`",
                 o.value.as_str(),
                 sys.opaque_shell.as_str()
+            ),
+            HINT,
+        );
+    }
+    // An added file that sets neither votes `approve`; one that sets only `opaque_shell` votes
+    // that for arguments too.
+    let shell_refused = defaults
+        .opaque_shell
+        .as_ref()
+        .is_some_and(|o| o.value < sys.opaque_shell);
+    if let Some(o) = defaults
+        .opaque_arguments
+        .as_ref()
+        .or(defaults.opaque_shell.as_ref().filter(|_| !shell_refused))
+        && o.value < sys.opaque_arguments
+    {
+        d.error_hint(
+            o.pos,
+            format!(
+                "`defaults.opaque_arguments: {}` in an added policy file is less restrictive than the system policy's `{}`",
+                o.value.as_str(),
+                sys.opaque_arguments.as_str()
             ),
             HINT,
         );

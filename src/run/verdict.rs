@@ -296,7 +296,10 @@ fn confirm(req: &Request, class: &Classification) -> Verdict {
 /// that gate could not read it.
 pub fn why_approval(class: &Classification) -> String {
     let rules = deciding_names(class);
-    match (&class.opaque, rules.is_empty()) {
+    match (
+        class.opaque.as_ref().or(class.unread.as_ref()),
+        rules.is_empty(),
+    ) {
         (Some(why), true) => format!("gate cannot read all of it: {}", crate::output::escape(why)),
         (Some(why), false) => format!(
             "rule {rules}; and gate cannot read all of it: {}",

@@ -19,6 +19,7 @@
 mod common;
 
 mod agent_hooks;
+mod agent_policy;
 mod allow9;
 mod approval_reuse;
 mod chat_sims;

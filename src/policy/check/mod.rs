@@ -202,6 +202,12 @@ impl Checker<'_> {
                         pos: val.pos,
                     })
                 }
+                "opaque_arguments" => {
+                    out.opaque_arguments = self.decision(val).map(|d| At {
+                        value: d,
+                        pos: val.pos,
+                    })
+                }
                 "opaque_approval" => out.opaque_approval = self.opaque_approval(val, *kpos),
                 _ => self.unknown_key(
                     key,
@@ -211,6 +217,7 @@ impl Checker<'_> {
                         "backend",
                         "timeout",
                         "opaque_shell",
+                        "opaque_arguments",
                         "opaque_approval",
                     ],
                 ),
