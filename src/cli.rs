@@ -300,7 +300,8 @@ pub struct ServeArgs {
     #[command(subcommand)]
     pub command: Option<ServeCommand>,
     /// Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond
-    /// loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers.
+    /// loopback, serve TLS (`--tls-cert`) or put a TLS-terminating proxy in front: tokens
+    /// travel as bearer headers.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8700", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
     /// The SQLite database (default: server.db in the state directory).
@@ -328,6 +329,13 @@ pub struct ServeArgs {
     /// Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP
+    /// reads both files again: new connections get the new certificate.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

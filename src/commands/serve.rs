@@ -56,7 +56,11 @@ pub fn serve(
         Some(ServeCommand::Key { db, key: k }) => return key(env, out, cli_policy, db, k),
         None => {}
     }
-    if !args.listen.ip().is_loopback() {
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::tls::TlsFiles { cert, key }),
+        _ => None,
+    };
+    if !args.listen.ip().is_loopback() && tls.is_none() {
         out.warn(&format!(
             "listening on {} beyond loopback without TLS: tokens and decisions travel in clear; put a TLS-terminating proxy in front",
             args.listen
@@ -93,11 +97,13 @@ pub fn serve(
         .check()
         .map_err(|e| Error::Usage(format!("gate serve: {e}")))?,
         chat,
+        tls,
     };
     let db = opts.db.clone();
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     crate::server::serve(opts, |addr| {
         out.info(&format!(
-            "listening on http://{addr} (database {})",
+            "listening on {scheme}://{addr} (database {})",
             db.display()
         ));
     })
