@@ -199,6 +199,10 @@ pub enum Commands {
         /// Ask this gate server instead of the local spool [env: GATE_SERVER].
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Approve a pending request as the current user (or as your server token's principal).
     Approve {
@@ -211,6 +215,10 @@ pub enum Commands {
         /// Decide on this gate server instead of the local spool [env: GATE_SERVER].
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Deny a pending request as the current user (or as your server token's principal).
     Deny {
@@ -223,6 +231,10 @@ pub enum Commands {
         /// Decide on this gate server instead of the local spool [env: GATE_SERVER].
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Store your token for a gate server in the OS keyring (or a 0600 file where there is none).
     ///
@@ -232,6 +244,10 @@ pub enum Commands {
     Login {
         /// The server, e.g. https://gate.example.com
         url: String,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Run the approval and audit server.
     Serve(ServeArgs),

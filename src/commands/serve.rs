@@ -347,12 +347,17 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
         ));
     }
     let token = Token::new(secret);
-    let client = crate::approval::server::Client::new(url, token.clone())
+    let trust = env.trust();
+    let client = crate::approval::server::Client::with_trust(url, token.clone(), &trust)
         .map_err(|e| Error::config(e.to_string()))?;
     let me = client.me().map_err(|e| match e {
         crate::approval::server::ClientError::Unauthorized(m) => Error::Denied {
             message: format!("{url} refused the token: {m}"),
             hint: None,
+        },
+        e @ crate::approval::server::ClientError::Tls { .. } => Error::NoDecision {
+            message: e.to_string(),
+            hint: Some(crate::approval::server::TLS_HINT.into()),
         },
         other => Error::NoDecision {
             message: other.to_string(),
@@ -360,7 +365,7 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
         },
     })?;
     let principal = me["principal"].as_str().unwrap_or("?").to_owned();
-    let server_key = crate::approval::server::server_key(url);
+    let server_key = crate::approval::server::server_key(url, &trust);
     match crate::secrets::store(&env.config_dir(), url, &token).map_err(Error::config)? {
         crate::secrets::Stored::Keyring => out.info(&format!(
             "logged in to {url} as {principal}; the token is in the OS keyring"
@@ -379,8 +384,12 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
                 "{url} signs its decisions with the key below; check it with the server's operator \
                  (`gate serve key` there) and pin it in the policy:"
             ));
+            let ca = match &env.ca {
+                Some(p) => format!(", ca: \"{}\"", p.display()),
+                None => String::new(),
+            };
             out.info(&format!(
-                "  backends: {{ team: {{ kind: server, url: \"{url}\", key: \"{k}\" }} }}"
+                "  backends: {{ team: {{ kind: server, url: \"{url}\", key: \"{k}\"{ca} }} }}"
             ));
             out.data(&k);
         }
