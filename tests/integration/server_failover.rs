@@ -215,3 +215,58 @@ fn an_address_that_is_not_the_real_server_cannot_approve() {
         "an approval signed by another key ran the command"
     );
 }
+
+#[test]
+fn a_bad_urls_entry_is_a_policy_error_at_its_place() {
+    const KEY: &str = "gate/vm+bc4dc392+AUb5WZhhFe1FmZQ+75Y0RJYWvdgQGEq4rMA4RQCY4gST";
+    let g = common::Gate::new();
+    let p = g.write(
+        "p.yaml",
+        &format!(
+            r#"version: 1
+backends:
+  a: {{ kind: server, urls: ["https://a.example", "ftp://b.example", "https://a.example/", "no url"], key: "{KEY}" }}
+  b: {{ kind: server, url: "https://x.example", urls: ["https://y.example"], key: "{KEY}" }}
+  c: {{ kind: server, key: "{KEY}" }}
+  d: {{ kind: local, urls: ["https://z.example"] }}
+  e: {{ kind: server, urls: [], key: "{KEY}" }}
+  f: {{ kind: server, urls: "https://one.example", key: "{KEY}" }}
+  ok: {{ kind: server, urls: ["https://a.example", "https://b.example"], key: "{KEY}", ca: /etc/gate/ca.pem }}
+"#
+        ),
+    );
+    let g = g.args(&["policy", "lint", p.to_str().unwrap()]);
+    let r = g.run();
+    r.status(78);
+    for (at, what) in [
+        (
+            "/p.yaml:3:50",
+            "`ftp://b.example` is not an http(s) URL with a host",
+        ),
+        (
+            "/p.yaml:3:69",
+            "`https://a.example` is listed twice in `urls`",
+        ),
+        ("/p.yaml:3:91", "`no url` is not a URL"),
+        (
+            "/p.yaml:4:48",
+            "a `server` backend takes `url` or `urls`, not both",
+        ),
+        ("/p.yaml:5:6", "a `server` backend needs `url` (or `urls`)"),
+        ("/p.yaml:6:21", "`urls` does not apply to a `local` backend"),
+        ("/p.yaml:7:28", "`urls` is empty"),
+        (
+            "/p.yaml:8:28",
+            "expected a list of server URLs, found a string",
+        ),
+    ] {
+        let i = r
+            .stderr
+            .find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in:\n{}", r.stderr));
+        let place = r.stderr[i..].split("--> ").nth(1).unwrap_or("");
+        let place = place.split_whitespace().next().unwrap_or("");
+        assert!(place.ends_with(at), "{what:?} not at {at}:\n{}", r.stderr);
+    }
+    r.stderr_contains("error: 8 problems in policy");
+}
