@@ -617,3 +617,98 @@ fn a_client_stalled_in_the_tls_handshake_loses_its_slot_at_the_header_deadline()
             .then_some(())
     });
 }
+
+#[test]
+fn the_server_audit_sink_checks_tls_against_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path());
+    let (cert, key) = ca.leaf("server", &["localhost"], false);
+    let srv = serve_tls(dir.path(), &cert, &key, &[]);
+    let host = srv.token("host1", None);
+    let ship = |ca_line: &str| {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(
+            home.path().join("policy.yaml"),
+            format!(
+                "version: 1\naudit:\n  sinks:\n    - {{ kind: server, url: \"{}\"{ca_line} }}\n  require_remote: true\n",
+                srv.url
+            ),
+        )
+        .unwrap();
+        let mut c = common::gate_in(home.path());
+        c.env("GATE_TOKEN", &host)
+            .arg("--policy")
+            .arg(home.path().join("policy.yaml"))
+            .args(["--", "touch"])
+            .arg(home.path().join("ran"));
+        (Ran::of(c), home)
+    };
+    // With the CA: delivered, and the server's cosigned checkpoint comes back.
+    let (r, home) = ship(&format!(", ca: \"{}\"", ca.pem().display()));
+    r.status(0);
+    assert!(home.path().join("ran").exists());
+    assert!(
+        home.path().join("audit.jsonl.cosigned").exists(),
+        "no cosigned checkpoint: the records did not reach the server\n{}",
+        r.stderr
+    );
+    // Without it the server's certificate is refused, and `require_remote` keeps the command
+    // from running.
+    let (r, home) = ship("");
+    assert_ne!(r.status, 0, "{}", r.stderr);
+    r.stderr_contains("refused the server's TLS");
+    r.stderr_contains("certificate authority this client does not trust");
+    assert!(
+        !home.path().join("ran").exists(),
+        "ran with its record undelivered"
+    );
+}
+
+#[test]
+fn a_redirect_from_the_server_address_is_not_followed() {
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Where a redirect would lead: it must never be reached.
+    let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("http://{}/v1/requests", elsewhere.local_addr().unwrap());
+    let reached = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&reached);
+    std::thread::spawn(move || {
+        if elsewhere.accept().is_ok() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    // The address the policy names answers everything with a redirect there.
+    let redirector = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", redirector.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in redirector.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 65536];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    let home = client_home(
+        &url,
+        "gate/vm+bc4dc392+AUb5WZhhFe1FmZQ+75Y0RJYWvdgQGEq4rMA4RQCY4gST",
+        None,
+    );
+    let h = home.path();
+    let r = Ran::of(touch(h, "gate_00000000_whatever", &["--timeout", "5s"]));
+    r.status(75);
+    r.stderr_contains("307");
+    assert!(
+        !h.join("ran").exists(),
+        "the command ran without an approval"
+    );
+    assert!(
+        !reached.load(Ordering::SeqCst),
+        "the client followed the redirect"
+    );
+}
