@@ -400,6 +400,19 @@ fn sighup_serves_a_new_certificate_and_a_broken_one_keeps_the_old_serving() {
     let srv = serve_tls(dir.path(), &cert, &key, &["-v"]);
     let pid = nix::unistd::Pid::from_raw(srv.pid() as i32);
     assert_eq!(served_serial(&srv.addr), serial_of(&first));
+    // A connection opened before the reload (it has the first certificate)...
+    let mut open = common::process::spawn_with_stdin({
+        let mut c = Command::new("openssl");
+        c.args(["s_client", "-connect", &srv.addr, "-servername", "localhost"]);
+        c
+    });
+    open.stdout_until("-----END CERTIFICATE-----", HANG);
+    let shown = open.stdout_text();
+    let pem = &shown[shown.find("-----BEGIN CERTIFICATE-----").unwrap()
+        ..shown.find("-----END CERTIFICATE-----").unwrap() + 25];
+    let old_pem = dir.path().join("open.pem");
+    std::fs::write(&old_pem, pem).unwrap();
+    assert_eq!(serial_of(&old_pem), serial_of(&first));
 
     std::fs::copy(&second, &cert).unwrap();
     std::fs::copy(&second_key, &key).unwrap();
@@ -410,6 +423,10 @@ fn sighup_serves_a_new_certificate_and_a_broken_one_keeps_the_old_serving() {
             .then_some(())
     });
     assert_eq!(served_serial(&srv.addr), serial_of(&second));
+    // ...still works after it.
+    open.type_in("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    open.stdout_until("HTTP/1.1 200 OK", HANG);
+    drop(open);
 
     // A renewal gone wrong: the certificate file is cut short. The server says which file and
     // keeps serving the certificate it has.
