@@ -595,6 +595,7 @@ fn wait_created(
         &cancel.flag,
         &mut |p| waiter.update(p),
         &mut |e| out.warn(&format!("{e}; still waiting, retrying")),
+        &mut |from, to| out.warn(&format!("{from} stopped answering; waiting on {to}")),
     );
     waiter.finish();
     // The replica that answered last, which may not be the one the request was made on.

@@ -228,6 +228,7 @@ pub(super) fn redeem(
                     &cancel.flag,
                     &mut |p| waiter.update(p),
                     &mut |e| out.warn(&format!("{e}; still waiting, retrying")),
+                    &mut |from, to| out.warn(&format!("{from} stopped answering; waiting on {to}")),
                 );
                 waiter.finish();
                 match waited {

@@ -139,6 +139,10 @@ fn a_client_waiting_on_a_killed_replica_finishes_through_the_other() {
     r.stderr_contains("it is now approved");
     let out = client.finish(Duration::from_secs(30));
     out.status(0);
+    out.stderr_contains(&format!(
+        "{} stopped answering; waiting on {}",
+        a.url, b.url
+    ));
     assert!(marker(h).exists(), "the approved command did not run");
     let records: Vec<serde_json::Value> = std::fs::read_to_string(h.join("audit.jsonl"))
         .unwrap()

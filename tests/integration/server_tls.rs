@@ -403,7 +403,13 @@ fn sighup_serves_a_new_certificate_and_a_broken_one_keeps_the_old_serving() {
     // A connection opened before the reload (it has the first certificate)...
     let mut open = common::process::spawn_with_stdin({
         let mut c = Command::new("openssl");
-        c.args(["s_client", "-connect", &srv.addr, "-servername", "localhost"]);
+        c.args([
+            "s_client",
+            "-connect",
+            &srv.addr,
+            "-servername",
+            "localhost",
+        ]);
         c
     });
     open.stdout_until("-----END CERTIFICATE-----", HANG);

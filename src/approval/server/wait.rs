@@ -55,7 +55,9 @@ const GRACE: Duration = Duration::from_secs(2);
 /// errors are retried and reported once to `on_retry`; `progress` hears the approvals so far.
 /// An `approved` or `denied` answer counts only as the signed statement `expect` describes.
 /// Returns the outcome and, for an approval, the signed note to record. The long-poll moves
-/// to the next of `replicas` when the one it waits on stops answering.
+/// to the next of `replicas` when the one it waits on stops answering; `on_moved` hears the
+/// address it left and the one that answers now.
+#[allow(clippy::too_many_arguments)]
 pub fn wait(
     replicas: &Replicas,
     mut current: RemoteRequest,
@@ -64,7 +66,9 @@ pub fn wait(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(&Progress),
     on_retry: &mut dyn FnMut(&ClientError),
+    on_moved: &mut dyn FnMut(&str, &str),
 ) -> Result<(Outcome, Option<String>), WaitError> {
+    let mut at = replicas.current().base().to_owned();
     let answers = poll(
         replicas.clone(),
         current.id.clone(),
@@ -115,6 +119,11 @@ pub fn wait(
             Ok(Ok(r)) => {
                 warned = false;
                 current = r;
+                let now = replicas.current().base();
+                if now != at {
+                    on_moved(&at, now);
+                    at = now.to_owned();
+                }
             }
             Ok(Err(ClientError::Unauthorized(m))) => return Err(WaitError::Unauthorized(m)),
             Ok(Err(e)) if e.is_transient() => {
@@ -376,6 +385,7 @@ mod tests {
             &AtomicBool::new(cancel),
             &mut |_| progress += 1,
             &mut |_| retries += 1,
+            &mut |_, _| {},
         );
         Waited {
             result,
