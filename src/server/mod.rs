@@ -417,6 +417,9 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             let _ = stop_tx.send(true);
         };
         let tls = certificate.as_ref().map(tls::Certificate::server_config);
+        if tls.is_some() {
+            tls::mark_serving();
+        }
         listen::serve(listener, app, limits, tls, stop, Duration::from_secs(10)).await;
         Ok(())
     })

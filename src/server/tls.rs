@@ -4,6 +4,7 @@
 //! connections keep theirs and a reload that fails leaves the one in use serving.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
@@ -42,6 +43,20 @@ pub enum TlsError {
         key: PathBuf,
         why: String,
     },
+}
+
+/// Set once this process serves HTTPS: its cookies then carry `Secure`, so a browser never
+/// sends a session over plain HTTP (to the same host on another port, say).
+static SERVING_TLS: AtomicBool = AtomicBool::new(false);
+
+/// Marks this process as serving HTTPS (before it accepts a connection).
+pub fn mark_serving() {
+    SERVING_TLS.store(true, Ordering::SeqCst);
+}
+
+/// Whether this process serves HTTPS.
+pub fn serving() -> bool {
+    SERVING_TLS.load(Ordering::SeqCst)
 }
 
 /// The server's provider: ring, as the rest of gate's TLS.

@@ -572,13 +572,19 @@ fn the_web_page_is_served_over_https() {
         &[
             "curl",
             "-sS",
-            "--fail",
+            "--include",
             "--cacert",
             ca.pem().to_str().unwrap(),
             &format!("{}/", srv.url),
         ],
     );
     assert!(page.contains("<html"), "{page}");
+    // Its cookies are never sent back over plain HTTP.
+    let cookie = page
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie:\n{page}"));
+    assert!(cookie.trim_end().ends_with("; Secure"), "{cookie}");
     // Plain HTTP to the TLS port gets no page.
     let plain = Command::new("curl")
         .args(["-sS", "--max-time", "5", &format!("http://{}/", srv.addr)])
