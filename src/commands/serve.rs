@@ -62,7 +62,7 @@ pub fn serve(
     };
     if !args.listen.ip().is_loopback() && tls.is_none() {
         out.warn(&format!(
-            "listening on {} beyond loopback without TLS: tokens and decisions travel in clear; put a TLS-terminating proxy in front",
+            "listening on {} beyond loopback without TLS: tokens and decisions travel in clear; serve TLS with `--tls-cert` and `--tls-key`, or put a TLS-terminating proxy in front",
             args.listen
         ));
     }
