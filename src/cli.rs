@@ -199,6 +199,10 @@ pub enum Commands {
         /// Ask this gate server instead of the local spool [env: GATE_SERVER].
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Approve a pending request as the current user (or as your server token's principal).
     Approve {
@@ -211,6 +215,10 @@ pub enum Commands {
         /// Decide on this gate server instead of the local spool [env: GATE_SERVER].
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Deny a pending request as the current user (or as your server token's principal).
     Deny {
@@ -223,6 +231,10 @@ pub enum Commands {
         /// Decide on this gate server instead of the local spool [env: GATE_SERVER].
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Store your token for a gate server in the OS keyring (or a 0600 file where there is none).
     ///
@@ -232,6 +244,10 @@ pub enum Commands {
     Login {
         /// The server, e.g. https://gate.example.com
         url: String,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Run the approval and audit server.
     Serve(ServeArgs),
@@ -300,7 +316,8 @@ pub struct ServeArgs {
     #[command(subcommand)]
     pub command: Option<ServeCommand>,
     /// Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond
-    /// loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers.
+    /// loopback, serve TLS (`--tls-cert`) or put a TLS-terminating proxy in front: tokens
+    /// travel as bearer headers.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8700", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
     /// The SQLite database (default: server.db in the state directory).
@@ -328,6 +345,13 @@ pub struct ServeArgs {
     /// Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP
+    /// reads both files again: new connections get the new certificate.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

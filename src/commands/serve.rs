@@ -56,9 +56,13 @@ pub fn serve(
         Some(ServeCommand::Key { db, key: k }) => return key(env, out, cli_policy, db, k),
         None => {}
     }
-    if !args.listen.ip().is_loopback() {
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::tls::TlsFiles { cert, key }),
+        _ => None,
+    };
+    if !args.listen.ip().is_loopback() && tls.is_none() {
         out.warn(&format!(
-            "listening on {} beyond loopback without TLS: tokens and decisions travel in clear; put a TLS-terminating proxy in front",
+            "listening on {} beyond loopback without TLS: tokens and decisions travel in clear; serve TLS with `--tls-cert` and `--tls-key`, or put a TLS-terminating proxy in front",
             args.listen
         ));
     }
@@ -93,11 +97,13 @@ pub fn serve(
         .check()
         .map_err(|e| Error::Usage(format!("gate serve: {e}")))?,
         chat,
+        tls,
     };
     let db = opts.db.clone();
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     crate::server::serve(opts, |addr| {
         out.info(&format!(
-            "listening on http://{addr} (database {})",
+            "listening on {scheme}://{addr} (database {})",
             db.display()
         ));
     })
@@ -341,12 +347,17 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
         ));
     }
     let token = Token::new(secret);
-    let client = crate::approval::server::Client::new(url, token.clone())
+    let trust = env.trust();
+    let client = crate::approval::server::Client::with_trust(url, token.clone(), &trust)
         .map_err(|e| Error::config(e.to_string()))?;
     let me = client.me().map_err(|e| match e {
         crate::approval::server::ClientError::Unauthorized(m) => Error::Denied {
             message: format!("{url} refused the token: {m}"),
             hint: None,
+        },
+        e @ crate::approval::server::ClientError::Tls { .. } => Error::NoDecision {
+            message: e.to_string(),
+            hint: Some(crate::approval::server::TLS_HINT.into()),
         },
         other => Error::NoDecision {
             message: other.to_string(),
@@ -354,7 +365,7 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
         },
     })?;
     let principal = me["principal"].as_str().unwrap_or("?").to_owned();
-    let server_key = crate::approval::server::server_key(url);
+    let server_key = crate::approval::server::server_key(url, &trust);
     match crate::secrets::store(&env.config_dir(), url, &token).map_err(Error::config)? {
         crate::secrets::Stored::Keyring => out.info(&format!(
             "logged in to {url} as {principal}; the token is in the OS keyring"
@@ -373,8 +384,12 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
                 "{url} signs its decisions with the key below; check it with the server's operator \
                  (`gate serve key` there) and pin it in the policy:"
             ));
+            let ca = match &env.ca {
+                Some(p) => format!(", ca: \"{}\"", p.display()),
+                None => String::new(),
+            };
             out.info(&format!(
-                "  backends: {{ team: {{ kind: server, url: \"{url}\", key: \"{k}\" }} }}"
+                "  backends: {{ team: {{ kind: server, url: \"{url}\", key: \"{k}\"{ca} }} }}"
             ));
             out.data(&k);
         }

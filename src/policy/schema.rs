@@ -85,10 +85,17 @@ pub enum BackendKind {
         spool: Option<PathBuf>,
     },
     Server {
+        /// The first of `urls`: where requests go while it answers.
         url: String,
+        /// Every address of the server (`url:`, or `urls:` for replicas sharing one database),
+        /// in the order they are tried; never empty.
+        urls: Vec<String>,
         /// The verifier key (note `vkey` form) the server's decision statements must verify
         /// under; checked for form when the policy is read.
         key: String,
+        /// `ca:`: a PEM file of the CA certificates that alone are trusted for the server's TLS
+        /// (default: the built-in web PKI roots).
+        ca: Option<PathBuf>,
     },
     Slack {
         channel: String,

@@ -17,6 +17,7 @@ pub mod oidc;
 pub mod reconcile;
 pub mod slack;
 pub mod store;
+pub mod tls;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -296,6 +297,8 @@ pub struct ServeOptions {
     pub limits: listen::Limits,
     /// The chat backends of the server's policy (secrets resolved) and `--public-url`.
     pub chat: chat::ChatConfig,
+    /// `--tls-cert` and `--tls-key`: serve HTTPS, reloading both files on SIGHUP.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -310,6 +313,8 @@ pub enum ServeError {
     Audit(#[from] crate::audit::AuditError),
     #[error("{0}")]
     Reconcile(#[from] reconcile::ReconcileError),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -334,8 +339,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Runs the server until SIGTERM or SIGINT; `ready` gets the bound address.
+/// Runs the server until SIGTERM or SIGINT; `ready` gets the bound address. SIGHUP re-reads
+/// the TLS certificate and key.
 pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    // Before anything else: a certificate that cannot be used is a configuration error at start.
+    let certificate = opts.tls.clone().map(tls::Certificate::open).transpose()?;
     // Idle clients must never take the descriptors the database and the audit log need: take
     // all the system allows, and keep the connection cap below it.
     let fd_limit = listen::raise_fd_limit();
@@ -398,7 +406,9 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         // Before `ready`: a supervisor may stop the server the moment it says it listens, and
         // a SIGTERM that arrives before the handler exists would kill it ungracefully (143).
         let signals = stop_signals();
+        let hangups = hangup_signal();
         ready(addr);
+        tokio::spawn(reload_on_hangup(hangups, certificate.clone()));
         tokio::spawn(sweep_expired(Arc::clone(&state)));
         tokio::spawn(chat::follow_changes(Arc::clone(&state)));
         let app = router(Arc::clone(&state));
@@ -406,7 +416,11 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             wait_for_stop(signals).await;
             let _ = stop_tx.send(true);
         };
-        listen::serve(listener, app, limits, stop, Duration::from_secs(10)).await;
+        let tls = certificate.as_ref().map(tls::Certificate::server_config);
+        if tls.is_some() {
+            tls::mark_serving();
+        }
+        listen::serve(listener, app, limits, tls, stop, Duration::from_secs(10)).await;
         Ok(())
     })
 }
@@ -438,6 +452,40 @@ async fn wait_for_stop(signals: StopSignals) {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// The SIGHUP handler, installed before the server says it listens: SIGHUP's default action
+/// would end the server, and a supervisor's reload must never do that.
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup()).ok()
+}
+
+/// On each SIGHUP, reads the TLS certificate and key again: new handshakes get the new pair,
+/// open connections keep theirs, and a pair that cannot be used leaves the old one serving.
+async fn reload_on_hangup(
+    signal: Option<tokio::signal::unix::Signal>,
+    certificate: Option<Arc<tls::Certificate>>,
+) {
+    let Some(mut signal) = signal else { return };
+    while signal.recv().await.is_some() {
+        let Some(c) = &certificate else {
+            tracing::info!("SIGHUP: nothing to reload (the server runs without TLS)");
+            continue;
+        };
+        let c = Arc::clone(c);
+        match tokio::task::spawn_blocking(move || c.reload().map(|()| c)).await {
+            Ok(Ok(c)) => tracing::info!(
+                "SIGHUP: reloaded the TLS certificate `{}` and key `{}`; new connections use them",
+                c.files().cert.display(),
+                c.files().key.display()
+            ),
+            Ok(Err(e)) => {
+                tracing::error!("SIGHUP: {e}; still serving the certificate loaded before")
+            }
+            Err(e) => tracing::error!("SIGHUP: the reload failed: {e}"),
+        }
     }
 }
 

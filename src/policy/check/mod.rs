@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 mod ci;
 mod rules;
+mod urls;
 mod values;
 
 use super::diag::{Diagnostic, Diagnostics, Pos};
@@ -298,9 +299,14 @@ impl Checker<'_> {
         let map = self.map(v, "a backend")?;
         let mut fields: BTreeMap<&str, (String, Pos)> = BTreeMap::new();
         let mut kind = None;
+        let mut urls: Option<(Vec<String>, Pos)> = None;
         for (key, kpos, val) in map {
             if key == "kind" {
                 kind = self.str(val, "a backend kind").map(|k| (k, val.pos));
+                continue;
+            }
+            if key == "urls" {
+                urls = Some((self.server_urls(val), *kpos));
                 continue;
             }
             const KNOWN: &[&str] = &[
@@ -314,6 +320,8 @@ impl Checker<'_> {
                 "webhook",
                 "signing_secret",
                 "poll",
+                "urls",
+                "ca",
             ];
             match KNOWN.iter().find(|k| **k == key) {
                 Some(k) => {
@@ -332,8 +340,16 @@ impl Checker<'_> {
             );
             return None;
         };
-        // Taken out first: only a server backend has a `key`; elsewhere it "does not apply".
+        // Taken out first: only a server backend has a `key`, `urls` or `ca`; elsewhere they
+        // "do not apply".
         let server_key = (kind == "server").then(|| fields.remove("key")).flatten();
+        let server_ca = (kind == "server").then(|| fields.remove("ca")).flatten();
+        if kind != "server"
+            && let Some((_, pos)) = &urls
+        {
+            self.d
+                .error(*pos, format!("`urls` does not apply to a `{kind}` backend"));
+        }
         let mut need = |name: &str, d: &mut Diagnostics| -> Option<(String, Pos)> {
             let got = fields.remove(name);
             if got.is_none() {
@@ -346,7 +362,23 @@ impl Checker<'_> {
                 spool: fields.remove("spool").map(|(s, _)| PathBuf::from(s)),
             },
             "server" => {
-                let url = need("url", &mut self.d);
+                let urls = match (fields.remove("url"), urls) {
+                    (Some((url, _)), None) => Some(vec![url]),
+                    (None, Some((list, _))) => Some(list),
+                    (Some(_), Some((_, pos))) => {
+                        self.d.error_hint(
+                            pos,
+                            "a `server` backend takes `url` or `urls`, not both",
+                            "list every replica under `urls: [https://a.example.com, https://b.example.com]`",
+                        );
+                        None
+                    }
+                    (None, None) => {
+                        self.d
+                            .error(v.pos, "a `server` backend needs `url` (or `urls`)");
+                        None
+                    }
+                };
                 // A missing or bad key is reported here; the backend is still defined (with
                 // the key as written) so rules naming it are not reported as well. A policy
                 // with errors is never used.
@@ -370,7 +402,13 @@ impl Checker<'_> {
                         key
                     }
                 };
-                BackendKind::Server { url: url?.0, key }
+                let urls = urls.filter(|u| !u.is_empty())?;
+                BackendKind::Server {
+                    url: urls[0].clone(),
+                    urls,
+                    key,
+                    ca: server_ca.map(|(c, _)| PathBuf::from(c)),
+                }
             }
             "slack" => {
                 let channel = need("channel", &mut self.d);
@@ -463,7 +501,7 @@ impl Checker<'_> {
                             Err(e) => self.d.error_hint(
                                 s.pos,
                                 format!("bad sink: {e}"),
-                                "kinds: server {url}, syslog {url, ca?, app_name?}, http {url, preset?, token?, labels?}, file {path}",
+                                "kinds: server {url, ca?}, syslog {url, ca?, app_name?}, http {url, preset?, token?, labels?}, file {path}",
                             ),
                         }
                     }
