@@ -1,0 +1,718 @@
+//! Sign-in to the web page through the organisation's identity provider (issue 14 §4): the
+//! OpenID Connect authorization code flow with PKCE (S256), `state` and `nonce`.
+//!
+//! - `GET /auth/login` makes a random `state`, `nonce`, PKCE verifier and a browser-binding
+//!   value, keeps them in the store under the SHA-256 of the `state` (so any replica can take
+//!   the callback), puts the binding value in an `HttpOnly` cookie, and sends the browser to
+//!   the provider's authorization endpoint (from its discovery document, whose `issuer` must
+//!   equal the configured one exactly).
+//! - `GET /auth/callback` takes the pending sign-in (single use, ten minutes), checks the
+//!   browser's cookie against it — a callback URL sent to someone else signs nobody in —
+//!   exchanges the code at the token endpoint with the verifier and the client's secret, and
+//!   checks the ID token: signature through the provider's JWKS ([`crate::ci::jwt`]: RS256 or
+//!   ES256 only, by `kid`), `iss`, `aud` = the client id (and `azp`, when present), `exp`,
+//!   `iat`, and `nonce` = the one kept for this sign-in. The principal is the identity whose
+//!   `oidc_sub` is the token's `sub`, else whose `email` is its `email` with
+//!   `email_verified: true`; no match is a 403 and no session.
+//!
+//! Every refusal is a [`Refused`], shown as a page with its status (400, 401, 403, 503) and
+//! never a session. Nothing here logs a code, token, verifier or nonce.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::csrf::same_secret;
+use super::render::{error_page, page, signed_in};
+use super::session::{self, SESSION_COOKIE, SESSION_TTL_MS, cookie, random_hex, set_cookie};
+use crate::ci::jwt::{self, Expect, JwtError, KeySet};
+use crate::policy::ci::url_allowed;
+use crate::policy::signin::{ClientAuth, IDENTITY_EMAIL, IDENTITY_SUB, OidcSignIn};
+use crate::secrets::Token;
+use crate::server::AppState;
+use crate::server::store::OidcLoginRow;
+
+/// The cookie that binds a started sign-in to the browser that started it.
+pub const LOGIN_COOKIE: &str = "gate_oidc";
+/// How long a started sign-in may take to come back.
+pub const LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
+/// Started sign-ins kept at most; past this, the oldest are dropped.
+const MAX_PENDING: usize = 10_000;
+/// What a session made here keeps in place of a token hash (a token hash is 64 hex digits, so
+/// the two never meet).
+pub const SESSION_MARK: &str = "oidc:";
+/// How long the discovery document and keys are used before they are fetched again.
+const PROVIDER_TTL: Duration = Duration::from_secs(10 * 60);
+/// The least time between two fetches prompted by an unknown `kid`.
+const REFETCH_EVERY: Duration = Duration::from_secs(30);
+/// The largest discovery document, JWKS or token response read.
+const MAX_BODY: usize = 256 * 1024;
+
+/// The sign-in settings, resolved at start: the secret read, the identities indexed.
+pub struct SignIn {
+    issuer: String,
+    client_id: String,
+    secret: Option<Token>,
+    auth: ClientAuth,
+    scopes: String,
+    redirect_uri: String,
+    /// Whether cookies get `Secure` (the page is reached over https).
+    secure: bool,
+    /// Whether the page still offers sign-in with an API token.
+    pub token_signin: bool,
+    by_sub: HashMap<String, String>,
+    /// Lower-cased email → principal.
+    by_email: HashMap<String, String>,
+    http: reqwest::Client,
+    cache: tokio::sync::Mutex<Option<Provider>>,
+}
+
+/// The provider's endpoints and keys, as last fetched.
+#[derive(Clone)]
+struct Provider {
+    authorization: String,
+    token: String,
+    keys: KeySet,
+    fetched: Instant,
+}
+
+/// Why a configured sign-in cannot start (exit 78 at `gate serve`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "`server.oidc` needs `gate serve --public-url`: the provider sends people back to {{public-url}}/auth/callback"
+    )]
+    NoPublicUrl,
+    #[error(
+        "`--public-url {0}` must be https for the sign-in (plain http only on a loopback host)"
+    )]
+    InsecurePublicUrl(String),
+    #[error("{0} `{1}` is listed under both `identities.{2}` and `identities.{3}`")]
+    Ambiguous(&'static str, String, String, String),
+}
+
+impl SignIn {
+    /// Resolves the policy's `server.oidc` against `--public-url` and `identities`; the
+    /// client secret comes already read from its reference.
+    pub fn new(
+        spec: &OidcSignIn,
+        secret: Option<Token>,
+        public_url: Option<&str>,
+        identities: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    ) -> Result<SignIn, ConfigError> {
+        let base = public_url.ok_or(ConfigError::NoPublicUrl)?;
+        url_allowed(base).map_err(|_| ConfigError::InsecurePublicUrl(base.to_owned()))?;
+        let (mut by_sub, mut by_email) = (HashMap::new(), HashMap::<String, String>::new());
+        for (principal, accounts) in identities {
+            if let Some(sub) = accounts.get(IDENTITY_SUB)
+                && let Some(other) = by_sub.insert(sub.clone(), principal.clone())
+            {
+                return Err(ConfigError::Ambiguous(
+                    "`oidc_sub`",
+                    sub.clone(),
+                    other,
+                    principal.clone(),
+                ));
+            }
+            if let Some(email) = accounts.get(IDENTITY_EMAIL)
+                && let Some(other) = by_email.insert(email.to_lowercase(), principal.clone())
+            {
+                return Err(ConfigError::Ambiguous(
+                    "email",
+                    email.clone(),
+                    other,
+                    principal.clone(),
+                ));
+            }
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("gate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Ok(SignIn {
+            issuer: spec.issuer.clone(),
+            client_id: spec.client_id.clone(),
+            secret,
+            auth: spec.client_auth,
+            scopes: spec.scopes.join(" "),
+            redirect_uri: format!("{}/auth/callback", base.trim_end_matches('/')),
+            secure: base.starts_with("https://"),
+            token_signin: spec.token_signin,
+            by_sub,
+            by_email,
+            http,
+            cache: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The provider's name as the sign-in button shows it: the issuer's host.
+    pub fn label(&self) -> &str {
+        let rest = self.issuer.split_once("://").map_or("", |(_, r)| r);
+        rest.split(['/', '?', '#']).next().unwrap_or(rest)
+    }
+
+    /// Whether `principal` may hold a session made here: the identities still name them (a
+    /// session of someone removed from `identities` ends when the server restarts).
+    pub fn knows(&self, principal: &str) -> bool {
+        self.by_sub
+            .values()
+            .chain(self.by_email.values())
+            .any(|p| p == principal)
+    }
+
+    /// The provider's endpoints and keys: cached for [`PROVIDER_TTL`], fetched again after.
+    async fn provider(&self, want_kid: Option<&str>) -> Result<Provider, Refused> {
+        let mut cache = self.cache.lock().await;
+        if let Some(p) = cache.as_ref() {
+            let fresh = p.fetched.elapsed() < PROVIDER_TTL;
+            let has_kid = want_kid.is_none_or(|k| p.keys.get(k).is_some());
+            if fresh && (has_kid || p.fetched.elapsed() < REFETCH_EVERY) {
+                return Ok(p.clone());
+            }
+        }
+        match self.fetch().await {
+            Ok(p) => {
+                *cache = Some(p.clone());
+                Ok(p)
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "sign-in: cannot reach the identity provider {}: {why}",
+                    self.issuer
+                );
+                Err(Refused::Unreachable(why))
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<Provider, String> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        );
+        let doc: Value = serde_json::from_slice(&self.get(&url).await?)
+            .map_err(|_| "its discovery document is not JSON".to_owned())?;
+        // OpenID Connect Discovery §4.3: exactly the issuer configured, or these are another
+        // provider's endpoints and keys.
+        if doc.get("issuer").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(format!(
+                "its discovery document names another issuer than `{}`",
+                self.issuer
+            ));
+        }
+        let endpoint = |name: &str| -> Result<String, String> {
+            let u = doc
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("its discovery document has no `{name}`"))?;
+            url_allowed(u).map_err(|why| format!("its `{name}` {why}"))?;
+            Ok(u.to_owned())
+        };
+        let (authorization, token, jwks) = (
+            endpoint("authorization_endpoint")?,
+            endpoint("token_endpoint")?,
+            endpoint("jwks_uri")?,
+        );
+        let keys = KeySet::parse(&self.get(&jwks).await?)?;
+        Ok(Provider {
+            authorization,
+            token,
+            keys,
+            fetched: Instant::now(),
+        })
+    }
+
+    async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| crate::http::error_chain(&e))?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {} from {url}", resp.status().as_u16()));
+        }
+        read_capped(resp).await
+    }
+
+    /// The authorization URL for a new sign-in, after keeping it in the store; with the
+    /// browser-binding value for the cookie.
+    async fn start(&self, st: &AppState, return_to: String) -> Result<(String, String), Refused> {
+        let p = self.provider(None).await?;
+        let (Some(state), Some(nonce), Some(binding), Some(verifier)) = (
+            random_hex(32),
+            random_hex(32),
+            random_hex(32),
+            random_hex(32),
+        ) else {
+            return Err(Refused::Internal("no randomness for a sign-in".into()));
+        };
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let now = st.clock.now_ms();
+        let row = OidcLoginRow {
+            browser_hash: sha256_hex(&binding),
+            verifier,
+            nonce: nonce.clone(),
+            return_to,
+            created_ms: now,
+        };
+        st.store
+            .oidc_login_insert(&sha256_hex(&state), &row, now - LOGIN_TTL_MS, MAX_PENDING)
+            .map_err(|e| Refused::Internal(e.to_string()))?;
+        let mut url = reqwest::Url::parse(&p.authorization).map_err(|_| {
+            Refused::Unreachable("its `authorization_endpoint` is not a URL".into())
+        })?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("scope", &self.scopes)
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        Ok((url.into(), binding))
+    }
+
+    /// Checks a callback from start to end; the principal it signs in.
+    async fn finish(
+        &self,
+        st: &AppState,
+        headers: &HeaderMap,
+        q: &[(String, String)],
+    ) -> Result<SignedIn, Refused> {
+        let param = |name: &str| -> Result<Option<&str>, Refused> {
+            let mut it = q.iter().filter(|(k, _)| k == name);
+            match (it.next(), it.next()) {
+                (_, Some(_)) => Err(Refused::Repeated(name.to_owned())),
+                (v, None) => Ok(v.map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())),
+            }
+        };
+        let state = param("state")?.ok_or(Refused::MissingState)?;
+        let login = st
+            .store
+            .oidc_login_take(&sha256_hex(state))
+            .map_err(|e| Refused::Internal(e.to_string()))?
+            .ok_or(Refused::UnknownState)?;
+        if st.clock.now_ms() - login.created_ms >= LOGIN_TTL_MS {
+            return Err(Refused::Expired);
+        }
+        let binding = cookie(headers, LOGIN_COOKIE)
+            .map(sha256_hex)
+            .unwrap_or_default();
+        if !same_secret(&binding, &login.browser_hash) {
+            return Err(Refused::OtherBrowser);
+        }
+        if let Some(error) = param("error")? {
+            return Err(Refused::Provider(printable(error)));
+        }
+        let code = param("code")?.ok_or(Refused::MissingCode)?;
+        let p = self.provider(None).await?;
+        let id_token = self.exchange(&p, code, &login.verifier).await?;
+        let unverified = jwt::open(&id_token).map_err(Refused::IdToken)?;
+        if unverified.issuer != self.issuer {
+            return Err(Refused::IdToken(JwtError::Issuer));
+        }
+        let keys = self.provider(Some(&unverified.kid)).await?.keys;
+        let now = st.clock.now_ms().div_euclid(1000);
+        let claims = unverified
+            .verify_claims(
+                &keys,
+                Expect {
+                    issuer: &self.issuer,
+                    audience: &self.client_id,
+                    now,
+                },
+            )
+            .map_err(Refused::IdToken)?;
+        self.check_claims(&claims, &login.nonce)?;
+        let principal = self.principal_of(&claims)?;
+        Ok(SignedIn {
+            principal,
+            return_to: login.return_to,
+        })
+    }
+
+    /// Sends the code, the PKCE verifier and the client's credentials to the token endpoint;
+    /// the ID token it answers with.
+    async fn exchange(&self, p: &Provider, code: &str, verifier: &str) -> Result<String, Refused> {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &self.redirect_uri),
+            ("code_verifier", verifier),
+        ];
+        let mut req = self
+            .http
+            .post(&p.token)
+            .header(header::ACCEPT, "application/json");
+        match (&self.secret, self.auth) {
+            (Some(secret), ClientAuth::Basic) => {
+                // RFC 6749 §2.3.1: each part form-encoded, then Basic.
+                let pair = format!(
+                    "{}:{}",
+                    form_encode(&self.client_id),
+                    form_encode(secret.expose())
+                );
+                req = req.header(
+                    header::AUTHORIZATION,
+                    format!("Basic {}", STANDARD.encode(pair)),
+                );
+            }
+            (Some(secret), ClientAuth::Post) => {
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", secret.expose()));
+            }
+            (None, _) => form.push(("client_id", &self.client_id)),
+        }
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let resp = req
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Refused::Unreachable(crate::http::error_chain(&e)))?;
+        let status = resp.status();
+        let body = read_capped(resp).await.map_err(Refused::Unreachable)?;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let why = v
+                .get("error")
+                .and_then(Value::as_str)
+                .map(printable)
+                .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+            if status.is_server_error() {
+                return Err(Refused::Unreachable(format!(
+                    "its token endpoint answered {why}"
+                )));
+            }
+            return Err(Refused::CodeRejected(why));
+        }
+        v.get("id_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(Refused::NoIdToken)
+    }
+
+    /// The checks the ID token's signature and standard claims don't cover: `iat` present,
+    /// `azp`, `nonce`.
+    fn check_claims(&self, c: &serde_json::Map<String, Value>, nonce: &str) -> Result<(), Refused> {
+        if !c.contains_key("iat") {
+            return Err(Refused::IdToken(JwtError::Missing("iat")));
+        }
+        let several_audiences = c
+            .get("aud")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() > 1);
+        match c.get("azp") {
+            Some(Value::String(azp)) if azp == &self.client_id => {}
+            None if !several_audiences => {}
+            _ => return Err(Refused::Azp),
+        }
+        match c.get("nonce").and_then(Value::as_str) {
+            None => Err(Refused::NonceMissing),
+            Some(n) if same_secret(n, nonce) => Ok(()),
+            Some(_) => Err(Refused::NonceMismatch),
+        }
+    }
+
+    /// The principal a verified ID token names: by `sub` first, then by a verified `email`.
+    fn principal_of(&self, c: &serde_json::Map<String, Value>) -> Result<String, Refused> {
+        let sub = c.get("sub").and_then(Value::as_str).unwrap_or("");
+        if let Some(p) = self.by_sub.get(sub) {
+            return Ok(p.clone());
+        }
+        let email = c.get("email").and_then(Value::as_str);
+        let Some(email) = email else {
+            return Err(Refused::NotKnown(format!("subject {}", printable(sub))));
+        };
+        let Some(p) = self.by_email.get(&email.to_lowercase()) else {
+            return Err(Refused::NotKnown(printable(email)));
+        };
+        // Only a provider's `true` counts: an address the provider has not verified could be
+        // anyone's, and matching it would hand them the principal.
+        if c.get("email_verified") != Some(&Value::Bool(true)) {
+            return Err(Refused::EmailUnverified(printable(email)));
+        }
+        Ok(p.clone())
+    }
+}
+
+/// A successful sign-in.
+#[must_use]
+struct SignedIn {
+    principal: String,
+    return_to: String,
+}
+
+/// Why a sign-in was refused: each becomes a page with its status, and no session.
+#[derive(Debug)]
+#[must_use]
+pub enum Refused {
+    MissingState,
+    UnknownState,
+    Expired,
+    OtherBrowser,
+    Repeated(String),
+    Provider(String),
+    MissingCode,
+    CodeRejected(String),
+    NoIdToken,
+    IdToken(JwtError),
+    Azp,
+    NonceMissing,
+    NonceMismatch,
+    EmailUnverified(String),
+    NotKnown(String),
+    BadReturnTo,
+    Unreachable(String),
+    Internal(String),
+}
+
+impl Refused {
+    pub fn status(&self) -> StatusCode {
+        use Refused::*;
+        match self {
+            MissingState | MissingCode | Repeated(_) | BadReturnTo => StatusCode::BAD_REQUEST,
+            UnknownState | Expired | OtherBrowser | Provider(_) | CodeRejected(_) | NoIdToken
+            | IdToken(_) | Azp | NonceMissing | NonceMismatch => StatusCode::UNAUTHORIZED,
+            EmailUnverified(_) | NotKnown(_) => StatusCode::FORBIDDEN,
+            Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        use Refused::*;
+        let again = "Sign in again from the gate page.";
+        match self {
+            MissingState => format!("This sign-in answer has no `state`. {again}"),
+            UnknownState => format!(
+                "This sign-in answer is unknown or was already used (each works once). {again}"
+            ),
+            Expired => format!("This sign-in took longer than ten minutes. {again}"),
+            OtherBrowser => format!(
+                "This sign-in was started in another browser: a sign-in link works only where it was started. {again}"
+            ),
+            Repeated(p) => format!("This sign-in answer names `{p}` more than once."),
+            Provider(e) => format!("The identity provider refused the sign-in: {e}. {again}"),
+            MissingCode => format!("This sign-in answer has no `code`. {again}"),
+            CodeRejected(e) => {
+                format!("The identity provider rejected the sign-in code ({e}). {again}")
+            }
+            NoIdToken => "The identity provider answered without an ID token.".into(),
+            IdToken(e) => format!("The identity provider's answer is not acceptable: {e}."),
+            Azp => "The ID token was issued to another client (`azp`).".into(),
+            NonceMissing => "The ID token carries no `nonce`.".into(),
+            NonceMismatch => {
+                "The ID token's `nonce` is not the one this sign-in sent: it belongs to another sign-in."
+                    .into()
+            }
+            EmailUnverified(e) => format!(
+                "Your identity provider has not verified the address {e}, so it cannot be matched to a gate approver."
+            ),
+            NotKnown(who) => format!(
+                "You signed in as {who}, who is not a known approver: no principal's `email` or `oidc_sub` under `identities:` in the server's policy matches. Ask the server's operator to add you."
+            ),
+            BadReturnTo => {
+                "After sign-in the page can only go to a path on this server (such as `/`).".into()
+            }
+            Unreachable(why) => format!(
+                "The identity provider cannot be reached just now ({why}); try again shortly."
+            ),
+            Internal(why) => format!("The sign-in failed on the server: {why}"),
+        }
+    }
+}
+
+fn refused_page(r: &Refused) -> Response {
+    tracing::warn!("sign-in refused: {}", r.message());
+    let mut resp = error_page(r.status(), &r.message());
+    resp.headers_mut()
+        .append(header::SET_COOKIE, login_cookie("", 0, false));
+    resp
+}
+
+fn login_cookie(value: &str, max_age_secs: i64, secure: bool) -> HeaderValue {
+    // `SameSite=Lax`, not `Strict`: the callback is a navigation from the provider's site, on
+    // which a strict cookie is not sent. Only `/auth` sees it.
+    HeaderValue::from_str(&format!(
+        "{LOGIN_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/auth; Max-Age={max_age_secs}{}",
+        if secure { "; Secure" } else { "" }
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("gate_invalid=; Max-Age=0"))
+}
+
+/// A path on this server to go to after sign-in, or `None`: no scheme, no host (`//x`, `/\x`),
+/// no control characters.
+pub fn local_path(p: &str) -> Option<&str> {
+    let ok = p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.starts_with("/\\")
+        && !p.chars().any(|c| c.is_control() || c == '\\')
+        && p.len() <= 512;
+    ok.then_some(p)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    return_to: Option<String>,
+}
+
+pub async fn login(State(st): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
+    let Some(si) = st.signin.as_ref() else {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "Sign-in through an identity provider is not set up on this server (`server.oidc` in its policy).",
+        );
+    };
+    let Some(return_to) = local_path(q.return_to.as_deref().unwrap_or("/")) else {
+        return refused_page(&Refused::BadReturnTo);
+    };
+    match si.start(&st, return_to.to_owned()).await {
+        Ok((url, binding)) => {
+            let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response();
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                login_cookie(&binding, LOGIN_TTL_MS / 1000, si.secure),
+            );
+            r
+        }
+        Err(e) => refused_page(&e),
+    }
+}
+
+pub async fn callback(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let Some(si) = st.signin.as_ref() else {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "Sign-in through an identity provider is not set up on this server.",
+        );
+    };
+    let done = match si.finish(&st, &headers, &q).await {
+        Ok(d) => d,
+        Err(e) => return refused_page(&e),
+    };
+    let store = st.store.as_ref();
+    if let Some(old) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = session::remove(store, old)
+    {
+        return refused_page(&Refused::Internal(e.to_string()));
+    }
+    let mark = format!("{SESSION_MARK}{}", sha256_hex(&si.issuer));
+    let id = match session::create(store, done.principal.clone(), mark, st.clock.now_ms()) {
+        Ok(id) => id,
+        Err(e) => return refused_page(&Refused::Internal(e.to_string())),
+    };
+    tracing::info!(
+        "{} signed in to the web page through {}",
+        done.principal,
+        si.issuer
+    );
+    // A page that moves on by itself, not a redirect: the browser arrived from the provider's
+    // site, and a redirect would still count as that navigation, on which the `SameSite=Strict`
+    // session cookie is not sent. The page's own refresh is a same-site navigation.
+    let mut r = page(StatusCode::OK, signed_in(&done.principal, &done.return_to));
+    let h = r.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &id, SESSION_TTL_MS / 1000),
+    );
+    h.append(header::SET_COOKIE, login_cookie("", 0, si.secure));
+    r
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// At most 200 characters of `s`, with control characters left out: a provider's words on a
+/// page and in the server's log.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| crate::http::error_chain(&e))?
+    {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(format!("an answer longer than {MAX_BODY} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_return_targets() {
+        for ok in ["/", "/requests/abc", "/?x=1"] {
+            assert_eq!(local_path(ok), Some(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.com",
+            "https://evil.com",
+            "/\\evil.com",
+            "evil.com",
+            "",
+            "/\u{0}x",
+            "/a\\b",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn form_encoding_escapes_what_basic_auth_must() {
+        assert_eq!(form_encode("a b:c/d%e+f"), "a+b%3Ac%2Fd%25e%2Bf");
+        assert_eq!(form_encode("gate-web_1.x"), "gate-web_1.x");
+    }
+}
