@@ -110,8 +110,8 @@ pub(super) fn merge_with(
                 });
             }
         }
-        if let Some(o) = &f.server_oidc {
-            if once(
+        if let Some(o) = &f.server_oidc
+            && once(
                 &mut server_at,
                 "server.oidc",
                 fi,
@@ -119,9 +119,9 @@ pub(super) fn merge_with(
                 "setting",
                 &files,
                 &mut d,
-            ) {
-                p.server_oidc = Some(o.clone());
-            }
+            )
+        {
+            p.server_oidc = Some(o.clone());
         }
         if let Some(dec) = &f.defaults.decision {
             p.default_decision = p.default_decision.max(dec.value);
