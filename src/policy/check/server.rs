@@ -119,7 +119,7 @@ impl Checker<'_> {
                 self.d.error_hint(
                     v.pos,
                     format!("`server.oidc` needs `{field}`"),
-                    "write `{ issuer: https://idp.example.com, client_id: gate, client_secret: \"env:GATE_OIDC_SECRET\" }`",
+                    "write `{ issuer: https://idp.example.com, client_id: gate, client_secret: \"file:/etc/gate/oidc-client-secret\" }`",
                 );
             }
         }

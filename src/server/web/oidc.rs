@@ -314,6 +314,11 @@ impl SignIn {
         if !same_secret(&binding, &login.browser_hash) {
             return Err(Refused::OtherBrowser);
         }
+        // RFC 9207: a provider that names itself in the answer must be the one asked, or the
+        // answer (and its code) came from another provider the browser also uses.
+        if param("iss")?.is_some_and(|iss| iss != self.issuer) {
+            return Err(Refused::MixUp);
+        }
         if let Some(error) = param("error")? {
             return Err(Refused::Provider(printable(error)));
         }
@@ -469,6 +474,7 @@ pub enum Refused {
     Expired,
     OtherBrowser,
     Repeated(String),
+    MixUp,
     Provider(String),
     MissingCode,
     CodeRejected(String),
@@ -489,8 +495,10 @@ impl Refused {
         use Refused::*;
         match self {
             MissingState | MissingCode | Repeated(_) | BadReturnTo => StatusCode::BAD_REQUEST,
-            UnknownState | Expired | OtherBrowser | Provider(_) | CodeRejected(_) | NoIdToken
-            | IdToken(_) | Azp | NonceMissing | NonceMismatch => StatusCode::UNAUTHORIZED,
+            UnknownState | Expired | OtherBrowser | MixUp | Provider(_) | CodeRejected(_)
+            | NoIdToken | IdToken(_) | Azp | NonceMissing | NonceMismatch => {
+                StatusCode::UNAUTHORIZED
+            }
             EmailUnverified(_) | NotKnown(_) => StatusCode::FORBIDDEN,
             Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -510,6 +518,9 @@ impl Refused {
                 "This sign-in was started in another browser: a sign-in link works only where it was started. {again}"
             ),
             Repeated(p) => format!("This sign-in answer names `{p}` more than once."),
+            MixUp => format!(
+                "This sign-in answer names another identity provider than the one asked. {again}"
+            ),
             Provider(e) => format!("The identity provider refused the sign-in: {e}. {again}"),
             MissingCode => format!("This sign-in answer has no `code`. {again}"),
             CodeRejected(e) => {
