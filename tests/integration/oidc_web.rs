@@ -1002,3 +1002,63 @@ fn two_principals_claiming_one_email_stop_the_server_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn an_added_policy_file_cannot_name_the_identity_provider() {
+    // An agent's own policy file naming a provider it runs would decide who signs in as whom.
+    common::Gate::new()
+        .system_policy("base.yaml", "version: 1\n")
+        .policy(
+            "version: 1\nserver:\n  oidc: { issuer: \"https://idp.evil.example\", client_id: x }\n",
+        )
+        .args(&["check", "--", "echo", "hi"])
+        .run()
+        .status(78)
+        .stderr_contains("`server.oidc` in an added policy file");
+}
+
+#[test]
+fn a_session_survives_a_restart_and_ends_when_its_identity_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("server");
+    let issuer = Issuer::start();
+    let f = Fixture {
+        _dir: tempfile::tempdir().unwrap(),
+        server: start_server(&home, &policy(&issuer.base, "")),
+        issuer,
+        http: http(),
+    };
+    let s = f.started();
+    f.next_token(Signer::Rsa, &s.nonce, |_, _| {});
+    let (status, body, headers) = f.finish(&s, "good-code");
+    assert_eq!(status, 200, "{body}");
+    let session = set_cookie(&headers, "gate_session").unwrap();
+    let Fixture {
+        issuer,
+        server: mut first,
+        ..
+    } = f;
+    assert_eq!(first.stop(), 0);
+    let signed_in_as_alice = |server: &Server| {
+        let page = http()
+            .get(format!("{}/", server.url))
+            .header("cookie", format!("gate_session={session}"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        page.contains("Signed in as") && page.contains(">alice<")
+    };
+    // The same database and policy: still signed in.
+    let mut again = start_server(&home, &policy(&issuer.base, ""));
+    assert!(signed_in_as_alice(&again), "a restart signed alice out");
+    assert_eq!(again.stop(), 0);
+    // alice taken out of `identities`: her session ends.
+    let without_alice =
+        policy(&issuer.base, "").replace("  alice: { email: Alice@Example.com }\n", "");
+    let third = start_server(&home, &without_alice);
+    assert!(
+        !signed_in_as_alice(&third),
+        "a session outlived its identity"
+    );
+}
