@@ -147,3 +147,79 @@ impl Checker<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::policy::check::check_file;
+    use crate::policy::signin::ClientAuth;
+
+    fn errors(yaml: &str) -> Vec<String> {
+        match check_file(Path::new("p.yaml"), yaml) {
+            Ok(_) => Vec::new(),
+            Err(d) => d
+                .into_iter()
+                .map(|d| format!("{}:{} {}", d.pos.line, d.pos.col, d.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn server_oidc_is_read_with_its_defaults() {
+        let f = check_file(
+            Path::new("p.yaml"),
+            "version: 1\nserver:\n  oidc:\n    issuer: https://idp.example.com\n    client_id: gate\n    scopes: [email, profile]\n",
+        )
+        .unwrap();
+        let o = f.server_oidc.unwrap();
+        assert_eq!(o.issuer, "https://idp.example.com");
+        assert_eq!(o.client_secret, None);
+        assert_eq!(o.client_auth, ClientAuth::Basic);
+        assert_eq!(o.scopes, ["openid", "email", "profile"]);
+        assert!(o.token_signin);
+    }
+
+    #[test]
+    fn bad_server_oidc_settings_are_reported_where_they_stand() {
+        // (policy body after `version: 1`, an error it must report)
+        let table: &[(&str, &str)] = &[
+            (
+                "server:\n  oidc: { issuer: \"http://idp.example.com\", client_id: g }\n",
+                "3:19 `issuer`: `http://idp.example.com` must be https",
+            ),
+            (
+                "server:\n  oidc: { issuer: \"https://i\", client_id: g, client_secret: hunter2 }\n",
+                "3:61 secrets are never written into policy files",
+            ),
+            (
+                "server:\n  oidc: { issuer: \"https://i\" }\n",
+                "3:9 `server.oidc` needs `client_id`",
+            ),
+            (
+                "server:\n  oidc: { issuer: \"https://i\", client_id: g, client_auth: jwt }\n",
+                "3:59 `client_auth: jwt` is not a way gate authenticates",
+            ),
+            (
+                "server:\n  oidc: { issuer: \"https://i\", client_id: g, scope: [openid] }\n",
+                "3:46 unknown key `scope`",
+            ),
+            ("server:\n  tls: {}\n", "3:3 unknown key `tls`"),
+            (
+                "identities:\n  alice: { email: alice }\n",
+                "3:19 `email: alice` is not an email address",
+            ),
+            (
+                "identities:\n  alice: { oidc_sub: \"\" }\n",
+                "3:22 `oidc_sub` must not be empty",
+            ),
+        ];
+        for (body, want) in table {
+            let got = errors(&format!("version: 1\n{body}"));
+            assert!(
+                got.iter().any(|g| g.starts_with(want)),
+                "{body:?}: want {want:?}, got {got:?}"
+            );
+        }
+    }
+}

@@ -722,6 +722,43 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_sign_in_is_taken_once_and_dropped_when_stale_or_too_many() {
+        use crate::server::store::{SqliteStore, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("server.db")).unwrap();
+        let row = |at: i64| OidcLoginRow {
+            browser_hash: "b".into(),
+            verifier: "v".into(),
+            nonce: "n".into(),
+            return_to: "/".into(),
+            created_ms: at,
+        };
+        store.oidc_login_insert("k1", &row(1_000), 0, 10).unwrap();
+        assert_eq!(store.oidc_login_take("k1").unwrap(), Some(row(1_000)));
+        assert_eq!(store.oidc_login_take("k1").unwrap(), None, "taken twice");
+        // Stale ones go when the next sign-in starts.
+        store.oidc_login_insert("old", &row(1_000), 0, 10).unwrap();
+        store
+            .oidc_login_insert("new", &row(1_000 + LOGIN_TTL_MS), 1_000, 10)
+            .unwrap();
+        assert_eq!(store.oidc_login_take("old").unwrap(), None);
+        // Past the cap, the oldest go first.
+        for i in 0..5 {
+            store
+                .oidc_login_insert(&format!("c{i}"), &row(2_000_000 + i), 0, 3)
+                .unwrap();
+        }
+        assert_eq!(store.oidc_login_take("c1").unwrap(), None);
+        assert!(store.oidc_login_take("c4").unwrap().is_some());
+        // Debug shows neither the verifier nor the nonce.
+        let shown = format!("{:?}", row(1));
+        assert!(
+            !shown.contains("\"v\"") && !shown.contains("\"n\""),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn form_encoding_escapes_what_basic_auth_must() {
         assert_eq!(form_encode("a b:c/d%e+f"), "a+b%3Ac%2Fd%25e%2Bf");
         assert_eq!(form_encode("gate-web_1.x"), "gate-web_1.x");
