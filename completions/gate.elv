@@ -294,7 +294,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --header-timeout 'How long a client may take to send a request''s headers, and how long a kept-alive connection may wait for its next request (at most 30s)'
             cand --idle-timeout 'Close a connection that moves no byte for this long (longer than the 60s long-poll)'
             cand --max-connections 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)'
-            cand --public-url 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend'
+            cand --public-url 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages, and the identity provider sends people back to its `/auth/callback`. Required by a `kind: teams` backend and by `server.oidc`'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'

@@ -77,6 +77,13 @@ pub fn serve(
         }
     }
     let signin = signin_config(&policy, chat.public_url.as_deref())?;
+    if let Some(si) = &signin {
+        out.info(&format!(
+            "the web page signs people in through {} (redirect URI {})",
+            si.issuer(),
+            si.redirect_uri()
+        ));
+    }
     let db = db_path(env, args.db);
     let opts = crate::server::ServeOptions {
         listen: args.listen,

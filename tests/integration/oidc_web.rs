@@ -1062,3 +1062,13 @@ fn a_session_survives_a_restart_and_ends_when_its_identity_is_removed() {
         "a session outlived its identity"
     );
 }
+
+#[test]
+fn an_id_token_without_a_subject_is_refused() {
+    let f = Fixture::start();
+    let s = f.started();
+    f.next_token(Signer::Rsa, &s.nonce, |_, c| {
+        c.as_object_mut().unwrap().remove("sub");
+    });
+    f.refused(f.finish(&s, "good-code"), 401, "lacks the `sub` claim");
+}

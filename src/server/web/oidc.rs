@@ -156,6 +156,15 @@ impl SignIn {
         })
     }
 
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Where the provider sends people back: `{public-url}/auth/callback`.
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
     /// The provider's name as the sign-in button shows it: the issuer's host.
     pub fn label(&self) -> &str {
         let rest = self.issuer.split_once("://").map_or("", |(_, r)| r);
@@ -417,8 +426,10 @@ impl SignIn {
     /// The checks the ID token's signature and standard claims don't cover: `iat` present,
     /// `azp`, `nonce`.
     fn check_claims(&self, c: &serde_json::Map<String, Value>, nonce: &str) -> Result<(), Refused> {
-        if !c.contains_key("iat") {
-            return Err(Refused::IdToken(JwtError::Missing("iat")));
+        for claim in ["iat", "sub"] {
+            if !c.contains_key(claim) {
+                return Err(Refused::IdToken(JwtError::Missing(claim)));
+            }
         }
         let several_audiences = c
             .get("aud")
