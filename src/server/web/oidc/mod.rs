@@ -16,29 +16,36 @@
 //!   `email_verified: true`; no match is a 403 and no session.
 //!
 //! Every refusal is a [`Refused`], shown as a page with its status (400, 401, 403, 503) and
-//! never a session. Nothing here logs a code, token, verifier or nonce.
+//! never a session. Nothing here logs a code, token, verifier or nonce. The provider's
+//! discovery, keys and token endpoint are in `provider.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::csrf::same_secret;
 use super::render::{error_page, page, signed_in};
 use super::session::{self, SESSION_COOKIE, SESSION_TTL_MS, cookie, random_hex, set_cookie};
-use crate::ci::jwt::{self, Expect, JwtError, KeySet};
+use crate::ci::jwt::{self, Expect, JwtError};
 use crate::policy::ci::url_allowed;
 use crate::policy::signin::{ClientAuth, IDENTITY_EMAIL, IDENTITY_SUB, OidcSignIn};
 use crate::secrets::Token;
 use crate::server::AppState;
 use crate::server::store::OidcLoginRow;
+
+mod provider;
+mod refused;
+
+use provider::Provider;
+pub use refused::Refused;
 
 /// The cookie that binds a started sign-in to the browser that started it.
 pub const LOGIN_COOKIE: &str = "gate_oidc";
@@ -49,12 +56,6 @@ const MAX_PENDING: usize = 10_000;
 /// What a session made here keeps in place of a token hash (a token hash is 64 hex digits, so
 /// the two never meet).
 pub const SESSION_MARK: &str = "oidc:";
-/// How long the discovery document and keys are used before they are fetched again.
-const PROVIDER_TTL: Duration = Duration::from_secs(10 * 60);
-/// The least time between two fetches prompted by an unknown `kid`.
-const REFETCH_EVERY: Duration = Duration::from_secs(30);
-/// The largest discovery document, JWKS or token response read.
-const MAX_BODY: usize = 256 * 1024;
 
 /// The sign-in settings, resolved at start: the secret read, the identities indexed.
 pub struct SignIn {
@@ -73,15 +74,6 @@ pub struct SignIn {
     by_email: HashMap<String, String>,
     http: reqwest::Client,
     cache: tokio::sync::Mutex<Option<Provider>>,
-}
-
-/// The provider's endpoints and keys, as last fetched.
-#[derive(Clone)]
-struct Provider {
-    authorization: String,
-    token: String,
-    keys: KeySet,
-    fetched: Instant,
 }
 
 /// Why a configured sign-in cannot start (exit 78 at `gate serve`).
@@ -178,81 +170,6 @@ impl SignIn {
             .values()
             .chain(self.by_email.values())
             .any(|p| p == principal)
-    }
-
-    /// The provider's endpoints and keys: cached for [`PROVIDER_TTL`], fetched again after.
-    async fn provider(&self, want_kid: Option<&str>) -> Result<Provider, Refused> {
-        let mut cache = self.cache.lock().await;
-        if let Some(p) = cache.as_ref() {
-            let fresh = p.fetched.elapsed() < PROVIDER_TTL;
-            let has_kid = want_kid.is_none_or(|k| p.keys.get(k).is_some());
-            if fresh && (has_kid || p.fetched.elapsed() < REFETCH_EVERY) {
-                return Ok(p.clone());
-            }
-        }
-        match self.fetch().await {
-            Ok(p) => {
-                *cache = Some(p.clone());
-                Ok(p)
-            }
-            Err(why) => {
-                tracing::warn!(
-                    "sign-in: cannot reach the identity provider {}: {why}",
-                    self.issuer
-                );
-                Err(Refused::Unreachable(why))
-            }
-        }
-    }
-
-    async fn fetch(&self) -> Result<Provider, String> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.issuer.trim_end_matches('/')
-        );
-        let doc: Value = serde_json::from_slice(&self.get(&url).await?)
-            .map_err(|_| "its discovery document is not JSON".to_owned())?;
-        // OpenID Connect Discovery §4.3: exactly the issuer configured, or these are another
-        // provider's endpoints and keys.
-        if doc.get("issuer").and_then(Value::as_str) != Some(self.issuer.as_str()) {
-            return Err(format!(
-                "its discovery document names another issuer than `{}`",
-                self.issuer
-            ));
-        }
-        let endpoint = |name: &str| -> Result<String, String> {
-            let u = doc
-                .get(name)
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("its discovery document has no `{name}`"))?;
-            url_allowed(u).map_err(|why| format!("its `{name}` {why}"))?;
-            Ok(u.to_owned())
-        };
-        let (authorization, token, jwks) = (
-            endpoint("authorization_endpoint")?,
-            endpoint("token_endpoint")?,
-            endpoint("jwks_uri")?,
-        );
-        let keys = KeySet::parse(&self.get(&jwks).await?)?;
-        Ok(Provider {
-            authorization,
-            token,
-            keys,
-            fetched: Instant::now(),
-        })
-    }
-
-    async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| crate::http::error_chain(&e))?;
-        if !resp.status().is_success() {
-            return Err(format!("HTTP {} from {url}", resp.status().as_u16()));
-        }
-        read_capped(resp).await
     }
 
     /// The authorization URL for a new sign-in, after keeping it in the store; with the
@@ -358,71 +275,6 @@ impl SignIn {
         })
     }
 
-    /// Sends the code, the PKCE verifier and the client's credentials to the token endpoint;
-    /// the ID token it answers with.
-    async fn exchange(&self, p: &Provider, code: &str, verifier: &str) -> Result<String, Refused> {
-        let mut form: Vec<(&str, &str)> = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &self.redirect_uri),
-            ("code_verifier", verifier),
-        ];
-        let mut req = self
-            .http
-            .post(&p.token)
-            .header(header::ACCEPT, "application/json");
-        match (&self.secret, self.auth) {
-            (Some(secret), ClientAuth::Basic) => {
-                // RFC 6749 §2.3.1: each part form-encoded, then Basic.
-                let pair = format!(
-                    "{}:{}",
-                    form_encode(&self.client_id),
-                    form_encode(secret.expose())
-                );
-                req = req.header(
-                    header::AUTHORIZATION,
-                    format!("Basic {}", STANDARD.encode(pair)),
-                );
-            }
-            (Some(secret), ClientAuth::Post) => {
-                form.push(("client_id", &self.client_id));
-                form.push(("client_secret", secret.expose()));
-            }
-            (None, _) => form.push(("client_id", &self.client_id)),
-        }
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{k}={}", form_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let resp = req
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Refused::Unreachable(crate::http::error_chain(&e)))?;
-        let status = resp.status();
-        let body = read_capped(resp).await.map_err(Refused::Unreachable)?;
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        if !status.is_success() {
-            let why = v
-                .get("error")
-                .and_then(Value::as_str)
-                .map(printable)
-                .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-            if status.is_server_error() {
-                return Err(Refused::Unreachable(format!(
-                    "its token endpoint answered {why}"
-                )));
-            }
-            return Err(Refused::CodeRejected(why));
-        }
-        v.get("id_token")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or(Refused::NoIdToken)
-    }
-
     /// The checks the ID token's signature and standard claims don't cover: `iat` present,
     /// `azp`, `nonce`.
     fn check_claims(&self, c: &serde_json::Map<String, Value>, nonce: &str) -> Result<(), Refused> {
@@ -474,92 +326,6 @@ impl SignIn {
 struct SignedIn {
     principal: String,
     return_to: String,
-}
-
-/// Why a sign-in was refused: each becomes a page with its status, and no session.
-#[derive(Debug)]
-#[must_use]
-pub enum Refused {
-    MissingState,
-    UnknownState,
-    Expired,
-    OtherBrowser,
-    Repeated(String),
-    MixUp,
-    Provider(String),
-    MissingCode,
-    CodeRejected(String),
-    NoIdToken,
-    IdToken(JwtError),
-    Azp,
-    NonceMissing,
-    NonceMismatch,
-    EmailUnverified(String),
-    NotKnown(String),
-    BadReturnTo,
-    Unreachable(String),
-    Internal(String),
-}
-
-impl Refused {
-    pub fn status(&self) -> StatusCode {
-        use Refused::*;
-        match self {
-            MissingState | MissingCode | Repeated(_) | BadReturnTo => StatusCode::BAD_REQUEST,
-            UnknownState | Expired | OtherBrowser | MixUp | Provider(_) | CodeRejected(_)
-            | NoIdToken | IdToken(_) | Azp | NonceMissing | NonceMismatch => {
-                StatusCode::UNAUTHORIZED
-            }
-            EmailUnverified(_) | NotKnown(_) => StatusCode::FORBIDDEN,
-            Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    pub fn message(&self) -> String {
-        use Refused::*;
-        let again = "Sign in again from the gate page.";
-        match self {
-            MissingState => format!("This sign-in answer has no `state`. {again}"),
-            UnknownState => format!(
-                "This sign-in answer is unknown or was already used (each works once). {again}"
-            ),
-            Expired => format!("This sign-in took longer than ten minutes. {again}"),
-            OtherBrowser => format!(
-                "This sign-in was started in another browser: a sign-in link works only where it was started. {again}"
-            ),
-            Repeated(p) => format!("This sign-in answer names `{p}` more than once."),
-            MixUp => format!(
-                "This sign-in answer names another identity provider than the one asked. {again}"
-            ),
-            Provider(e) => format!("The identity provider refused the sign-in: {e}. {again}"),
-            MissingCode => format!("This sign-in answer has no `code`. {again}"),
-            CodeRejected(e) => {
-                format!("The identity provider rejected the sign-in code ({e}). {again}")
-            }
-            NoIdToken => "The identity provider answered without an ID token.".into(),
-            IdToken(e) => format!("The identity provider's answer is not acceptable: {e}."),
-            Azp => "The ID token was issued to another client (`azp`).".into(),
-            NonceMissing => "The ID token carries no `nonce`.".into(),
-            NonceMismatch => {
-                "The ID token's `nonce` is not the one this sign-in sent: it belongs to another sign-in."
-                    .into()
-            }
-            EmailUnverified(e) => format!(
-                "Your identity provider has not verified the address {e}, so it cannot be matched to a gate approver."
-            ),
-            NotKnown(who) => format!(
-                "You signed in as {who}, who is not a known approver: no principal's `email` or `oidc_sub` under `identities:` in the server's policy matches. Ask the server's operator to add you."
-            ),
-            BadReturnTo => {
-                "After sign-in the page can only go to a path on this server (such as `/`).".into()
-            }
-            Unreachable(why) => format!(
-                "The identity provider cannot be reached just now ({why}); try again shortly."
-            ),
-            Internal(why) => format!("The sign-in failed on the server: {why}"),
-        }
-    }
 }
 
 fn refused_page(r: &Refused) -> Response {
@@ -679,36 +445,6 @@ fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
-/// `application/x-www-form-urlencoded` encoding of one value.
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| crate::http::error_chain(&e))?
-    {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("an answer longer than {MAX_BODY} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,11 +503,5 @@ mod tests {
             !shown.contains("\"v\"") && !shown.contains("\"n\""),
             "{shown}"
         );
-    }
-
-    #[test]
-    fn form_encoding_escapes_what_basic_auth_must() {
-        assert_eq!(form_encode("a b:c/d%e+f"), "a+b%3Ac%2Fd%25e%2Bf");
-        assert_eq!(form_encode("gate-web_1.x"), "gate-web_1.x");
     }
 }
