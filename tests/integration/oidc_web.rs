@@ -139,7 +139,9 @@ impl RealProvider {
         }
         let mut cmd = Command::new("node");
         cmd.arg(dir.join("provider.mjs"))
-            .args([&port.to_string(), redirect_uri, SECRET])
+            // `localhost`: another site than gate's `127.0.0.1`, as a real provider is, so the
+            // way back from it is a cross-site navigation (SameSite cookies behave as deployed).
+            .args([&port.to_string(), redirect_uri, SECRET, "localhost"])
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -174,6 +176,23 @@ fn provider_login(browser: &Browser, login: &str) {
     browser.click("button[type=submit]");
 }
 
+/// Deletes the browser's cookies for gate's page and the provider's (WebDriver deletes those
+/// of the current page only).
+fn clear_cookies(browser: &Browser, gate: &str, issuer: &str) {
+    for page in [
+        format!("{gate}/"),
+        format!("{issuer}/.well-known/openid-configuration"),
+    ] {
+        browser.goto(&page);
+        browser.cmd("DELETE", "/cookie", None);
+        assert!(
+            browser.cookies().is_empty(),
+            "cookies left at {page}: {:?}",
+            browser.cookies()
+        );
+    }
+}
+
 #[test]
 fn signing_in_through_a_real_identity_provider_approves_as_the_mapped_principal() {
     let dir = tempfile::tempdir().unwrap();
@@ -204,7 +223,7 @@ fn signing_in_through_a_real_identity_provider_approves_as_the_mapped_principal(
 
     // The page offers the provider and still the token.
     browser.goto(&format!("{base}/"));
-    let t = browser.wait_for("Sign in with 127.0.0.1");
+    let t = browser.wait_for("Sign in with localhost");
     assert!(t.contains("Sign in with your gate token"), "{t}");
     browser.click("#signin-oidc");
     provider_login(&browser, "alice");
@@ -239,8 +258,8 @@ fn signing_in_through_a_real_identity_provider_approves_as_the_mapped_principal(
     );
 
     // A verified account no principal has: "not a known approver", and no session. The
-    // browser's cookies go first (the provider's session too: it is on the same host).
-    browser.cmd("DELETE", "/cookie", None);
+    // browser's cookies go first, gate's and the provider's.
+    clear_cookies(&browser, &base, &provider.issuer);
     browser.goto(&format!("{base}/"));
     browser.click("#signin-oidc");
     provider_login(&browser, "zed");
@@ -252,7 +271,7 @@ fn signing_in_through_a_real_identity_provider_approves_as_the_mapped_principal(
     );
 
     // An address the provider has not verified matches nobody, even though it is mallory's.
-    browser.cmd("DELETE", "/cookie", None);
+    clear_cookies(&browser, &base, &provider.issuer);
     browser.goto(&format!("{base}/"));
     browser.click("#signin-oidc");
     provider_login(&browser, "mallory");

@@ -2,19 +2,21 @@
 // `oidc-provider` (pinned in package-lock.json; `.ci/deps/oidc-provider.sh` installs it) with one
 // client and a few accounts, its development login and consent pages, on 127.0.0.1.
 //
-//   node provider.mjs PORT REDIRECT_URI CLIENT_SECRET
+//   node provider.mjs PORT REDIRECT_URI CLIENT_SECRET [HOST]
 //
-// Prints `ready http://127.0.0.1:PORT` on stdout once it listens. Any password signs in; the
+// Listens on 127.0.0.1; HOST (default 127.0.0.1) names it in the issuer, so that a test can put
+// the provider on another site than gate (`localhost` vs `127.0.0.1`), as in a real deployment.
+// Prints `ready http://HOST:PORT` on stdout once it listens. Any password signs in; the
 // login name picks the account.
 import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
 
-const [port, redirectUri, clientSecret] = process.argv.slice(2);
+const [port, redirectUri, clientSecret, host = '127.0.0.1'] = process.argv.slice(2);
 if (!port || !redirectUri || !clientSecret) {
   console.error('usage: node provider.mjs PORT REDIRECT_URI CLIENT_SECRET');
   process.exit(2);
 }
-const issuer = `http://127.0.0.1:${port}`;
+const issuer = `http://${host}:${port}`;
 
 const accounts = {
   alice: { email: 'alice@example.com', email_verified: true },
