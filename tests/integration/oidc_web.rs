@@ -299,6 +299,8 @@ struct Issuer {
     _served: common::sim_http::Served,
     base: String,
     state: Arc<IssuerState>,
+    /// While true, every connection is dropped unanswered (the provider is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn discovery(State(s): State<Arc<IssuerState>>) -> Response {
@@ -376,13 +378,19 @@ impl Issuer {
             .route("/jwks", get(jwks_route))
             .route("/token", post(token_route))
             .with_state(Arc::clone(&state));
-        let served = common::sim_http::serve(app, Arc::new(|| false));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_down = Arc::clone(&down);
+        let served = common::sim_http::serve(
+            app,
+            Arc::new(move || is_down.load(std::sync::atomic::Ordering::SeqCst)),
+        );
         let base = format!("http://{}", served.addr);
         *state.base.lock().unwrap() = base.clone();
         Issuer {
             _served: served,
             base,
             state,
+            down,
         }
     }
 
@@ -1090,4 +1098,15 @@ fn an_id_token_without_a_subject_is_refused() {
         c.as_object_mut().unwrap().remove("sub");
     });
     f.refused(f.finish(&s, "good-code"), 401, "lacks the `sub` claim");
+}
+
+#[test]
+fn a_provider_that_goes_down_mid_sign_in_is_a_503_page() {
+    let f = Fixture::start();
+    let s = f.started();
+    f.next_token(Signer::Rsa, &s.nonce, |_, _| {});
+    f.issuer
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    f.refused(f.finish(&s, "good-code"), 503, "cannot be reached just now");
 }
