@@ -1044,8 +1044,17 @@ fn an_added_policy_file_cannot_name_the_identity_provider() {
         .stderr_contains("`server.oidc` in an added policy file");
 }
 
+/// A sign-in through `f`'s issuer as alice; the session cookie's value.
+fn signed_in_session(f: &Fixture) -> String {
+    let s = f.started();
+    f.next_token(Signer::Rsa, &s.nonce, |_, _| {});
+    let (status, body, headers) = f.finish(&s, "good-code");
+    assert_eq!(status, 200, "{body}");
+    set_cookie(&headers, "gate_session").unwrap()
+}
+
 #[test]
-fn a_session_survives_a_restart_and_ends_when_its_identity_is_removed() {
+fn a_session_survives_a_restart_and_ends_when_its_provider_or_identity_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("server");
     let issuer = Issuer::start();
@@ -1055,18 +1064,14 @@ fn a_session_survives_a_restart_and_ends_when_its_identity_is_removed() {
         issuer,
         http: http(),
     };
-    let s = f.started();
-    f.next_token(Signer::Rsa, &s.nonce, |_, _| {});
-    let (status, body, headers) = f.finish(&s, "good-code");
-    assert_eq!(status, 200, "{body}");
-    let session = set_cookie(&headers, "gate_session").unwrap();
+    let (a, b) = (signed_in_session(&f), signed_in_session(&f));
     let Fixture {
         issuer,
         server: mut first,
         ..
     } = f;
     assert_eq!(first.stop(), 0);
-    let signed_in_as_alice = |server: &Server| {
+    let signed_in_as_alice = |server: &Server, session: &str| {
         let page = http()
             .get(format!("{}/", server.url))
             .header("cookie", format!("gate_session={session}"))
@@ -1078,14 +1083,23 @@ fn a_session_survives_a_restart_and_ends_when_its_identity_is_removed() {
     };
     // The same database and policy: still signed in.
     let mut again = start_server(&home, &policy(&issuer.base, ""));
-    assert!(signed_in_as_alice(&again), "a restart signed alice out");
+    assert!(signed_in_as_alice(&again, &a), "a restart signed alice out");
+    assert!(signed_in_as_alice(&again, &b), "a restart signed alice out");
     assert_eq!(again.stop(), 0);
+    // The policy names another provider: sessions the old one made end.
+    let other = Issuer::start();
+    let mut moved = start_server(&home, &policy(&other.base, ""));
+    assert!(
+        !signed_in_as_alice(&moved, &a),
+        "a session outlived its provider"
+    );
+    assert_eq!(moved.stop(), 0);
     // alice taken out of `identities`: her session ends.
     let without_alice =
         policy(&issuer.base, "").replace("  alice: { email: Alice@Example.com }\n", "");
     let third = start_server(&home, &without_alice);
     assert!(
-        !signed_in_as_alice(&third),
+        !signed_in_as_alice(&third, &b),
         "a session outlived its identity"
     );
 }

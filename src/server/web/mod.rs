@@ -103,9 +103,13 @@ fn current(st: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageEr
         return Ok(None);
     };
     // A session the identity provider made has no token behind it: it lasts while this
-    // server still signs people in that way and its identities still name the principal.
+    // server still signs people in through that provider and still names the principal.
     if s.token_hash.starts_with(oidc::SESSION_MARK) {
-        if st.signin.as_ref().is_some_and(|si| si.knows(&s.principal)) {
+        if st
+            .signin
+            .as_ref()
+            .is_some_and(|si| si.keeps(&s.token_hash, &s.principal))
+        {
             return Ok(Some(s));
         }
         session::remove(store, id).map_err(internal)?;

@@ -163,13 +163,22 @@ impl SignIn {
         rest.split(['/', '?', '#']).next().unwrap_or(rest)
     }
 
-    /// Whether `principal` may hold a session made here: the identities still name them (a
-    /// session of someone removed from `identities` ends when the server restarts).
-    pub fn knows(&self, principal: &str) -> bool {
-        self.by_sub
-            .values()
-            .chain(self.by_email.values())
-            .any(|p| p == principal)
+    /// Whether a session with this mark and principal is still good: made through this
+    /// provider (a session from one the policy no longer names ends), for a principal the
+    /// identities still name (someone taken out of `identities` is signed out at the next
+    /// click after the server restarts).
+    pub fn keeps(&self, mark: &str, principal: &str) -> bool {
+        mark == self.session_mark()
+            && self
+                .by_sub
+                .values()
+                .chain(self.by_email.values())
+                .any(|p| p == principal)
+    }
+
+    /// What a session made here keeps in place of a token hash.
+    fn session_mark(&self) -> String {
+        format!("{SESSION_MARK}{}", sha256_hex(&self.issuer))
     }
 
     /// The authorization URL for a new sign-in, after keeping it in the store; with the
@@ -410,8 +419,12 @@ pub async fn callback(
     {
         return refused_page(&Refused::Internal(e.to_string()));
     }
-    let mark = format!("{SESSION_MARK}{}", sha256_hex(&si.issuer));
-    let id = match session::create(store, done.principal.clone(), mark, st.clock.now_ms()) {
+    let id = match session::create(
+        store,
+        done.principal.clone(),
+        si.session_mark(),
+        st.clock.now_ms(),
+    ) {
         Ok(id) => id,
         Err(e) => return refused_page(&Refused::Internal(e.to_string())),
     };
