@@ -242,7 +242,6 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;requests'= {
             cand --server 'Ask this gate server instead of the local spool [env: GATE_SERVER]'
-            cand --ca 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand --json 'One JSON object per request on stdout (the `gate.request/v1` shape, the same for the local spool and a server)'
@@ -256,7 +255,6 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;approve'= {
             cand --comment 'A note recorded with your approval'
             cand --server 'Decide on this gate server instead of the local spool [env: GATE_SERVER]'
-            cand --ca 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
@@ -269,7 +267,6 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;deny'= {
             cand --reason 'Why; shown to the requester and recorded'
             cand --server 'Decide on this gate server instead of the local spool [env: GATE_SERVER]'
-            cand --ca 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
@@ -280,7 +277,6 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help'
         }
         &'gate;login'= {
-            cand --ca 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
@@ -291,16 +287,14 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'gate;serve'= {
-            cand --listen 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, serve TLS (`--tls-cert`) or put a TLS-terminating proxy in front: tokens travel as bearer headers'
+            cand --listen 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers'
             cand --db 'The SQLite database (default: server.db in the state directory)'
             cand --audit-log 'The server''s own audit log (default: server-audit.jsonl in the state directory)'
             cand --key 'The server''s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host''s `audit.key`'
             cand --header-timeout 'How long a client may take to send a request''s headers, and how long a kept-alive connection may wait for its next request (at most 30s)'
             cand --idle-timeout 'Close a connection that moves no byte for this long (longer than the 60s long-poll)'
             cand --max-connections 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)'
-            cand --public-url 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend'
-            cand --tls-cert 'Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP reads both files again: new connections get the new certificate'
-            cand --tls-key 'The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`'
+            cand --public-url 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages, and the identity provider sends people back to its `/auth/callback`. Required by a `kind: teams` backend and by `server.oidc`'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'

@@ -342,7 +342,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_connections: usize,
     /// The address people reach this server at (`https://gate.example.com`): the links in
-    /// Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend.
+    /// Slack messages and Teams cards point to its pages, and the identity provider sends
+    /// people back to its `/auth/callback`. Required by a `kind: teams` backend and by
+    /// `server.oidc`.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP

@@ -80,6 +80,14 @@ pub fn serve(
             ));
         }
     }
+    let signin = signin_config(&policy, chat.public_url.as_deref())?;
+    if let Some(si) = &signin {
+        out.info(&format!(
+            "the web page signs people in through {} (redirect URI {})",
+            si.issuer(),
+            si.redirect_uri()
+        ));
+    }
     let db = db_path(env, args.db);
     let opts = crate::server::ServeOptions {
         listen: args.listen,
@@ -98,6 +106,7 @@ pub fn serve(
         .map_err(|e| Error::Usage(format!("gate serve: {e}")))?,
         chat,
         tls,
+        signin,
     };
     let db = opts.db.clone();
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
@@ -186,6 +195,32 @@ fn chat_config(
         cfg.backends.insert(name.clone(), chat);
     }
     Ok(cfg)
+}
+
+/// The server policy's `server.oidc` with its client secret read: the web page's sign-in
+/// through the identity provider. A secret that cannot be read, a missing `--public-url` or two
+/// principals claiming one email or subject is a configuration error (78).
+fn signin_config(
+    policy: &crate::policy::Policy,
+    public_url: Option<&str>,
+) -> Result<Option<crate::server::web::oidc::SignIn>, Error> {
+    let Some(spec) = &policy.server_oidc else {
+        return Ok(None);
+    };
+    let secret = spec
+        .client_secret
+        .as_deref()
+        .map(|r| {
+            crate::secrets::resolve(r).map_err(|e| {
+                Error::config(format!(
+                    "`server.oidc`: cannot read its `client_secret` (`{r}`): {e}"
+                ))
+            })
+        })
+        .transpose()?;
+    crate::server::web::oidc::SignIn::new(spec, secret, public_url, &policy.identities)
+        .map(Some)
+        .map_err(|e| Error::config(e.to_string()))
 }
 
 /// The key `gate serve` signs its decisions and its log's checkpoints with: `--key`, else

@@ -93,6 +93,7 @@ pub(super) fn merge_with(
         audit_sinks: Vec::new(),
         require_remote: false,
         ci_issuers: Vec::new(),
+        server_oidc: None,
         rules: Vec::new(),
         matcher: Compiled::Eager(Matcher::build(std::iter::empty()).map_err(|_| Vec::new())?),
         compile_error_at: None,
@@ -103,6 +104,7 @@ pub(super) fn merge_with(
     let mut backend_at: HashMap<String, (usize, Pos)> = HashMap::new();
     let mut rule_at: HashMap<String, (usize, Pos)> = HashMap::new();
     let mut opaque_at: HashMap<String, (usize, Pos)> = HashMap::new();
+    let mut server_at: HashMap<String, (usize, Pos)> = HashMap::new();
     let mut timeouts = Vec::new();
     // What the system tier alone defines: its own approvers resolve against these, so an added
     // file can't define a group (or a group named like a principal) that a system rule names.
@@ -120,6 +122,19 @@ pub(super) fn merge_with(
                     jwks_url: i.jwks_url.clone(),
                 });
             }
+        }
+        if let Some(o) = &f.server_oidc
+            && once(
+                &mut server_at,
+                "server.oidc",
+                fi,
+                o.pos,
+                "setting",
+                &files,
+                &mut d,
+            )
+        {
+            p.server_oidc = Some(o.clone());
         }
         if let Some(dec) = &f.defaults.decision {
             p.default_decision = p.default_decision.max(dec.value);

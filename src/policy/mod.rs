@@ -13,6 +13,7 @@ mod merge;
 mod redact;
 mod requirement;
 pub mod schema;
+pub mod signin;
 mod sinks;
 mod strict;
 pub mod testing;
@@ -171,6 +172,9 @@ pub struct Policy {
     /// `ci.issuers`: whose OIDC ID tokens the server believes (first file to list an issuer
     /// wins; with a system tier only it may list any).
     pub ci_issuers: Vec<ci::CiIssuer>,
+    /// `server.oidc`: the web page's sign-in through an identity provider (one file may set
+    /// it; with a system tier, only the system tier).
+    pub server_oidc: Option<signin::OidcSignIn>,
     pub rules: Vec<RuleInfo>,
     matcher: Compiled,
     /// Where a rule group that fails to compile on first use is reported (lazy policies).

@@ -203,6 +203,8 @@ pub struct PolicyFile {
     /// `ci.issuers`: whose OIDC ID tokens a server believes, and where `ci:` was written.
     pub ci_issuers: Vec<super::ci::IssuerSpec>,
     pub ci_pos: Option<Pos>,
+    /// `server.oidc`: the identity provider of the web page's sign-in.
+    pub server_oidc: Option<super::signin::OidcSignIn>,
     pub rules: Vec<Rule>,
     pub tests: Vec<TestCase>,
     /// Names of rules and backends the file writes but that are left out of `rules` and

@@ -133,6 +133,15 @@ fn check_file(f: &PolicyFile, sys: &SystemLimits, d: &mut Diagnostics<'_>) {
             HINT,
         );
     }
+    // Who may sign in to the server's page, and through which provider: the system tier's
+    // call alone, as `identities` is.
+    if let Some(o) = &f.server_oidc {
+        d.error_hint(
+            o.pos,
+            "`server.oidc` in an added policy file: only the system policy may name the server's identity provider",
+            HINT,
+        );
+    }
     let defaults = &f.defaults;
     if let Some(dec) = &defaults.decision
         && dec.value < sys.decision

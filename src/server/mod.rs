@@ -61,6 +61,8 @@ pub struct AppState {
     pub chat: chat::Chat,
     /// Checks requests' CI ID tokens against the issuers the policy trusts.
     pub oidc: oidc::Verifier,
+    /// The web page's sign-in through the identity provider (`server.oidc`), if set up.
+    pub signin: Option<web::oidc::SignIn>,
 }
 
 impl AppState {
@@ -299,6 +301,8 @@ pub struct ServeOptions {
     pub chat: chat::ChatConfig,
     /// `--tls-cert` and `--tls-key`: serve HTTPS, reloading both files on SIGHUP.
     pub tls: Option<tls::TlsFiles>,
+    /// The web page's sign-in through the identity provider, resolved (secret read).
+    pub signin: Option<web::oidc::SignIn>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -388,6 +392,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         let oidc = oidc::Verifier::new(opts.policy.ci_issuers.clone());
         let state = Arc::new(AppState {
             oidc,
+            signin: opts.signin,
             store,
             policy: Arc::new(opts.policy),
             changes,

@@ -38,6 +38,7 @@ mod log_attacks;
 mod log_cli;
 mod log_robustness;
 mod module_layers;
+mod oidc_web;
 mod output_color;
 mod outputs;
 mod pipeline9;

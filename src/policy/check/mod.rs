@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 mod ci;
 mod rules;
 mod urls;
+mod server;
 mod values;
 
 use super::diag::{Diagnostic, Diagnostics, Pos};
@@ -91,6 +92,7 @@ const TOP_KEYS: &[&str] = &[
     "backends",
     "audit",
     "ci",
+    "server",
     "rules",
     "tests",
 ];
@@ -135,6 +137,7 @@ impl Checker<'_> {
                                         "copy it from the person's Slack profile (⋮ → Copy member ID): `U` or `W` and upper-case letters and digits, such as U024BE7LH",
                                     );
                                 }
+                                self.identity_account(k, &s, val.pos);
                                 accounts.insert(k.clone(), s);
                             }
                         }
@@ -154,6 +157,7 @@ impl Checker<'_> {
                     f.ci_pos = Some(*kpos);
                     f.ci_issuers = self.ci_issuers(v);
                 }
+                "server" => f.server_oidc = self.server(v, *kpos),
                 "rules" => {
                     for r in self.seq(v, "`rules`").unwrap_or(&[]) {
                         match self.rule(r) {

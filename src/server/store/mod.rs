@@ -125,6 +125,32 @@ pub struct SessionRow {
     pub expires_ms: i64,
 }
 
+/// A sign-in through the identity provider that has started and not come back yet (issue 14
+/// §4), keyed by the SHA-256 of its `state`. Single use: taking it deletes it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OidcLoginRow {
+    /// SHA-256 (hex) of the random value in the browser's login cookie: the callback must come
+    /// from the browser that started the sign-in.
+    pub browser_hash: String,
+    /// The PKCE code verifier (sent to the token endpoint with the code).
+    pub verifier: String,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The local path to go to once signed in.
+    pub return_to: String,
+    pub created_ms: i64,
+}
+
+/// No verifier or nonce in logs: only the path and the time.
+impl std::fmt::Debug for OidcLoginRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcLoginRow")
+            .field("return_to", &self.return_to)
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the eligibility callback decides about a new decision.
 pub type Evaluate<'a> =
     &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<RequestStatus>, Refusal>;
@@ -246,6 +272,19 @@ pub trait Store: Send + Sync {
     fn session_set_flash(&self, key: &str, ok: bool, text: &str) -> Result<(), StoreError>;
     /// Takes the message kept for the session, clearing it.
     fn session_take_flash(&self, key: &str) -> Result<Option<(bool, String)>, StoreError>;
+
+    /// Keeps a started sign-in under `key` (the SHA-256 of its `state`), first dropping those
+    /// created at or before `stale_ms` and then, past `max`, the oldest.
+    fn oidc_login_insert(
+        &self,
+        key: &str,
+        row: &OidcLoginRow,
+        stale_ms: i64,
+        max: usize,
+    ) -> Result<(), StoreError>;
+    /// Removes and returns the sign-in under `key`, in one step: a `state` is good once, even
+    /// when two replicas see the same callback at the same time.
+    fn oidc_login_take(&self, key: &str) -> Result<Option<OidcLoginRow>, StoreError>;
 }
 
 mod sqlite;

@@ -99,6 +99,16 @@ const MIGRATIONS: &[&str] = &[
         flash_text TEXT
      );
      CREATE INDEX web_sessions_expiry ON web_sessions(expires_ms);",
+    // 5: sign-ins through the identity provider between their start and their callback.
+    "CREATE TABLE oidc_logins (
+        key TEXT PRIMARY KEY,
+        browser_hash TEXT NOT NULL,
+        verifier TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        return_to TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+     );
+     CREATE INDEX oidc_logins_created ON oidc_logins(created_ms);",
 ];
 
 impl SqliteStore {
@@ -628,6 +638,82 @@ impl Store for SqliteStore {
         )?;
         tx.commit()?;
         Ok(Some((ok, text)))
+    }
+
+    fn oidc_login_insert(
+        &self,
+        key: &str,
+        row: &OidcLoginRow,
+        stale_ms: i64,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        self.oidc_insert(key, row, stale_ms, max)
+    }
+
+    fn oidc_login_take(&self, key: &str) -> Result<Option<OidcLoginRow>, StoreError> {
+        self.oidc_take(key)
+    }
+}
+
+impl SqliteStore {
+    // The sign-in rows' queries, kept apart from the trait impl above so that a reader porting
+    // the store sees the whole of them together.
+    fn oidc_insert(
+        &self,
+        key: &str,
+        r: &OidcLoginRow,
+        stale_ms: i64,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM oidc_logins WHERE created_ms <= ?1", [stale_ms])?;
+        let keep = max.saturating_sub(1) as i64;
+        tx.execute(
+            "DELETE FROM oidc_logins WHERE key IN (SELECT key FROM oidc_logins \
+             ORDER BY created_ms DESC LIMIT -1 OFFSET ?1)",
+            [keep],
+        )?;
+        tx.execute(
+            "INSERT INTO oidc_logins (key, browser_hash, verifier, nonce, return_to, created_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                key,
+                r.browser_hash,
+                r.verifier,
+                r.nonce,
+                r.return_to,
+                r.created_ms
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn oidc_take(&self, key: &str) -> Result<Option<OidcLoginRow>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let row = tx
+            .query_row(
+                "SELECT browser_hash, verifier, nonce, return_to, created_ms FROM oidc_logins \
+                 WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(OidcLoginRow {
+                        browser_hash: r.get(0)?,
+                        verifier: r.get(1)?,
+                        nonce: r.get(2)?,
+                        return_to: r.get(3)?,
+                        created_ms: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?;
+        if row.is_some() {
+            tx.execute("DELETE FROM oidc_logins WHERE key = ?1", [key])?;
+        }
+        tx.commit()?;
+        Ok(row)
     }
 }
 
