@@ -271,14 +271,17 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
             };
             // Words from input given to a shell, an interpreter or a wrapper may be the code
             // or the command itself.
-            let why = if dynamic_words_matter(&cmd, |_| true) == DynamicWords::ChooseWhatRuns {
-                Run::Opaque(format!(
-                    "`xargs` gives words read from its input to `{}`, which runs them",
-                    cmd[0]
-                ))
-            } else {
-                Run::Unread("`xargs` adds words read from its input to the command".into())
-            };
+            let mut fed = cmd.clone();
+            fed.push("$INPUT".into());
+            let why =
+                if dynamic_words_matter(&fed, |w| w == "$INPUT") == DynamicWords::ChooseWhatRuns {
+                    Run::Opaque(format!(
+                        "`xargs` gives words read from its input to `{}`, which runs them",
+                        cmd[0]
+                    ))
+                } else {
+                    Run::Unread("`xargs` adds words read from its input to the command".into())
+                };
             vec![Run::Command(cmd), why]
         }),
         "find" => find(args),
