@@ -15,6 +15,7 @@ pub mod listen;
 pub mod logs;
 pub mod oidc;
 pub mod reconcile;
+pub mod release;
 pub mod slack;
 pub mod store;
 pub mod web;
@@ -60,6 +61,9 @@ pub struct AppState {
     pub chat: chat::Chat,
     /// Checks requests' CI ID tokens against the issuers the policy trusts.
     pub oidc: oidc::Verifier,
+    /// The key the secrets are sealed under, checked against the database at start (none:
+    /// nothing can be released, and a release is answered 503).
+    pub vault: Option<Arc<crate::secrets::vault::VaultKey>>,
 }
 
 impl AppState {
@@ -296,6 +300,8 @@ pub struct ServeOptions {
     pub limits: listen::Limits,
     /// The chat backends of the server's policy (secrets resolved) and `--public-url`.
     pub chat: chat::ChatConfig,
+    /// The secret key, already checked against the database ([`release::check_key`]).
+    pub vault: Option<crate::secrets::vault::VaultKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -319,6 +325,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/requests/{id}/approve", post(api::approve))
         .route("/v1/requests/{id}/deny", post(api::deny))
         .route("/v1/requests/{id}/cancel", post(api::cancel))
+        .route("/v1/requests/{id}/release", post(release::release))
         .route("/v1/me", get(api::me))
         .route("/v1/server-key", get(api::server_key))
         .route(
@@ -390,6 +397,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             audit_path: opts.audit_log.clone(),
             clock: Arc::new(SystemClock),
             chat: chat::Chat::new(opts.chat),
+            vault: opts.vault.map(Arc::new),
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
