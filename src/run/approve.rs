@@ -9,7 +9,9 @@ use super::RunOptions;
 use super::verdict::{Outcome, Verdict, why_approval};
 use crate::approval::Outcome as Waited;
 use crate::approval::local::{LocalError, Reach, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix};
-use crate::approval::server::{Client, ClientError, Expect, RemoteRequest, WaitError, retry, wait};
+use crate::approval::server::{
+    Client, ClientError, Expect, RemoteRequest, Signed, WaitError, retry, wait,
+};
 use crate::config::Env;
 use crate::error::Error;
 use crate::exec::Cancel;
@@ -51,7 +53,9 @@ pub(super) fn approve_outliving(
     };
     let backend_name = requirement.backend.clone();
     let mut timeout = capped_timeout(out, opts.timeout, policy, class, &requirement);
-    let (outcome, statement) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
+    // The server that approved, for fetching what it releases to the run.
+    let mut approved_by: Option<(&str, &str)> = None;
+    let (outcome, signed) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
         // A spooled request lives only as long as the gate that waits on it, and the local
         // log is the requester's own: neither can carry an approval to a later run.
         None | Some(BackendKind::Local { .. }) if opts.no_wait || opts.request.is_some() => {
@@ -105,6 +109,7 @@ pub(super) fn approve_outliving(
             if let Some(v) = super::two_stage::reuse(env, out, &server, req, &requirement) {
                 return Ok(v);
             }
+            approved_by = Some((url, key));
             match wait_server(
                 env,
                 out,
@@ -155,7 +160,24 @@ pub(super) fn approve_outliving(
             return Ok(Verdict::no_decision(message, Some(hint)));
         }
     };
-    Ok(verdict_of(out, outcome, statement, timeout, &requirement))
+    let release = match (approved_by, &signed) {
+        (Some((url, key)), Some(s)) if !s.release.is_empty() => Some(super::release::Plan {
+            url: url.to_owned(),
+            key: key.to_owned(),
+            request_id: req.id().to_owned(),
+            vars: s.release.clone(),
+        }),
+        _ => None,
+    };
+    let statement = signed.map(|s| s.note);
+    Ok(verdict_of(
+        out,
+        outcome,
+        statement,
+        release,
+        timeout,
+        &requirement,
+    ))
 }
 
 /// The local backend: the spool and the owners of decision files.
@@ -358,7 +380,7 @@ fn wait_server(
     timeout: &mut Duration,
     lifetime: Option<Duration>,
     cancel: &Cancel,
-) -> Result<(Waited, Option<String>), Verdict> {
+) -> Result<(Waited, Option<Signed>), Verdict> {
     let config = |message: String, hint: String| {
         Verdict::stop(Outcome::Error, Error::config_hint(message, hint))
     };
@@ -493,7 +515,7 @@ fn wait_created(
     cancel: &Cancel,
     deadline: std::time::Instant,
     config: &dyn Fn(String, String) -> Verdict,
-) -> Result<(Waited, Option<String>), Verdict> {
+) -> Result<(Waited, Option<Signed>), Verdict> {
     let current: RemoteRequest = match created {
         Ok(r) => r,
         Err(ClientError::Unauthorized(m)) => {
@@ -686,6 +708,7 @@ fn verdict_of(
     out: &Output,
     waited: Waited,
     statement: Option<String>,
+    release: Option<super::release::Plan>,
     timeout: Duration,
     requirement: &Requirement,
 ) -> Verdict {
@@ -698,6 +721,7 @@ fn verdict_of(
                 approvals,
                 statement,
                 reuse: None,
+                release,
             }
         }
         Waited::Denied {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{
-    ApprovalRefused, Client, ClientError, RemoteApproval, RemoteRequest, verify_approval,
+    ApprovalRefused, Client, ClientError, RemoteApproval, RemoteRequest, Signed, verify_approval,
     verify_statement,
 };
 use crate::approval::{Outcome, Progress, RequestStatus};
@@ -54,7 +54,8 @@ const GRACE: Duration = Duration::from_secs(2);
 /// request. The long-poll runs on its own thread so a cancel is answered at once; transient
 /// errors are retried and reported once to `on_retry`; `progress` hears the approvals so far.
 /// An `approved` or `denied` answer counts only as the signed statement `expect` describes.
-/// Returns the outcome and, for an approval, the signed note to record.
+/// Returns the outcome and, for an approval, the signed note to record and the variables the
+/// server releases to the run.
 pub fn wait(
     client: &Client,
     mut current: RemoteRequest,
@@ -63,7 +64,7 @@ pub fn wait(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(&Progress),
     on_retry: &mut dyn FnMut(&ClientError),
-) -> Result<(Outcome, Option<String>), WaitError> {
+) -> Result<(Outcome, Option<Signed>), WaitError> {
     let answers = poll(
         client.clone(),
         current.id.clone(),
@@ -89,7 +90,11 @@ pub fn wait(
                     expect.requirement,
                 )
                 .map_err(WaitError::UnprovenApproval)?;
-                return Ok((Outcome::Approved(v.approvals), Some(v.note)));
+                let signed = Signed {
+                    note: v.note,
+                    release: v.release,
+                };
+                return Ok((Outcome::Approved(v.approvals), Some(signed)));
             }
             RequestStatus::Denied => return Ok((verified_denial(&current, expect)?, None)),
             RequestStatus::Expired => return Ok((Outcome::TimedOut(approvals()), None)),
