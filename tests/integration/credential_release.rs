@@ -499,6 +499,32 @@ fn an_agent_without_gate_never_sees_the_secret() {
     let (_, v) = s.call("GET", &format!("/v1/requests/{id}"), &s.erin, None);
     assert_eq!(v["release"][0]["env"], "AWS_SESSION_TOKEN");
     assert_no_value("the pending request", &v.to_string());
+    // So does `gate requests ID` for an approver, in words and in `--json`.
+    let approver_home = tempfile::tempdir().unwrap();
+    let show = |json: bool| {
+        let mut c = common::gate_in(approver_home.path());
+        c.env("GATE_TOKEN", &s.alice)
+            .args(["requests", "--server", &s.srv.url, &id]);
+        if json {
+            c.arg("--json");
+        }
+        let r = run(c);
+        r.status(0).any_stderr();
+        r.stdout.clone()
+    };
+    let text = show(false);
+    assert!(
+        text.contains("AWS_SESSION_TOKEN from secret `prod-deploy`, DB_PASSWORD from secret `db`"),
+        "{text}"
+    );
+    let shown: Value = serde_json::from_str(show(true).trim()).unwrap();
+    assert_eq!(
+        shown["release"],
+        json!([
+            {"env": "AWS_SESSION_TOKEN", "secret": "prod-deploy"},
+            {"env": "DB_PASSWORD", "secret": "db"}
+        ])
+    );
 
     // Before approval: nothing.
     let (st, v) = s.release(&s.erin, &id, &digest);
