@@ -32,7 +32,7 @@ pub fn settable(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !crate::command::wrap::CODE_ENV.contains(&name)
         && !name.starts_with("LD_")
-        && !name.starts_with("GATE_")
+        && name.split('_').next() != Some("GATE")
         && name != "PATH"
 }
 

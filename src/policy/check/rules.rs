@@ -126,7 +126,7 @@ impl Checker<'_> {
             }
             if crate::command::wrap::CODE_ENV.contains(&env.as_str())
                 || env.starts_with("LD_")
-                || env.starts_with("GATE_")
+                || env.split('_').next() == Some("GATE")
                 || env == "PATH"
             {
                 self.d.error_hint(
