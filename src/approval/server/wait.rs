@@ -354,7 +354,7 @@ mod tests {
     }
 
     struct Waited {
-        result: Result<(Outcome, Option<String>), WaitError>,
+        result: Result<(Outcome, Option<Signed>), WaitError>,
         retries: usize,
         progress: usize,
     }
@@ -404,7 +404,7 @@ mod tests {
         };
         assert_eq!(approvals.len(), 1);
         assert_eq!(approvals[0].principal, "ann");
-        assert!(note.unwrap().contains(ID));
+        assert!(note.unwrap().note.contains(ID));
         assert!(w.progress >= 1, "the pending state was shown");
     }
 
