@@ -81,8 +81,10 @@ pub fn fetch(env: &Env, plan: &Plan, digest: &str) -> Result<Released, String> {
     let mut want: Vec<&str> = plan.vars.iter().map(|v| v.env.as_str()).collect();
     want.sort_unstable();
     want.dedup();
+    // The names come from the server's answer: anything printed from it is redacted, so a
+    // server that answers with a value where a name belongs still gets none printed.
     if got != want {
-        return Err(format!(
+        return Err(released.redact(&format!(
             "{} released {} instead of the {} it showed",
             plan.url,
             if got.is_empty() {
@@ -91,13 +93,13 @@ pub fn fetch(env: &Env, plan: &Plan, digest: &str) -> Result<Released, String> {
                 got.join(", ")
             },
             want.join(", ")
-        ));
+        )));
     }
     if let Some(bad) = got.iter().find(|n| !settable(n)) {
-        return Err(format!(
+        return Err(released.redact(&format!(
             "{} released `{bad}`, a variable gate never sets for a command",
             plan.url
-        ));
+        )));
     }
     Ok(released)
 }

@@ -257,6 +257,47 @@ fn assert_no_value_in_files(dir: &Path) {
     }
 }
 
+/// The web page's HTML for `token`'s principal, signed in through the form as a browser would.
+fn web_page(base: &str, token: &str) -> String {
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let cookie = |r: &reqwest::blocking::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next()?.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+    };
+    let page = http.get(format!("{base}/")).send().unwrap();
+    let signin = cookie(&page, "gate_signin");
+    let text = page.text().unwrap();
+    let csrf = regex::Regex::new(r#"name="csrf" value="([0-9a-f]{64})""#)
+        .unwrap()
+        .captures(&text)
+        .expect("a CSRF field")[1]
+        .to_owned();
+    let r = http
+        .post(format!("{base}/signin"))
+        .header("Cookie", format!("gate_signin={signin}"))
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let session = cookie(&r, "gate_session");
+    http.get(format!("{base}/"))
+        .header("Cookie", format!("gate_session={session}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
 #[test]
 fn set_list_rm_round_trip_shows_names_and_never_values() {
     let home = tempfile::tempdir().unwrap();
@@ -517,6 +558,14 @@ fn an_agent_without_gate_never_sees_the_secret() {
         text.contains("AWS_SESSION_TOKEN from secret `prod-deploy`, DB_PASSWORD from secret `db`"),
         "{text}"
     );
+    // And the web page, signed in as the approver.
+    let page = web_page(&s.srv.url, &s.alice);
+    assert!(
+        page.contains("Releases")
+            && page.contains("<code>AWS_SESSION_TOKEN</code> ← <code>secret:prod-deploy</code>"),
+        "{page}"
+    );
+    assert_no_value("the web page", &page);
     let shown: Value = serde_json::from_str(show(true).trim()).unwrap();
     assert_eq!(
         shown["release"],
