@@ -124,38 +124,54 @@ fn http() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// `method path` on the server at `url` with `token` and a JSON `body`: status and answer.
+fn api(url: &str, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut rb = http()
+        .request(method.parse().unwrap(), format!("{url}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// Files a request for `argv` as `token`'s principal, straight through the API (no gate
+/// involved); its id and digest.
+fn file_request(url: &str, token: &str, argv: &[&str], extra: Value) -> (String, String) {
+    let digest = digest_of(argv, "/srv");
+    let mut body = json!({"argv": argv, "cwd": "/srv", "digest": digest});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (s, v) = api(url, "POST", "/v1/requests", token, Some(body));
+    assert_eq!(s, 201, "{v}");
+    (v["id"].as_str().unwrap().to_owned(), digest)
+}
+
+fn release_of(url: &str, token: &str, id: &str, digest: &str) -> (u16, Value) {
+    api(
+        url,
+        "POST",
+        &format!("/v1/requests/{id}/release"),
+        token,
+        Some(json!({ "digest": digest })),
+    )
+}
+
 impl Setup {
     fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut rb = http()
-            .request(method.parse().unwrap(), format!("{}{path}", self.srv.url))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().unwrap_or(Value::Null))
+        api(&self.srv.url, method, path, token, body)
     }
 
-    /// Files a request for `argv` as erin, straight through the API (no gate involved).
+    /// Files a request for `argv` as erin.
     fn create(&self, argv: &[&str], extra: Value) -> (String, String) {
-        let digest = digest_of(argv, "/srv");
-        let mut body = json!({"argv": argv, "cwd": "/srv", "digest": digest});
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        let (s, v) = self.call("POST", "/v1/requests", &self.erin, Some(body));
-        assert_eq!(s, 201, "{v}");
-        (v["id"].as_str().unwrap().to_owned(), digest)
+        file_request(&self.srv.url, &self.erin, argv, extra)
     }
 
     fn release(&self, token: &str, id: &str, digest: &str) -> (u16, Value) {
-        self.call(
-            "POST",
-            &format!("/v1/requests/{id}/release"),
-            token,
-            Some(json!({ "digest": digest })),
-        )
+        release_of(&self.srv.url, token, id, digest)
     }
 
     fn server_log(&self) -> String {
@@ -826,4 +842,78 @@ fn a_secret_deleted_before_the_release_runs_nothing() {
     r.status(75).stderr_has("holds no secret `db`");
     assert!(!marker.exists());
     assert!(started.elapsed() < common::process::HANG);
+}
+
+#[test]
+fn a_release_logged_but_never_committed_is_voided_and_not_spent() {
+    // The server dies after the `released` event is on disk and before its database commits
+    // (debug builds' crash point): the client got nothing. At restart the event is voided, and
+    // the requester can still fetch the secrets once.
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let db = h.join("server.db");
+    set_secret(h, &db, KEY, "prod-deploy", TOKEN_VALUE.as_bytes()).status(0);
+    set_secret(h, &db, KEY, "db", DB_VALUE.as_bytes()).status(0);
+    let mut c = common::gate_in(h);
+    c.env("GATE_SECRET_KEY", KEY)
+        .env("GATE_SERVER_CRASH_AT", "released:after-log");
+    let (serving, db, audit) = common::serve_in(c, h, SERVER_POLICY, "127.0.0.1:0");
+    let mut srv = Server::adopt(serving, h, db, audit);
+    let (alice, erin) = (srv.token("alice", None), srv.token("erin", None));
+    let url = srv.url.clone();
+    let (id, digest) = file_request(&url, &erin, &["sh", "-c", "deploy"], json!({}));
+    let (st, _) = api(
+        &url,
+        "POST",
+        &format!("/v1/requests/{id}/approve"),
+        &alice,
+        None,
+    );
+    assert_eq!(st, 200);
+    let r = http()
+        .post(format!("{url}/v1/requests/{id}/release"))
+        .bearer_auth(&erin)
+        .json(&json!({ "digest": digest }))
+        .send();
+    assert!(r.is_err(), "the server answered before its crash point");
+    poll("the crash", || {
+        srv.stderr()
+            .contains("crash point released:after-log")
+            .then_some(())
+    });
+    let _ = srv.stop();
+    let log = std::fs::read_to_string(&srv.audit).unwrap();
+    assert!(log.contains("\"released\""), "{log}");
+
+    // Restarted (same address, no crash point): the logged release is voided...
+    let mut c = common::gate_in(h);
+    c.env("GATE_SECRET_KEY", KEY);
+    let (serving, db, audit) = common::serve_in(c, h, SERVER_POLICY, &srv.addr);
+    let _srv2 = Server::adopt(serving, h, db, audit);
+    let events: Vec<Value> = std::fs::read_to_string(&srv.audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let released_seq = events
+        .iter()
+        .find(|e| e["event"]["type"] == "released")
+        .and_then(|e| e["seq"].as_u64())
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"]["type"] == "void" && e["event"]["voids"] == released_seq),
+        "no void for the uncommitted release"
+    );
+    // ...and the release was not spent: the requester gets the values, once.
+    let (st, v) = release_of(&url, &erin, &id, &digest);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["variables"]["AWS_SESSION_TOKEN"], TOKEN_VALUE);
+    let (st, _) = release_of(&url, &erin, &id, &digest);
+    assert_eq!(st, 409);
+    assert_no_value(
+        "the server's log",
+        &std::fs::read_to_string(&srv.audit).unwrap(),
+    );
 }

@@ -290,6 +290,9 @@ pub trait Store: Send + Sync {
         at_ms: i64,
         record: Record<'_>,
     ) -> Result<bool, StoreError>;
+    /// When request `id`'s release was committed, if it was (what a restart checks a logged
+    /// `released` event against).
+    fn request_released(&self, id: &str) -> Result<Option<i64>, StoreError>;
 }
 
 mod sqlite;

@@ -706,6 +706,14 @@ impl Store for SqliteStore {
         tx.commit()?;
         Ok(true)
     }
+
+    fn request_released(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT at_ms FROM releases WHERE request_id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?)
+    }
 }
 
 fn secret_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
