@@ -177,19 +177,17 @@ impl VaultKey {
                 let mut k = [0u8; 32];
                 getrandom::fill(&mut k).map_err(|e| KeyError::Random(e.to_string()))?;
                 let hex = hex::encode(k);
-                entry
-                    .set_password(&hex)
-                    .map_err(|e| KeyError::Keyring(e.to_string()))?;
+                let lost =
+                    |why: String| KeyError::Keyring(format!("it cannot keep a new key ({why})"));
+                entry.set_password(&hex).map_err(|e| lost(e.to_string()))?;
                 // Read back: some keyrings accept a write they cannot return, and a key that
                 // is lost after sealing loses every secret.
                 match entry.get_password() {
                     Ok(back) if back == hex => {
                         Ok((Self::from_bytes(&k), KeySource::KeyringCreated))
                     }
-                    Ok(_) => Err(KeyError::Keyring(
-                        "the keyring returned another value than was stored".into(),
-                    )),
-                    Err(e) => Err(KeyError::Keyring(e.to_string())),
+                    Ok(_) => Err(lost("it returned another value than was stored".into())),
+                    Err(e) => Err(lost(format!("it cannot return what was stored: {e}"))),
                 }
             }
             Err(keyring::Error::NoEntry) => Err(KeyError::Missing),

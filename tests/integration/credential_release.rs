@@ -917,3 +917,50 @@ fn a_release_logged_but_never_committed_is_voided_and_not_spent() {
         &std::fs::read_to_string(&srv.audit).unwrap(),
     );
 }
+
+#[test]
+fn a_two_stage_run_gets_the_secrets_when_it_redeems_the_approval_and_only_then() {
+    let s = setup(SERVER_POLICY);
+    let home = s.client("");
+    let script = r#"printf %s "${AWS_SESSION_TOKEN-unset}" | sha256sum"#;
+    let gate = |args: &[&str]| {
+        let mut c = common::gate_in(home.path());
+        c.env("GATE_TOKEN", &s.erin)
+            .arg("--policy")
+            .arg(home.path().join("policy.yaml"))
+            .args(args)
+            .args(["--", "sh", "-c", script]);
+        Ran::of(c)
+    };
+    // Stage 1 files the request and runs nothing.
+    let filed = gate(&["--no-wait"]);
+    filed.status(75);
+    let id = filed.stdout.trim().to_owned();
+    assert!(filed.stdout.len() < 64, "{}", filed.stdout);
+    let (st, _) = s.call(
+        "POST",
+        &format!("/v1/requests/{id}/approve"),
+        &s.alice,
+        None,
+    );
+    assert_eq!(st, 200);
+    // Stage 2 redeems the approval: the child gets the secret.
+    let ran = gate(&["--request", &id]);
+    ran.status(0);
+    assert_eq!(
+        ran.stdout,
+        format!("{}  -\n", sha_hex(TOKEN_VALUE)),
+        "{}",
+        ran.stderr
+    );
+    assert_no_value("gate's stderr", &ran.stderr);
+    // A second redemption of the same approval gets nothing, and so runs nothing.
+    let again = gate(&["--request", &id]);
+    again.status(75);
+    assert!(again.stdout.is_empty(), "{}", again.stdout);
+    assert!(
+        again.stderr.contains("one release per approval"),
+        "{}",
+        again.stderr
+    );
+}
