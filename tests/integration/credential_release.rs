@@ -964,3 +964,50 @@ fn a_two_stage_run_gets_the_secrets_when_it_redeems_the_approval_and_only_then()
         again.stderr
     );
 }
+
+#[test]
+fn an_approval_that_released_secrets_is_not_reused_for_a_second_run() {
+    // `approval.reuse` on both sides would let the identical command run again on the first
+    // approval; its one release is spent, so the second run asks again (and gets its own).
+    let reusing = SERVER_POLICY.replace(
+        "approval: { approvers: [security] }",
+        "approval: { approvers: [security], reuse: 10m }",
+    );
+    let s = setup(&reusing);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("policy.yaml"),
+        format!(
+            r#"version: 1
+groups:
+  security: [alice, bob]
+backends:
+  team: {{ kind: server, url: "{}", key: "{}" }}
+rules:
+  - name: deploy
+    match: {{ program: sh }}
+    decision: approve
+    approval: {{ approvers: [security], backend: team, timeout: 30s, reuse: 10m }}
+"#,
+            s.srv.url,
+            s.srv.vkey()
+        ),
+    )
+    .unwrap();
+    let script = r#"printf %s "$DB_PASSWORD" | sha256sum"#;
+    let want = format!("{}  -\n", sha_hex(DB_VALUE));
+    let (first, id1) = s.approved_sh(home.path(), script);
+    first.status(0);
+    assert_eq!(first.stdout, want, "{}", first.stderr);
+    // approved_sh waits for a new pending request: a reuse would never file one.
+    let (second, id2) = s.approved_sh(home.path(), script);
+    second.status(0);
+    assert_eq!(second.stdout, want, "{}", second.stderr);
+    assert_ne!(id1, id2);
+    let released = s
+        .server_log()
+        .lines()
+        .filter(|l| l.contains("\"released\""))
+        .count();
+    assert_eq!(released, 2);
+}
