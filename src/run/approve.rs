@@ -54,7 +54,7 @@ pub(super) fn approve_outliving(
     let backend_name = requirement.backend.clone();
     let mut timeout = capped_timeout(out, opts.timeout, policy, class, &requirement);
     // The server that approved, for fetching what it releases to the run.
-    let mut approved_by: Option<(&str, &str)> = None;
+    let mut approved_by: Option<&str> = None;
     let (outcome, signed) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
         // A spooled request lives only as long as the gate that waits on it, and the local
         // log is the requester's own: neither can carry an approval to a later run.
@@ -109,7 +109,7 @@ pub(super) fn approve_outliving(
             if let Some(v) = super::two_stage::reuse(env, out, &server, req, &requirement) {
                 return Ok(v);
             }
-            approved_by = Some((url, key));
+            approved_by = Some(url);
             match wait_server(
                 env,
                 out,
@@ -161,9 +161,8 @@ pub(super) fn approve_outliving(
         }
     };
     let release = match (approved_by, &signed) {
-        (Some((url, key)), Some(s)) if !s.release.is_empty() => Some(super::release::Plan {
+        (Some(url), Some(s)) if !s.release.is_empty() => Some(super::release::Plan {
             url: url.to_owned(),
-            key: key.to_owned(),
             request_id: req.id().to_owned(),
             vars: s.release.clone(),
         }),

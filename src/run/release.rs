@@ -13,9 +13,9 @@ use crate::secrets::vault::Released;
 /// What the approving server said it releases to the run: names only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The server backend that approved (its URL and the key the policy pins for it).
+    /// The server backend that approved. Its answer to the release is not signed: the values
+    /// go only to the run its signed statement approved, and only as the variables named here.
     pub url: String,
-    pub key: String,
     /// The approved request whose release this is.
     pub request_id: String,
     pub vars: Vec<ReleaseVar>,

@@ -282,7 +282,6 @@ pub(super) fn redeem(
     };
     let release = (!release.is_empty()).then(|| super::release::Plan {
         url: server.url.to_owned(),
-        key: server.key.to_owned(),
         request_id: id.to_owned(),
         vars: release,
     });
