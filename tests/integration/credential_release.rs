@@ -459,6 +459,41 @@ fn a_server_started_with_the_wrong_key_exits_78() {
     serve(None)
         .status(78)
         .stderr_has("no secret key is configured");
+    // A key file with another key: the same refusal, naming the file.
+    use std::os::unix::fs::PermissionsExt;
+    let other = home.path().join("other.key");
+    std::fs::write(&other, OTHER_KEY).unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut c = common::gate_in(home.path());
+    c.arg("--policy")
+        .arg(home.path().join("server-policy.yaml"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .arg("--secret-key-file")
+        .arg(&other);
+    run(c)
+        .status(78)
+        .stderr_has("does not decrypt the secrets in the database")
+        .stderr_has("other.key");
+    // `GATE_SECRET_KEY` comes before the file: with the right key there, the file is not read.
+    let mut c = common::gate_in(home.path());
+    c.env("GATE_SECRET_KEY", KEY)
+        .args(["serve", "secret", "set", "--db"])
+        .arg(&db)
+        .arg("--secret-key-file")
+        .arg(&other)
+        .arg("db")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"v").unwrap();
+    }
+    Ran::from_output(child.wait_with_output().unwrap())
+        .status(0)
+        .stderr_has("sealed with the key from `GATE_SECRET_KEY`");
 }
 
 #[test]
