@@ -543,6 +543,14 @@ fn an_approved_run_gets_the_secrets_in_its_environment_and_nowhere_else() {
     );
     assert_no_value_in_files(&s.srv.home);
     assert_no_value_in_files(home.path());
+    // Both logs, with their release records and events, verify intact.
+    for log in [home.path().join("audit.jsonl"), s.srv.audit.clone()] {
+        let mut c = common::gate_in(home.path());
+        c.args(["log", "verify"]).arg(&log);
+        let r = run(c);
+        r.status(0).any_stderr();
+        assert_no_value("gate log verify", &r.stdout);
+    }
 
     // `gate requests ID --json` (and the API) show approvers the names, never the values.
     let (st, v) = s.call("GET", &format!("/v1/requests/{id}"), &s.alice, None);
@@ -947,6 +955,9 @@ fn a_release_logged_but_never_committed_is_voided_and_not_spent() {
     assert_eq!(v["variables"]["AWS_SESSION_TOKEN"], TOKEN_VALUE);
     let (st, _) = release_of(&url, &erin, &id, &digest);
     assert_eq!(st, 409);
+    let mut c = common::gate_in(h);
+    c.args(["log", "verify"]).arg(&srv.audit);
+    run(c).status(0).any_stderr();
     assert_no_value(
         "the server's log",
         &std::fs::read_to_string(&srv.audit).unwrap(),
