@@ -133,8 +133,20 @@ _gate() {
             gate__subcmd__help__subcmd__serve,key)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__key"
                 ;;
+            gate__subcmd__help__subcmd__serve,secret)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__secret"
+                ;;
             gate__subcmd__help__subcmd__serve,token)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token"
+                ;;
+            gate__subcmd__help__subcmd__serve__subcmd__secret,list)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__list"
+                ;;
+            gate__subcmd__help__subcmd__serve__subcmd__secret,rm)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__rm"
+                ;;
+            gate__subcmd__help__subcmd__serve__subcmd__secret,set)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__set"
                 ;;
             gate__subcmd__help__subcmd__serve__subcmd__token,issue)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token__subcmd__issue"
@@ -235,6 +247,9 @@ _gate() {
             gate__subcmd__serve,key)
                 cmd="gate__subcmd__serve__subcmd__key"
                 ;;
+            gate__subcmd__serve,secret)
+                cmd="gate__subcmd__serve__subcmd__secret"
+                ;;
             gate__subcmd__serve,token)
                 cmd="gate__subcmd__serve__subcmd__token"
                 ;;
@@ -244,8 +259,20 @@ _gate() {
             gate__subcmd__serve__subcmd__help,key)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__key"
                 ;;
+            gate__subcmd__serve__subcmd__help,secret)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__secret"
+                ;;
             gate__subcmd__serve__subcmd__help,token)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token"
+                ;;
+            gate__subcmd__serve__subcmd__help__subcmd__secret,list)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__list"
+                ;;
+            gate__subcmd__serve__subcmd__help__subcmd__secret,rm)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__rm"
+                ;;
+            gate__subcmd__serve__subcmd__help__subcmd__secret,set)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__set"
                 ;;
             gate__subcmd__serve__subcmd__help__subcmd__token,issue)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token__subcmd__issue"
@@ -255,6 +282,30 @@ _gate() {
                 ;;
             gate__subcmd__serve__subcmd__help__subcmd__token,revoke)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token__subcmd__revoke"
+                ;;
+            gate__subcmd__serve__subcmd__secret,help)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__help"
+                ;;
+            gate__subcmd__serve__subcmd__secret,list)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__list"
+                ;;
+            gate__subcmd__serve__subcmd__secret,rm)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__rm"
+                ;;
+            gate__subcmd__serve__subcmd__secret,set)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__set"
+                ;;
+            gate__subcmd__serve__subcmd__secret__subcmd__help,help)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__help"
+                ;;
+            gate__subcmd__serve__subcmd__secret__subcmd__help,list)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__list"
+                ;;
+            gate__subcmd__serve__subcmd__secret__subcmd__help,rm)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__rm"
+                ;;
+            gate__subcmd__serve__subcmd__secret__subcmd__help,set)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__set"
                 ;;
             gate__subcmd__serve__subcmd__token,help)
                 cmd="gate__subcmd__serve__subcmd__token__subcmd__help"
@@ -817,7 +868,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__serve)
-            opts="token key"
+            opts="token key secret"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -833,6 +884,62 @@ _gate() {
         gate__subcmd__help__subcmd__serve__subcmd__key)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__secret)
+            opts="set list rm"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1657,7 +1764,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve)
-            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --public-url --tls-cert --tls-key --policy --color --quiet --verbose --help token key help"
+            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --public-url --tls-cert --tls-key --secret-key-file --policy --color --quiet --verbose --help token key secret help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1703,6 +1810,10 @@ _gate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --secret-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --policy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1719,7 +1830,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve__subcmd__help)
-            opts="token key help"
+            opts="token key secret help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1749,6 +1860,62 @@ _gate() {
         gate__subcmd__serve__subcmd__help__subcmd__key)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__secret)
+            opts="set list rm"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1828,6 +1995,180 @@ _gate() {
                     return 0
                     ;;
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret)
+            opts="-q -v -h --policy --color --quiet --verbose --help set list rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__help)
+            opts="set list rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__list)
+            opts="-q -v -h --db --json --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__rm)
+            opts="-q -v -h --db --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__set)
+            opts="-q -v -h --db --secret-key-file --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-key-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

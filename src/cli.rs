@@ -354,6 +354,11 @@ pub struct ServeArgs {
     /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// The key the server's secrets are sealed under: a 0600 file of 64 hex characters or 32
+    /// raw bytes. `GATE_SECRET_KEY` comes first; without either, the keyring entry
+    /// `gate/server-secret-key`.
+    #[arg(long, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +379,49 @@ pub enum ServeCommand {
         /// The server's signing key, as given to `gate serve --key`.
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
+    },
+    /// Manage the secrets the server releases to approved runs (names and times only are ever
+    /// shown; values are sealed with AES-256-GCM under the secret key).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret's value, read from standard input (a hidden prompt on a terminal); one
+    /// trailing newline is dropped. Replaces a value stored under NAME.
+    ///
+    /// The key comes from `GATE_SECRET_KEY`, else `--secret-key-file`, else the keyring entry
+    /// `gate/server-secret-key` (made on first use when no other source is given).
+    Set {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// The secret key file, as given to `gate serve --secret-key-file`.
+        #[arg(long, value_name = "FILE")]
+        secret_key_file: Option<PathBuf>,
+        /// The secret's name, as a policy's `release:` names it (`secret:NAME`).
+        name: String,
+    },
+    /// List the stored secrets: names, created and updated times, never values.
+    List {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory). It must exist: listing never makes one.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// One JSON object per secret on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a stored secret.
+    Rm {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// The secret's name.
+        name: String,
     },
 }
 

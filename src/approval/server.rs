@@ -15,8 +15,9 @@ use crate::audit::Approver;
 use crate::audit::note::NoteVerifier;
 use crate::audit::statement::{Statement, StatementError, Status};
 use crate::http::Trust;
-use crate::policy::Requirement;
+use crate::policy::{ReleaseVar, Requirement};
 use crate::secrets::Token;
+use crate::secrets::vault::{Released, SecretValue};
 
 mod replicas;
 mod wait;
@@ -111,6 +112,26 @@ pub struct VerifiedApproval {
     pub approvals: Vec<Approver>,
     /// The signed note, to keep in the decision record.
     pub note: String,
+    /// The variables the server's policy releases to this run (names only, from the answer).
+    pub release: Vec<ReleaseVar>,
+}
+
+/// What a wait proved besides the outcome: the signed note, and the variables the server will
+/// release to the run (issue 14 §5).
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub note: String,
+    pub release: Vec<ReleaseVar>,
+}
+
+/// The variables the server says it releases to an approved run of `answer` (its `release`
+/// member; none when absent or unreadable, which only means nothing is asked for).
+pub fn release_plan(answer: &RemoteRequest) -> Vec<ReleaseVar> {
+    answer
+        .rest
+        .get("release")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
 }
 
 /// Checks an `approved` answer: its statement must verify under `key`, be for request `id`
@@ -158,7 +179,11 @@ pub fn verify_approval(
                 .and_then(|a| a.comment.clone()),
         })
         .collect();
-    Ok(VerifiedApproval { approvals, note })
+    Ok(VerifiedApproval {
+        approvals,
+        note,
+        release: release_plan(answer),
+    })
 }
 
 /// Checks that `answer` carries a statement signed by `key`, for request `id` and `digest`,
@@ -377,6 +402,25 @@ impl Client {
                     .post(format!("{}/v1/requests/{id}/cancel", self.base)),
             )?,
         )
+    }
+
+    /// Fetches the secrets request `id` releases to the run of `digest` (once per approval).
+    /// The answer's values go into [`Released`] and nowhere else; an error never carries one.
+    pub fn release(&self, id: &str, digest: &str) -> Result<Released, ClientError> {
+        let v = self.send(
+            self.http
+                .post(format!("{}/v1/requests/{id}/release", self.base))
+                .json(&json!({ "digest": digest })),
+        )?;
+        let vars: std::collections::BTreeMap<String, SecretValue> =
+            serde_json::from_value(v["variables"].clone()).map_err(|_| {
+                ClientError::Transport(
+                    "unexpected answer from the server: `variables` is not a map of strings".into(),
+                )
+            })?;
+        Ok(Released {
+            vars: vars.into_iter().collect(),
+        })
     }
 
     pub fn me(&self) -> Result<Value, ClientError> {

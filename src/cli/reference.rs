@@ -437,6 +437,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "CA file (PEM) trusted for the server's TLS by login, requests, approve and deny, without --ca",
     ),
     (
+        "GATE_SECRET_KEY",
+        "gate serve: the key its released secrets are sealed under (64 hex characters)",
+    ),
+    (
         "GATE_AGENT",
         "the AI agent asking (recorded, shown to approvers)",
     ),

@@ -14,13 +14,13 @@ use crate::server::auth::{self, Token};
 use crate::server::store::{SqliteStore, Store};
 use crate::server::{Clock, SystemClock};
 
-fn db_path(env: &Env, db: Option<PathBuf>) -> PathBuf {
+pub(crate) fn db_path(env: &Env, db: Option<PathBuf>) -> PathBuf {
     db.unwrap_or_else(|| env.state_dir().join("server.db"))
 }
 
 /// The database of an existing server: reading or revoking tokens never makes an empty one
 /// (a mistyped `--db` would otherwise list "no tokens" and leave a stray file).
-fn open_existing(env: &Env, db: Option<PathBuf>) -> Result<SqliteStore, Error> {
+pub(crate) fn open_existing(env: &Env, db: Option<PathBuf>) -> Result<SqliteStore, Error> {
     let path = db_path(env, db);
     if !path.exists() {
         return Err(Error::config_hint(
@@ -31,7 +31,7 @@ fn open_existing(env: &Env, db: Option<PathBuf>) -> Result<SqliteStore, Error> {
     open(env, Some(path))
 }
 
-fn open(env: &Env, db: Option<PathBuf>) -> Result<SqliteStore, Error> {
+pub(crate) fn open(env: &Env, db: Option<PathBuf>) -> Result<SqliteStore, Error> {
     let path = db_path(env, db);
     SqliteStore::open(&path).map_err(|e| {
         Error::config(format!(
@@ -54,6 +54,7 @@ pub fn serve(
     match args.command {
         Some(ServeCommand::Token(t)) => return token(env, out, t, cli_policy),
         Some(ServeCommand::Key { db, key: k }) => return key(env, out, cli_policy, db, k),
+        Some(ServeCommand::Secret(s)) => return crate::commands::secret::secret(env, out, s),
         None => {}
     }
     let tls = match (args.tls_cert, args.tls_key) {
@@ -89,6 +90,7 @@ pub fn serve(
         ));
     }
     let db = db_path(env, args.db);
+    let vault = crate::commands::secret::server_key(out, &db, &policy, args.secret_key_file)?;
     let opts = crate::server::ServeOptions {
         listen: args.listen,
         key: server_key_path(env, &policy, &db, args.key)?,
@@ -107,6 +109,7 @@ pub fn serve(
         chat,
         tls,
         signin,
+        vault,
     };
     let db = opts.db.clone();
     let scheme = if opts.tls.is_some() { "https" } else { "http" };

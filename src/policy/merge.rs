@@ -26,8 +26,8 @@ use super::diag::{Diagnostic, Diagnostics, Pos};
 use super::schema::{At, Decision, PolicyFile};
 use super::tiers::Tier;
 use super::{
-    Compiled, DEFAULT_TIMEOUT, GroupRequirement, Policy, Redactor, RuleApproval, RuleInfo,
-    required_bytes,
+    Compiled, DEFAULT_TIMEOUT, GroupRequirement, Policy, Redactor, ReleaseVar, RuleApproval,
+    RuleInfo, required_bytes,
 };
 
 /// Merges and compiles every rule now, all files as one tier (what `gate policy lint` and
@@ -367,6 +367,14 @@ pub(super) fn merge_with(
                 file_index: fi,
                 approval,
                 ci: r.matcher.ci.as_ref().and_then(super::ci::CiCondition::of),
+                release: r
+                    .release
+                    .iter()
+                    .map(|x| ReleaseVar {
+                        env: x.env.value.clone(),
+                        secret: x.secret.value.clone(),
+                    })
+                    .collect(),
             });
         }
         all.extend(d.items);

@@ -113,6 +113,36 @@ pub struct RuleInfo {
     /// verified CI identity (never on a requester's machine, which has none).
     #[serde(skip)]
     pub ci: Option<ci::CiCondition>,
+    /// The rule's `release:` (environment variable → secret name). Only the gate server acts
+    /// on it, for the rules of its own policy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub release: Vec<ReleaseVar>,
+}
+
+/// One variable a gate server fills from one of its secrets for an approved run. Names
+/// only: the value never leaves the server but in the release answer to the run itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct ReleaseVar {
+    pub env: String,
+    pub secret: String,
+}
+
+/// The variables the matched rules release, each once, in name order. When two rules fill one
+/// variable from different secrets, the first matched rule (policy order) decides; approvers
+/// see the result either way, since it is what the request shows.
+pub fn release_of(matched: &[RuleInfo]) -> Vec<ReleaseVar> {
+    let mut out: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for r in matched {
+        for v in &r.release {
+            out.entry(&v.env).or_insert(&v.secret);
+        }
+    }
+    out.into_iter()
+        .map(|(env, secret)| ReleaseVar {
+            env: env.to_owned(),
+            secret: secret.to_owned(),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]

@@ -170,6 +170,16 @@ pub struct Rule {
     pub category: Option<String>,
     pub message: Option<String>,
     pub approval: Option<Approval>,
+    /// `release:`: environment variables the gate server fills from its secrets for an
+    /// approved run (issue 14 §5); honoured only in the policy of `gate serve`.
+    pub release: Vec<Release>,
+}
+
+/// One `release:` entry: environment variable `env` gets the server's secret `secret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub env: At<String>,
+    pub secret: At<String>,
 }
 
 /// One `tests:` case: a command and what the policy must say about it.

@@ -249,6 +249,16 @@ fn check_file(f: &PolicyFile, sys: &SystemLimits, d: &mut Diagnostics<'_>) {
         );
     }
     for r in &f.rules {
+        if let Some(first) = r.release.first() {
+            d.error_hint(
+                first.env.pos,
+                format!(
+                    "rule `{}` in an added policy file cannot set `release`: only the system policy names the secrets a server releases",
+                    r.name.value
+                ),
+                HINT,
+            );
+        }
         if let Some(b) = r.approval.as_ref().and_then(|a| a.backend.as_ref()) {
             d.error_hint(
                 b.pos,

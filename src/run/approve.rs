@@ -10,7 +10,7 @@ use super::verdict::{Outcome, Verdict, why_approval};
 use crate::approval::Outcome as Waited;
 use crate::approval::local::{LocalError, Reach, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix};
 use crate::approval::server::{
-    Client, ClientError, Expect, RemoteRequest, Replicas, WaitError, retry, wait,
+    Client, ClientError, Expect, RemoteRequest, Replicas, Signed, WaitError, retry, wait,
 };
 use crate::config::Env;
 use crate::error::Error;
@@ -53,7 +53,9 @@ pub(super) fn approve_outliving(
     };
     let backend_name = requirement.backend.clone();
     let mut timeout = capped_timeout(out, opts.timeout, policy, class, &requirement);
-    let (outcome, statement) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
+    // The server that approved, for fetching what it releases to the run.
+    let mut approved_by: Option<&str> = None;
+    let (outcome, signed) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
         // A spooled request lives only as long as the gate that waits on it, and the local
         // log is the requester's own: neither can carry an approval to a later run.
         None | Some(BackendKind::Local { .. }) if opts.no_wait || opts.request.is_some() => {
@@ -114,6 +116,7 @@ pub(super) fn approve_outliving(
             if let Some(v) = super::two_stage::reuse(env, out, &server, req, &requirement) {
                 return Ok(v);
             }
+            approved_by = Some(url);
             match wait_server(
                 env,
                 out,
@@ -163,7 +166,23 @@ pub(super) fn approve_outliving(
             return Ok(Verdict::no_decision(message, Some(hint)));
         }
     };
-    Ok(verdict_of(out, outcome, statement, timeout, &requirement))
+    let release = match (approved_by, &signed) {
+        (Some(url), Some(s)) if !s.release.is_empty() => Some(super::release::Plan {
+            url: url.to_owned(),
+            request_id: req.id().to_owned(),
+            vars: s.release.clone(),
+        }),
+        _ => None,
+    };
+    let statement = signed.map(|s| s.note);
+    Ok(verdict_of(
+        out,
+        outcome,
+        statement,
+        release,
+        timeout,
+        &requirement,
+    ))
 }
 
 /// The local backend: the spool and the owners of decision files.
@@ -365,7 +384,7 @@ fn wait_server(
     timeout: &mut Duration,
     lifetime: Option<Duration>,
     cancel: &Cancel,
-) -> Result<(Waited, Option<String>), Verdict> {
+) -> Result<(Waited, Option<Signed>), Verdict> {
     let config = |message: String, hint: String| {
         Verdict::stop(Outcome::Error, Error::config_hint(message, hint))
     };
@@ -521,7 +540,7 @@ fn wait_created(
     cancel: &Cancel,
     deadline: std::time::Instant,
     config: &dyn Fn(String, String) -> Verdict,
-) -> Result<(Waited, Option<String>), Verdict> {
+) -> Result<(Waited, Option<Signed>), Verdict> {
     let url = client.current().base().to_owned();
     let current: RemoteRequest = match created {
         Ok(r) => r,
@@ -731,6 +750,7 @@ fn verdict_of(
     out: &Output,
     waited: Waited,
     statement: Option<String>,
+    release: Option<super::release::Plan>,
     timeout: Duration,
     requirement: &Requirement,
 ) -> Verdict {
@@ -743,6 +763,7 @@ fn verdict_of(
                 approvals,
                 statement,
                 reuse: None,
+                release,
             }
         }
         Waited::Denied {

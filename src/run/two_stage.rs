@@ -182,7 +182,7 @@ pub(super) fn redeem(
         requester: &req.view.requester.user,
         requirement,
     };
-    let note = match current.status {
+    let (note, release) = match current.status {
         RequestStatus::Approved => match verify_approval(
             &current,
             &key,
@@ -191,7 +191,7 @@ pub(super) fn redeem(
             &req.view.requester.user,
             requirement,
         ) {
-            Ok(v) => v.note,
+            Ok(v) => (v.note, v.release),
             Err(e) => return unproven(server, &key, id, &e.to_string()),
         },
         RequestStatus::Pending => match wait_for {
@@ -232,7 +232,7 @@ pub(super) fn redeem(
                 );
                 waiter.finish();
                 match waited {
-                    Ok((crate::approval::Outcome::Approved(_), Some(note))) => note,
+                    Ok((crate::approval::Outcome::Approved(_), Some(s))) => (s.note, s.release),
                     Ok((crate::approval::Outcome::Denied { by, reason, .. }, _)) => {
                         return denied(
                             format!("request {id} was denied by {}: {reason}", by.principal),
@@ -286,7 +286,25 @@ pub(super) fn redeem(
             );
         }
     };
+    let release = (!release.is_empty()).then(|| super::release::Plan {
+        url: server.url.to_owned(),
+        request_id: id.to_owned(),
+        vars: release,
+    });
     match accepted(&note, &key, id, &req.view.digest, &me, window, "request") {
+        Ok(Verdict::Run {
+            outcome,
+            approvals,
+            statement,
+            reuse,
+            ..
+        }) => Verdict::Run {
+            outcome,
+            approvals,
+            statement,
+            reuse,
+            release,
+        },
         Ok(v) => v,
         Err(Refusal::Stale(why)) => Verdict::stop(
             Outcome::TimedOut,
@@ -332,6 +350,10 @@ pub(super) fn reuse(
                 requirement,
             )
             .ok()?;
+            // An approval that released secrets has spent its one release: not reusable.
+            if !v.release.is_empty() {
+                return None;
+            }
             Some((v.note, r))
         })
         .collect();
@@ -418,6 +440,7 @@ fn accepted(
                 .collect(),
             via: via.to_owned(),
         }),
+        release: None,
     })
 }
 

@@ -15,6 +15,7 @@ pub mod listen;
 pub mod logs;
 pub mod oidc;
 pub mod reconcile;
+pub mod release;
 pub mod slack;
 pub mod store;
 pub mod tls;
@@ -63,6 +64,9 @@ pub struct AppState {
     pub oidc: oidc::Verifier,
     /// The web page's sign-in through the identity provider (`server.oidc`), if set up.
     pub signin: Option<web::oidc::SignIn>,
+    /// The key the secrets are sealed under, checked against the database at start (none:
+    /// nothing can be released, and a release is answered 503).
+    pub vault: Option<Arc<crate::secrets::vault::VaultKey>>,
 }
 
 impl AppState {
@@ -303,6 +307,8 @@ pub struct ServeOptions {
     pub tls: Option<tls::TlsFiles>,
     /// The web page's sign-in through the identity provider, resolved (secret read).
     pub signin: Option<web::oidc::SignIn>,
+    /// The secret key, already checked against the database ([`release::check_key`]).
+    pub vault: Option<crate::secrets::vault::VaultKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +334,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/requests/{id}/approve", post(api::approve))
         .route("/v1/requests/{id}/deny", post(api::deny))
         .route("/v1/requests/{id}/cancel", post(api::cancel))
+        .route("/v1/requests/{id}/release", post(release::release))
         .route("/v1/me", get(api::me))
         .route("/v1/server-key", get(api::server_key))
         .route(
@@ -403,6 +410,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             audit_path: opts.audit_log.clone(),
             clock: Arc::new(SystemClock),
             chat: chat::Chat::new(opts.chat),
+            vault: opts.vault.map(Arc::new),
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await

@@ -25,6 +25,7 @@ mod approval_reuse;
 mod chat_sims;
 mod ci_identity;
 mod cli_help;
+mod credential_release;
 mod deploy_files;
 mod docs_examples;
 mod doctor;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{
-    ApprovalRefused, ClientError, RemoteApproval, RemoteRequest, Replicas, verify_approval,
+    ApprovalRefused, ClientError, RemoteApproval, RemoteRequest, Replicas, Signed, verify_approval,
     verify_statement,
 };
 use crate::approval::{Outcome, Progress, RequestStatus};
@@ -54,9 +54,9 @@ const GRACE: Duration = Duration::from_secs(2);
 /// request. The long-poll runs on its own thread so a cancel is answered at once; transient
 /// errors are retried and reported once to `on_retry`; `progress` hears the approvals so far.
 /// An `approved` or `denied` answer counts only as the signed statement `expect` describes.
-/// Returns the outcome and, for an approval, the signed note to record. The long-poll moves
-/// to the next of `replicas` when the one it waits on stops answering; `on_moved` hears the
-/// address it left and the one that answers now.
+/// Returns the outcome and, for an approval, the signed note to record and the variables the
+/// server releases to the run. The long-poll moves to the next of `replicas` when the one it
+/// waits on stops answering; `on_moved` hears the address it left and the one that answers now.
 #[allow(clippy::too_many_arguments)]
 pub fn wait(
     replicas: &Replicas,
@@ -67,7 +67,7 @@ pub fn wait(
     progress: &mut dyn FnMut(&Progress),
     on_retry: &mut dyn FnMut(&ClientError),
     on_moved: &mut dyn FnMut(&str, &str),
-) -> Result<(Outcome, Option<String>), WaitError> {
+) -> Result<(Outcome, Option<Signed>), WaitError> {
     let mut at = replicas.current().base().to_owned();
     let answers = poll(
         replicas.clone(),
@@ -94,7 +94,11 @@ pub fn wait(
                     expect.requirement,
                 )
                 .map_err(WaitError::UnprovenApproval)?;
-                return Ok((Outcome::Approved(v.approvals), Some(v.note)));
+                let signed = Signed {
+                    note: v.note,
+                    release: v.release,
+                };
+                return Ok((Outcome::Approved(v.approvals), Some(signed)));
             }
             RequestStatus::Denied => return Ok((verified_denial(&current, expect)?, None)),
             RequestStatus::Expired => return Ok((Outcome::TimedOut(approvals()), None)),
@@ -360,7 +364,7 @@ mod tests {
     }
 
     struct Waited {
-        result: Result<(Outcome, Option<String>), WaitError>,
+        result: Result<(Outcome, Option<Signed>), WaitError>,
         retries: usize,
         progress: usize,
     }
@@ -411,7 +415,7 @@ mod tests {
         };
         assert_eq!(approvals.len(), 1);
         assert_eq!(approvals[0].principal, "ann");
-        assert!(note.unwrap().contains(ID));
+        assert!(note.unwrap().note.contains(ID));
         assert!(w.progress >= 1, "the pending state was shown");
     }
 

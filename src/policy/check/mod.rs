@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 mod ci;
 mod rules;
-mod urls;
 mod server;
+mod urls;
 mod values;
 
 use super::diag::{Diagnostic, Diagnostics, Pos};

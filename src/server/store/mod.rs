@@ -151,6 +151,30 @@ impl std::fmt::Debug for OidcLoginRow {
     }
 }
 
+/// A named secret as stored: its value sealed under the server's secret key (AES-256-GCM,
+/// [`crate::secrets::vault`]); the key itself is never in the store. `Debug` shows no bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRow {
+    pub name: String,
+    /// Nonce, ciphertext and tag.
+    pub sealed: Vec<u8>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl std::fmt::Debug for SecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SecretRow({}, {} sealed bytes, created {}, updated {})",
+            self.name,
+            self.sealed.len(),
+            self.created_ms,
+            self.updated_ms
+        )
+    }
+}
+
 /// What the eligibility callback decides about a new decision.
 pub type Evaluate<'a> =
     &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<RequestStatus>, Refusal>;
@@ -285,6 +309,28 @@ pub trait Store: Send + Sync {
     /// Removes and returns the sign-in under `key`, in one step: a `state` is good once, even
     /// when two replicas see the same callback at the same time.
     fn oidc_login_take(&self, key: &str) -> Result<Option<OidcLoginRow>, StoreError>;
+    /// Stores `sealed` as secret `name`, replacing any value there (its `created_ms` is kept).
+    /// The key check value is a row too, under a name no secret can have
+    /// ([`crate::secrets::vault::CHECK_NAME`]).
+    fn secret_put(&self, name: &str, sealed: &[u8], now_ms: i64) -> Result<(), StoreError>;
+    fn secret_get(&self, name: &str) -> Result<Option<SecretRow>, StoreError>;
+    /// Every row, by name (the key check value among them).
+    fn secret_list(&self) -> Result<Vec<SecretRow>, StoreError>;
+    /// Deletes secret `name`; false if there was none.
+    fn secret_delete(&self, name: &str) -> Result<bool, StoreError>;
+    /// Marks approved request `id` as released to `principal` once `record` has recorded it:
+    /// one release per approval. False (nothing recorded) if it was released already or is
+    /// not approved.
+    fn request_release(
+        &self,
+        id: &str,
+        principal: &str,
+        at_ms: i64,
+        record: Record<'_>,
+    ) -> Result<bool, StoreError>;
+    /// When request `id`'s release was committed, if it was (what a restart checks a logged
+    /// `released` event against).
+    fn request_released(&self, id: &str) -> Result<Option<i64>, StoreError>;
 }
 
 mod sqlite;

@@ -293,6 +293,16 @@ fn request(v: &RequestView, left_ms: i64, s: &Session) -> Markup {
                     @if !d.client_rules.is_empty() { "; the client's: " (names(&d.client_rules)) }
                 }
                 dt { "Needs" } dd { (requirement(d)) }
+                @if !d.release.is_empty() {
+                    dt { "Releases" }
+                    dd.release {
+                        "on approval, the run receives the server's secrets as: "
+                        @for (i, r) in d.release.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            code { (show(&r.env)) } " ← " code { "secret:" (show(&r.secret)) }
+                        }
+                    }
+                }
                 dt { "Approvals" }
                 dd {
                     @if v.approvals.is_empty() {
