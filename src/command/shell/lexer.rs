@@ -14,6 +14,9 @@ pub(super) enum Token {
     Separator,
     /// A redirection operator: the next word is its target, not an argument.
     Redirect,
+    /// A here-document on the command's standard input: its body, by index into
+    /// [`Lexer::bodies`].
+    HereDoc(usize),
 }
 
 pub(super) struct Lexer<'a> {
@@ -23,6 +26,9 @@ pub(super) struct Lexer<'a> {
     pub(super) depth: usize,
     /// Here-documents opened on the current line, whose bodies start after it.
     pub(super) heredocs: Vec<HereDoc>,
+    /// Each standard-input here-document's body, when it is literal text (a quoted delimiter,
+    /// or no expansion, substitution or escape in it): what the command reads.
+    pub(super) bodies: Vec<Option<String>>,
 }
 
 /// A here-document's delimiter, as `<<` or `<<-` gave it.
@@ -32,6 +38,8 @@ pub(super) struct HereDoc {
     quoted: bool,
     /// `<<-`: leading tabs are stripped from the body's lines and the delimiter line.
     strip_tabs: bool,
+    /// Its place in [`Lexer::bodies`], when it is the command's standard input.
+    body: Option<usize>,
 }
 
 impl Lexer<'_> {
@@ -108,8 +116,9 @@ impl Lexer<'_> {
                 }
                 '<' | '>' => {
                     // A number right before is the descriptor (`2>`), not a word.
+                    let mut descriptor = None;
                     if in_word && !dynamic && word.chars().all(|d| d.is_ascii_digit()) {
-                        word.clear();
+                        descriptor = Some(std::mem::take(&mut word));
                         in_word = false;
                     }
                     end_word!();
@@ -126,7 +135,12 @@ impl Lexer<'_> {
                         // A here-document: its body is the command's input, read after this
                         // line; the delimiter is not a word of the command.
                         self.i += 2;
-                        let doc = self.heredoc_delimiter();
+                        let mut doc = self.heredoc_delimiter();
+                        if descriptor.is_none_or(|d| d.parse::<u32>() == Ok(0)) {
+                            doc.body = Some(self.bodies.len());
+                            out.push(Token::HereDoc(self.bodies.len()));
+                            self.bodies.push(None);
+                        }
                         self.heredocs.push(doc);
                         continue;
                     }
@@ -298,6 +312,7 @@ impl Lexer<'_> {
             delimiter,
             quoted,
             strip_tabs,
+            body: None,
         }
     }
 
@@ -330,6 +345,12 @@ impl Lexer<'_> {
             if !closed {
                 self.opaque("a here-document without its closing delimiter");
             }
+            if let Some(i) = doc.body
+                && closed
+                && (doc.quoted || !body.contains(['$', '`', '\\']))
+            {
+                self.bodies[i] = Some(body.clone());
+            }
             if !doc.quoted && (body.contains('$') || body.contains('`')) {
                 self.body_expansions(&body);
             }
@@ -345,6 +366,7 @@ impl Lexer<'_> {
             script: &mut *self.script,
             depth: self.depth,
             heredocs: Vec::new(),
+            bodies: Vec::new(),
         };
         let mut scratch = String::new();
         while let Some(c) = sub.peek(0) {

@@ -65,26 +65,34 @@ fn parse_into(script: &str, out: &mut Script, depth: usize) {
             .get_or_insert_with(|| "command substitutions nested too deep".into());
         return;
     }
-    let tokens = {
+    let (tokens, mut bodies) = {
         let mut lx = Lexer {
             chars: script.chars().collect(),
             i: 0,
             script: out,
             depth,
             heredocs: Vec::new(),
+            bodies: Vec::new(),
         };
-        lx.tokens()
+        let tokens = lx.tokens();
+        (tokens, lx.bodies)
     };
     let mut current: Vec<(String, bool)> = Vec::new();
+    // The literal here-document on the current command's input, if any (`None` inside: one
+    // whose body is not literal).
+    let mut stdin: Option<Option<String>> = None;
     let mut skip_next_word = false;
-    let flush = |current: &mut Vec<(String, bool)>, out: &mut Script| {
+    let flush = |current: &mut Vec<(String, bool)>,
+                 stdin: &mut Option<Option<String>>,
+                 out: &mut Script| {
         let words = std::mem::take(current);
-        simple_command(words, out);
+        simple_command(words, stdin.take().flatten(), out);
     };
     for t in tokens {
         match t {
-            Token::Separator => flush(&mut current, out),
+            Token::Separator => flush(&mut current, &mut stdin, out),
             Token::Redirect => skip_next_word = true,
+            Token::HereDoc(i) => stdin = Some(bodies.get_mut(i).and_then(Option::take)),
             Token::Word { text, dynamic } => {
                 if skip_next_word {
                     skip_next_word = false;
@@ -94,7 +102,61 @@ fn parse_into(script: &str, out: &mut Script, depth: usize) {
             }
         }
     }
-    flush(&mut current, out);
+    flush(&mut current, &mut stdin, out);
+}
+
+/// `bash <<'EOF' … EOF`, `python3 - <<'EOF' … EOF`: a shell or an interpreter that reads its
+/// program from its input, given a literal here-document, runs that text — the same as its
+/// `-c` (`-e`) form, which is how it is read.
+fn program_from_input(words: &[(String, bool)], body: &str) -> Option<Vec<(String, bool)>> {
+    let (program, dynamic) = words.first()?;
+    if *dynamic || words.iter().any(|(_, d)| *d) {
+        return None;
+    }
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let rest = &words[1..];
+    let code = (body.to_owned(), false);
+    if super::wrap::is_shell(name) {
+        // Options that only change how the script runs, and `-s`/`-` (the script is the
+        // input); any operand would be a script file instead.
+        const OPTIONS: &[&str] = &["-s", "-", "-e", "-u", "-x", "-eu", "-ex", "-eux", "-euo"];
+        let mut i = 0;
+        let mut kept = vec![(program.clone(), false)];
+        while let Some((w, _)) = rest.get(i) {
+            if w == "-o" || w == "-euo" {
+                if rest.get(i + 1).is_none_or(|(v, _)| v != "pipefail") {
+                    return None;
+                }
+                kept.extend(rest[i..i + 2].iter().cloned());
+                i += 2;
+                continue;
+            }
+            if !OPTIONS.contains(&w.as_str()) {
+                return None;
+            }
+            if w != "-s" && w != "-" {
+                kept.push(rest[i].clone());
+            }
+            i += 1;
+        }
+        kept.push(("-c".to_owned(), false));
+        kept.push(code);
+        return Some(kept);
+    }
+    if !(rest.is_empty() || (rest.len() == 1 && rest[0].0 == "-")) {
+        return None;
+    }
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let option = match base {
+        "python" | "pypy" => "-c",
+        "node" | "ruby" | "perl" => "-e",
+        _ => return None,
+    };
+    Some(vec![
+        (program.clone(), false),
+        (option.to_owned(), false),
+        code,
+    ])
 }
 
 /// Reserved words that only introduce or close the commands around them.
@@ -109,7 +171,7 @@ fn is_name(w: &str) -> bool {
         && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
+fn simple_command(mut words: Vec<(String, bool)>, stdin: Option<String>, out: &mut Script) {
     // Keywords in front (`if`, `then`, `do`, `!`, ...) and leading assignments.
     while let Some((w, dynamic)) = words.first() {
         if !dynamic && KEYWORDS.contains(&w.as_str()) {
@@ -137,6 +199,11 @@ fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
         out.opaque.get_or_insert_with(|| {
             "a command substitution inside quoted text that the shell evaluates".into()
         });
+    }
+    if let Some(body) = stdin
+        && let Some(read) = program_from_input(&words, &body)
+    {
+        words = read;
     }
     let Some((program, dynamic)) = words.first() else {
         return;

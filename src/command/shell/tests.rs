@@ -295,3 +295,36 @@ fn here_documents_are_input_and_their_substitutions_run() {
             .any(|c| c[0] == "bash")
     );
 }
+
+#[test]
+fn a_literal_here_document_given_to_a_shell_or_interpreter_is_read_as_its_program() {
+    let c = |s: &str| parse(s).commands;
+    assert_eq!(
+        c("bash <<'EOF'\nrm -rf /\nEOF"),
+        [argv(&["bash", "-c", "rm -rf /\n"])]
+    );
+    assert_eq!(
+        c("bash -eu -o pipefail -s <<'EOF'\nls\nEOF"),
+        [argv(&["bash", "-eu", "-o", "pipefail", "-c", "ls\n"])]
+    );
+    assert_eq!(
+        c("python3 - <<'EOF'\nprint(1)\nEOF"),
+        [argv(&["python3", "-c", "print(1)\n"])]
+    );
+    assert_eq!(
+        c("node <<X\nconsole.log(1)\nX"),
+        [argv(&["node", "-e", "console.log(1)\n"])]
+    );
+    // Not literal, not the input, or not the program: left as it is.
+    assert_eq!(c("bash <<EOF\n$CMD\nEOF"), [argv(&["bash"])]);
+    assert_eq!(c("bash 3<<'EOF'\nls\nEOF"), [argv(&["bash"])]);
+    assert_eq!(
+        c("bash script.sh <<'EOF'\nls\nEOF"),
+        [argv(&["bash", "script.sh"])]
+    );
+    assert_eq!(c("sh -s x <<'EOF'\nls\nEOF"), [argv(&["sh", "-s", "x"])]);
+    assert_eq!(
+        c("cat <<'EOF' | bash\nrm -rf /\nEOF"),
+        [argv(&["cat"]), argv(&["bash"])]
+    );
+}

@@ -345,6 +345,11 @@ fn container(program: &str, args: &[String]) -> Vec<Run> {
     }
 }
 
+/// A POSIX-family shell gate reads the scripts of.
+pub fn is_shell(program: &str) -> bool {
+    SHELLS.contains(&program)
+}
+
 /// Editors: with file operands only they edit; with options they may run editor commands
 /// (`vim -c CMD`, `emacs --batch -l FILE`), read as written.
 const EDITORS: &[&str] = &["vim", "vi", "nvim", "ex", "view", "rvim", "gvim", "emacs"];
