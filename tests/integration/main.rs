@@ -50,6 +50,7 @@ mod server_api;
 mod server_crash;
 mod server_faults;
 mod server_limits;
+mod server_postgres;
 mod server_web;
 mod setup_agents;
 mod setup_local;

@@ -1,0 +1,629 @@
+//! `gate serve --db postgres://…` (issue 14 §1, §2): the real binary against a throw-away
+//! PostgreSQL cluster per test (tests/integration/common/pg.rs), one or two replicas sharing its
+//! database. Covered: the API and the client on PostgreSQL; a decision through one replica
+//! waking a client that waits on the other; the server's log as one chain in the database,
+//! exported and verified (and a tampered export refused); web sessions across replicas and
+//! restarts; replicas racing to decide; the LISTEN connection killed; PostgreSQL stopped
+//! mid-wait; and bad URLs, unreachable servers, wrong passwords and newer schemas refused at
+//! start (78) without the password in any message.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::Ran;
+use common::pg::{Cluster, PASSWORD};
+use common::process::{Watched, poll, spawn};
+use serde_json::{Value, json};
+
+const SERVER_POLICY: &str = r#"version: 1
+defaults: { timeout: 60s }
+groups:
+  sre: [alice, bob, carol]
+rules:
+  - name: one-sre
+    match: { program: echo, args: [one] }
+    decision: approve
+    approval: { approvers: [sre], timeout: 60s }
+  - name: two-sre
+    match: { program: echo, args: [two] }
+    decision: approve
+    approval: { approvers: [sre], min_approvals: 2, timeout: 60s }
+  - name: touch
+    match: { program: touch }
+    decision: approve
+    approval: { approvers: [sre], timeout: 60s }
+"#;
+
+/// A `gate serve` replica on database `url`, its files (policy, signing key) in `home`.
+struct Replica {
+    serving: Option<common::Serving>,
+    url: String,
+}
+
+impl Replica {
+    fn start(home: &Path, db: &str) -> Replica {
+        let serving = common::spawn_server(serve_command(home, db));
+        Replica {
+            url: format!("http://{}", serving.addr),
+            serving: Some(serving),
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.serving
+            .as_ref()
+            .map(|s| s.stderr.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    fn running(&mut self) -> bool {
+        self.serving
+            .as_mut()
+            .is_some_and(|s| s.child.try_wait().unwrap().is_none())
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut s) = self.serving.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(s.child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = s.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve_command(home: &Path, db: &str) -> Command {
+    let policy = home.join("server-policy.yaml");
+    if !policy.exists() {
+        std::fs::write(&policy, SERVER_POLICY).unwrap();
+    }
+    let mut c = common::gate_in(home);
+    c.arg("--policy")
+        .arg(&policy)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", db, "--key"])
+        .arg(key_path(home));
+    c
+}
+
+fn key_path(home: &Path) -> PathBuf {
+    home.join("server.key")
+}
+
+/// `gate serve token issue` on the shared database.
+fn token(home: &Path, db: &str, principal: &str) -> String {
+    let mut c = common::gate_in(home);
+    c.args(["serve", "token", "issue", "--db", db, "--principal", principal]);
+    let r = Ran::of(c);
+    r.status(0);
+    r.stdout.trim().to_owned()
+}
+
+fn vkey(home: &Path) -> String {
+    let mut c = common::gate_in(home);
+    c.args(["serve", "key", "--key"]).arg(key_path(home));
+    let r = Ran::of(c);
+    r.status(0);
+    r.stdout.trim().to_owned()
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Creates a request for `argv` through `base` as `token`; its id.
+fn create(base: &str, token: &str, argv: &[&str]) -> String {
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    let env: BTreeMap<String, String> = BTreeMap::new();
+    let digest = gate::request::digest(&argv, "/srv", &env, &[]);
+    let r = http()
+        .post(format!("{base}/v1/requests"))
+        .bearer_auth(token)
+        .json(&json!({
+            "argv": argv, "cwd": "/srv", "env": env, "digest": digest,
+            "claims": { "user": "someone", "uid": 1000, "host": "laptop" },
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap_or_default());
+    r.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+/// POST /v1/requests/{id}/{what}: the status and body.
+fn decide(base: &str, token: &str, id: &str, what: &str) -> (u16, Value) {
+    let r = http()
+        .post(format!("{base}/v1/requests/{id}/{what}"))
+        .bearer_auth(token)
+        .json(&json!({ "comment": "ok", "reason": "no" }))
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+fn get(base: &str, token: &str, id: &str) -> (u16, Value) {
+    let r = http()
+        .get(format!("{base}/v1/requests/{id}"))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// A client home whose policy sends `argv[0] argv[1]` to the server at `url`, trusting `key`.
+fn client_home(url: &str, key: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("client-policy.yaml"),
+        format!(
+            r#"version: 1
+backends:
+  team: {{ kind: server, url: "{url}", key: "{key}" }}
+rules:
+  - name: via-server
+    match: {{ program: "{{echo,touch}}" }}
+    decision: approve
+    approval: {{ backend: team, timeout: 60s }}
+"#
+        ),
+    )
+    .unwrap();
+    d
+}
+
+/// `gate -- ARGV` through the client policy in `home`, as `token`.
+fn client(home: &Path, token: &str, extra: &[&str], argv: &[&str]) -> Watched {
+    let mut c = common::gate_in(home);
+    c.env("GATE_TOKEN", token)
+        .arg("--policy")
+        .arg(home.join("client-policy.yaml"))
+        .args(extra)
+        .arg("--")
+        .args(argv);
+    spawn(c)
+}
+
+/// The id of the one pending request `requester` has, as seen through `base`.
+fn pending_of(base: &str, token: &str, requester: &str) -> String {
+    poll(&format!("a pending request by {requester}"), || {
+        let r = http()
+            .get(format!("{base}/v1/requests?status=pending"))
+            .bearer_auth(token)
+            .send()
+            .ok()?;
+        let v: Value = r.json().ok()?;
+        v["requests"]
+            .as_array()?
+            .iter()
+            .find(|q| q["requester"] == requester)
+            .map(|q| q["id"].as_str().unwrap().to_owned())
+    })
+}
+
+/// `gate serve log export --db DB -o FILE`.
+fn export(home: &Path, db: &str, file: &Path) -> Ran {
+    let mut c = common::gate_in(home);
+    c.args(["serve", "log", "export", "--db", db, "-o"])
+        .arg(file);
+    Ran::of(c)
+}
+
+fn verify(home: &Path, file: &Path, key: &str) -> Ran {
+    let mut c = common::gate_in(home);
+    c.args(["log", "verify"]).arg(file).args(["--key", key]);
+    Ran::of(c)
+}
+
+#[test]
+fn the_api_and_the_client_work_on_postgresql() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let a = Replica::start(h, &db);
+    assert!(
+        !a.stderr().contains(PASSWORD),
+        "the password leaked into the server's output:\n{}",
+        a.stderr()
+    );
+    let [alice, bob] = ["alice", "bob"].map(|p| token(h, &db, p));
+    let c = client_home(&a.url, &vkey(h));
+    let waiting = client(c.path(), &alice, &[], &["echo", "one"]);
+    let id = pending_of(&a.url, &bob, "alice");
+    // The requester never counts; another SRE does.
+    assert_eq!(decide(&a.url, &alice, &id, "approve").0, 403);
+    let (status, body) = decide(&a.url, &bob, &id, "approve");
+    assert_eq!(status, 200, "{body}");
+    let out = waiting.finish(Duration::from_secs(30));
+    out.status(0);
+    assert_eq!(out.stdout, "one\n");
+    // Tokens: listed from the database, never shown again.
+    let mut c = common::gate_in(h);
+    c.args(["serve", "token", "list", "--db", &db]);
+    let listed = Ran::of(c);
+    listed.status(0);
+    assert!(listed.stdout.contains("alice") && !listed.stdout.contains(&alice));
+    let r = http().get(format!("{}/healthz", a.url)).send().unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn a_decision_on_one_replica_wakes_a_client_waiting_on_the_other_and_the_log_is_one_chain() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // The key is made once and shared, as a deployment copies it to every replica.
+    let key = vkey(h);
+    // Started together on an empty database: the migrations must not race.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| Replica::start(h, &db));
+        let b = s.spawn(|| Replica::start(h, &db));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let [alice, bob, carol] = ["alice", "bob", "carol"].map(|p| token(h, &db, p));
+    let c = client_home(&a.url, &key);
+    let waiting = client(c.path(), &alice, &[], &["echo", "two"]);
+    let id = pending_of(&b.url, &bob, "alice");
+    assert_eq!(decide(&b.url, &bob, &id, "approve").0, 200);
+    assert_eq!(decide(&a.url, &carol, &id, "approve").0, 200);
+    let out = waiting.finish(Duration::from_secs(30));
+    out.status(0);
+    assert_eq!(out.stdout, "two\n");
+
+    // The server's log, exported twice, verifies against the server's key and is one chain
+    // holding what each replica recorded.
+    let (x, y) = (h.join("export-a.jsonl"), h.join("export-b.jsonl"));
+    export(h, &db, &x).status(0);
+    export(h, &db, &y).status(0);
+    for f in [&x, &y] {
+        let r = verify(h, f, &key);
+        assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    }
+    let lines: Vec<Value> = std::fs::read_to_string(&x)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let log_ids: std::collections::BTreeSet<&str> =
+        lines.iter().map(|r| r["log_id"].as_str().unwrap()).collect();
+    assert_eq!(log_ids.len(), 1, "one chain");
+    assert_eq!(lines[0]["genesis"]["key"], key.as_str());
+    let kinds: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|r| r["request_id"] == id.as_str())
+        .map(|r| {
+            (
+                r["event"]["type"].as_str().unwrap(),
+                r["event"]["principal"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("request", "alice"), ("approval", "bob"), ("approval", "carol")],
+        "the request made on A, approvals through B and A"
+    );
+    // A tampered export is caught.
+    let text = std::fs::read_to_string(&x).unwrap();
+    std::fs::write(&x, text.replacen("\"carol\"", "\"mallory\"", 1)).unwrap();
+    let r = verify(h, &x, &key);
+    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
+    // An export never overwrites a file.
+    let again = export(h, &db, &y);
+    again.status(78);
+    drop((a, b));
+}
+
+/// Signs in on the web page at `base` with `token`; the session cookie.
+fn sign_in(base: &str, token: &str) -> String {
+    let page = http().get(format!("{base}/")).send().unwrap();
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("gate_signin="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .expect("a sign-in cookie");
+    let r = http()
+        .post(format!("{base}/signin"))
+        .header("cookie", format!("gate_signin={cookie}"))
+        .form(&[("token", token), ("csrf", cookie.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("gate_session="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .filter(|v| !v.is_empty())
+        .expect("a session cookie")
+}
+
+fn signed_in_as(base: &str, session: &str) -> Option<String> {
+    let body = http()
+        .get(format!("{base}/"))
+        .header("cookie", format!("gate_session={session}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    body.split("Signed in as ")
+        .nth(1)
+        .map(|rest| rest.chars().take_while(|c| c.is_alphanumeric() || *c == '<' || *c == '>' || *c == '/').collect::<String>())
+        .map(|s| s.replace("<b>", "").replace("</b>", "").replace("<strong>", "").replace("</strong>", ""))
+}
+
+#[test]
+fn a_web_session_made_on_one_replica_holds_on_the_other_and_after_a_restart() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let a = Replica::start(h, &db);
+    let mut b = Replica::start(h, &db);
+    let bob = token(h, &db, "bob");
+    let session = sign_in(&a.url, &bob);
+    let on_b = signed_in_as(&b.url, &session).expect("signed in on B");
+    assert!(on_b.contains("bob"), "{on_b}");
+    b.stop();
+    let b = Replica::start(h, &db);
+    let again = signed_in_as(&b.url, &session).expect("still signed in after a restart");
+    assert!(again.contains("bob"), "{again}");
+    // A made-up session is nobody's.
+    assert!(signed_in_as(&b.url, &"0".repeat(64)).is_none());
+    drop(a);
+}
+
+#[test]
+fn replicas_racing_to_decide_never_both_finish_a_request_or_count_an_approver_twice() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let a = Replica::start(h, &db);
+    let b = Replica::start(h, &db);
+    let [alice, bob, carol] = ["alice", "bob", "carol"].map(|p| token(h, &db, p));
+    for round in 0..10 {
+        // One approval finishes it: bob through A and carol through B at once, one approves
+        // and one deny race too. Exactly one decision wins.
+        let id = create(&a.url, &alice, &["echo", "one"]);
+        let barrier = std::sync::Barrier::new(3);
+        let results: Vec<(u16, Value)> = std::thread::scope(|s| {
+            let hs = [
+                (&a.url, &bob, "approve"),
+                (&b.url, &carol, "approve"),
+                (&b.url, &bob, "deny"),
+            ]
+            .map(|(url, tok, what)| {
+                let (barrier, id) = (&barrier, &id);
+                s.spawn(move || {
+                    barrier.wait();
+                    decide(url, tok, id, what)
+                })
+            });
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        assert!(
+            results.iter().all(|(s, _)| *s == 200 || *s == 409),
+            "round {round}: {results:?}"
+        );
+        let (_, now) = get(&b.url, &alice, &id);
+        let decided = now["approvals"].as_array().map_or(0, Vec::len)
+            + usize::from(now["status"] == "denied");
+        assert_eq!(decided, 1, "round {round}: {now}");
+
+        // Two needed: the same approver through both replicas at once counts once.
+        let id = create(&b.url, &alice, &["echo", "two"]);
+        let barrier = std::sync::Barrier::new(2);
+        let results: Vec<u16> = std::thread::scope(|s| {
+            let hs = [&a.url, &b.url].map(|url| {
+                let (barrier, id, bob) = (&barrier, &id, &bob);
+                s.spawn(move || {
+                    barrier.wait();
+                    decide(url, bob, id, "approve").0
+                })
+            });
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = results.clone();
+        sorted.sort();
+        assert_eq!(sorted, [200, 409], "round {round}");
+        let (_, now) = get(&a.url, &alice, &id);
+        assert_eq!(now["status"], "pending", "round {round}: {now}");
+        assert_eq!(now["approvals"].as_array().unwrap().len(), 1, "{now}");
+    }
+}
+
+#[test]
+fn waiters_still_wake_when_the_listen_connection_is_killed() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let a = Replica::start(h, &db);
+    let b = Replica::start(h, &db);
+    let [alice, bob] = ["alice", "bob"].map(|p| token(h, &db, p));
+    let c = client_home(&a.url, &vkey(h));
+    let waiting = client(c.path(), &alice, &[], &["echo", "one"]);
+    let id = pending_of(&a.url, &bob, "alice");
+    // Keep killing every replica's LISTEN connection while the decision goes through B: A
+    // hears of it through its fallback poll or its next LISTEN.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut admin = pg.client("gate");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'gate serve listen'",
+                    &[],
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let (status, body) = decide(&b.url, &bob, &id, "approve");
+        assert_eq!(status, 200, "{body}");
+        let out = waiting.finish(Duration::from_secs(30));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        out.status(0);
+        assert_eq!(out.stdout, "one\n");
+    });
+    assert!(
+        a.stderr().contains("LISTEN connection to the database dropped"),
+        "{}",
+        a.stderr()
+    );
+}
+
+#[test]
+fn postgresql_stopped_mid_wait_approves_nothing_and_the_client_fails_closed() {
+    let mut pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let mut a = Replica::start(h, &db);
+    let [alice, bob] = ["alice", "bob"].map(|p| token(h, &db, p));
+    let c = client_home(&a.url, &vkey(h));
+    let marker = c.path().join("ran");
+    let waiting = client(
+        c.path(),
+        &alice,
+        &["--timeout", "4s"],
+        &["touch", marker.to_str().unwrap()],
+    );
+    let id = pending_of(&a.url, &bob, "alice");
+    pg.stop();
+    // An approval while the database is gone is not taken: 503, never 500, never a panic.
+    let (status, body) = decide(&a.url, &bob, &id, "approve");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(get(&a.url, &bob, &id).0, 503);
+    let r = http().get(format!("{}/healthz", a.url)).send().unwrap();
+    assert_eq!(r.status(), 503);
+    let out = waiting.finish(Duration::from_secs(60));
+    out.status(75);
+    assert!(!marker.exists(), "the command ran without an approval");
+    assert!(a.running(), "the server died:\n{}", a.stderr());
+    assert!(!a.stderr().contains("panicked"), "{}", a.stderr());
+    // Back up: the request is still pending, with no approval.
+    pg.start_again();
+    let a2 = Replica::start(h, &pg.url("gate"));
+    let (status, now) = get(&a2.url, &bob, &id);
+    assert_eq!(status, 200, "{now}");
+    assert!(now["approvals"].as_array().unwrap().is_empty(), "{now}");
+    assert_ne!(now["status"], "approved", "{now}");
+    a.stop();
+}
+
+/// `gate serve --db DB` in a fresh home: it must stop with 78 saying `what`, never showing the
+/// password.
+#[track_caller]
+fn refused(db: &str, what: &str, password: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = serve_command(home.path(), db);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let r = Ran::of(c);
+    assert_eq!(r.status, 78, "{db}: {}", r.stderr);
+    assert!(r.stderr.contains(what), "{db}: {}", r.stderr);
+    assert!(
+        !r.stderr.contains(password),
+        "the password leaked: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_bad_database_url_an_unreachable_server_or_a_wrong_password_stops_the_server_at_start() {
+    let pg = Cluster::start();
+    pg.database("gate");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let secret = "hunter2-never-shown";
+    refused(
+        &format!("postgres://postgres:{secret}@127.0.0.1:{}/gate", pg.port),
+        "password authentication failed",
+        secret,
+    );
+    refused(
+        &format!("postgres://postgres:{secret}@127.0.0.1:{dead}/gate"),
+        "cannot connect to postgres://postgres:***@127.0.0.1",
+        secret,
+    );
+    refused(
+        &format!("postgresql://postgres:{secret}@127.0.0.1:notaport/gate"),
+        "bad database URL",
+        secret,
+    );
+    refused(
+        &format!("postgres://postgres:{PASSWORD}@127.0.0.1:{}/nosuchdb", pg.port),
+        "nosuchdb",
+        PASSWORD,
+    );
+    // Without `--key`: replicas must share one, so none is made beside a URL.
+    let home = tempfile::tempdir().unwrap();
+    let mut c = common::gate_in(home.path());
+    c.args(["serve", "--listen", "127.0.0.1:0", "--db", &pg.url("gate")]);
+    let r = Ran::of(c);
+    assert_eq!(r.status, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("--key"), "{}", r.stderr);
+    assert!(!r.stderr.contains(PASSWORD), "{}", r.stderr);
+}
+
+#[test]
+fn a_database_made_by_a_newer_gate_is_refused() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    drop(Replica::start(home.path(), &db));
+    pg.client("gate")
+        .batch_execute("UPDATE gate_schema SET version = 99")
+        .unwrap();
+    refused(&db, "made by a newer gate (schema 99, this gate knows 1)", PASSWORD);
+
+    // SQLite too.
+    let sqlite = home.path().join("new.db");
+    rusqlite::Connection::open(&sqlite)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let mut c = serve_command(home.path(), sqlite.to_str().unwrap());
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let r = Ran::of(c);
+    assert_eq!(r.status, 78, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("made by a newer gate (schema 99, this gate knows 4)"),
+        "{}",
+        r.stderr
+    );
+}
