@@ -166,7 +166,10 @@ impl Cluster {
 
     /// The URL of database `db` as the superuser, with the password.
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
+        format!(
+            "postgres://postgres:{PASSWORD}@127.0.0.1:{}/{db}",
+            self.port
+        )
     }
 
     /// A client on database `db`.
