@@ -133,8 +133,14 @@ _gate() {
             gate__subcmd__help__subcmd__serve,key)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__key"
                 ;;
+            gate__subcmd__help__subcmd__serve,log)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__log"
+                ;;
             gate__subcmd__help__subcmd__serve,token)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token"
+                ;;
+            gate__subcmd__help__subcmd__serve__subcmd__log,export)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__log__subcmd__export"
                 ;;
             gate__subcmd__help__subcmd__serve__subcmd__token,issue)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token__subcmd__issue"
@@ -235,6 +241,9 @@ _gate() {
             gate__subcmd__serve,key)
                 cmd="gate__subcmd__serve__subcmd__key"
                 ;;
+            gate__subcmd__serve,log)
+                cmd="gate__subcmd__serve__subcmd__log"
+                ;;
             gate__subcmd__serve,token)
                 cmd="gate__subcmd__serve__subcmd__token"
                 ;;
@@ -244,8 +253,14 @@ _gate() {
             gate__subcmd__serve__subcmd__help,key)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__key"
                 ;;
+            gate__subcmd__serve__subcmd__help,log)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__log"
+                ;;
             gate__subcmd__serve__subcmd__help,token)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token"
+                ;;
+            gate__subcmd__serve__subcmd__help__subcmd__log,export)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__log__subcmd__export"
                 ;;
             gate__subcmd__serve__subcmd__help__subcmd__token,issue)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token__subcmd__issue"
@@ -255,6 +270,18 @@ _gate() {
                 ;;
             gate__subcmd__serve__subcmd__help__subcmd__token,revoke)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token__subcmd__revoke"
+                ;;
+            gate__subcmd__serve__subcmd__log,export)
+                cmd="gate__subcmd__serve__subcmd__log__subcmd__export"
+                ;;
+            gate__subcmd__serve__subcmd__log,help)
+                cmd="gate__subcmd__serve__subcmd__log__subcmd__help"
+                ;;
+            gate__subcmd__serve__subcmd__log__subcmd__help,export)
+                cmd="gate__subcmd__serve__subcmd__log__subcmd__help__subcmd__export"
+                ;;
+            gate__subcmd__serve__subcmd__log__subcmd__help,help)
+                cmd="gate__subcmd__serve__subcmd__log__subcmd__help__subcmd__help"
                 ;;
             gate__subcmd__serve__subcmd__token,help)
                 cmd="gate__subcmd__serve__subcmd__token__subcmd__help"
@@ -809,7 +836,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__serve)
-            opts="token key"
+            opts="token key log"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -825,6 +852,34 @@ _gate() {
         gate__subcmd__help__subcmd__serve__subcmd__key)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__log)
+            opts="export"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__log__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1641,7 +1696,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve)
-            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --public-url --policy --color --quiet --verbose --help token key help"
+            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --public-url --policy --color --quiet --verbose --help token key log help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1695,7 +1750,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve__subcmd__help)
-            opts="token key help"
+            opts="token key log help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1725,6 +1780,34 @@ _gate() {
         gate__subcmd__serve__subcmd__help__subcmd__key)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__log)
+            opts="export"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__log__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1815,6 +1898,104 @@ _gate() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__log)
+            opts="-q -v -h --policy --color --quiet --verbose --help export help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__log__subcmd__export)
+            opts="-o -q -v -h --db --output --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__log__subcmd__help)
+            opts="export help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__log__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__log__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -240,24 +240,25 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand login" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand login" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l listen -d 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l db -d 'The SQLite database (default: server.db in the state directory)' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l audit-log -d 'The server\'s own audit log (default: server-audit.jsonl in the state directory)' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l key -d 'The server\'s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host\'s `audit.key`' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l header-timeout -d 'How long a client may take to send a request\'s headers, and how long a kept-alive connection may wait for its next request (at most 30s)' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l idle-timeout -d 'Close a connection that moves no byte for this long (longer than the 60s long-poll)' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l max-connections -d 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l public-url -d 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l listen -d 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l db -d 'The database: a SQLite file (default: server.db in the state directory), or a PostgreSQL URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) that several replicas share; with PostgreSQL the server\'s log lives in the database and `--key` is required' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l audit-log -d 'The server\'s own audit log (default: server-audit.jsonl in the state directory; not with PostgreSQL, whose server log lives in the database)' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l key -d 'The server\'s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host\'s `audit.key`' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l header-timeout -d 'How long a client may take to send a request\'s headers, and how long a kept-alive connection may wait for its next request (at most 30s)' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l idle-timeout -d 'Close a connection that moves no byte for this long (longer than the 60s long-poll)' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l max-connections -d 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l public-url -d 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -f -a "token" -d 'Manage the API tokens of principals'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -f -a "token" -d 'Manage the API tokens of principals'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -f -a "log" -d 'The server\'s own log, when it lives in a PostgreSQL database'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
@@ -278,8 +279,18 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from log" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from log" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from log" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from log" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from log" -f -a "export" -d 'Write the server\'s log kept in a PostgreSQL database as JSON lines, for `gate log verify`'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from log" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage the API tokens of principals'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "log" -d 'The server\'s own log, when it lives in a PostgreSQL database'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from claude-code codex gemini cursor local help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from claude-code codex gemini cursor local help" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
@@ -452,6 +463,7 @@ complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcomma
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from log" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "token" -d 'Manage the API tokens of principals'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "log" -d 'The server\'s own log, when it lives in a PostgreSQL database'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from setup" -f -a "claude-code" -d 'Install gate\'s hook into Claude Code\'s settings (.claude/settings.json)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from setup" -f -a "codex" -d 'Install gate\'s hook into Codex\'s hooks file (.codex/hooks.json)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from setup" -f -a "gemini" -d 'Install gate\'s hook into Gemini CLI\'s settings (.gemini/settings.json)'
