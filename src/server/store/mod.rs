@@ -262,14 +262,16 @@ pub trait Store: Send + Sync {
 #[derive(Debug, Clone)]
 pub enum Database {
     Sqlite(std::path::PathBuf),
-    Postgres(PgUrl),
+    Postgres(Box<PgUrl>),
 }
 
 impl Database {
     /// `postgres://` and `postgresql://` URLs name PostgreSQL; anything else is a SQLite file.
     pub fn from_arg(db: std::path::PathBuf) -> Result<Self, StoreError> {
         match db.to_str() {
-            Some(s) if is_postgres_url(s) => PgUrl::parse(s).map(Database::Postgres),
+            Some(s) if is_postgres_url(s) => {
+                PgUrl::parse(s).map(|u| Database::Postgres(Box::new(u)))
+            }
             _ => Ok(Database::Sqlite(db)),
         }
     }
