@@ -655,3 +655,161 @@ fn a_database_made_by_a_newer_gate_is_refused() {
         r.stderr
     );
 }
+
+/// The store's queries that the HTTP tests above reach only in part, called through the library
+/// on a real database: sessions and their one-time message, id lookups that read nothing as a
+/// pattern, token revocation, a host log's compare-and-set append, and a damaged status refused.
+#[test]
+fn the_postgresql_store_keeps_the_store_contract() {
+    use gate::approval::RequestStatus;
+    use gate::server::store::{Database, DecisionRow, RequestRow, SessionRow, Store, TokenRow};
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let Database::Postgres(url) = Database::from_arg(PathBuf::from(&db)).unwrap() else {
+        panic!("a postgres URL is PostgreSQL");
+    };
+    let store = gate::server::store::PgStore::open(&url).unwrap();
+    assert!(!format!("{store:?}").contains(PASSWORD));
+
+    let s = SessionRow {
+        principal: "bob".into(),
+        token_hash: "h".into(),
+        csrf: "c".into(),
+        expires_ms: 2_000,
+    };
+    store.session_insert("k1", &s, 1_000, 10).unwrap();
+    assert_eq!(store.session_get("k1", 1_500).unwrap(), Some(s.clone()));
+    store.session_set_flash("k1", true, "approved").unwrap();
+    assert_eq!(
+        store.session_take_flash("k1").unwrap(),
+        Some((true, "approved".to_owned()))
+    );
+    assert_eq!(store.session_take_flash("k1").unwrap(), None, "shown once");
+    assert_eq!(store.session_get("k1", 2_000).unwrap(), None, "expired");
+    assert_eq!(store.session_get("k1", 1_500).unwrap(), None, "and deleted");
+    // Past `max`, the sessions closest to expiry go.
+    for (i, exp) in [5_000, 6_000, 7_000].iter().enumerate() {
+        let row = SessionRow {
+            expires_ms: *exp,
+            ..s.clone()
+        };
+        store
+            .session_insert(&format!("m{i}"), &row, 1_000, 2)
+            .unwrap();
+    }
+    assert_eq!(store.session_get("m0", 1_000).unwrap(), None);
+    assert!(store.session_get("m2", 1_000).unwrap().is_some());
+
+    let row = |id: &str, status| RequestRow {
+        id: id.into(),
+        requester: "alice".into(),
+        status,
+        created_ms: 1,
+        expires_ms: 10,
+        decided_ms: None,
+        digest: "d".into(),
+        doc: json!({}),
+    };
+    for (id, st) in [
+        (
+            "0193a1b2-7c3d-7e4f-8a5b-1c2d3e4f5a6b",
+            RequestStatus::Pending,
+        ),
+        (
+            "0193a1b2-0000-7e4f-9a5b-bbbbbbbbbbbb",
+            RequestStatus::Approved,
+        ),
+    ] {
+        store.request_insert(&row(id, st), &|_, _| Ok(())).unwrap();
+    }
+    let find = |part: &str, st| store.request_ids_matching(part, st, 10).unwrap().len();
+    assert_eq!(find("0193a1b2", None), 2);
+    assert_eq!(find("0193a1b2", Some(RequestStatus::Pending)), 1);
+    assert_eq!(find("1c2d3e4f5a6b", None), 1);
+    assert_eq!(find("7c3d-7e4f", None), 0, "the middle names nothing");
+    assert_eq!(find("%", None) + find("_", None), 0, "nothing is a pattern");
+    assert_eq!(store.overdue(10).unwrap().len(), 1);
+
+    // A refused decision changes nothing; an accepted one is there with its status.
+    let d = DecisionRow {
+        request_id: "0193a1b2-7c3d-7e4f-8a5b-1c2d3e4f5a6b".into(),
+        principal: "bob".into(),
+        kind: "approve".into(),
+        comment: None,
+        at_ms: 5,
+    };
+    let refused = store.decide(
+        &d,
+        &|_, _| {
+            Err(gate::server::store::Refusal {
+                status: 403,
+                code: "no",
+                message: "no".into(),
+            })
+        },
+        &|_, _| Ok(()),
+    );
+    assert!(refused.is_err());
+    assert!(
+        store
+            .request_get(&d.request_id)
+            .unwrap()
+            .unwrap()
+            .1
+            .is_empty()
+    );
+    let (r, all) = store
+        .decide(
+            &d,
+            &|_, _| Ok(Some(RequestStatus::Approved)),
+            &|_, _| Ok(()),
+        )
+        .unwrap();
+    assert_eq!((r.status, all.len()), (RequestStatus::Approved, 1));
+    assert_eq!(store.request_approved_of("alice", "d", 5).unwrap().len(), 2);
+    assert!(
+        !store
+            .finish(&d.request_id, RequestStatus::Cancelled, 6, &|_, _| Ok(()))
+            .unwrap(),
+        "only a pending request finishes"
+    );
+
+    let t = TokenRow {
+        id: "t1".into(),
+        principal: "bob".into(),
+        hash: "th".into(),
+        created_ms: 1,
+        expires_ms: None,
+        revoked_ms: None,
+    };
+    store.token_insert(&t).unwrap();
+    assert_eq!(store.token_by_hash("th").unwrap().unwrap().principal, "bob");
+    assert!(store.token_revoke("t1", 3).unwrap());
+    assert!(!store.token_revoke("t1", 4).unwrap(), "revoked once");
+
+    // A host log: compare-and-set on its count.
+    let recs = vec![
+        (0, "h0".to_owned(), "l0".to_owned()),
+        (1, "h1".into(), "l1".into()),
+    ];
+    assert!(
+        store
+            .log_append("L", 0, &recs, Some("vk"), "host", 1)
+            .unwrap()
+    );
+    assert!(
+        !store.log_append("L", 0, &recs, None, "host", 1).unwrap(),
+        "moved on"
+    );
+    let held = store.log_get("L").unwrap().unwrap();
+    assert_eq!((held.count, held.head.as_str()), (2, "h1"));
+    assert_eq!(store.log_records("L", 1, 10).unwrap(), ["l1"]);
+    assert_eq!(store.log_hash_at("L", 0).unwrap().as_deref(), Some("h0"));
+
+    // A status that is none of the five is a damaged row, refused rather than guessed at.
+    pg.client("gate")
+        .batch_execute("UPDATE requests SET status = 'Approved'")
+        .unwrap();
+    let e = store.request_get(&d.request_id).unwrap_err().to_string();
+    assert!(e.contains("unknown request status `Approved`"), "{e}");
+}
