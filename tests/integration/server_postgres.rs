@@ -813,3 +813,72 @@ fn the_postgresql_store_keeps_the_store_contract() {
     let e = store.request_get(&d.request_id).unwrap_err().to_string();
     assert!(e.contains("unknown request status `Approved`"), "{e}");
 }
+
+#[test]
+fn waiters_wake_through_the_fallback_poll_while_listen_cannot_reconnect() {
+    let pg = Cluster::start();
+    // An ordinary role (a superuser would pass any connection limit).
+    let mut admin = pg.client("postgres");
+    admin
+        .batch_execute("CREATE ROLE gate LOGIN PASSWORD 'gate-pw'")
+        .unwrap();
+    admin
+        .batch_execute("CREATE DATABASE gatedb OWNER gate")
+        .unwrap();
+    let db = format!("postgres://gate:gate-pw@127.0.0.1:{}/gatedb", pg.port);
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let a = Replica::start(h, &db);
+    let b = Replica::start(h, &db);
+    let [alice, bob] = ["alice", "bob"].map(|p| token(h, &db, p));
+    // Each replica's pool holds connections from here on.
+    let warm = create(&a.url, &alice, &["echo", "one"]);
+    assert_eq!(decide(&b.url, &bob, &warm, "approve").0, 200);
+    assert_eq!(get(&a.url, &bob, &warm).0, 200);
+    let c = client_home(&a.url, &vkey(h));
+    let waiting = client(c.path(), &alice, &[], &["echo", "one"]);
+    let id = pending_of(&a.url, &bob, "alice");
+
+    // No new connection for the role, then the LISTEN connections go: they cannot come back.
+    let open: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'gate' AND application_name <> 'gate serve listen'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    admin
+        .batch_execute(&format!("ALTER ROLE gate CONNECTION LIMIT {open}"))
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'gate serve listen'",
+            &[],
+        )
+        .unwrap();
+    poll("replica A polling for changes", || {
+        a.stderr()
+            .contains("cannot LISTEN for other replicas' changes")
+            .then_some(())
+    });
+    let (status, body) = decide(&b.url, &bob, &id, "approve");
+    assert_eq!(status, 200, "{body}");
+    let out = waiting.finish(Duration::from_secs(30));
+    out.status(0);
+    assert_eq!(out.stdout, "one\n");
+    // Connections allowed again: LISTEN comes back.
+    admin
+        .batch_execute("ALTER ROLE gate CONNECTION LIMIT -1")
+        .unwrap();
+    poll("both replicas listening again", || {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'gate serve listen'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        (n == 2).then_some(())
+    });
+    drop(b);
+}

@@ -55,11 +55,14 @@ pub fn follow_changes(
                 Err(e) => tracing::warn!("polling the database for changes: {e}"),
             };
             let mut was_down = false;
+            // Said once per outage, not on every failed reconnect.
+            let mut said_cannot = false;
             while !*stop.borrow() {
                 let mut client = match store.listener() {
                     Ok(c) => c,
                     Err(e) => {
-                        if !was_down {
+                        if !said_cannot {
+                            said_cannot = true;
                             tracing::warn!(
                                 "cannot LISTEN for other replicas' changes ({e}); polling every {} ms until it is back",
                                 FALLBACK_POLL.as_millis()
@@ -77,6 +80,7 @@ pub fn follow_changes(
                 // What changed while nobody listened.
                 poll(&mut seen);
                 was_down = false;
+                said_cannot = false;
                 while !*stop.borrow() {
                     let next = fallible_next(&mut client.notifications().timeout_iter(FALLBACK_POLL));
                     match next {
