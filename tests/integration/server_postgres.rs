@@ -882,3 +882,112 @@ fn waiters_wake_through_the_fallback_poll_while_listen_cannot_reconnect() {
     });
     drop(b);
 }
+
+/// A host's log pushed as `records` to `base`, with the host's checkpoint over the last one
+/// signed by `signer`: the status.
+fn push(
+    base: &str,
+    token: &str,
+    signer: &gate::audit::note::NoteSigner,
+    records: &[&gate::audit::Record],
+) -> u16 {
+    use base64::Engine;
+    let last = records.last().unwrap();
+    let note = signer.sign(&gate::audit::log::checkpoint_text(
+        &last.log_id,
+        last.seq + 1,
+        &last.hash,
+    ));
+    let lines: Vec<String> = records.iter().map(|r| r.to_line().unwrap()).collect();
+    http()
+        .post(format!("{base}/v1/logs/{}/records", last.log_id))
+        .bearer_auth(token)
+        .header("content-type", "application/x-ndjson")
+        .header(
+            "gate-checkpoint",
+            base64::engine::general_purpose::STANDARD.encode(note),
+        )
+        .body(lines.join("\n") + "\n")
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn two_versions_of_a_host_log_pushed_through_two_replicas_at_once_never_make_two_heads() {
+    use gate::audit::record::{Body, GenesisInfo, ResultInfo};
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let a = Replica::start(h, &db);
+    let b = Replica::start(h, &db);
+    let host = token(h, &db, "host1");
+    let signer = gate::audit::note::NoteSigner::from_seed("gate/h", &[7; 32]).unwrap();
+    for round in 0..5 {
+        let log_id = format!("{round:032x}");
+        let genesis = gate::audit::Record::seal(
+            &log_id,
+            0,
+            "2026-11-28T12:00:00.000Z".into(),
+            &"0".repeat(64),
+            Body::Genesis(GenesisInfo {
+                host: "h".into(),
+                created_by: "test".into(),
+                key: Some(signer.verifier().to_vkey()),
+            }),
+        )
+        .unwrap();
+        let next = |code: i32| {
+            gate::audit::Record::seal(
+                &log_id,
+                1,
+                "2026-11-28T12:00:01.000Z".into(),
+                &genesis.hash,
+                Body::Result {
+                    request_id: "r".into(),
+                    result: ResultInfo {
+                        exit_code: Some(code),
+                        signal: None,
+                        duration_ms: 1,
+                        error: None,
+                    },
+                },
+            )
+            .unwrap()
+        };
+        let (x, y) = (next(0), next(1));
+        assert_eq!(push(&a.url, &host, &signer, &[&genesis]), 200);
+        let barrier = std::sync::Barrier::new(2);
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let hs = [(&a.url, &x), (&b.url, &y)].map(|(url, r)| {
+                let (barrier, host, signer) = (&barrier, &host, &signer);
+                s.spawn(move || {
+                    barrier.wait();
+                    push(url, host, signer, &[r])
+                })
+            });
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = statuses.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            [200, 409],
+            "round {round}: one version wins, the fork is refused"
+        );
+        let winner = if statuses[0] == 200 { &x } else { &y };
+        for url in [&a.url, &b.url] {
+            let head: Value = http()
+                .get(format!("{url}/v1/logs/{log_id}/head"))
+                .bearer_auth(&host)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            assert_eq!(head["count"], 2, "{head}");
+            assert_eq!(head["head"], winner.hash.as_str(), "{head}");
+        }
+    }
+}
