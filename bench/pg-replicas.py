@@ -18,8 +18,9 @@ initdb in a temp dir, listens on its own port on 127.0.0.1, keeps its default du
    approve call's return to the long-poll's answer (and from the approve call's start), p50 and
    p99 over N samples, one at a time. Target p99 <= 100 ms.
 3. Log ingest into PostgreSQL: R records (default 200,000) of valid hash-chained host logs, 8
-   logs pushed in parallel in batches of 1,000 (`POST /v1/logs/{id}/records`). Target >= 50,000
-   records/s.
+   logs pushed in parallel in batches of 1,000 (`POST /v1/logs/{id}/records`, each with the
+   host's signed checkpoint; a log's batches alternate between the replicas). Target >= 50,000
+   records/s. Signing needs Python's `cryptography`.
 4. 10,000 concurrent waiters (half on each replica, each its own connection, long-polling one of
    100 pending requests): each replica's RSS (VmRSS) with all of them waiting, then every request
    approved and every waiter's answer counted. Target <= 300 MB per replica.
@@ -28,6 +29,7 @@ Every figure prints with the load average: the machine is shared.
 """
 import argparse
 import asyncio
+import base64
 import hashlib
 import http.client
 import json
@@ -269,15 +271,40 @@ def wakes(ra, rb, tokens, n):
     return sorted(after_return), sorted(after_start)
 
 
-def host_log(log_id, n):
-    """A valid chained host log of n records: genesis, then `result` records."""
+class HostKey:
+    """A host's Ed25519 checkpoint key in the C2SP signed-note format (docs/audit-log-format.md)."""
+
+    def __init__(self, name="gate/bench"):
+        try:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+            from cryptography.hazmat.primitives import serialization
+        except ImportError:
+            sys.exit("the log-ingest figure signs host checkpoints with Python's `cryptography`: "
+                     "apt-get install python3-cryptography (or pip install cryptography)")
+        self.name = name
+        self.key = Ed25519PrivateKey.generate()
+        pub = self.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.id = hashlib.sha256(name.encode() + b"\n\x01" + pub).digest()[:4]
+        encoded = base64.b64encode(b"\x01" + pub).decode()
+        self.vkey = f"{name}+{self.id.hex()}+{encoded}"
+
+    def checkpoint(self, log_id, count, head_hex):
+        text = f"gate/{log_id}\n{count}\n{base64.b64encode(bytes.fromhex(head_hex)).decode()}\n"
+        sig = base64.b64encode(self.id + self.key.sign(text.encode())).decode()
+        note = f"{text}\n\u2014 {self.name} {sig}\n"
+        return base64.b64encode(note.encode()).decode()
+
+
+def host_log(log_id, n, key):
+    """A valid chained host log of n records: genesis naming `key`, then `result` records; and
+    each record's hash."""
     prev = "0" * 64
-    lines = []
+    lines, hashes = [], []
     for seq in range(n):
         r = {"v": 1, "log_id": log_id, "seq": seq, "ts": "2026-11-28T12:00:00.000Z", "prev": prev}
         if seq == 0:
             r["kind"] = "genesis"
-            r["genesis"] = {"host": "bench", "created_by": "bench"}
+            r["genesis"] = {"host": "bench", "created_by": "bench", "key": key.vkey}
         else:
             r["kind"] = "result"
             r["request_id"] = f"req-{seq}"
@@ -285,21 +312,30 @@ def host_log(log_id, n):
         r["hash"] = hashlib.sha256(canon(r).encode()).hexdigest()
         prev = r["hash"]
         lines.append(canon(r))
-    return lines
+        hashes.append(r["hash"])
+    return lines, hashes
 
 
 def ingest(ra, rb, token, total, logs=8, batch=1000):
     per = total // logs
+    key = HostKey()
     prepared = []
     for i in range(logs):
         log_id = hashlib.md5(f"bench-log-{i}-{time.time()}".encode()).hexdigest()
-        lines = host_log(log_id, per)
-        prepared.append((log_id, ["\n".join(lines[j:j + batch]) + "\n" for j in range(0, per, batch)]))
+        lines, hashes = host_log(log_id, per, key)
+        batches = []
+        for j in range(0, per, batch):
+            end = min(j + batch, per)
+            batches.append(("\n".join(lines[j:end]) + "\n", key.checkpoint(log_id, end, hashes[end - 1])))
+        prepared.append((log_id, batches))
     errors = []
 
     def push(i, log_id, batches):
-        api = Api(ra if i % 2 == 0 else rb, token)
-        for b in batches:
+        # Batches of one log alternate between the replicas: one chain either way.
+        apis = [Api(ra, token), Api(rb, token)]
+        for j, (b, cp) in enumerate(batches):
+            api = apis[(i + j) % 2]
+            api.headers["Gate-Checkpoint"] = cp
             st, doc = api.call("POST", f"/v1/logs/{log_id}/records", raw=b.encode(), ctype="application/x-ndjson")
             if st != 200:
                 errors.append(f"{st} {doc}")
