@@ -396,6 +396,7 @@ def main():
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--waiters", type=int, default=10_000)
     a = ap.parse_args()
+    a.gate = os.path.abspath(a.gate)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     top = tempfile.mkdtemp(prefix="gate-pg-bench-")

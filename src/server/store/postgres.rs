@@ -111,6 +111,10 @@ const MIGRATIONS: &[&str] = &[
         hash TEXT NOT NULL,
         line TEXT NOT NULL
      );
+     CREATE TABLE server_log_pending (
+        id BIGSERIAL PRIMARY KEY,
+        record TEXT NOT NULL
+     );
      CREATE TABLE server_log_head (
         one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
         log_id TEXT NOT NULL,
@@ -402,7 +406,8 @@ impl PgStore {
     }
 
     /// Runs `f` in a transaction that records what `f`'s `Record` callbacks captured in the
-    /// server's log, announces `notify` (a request id) on commit, and commits — or, when `f`
+    /// server's log (its outbox, in the same transaction: no record, no change), announces
+    /// `notify` (a request id) on commit, commits, and then chains the outbox — or, when `f`
     /// says `None`, changes nothing. A refusal or a failure to record rolls everything back.
     fn recorded<R>(
         &self,
@@ -414,22 +419,34 @@ impl PgStore {
             loop {
                 let mut c = self.conn()?;
                 let capturing = Capturing::start();
-                let attempt = (|| -> Result<Option<R>, TxError> {
+                let attempt = (|| -> Result<Option<(R, bool)>, TxError> {
                     let mut tx = c.transaction()?;
                     let Some(r) = f(&mut tx)? else {
                         return Ok(None);
                     };
                     let bodies = capturing.take();
-                    if !bodies.is_empty() {
-                        self.append_log(&mut tx, bodies)?;
+                    let staged = !bodies.is_empty();
+                    if staged {
+                        self.stage(&mut tx, bodies)?;
                     }
                     tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &notify])?;
                     tx.commit().map_err(TxError::Commit)?;
-                    Ok(Some(r))
+                    Ok(Some((r, staged)))
                 })();
                 drop(capturing);
                 match attempt {
-                    Ok(r) => return Ok(r),
+                    Ok(None) => return Ok(None),
+                    Ok(Some((r, staged))) => {
+                        // The events are durable with the change; chaining them now keeps the
+                        // chain current. Should it fail, they wait in the outbox for the next
+                        // chaining (any replica's next change or its housekeeping).
+                        if staged && let Err(e) = self.chain_in(&mut c) {
+                            tracing::warn!(
+                                "the server log's chain is behind (its events are kept and chained later): {e}"
+                            );
+                        }
+                        return Ok(Some(r));
+                    }
                     Err(TxError::Pg(e)) if c.is_closed() && !retried => {
                         tracing::warn!(
                             "database connection lost ({}); reconnecting",

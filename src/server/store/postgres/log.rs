@@ -1,44 +1,91 @@
 //! The server's own hash-chained log, kept in the database so every replica appends to one
-//! chain: each append holds the row lock on the chain's head inside the transaction of the
-//! change it records, and re-signs the checkpoint; the export reads the records and the
-//! checkpoint together.
+//! chain. A change's events go into an outbox in the change's own transaction (no record, no
+//! change); right after the commit they are chained — under the row lock on the chain's head,
+//! in outbox order, many changes' events per commit — and the checkpoint is re-signed. The
+//! export reads the records and the checkpoint together.
 
 use super::*;
 
 impl PgStore {
-    /// Appends `bodies` to the server's log inside `tx`, holding the chain head's row lock
-    /// until `tx` ends, and re-signs the checkpoint.
-    pub(super) fn append_log(
-        &self,
-        tx: &mut Transaction<'_>,
-        bodies: Vec<Body>,
-    ) -> Result<(), TxError> {
-        let signer = self
-            .signer
-            .get()
-            .ok_or_else(|| TxError::Store(StoreError::Unrecorded(RecordError::WriterStopped)))?;
-        let head = tx
-            .query_opt(
-                "SELECT log_id, count, head FROM server_log_head WHERE one FOR UPDATE",
-                &[],
-            )?
-            .ok_or_else(|| TxError::Store(StoreError::Unrecorded(RecordError::WriterStopped)))?;
-        let log_id: String = head.get(0);
-        let mut count: i64 = head.get(1);
-        let mut prev: String = head.get(2);
-        let ins = tx.prepare("INSERT INTO server_log (seq, hash, line) VALUES ($1, $2, $3)")?;
+    /// Puts `bodies` in the server log's outbox inside `tx`: durable with the change they
+    /// record, with their time, chained later by [`PgStore::chain_in`]. No lock is taken, so
+    /// changes on every replica commit side by side (and share their disk flushes).
+    pub(super) fn stage(&self, tx: &mut Transaction<'_>, bodies: Vec<Body>) -> Result<(), TxError> {
+        let ins = tx.prepare("INSERT INTO server_log_pending (record) VALUES ($1)")?;
         for body in bodies {
-            let line = seal(&log_id, count, &prev, body)?;
-            tx.execute(&ins, &[&count, &line.0, &line.1])?;
-            prev = line.0;
-            count += 1;
+            let r = AuditRecord::seal("", 0, now(), GENESIS_PREV, body).map_err(unrecorded)?;
+            let json = serde_json::to_string(&r)
+                .map_err(|e| TxError::Store(StoreError::Db(e.to_string())))?;
+            tx.execute(&ins, &[&json])?;
         }
-        let note = signer.sign(&checkpoint_text(&log_id, count as u64, &prev));
-        tx.execute(
-            "UPDATE server_log_head SET count = $1, head = $2, checkpoint = $3 WHERE one",
-            &[&count, &prev, &note],
-        )?;
         Ok(())
+    }
+
+    /// Moves everything in the outbox onto the chain, in outbox order, holding the row lock
+    /// on the chain's head (one chainer at a time across replicas: never two heads), and
+    /// re-signs the checkpoint. Each chaining takes what every replica staged meanwhile, so
+    /// one commit serves many changes. Returns how many records it chained.
+    pub(super) fn chain_in(&self, c: &mut Client) -> Result<u64, StoreError> {
+        let Some(signer) = self.signer.get() else {
+            return Ok(0);
+        };
+        let err = |e| self.url.error(e);
+        let mut chained = 0u64;
+        loop {
+            let mut tx = c.transaction().map_err(err)?;
+            let head = tx
+                .query_opt(
+                    "SELECT log_id, count, head FROM server_log_head WHERE one FOR UPDATE",
+                    &[],
+                )
+                .map_err(err)?
+                .ok_or(StoreError::Unrecorded(RecordError::WriterStopped))?;
+            let (log_id, mut count, mut prev): (String, i64, String) =
+                (head.get(0), head.get(1), head.get(2));
+            let rows = tx
+                .query(
+                    "SELECT id, record FROM server_log_pending ORDER BY id LIMIT 5000",
+                    &[],
+                )
+                .map_err(err)?;
+            if rows.is_empty() {
+                return Ok(chained);
+            }
+            let ins = tx
+                .prepare("INSERT INTO server_log (seq, hash, line) VALUES ($1, $2, $3)")
+                .map_err(err)?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in &rows {
+                ids.push(row.get::<_, i64>(0));
+                let staged: &str = row.get(1);
+                let (hash, line) = rechain(staged, &log_id, count, &prev)?;
+                tx.execute(&ins, &[&count, &hash, &line]).map_err(err)?;
+                prev = hash;
+                count += 1;
+            }
+            tx.execute("DELETE FROM server_log_pending WHERE id = ANY($1)", &[&ids])
+                .map_err(err)?;
+            let note = signer.sign(&checkpoint_text(&log_id, count as u64, &prev));
+            tx.execute(
+                "UPDATE server_log_head SET count = $1, head = $2, checkpoint = $3 WHERE one",
+                &[&count, &prev, &note],
+            )
+            .map_err(err)?;
+            tx.commit().map_err(err)?;
+            chained += ids.len() as u64;
+            if rows.len() < 5000 {
+                return Ok(chained);
+            }
+        }
+    }
+
+    /// [`PgStore::chain_in`] on a pooled connection: at start and in housekeeping, so events
+    /// whose chaining a crash or an outage interrupted join the chain.
+    pub fn chain(&self) -> Result<u64, StoreError> {
+        blocking(|| {
+            let mut c = self.conn()?;
+            self.chain_in(&mut c)
+        })
     }
 
     /// Starts (or joins) the server's log: makes its genesis, naming `signer`'s key, when the
@@ -89,7 +136,7 @@ impl PgStore {
             Ok(Ok(()))
         })?;
         let Err(line) = genesis else {
-            return Ok(());
+            return self.chain().map(|_| ());
         };
         let named = serde_json::from_str::<AuditRecord>(&line)
             .ok()
@@ -101,14 +148,18 @@ impl PgStore {
                 named.unwrap_or_else(|| "none".into())
             )));
         }
-        Ok(())
+        // Events a stopped replica staged but never chained.
+        self.chain().map(|_| ())
     }
 
     /// Appends events that go with no state change (a refused push, a refused CI token) in a
     /// transaction of their own.
     pub fn log_events(&self, bodies: Vec<Body>) -> Result<(), StoreError> {
-        self.recorded("-", |tx| {
-            self.append_log(tx, bodies.clone())?;
+        self.recorded("-", |_| {
+            for b in bodies.clone() {
+                // Inside `recorded`, the transaction takes it.
+                let _ = capture(b);
+            }
             Ok(Some(()))
         })
         .map(|_| ())
@@ -174,14 +225,29 @@ fn random16() -> [u8; 16] {
     b
 }
 
-/// A record of the server's log: (hash, line).
-fn seal(log_id: &str, seq: i64, prev: &str, body: Body) -> Result<(String, String), TxError> {
-    let bad = |e: crate::jcs::FloatError| {
-        TxError::Store(StoreError::Unrecorded(RecordError::Append(Arc::new(
-            crate::audit::AuditError::from(e),
-        ))))
-    };
-    let r = AuditRecord::seal(log_id, seq as u64, now(), prev, body).map_err(bad)?;
-    let line = r.to_line().map_err(bad)?;
+fn unrecorded(e: crate::jcs::FloatError) -> TxError {
+    TxError::Store(StoreError::Unrecorded(RecordError::Append(Arc::new(
+        crate::audit::AuditError::from(e),
+    ))))
+}
+
+/// A staged record placed at `seq` after `prev` in log `log_id`: its hash and line.
+fn rechain(
+    staged: &str,
+    log_id: &str,
+    seq: i64,
+    prev: &str,
+) -> Result<(String, String), StoreError> {
+    let damaged = |why: String| StoreError::Db(format!("a staged server-log record: {why}"));
+    let mut r: AuditRecord = serde_json::from_str(staged).map_err(|e| damaged(e.to_string()))?;
+    r.log_id = log_id.to_owned();
+    r.seq = seq as u64;
+    r.prev = prev.to_owned();
+    let mut v = serde_json::to_value(&r).map_err(|e| damaged(e.to_string()))?;
+    if let serde_json::Value::Object(m) = &mut v {
+        m.remove("hash");
+    }
+    r.hash = crate::audit::record::hash_value(&v).map_err(|e| damaged(e.to_string()))?;
+    let line = r.to_line().map_err(|e| damaged(e.to_string()))?;
     Ok((r.hash, line))
 }
