@@ -991,3 +991,47 @@ fn two_versions_of_a_host_log_pushed_through_two_replicas_at_once_never_make_two
         }
     }
 }
+
+#[test]
+fn a_replica_killed_between_commit_and_chaining_loses_no_event() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let key = vkey(h);
+    let alice = token(h, &db, "alice");
+    // A debug build aborts (as `kill -9` would) right after the request's transaction commits.
+    let mut c = serve_command(h, &db);
+    c.env("GATE_SERVER_CRASH_AT", "server-log:before-chain");
+    let mut a = common::spawn_server(c);
+    let argv: Vec<String> = ["echo", "one"].map(String::from).to_vec();
+    let env: BTreeMap<String, String> = BTreeMap::new();
+    let sent = http()
+        .post(format!("http://{}/v1/requests", a.addr))
+        .bearer_auth(&alice)
+        .json(&json!({
+            "argv": argv, "cwd": "/srv", "env": env,
+            "digest": gate::request::digest(&argv, "/srv", &env, &[]),
+        }))
+        .send();
+    assert!(sent.is_err(), "the replica answered instead of crashing");
+    let status = a.child.wait().unwrap();
+    assert!(!status.success());
+    // The change committed with its event staged; the next replica to start chains it.
+    let b = Replica::start(h, &db);
+    let file = h.join("export.jsonl");
+    export(h, &db, &file).status(0);
+    let r = verify(h, &file, &key);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["kind"] == "event")
+        .collect();
+    assert_eq!(events.len(), 1, "{text}");
+    assert_eq!(events[0]["event"]["type"], "request");
+    let id = events[0]["request_id"].as_str().unwrap();
+    let (status, now) = get(&b.url, &alice, id);
+    assert_eq!((status, now["status"].as_str()), (200, Some("pending")));
+}

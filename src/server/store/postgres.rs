@@ -437,6 +437,9 @@ impl PgStore {
                 match attempt {
                     Ok(None) => return Ok(None),
                     Ok(Some((r, staged))) => {
+                        if staged {
+                            crate::server::crash::point("server-log", "before-chain");
+                        }
                         // The events are durable with the change; chaining them now keeps the
                         // chain current. Should it fail, they wait in the outbox for the next
                         // chaining (any replica's next change or its housekeeping).
