@@ -427,9 +427,10 @@ impl PgStore {
                     let bodies = capturing.take();
                     let staged = !bodies.is_empty();
                     if staged {
-                        self.stage(&mut tx, bodies)?;
+                        self.stage(&mut tx, bodies, notify)?;
+                    } else {
+                        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &notify])?;
                     }
-                    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &notify])?;
                     tx.commit().map_err(TxError::Commit)?;
                     Ok(Some((r, staged)))
                 })();

@@ -10,14 +10,26 @@ impl PgStore {
     /// Puts `bodies` in the server log's outbox inside `tx`: durable with the change they
     /// record, with their time, chained later by [`PgStore::chain_in`]. No lock is taken, so
     /// changes on every replica commit side by side (and share their disk flushes).
-    pub(super) fn stage(&self, tx: &mut Transaction<'_>, bodies: Vec<Body>) -> Result<(), TxError> {
-        let ins = tx.prepare("INSERT INTO server_log_pending (record) VALUES ($1)")?;
+    pub(super) fn stage(
+        &self,
+        tx: &mut Transaction<'_>,
+        bodies: Vec<Body>,
+        notify: &str,
+    ) -> Result<(), TxError> {
+        let mut staged = Vec::with_capacity(bodies.len());
         for body in bodies {
             let r = AuditRecord::seal("", 0, now(), GENESIS_PREV, body).map_err(unrecorded)?;
-            let json = serde_json::to_string(&r)
-                .map_err(|e| TxError::Store(StoreError::Db(e.to_string())))?;
-            tx.execute(&ins, &[&json])?;
+            staged.push(
+                serde_json::to_string(&r)
+                    .map_err(|e| TxError::Store(StoreError::Db(e.to_string())))?,
+            );
         }
+        // One statement (one round trip) for the events and the announcement.
+        tx.execute(
+            "WITH staged AS (INSERT INTO server_log_pending (record) SELECT unnest($1::text[])) \
+             SELECT pg_notify($2, $3)",
+            &[&staged, &CHANNEL, &notify],
+        )?;
         Ok(())
     }
 
@@ -51,24 +63,26 @@ impl PgStore {
             if rows.is_empty() {
                 return Ok(chained);
             }
-            let ins = tx
-                .prepare("INSERT INTO server_log (seq, hash, line) VALUES ($1, $2, $3)")
-                .map_err(err)?;
+            let (mut seqs, mut hashes, mut lines) = (Vec::new(), Vec::new(), Vec::new());
             let mut ids = Vec::with_capacity(rows.len());
             for row in &rows {
                 ids.push(row.get::<_, i64>(0));
                 let staged: &str = row.get(1);
                 let (hash, line) = rechain(staged, &log_id, count, &prev)?;
-                tx.execute(&ins, &[&count, &hash, &line]).map_err(err)?;
+                seqs.push(count);
+                hashes.push(hash.clone());
+                lines.push(line);
                 prev = hash;
                 count += 1;
             }
-            tx.execute("DELETE FROM server_log_pending WHERE id = ANY($1)", &[&ids])
-                .map_err(err)?;
             let note = signer.sign(&checkpoint_text(&log_id, count as u64, &prev));
+            // One statement: the records, the outbox emptied of them, the new head.
             tx.execute(
-                "UPDATE server_log_head SET count = $1, head = $2, checkpoint = $3 WHERE one",
-                &[&count, &prev, &note],
+                "WITH chained AS (INSERT INTO server_log (seq, hash, line) \
+                   SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])), \
+                 taken AS (DELETE FROM server_log_pending WHERE id = ANY($4)) \
+                 UPDATE server_log_head SET count = $5, head = $6, checkpoint = $7 WHERE one",
+                &[&seqs, &hashes, &lines, &ids, &count, &prev, &note],
             )
             .map_err(err)?;
             tx.commit().map_err(err)?;

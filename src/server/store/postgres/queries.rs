@@ -134,12 +134,15 @@ impl Store for PgStore {
             let Some((last_seq, last_hash, _)) = records.last() else {
                 return Ok(true);
             };
-            let ins = tx.prepare(
-                "INSERT INTO log_records (log_id, seq, hash, line) VALUES ($1, $2, $3, $4)",
+            // One statement for the whole batch.
+            let seqs: Vec<i64> = records.iter().map(|(seq, _, _)| *seq as i64).collect();
+            let hashes: Vec<&str> = records.iter().map(|(_, h, _)| h.as_str()).collect();
+            let lines: Vec<&str> = records.iter().map(|(_, _, l)| l.as_str()).collect();
+            tx.execute(
+                "INSERT INTO log_records (log_id, seq, hash, line) \
+                 SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[])",
+                &[&log_id, &seqs, &hashes, &lines],
             )?;
-            for (seq, hash, line) in records {
-                tx.execute(&ins, &[&log_id, &(*seq as i64), hash, line])?;
-            }
             let new_count = (*last_seq + 1) as i64;
             if count.is_none() {
                 tx.execute(
