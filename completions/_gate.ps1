@@ -269,6 +269,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         }
         'gate;requests' {
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Ask this gate server instead of the local spool [env: GATE_SERVER]')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per request on stdout (the `gate.request/v1` shape, the same for the local spool and a server)')
@@ -283,6 +284,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;approve' {
             [CompletionResult]::new('--comment', '--comment', [CompletionResultType]::ParameterName, 'A note recorded with your approval')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Decide on this gate server instead of the local spool [env: GATE_SERVER]')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
@@ -296,6 +298,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;deny' {
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why; shown to the requester and recorded')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Decide on this gate server instead of the local spool [env: GATE_SERVER]')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
@@ -307,6 +310,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;login' {
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
@@ -318,14 +322,17 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;serve' {
-            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, serve TLS (`--tls-cert`) or put a TLS-terminating proxy in front: tokens travel as bearer headers')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database: a SQLite file (default: server.db in the state directory), or a PostgreSQL URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) that several replicas share; with PostgreSQL the server''s log lives in the database and `--key` is required')
             [CompletionResult]::new('--audit-log', '--audit-log', [CompletionResultType]::ParameterName, 'The server''s own audit log (default: server-audit.jsonl in the state directory; not with PostgreSQL, whose server log lives in the database)')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The server''s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host''s `audit.key`')
             [CompletionResult]::new('--header-timeout', '--header-timeout', [CompletionResultType]::ParameterName, 'How long a client may take to send a request''s headers, and how long a kept-alive connection may wait for its next request (at most 30s)')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a connection that moves no byte for this long (longer than the 60s long-poll)')
             [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)')
-            [CompletionResult]::new('--public-url', '--public-url', [CompletionResultType]::ParameterName, 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend')
+            [CompletionResult]::new('--public-url', '--public-url', [CompletionResultType]::ParameterName, 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages, and the identity provider sends people back to its `/auth/callback`. Required by a `kind: teams` backend and by `server.oidc`')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP reads both files again: new connections get the new certificate')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`')
+            [CompletionResult]::new('--secret-key-file', '--secret-key-file', [CompletionResultType]::ParameterName, 'The key the server''s secrets are sealed under: a 0600 file of 64 hex characters or 32 raw bytes. `GATE_SECRET_KEY` comes first; without either, the keyring entry `gate/server-secret-key`')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
@@ -337,6 +344,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage the API tokens of principals')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print the key the server signs its decisions with (note vkey format), making it if needed')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'The server''s own log, when it lives in a PostgreSQL database')
+            [CompletionResult]::new('secret', 'secret', [CompletionResultType]::ParameterValue, 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -464,10 +472,83 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
         'gate;serve;log;help;help' {
             break
         }
+        'gate;serve;secret' {
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Store a secret''s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the stored secrets: names, created and updated times, never values')
+            [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Delete a stored secret')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gate;serve;secret;set' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The server''s database, as given to `gate serve` (default: server.db in the state directory)')
+            [CompletionResult]::new('--secret-key-file', '--secret-key-file', [CompletionResultType]::ParameterName, 'The secret key file, as given to `gate serve --secret-key-file`')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'gate;serve;secret;list' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The server''s database, as given to `gate serve` (default: server.db in the state directory). It must exist: listing never makes one')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per secret on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gate;serve;secret;rm' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The server''s database, as given to `gate serve` (default: server.db in the state directory)')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less: no progress lines, no spinner (a run with no policy at all still warns)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more (repeat for more detail)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gate;serve;secret;help' {
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Store a secret''s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the stored secrets: names, created and updated times, never values')
+            [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Delete a stored secret')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gate;serve;secret;help;set' {
+            break
+        }
+        'gate;serve;secret;help;list' {
+            break
+        }
+        'gate;serve;secret;help;rm' {
+            break
+        }
+        'gate;serve;secret;help;help' {
+            break
+        }
         'gate;serve;help' {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage the API tokens of principals')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print the key the server signs its decisions with (note vkey format), making it if needed')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'The server''s own log, when it lives in a PostgreSQL database')
+            [CompletionResult]::new('secret', 'secret', [CompletionResultType]::ParameterValue, 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -494,6 +575,21 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;serve;help;log;export' {
+            break
+        }
+        'gate;serve;help;secret' {
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Store a secret''s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the stored secrets: names, created and updated times, never values')
+            [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Delete a stored secret')
+            break
+        }
+        'gate;serve;help;secret;set' {
+            break
+        }
+        'gate;serve;help;secret;list' {
+            break
+        }
+        'gate;serve;help;secret;rm' {
             break
         }
         'gate;serve;help;help' {
@@ -811,6 +907,7 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage the API tokens of principals')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print the key the server signs its decisions with (note vkey format), making it if needed')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'The server''s own log, when it lives in a PostgreSQL database')
+            [CompletionResult]::new('secret', 'secret', [CompletionResultType]::ParameterValue, 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)')
             break
         }
         'gate;help;serve;token' {
@@ -836,6 +933,21 @@ Register-ArgumentCompleter -Native -CommandName 'gate' -ScriptBlock {
             break
         }
         'gate;help;serve;log;export' {
+            break
+        }
+        'gate;help;serve;secret' {
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Store a secret''s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the stored secrets: names, created and updated times, never values')
+            [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Delete a stored secret')
+            break
+        }
+        'gate;help;serve;secret;set' {
+            break
+        }
+        'gate;help;serve;secret;list' {
+            break
+        }
+        'gate;help;serve;secret;rm' {
             break
         }
         'gate;help;setup' {

@@ -136,11 +136,23 @@ _gate() {
             gate__subcmd__help__subcmd__serve,log)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__log"
                 ;;
+            gate__subcmd__help__subcmd__serve,secret)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__secret"
+                ;;
             gate__subcmd__help__subcmd__serve,token)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token"
                 ;;
             gate__subcmd__help__subcmd__serve__subcmd__log,export)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__log__subcmd__export"
+                ;;
+            gate__subcmd__help__subcmd__serve__subcmd__secret,list)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__list"
+                ;;
+            gate__subcmd__help__subcmd__serve__subcmd__secret,rm)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__rm"
+                ;;
+            gate__subcmd__help__subcmd__serve__subcmd__secret,set)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__set"
                 ;;
             gate__subcmd__help__subcmd__serve__subcmd__token,issue)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token__subcmd__issue"
@@ -244,6 +256,9 @@ _gate() {
             gate__subcmd__serve,log)
                 cmd="gate__subcmd__serve__subcmd__log"
                 ;;
+            gate__subcmd__serve,secret)
+                cmd="gate__subcmd__serve__subcmd__secret"
+                ;;
             gate__subcmd__serve,token)
                 cmd="gate__subcmd__serve__subcmd__token"
                 ;;
@@ -256,11 +271,23 @@ _gate() {
             gate__subcmd__serve__subcmd__help,log)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__log"
                 ;;
+            gate__subcmd__serve__subcmd__help,secret)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__secret"
+                ;;
             gate__subcmd__serve__subcmd__help,token)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token"
                 ;;
             gate__subcmd__serve__subcmd__help__subcmd__log,export)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__log__subcmd__export"
+                ;;
+            gate__subcmd__serve__subcmd__help__subcmd__secret,list)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__list"
+                ;;
+            gate__subcmd__serve__subcmd__help__subcmd__secret,rm)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__rm"
+                ;;
+            gate__subcmd__serve__subcmd__help__subcmd__secret,set)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__set"
                 ;;
             gate__subcmd__serve__subcmd__help__subcmd__token,issue)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token__subcmd__issue"
@@ -282,6 +309,30 @@ _gate() {
                 ;;
             gate__subcmd__serve__subcmd__log__subcmd__help,help)
                 cmd="gate__subcmd__serve__subcmd__log__subcmd__help__subcmd__help"
+                ;;
+            gate__subcmd__serve__subcmd__secret,help)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__help"
+                ;;
+            gate__subcmd__serve__subcmd__secret,list)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__list"
+                ;;
+            gate__subcmd__serve__subcmd__secret,rm)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__rm"
+                ;;
+            gate__subcmd__serve__subcmd__secret,set)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__set"
+                ;;
+            gate__subcmd__serve__subcmd__secret__subcmd__help,help)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__help"
+                ;;
+            gate__subcmd__serve__subcmd__secret__subcmd__help,list)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__list"
+                ;;
+            gate__subcmd__serve__subcmd__secret__subcmd__help,rm)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__rm"
+                ;;
+            gate__subcmd__serve__subcmd__secret__subcmd__help,set)
+                cmd="gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__set"
                 ;;
             gate__subcmd__serve__subcmd__token,help)
                 cmd="gate__subcmd__serve__subcmd__token__subcmd__help"
@@ -408,7 +459,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__approve)
-            opts="-q -v -h --comment --server --policy --color --quiet --verbose --help"
+            opts="-q -v -h --comment --server --ca --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -419,6 +470,10 @@ _gate() {
                     return 0
                     ;;
                 --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -486,7 +541,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__deny)
-            opts="-q -v -h --reason --server --policy --color --quiet --verbose --help"
+            opts="-q -v -h --reason --server --ca --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -497,6 +552,10 @@ _gate() {
                     return 0
                     ;;
                 --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -836,7 +895,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__serve)
-            opts="token key log"
+            opts="token key log secret"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -878,6 +937,62 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__serve__subcmd__log__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__secret)
+            opts="set list rm"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1500,12 +1615,16 @@ _gate() {
             return 0
             ;;
         gate__subcmd__login)
-            opts="-q -v -h --policy --color --quiet --verbose --help"
+            opts="-q -v -h --ca --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --policy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1670,13 +1789,17 @@ _gate() {
             return 0
             ;;
         gate__subcmd__requests)
-            opts="-q -v -h --json --server --policy --color --quiet --verbose --help"
+            opts="-q -v -h --json --server --ca --policy --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1696,7 +1819,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve)
-            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --public-url --policy --color --quiet --verbose --help token key log help"
+            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --public-url --tls-cert --tls-key --secret-key-file --policy --color --quiet --verbose --help token key log secret help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1734,6 +1857,18 @@ _gate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --policy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1750,7 +1885,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve__subcmd__help)
-            opts="token key log help"
+            opts="token key log secret help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1806,6 +1941,62 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve__subcmd__help__subcmd__log__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__secret)
+            opts="set list rm"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1996,6 +2187,180 @@ _gate() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret)
+            opts="-q -v -h --policy --color --quiet --verbose --help set list rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__help)
+            opts="set list rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__help__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__list)
+            opts="-q -v -h --db --json --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__rm)
+            opts="-q -v -h --db --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__secret__subcmd__set)
+            opts="-q -v -h --db --secret-key-file --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

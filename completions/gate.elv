@@ -242,6 +242,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;requests'= {
             cand --server 'Ask this gate server instead of the local spool [env: GATE_SERVER]'
+            cand --ca 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand --json 'One JSON object per request on stdout (the `gate.request/v1` shape, the same for the local spool and a server)'
@@ -255,6 +256,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;approve'= {
             cand --comment 'A note recorded with your approval'
             cand --server 'Decide on this gate server instead of the local spool [env: GATE_SERVER]'
+            cand --ca 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
@@ -267,6 +269,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;deny'= {
             cand --reason 'Why; shown to the requester and recorded'
             cand --server 'Decide on this gate server instead of the local spool [env: GATE_SERVER]'
+            cand --ca 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
@@ -277,6 +280,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help'
         }
         &'gate;login'= {
+            cand --ca 'Trust only the CA certificates in this PEM file for the server''s TLS (default: the built-in web PKI roots) [env: GATE_CA]'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
@@ -287,14 +291,17 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'gate;serve'= {
-            cand --listen 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers'
+            cand --listen 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, serve TLS (`--tls-cert`) or put a TLS-terminating proxy in front: tokens travel as bearer headers'
             cand --db 'The database: a SQLite file (default: server.db in the state directory), or a PostgreSQL URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) that several replicas share; with PostgreSQL the server''s log lives in the database and `--key` is required'
             cand --audit-log 'The server''s own audit log (default: server-audit.jsonl in the state directory; not with PostgreSQL, whose server log lives in the database)'
             cand --key 'The server''s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host''s `audit.key`'
             cand --header-timeout 'How long a client may take to send a request''s headers, and how long a kept-alive connection may wait for its next request (at most 30s)'
             cand --idle-timeout 'Close a connection that moves no byte for this long (longer than the 60s long-poll)'
             cand --max-connections 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)'
-            cand --public-url 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend'
+            cand --public-url 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages, and the identity provider sends people back to its `/auth/callback`. Required by a `kind: teams` backend and by `server.oidc`'
+            cand --tls-cert 'Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP reads both files again: new connections get the new certificate'
+            cand --tls-key 'The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`'
+            cand --secret-key-file 'The key the server''s secrets are sealed under: a 0600 file of 64 hex characters or 32 raw bytes. `GATE_SECRET_KEY` comes first; without either, the keyring entry `gate/server-secret-key`'
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
             cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
@@ -306,6 +313,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand token 'Manage the API tokens of principals'
             cand key 'Print the key the server signs its decisions with (note vkey format), making it if needed'
             cand log 'The server''s own log, when it lives in a PostgreSQL database'
+            cand secret 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gate;serve;token'= {
@@ -417,10 +425,74 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;serve;log;help;help'= {
         }
+        &'gate;serve;secret'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand set 'Store a secret''s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME'
+            cand list 'List the stored secrets: names, created and updated times, never values'
+            cand rm 'Delete a stored secret'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;serve;secret;set'= {
+            cand --db 'The server''s database, as given to `gate serve` (default: server.db in the state directory)'
+            cand --secret-key-file 'The secret key file, as given to `gate serve --secret-key-file`'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;serve;secret;list'= {
+            cand --db 'The server''s database, as given to `gate serve` (default: server.db in the state directory). It must exist: listing never makes one'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand --json 'One JSON object per secret on stdout'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;serve;secret;rm'= {
+            cand --db 'The server''s database, as given to `gate serve` (default: server.db in the state directory)'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gate;serve;secret;help'= {
+            cand set 'Store a secret''s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME'
+            cand list 'List the stored secrets: names, created and updated times, never values'
+            cand rm 'Delete a stored secret'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;serve;secret;help;set'= {
+        }
+        &'gate;serve;secret;help;list'= {
+        }
+        &'gate;serve;secret;help;rm'= {
+        }
+        &'gate;serve;secret;help;help'= {
+        }
         &'gate;serve;help'= {
             cand token 'Manage the API tokens of principals'
             cand key 'Print the key the server signs its decisions with (note vkey format), making it if needed'
             cand log 'The server''s own log, when it lives in a PostgreSQL database'
+            cand secret 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gate;serve;help;token'= {
@@ -440,6 +512,17 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand export 'Write the server''s log kept in a PostgreSQL database as JSON lines, for `gate log verify`'
         }
         &'gate;serve;help;log;export'= {
+        }
+        &'gate;serve;help;secret'= {
+            cand set 'Store a secret''s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME'
+            cand list 'List the stored secrets: names, created and updated times, never values'
+            cand rm 'Delete a stored secret'
+        }
+        &'gate;serve;help;secret;set'= {
+        }
+        &'gate;serve;help;secret;list'= {
+        }
+        &'gate;serve;help;secret;rm'= {
         }
         &'gate;serve;help;help'= {
         }
@@ -713,6 +796,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand token 'Manage the API tokens of principals'
             cand key 'Print the key the server signs its decisions with (note vkey format), making it if needed'
             cand log 'The server''s own log, when it lives in a PostgreSQL database'
+            cand secret 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)'
         }
         &'gate;help;serve;token'= {
             cand issue 'Make a token for a principal and print it once (only its hash is stored)'
@@ -731,6 +815,17 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand export 'Write the server''s log kept in a PostgreSQL database as JSON lines, for `gate log verify`'
         }
         &'gate;help;serve;log;export'= {
+        }
+        &'gate;help;serve;secret'= {
+            cand set 'Store a secret''s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME'
+            cand list 'List the stored secrets: names, created and updated times, never values'
+            cand rm 'Delete a stored secret'
+        }
+        &'gate;help;serve;secret;set'= {
+        }
+        &'gate;help;serve;secret;list'= {
+        }
+        &'gate;help;serve;secret;rm'= {
         }
         &'gate;help;setup'= {
             cand claude-code 'Install gate''s hook into Claude Code''s settings (.claude/settings.json)'

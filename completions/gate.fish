@@ -207,6 +207,7 @@ complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcomman
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print this host\'s checkpoint verifier key (note vkey format), making the key if needed'
 complete -c gate -n "__fish_gate_using_subcommand log; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand requests" -l server -d 'Ask this gate server instead of the local spool [env: GATE_SERVER]' -r
+complete -c gate -n "__fish_gate_using_subcommand requests" -l ca -d 'Trust only the CA certificates in this PEM file for the server\'s TLS (default: the built-in web PKI roots) [env: GATE_CA]' -r -F
 complete -c gate -n "__fish_gate_using_subcommand requests" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand requests" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
@@ -217,6 +218,7 @@ complete -c gate -n "__fish_gate_using_subcommand requests" -s v -l verbose -d '
 complete -c gate -n "__fish_gate_using_subcommand requests" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gate -n "__fish_gate_using_subcommand approve" -l comment -d 'A note recorded with your approval' -r
 complete -c gate -n "__fish_gate_using_subcommand approve" -l server -d 'Decide on this gate server instead of the local spool [env: GATE_SERVER]' -r
+complete -c gate -n "__fish_gate_using_subcommand approve" -l ca -d 'Trust only the CA certificates in this PEM file for the server\'s TLS (default: the built-in web PKI roots) [env: GATE_CA]' -r -F
 complete -c gate -n "__fish_gate_using_subcommand approve" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand approve" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
@@ -226,6 +228,7 @@ complete -c gate -n "__fish_gate_using_subcommand approve" -s v -l verbose -d 'S
 complete -c gate -n "__fish_gate_using_subcommand approve" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand deny" -l reason -d 'Why; shown to the requester and recorded' -r
 complete -c gate -n "__fish_gate_using_subcommand deny" -l server -d 'Decide on this gate server instead of the local spool [env: GATE_SERVER]' -r
+complete -c gate -n "__fish_gate_using_subcommand deny" -l ca -d 'Trust only the CA certificates in this PEM file for the server\'s TLS (default: the built-in web PKI roots) [env: GATE_CA]' -r -F
 complete -c gate -n "__fish_gate_using_subcommand deny" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand deny" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
@@ -233,6 +236,7 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand deny" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand deny" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand deny" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand login" -l ca -d 'Trust only the CA certificates in this PEM file for the server\'s TLS (default: the built-in web PKI roots) [env: GATE_CA]' -r -F
 complete -c gate -n "__fish_gate_using_subcommand login" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand login" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
@@ -240,25 +244,29 @@ never\t''"
 complete -c gate -n "__fish_gate_using_subcommand login" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
 complete -c gate -n "__fish_gate_using_subcommand login" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c gate -n "__fish_gate_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l listen -d 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l db -d 'The database: a SQLite file (default: server.db in the state directory), or a PostgreSQL URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) that several replicas share; with PostgreSQL the server\'s log lives in the database and `--key` is required' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l audit-log -d 'The server\'s own audit log (default: server-audit.jsonl in the state directory; not with PostgreSQL, whose server log lives in the database)' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l key -d 'The server\'s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host\'s `audit.key`' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l header-timeout -d 'How long a client may take to send a request\'s headers, and how long a kept-alive connection may wait for its next request (at most 30s)' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l idle-timeout -d 'Close a connection that moves no byte for this long (longer than the 60s long-poll)' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l max-connections -d 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l public-url -d 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend' -r
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l listen -d 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, serve TLS (`--tls-cert`) or put a TLS-terminating proxy in front: tokens travel as bearer headers' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l db -d 'The database: a SQLite file (default: server.db in the state directory), or a PostgreSQL URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) that several replicas share; with PostgreSQL the server\'s log lives in the database and `--key` is required' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l audit-log -d 'The server\'s own audit log (default: server-audit.jsonl in the state directory; not with PostgreSQL, whose server log lives in the database)' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l key -d 'The server\'s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host\'s `audit.key`' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l header-timeout -d 'How long a client may take to send a request\'s headers, and how long a kept-alive connection may wait for its next request (at most 30s)' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l idle-timeout -d 'Close a connection that moves no byte for this long (longer than the 60s long-poll)' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l max-connections -d 'Connections open at once; past it a client is answered 503 with Retry-After. Lowered to fit the open-file limit (raised to its hard limit at start)' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l public-url -d 'The address people reach this server at (`https://gate.example.com`): the links in Slack messages and Teams cards point to its pages, and the identity provider sends people back to its `/auth/callback`. Required by a `kind: teams` backend and by `server.oidc`' -r
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP reads both files again: new connections get the new certificate' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l tls-key -d 'The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l secret-key-file -d 'The key the server\'s secrets are sealed under: a 0600 file of 64 hex characters or 32 raw bytes. `GATE_SECRET_KEY` comes first; without either, the keyring entry `gate/server-secret-key`' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -s v -l verbose -d 'Say more (repeat for more detail)'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -s h -l help -d 'Print help'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -f -a "token" -d 'Manage the API tokens of principals'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -f -a "log" -d 'The server\'s own log, when it lives in a PostgreSQL database'
-complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -f -a "token" -d 'Manage the API tokens of principals'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -f -a "log" -d 'The server\'s own log, when it lives in a PostgreSQL database'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -f -a "secret" -d 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and not __fish_seen_subcommand_from token key log secret help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from token" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
 always\t''
@@ -288,9 +296,21 @@ complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcomm
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from log" -f -a "export" -d 'Write the server\'s log kept in a PostgreSQL database as JSON lines, for `gate log verify`'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from log" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from secret" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from secret" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from secret" -s q -l quiet -d 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from secret" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from secret" -s h -l help -d 'Print help'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from secret" -f -a "set" -d 'Store a secret\'s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from secret" -f -a "list" -d 'List the stored secrets: names, created and updated times, never values'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from secret" -f -a "rm" -d 'Delete a stored secret'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from secret" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "token" -d 'Manage the API tokens of principals'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "log" -d 'The server\'s own log, when it lives in a PostgreSQL database'
+complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "secret" -d 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)'
 complete -c gate -n "__fish_gate_using_subcommand serve; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from claude-code codex gemini cursor local help" -l policy -d 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it' -r -F
 complete -c gate -n "__fish_gate_using_subcommand setup; and not __fish_seen_subcommand_from claude-code codex gemini cursor local help" -l color -d 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says' -r -f -a "auto\t''
@@ -464,6 +484,7 @@ complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcomma
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "token" -d 'Manage the API tokens of principals'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "key" -d 'Print the key the server signs its decisions with (note vkey format), making it if needed'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "log" -d 'The server\'s own log, when it lives in a PostgreSQL database'
+complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from serve" -f -a "secret" -d 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from setup" -f -a "claude-code" -d 'Install gate\'s hook into Claude Code\'s settings (.claude/settings.json)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from setup" -f -a "codex" -d 'Install gate\'s hook into Codex\'s hooks file (.codex/hooks.json)'
 complete -c gate -n "__fish_gate_using_subcommand help; and __fish_seen_subcommand_from setup" -f -a "gemini" -d 'Install gate\'s hook into Gemini CLI\'s settings (.gemini/settings.json)'

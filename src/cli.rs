@@ -199,6 +199,10 @@ pub enum Commands {
         /// Ask this gate server instead of the local spool [env: GATE_SERVER].
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Approve a pending request as the current user (or as your server token's principal).
     Approve {
@@ -211,6 +215,10 @@ pub enum Commands {
         /// Decide on this gate server instead of the local spool [env: GATE_SERVER].
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Deny a pending request as the current user (or as your server token's principal).
     Deny {
@@ -223,6 +231,10 @@ pub enum Commands {
         /// Decide on this gate server instead of the local spool [env: GATE_SERVER].
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Store your token for a gate server in the OS keyring (or a 0600 file where there is none).
     ///
@@ -232,6 +244,10 @@ pub enum Commands {
     Login {
         /// The server, e.g. https://gate.example.com
         url: String,
+        /// Trust only the CA certificates in this PEM file for the server's TLS (default: the
+        /// built-in web PKI roots) [env: GATE_CA].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
     /// Run the approval and audit server.
     Serve(ServeArgs),
@@ -300,7 +316,8 @@ pub struct ServeArgs {
     #[command(subcommand)]
     pub command: Option<ServeCommand>,
     /// Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond
-    /// loopback, put a TLS-terminating proxy in front: tokens travel as bearer headers.
+    /// loopback, serve TLS (`--tls-cert`) or put a TLS-terminating proxy in front: tokens
+    /// travel as bearer headers.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8700", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
     /// The database: a SQLite file (default: server.db in the state directory), or a
@@ -328,9 +345,23 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_connections: usize,
     /// The address people reach this server at (`https://gate.example.com`): the links in
-    /// Slack messages and Teams cards point to its pages. Required by a `kind: teams` backend.
+    /// Slack messages and Teams cards point to its pages, and the identity provider sends
+    /// people back to its `/auth/callback`. Required by a `kind: teams` backend and by
+    /// `server.oidc`.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `--tls-key`. SIGHUP
+    /// reads both files again: new connections get the new certificate.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The key the server's secrets are sealed under: a 0600 file of 64 hex characters or 32
+    /// raw bytes. `GATE_SECRET_KEY` comes first; without either, the keyring entry
+    /// `gate/server-secret-key`.
+    #[arg(long, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -355,6 +386,10 @@ pub enum ServeCommand {
     /// The server's own log, when it lives in a PostgreSQL database.
     #[command(subcommand)]
     Log(ServeLogCommand),
+    /// Manage the secrets the server releases to approved runs (names and times only are ever
+    /// shown; values are sealed with AES-256-GCM under the secret key).
+    #[command(subcommand)]
+    Secret(SecretCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -370,6 +405,45 @@ pub enum ServeLogCommand {
         /// Write here (a new file) instead of stdout, and the checkpoint beside it.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret's value, read from standard input (a hidden prompt on a terminal); one
+    /// trailing newline is dropped. Replaces a value stored under NAME.
+    ///
+    /// The key comes from `GATE_SECRET_KEY`, else `--secret-key-file`, else the keyring entry
+    /// `gate/server-secret-key` (made on first use when no other source is given).
+    Set {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// The secret key file, as given to `gate serve --secret-key-file`.
+        #[arg(long, value_name = "FILE")]
+        secret_key_file: Option<PathBuf>,
+        /// The secret's name, as a policy's `release:` names it (`secret:NAME`).
+        name: String,
+    },
+    /// List the stored secrets: names, created and updated times, never values.
+    List {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory). It must exist: listing never makes one.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// One JSON object per secret on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a stored secret.
+    Rm {
+        /// The server's database, as given to `gate serve` (default: server.db in the state
+        /// directory).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// The secret's name.
+        name: String,
     },
 }
 

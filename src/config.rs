@@ -32,6 +32,9 @@ pub struct Env {
     pub server: Option<String>,
     /// `GATE_TOKEN`: a server token, for CI and containers without a keyring.
     pub token: Option<crate::secrets::Token>,
+    /// `GATE_CA` (or `--ca`): the CA file `login`, `requests`, `approve` and `deny` trust for a
+    /// server's TLS. Never for a policy's backend: the policy's `ca:` says that.
+    pub ca: Option<PathBuf>,
 }
 
 impl Env {
@@ -55,7 +58,24 @@ impl Env {
             dumb_term: std::env::var_os("TERM").is_some_and(|v| v == "dumb"),
             server: string("GATE_SERVER"),
             token: string("GATE_TOKEN").map(crate::secrets::Token::new),
+            ca: path("GATE_CA"),
         }
+    }
+
+    /// This environment with `--ca` in place of `GATE_CA` when given.
+    pub fn with_ca(&self, ca: Option<PathBuf>) -> Env {
+        Env {
+            ca: ca.or_else(|| self.ca.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// Whom a command-line client of a gate server trusts: `--ca` / `GATE_CA`, else the
+    /// built-in roots.
+    pub fn trust(&self) -> crate::http::Trust {
+        self.ca
+            .clone()
+            .map_or(crate::http::Trust::System, crate::http::Trust::Ca)
     }
 
     /// The token to present to `server` (`GATE_TOKEN`, the keyring, or the token file).

@@ -254,10 +254,24 @@ impl Forwarder {
     }
 
     /// Runs `executable` with `argv` (argv[0] kept as given) and waits for it.
-    pub fn run(mut self, executable: &Path, argv: &[String]) -> Result<Finished, ExecError> {
+    pub fn run(self, executable: &Path, argv: &[String]) -> Result<Finished, ExecError> {
+        self.run_with_env(executable, argv, &[])
+    }
+
+    /// [`Forwarder::run`] with `env` added to the child's environment only (released
+    /// secrets): gate's own environment never holds them.
+    pub fn run_with_env(
+        mut self,
+        executable: &Path,
+        argv: &[String],
+        env: &[(String, crate::secrets::vault::SecretValue)],
+    ) -> Result<Finished, ExecError> {
         let start = Instant::now();
         let mut cmd = Command::new(executable);
         cmd.arg0(&argv[0]).args(&argv[1..]);
+        for (k, v) in env {
+            cmd.env(k, v.expose());
+        }
         let result = match self.spawn(&mut cmd) {
             Ok(mut child) => {
                 let status = match &mut self.how {

@@ -326,8 +326,13 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             json,
         }) => log::push(env, out, path, timeout, json, &policy_files),
         Commands::Log(LogCommand::Key) => log::key(env, out, &policy_files),
-        Commands::Requests { id, json, server } => requests::list(
-            env,
+        Commands::Requests {
+            id,
+            json,
+            server,
+            ca,
+        } => requests::list(
+            &env.with_ca(ca),
             out,
             id.as_deref(),
             json,
@@ -338,8 +343,9 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             id,
             comment,
             server,
+            ca,
         } => requests::decide(
-            env,
+            &env.with_ca(ca),
             out,
             &id,
             true,
@@ -347,8 +353,13 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             server.as_deref(),
             &policy_files,
         ),
-        Commands::Deny { id, reason, server } => requests::decide(
-            env,
+        Commands::Deny {
+            id,
+            reason,
+            server,
+            ca,
+        } => requests::decide(
+            &env.with_ca(ca),
             out,
             &id,
             false,
@@ -356,7 +367,7 @@ fn dispatch(cli: Cli, env: &Env, out: &Output) -> Result<i32, Error> {
             server.as_deref(),
             &policy_files,
         ),
-        Commands::Login { url } => serve::login(env, out, &url),
+        Commands::Login { url, ca } => serve::login(&env.with_ca(ca), out, &url),
         Commands::Serve(args) => serve::serve(env, out, args, &policy_files),
         Commands::Setup(SetupCommand::Local {
             group,

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub mod vault;
+
 const SERVICE: &str = "gate";
 
 /// A secret that cannot be found or kept. No variant holds a secret's value.

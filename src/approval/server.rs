@@ -14,10 +14,14 @@ use super::RequestStatus;
 use crate::audit::Approver;
 use crate::audit::note::NoteVerifier;
 use crate::audit::statement::{Statement, StatementError, Status};
-use crate::policy::Requirement;
+use crate::http::Trust;
+use crate::policy::{ReleaseVar, Requirement};
 use crate::secrets::Token;
+use crate::secrets::vault::{Released, SecretValue};
 
+mod replicas;
 mod wait;
+pub use replicas::Replicas;
 pub use wait::{Expect, WaitError, wait};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +39,17 @@ pub enum ClientError {
     /// No answer: connection refused, timeout, bad gateway...
     #[error("cannot reach the gate server: {0}")]
     Transport(String),
+    /// The server's TLS was refused (an untrusted CA, another host's certificate, an expired
+    /// one): retrying cannot help, and nothing is sent without it.
+    #[error("refused the gate server's TLS: {}: {detail}", problem.describe())]
+    Tls {
+        problem: crate::http::TlsProblem,
+        detail: String,
+    },
 }
+
+/// What to do about a refused certificate.
+pub const TLS_HINT: &str = "if the server's certificate comes from a private certificate authority, name that CA's certificate (PEM) with `ca: FILE` on the server backend (`--ca FILE` or `GATE_CA` for `gate login`, `requests`, `approve`, `deny`)";
 
 impl ClientError {
     /// Worth retrying until the deadline.
@@ -43,7 +57,7 @@ impl ClientError {
         match self {
             ClientError::Transport(_) => true,
             ClientError::Rejected { status, .. } => *status >= 500 || *status == 429,
-            ClientError::Unauthorized(_) => false,
+            ClientError::Unauthorized(_) | ClientError::Tls { .. } => false,
         }
     }
 }
@@ -98,6 +112,26 @@ pub struct VerifiedApproval {
     pub approvals: Vec<Approver>,
     /// The signed note, to keep in the decision record.
     pub note: String,
+    /// The variables the server's policy releases to this run (names only, from the answer).
+    pub release: Vec<ReleaseVar>,
+}
+
+/// What a wait proved besides the outcome: the signed note, and the variables the server will
+/// release to the run (issue 14 §5).
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub note: String,
+    pub release: Vec<ReleaseVar>,
+}
+
+/// The variables the server says it releases to an approved run of `answer` (its `release`
+/// member; none when absent or unreadable, which only means nothing is asked for).
+pub fn release_plan(answer: &RemoteRequest) -> Vec<ReleaseVar> {
+    answer
+        .rest
+        .get("release")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
 }
 
 /// Checks an `approved` answer: its statement must verify under `key`, be for request `id`
@@ -145,7 +179,11 @@ pub fn verify_approval(
                 .and_then(|a| a.comment.clone()),
         })
         .collect();
-    Ok(VerifiedApproval { approvals, note })
+    Ok(VerifiedApproval {
+        approvals,
+        note,
+        release: release_plan(answer),
+    })
 }
 
 /// Checks that `answer` carries a statement signed by `key`, for request `id` and `digest`,
@@ -164,17 +202,19 @@ pub fn verify_statement(
 }
 
 /// The server's decision-signing key, as `GET /v1/server-key` reports it (no token needed).
-pub fn server_key(base: &str) -> Result<String, ClientError> {
-    let http = reqwest::blocking::Client::builder()
+pub fn server_key(base: &str, trust: &Trust) -> Result<String, ClientError> {
+    let builder = reqwest::blocking::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
-        .user_agent(concat!("gate/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("gate/", env!("CARGO_PKG_VERSION")));
+    let http = crate::http::trusting(builder, trust)
+        .map_err(|e| ClientError::Transport(e.to_string()))?
         .build()
         .map_err(|e| ClientError::Transport(e.to_string()))?;
     let resp = http
         .get(format!("{}/v1/server-key", base.trim_end_matches('/')))
         .send()
-        .map_err(|e| ClientError::Transport(without_url(&e)))?;
+        .map_err(|e| failed(&e))?;
     let status = resp.status().as_u16();
     let body: Value = resp.json().unwrap_or(Value::Null);
     match body["key"].as_str() {
@@ -202,13 +242,34 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// A client that trusts the built-in web PKI roots.
     pub fn new(base: &str, token: Token) -> Result<Self, ClientError> {
-        let http = reqwest::blocking::Client::builder()
+        Self::with_trust(base, token, &Trust::System)
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    /// A client that trusts what `trust` says for the server's certificate. A `ca:` file that
+    /// cannot be used is [`TrustError`](crate::http::TrustError), a configuration error.
+    pub fn with_trust(
+        base: &str,
+        token: Token,
+        trust: &Trust,
+    ) -> Result<Self, crate::http::TrustError> {
+        let builder = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(75))
-            .user_agent(concat!("gate/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("gate/", env!("CARGO_PKG_VERSION")));
+        let http = crate::http::trusting(builder, trust)?
             .build()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(|e| {
+                crate::http::TrustError::Bad(
+                    match trust {
+                        Trust::Ca(p) => p.clone(),
+                        Trust::System => "(built-in roots)".into(),
+                    },
+                    error_chain(&e),
+                )
+            })?;
         Ok(Client {
             base: base.trim_end_matches('/').to_owned(),
             token,
@@ -224,7 +285,7 @@ impl Client {
         let resp = rb
             .bearer_auth(self.token.expose())
             .send()
-            .map_err(|e| ClientError::Transport(without_url(&e)))?;
+            .map_err(|e| failed(&e))?;
         let status = resp.status().as_u16();
         let body: Value = resp.json().unwrap_or(Value::Null);
         if (200..300).contains(&status) {
@@ -343,8 +404,35 @@ impl Client {
         )
     }
 
+    /// Fetches the secrets request `id` releases to the run of `digest` (once per approval).
+    /// The answer's values go into [`Released`] and nowhere else; an error never carries one.
+    pub fn release(&self, id: &str, digest: &str) -> Result<Released, ClientError> {
+        let v = self.send(
+            self.http
+                .post(format!("{}/v1/requests/{id}/release", self.base))
+                .json(&json!({ "digest": digest })),
+        )?;
+        let vars: std::collections::BTreeMap<String, SecretValue> =
+            serde_json::from_value(v["variables"].clone()).map_err(|_| {
+                ClientError::Transport(
+                    "unexpected answer from the server: `variables` is not a map of strings".into(),
+                )
+            })?;
+        Ok(Released {
+            vars: vars.into_iter().collect(),
+        })
+    }
+
     pub fn me(&self) -> Result<Value, ClientError> {
         self.send(self.http.get(format!("{}/v1/me", self.base)))
+    }
+}
+
+/// A request that got no answer: a refused TLS certificate, or a transport failure.
+fn failed(e: &reqwest::Error) -> ClientError {
+    match crate::http::tls_problem(e) {
+        Some((problem, detail)) => ClientError::Tls { problem, detail },
+        None => ClientError::Transport(without_url(e)),
     }
 }
 

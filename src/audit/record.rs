@@ -73,6 +73,10 @@ pub struct DecisionInfo {
     /// request's signed statement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reuse: Option<ReuseOf>,
+    /// The environment variables the gate server releases to this run from its secrets, and
+    /// which secret each gets: names only, never a value (issue 14 §5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release: Vec<crate::policy::ReleaseVar>,
 }
 
 /// The earlier approval a run used instead of asking again.

@@ -433,6 +433,14 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "the server token, instead of the one `gate login` stored",
     ),
     (
+        "GATE_CA",
+        "CA file (PEM) trusted for the server's TLS by login, requests, approve and deny, without --ca",
+    ),
+    (
+        "GATE_SECRET_KEY",
+        "gate serve: the key its released secrets are sealed under (64 hex characters)",
+    ),
+    (
         "GATE_AGENT",
         "the AI agent asking (recorded, shown to approvers)",
     ),

@@ -43,6 +43,7 @@ pub fn check(
             "by_default": class.by_default,
             "commands": class.commands,
             "opaque": class.opaque,
+            "unread": class.unread,
             "rules": class.matched,
             "requirement": class.requirement,
             "words": req.words.iter().map(|w| policy.redact(w)).collect::<Vec<_>>(),
@@ -81,6 +82,13 @@ pub fn check(
             "opaque:   {}; `defaults.opaque_shell` is `{}`",
             escape(why),
             policy.opaque_shell.as_str()
+        ));
+    }
+    if let Some(why) = &class.unread {
+        lines.push(format!(
+            "as written: {}; `defaults.opaque_arguments` is `{}`",
+            escape(why),
+            policy.opaque_arguments.as_str()
         ));
     }
     if class.by_default {

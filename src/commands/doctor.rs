@@ -376,7 +376,7 @@ fn servers(env: &Env, policy: Option<&Policy>) -> Vec<String> {
             }
         }
         for s in &p.audit_sinks {
-            if let SinkSpec::Server { url } = s {
+            if let SinkSpec::Server { url, .. } = s {
                 urls.push(url.clone());
             }
         }
@@ -421,9 +421,24 @@ fn client() -> Option<reqwest::blocking::Client> {
         .ok()
 }
 
-/// `GET URL/healthz`: ok on 200.
-fn healthz(url: &str) -> Result<String, String> {
-    let Some(c) = client() else {
+/// `GET URL/healthz`: ok on 200; its TLS checked against `ca` when given.
+fn healthz(url: &str, ca: Option<&std::path::Path>) -> Result<String, String> {
+    let c = match ca {
+        None => client(),
+        Some(ca) => {
+            let trust = crate::http::Trust::Ca(ca.to_owned());
+            let b = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .connect_timeout(Duration::from_secs(3));
+            Some(
+                crate::http::trusting(b, &trust)
+                    .map_err(|e| e.to_string())?
+                    .build()
+                    .map_err(|e| crate::http::error_chain(&e))?,
+            )
+        }
+    };
+    let Some(c) = c else {
         return Err("no HTTP client".into());
     };
     let target = format!("{}/healthz", url.trim_end_matches('/'));
@@ -463,11 +478,26 @@ fn backend_checks(env: &Env, policy: &Policy, checks: &mut Vec<Check>) {
     for (name, b) in &policy.backends {
         let label = format!("backend {name} ({})", b.kind());
         checks.push(match b {
-            BackendKind::Server { url, .. } => match healthz(url) {
-                Ok(d) => check(label, Status::Ok, d),
-                Err(d) => check(label, Status::Fail, d)
-                    .hint("approvals routed here fail closed (75) until it answers"),
-            },
+            BackendKind::Server { urls, ca, .. } => {
+                // Replicas: one that answers keeps approvals working, so the others warn.
+                let (up, down): (Vec<_>, Vec<_>) = urls
+                    .iter()
+                    .map(|u| healthz(u, ca.as_deref()))
+                    .partition(Result::is_ok);
+                let said = |v: Vec<Result<String, String>>| {
+                    v.into_iter()
+                        .map(|r| r.unwrap_or_else(|e| e))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                match (up.is_empty(), down.is_empty()) {
+                    (_, true) => check(label, Status::Ok, said(up)),
+                    (false, false) => check(label, Status::Warn, said(down))
+                        .hint("approvals continue on the replicas that answer"),
+                    (true, false) => check(label, Status::Fail, said(down))
+                        .hint("approvals routed here fail closed (75) until it answers"),
+                }
+            }
             BackendKind::Local { .. } => local_check(env, policy, name, label),
             BackendKind::Slack { api_url, .. } => {
                 let url = api_url.as_deref().unwrap_or("https://slack.com/api/");
@@ -552,7 +582,7 @@ fn sink_checks(policy: &Policy, checks: &mut Vec<Check>) {
     for s in &policy.audit_sinks {
         let label = format!("sink {}", s.name());
         checks.push(match s {
-            SinkSpec::Server { url } => match healthz(url) {
+            SinkSpec::Server { url, ca } => match healthz(url, ca.as_deref()) {
                 Ok(d) => check(label, Status::Ok, d),
                 Err(d) => check(label, Status::Fail, d)
                     .hint("records stay pending until it answers (`gate log push` delivers them)"),

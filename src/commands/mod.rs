@@ -8,6 +8,7 @@ pub mod log;
 pub mod policy;
 pub mod request_view;
 pub mod requests;
+pub mod secret;
 pub mod serve;
 pub mod setup;
 pub mod setup_agents;

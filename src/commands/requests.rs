@@ -83,12 +83,21 @@ fn client(env: &Env, url: &str) -> Result<crate::approval::server::Client, Error
             format!("run `gate login {url}`, or set `GATE_TOKEN`"),
         )
     })?;
-    crate::approval::server::Client::new(url, token).map_err(|e| Error::config(e.to_string()))
+    crate::approval::server::Client::with_trust(url, token, &env.trust()).map_err(|e| {
+        Error::config_hint(
+            e.to_string(),
+            "`--ca` (or `GATE_CA`) names a PEM file of the CA certificates that sign the server's",
+        )
+    })
 }
 
 fn remote_error(e: crate::approval::server::ClientError) -> Error {
     use crate::approval::server::ClientError as E;
     match e {
+        e @ E::Tls { .. } => Error::NoDecision {
+            message: e.to_string(),
+            hint: Some(crate::approval::server::TLS_HINT.into()),
+        },
         E::Unauthorized(m) => Error::config_hint(
             format!("the server refused the token: {m}"),
             "run `gate login URL` again",

@@ -14,7 +14,7 @@ use crate::server::auth::{self, Token};
 use crate::server::store::{Database, Store};
 use crate::server::{Clock, SystemClock};
 
-fn db_path(env: &Env, db: Option<PathBuf>) -> PathBuf {
+pub(crate) fn db_path(env: &Env, db: Option<PathBuf>) -> PathBuf {
     db.unwrap_or_else(|| env.state_dir().join("server.db"))
 }
 
@@ -26,7 +26,10 @@ fn database(env: &Env, db: Option<PathBuf>) -> Result<Database, Error> {
 
 /// The database of an existing server: reading or revoking tokens never makes an empty one
 /// (a mistyped `--db` would otherwise list "no tokens" and leave a stray file).
-fn open_existing(env: &Env, db: Option<PathBuf>) -> Result<std::sync::Arc<dyn Store>, Error> {
+pub(crate) fn open_existing(
+    env: &Env,
+    db: Option<PathBuf>,
+) -> Result<std::sync::Arc<dyn Store>, Error> {
     let db = database(env, db)?;
     if let Database::Sqlite(path) = &db
         && !path.exists()
@@ -39,7 +42,7 @@ fn open_existing(env: &Env, db: Option<PathBuf>) -> Result<std::sync::Arc<dyn St
     open_db(&db)
 }
 
-fn open(env: &Env, db: Option<PathBuf>) -> Result<std::sync::Arc<dyn Store>, Error> {
+pub(crate) fn open(env: &Env, db: Option<PathBuf>) -> Result<std::sync::Arc<dyn Store>, Error> {
     open_db(&database(env, db)?)
 }
 
@@ -64,11 +67,16 @@ pub fn serve(
         Some(ServeCommand::Log(ServeLogCommand::Export { db, output })) => {
             return export_log(env, out, db, output);
         }
+        Some(ServeCommand::Secret(s)) => return crate::commands::secret::secret(env, out, s),
         None => {}
     }
-    if !args.listen.ip().is_loopback() {
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::tls::TlsFiles { cert, key }),
+        _ => None,
+    };
+    if !args.listen.ip().is_loopback() && tls.is_none() {
         out.warn(&format!(
-            "listening on {} beyond loopback without TLS: tokens and decisions travel in clear; put a TLS-terminating proxy in front",
+            "listening on {} beyond loopback without TLS: tokens and decisions travel in clear; serve TLS with `--tls-cert` and `--tls-key`, or put a TLS-terminating proxy in front",
             args.listen
         ));
     }
@@ -93,6 +101,15 @@ pub fn serve(
             "leave `--audit-log` out; `gate serve log export --db URL -o FILE` writes the log for `gate log verify`",
         ));
     }
+    let signin = signin_config(&policy, chat.public_url.as_deref())?;
+    if let Some(si) = &signin {
+        out.info(&format!(
+            "the web page signs people in through {} (redirect URI {})",
+            si.issuer(),
+            si.redirect_uri()
+        ));
+    }
+    let vault = crate::commands::secret::server_key(out, &db, &policy, args.secret_key_file)?;
     let opts = crate::server::ServeOptions {
         listen: args.listen,
         key: server_key_path(env, &policy, &db, args.key)?,
@@ -109,10 +126,14 @@ pub fn serve(
         .check()
         .map_err(|e| Error::Usage(format!("gate serve: {e}")))?,
         chat,
+        tls,
+        signin,
+        vault,
     };
     let db = opts.db.to_string();
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     crate::server::serve(opts, |addr| {
-        out.info(&format!("listening on http://{addr} (database {db})"));
+        out.info(&format!("listening on {scheme}://{addr} (database {db})"));
     })
     .map_err(|e| Error::config(e.to_string()))?;
     out.info("stopped");
@@ -193,6 +214,32 @@ fn chat_config(
         cfg.backends.insert(name.clone(), chat);
     }
     Ok(cfg)
+}
+
+/// The server policy's `server.oidc` with its client secret read: the web page's sign-in
+/// through the identity provider. A secret that cannot be read, a missing `--public-url` or two
+/// principals claiming one email or subject is a configuration error (78).
+fn signin_config(
+    policy: &crate::policy::Policy,
+    public_url: Option<&str>,
+) -> Result<Option<crate::server::web::oidc::SignIn>, Error> {
+    let Some(spec) = &policy.server_oidc else {
+        return Ok(None);
+    };
+    let secret = spec
+        .client_secret
+        .as_deref()
+        .map(|r| {
+            crate::secrets::resolve(r).map_err(|e| {
+                Error::config(format!(
+                    "`server.oidc`: cannot read its `client_secret` (`{r}`): {e}"
+                ))
+            })
+        })
+        .transpose()?;
+    crate::server::web::oidc::SignIn::new(spec, secret, public_url, &policy.identities)
+        .map(Some)
+        .map_err(|e| Error::config(e.to_string()))
 }
 
 /// The key `gate serve` signs its decisions and its log's checkpoints with: `--key`, else
@@ -434,12 +481,17 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
         ));
     }
     let token = Token::new(secret);
-    let client = crate::approval::server::Client::new(url, token.clone())
+    let trust = env.trust();
+    let client = crate::approval::server::Client::with_trust(url, token.clone(), &trust)
         .map_err(|e| Error::config(e.to_string()))?;
     let me = client.me().map_err(|e| match e {
         crate::approval::server::ClientError::Unauthorized(m) => Error::Denied {
             message: format!("{url} refused the token: {m}"),
             hint: None,
+        },
+        e @ crate::approval::server::ClientError::Tls { .. } => Error::NoDecision {
+            message: e.to_string(),
+            hint: Some(crate::approval::server::TLS_HINT.into()),
         },
         other => Error::NoDecision {
             message: other.to_string(),
@@ -447,7 +499,7 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
         },
     })?;
     let principal = me["principal"].as_str().unwrap_or("?").to_owned();
-    let server_key = crate::approval::server::server_key(url);
+    let server_key = crate::approval::server::server_key(url, &trust);
     match crate::secrets::store(&env.config_dir(), url, &token).map_err(Error::config)? {
         crate::secrets::Stored::Keyring => out.info(&format!(
             "logged in to {url} as {principal}; the token is in the OS keyring"
@@ -466,8 +518,12 @@ pub fn login(env: &Env, out: &Output, url: &str) -> Result<i32, Error> {
                 "{url} signs its decisions with the key below; check it with the server's operator \
                  (`gate serve key` there) and pin it in the policy:"
             ));
+            let ca = match &env.ca {
+                Some(p) => format!(", ca: \"{}\"", p.display()),
+                None => String::new(),
+            };
             out.info(&format!(
-                "  backends: {{ team: {{ kind: server, url: \"{url}\", key: \"{k}\" }} }}"
+                "  backends: {{ team: {{ kind: server, url: \"{url}\", key: \"{k}\"{ca} }} }}"
             ));
             out.data(&k);
         }

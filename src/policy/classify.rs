@@ -43,6 +43,11 @@ pub struct Classification {
     /// Why part of a shell string could not be resolved (then `defaults.opaque_shell` counts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opaque: Option<String>,
+    /// Why some words of a command were judged only as written — every program it runs is
+    /// known, but an argument is an expansion, a glob, inline code or words read from input
+    /// (then `defaults.opaque_arguments` counts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<String>,
 }
 
 impl Classification {
@@ -79,6 +84,7 @@ impl Policy {
             requirement: None,
             commands: Vec::new(),
             opaque: None,
+            unread: None,
         })
     }
 
@@ -141,6 +147,7 @@ impl Policy {
             requirement,
             commands: Vec::new(),
             opaque: None,
+            unread: None,
         })
     }
 
@@ -167,6 +174,7 @@ impl Policy {
                 requirement: None,
                 commands: Vec::new(),
                 opaque: None,
+                unread: None,
             })
     }
 
@@ -191,10 +199,15 @@ impl Policy {
         at: &Place<'_>,
         ci: CiContext<'_>,
     ) -> Result<Classification, PolicyError> {
-        let (commands, dynamic, mut opaque) = read_commands(argv, at);
+        let Read {
+            commands,
+            dynamic,
+            mut opaque,
+            mut unread,
+        } = read_commands(argv, at);
         // An argument known only when the shell runs (`$(...)`, `$X`, a glob) in a command some
-        // rule may concern: the rule's conditions cannot be read.
-        if opaque.is_none()
+        // rule may concern: the rule's conditions are read on the words as written.
+        if unread.is_none()
             && let Some(cmd) = dynamic.iter().find(|c| {
                 self.concerns(crate::request::program_name(&c[0]))
                     || at
@@ -202,7 +215,7 @@ impl Policy {
                         .is_some_and(|l| l.other_names(&c[0]).iter().any(|n| self.concerns(n)))
             })
         {
-            opaque = Some(format!(
+            unread = Some(format!(
                 "an argument of `{}` is known only when it runs",
                 crate::request::program_name(&cmd[0])
             ));
@@ -246,7 +259,7 @@ impl Policy {
                 ci,
             )?);
         }
-        if commands.len() == 1 && opaque.is_none() {
+        if commands.len() == 1 && opaque.is_none() && unread.is_none() {
             return Ok(parts.pop().expect("one part"));
         }
         let mut matched: Vec<RuleInfo> = Vec::new();
@@ -262,15 +275,24 @@ impl Policy {
             .map(|p| p.decision)
             .max()
             .unwrap_or(Decision::Allow);
-        let decision = match &opaque {
-            Some(_) => by_parts.max(self.opaque_shell),
-            None => by_parts,
-        };
+        let mut decision = by_parts;
+        if opaque.is_some() {
+            decision = decision.max(self.opaque_shell);
+        }
+        if unread.is_some() {
+            decision = decision.max(self.opaque_arguments);
+        }
         let by_default = decision == by_parts && parts.iter().all(|p| p.by_default);
-        let requirement = (decision == Decision::Approve).then(|| match &opaque {
-            // What gate cannot read may be any command the policy names.
-            Some(_) => self.opaque_requirement(&matched),
-            None => self.requirement(&matched),
+        // What gate cannot read may be any command the policy names: when that is what asks
+        // for the approval, the approval is the one for any command.
+        let by_reading = (opaque.is_some() && self.opaque_shell == Decision::Approve)
+            || (unread.is_some() && self.opaque_arguments == Decision::Approve);
+        let requirement = (decision == Decision::Approve).then(|| {
+            if by_reading {
+                self.opaque_requirement(&matched)
+            } else {
+                self.requirement(&matched)
+            }
         });
         Ok(Classification {
             decision,
@@ -284,6 +306,7 @@ impl Policy {
             requirement,
             commands,
             opaque,
+            unread,
         })
     }
 
@@ -300,17 +323,26 @@ impl Policy {
 /// How many commands one argv may expand to before the rest is treated as unreadable.
 const MAX_COMMANDS: usize = 4096;
 
-/// Every command `argv` runs, itself first; those of them with arguments known only when they
-/// run (and every command those run); and why part of it cannot be read, if it can't.
-type Commands = (Vec<Vec<String>>, Vec<Vec<String>>, Option<String>);
+/// What reading an argv found.
+struct Read {
+    /// Every command `argv` runs, itself first.
+    commands: Vec<Vec<String>>,
+    /// Those of them with arguments known only when they run (and every command those run).
+    dynamic: Vec<Vec<String>>,
+    /// Why what runs cannot be known, if it can't.
+    opaque: Option<String>,
+    /// Why some words are judged only as written, if they are.
+    unread: Option<String>,
+}
 
-fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
+fn read_commands(argv: &[String], at: &Place<'_>) -> Read {
     use crate::command::{shell, wrap};
     use std::collections::HashSet;
     let mut commands: Vec<Vec<String>> = Vec::new();
     let mut dynamic: HashSet<Vec<String>> = HashSet::new();
     let mut seen: HashSet<Vec<String>> = HashSet::new();
     let mut opaque: Option<String> = None;
+    let mut unread: Option<String> = None;
     let mut push = |c: Vec<String>, commands: &mut Vec<Vec<String>>| {
         if !c.is_empty() && seen.insert(c.clone()) {
             commands.push(c);
@@ -358,15 +390,31 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
             }
         }
         let runs = wrap::runs(&cmd);
-        if is_dynamic && wrap::dynamic_words_matter(&cmd, wrap::looks_dynamic) {
-            // `taskset "$(printf -- -c)" 0 aws ...`, `awk "$PROG"`, `git "$X" p`: a word known
-            // only at run time may be an option or the code, and then what runs is elsewhere.
-            opaque.get_or_insert_with(|| {
-                format!(
-                    "an argument of `{}`, which runs code, is known only when it runs",
-                    crate::request::program_name(&cmd[0])
-                )
-            });
+        if is_dynamic {
+            match wrap::dynamic_words_matter(&cmd, wrap::looks_dynamic) {
+                // `taskset "$(printf -- -c)" 0 aws ...`, `awk "$PROG"`, `git "$X" p`: a word
+                // known only at run time may be an option or the code, and then what runs is
+                // elsewhere.
+                wrap::DynamicWords::ChooseWhatRuns => {
+                    opaque.get_or_insert_with(|| {
+                        format!(
+                            "an argument of `{}`, which runs code, is known only when it runs",
+                            crate::request::program_name(&cmd[0])
+                        )
+                    });
+                }
+                // `perl -pi -e 's/a/b/' src/*.c`: the code is read as written, with the
+                // expansion in it.
+                wrap::DynamicWords::InCode => {
+                    unread.get_or_insert_with(|| {
+                        format!(
+                            "code given to `{}` has a part known only when it runs",
+                            crate::request::program_name(&cmd[0])
+                        )
+                    });
+                }
+                wrap::DynamicWords::Arguments => {}
+            }
         }
         for run in runs {
             let script = match run {
@@ -389,6 +437,10 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
                     opaque.get_or_insert(why);
                     continue;
                 }
+                wrap::Run::Unread(why) => {
+                    unread.get_or_insert(why);
+                    continue;
+                }
                 wrap::Run::Script(s) => shell::parse(&s),
                 wrap::Run::ScriptWithArgs(s, args) => shell::parse_with_args(&s, &args),
             };
@@ -399,6 +451,9 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
             if let Some(o) = script.opaque {
                 opaque.get_or_insert(o);
             }
+            if let Some(u) = script.unread {
+                unread.get_or_insert(u);
+            }
         }
     }
     let dynamic = commands
@@ -406,5 +461,10 @@ fn read_commands(argv: &[String], at: &Place<'_>) -> Commands {
         .filter(|c| dynamic.contains(*c))
         .cloned()
         .collect();
-    (commands, dynamic, opaque)
+    Read {
+        commands,
+        dynamic,
+        opaque,
+        unread,
+    }
 }

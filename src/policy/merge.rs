@@ -8,6 +8,8 @@
 //!   sets it (system files come first, so a user file can't redirect them);
 //! - `defaults.opaque_shell`: the most restrictive over every file, a file that does not set it
 //!   voting `approve` — so `allow` takes effect only when every file says so;
+//! - `defaults.opaque_arguments`: likewise, a file that does not set it voting its own
+//!   `opaque_shell` (so `approve` when it sets neither);
 //! - groups, identities, backends, rule names and `defaults.opaque_approval`: defined once
 //!   across all files — a later file redefining the security group could otherwise widen who
 //!   may approve;
@@ -24,8 +26,8 @@ use super::diag::{Diagnostic, Diagnostics, Pos};
 use super::schema::{At, Decision, PolicyFile};
 use super::tiers::Tier;
 use super::{
-    Compiled, DEFAULT_TIMEOUT, GroupRequirement, Policy, Redactor, RuleApproval, RuleInfo,
-    required_bytes,
+    Compiled, DEFAULT_TIMEOUT, GroupRequirement, Policy, Redactor, ReleaseVar, RuleApproval,
+    RuleInfo, required_bytes,
 };
 
 /// Merges and compiles every rule now, all files as one tier (what `gate policy lint` and
@@ -62,6 +64,17 @@ pub(super) fn merge_with(
             })
             .max()
             .unwrap_or(Decision::Approve),
+        opaque_arguments: files
+            .iter()
+            .map(|f| {
+                f.defaults
+                    .opaque_arguments
+                    .as_ref()
+                    .or(f.defaults.opaque_shell.as_ref())
+                    .map_or(Decision::Approve, |d| d.value)
+            })
+            .max()
+            .unwrap_or(Decision::Approve),
         opaque_approval: None,
         file_defaults: files
             .iter()
@@ -80,6 +93,7 @@ pub(super) fn merge_with(
         audit_sinks: Vec::new(),
         require_remote: false,
         ci_issuers: Vec::new(),
+        server_oidc: None,
         rules: Vec::new(),
         matcher: Compiled::Eager(Matcher::build(std::iter::empty()).map_err(|_| Vec::new())?),
         compile_error_at: None,
@@ -90,6 +104,7 @@ pub(super) fn merge_with(
     let mut backend_at: HashMap<String, (usize, Pos)> = HashMap::new();
     let mut rule_at: HashMap<String, (usize, Pos)> = HashMap::new();
     let mut opaque_at: HashMap<String, (usize, Pos)> = HashMap::new();
+    let mut server_at: HashMap<String, (usize, Pos)> = HashMap::new();
     let mut timeouts = Vec::new();
     // What the system tier alone defines: its own approvers resolve against these, so an added
     // file can't define a group (or a group named like a principal) that a system rule names.
@@ -107,6 +122,19 @@ pub(super) fn merge_with(
                     jwks_url: i.jwks_url.clone(),
                 });
             }
+        }
+        if let Some(o) = &f.server_oidc
+            && once(
+                &mut server_at,
+                "server.oidc",
+                fi,
+                o.pos,
+                "setting",
+                &files,
+                &mut d,
+            )
+        {
+            p.server_oidc = Some(o.clone());
         }
         if let Some(dec) = &f.defaults.decision {
             p.default_decision = p.default_decision.max(dec.value);
@@ -339,6 +367,14 @@ pub(super) fn merge_with(
                 file_index: fi,
                 approval,
                 ci: r.matcher.ci.as_ref().and_then(super::ci::CiCondition::of),
+                release: r
+                    .release
+                    .iter()
+                    .map(|x| ReleaseVar {
+                        env: x.env.value.clone(),
+                        secret: x.secret.value.clone(),
+                    })
+                    .collect(),
             });
         }
         all.extend(d.items);

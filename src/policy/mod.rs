@@ -13,6 +13,7 @@ mod merge;
 mod redact;
 mod requirement;
 pub mod schema;
+pub mod signin;
 mod sinks;
 mod strict;
 pub mod testing;
@@ -112,6 +113,36 @@ pub struct RuleInfo {
     /// verified CI identity (never on a requester's machine, which has none).
     #[serde(skip)]
     pub ci: Option<ci::CiCondition>,
+    /// The rule's `release:` (environment variable → secret name). Only the gate server acts
+    /// on it, for the rules of its own policy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub release: Vec<ReleaseVar>,
+}
+
+/// One variable a gate server fills from one of its secrets for an approved run. Names
+/// only: the value never leaves the server but in the release answer to the run itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct ReleaseVar {
+    pub env: String,
+    pub secret: String,
+}
+
+/// The variables the matched rules release, each once, in name order. When two rules fill one
+/// variable from different secrets, the first matched rule (policy order) decides; approvers
+/// see the result either way, since it is what the request shows.
+pub fn release_of(matched: &[RuleInfo]) -> Vec<ReleaseVar> {
+    let mut out: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for r in matched {
+        for v in &r.release {
+            out.entry(&v.env).or_insert(&v.secret);
+        }
+    }
+    out.into_iter()
+        .map(|(env, secret)| ReleaseVar {
+            env: env.to_owned(),
+            secret: secret.to_owned(),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +171,10 @@ pub struct Policy {
     /// What a shell string that cannot be resolved statically gets (`defaults.opaque_shell`):
     /// the most restrictive over every file, a file that does not set it voting `approve`.
     pub opaque_shell: Decision,
+    /// What a command whose programs are all known, but some of whose words are read only as
+    /// written, gets (`defaults.opaque_arguments`, each file voting its `opaque_shell` when it
+    /// does not set it): the most restrictive over every file.
+    pub opaque_arguments: Decision,
     /// `defaults.opaque_approval`: who approves a command gate cannot read, set by the system
     /// tier (or by any file when there is none).
     pub opaque_approval: Option<RuleApproval>,
@@ -167,6 +202,9 @@ pub struct Policy {
     /// `ci.issuers`: whose OIDC ID tokens the server believes (first file to list an issuer
     /// wins; with a system tier only it may list any).
     pub ci_issuers: Vec<ci::CiIssuer>,
+    /// `server.oidc`: the web page's sign-in through an identity provider (one file may set
+    /// it; with a system tier, only the system tier).
+    pub server_oidc: Option<signin::OidcSignIn>,
     pub rules: Vec<RuleInfo>,
     matcher: Compiled,
     /// Where a rule group that fails to compile on first use is reported (lazy policies).

@@ -55,6 +55,10 @@ pub struct Defaults {
     pub backend: Option<At<String>>,
     pub timeout: Option<At<Duration>>,
     pub opaque_shell: Option<At<Decision>>,
+    /// What a command gets when every program it runs is known but some of its words are not
+    /// read exactly (expansions, globs, inline code, words from input): the rules judged them as
+    /// written. Unset: `opaque_shell`'s value.
+    pub opaque_arguments: Option<At<Decision>>,
     /// Who approves a command gate cannot read (an opaque one), instead of the strictest
     /// requirement any rule can impose.
     pub opaque_approval: Option<OpaqueApproval>,
@@ -81,10 +85,17 @@ pub enum BackendKind {
         spool: Option<PathBuf>,
     },
     Server {
+        /// The first of `urls`: where requests go while it answers.
         url: String,
+        /// Every address of the server (`url:`, or `urls:` for replicas sharing one database),
+        /// in the order they are tried; never empty.
+        urls: Vec<String>,
         /// The verifier key (note `vkey` form) the server's decision statements must verify
         /// under; checked for form when the policy is read.
         key: String,
+        /// `ca:`: a PEM file of the CA certificates that alone are trusted for the server's TLS
+        /// (default: the built-in web PKI roots).
+        ca: Option<PathBuf>,
     },
     Slack {
         channel: String,
@@ -159,6 +170,16 @@ pub struct Rule {
     pub category: Option<String>,
     pub message: Option<String>,
     pub approval: Option<Approval>,
+    /// `release:`: environment variables the gate server fills from its secrets for an
+    /// approved run (issue 14 §5); honoured only in the policy of `gate serve`.
+    pub release: Vec<Release>,
+}
+
+/// One `release:` entry: environment variable `env` gets the server's secret `secret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub env: At<String>,
+    pub secret: At<String>,
 }
 
 /// One `tests:` case: a command and what the policy must say about it.
@@ -192,6 +213,8 @@ pub struct PolicyFile {
     /// `ci.issuers`: whose OIDC ID tokens a server believes, and where `ci:` was written.
     pub ci_issuers: Vec<super::ci::IssuerSpec>,
     pub ci_pos: Option<Pos>,
+    /// `server.oidc`: the identity provider of the web page's sign-in.
+    pub server_oidc: Option<super::signin::OidcSignIn>,
     pub rules: Vec<Rule>,
     pub tests: Vec<TestCase>,
     /// Names of rules and backends the file writes but that are left out of `rules` and

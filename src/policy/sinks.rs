@@ -12,6 +12,10 @@ use sha2::{Digest, Sha256};
 pub enum SinkSpec {
     Server {
         url: String,
+        /// A PEM file of the CA certificates trusted for the server's TLS (default: the
+        /// built-in web PKI roots).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca: Option<PathBuf>,
     },
     Syslog {
         /// `udp://host:port`, `tcp://host:port`, `tcp+tls://host:port`.
@@ -43,7 +47,7 @@ impl SinkSpec {
     /// `<kind>-<12 hex of SHA-256 of its address>`.
     pub fn name(&self) -> String {
         let (kind, addr) = match self {
-            SinkSpec::Server { url } => ("server", url.trim_end_matches('/').to_owned()),
+            SinkSpec::Server { url, .. } => ("server", url.trim_end_matches('/').to_owned()),
             SinkSpec::Syslog { url, .. } => ("syslog", url.clone()),
             SinkSpec::Http { url, preset, .. } => (
                 "http",

@@ -44,6 +44,7 @@ impl Source {
 struct SystemLimits {
     decision: Decision,
     opaque_shell: Decision,
+    opaque_arguments: Decision,
     timeout: Duration,
     require_remote: bool,
 }
@@ -64,6 +65,17 @@ impl SystemLimits {
                     f.defaults
                         .opaque_shell
                         .as_ref()
+                        .map_or(Decision::Approve, |d| d.value)
+                })
+                .max()
+                .unwrap_or(Decision::Approve),
+            opaque_arguments: system
+                .clone()
+                .map(|f| {
+                    f.defaults
+                        .opaque_arguments
+                        .as_ref()
+                        .or(f.defaults.opaque_shell.as_ref())
                         .map_or(Decision::Approve, |d| d.value)
                 })
                 .max()
@@ -121,6 +133,15 @@ fn check_file(f: &PolicyFile, sys: &SystemLimits, d: &mut Diagnostics<'_>) {
             HINT,
         );
     }
+    // Who may sign in to the server's page, and through which provider: the system tier's
+    // call alone, as `identities` is.
+    if let Some(o) = &f.server_oidc {
+        d.error_hint(
+            o.pos,
+            "`server.oidc` in an added policy file: only the system policy may name the server's identity provider",
+            HINT,
+        );
+    }
     let defaults = &f.defaults;
     if let Some(dec) = &defaults.decision
         && dec.value < sys.decision
@@ -171,6 +192,28 @@ fn check_file(f: &PolicyFile, sys: &SystemLimits, d: &mut Diagnostics<'_>) {
             HINT,
         );
     }
+    // An added file that sets neither votes `approve`; one that sets only `opaque_shell` votes
+    // that for arguments too.
+    let shell_refused = defaults
+        .opaque_shell
+        .as_ref()
+        .is_some_and(|o| o.value < sys.opaque_shell);
+    if let Some(o) = defaults
+        .opaque_arguments
+        .as_ref()
+        .or(defaults.opaque_shell.as_ref().filter(|_| !shell_refused))
+        && o.value < sys.opaque_arguments
+    {
+        d.error_hint(
+            o.pos,
+            format!(
+                "`defaults.opaque_arguments: {}` in an added policy file is less restrictive than the system policy's `{}`",
+                o.value.as_str(),
+                sys.opaque_arguments.as_str()
+            ),
+            HINT,
+        );
+    }
     if let Some(a) = &defaults.opaque_approval {
         d.error_hint(
             a.pos,
@@ -206,6 +249,16 @@ fn check_file(f: &PolicyFile, sys: &SystemLimits, d: &mut Diagnostics<'_>) {
         );
     }
     for r in &f.rules {
+        if let Some(first) = r.release.first() {
+            d.error_hint(
+                first.env.pos,
+                format!(
+                    "rule `{}` in an added policy file cannot set `release`: only the system policy names the secrets a server releases",
+                    r.name.value
+                ),
+                HINT,
+            );
+        }
         if let Some(b) = r.approval.as_ref().and_then(|a| a.backend.as_ref()) {
             d.error_hint(
                 b.pos,

@@ -144,6 +144,7 @@ pub fn decide_for_agent(c: &AgentCommand, env: &Env, out: &Output) -> Result<Age
             approvals: Vec::new(),
             statement: None,
             reuse: None,
+            release: None,
         },
         Decision::Deny => denied(&c.policy_files, &req, &class),
         // Never gate's own terminal prompt: the agent owns the terminal. Its person answers
@@ -176,6 +177,7 @@ pub fn decide_for_agent(c: &AgentCommand, env: &Env, out: &Output) -> Result<Age
                 }],
                 statement: None,
                 reuse: None,
+                release: None,
             }
         }
         Decision::Approve => {

@@ -9,7 +9,9 @@ use super::RunOptions;
 use super::verdict::{Outcome, Verdict, why_approval};
 use crate::approval::Outcome as Waited;
 use crate::approval::local::{LocalError, Reach, SHARED_SPOOL_HINT, Spool, SpoolRequest, now_unix};
-use crate::approval::server::{Client, ClientError, Expect, RemoteRequest, WaitError, retry, wait};
+use crate::approval::server::{
+    Client, ClientError, Expect, RemoteRequest, Replicas, Signed, WaitError, retry, wait,
+};
 use crate::config::Env;
 use crate::error::Error;
 use crate::exec::Cancel;
@@ -51,7 +53,9 @@ pub(super) fn approve_outliving(
     };
     let backend_name = requirement.backend.clone();
     let mut timeout = capped_timeout(out, opts.timeout, policy, class, &requirement);
-    let (outcome, statement) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
+    // The server that approved, for fetching what it releases to the run.
+    let mut approved_by: Option<&str> = None;
+    let (outcome, signed) = match backend_name.as_deref().and_then(|b| policy.backends.get(b)) {
         // A spooled request lives only as long as the gate that waits on it, and the local
         // log is the requester's own: neither can carry an approval to a later run.
         None | Some(BackendKind::Local { .. }) if opts.no_wait || opts.request.is_some() => {
@@ -76,8 +80,15 @@ pub(super) fn approve_outliving(
                 Err(stopped) => return Ok(stopped),
             }
         }
-        Some(BackendKind::Server { url, key }) => {
-            let server = super::two_stage::Server { url, key };
+        Some(BackendKind::Server {
+            url, urls, key, ca, ..
+        }) => {
+            let server = super::two_stage::Server {
+                url,
+                urls,
+                key,
+                ca: ca.as_deref(),
+            };
             if let Some(id) = &opts.request {
                 let wait_for = opts.wait.then_some(timeout);
                 return Ok(super::two_stage::redeem(
@@ -105,11 +116,11 @@ pub(super) fn approve_outliving(
             if let Some(v) = super::two_stage::reuse(env, out, &server, req, &requirement) {
                 return Ok(v);
             }
+            approved_by = Some(url);
             match wait_server(
                 env,
                 out,
-                url,
-                key,
+                &server,
                 req,
                 class,
                 &requirement,
@@ -155,7 +166,23 @@ pub(super) fn approve_outliving(
             return Ok(Verdict::no_decision(message, Some(hint)));
         }
     };
-    Ok(verdict_of(out, outcome, statement, timeout, &requirement))
+    let release = match (approved_by, &signed) {
+        (Some(url), Some(s)) if !s.release.is_empty() => Some(super::release::Plan {
+            url: url.to_owned(),
+            request_id: req.id().to_owned(),
+            vars: s.release.clone(),
+        }),
+        _ => None,
+    };
+    let statement = signed.map(|s| s.note);
+    Ok(verdict_of(
+        out,
+        outcome,
+        statement,
+        release,
+        timeout,
+        &requirement,
+    ))
 }
 
 /// The local backend: the spool and the owners of decision files.
@@ -350,19 +377,18 @@ fn unreachable_hint(group: &str) -> String {
 fn wait_server(
     env: &Env,
     out: &Output,
-    url: &str,
-    key: &str,
+    server: &super::two_stage::Server<'_>,
     req: &Request,
     class: &Classification,
     requirement: &Requirement,
     timeout: &mut Duration,
     lifetime: Option<Duration>,
     cancel: &Cancel,
-) -> Result<(Waited, Option<String>), Verdict> {
+) -> Result<(Waited, Option<Signed>), Verdict> {
     let config = |message: String, hint: String| {
         Verdict::stop(Outcome::Error, Error::config_hint(message, hint))
     };
-    let (client, key) = connect(env, url, key)?;
+    let (client, key) = connect(env, server)?;
     // A hook's request outlives the hook's own wait, so that it can be approved after the
     // hook gave up and the retry finds it approved.
     let body = request_body(
@@ -375,21 +401,23 @@ fn wait_server(
     let deadline = deadline_after(started, *timeout);
     let cancelled = || cancel.is_set();
     let warn = |e: &ClientError| out.warn(&format!("{e}; retrying"));
+    // Created on the first replica that answers.
     let created = retry(
         deadline,
-        || match client.create(&body) {
-            // A retry after a lost answer: the request is there already.
-            Err(ClientError::Rejected { code, .. }) if code == "exists" => {
-                client.get(req.id(), Duration::ZERO)
-            }
-            other => other,
+        || {
+            client.call(|c| match c.create(&body) {
+                // A retry after a lost answer: the request is there already.
+                Err(ClientError::Rejected { code, .. }) if code == "exists" => {
+                    c.get(req.id(), Duration::ZERO)
+                }
+                other => other,
+            })
         },
         warn,
         &cancelled,
     );
     wait_created(
         out,
-        url,
         &client,
         &key,
         created,
@@ -403,31 +431,51 @@ fn wait_server(
     )
 }
 
-/// The client of the server backend at `url`, with the decision key the policy pins for it:
-/// a key that cannot be read, or no token, is a configuration error (78).
+/// The clients of the server backend's addresses, with the decision key the policy pins for
+/// it: a key or `ca:` file that cannot be read, or no token, is a configuration error (78).
+/// The token is the first one found for any of the addresses: they are one server.
 #[allow(clippy::result_large_err)]
 pub(super) fn connect(
     env: &Env,
-    url: &str,
-    key: &str,
-) -> Result<(Client, crate::audit::note::NoteVerifier), Verdict> {
+    server: &super::two_stage::Server<'_>,
+) -> Result<(Replicas, crate::audit::note::NoteVerifier), Verdict> {
+    let url = server.url;
     let config = |message: String, hint: String| {
         Verdict::stop(Outcome::Error, Error::config_hint(message, hint))
     };
-    let key = crate::audit::note::NoteVerifier::parse(key).map_err(|e| {
+    let key = crate::audit::note::NoteVerifier::parse(server.key).map_err(|e| {
         config(
             format!("the `key` of the server backend for {url} is unusable: {e}"),
             format!("`gate login {url}` prints the server's key"),
         )
     })?;
-    let Some(token) = env.server_token(url) else {
+    let Some(token) = server.urls.iter().find_map(|u| env.server_token(u)) else {
         return Err(config(
             format!("no token for the gate server {url}"),
             format!("run `gate login {url}`, or set `GATE_TOKEN`"),
         ));
     };
-    let client = Client::new(url, token).map_err(|e| Verdict::no_decision(e.to_string(), None))?;
-    Ok((client, key))
+    let trust = server.ca.map_or(crate::http::Trust::System, |p| {
+        crate::http::Trust::Ca(p.to_owned())
+    });
+    let mut clients = Vec::new();
+    for u in server.urls {
+        clients.push(
+            Client::with_trust(u, token.clone(), &trust).map_err(|e| {
+                config(
+                    format!("the server backend for {url}: {e}"),
+                    "`ca:` names a PEM file of the certificate authorities that sign the server's certificate".into(),
+                )
+            })?,
+        );
+    }
+    let replicas = Replicas::new(clients).ok_or_else(|| {
+        config(
+            "the server backend names no address".into(),
+            "give it `url:` or `urls:`".into(),
+        )
+    })?;
+    Ok((replicas, key))
 }
 
 /// The body of `POST /v1/requests` for `req`.
@@ -482,8 +530,7 @@ pub(super) fn request_body(
 #[allow(clippy::too_many_arguments, clippy::result_large_err)]
 fn wait_created(
     out: &Output,
-    url: &str,
-    client: &Client,
+    client: &Replicas,
     key: &crate::audit::note::NoteVerifier,
     created: Result<RemoteRequest, ClientError>,
     req: &Request,
@@ -493,7 +540,8 @@ fn wait_created(
     cancel: &Cancel,
     deadline: std::time::Instant,
     config: &dyn Fn(String, String) -> Verdict,
-) -> Result<(Waited, Option<String>), Verdict> {
+) -> Result<(Waited, Option<Signed>), Verdict> {
+    let url = client.current().base().to_owned();
     let current: RemoteRequest = match created {
         Ok(r) => r,
         Err(ClientError::Unauthorized(m)) => {
@@ -504,6 +552,15 @@ fn wait_created(
         }
         Err(e) if cancel.is_set() => {
             return Err(Verdict::no_decision(format!("cancelled: {e}"), None));
+        }
+        Err(e @ ClientError::Tls { .. }) => {
+            return Err(Verdict::no_decision(
+                format!("no decision: {e}"),
+                Some(format!(
+                    "nothing ran; {}",
+                    crate::approval::server::TLS_HINT
+                )),
+            ));
         }
         Err(e) => {
             return Err(Verdict::no_decision(
@@ -557,8 +614,11 @@ fn wait_created(
         &cancel.flag,
         &mut |p| waiter.update(p),
         &mut |e| out.warn(&format!("{e}; still waiting, retrying")),
+        &mut |from, to| out.warn(&format!("{from} stopped answering; waiting on {to}")),
     );
     waiter.finish();
+    // The replica that answered last, which may not be the one the request was made on.
+    let url = client.current().base();
     waited.map_err(|e| match e {
         WaitError::UnprovenApproval(why) => Verdict::no_decision(
             format!("{url} answered `approved`, but {why}; refusing to run"),
@@ -575,6 +635,10 @@ fn wait_created(
             Error::config(format!(
                 "the gate server {url} refused the token while waiting: {m}"
             )),
+        ),
+        WaitError::Failed(e @ ClientError::Tls { .. }) => Verdict::no_decision(
+            format!("no decision: {e}"),
+            Some(format!("nothing ran; {}", crate::approval::server::TLS_HINT)),
         ),
         WaitError::Failed(e) => {
             Verdict::no_decision(format!("the gate server answered: {e}"), None)
@@ -686,6 +750,7 @@ fn verdict_of(
     out: &Output,
     waited: Waited,
     statement: Option<String>,
+    release: Option<super::release::Plan>,
     timeout: Duration,
     requirement: &Requirement,
 ) -> Verdict {
@@ -698,6 +763,7 @@ fn verdict_of(
                 approvals,
                 statement,
                 reuse: None,
+                release,
             }
         }
         Waited::Denied {

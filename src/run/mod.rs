@@ -16,6 +16,7 @@ use crate::request::{NewRequest, Request, program_name, shell_join};
 mod agent;
 mod approve;
 mod record;
+mod release;
 mod slack;
 mod two_stage;
 mod verdict;
@@ -184,17 +185,52 @@ fn run_as(
     }
 
     // The decision is recorded before anything runs; every exit after this is the recorder's.
+    let plan = verdict.release().cloned();
+    if plan.is_none() {
+        warn_client_release(out, &class);
+    }
     let (decision, refused) = verdict.into_record(&policy, &class);
     let mut recorder = audit.record_decision(out, &req, decision)?;
-    let ready = match clear_to_start(refused, &recorder, &req, executable, cancel) {
+    let mut ready = match clear_to_start(refused, &recorder, &req, executable, cancel) {
         Ok(ready) => ready,
         Err(why) => return Err(recorder.stop(why)),
     };
 
+    // The secrets the approving server releases, fetched last: only a run that is otherwise
+    // clear to start spends its one release.
+    let released = match &plan {
+        None => Default::default(),
+        Some(p) => match release::fetch(env, p, &req.view.digest) {
+            Ok(r) => r,
+            Err(why) => return Err(recorder.stop(NotRun::Release(why))),
+        },
+    };
+    if !released.vars.is_empty() {
+        if ready.forwarder.stopped_early() {
+            return Err(recorder.stop(NotRun::Cancelled));
+        }
+        let names: Vec<&str> = released.vars.iter().map(|(k, _)| k.as_str()).collect();
+        out.detail(&format!("released to the command: {}", names.join(", ")));
+    }
+
     // The run, and its result.
-    match ready.forwarder.run(&ready.executable, &req.argv) {
+    match ready
+        .forwarder
+        .run_with_env(&ready.executable, &req.argv, &released.vars)
+    {
         Ok(done) => Ok(recorder.finish(&done)),
         Err(e) => Err(recorder.stop(NotRun::StartFailed(e))),
+    }
+}
+
+/// A `release:` in this gate's own policy is never acted on: only the gate server's policy
+/// releases secrets, and only the server holds them. Said once when such a rule matched.
+fn warn_client_release(out: &Output, class: &Classification) {
+    if let Some(r) = class.matched.iter().find(|r| !r.release.is_empty()) {
+        out.warn(&format!(
+            "rule `{}` has `release:`, which only a gate server's policy acts on: nothing is released to this command by it",
+            r.name
+        ));
     }
 }
 

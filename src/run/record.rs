@@ -96,6 +96,8 @@ pub enum NotRun {
     Cancelled,
     /// The program could not be started.
     StartFailed(ExecError),
+    /// The approving server's secrets could not be fetched (the reason holds no value).
+    Release(String),
 }
 
 impl NotRun {
@@ -158,6 +160,17 @@ impl NotRun {
                 Error::NoDecision {
                     message: "cancelled before the command started".into(),
                     hint: None,
+                },
+            ),
+            NotRun::Release(why) => (
+                Some(not_run(format!("not run: {why}"))),
+                "nothing ran",
+                Error::NoDecision {
+                    message: why,
+                    hint: Some(
+                        "nothing ran: the command runs only with the secrets its approval releases; ask again"
+                            .into(),
+                    ),
                 },
             ),
             NotRun::StartFailed(e) => (
@@ -338,6 +351,7 @@ mod tests {
             commands: Vec::new(),
             opaque: None,
             statement: None,
+            release: Vec::new(),
             reuse: None,
         }
     }

@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime};
 use super::approve::connect;
 use super::verdict::{Outcome, Verdict};
 use crate::approval::RequestStatus;
-use crate::approval::server::{Client, ClientError, Expect, RemoteRequest, verify_approval, wait};
+use crate::approval::server::{
+    Client, ClientError, Expect, RemoteRequest, Replicas, verify_approval, wait,
+};
 use crate::audit::ReuseOf;
 use crate::audit::note::NoteVerifier;
 use crate::audit::statement::Statement;
@@ -27,10 +29,13 @@ use crate::output::Output;
 use crate::policy::{Classification, Requirement};
 use crate::request::{Request, shell_join};
 
-/// How a server backend is reached: its URL and the decision key the policy pins.
+/// How a server backend is reached: its addresses (`url` the first), the decision key the
+/// policy pins, and the CA file its TLS is checked against.
 pub(super) struct Server<'a> {
     pub url: &'a str,
+    pub urls: &'a [String],
     pub key: &'a str,
+    pub ca: Option<&'a std::path::Path>,
 }
 
 /// `--no-wait`: files the request, prints its id on stdout (alone on its line, for
@@ -44,7 +49,7 @@ pub(super) fn file(
     requirement: &Requirement,
     timeout: Duration,
 ) -> Verdict {
-    let (client, _key) = match connect(env, server.url, server.key) {
+    let (client, _key) = match connect(env, server) {
         Ok(c) => c,
         Err(v) => return v,
     };
@@ -52,7 +57,7 @@ pub(super) fn file(
         Ok(b) => b,
         Err(v) => return v,
     };
-    let created = match client.create(&body) {
+    let created = match client.call(|c| c.create(&body)) {
         Ok(r) => r,
         Err(ClientError::Unauthorized(m)) => {
             return Verdict::stop(
@@ -119,7 +124,7 @@ pub(super) fn redeem(
     wait_for: Option<Duration>,
     cancel: &Cancel,
 ) -> Verdict {
-    let (client, key) = match connect(env, server.url, server.key) {
+    let (client, key) = match connect(env, server) {
         Ok(c) => c,
         Err(v) => return v,
     };
@@ -127,7 +132,7 @@ pub(super) fn redeem(
         Ok(p) => p,
         Err(v) => return v,
     };
-    let current = match client.get(id, Duration::ZERO) {
+    let current = match client.call(|c| c.get(id, Duration::ZERO)) {
         Ok(r) => r,
         Err(ClientError::Rejected { status: 404, .. }) => {
             return denied(
@@ -177,7 +182,7 @@ pub(super) fn redeem(
         requester: &req.view.requester.user,
         requirement,
     };
-    let note = match current.status {
+    let (note, release) = match current.status {
         RequestStatus::Approved => match verify_approval(
             &current,
             &key,
@@ -186,7 +191,7 @@ pub(super) fn redeem(
             &req.view.requester.user,
             requirement,
         ) {
-            Ok(v) => v.note,
+            Ok(v) => (v.note, v.release),
             Err(e) => return unproven(server, &key, id, &e.to_string()),
         },
         RequestStatus::Pending => match wait_for {
@@ -223,10 +228,11 @@ pub(super) fn redeem(
                     &cancel.flag,
                     &mut |p| waiter.update(p),
                     &mut |e| out.warn(&format!("{e}; still waiting, retrying")),
+                    &mut |from, to| out.warn(&format!("{from} stopped answering; waiting on {to}")),
                 );
                 waiter.finish();
                 match waited {
-                    Ok((crate::approval::Outcome::Approved(_), Some(note))) => note,
+                    Ok((crate::approval::Outcome::Approved(_), Some(s))) => (s.note, s.release),
                     Ok((crate::approval::Outcome::Denied { by, reason, .. }, _)) => {
                         return denied(
                             format!("request {id} was denied by {}: {reason}", by.principal),
@@ -280,7 +286,25 @@ pub(super) fn redeem(
             );
         }
     };
+    let release = (!release.is_empty()).then(|| super::release::Plan {
+        url: server.url.to_owned(),
+        request_id: id.to_owned(),
+        vars: release,
+    });
     match accepted(&note, &key, id, &req.view.digest, &me, window, "request") {
+        Ok(Verdict::Run {
+            outcome,
+            approvals,
+            statement,
+            reuse,
+            ..
+        }) => Verdict::Run {
+            outcome,
+            approvals,
+            statement,
+            reuse,
+            release,
+        },
         Ok(v) => v,
         Err(Refusal::Stale(why)) => Verdict::stop(
             Outcome::TimedOut,
@@ -303,9 +327,9 @@ pub(super) fn reuse(
     requirement: &Requirement,
 ) -> Option<Verdict> {
     let window = requirement.reuse?;
-    let (client, key) = connect(env, server.url, server.key).ok()?;
+    let (client, key) = connect(env, server).ok()?;
     let me = principal(&client).ok()?;
-    let found = match client.reusable(&req.view.digest) {
+    let found = match client.call(|c| c.reusable(&req.view.digest)) {
         Ok(f) => f,
         Err(e) => {
             out.detail(&format!("no approval to reuse: {e}"));
@@ -326,6 +350,10 @@ pub(super) fn reuse(
                 requirement,
             )
             .ok()?;
+            // An approval that released secrets has spent its one release: not reusable.
+            if !v.release.is_empty() {
+                return None;
+            }
             Some((v.note, r))
         })
         .collect();
@@ -412,13 +440,14 @@ fn accepted(
                 .collect(),
             via: via.to_owned(),
         }),
+        release: None,
     })
 }
 
 /// The principal of the token this gate holds, as the server reports it.
 #[allow(clippy::result_large_err)]
-fn principal(client: &Client) -> Result<String, Verdict> {
-    let v = client.me().map_err(|e| match e {
+fn principal(client: &Replicas) -> Result<String, Verdict> {
+    let v = client.call(Client::me).map_err(|e| match e {
         ClientError::Unauthorized(m) => Verdict::stop(
             Outcome::Error,
             Error::config(format!("the gate server refused the token: {m}")),

@@ -67,6 +67,9 @@ pub enum Verdict {
         statement: Option<String>,
         /// The earlier request whose approval this run rests on (reuse, `--request`).
         reuse: Option<ReuseOf>,
+        /// What the approving server releases to the run (fetched after the decision is
+        /// recorded, just before the start).
+        release: Option<super::release::Plan>,
     },
     /// It may not: `error` is what gate exits with, and its message what the record says.
     Stop {
@@ -97,6 +100,14 @@ impl Verdict {
     pub fn outcome(&self) -> Outcome {
         match self {
             Verdict::Run { outcome, .. } | Verdict::Stop { outcome, .. } => *outcome,
+        }
+    }
+
+    /// What the approving server releases to the run, if anything.
+    pub fn release(&self) -> Option<&super::release::Plan> {
+        match self {
+            Verdict::Run { release, .. } => release.as_ref(),
+            Verdict::Stop { .. } => None,
         }
     }
 
@@ -133,19 +144,20 @@ impl Verdict {
     ) -> (DecisionInfo, Option<Error>) {
         let outcome = self.outcome();
         let run = self.runs();
-        let (approvals, denied_by, statement, reuse, stop) = match self {
+        let (approvals, denied_by, statement, reuse, release, stop) = match self {
             Verdict::Run {
                 approvals,
                 statement,
                 reuse,
+                release,
                 ..
-            } => (approvals, None, statement, reuse, None),
+            } => (approvals, None, statement, reuse, release, None),
             Verdict::Stop {
                 error,
                 denied_by,
                 approvals,
                 ..
-            } => (approvals, denied_by, None, None, Some(error)),
+            } => (approvals, denied_by, None, None, None, Some(error)),
         };
         let record = DecisionInfo {
             decision: class.decision.as_str().to_owned(),
@@ -178,6 +190,7 @@ impl Verdict {
             opaque: class.opaque.clone(),
             statement,
             reuse,
+            release: release.map(|p| p.vars).unwrap_or_default(),
         };
         (record, stop)
     }
@@ -201,6 +214,7 @@ pub fn decide(
             approvals: Vec::new(),
             statement: None,
             reuse: None,
+            release: None,
         },
         Decision::Deny => denied(&opts.policy_files, req, class),
         Decision::Confirm => confirm(req, class),
@@ -281,6 +295,7 @@ fn confirm(req: &Request, class: &Classification) -> Verdict {
             }],
             statement: None,
             reuse: None,
+            release: None,
         },
         Confirmation::Declined => refused("not confirmed".to_owned(), None),
         Confirmation::NoTerminal => refused(
@@ -296,7 +311,10 @@ fn confirm(req: &Request, class: &Classification) -> Verdict {
 /// that gate could not read it.
 pub fn why_approval(class: &Classification) -> String {
     let rules = deciding_names(class);
-    match (&class.opaque, rules.is_empty()) {
+    match (
+        class.opaque.as_ref().or(class.unread.as_ref()),
+        rules.is_empty(),
+    ) {
         (Some(why), true) => format!("gate cannot read all of it: {}", crate::output::escape(why)),
         (Some(why), false) => format!(
             "rule {rules}; and gate cannot read all of it: {}",
@@ -448,6 +466,7 @@ rules:
             approvals: vec![approver("ann")],
             statement: Some("signed note".into()),
             reuse: None,
+            release: None,
         };
         assert_eq!(verdict.json(&req, &class)["run"], true);
         let (record, stop) = verdict.into_record(&policy, &class);

@@ -3,8 +3,8 @@
 //! stop it — the Nth time (default the first) it reaches the point NAME. Release builds compile
 //! the points away, so nothing in a shipped server can be crashed this way.
 //!
-//! Points on every change of a request (`KIND` is `request`, `approval`, `denial`, `expiry` or
-//! `cancellation`): `KIND:before-log` (the database change is made but not committed, its event
+//! Points on every change of a request (`KIND` is `request`, `approval`, `denial`, `expiry`,
+//! `cancellation` or `released`): `KIND:before-log` (the database change is made but not committed, its event
 //! not yet in the log), `KIND:after-log` (the event is on disk, the transaction not committed),
 //! `KIND:committed` (committed, the caller not yet answered). With PostgreSQL,
 //! `server-log:before-chain`: a change and its staged events committed, not yet chained.

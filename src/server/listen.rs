@@ -12,6 +12,9 @@
 //! - **Connection cap**: past it, a new connection is answered `503` with a JSON error that says
 //!   why and `Retry-After`, then closed; the descriptors kept in reserve make sure that answer,
 //!   the database and the audit log can always still be opened.
+//! - **TLS handshake deadline** (with `--tls-cert`): the handshake must finish within the header
+//!   deadline, so a client that stalls in it holds its slot no longer than one that stalls in
+//!   its headers. The idle deadline counts the encrypted bytes on the socket.
 
 use std::future::Future;
 use std::io;
@@ -25,6 +28,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 /// The longest a long-poll (`GET /v1/requests/{id}?wait=`) holds a response back.
 pub const MAX_LONG_POLL: Duration = Duration::from_secs(60);
@@ -101,15 +105,17 @@ pub fn raise_fd_limit() -> u64 {
     }
 }
 
-/// Serves `app` on `listener` within `limits` until `stop` resolves, then waits (at most
-/// `drain`) for the open connections to finish.
+/// Serves `app` on `listener` within `limits` (over TLS with `tls`) until `stop` resolves,
+/// then waits (at most `drain`) for the open connections to finish.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: impl Future<Output = ()>,
     drain: Duration,
 ) {
+    let acceptor = tls.map(TlsAcceptor::from);
     let open = Arc::new(AtomicUsize::new(0));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -138,15 +144,16 @@ pub async fn serve(
             },
         };
         if open.load(Ordering::SeqCst) >= limits.max_connections {
-            tokio::spawn(refuse(stream, limits.max_connections));
+            tokio::spawn(refuse(stream, acceptor.clone(), limits.max_connections));
             continue;
         }
         open.fetch_add(1, Ordering::SeqCst);
         let guard = Open(Arc::clone(&open));
         let (builder, app, closing) = (Arc::clone(&builder), app.clone(), closing_rx.clone());
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            connection(stream, &builder, app, limits.idle_timeout, closing).await;
+            connection(stream, acceptor, &builder, app, limits, closing).await;
         });
     }
     let _ = closing_tx.send(true);
@@ -165,8 +172,19 @@ impl Drop for Open {
     }
 }
 
-/// The answer past the cap: a complete HTTP response, then the connection is closed.
-async fn refuse(mut stream: TcpStream, cap: usize) {
+/// The answer past the cap: a complete HTTP response (over TLS when the server speaks it), then
+/// the connection is closed; all of it within 2 s.
+async fn refuse(stream: TcpStream, tls: Option<TlsAcceptor>, cap: usize) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async move {
+        match tls {
+            None => busy(stream, cap).await,
+            Some(a) => busy(a.accept(stream).await?, cap).await,
+        }
+    })
+    .await;
+}
+
+async fn busy<S: AsyncWrite + Unpin>(mut stream: S, cap: usize) -> io::Result<()> {
     let body = format!(
         "{{\"error\":\"busy\",\"message\":\"the server has {cap} connections open, its limit; try again shortly\"}}"
     );
@@ -174,29 +192,65 @@ async fn refuse(mut stream: TcpStream, cap: usize) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        stream.shutdown().await
-    })
-    .await;
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
 }
 
 async fn connection(
     stream: TcpStream,
+    tls: Option<TlsAcceptor>,
     builder: &hyper::server::conn::http1::Builder,
     app: Router,
-    idle: Duration,
+    limits: Limits,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let start = Instant::now();
     let moved = Arc::new(AtomicU64::new(0));
-    let io = TokioIo::new(Watched {
+    let watched = Watched {
         inner: stream,
         start,
         moved: Arc::clone(&moved),
-    });
+    };
+    let Some(acceptor) = tls else {
+        let io = TokioIo::new(watched);
+        return http(io, builder, app, limits.idle_timeout, start, moved, closing).await;
+    };
+    let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(watched));
+    let stream = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!("TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(
+                    "closing a connection whose TLS handshake took longer than {:?}",
+                    limits.header_timeout
+                );
+                return;
+            }
+        },
+        _ = closing.changed() => return,
+    };
+    let io = TokioIo::new(stream);
+    http(io, builder, app, limits.idle_timeout, start, moved, closing).await
+}
+
+/// Serves HTTP/1 on one connection until it ends, goes idle for `idle`, or the server stops.
+async fn http<I>(
+    io: TokioIo<I>,
+    builder: &hyper::server::conn::http1::Builder,
+    app: Router,
+    idle: Duration,
+    start: Instant,
+    moved: Arc<AtomicU64>,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper_util::service::TowerToHyperService::new(app);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);

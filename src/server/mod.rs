@@ -15,8 +15,10 @@ pub mod listen;
 pub mod logs;
 pub mod oidc;
 pub mod reconcile;
+pub mod release;
 pub mod slack;
 pub mod store;
+pub mod tls;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -60,6 +62,11 @@ pub struct AppState {
     pub chat: chat::Chat,
     /// Checks requests' CI ID tokens against the issuers the policy trusts.
     pub oidc: oidc::Verifier,
+    /// The web page's sign-in through the identity provider (`server.oidc`), if set up.
+    pub signin: Option<web::oidc::SignIn>,
+    /// The key the secrets are sealed under, checked against the database at start (none:
+    /// nothing can be released, and a release is answered 503).
+    pub vault: Option<Arc<crate::secrets::vault::VaultKey>>,
 }
 
 impl AppState {
@@ -347,6 +354,12 @@ pub struct ServeOptions {
     pub limits: listen::Limits,
     /// The chat backends of the server's policy (secrets resolved) and `--public-url`.
     pub chat: chat::ChatConfig,
+    /// `--tls-cert` and `--tls-key`: serve HTTPS, reloading both files on SIGHUP.
+    pub tls: Option<tls::TlsFiles>,
+    /// The web page's sign-in through the identity provider, resolved (secret read).
+    pub signin: Option<web::oidc::SignIn>,
+    /// The secret key, already checked against the database ([`release::check_key`]).
+    pub vault: Option<crate::secrets::vault::VaultKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -361,6 +374,8 @@ pub enum ServeError {
     Audit(#[from] crate::audit::AuditError),
     #[error("{0}")]
     Reconcile(#[from] reconcile::ReconcileError),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -370,6 +385,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/requests/{id}/approve", post(api::approve))
         .route("/v1/requests/{id}/deny", post(api::deny))
         .route("/v1/requests/{id}/cancel", post(api::cancel))
+        .route("/v1/requests/{id}/release", post(release::release))
         .route("/v1/me", get(api::me))
         .route("/v1/server-key", get(api::server_key))
         .route(
@@ -385,8 +401,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Runs the server until SIGTERM or SIGINT; `ready` gets the bound address.
+/// Runs the server until SIGTERM or SIGINT; `ready` gets the bound address. SIGHUP re-reads
+/// the TLS certificate and key.
 pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    // Before anything else: a certificate that cannot be used is a configuration error at start.
+    let certificate = opts.tls.clone().map(tls::Certificate::open).transpose()?;
     // Idle clients must never take the descriptors the database and the audit log need: take
     // all the system allows, and keep the connection cap below it.
     let fd_limit = listen::raise_fd_limit();
@@ -422,6 +441,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         let oidc = oidc::Verifier::new(opts.policy.ci_issuers.clone());
         let state = Arc::new(AppState {
             oidc,
+            signin: opts.signin,
             store,
             policy: Arc::new(opts.policy),
             changes,
@@ -432,6 +452,7 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             audit_path: opts.audit_log.clone(),
             clock: Arc::new(SystemClock),
             chat: chat::Chat::new(opts.chat),
+            vault: opts.vault.map(Arc::new),
         });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
@@ -440,7 +461,9 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         // Before `ready`: a supervisor may stop the server the moment it says it listens, and
         // a SIGTERM that arrives before the handler exists would kill it ungracefully (143).
         let signals = stop_signals();
+        let hangups = hangup_signal();
         ready(addr);
+        tokio::spawn(reload_on_hangup(hangups, certificate.clone()));
         tokio::spawn(sweep_expired(Arc::clone(&state)));
         tokio::spawn(chat::follow_changes(Arc::clone(&state)));
         let app = router(Arc::clone(&state));
@@ -448,7 +471,11 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
             wait_for_stop(signals).await;
             let _ = stop_tx.send(true);
         };
-        listen::serve(listener, app, limits, stop, Duration::from_secs(10)).await;
+        let tls = certificate.as_ref().map(tls::Certificate::server_config);
+        if tls.is_some() {
+            tls::mark_serving();
+        }
+        listen::serve(listener, app, limits, tls, stop, Duration::from_secs(10)).await;
         Ok(())
     })
 }
@@ -507,6 +534,40 @@ async fn wait_for_stop(signals: StopSignals) {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// The SIGHUP handler, installed before the server says it listens: SIGHUP's default action
+/// would end the server, and a supervisor's reload must never do that.
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup()).ok()
+}
+
+/// On each SIGHUP, reads the TLS certificate and key again: new handshakes get the new pair,
+/// open connections keep theirs, and a pair that cannot be used leaves the old one serving.
+async fn reload_on_hangup(
+    signal: Option<tokio::signal::unix::Signal>,
+    certificate: Option<Arc<tls::Certificate>>,
+) {
+    let Some(mut signal) = signal else { return };
+    while signal.recv().await.is_some() {
+        let Some(c) = &certificate else {
+            tracing::info!("SIGHUP: nothing to reload (the server runs without TLS)");
+            continue;
+        };
+        let c = Arc::clone(c);
+        match tokio::task::spawn_blocking(move || c.reload().map(|()| c)).await {
+            Ok(Ok(c)) => tracing::info!(
+                "SIGHUP: reloaded the TLS certificate `{}` and key `{}`; new connections use them",
+                c.files().cert.display(),
+                c.files().key.display()
+            ),
+            Ok(Err(e)) => {
+                tracing::error!("SIGHUP: {e}; still serving the certificate loaded before")
+            }
+            Err(e) => tracing::error!("SIGHUP: the reload failed: {e}"),
+        }
     }
 }
 

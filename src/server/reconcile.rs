@@ -112,6 +112,7 @@ pub fn uncommitted(log: &Path, store: &dyn Store) -> Result<Option<Uncommitted>,
             }
             ("expiry", Some((row, _))) => row.status == RequestStatus::Expired,
             ("cancellation", Some((row, _))) => row.status == RequestStatus::Cancelled,
+            ("released", Some(_)) => store.request_released(id)?.is_some(),
             // Kinds this server does not make: not its to judge.
             _ => true,
         };

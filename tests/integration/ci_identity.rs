@@ -7,7 +7,7 @@
 //! endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL`) and GitLab's `id_tokens:` variable.
 //!
 //! Tokens are built here from RFC 7515/7519 alone (base64url JSON, ring signatures), not with
-//! gate's code.
+//! gate's code; the web sign-in tests (`oidc_web`) sign their ID tokens with the same keys.
 
 use crate::common;
 
@@ -65,7 +65,7 @@ fn keys() -> &'static Keys {
     })
 }
 
-fn jwks() -> Value {
+pub(crate) fn jwks() -> Value {
     let k = keys();
     let pt = k.ec.public_key().as_ref();
     json!({"keys": [
@@ -76,7 +76,7 @@ fn jwks() -> Value {
     ]})
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -88,7 +88,7 @@ fn enc(v: &Value) -> String {
 }
 
 #[derive(Clone, Copy)]
-enum Signer {
+pub(crate) enum Signer {
     Rsa,
     Ec,
     Rogue,
@@ -98,7 +98,7 @@ enum Signer {
     Unsigned,
 }
 
-fn sign(signer: Signer, header: &Value, claims: &Value) -> String {
+pub(crate) fn sign(signer: Signer, header: &Value, claims: &Value) -> String {
     let msg = format!("{}.{}", enc(header), enc(claims));
     let rng = ring::rand::SystemRandom::new();
     let k = keys();

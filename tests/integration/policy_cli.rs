@@ -1045,6 +1045,7 @@ fn check_json_shape() {
             "by_default",
             "commands",
             "opaque",
+            "unread",
             "rules",
             "requirement",
             "words",

@@ -115,9 +115,11 @@ fn never_easier(
     if rewritten.at_least_as_strict_as(plain) {
         return Ok(());
     }
+    // What gate cannot read goes to the policy's setting for it, never below `approve`.
+    let by_reading = (rewritten.opaque.is_some() && rewritten.decision >= policy.opaque_shell)
+        || (rewritten.unread.is_some() && rewritten.decision >= policy.opaque_arguments);
     if plain.decision == Decision::Deny
-        && rewritten.opaque.is_some()
-        && rewritten.decision >= policy.opaque_shell
+        && by_reading
         && rewritten.decision >= Decision::Approve
         && rewritten
             .requirement

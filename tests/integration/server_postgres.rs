@@ -634,7 +634,7 @@ fn a_database_made_by_a_newer_gate_is_refused() {
         .unwrap();
     refused(
         &db,
-        "made by a newer gate (schema 99, this gate knows 1)",
+        "made by a newer gate (schema 99, this gate knows 2)",
         PASSWORD,
     );
 
@@ -650,7 +650,7 @@ fn a_database_made_by_a_newer_gate_is_refused() {
     assert_eq!(r.status, 78, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("made by a newer gate (schema 99, this gate knows 4)"),
+            .contains("made by a newer gate (schema 99, this gate knows 6)"),
         "{}",
         r.stderr
     );

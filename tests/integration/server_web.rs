@@ -1,7 +1,8 @@
 //! The web page of `gate serve`, end to end in headless Chromium: a real server, a real client
 //! command waiting for approval, and a browser driven through chromedriver's W3C WebDriver HTTP
 //! API (plain JSON over HTTP). Needs Debian's `chromium` and `chromium-driver`
-//! (`.ci/deps/chromium.sh` installs them); without them the test fails, it never skips.
+//! (`.ci/deps/chromium.sh` installs them); without them the test fails, it never skips. Its
+//! WebDriver client is shared with the identity-provider sign-in tests (`oidc_web`).
 
 use crate::common;
 
@@ -25,12 +26,12 @@ fn gate_bin() -> &'static str {
 
 /// A process started by this test, killed with its whole process group when dropped (so the
 /// browser goes with chromedriver, and the wrapped command with gate).
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
+    pub(crate) fn spawn(mut cmd: Command) -> Proc {
         cmd.process_group(0);
         let child = cmd
             .spawn()
@@ -48,7 +49,7 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -106,7 +107,7 @@ impl World {
 // ---------------------------------------------------------------------------------------------
 // A minimal WebDriver client
 
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::blocking::Client,
     base: String,
     session: String,
@@ -115,7 +116,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn start(profile: &Path) -> Browser {
+    pub(crate) fn start(profile: &Path) -> Browser {
         let driver_bin = on_path("chromedriver");
         if !Path::new(CHROMIUM).is_file() || driver_bin.is_none() {
             panic!(
@@ -180,7 +181,12 @@ impl Browser {
     }
 
     /// One WebDriver command; `Err` is WebDriver's error (`stale element reference`, ...).
-    fn try_cmd(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+    pub(crate) fn try_cmd(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let req = match method {
             "GET" => self.http.get(url),
@@ -201,16 +207,16 @@ impl Browser {
     }
 
     #[track_caller]
-    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         self.try_cmd(method, path, body)
             .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.cmd("POST", "/url", Some(json!({ "url": url })));
     }
 
-    fn try_find(&self, css: &str) -> Result<String, String> {
+    pub(crate) fn try_find(&self, css: &str) -> Result<String, String> {
         let v = self.try_cmd(
             "POST",
             "/element",
@@ -221,7 +227,7 @@ impl Browser {
 
     /// Finds `css` and does `action` to it, again if the list was refreshed in between.
     #[track_caller]
-    fn with(&self, css: &str, action: &str, body: Value) {
+    pub(crate) fn with(&self, css: &str, action: &str, body: Value) {
         let deadline = Instant::now() + WAIT;
         loop {
             let r = self.try_find(css).and_then(|el| {
@@ -242,15 +248,15 @@ impl Browser {
         }
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         self.with(css, "click", json!({}));
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         self.with(css, "value", json!({ "text": text }));
     }
 
-    fn exec(&self, script: &str) -> Value {
+    pub(crate) fn exec(&self, script: &str) -> Value {
         self.cmd(
             "POST",
             "/execute/sync",
@@ -259,7 +265,7 @@ impl Browser {
     }
 
     /// What a reader sees (`innerText`: escaped markup shows as text).
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.try_cmd(
             "POST",
             "/execute/sync",
@@ -270,7 +276,7 @@ impl Browser {
         .unwrap_or_default()
     }
 
-    fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         self.cmd("GET", "/source", None)
             .as_str()
             .unwrap_or_default()
@@ -280,7 +286,7 @@ impl Browser {
     /// Waits until the visible text satisfies `ok`, without navigating (the page's own refresh
     /// or a redirect has to bring it).
     #[track_caller]
-    fn wait_text(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_text(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let t = self.text();
@@ -296,22 +302,22 @@ impl Browser {
     }
 
     #[track_caller]
-    fn wait_for(&self, needle: &str) -> String {
+    pub(crate) fn wait_for(&self, needle: &str) -> String {
         self.wait_text(&format!("{needle:?}"), |t| t.contains(needle))
     }
 
-    fn cookies(&self) -> Vec<Value> {
+    pub(crate) fn cookies(&self) -> Vec<Value> {
         self.cmd("GET", "/cookie", None)
             .as_array()
             .cloned()
             .unwrap_or_default()
     }
 
-    fn cookie(&self, name: &str) -> Option<Value> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<Value> {
         self.cookies().into_iter().find(|c| c["name"] == name)
     }
 
-    fn screenshot(&self, to: &Path) {
+    pub(crate) fn screenshot(&self, to: &Path) {
         use base64::Engine as _;
         let b64 = self.cmd("GET", "/screenshot", None);
         let png = base64::engine::general_purpose::STANDARD
@@ -322,13 +328,13 @@ impl Browser {
         std::fs::write(to, png).unwrap();
     }
 
-    fn sign_in(&self, server: &str, token: &str) {
+    pub(crate) fn sign_in(&self, server: &str, token: &str) {
         self.goto(&format!("{server}/"));
         self.type_into("#token", token);
         self.click("#signin button[type=submit]");
     }
 
-    fn sign_out(&self) {
+    pub(crate) fn sign_out(&self) {
         self.click("#signout");
         self.wait_for("Sign in with your gate token");
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{
-    ApprovalRefused, Client, ClientError, RemoteApproval, RemoteRequest, verify_approval,
+    ApprovalRefused, ClientError, RemoteApproval, RemoteRequest, Replicas, Signed, verify_approval,
     verify_statement,
 };
 use crate::approval::{Outcome, Progress, RequestStatus};
@@ -54,18 +54,23 @@ const GRACE: Duration = Duration::from_secs(2);
 /// request. The long-poll runs on its own thread so a cancel is answered at once; transient
 /// errors are retried and reported once to `on_retry`; `progress` hears the approvals so far.
 /// An `approved` or `denied` answer counts only as the signed statement `expect` describes.
-/// Returns the outcome and, for an approval, the signed note to record.
+/// Returns the outcome and, for an approval, the signed note to record and the variables the
+/// server releases to the run. The long-poll moves to the next of `replicas` when the one it
+/// waits on stops answering; `on_moved` hears the address it left and the one that answers now.
+#[allow(clippy::too_many_arguments)]
 pub fn wait(
-    client: &Client,
+    replicas: &Replicas,
     mut current: RemoteRequest,
     expect: &Expect<'_>,
     deadline: Instant,
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(&Progress),
     on_retry: &mut dyn FnMut(&ClientError),
-) -> Result<(Outcome, Option<String>), WaitError> {
+    on_moved: &mut dyn FnMut(&str, &str),
+) -> Result<(Outcome, Option<Signed>), WaitError> {
+    let mut at = replicas.current().base().to_owned();
     let answers = poll(
-        client.clone(),
+        replicas.clone(),
         current.id.clone(),
         current.approvals.len(),
         deadline,
@@ -75,7 +80,7 @@ pub fn wait(
     loop {
         let approvals = || current.approvals.iter().map(server_approver).collect();
         if cancel.load(Ordering::SeqCst) {
-            let _ = client.cancel(&current.id);
+            let _ = replicas.call(|c| c.cancel(&current.id));
             return Ok((Outcome::Cancelled(approvals()), None));
         }
         match current.status {
@@ -89,7 +94,11 @@ pub fn wait(
                     expect.requirement,
                 )
                 .map_err(WaitError::UnprovenApproval)?;
-                return Ok((Outcome::Approved(v.approvals), Some(v.note)));
+                let signed = Signed {
+                    note: v.note,
+                    release: v.release,
+                };
+                return Ok((Outcome::Approved(v.approvals), Some(signed)));
             }
             RequestStatus::Denied => return Ok((verified_denial(&current, expect)?, None)),
             RequestStatus::Expired => return Ok((Outcome::TimedOut(approvals()), None)),
@@ -114,6 +123,11 @@ pub fn wait(
             Ok(Ok(r)) => {
                 warned = false;
                 current = r;
+                let now = replicas.current().base();
+                if now != at {
+                    on_moved(&at, now);
+                    at = now.to_owned();
+                }
             }
             Ok(Err(ClientError::Unauthorized(m))) => return Err(WaitError::Unauthorized(m)),
             Ok(Err(e)) if e.is_transient() => {
@@ -139,7 +153,7 @@ pub fn wait(
 /// many approvals the last answer had (`seen`, starting from the created request's), so the
 /// server answers as soon as another one comes rather than when the poll's 25 s run out.
 fn poll(
-    client: Client,
+    replicas: Replicas,
     id: String,
     mut seen: usize,
     deadline: Instant,
@@ -153,7 +167,7 @@ fn poll(
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let wait = left.min(Duration::from_secs(25));
-            let r = client.get_after(&id, wait, with_seen.then_some(seen));
+            let r = replicas.call(|c| c.get_after(&id, wait, with_seen.then_some(seen)));
             if with_seen
                 && matches!(&r, Err(ClientError::Rejected { status: 400, message, .. }) if message.contains("seen"))
             {
@@ -234,6 +248,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::approval::server::Client;
     use crate::audit::note::NoteSigner;
     use crate::audit::statement::Statement;
     use crate::audit::statement::Vote;
@@ -349,7 +364,7 @@ mod tests {
     }
 
     struct Waited {
-        result: Result<(Outcome, Option<String>), WaitError>,
+        result: Result<(Outcome, Option<Signed>), WaitError>,
         retries: usize,
         progress: usize,
     }
@@ -364,7 +379,7 @@ mod tests {
             requester: "alice",
             requirement: &requirement,
         };
-        let client = Client::new(base, Token::new("t".into())).unwrap();
+        let client = Replicas::one(Client::new(base, Token::new("t".into())).unwrap());
         let (mut retries, mut progress) = (0, 0);
         let result = wait(
             &client,
@@ -374,6 +389,7 @@ mod tests {
             &AtomicBool::new(cancel),
             &mut |_| progress += 1,
             &mut |_| retries += 1,
+            &mut |_, _| {},
         );
         Waited {
             result,
@@ -399,7 +415,7 @@ mod tests {
         };
         assert_eq!(approvals.len(), 1);
         assert_eq!(approvals[0].principal, "ann");
-        assert!(note.unwrap().contains(ID));
+        assert!(note.unwrap().note.contains(ID));
         assert!(w.progress >= 1, "the pending state was shown");
     }
 

@@ -99,9 +99,12 @@ pub fn build(
     for (index, spec) in specs.iter().cloned().enumerate() {
         let name = spec.name();
         out.push(match spec {
-            SinkSpec::Server { url } => {
-                Box::new(server::ServerSink::new(token_for(&url), name, &url))
-            }
+            SinkSpec::Server { url, ca } => Box::new(server::ServerSink::new(
+                token_for(&url),
+                name,
+                &url,
+                ca.map_or(crate::http::Trust::System, crate::http::Trust::Ca),
+            )),
             SinkSpec::File { path } => Box::new(file::FileSink::new(name, path)),
             SinkSpec::Syslog { url, ca, app_name } => Box::new(
                 syslog::SyslogSink::new(name, &url, ca, app_name)

@@ -14,17 +14,25 @@ pub struct ServerSink {
     name: String,
     url: String,
     token: Option<Token>,
+    /// Whom the server's certificate must be vouched for by.
+    trust: crate::http::Trust,
     /// Built on first use and kept: a run delivers twice, and a blocking client is not free.
     http: Option<reqwest::blocking::Client>,
 }
 
 impl ServerSink {
-    pub fn new(token: Option<crate::secrets::Token>, name: String, url: &str) -> Self {
+    pub fn new(
+        token: Option<crate::secrets::Token>,
+        name: String,
+        url: &str,
+        trust: crate::http::Trust,
+    ) -> Self {
         let url = url.trim_end_matches('/').to_owned();
         ServerSink {
             name,
             token,
             url,
+            trust,
             http: None,
         }
     }
@@ -43,8 +51,10 @@ impl Sink for ServerSink {
         let http = match &self.http {
             Some(c) => c.clone(),
             None => {
-                let c = reqwest::blocking::Client::builder()
-                    .connect_timeout(Duration::from_secs(3))
+                let b =
+                    reqwest::blocking::Client::builder().connect_timeout(Duration::from_secs(3));
+                let c = crate::http::trusting(b, &self.trust)
+                    .map_err(|e| SinkError::Permanent(e.to_string()))?
                     .build()
                     .map_err(|e| SinkError::Permanent(e.to_string()))?;
                 self.http = Some(c.clone());
@@ -78,9 +88,17 @@ impl Sink for ServerSink {
                 base64::engine::general_purpose::STANDARD.encode(cp),
             );
         }
-        let resp = rb.send().map_err(|e| SinkError::Transient {
-            message: format!("{}: {}", self.url, short(&e)),
-            retry_after: None,
+        let resp = rb.send().map_err(|e| match crate::http::tls_problem(&e) {
+            // Retrying cannot cure a certificate this client refuses.
+            Some((problem, detail)) => SinkError::Permanent(format!(
+                "{}: refused the server's TLS: {}: {detail} (name the server's CA with `ca:` on the sink)",
+                self.url,
+                problem.describe()
+            )),
+            None => SinkError::Transient {
+                message: format!("{}: {}", self.url, short(&e)),
+                retry_after: None,
+            },
         })?;
         let status = resp.status().as_u16();
         let ra = retry_after(

@@ -21,6 +21,17 @@ pub(super) struct Lexer<'a> {
     pub(super) i: usize,
     pub(super) script: &'a mut Script,
     pub(super) depth: usize,
+    /// Here-documents opened on the current line, whose bodies start after it.
+    pub(super) heredocs: Vec<HereDoc>,
+}
+
+/// A here-document's delimiter, as `<<` or `<<-` gave it.
+pub(super) struct HereDoc {
+    delimiter: String,
+    /// Any part of the delimiter was quoted: the body is literal text.
+    quoted: bool,
+    /// `<<-`: leading tabs are stripped from the body's lines and the delimiter line.
+    strip_tabs: bool,
 }
 
 impl Lexer<'_> {
@@ -68,6 +79,9 @@ impl Lexer<'_> {
                     end_word!();
                     out.push(Token::Separator);
                     self.i += 1;
+                    if c == '\n' {
+                        self.heredoc_bodies();
+                    }
                 }
                 '&' | '|' => {
                     end_word!();
@@ -109,7 +123,12 @@ impl Lexer<'_> {
                         continue;
                     }
                     if c == '<' && self.peek(1) == Some('<') && self.peek(2) != Some('<') {
-                        self.opaque("here-documents are not resolved statically");
+                        // A here-document: its body is the command's input, read after this
+                        // line; the delimiter is not a word of the command.
+                        self.i += 2;
+                        let doc = self.heredoc_delimiter();
+                        self.heredocs.push(doc);
+                        continue;
                     }
                     self.i += 1;
                     while matches!(self.peek(0), Some('<' | '>' | '&' | '|')) {
@@ -232,6 +251,109 @@ impl Lexer<'_> {
         }
         end_word!();
         out
+    }
+
+    /// After `<<` (and an optional `-`): reads the delimiter word.
+    fn heredoc_delimiter(&mut self) -> HereDoc {
+        let strip_tabs = self.peek(0) == Some('-');
+        if strip_tabs {
+            self.i += 1;
+        }
+        while matches!(self.peek(0), Some(' ' | '\t')) {
+            self.i += 1;
+        }
+        let mut delimiter = String::new();
+        let mut quoted = false;
+        while let Some(c) = self.peek(0) {
+            match c {
+                ' ' | '\t' | '\n' | ';' | '&' | '|' | '<' | '>' | '(' | ')' => break,
+                '\'' | '"' => {
+                    quoted = true;
+                    self.i += 1;
+                    while let Some(q) = self.peek(0) {
+                        self.i += 1;
+                        if q == c {
+                            break;
+                        }
+                        delimiter.push(q);
+                    }
+                }
+                '\\' => {
+                    quoted = true;
+                    if let Some(n) = self.peek(1) {
+                        delimiter.push(n);
+                    }
+                    self.i += 2;
+                }
+                c => {
+                    delimiter.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+        if delimiter.is_empty() {
+            self.opaque("a here-document without a delimiter");
+        }
+        HereDoc {
+            delimiter,
+            quoted,
+            strip_tabs,
+        }
+    }
+
+    /// At the start of the line after `<<` operators: consumes each pending here-document's
+    /// body, up to its delimiter line. A quoted delimiter's body is literal input; an unquoted
+    /// one's command substitutions run, and are split like any other.
+    fn heredoc_bodies(&mut self) {
+        for doc in std::mem::take(&mut self.heredocs) {
+            let mut body = String::new();
+            let mut closed = false;
+            while self.i < self.chars.len() {
+                let end = self.chars[self.i..]
+                    .iter()
+                    .position(|c| *c == '\n')
+                    .map_or(self.chars.len(), |p| self.i + p);
+                let line: String = self.chars[self.i..end].iter().collect();
+                self.i = (end + 1).min(self.chars.len());
+                let text = if doc.strip_tabs {
+                    line.trim_start_matches('\t')
+                } else {
+                    line.as_str()
+                };
+                if text == doc.delimiter {
+                    closed = true;
+                    break;
+                }
+                body.push_str(text);
+                body.push('\n');
+            }
+            if !closed {
+                self.opaque("a here-document without its closing delimiter");
+            }
+            if !doc.quoted && (body.contains('$') || body.contains('`')) {
+                self.body_expansions(&body);
+            }
+        }
+    }
+
+    /// The expansions of an unquoted here-document's body: its command substitutions are
+    /// split; what cannot be read is opaque as anywhere else.
+    fn body_expansions(&mut self, body: &str) {
+        let mut sub = Lexer {
+            chars: body.chars().collect(),
+            i: 0,
+            script: &mut *self.script,
+            depth: self.depth,
+            heredocs: Vec::new(),
+        };
+        let mut scratch = String::new();
+        while let Some(c) = sub.peek(0) {
+            match c {
+                '\\' => sub.i += 2,
+                '$' | '`' => sub.expansion(&mut scratch),
+                _ => sub.i += 1,
+            }
+        }
     }
 
     /// `$N` or `${N}` at the cursor when the positional parameters are known: consumes it and
@@ -419,6 +541,7 @@ impl Lexer<'_> {
         let mut depth = 1;
         let mut inner = String::new();
         let mut quote: Option<char> = None;
+        let mut pending: Vec<HereDoc> = Vec::new();
         while let Some(c) = self.peek(0) {
             self.i += 1;
             match (quote, c) {
@@ -438,6 +561,40 @@ impl Lexer<'_> {
                     if let Some(n) = self.peek(0) {
                         inner.push(n);
                         self.i += 1;
+                    }
+                    continue;
+                }
+                (None, '<') if self.peek(0) == Some('<') && self.peek(1) != Some('<') => {
+                    // A here-document inside: its body is copied as it is, quotes and
+                    // parentheses in it (`It's`) are text, not syntax.
+                    let start = self.i - 1;
+                    self.i += 1;
+                    let doc = self.heredoc_delimiter();
+                    inner.extend(&self.chars[start..self.i]);
+                    pending.push(doc);
+                    continue;
+                }
+                (None, '\n') if !pending.is_empty() => {
+                    inner.push('\n');
+                    for doc in std::mem::take(&mut pending) {
+                        while self.i < self.chars.len() {
+                            let end = self.chars[self.i..]
+                                .iter()
+                                .position(|c| *c == '\n')
+                                .map_or(self.chars.len(), |p| self.i + p);
+                            let line: String = self.chars[self.i..end].iter().collect();
+                            inner.push_str(&line);
+                            inner.push('\n');
+                            self.i = (end + 1).min(self.chars.len());
+                            let text = if doc.strip_tabs {
+                                line.trim_start_matches('\t')
+                            } else {
+                                line.as_str()
+                            };
+                            if text == doc.delimiter {
+                                break;
+                            }
+                        }
                     }
                     continue;
                 }

@@ -28,6 +28,9 @@ pub struct Script {
     pub commands: Vec<Vec<String>>,
     /// Why the script cannot be fully resolved statically, if it can't.
     pub opaque: Option<String>,
+    /// Why some words are read only as written, when every command is known: a loop's
+    /// variable, a sourced file's code.
+    pub unread: Option<String>,
     /// A `cd`/`pushd`/`popd` was seen (later relative program paths are not where gate looks).
     changed_dir: bool,
     /// The positional parameters (`$0`, `$1`, ...) when known: `sh -c SCRIPT NAME ARGS...`.
@@ -68,6 +71,7 @@ fn parse_into(script: &str, out: &mut Script, depth: usize) {
             i: 0,
             script: out,
             depth,
+            heredocs: Vec::new(),
         };
         lx.tokens()
     };
@@ -98,13 +102,24 @@ const KEYWORDS: &[&str] = &[
     "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}",
 ];
 
+/// A shell variable name.
+fn is_name(w: &str) -> bool {
+    !w.is_empty()
+        && !w.starts_with(|c: char| c.is_ascii_digit())
+        && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
     // Keywords in front (`if`, `then`, `do`, `!`, ...) and leading assignments.
     while let Some((w, dynamic)) = words.first() {
         if !dynamic && KEYWORDS.contains(&w.as_str()) {
             words.remove(0);
         } else if let Some(name) = super::wrap::assignment_name(w) {
-            if super::wrap::env_runs_code(name) {
+            if name == "PATH" {
+                out.unread.get_or_insert_with(|| {
+                    "setting `PATH` changes which files later command names run, read only as written".into()
+                });
+            } else if super::wrap::env_runs_code(name) {
                 out.opaque.get_or_insert_with(|| {
                     format!("setting `{name}` changes what later commands run")
                 });
@@ -160,14 +175,41 @@ fn simple_command(mut words: Vec<(String, bool)>, out: &mut Script) {
                     if let Some(o) = nested.opaque {
                         out.opaque.get_or_insert(o);
                     }
+                    if let Some(u) = nested.unread {
+                        out.unread.get_or_insert(u);
+                    }
                 }
             }
         }
-        "eval" | "source" | "." => {
+        "eval" => {
             out.opaque
                 .get_or_insert_with(|| format!("`{program}` runs code known only when it runs"));
         }
-        "for" | "case" | "select" | "function" | "[[" | "((" | "coproc" => {
+        // `source FILE`: the file's code runs here, as `sh FILE` would run it — known by its
+        // name (an expansion in it included), read as written.
+        "source" | "." => match words.get(1) {
+            Some((file, _)) if !super::wrap::sources_input(file) => {
+                out.unread.get_or_insert_with(|| {
+                    format!("`{program} {file}` runs the file's code, read only as written")
+                });
+            }
+            _ => {
+                out.opaque.get_or_insert_with(|| {
+                    format!("`{program}` runs code known only when it runs")
+                });
+            }
+        },
+        // `for NAME in WORDS`: the body's commands are split like any other; the loop's
+        // variable is an expansion in them.
+        "for"
+            if words.get(1).is_some_and(|(w, d)| !d && is_name(w))
+                && words.get(2).is_none_or(|(w, _)| w == "in") =>
+        {
+            out.unread
+                .get_or_insert_with(|| "a `for` loop's variable is known only when it runs".into());
+            return;
+        }
+        "for" | "case" | "select" | "function" | "((" | "coproc" => {
             out.opaque.get_or_insert_with(|| {
                 format!("`{program}` constructs are not resolved statically")
             });

@@ -80,13 +80,25 @@ fn what_cannot_be_resolved_is_opaque() {
     for s in [
         "eval \"$X\"",
         "$CMD --force",
-        "source ./x.sh",
-        "for i in a; do rm $i; done",
-        "cat <<EOF\nhi\nEOF",
+        "source <(curl x)",
+        "for ((i=0; i<3; i++)); do rm $i; done",
+        "case $x in a) rm -rf /;; esac",
+        "cat <<EOF\nhi\n",
+        "cat <<EOF\n${X:-$(rm -rf /)}\nEOF",
         "f() { rm -rf /; }; f",
     ] {
         assert!(parse(s).opaque.is_some(), "{s}");
     }
+    // Read, with words judged as written: a sourced file, a loop's variable.
+    for s in [
+        "source ./x.sh",
+        ". .venv/bin/activate && pytest",
+        "for i in a b; do rm $i; done",
+    ] {
+        let p = parse(s);
+        assert!(p.opaque.is_none() && p.unread.is_some(), "{s}");
+    }
+    assert_eq!(cmds("for i in a $(ls); do rm $i; done"), ["ls", "rm $i"]);
     assert!(parse("echo \"$HOME\" && ls ~").opaque.is_none());
     // A trap's action is read as a script of its own.
     let t = parse("trap -- 'rm -rf /' EXIT");
@@ -213,7 +225,8 @@ fn relative_programs_after_cd_are_opaque() {
 
 #[test]
 fn assignments_that_change_what_runs_are_opaque() {
-    assert!(parse("PATH=/tmp/bin ls").opaque.is_some());
+    // Which file a name runs: read as written (`defaults.opaque_arguments`).
+    assert!(parse("PATH=/tmp/bin ls").unread.is_some());
     assert!(parse("BASH_ENV=/tmp/x bash -c ls").opaque.is_some());
     assert!(parse("GIT_SSH_COMMAND=x git push").opaque.is_some());
     assert!(parse("AWS_PROFILE=prod aws s3 ls").opaque.is_none());
@@ -242,4 +255,43 @@ fn never_panics() {
     ] {
         let _ = parse(s);
     }
+}
+
+#[test]
+fn here_documents_are_input_and_their_substitutions_run() {
+    // A quoted delimiter: the body is text, whatever it says.
+    let p = parse("cat > f <<'EOF'\nrm -rf / $(rm -rf ~)\nEOF\necho done");
+    assert!(p.opaque.is_none(), "{p:?}");
+    assert_eq!(
+        p.commands,
+        [vec!["cat".to_string()], vec!["echo".into(), "done".into()]]
+    );
+    // Unquoted: its command substitutions run, and are split.
+    assert_eq!(
+        cmds("cat <<EOF\nversion $(git describe)\nEOF"),
+        ["git describe", "cat"]
+    );
+    // `<<-` strips leading tabs from the delimiter line.
+    assert_eq!(cmds("cat <<-END\n\tx\n\tEND\nls"), ["cat", "ls"]);
+    // Inside a substitution, an apostrophe in the body is text (a commit message).
+    assert_eq!(
+        cmds("git commit -m \"$(cat <<'EOF'\nDon't (sic) stop\nEOF\n)\" && git push"),
+        [
+            "cat",
+            "git commit -m $(cat <<'EOF'\nDon't (sic) stop\nEOF\n)",
+            "git push"
+        ]
+    );
+    // Two on one line, read in order.
+    assert_eq!(
+        cmds("cat <<A; cat <<B\n1\nA\n$(id)\nB\nls"),
+        ["id", "cat", "cat", "ls"]
+    );
+    // A shell reading the document is a shell reading its input.
+    assert!(
+        parse("bash <<EOF\nrm -rf /\nEOF")
+            .commands
+            .iter()
+            .any(|c| c[0] == "bash")
+    );
 }

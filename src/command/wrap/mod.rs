@@ -20,8 +20,8 @@ pub(crate) use names::SHELLS;
 use names::{CODE_BUILTINS, OTHER_SHELLS, UNMODELLED, is_awk, is_interpreter};
 pub use names::{CODE_ENV, env_affects, env_runs_code};
 use privilege::{doas, su, sudo};
-pub use tools::reads_stdin;
 use tools::*;
+pub use tools::{reads_stdin, sources_input};
 
 /// One thing a command runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +32,24 @@ pub enum Run {
     Script(String),
     /// A shell script run as `sh -c SCRIPT ARGS...`: `$0`, `$1`, ... are these words.
     ScriptWithArgs(String, Vec<String>),
-    /// Code gate cannot read, and why.
+    /// Code gate cannot read, and why: what finally runs is not known.
     Opaque(String),
+    /// What runs is known, but some of its words are not read exactly — code given in an
+    /// argument, words read from its input, a container's command — and why: the rules judge
+    /// them as written (`defaults.opaque_arguments`).
+    Unread(String),
+}
+
+/// What words known only at run time (`$X`, `$(...)`, a glob) do to a command's reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicWords {
+    /// Such a word may choose what runs: an option of a wrapper, a shell's script, a program.
+    ChooseWhatRuns,
+    /// Such a word is part of code the command runs, after literal text that fixes its place
+    /// (`s/v = .*/v = "$(git describe)"/`, `src/*.c` after `perl -pi -e CODE`).
+    InCode,
+    /// Such a word is an argument the rules read as written.
+    Arguments,
 }
 
 /// `NAME=value` (a valid shell variable name before the `=`).
@@ -48,22 +64,77 @@ pub fn assignment_name(w: &str) -> Option<&str> {
 /// Whether `argv`, some of whose words are known only at run time (`dynamic`), may run code
 /// those words choose: a wrapper (the word may be one of its options), a shell, an interpreter,
 /// `awk`/`sed` (the word may be the program), git (unless each such word is an option's value).
-pub fn dynamic_words_matter(argv: &[String], dynamic: impl Fn(&str) -> bool) -> bool {
+pub fn dynamic_words_matter(argv: &[String], dynamic: impl Fn(&str) -> bool) -> DynamicWords {
     let Some(first) = argv.first() else {
-        return false;
+        return DynamicWords::Arguments;
     };
     let program = first.rsplit('/').next().unwrap_or(first);
     if program == "git" {
-        return !super::git::dynamic_words_are_values(&argv[1..], dynamic);
+        return if super::git::dynamic_words_are_values(&argv[1..], &dynamic) {
+            DynamicWords::Arguments
+        } else {
+            DynamicWords::ChooseWhatRuns
+        };
     }
-    SHELLS.contains(&program)
+    // `python -m MODULE ARGS`: words after a literal module are that program's arguments.
+    if is_interpreter(program)
+        && argv.get(1).is_some_and(|m| m == "-m")
+        && argv
+            .get(2)
+            .is_some_and(|m| !dynamic(m) && !m.starts_with('-'))
+    {
+        return DynamicWords::Arguments;
+    }
+    // An interpreter or sed whose every such word starts with literal text that is not an
+    // option: the expansion sits inside code or a file name, it cannot become the program,
+    // the script file or an option.
+    if (is_interpreter(program) || matches!(program, "sed" | "gsed"))
+        && argv[1..]
+            .iter()
+            .filter(|w| dynamic(w))
+            .all(|w| literal_prefix(w).is_some_and(|p| !p.starts_with('-')))
+        && !argv[1..]
+            .iter()
+            .position(|w| !w.starts_with('-'))
+            .is_some_and(|i| dynamic(&argv[1 + i]) && is_interpreter(program))
+    {
+        return DynamicWords::InCode;
+    }
+    // `export PATH="$HOME/bin:$PATH"`: the name is fixed, the value is read as written.
+    if matches!(
+        program,
+        "export" | "declare" | "typeset" | "local" | "readonly"
+    ) && argv[1..]
+        .iter()
+        .filter(|w| dynamic(w))
+        .all(|w| literal_prefix(w).and_then(assignment_name).is_some())
+    {
+        return DynamicWords::Arguments;
+    }
+    // The file `source` runs, the words of a container's command: read as written, like the
+    // rest of them (`source "$HOME/.cargo/env"`, `docker run -v "$PWD":/app ...`).
+    if matches!(program, "source" | "." | "docker" | "podman" | "nerdctl") {
+        return DynamicWords::InCode;
+    }
+    let matters = SHELLS.contains(&program)
         || OTHER_SHELLS.contains(&program.to_ascii_lowercase().as_str())
         || is_awk(program)
         || is_interpreter(program)
         || CODE_BUILTINS.contains(&program)
         || UNMODELLED.contains(&program)
         || matches!(program, "sed" | "gsed" | "find")
-        || !runs(argv).is_empty()
+        || !runs(argv).is_empty();
+    if matters {
+        DynamicWords::ChooseWhatRuns
+    } else {
+        DynamicWords::Arguments
+    }
+}
+
+/// The text of `w` before its first expansion, glob or brace, if there is any.
+fn literal_prefix(w: &str) -> Option<&str> {
+    let end = w.find(['$', '`', '*', '?', '[', '{']).unwrap_or(w.len());
+    (end > 0).then(|| &w[..end])
 }
 
 /// Whether a word as gate read it may be one the shell only knows when it runs: an expansion,
@@ -95,6 +166,14 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
     if is_interpreter(program) {
         return interpreter_runs(program, args);
     }
+    if matches!(program, "source" | ".")
+        && let Some(file) = args.first()
+        && !tools::sources_input(file)
+    {
+        return vec![Run::Unread(format!(
+            "`{program} {file}` runs the file's code, read only as written"
+        ))];
+    }
     if CODE_BUILTINS.contains(&program) {
         return opaque(format!("`{program}` runs code known only when it runs"));
     }
@@ -103,6 +182,12 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
         "export" | "declare" | "typeset" | "local" | "readonly"
     ) {
         return declaration(program, args);
+    }
+    if EDITORS.contains(&program) {
+        return editor(program, args);
+    }
+    if is_project_runner(program) {
+        return project_tool(program, args);
     }
     if UNMODELLED.contains(&program) {
         return opaque(format!(
@@ -184,10 +269,20 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
             } else {
                 ops.to_vec()
             };
-            vec![
-                Run::Command(cmd),
-                Run::Opaque("`xargs` adds words read from its input to the command".into()),
-            ]
+            // Words from input given to a shell, an interpreter or a wrapper may be the code
+            // or the command itself.
+            let mut fed = cmd.clone();
+            fed.push("$INPUT".into());
+            let why =
+                if dynamic_words_matter(&fed, |w| w == "$INPUT") == DynamicWords::ChooseWhatRuns {
+                    Run::Opaque(format!(
+                        "`xargs` gives words read from its input to `{}`, which runs them",
+                        cmd[0]
+                    ))
+                } else {
+                    Run::Unread("`xargs` adds words read from its input to the command".into())
+                };
+            vec![Run::Command(cmd), why]
         }),
         "find" => find(args),
         "sed" | "gsed" => sed(args),
@@ -243,10 +338,110 @@ fn container(program: &str, args: &[String]) -> Vec<Run> {
         _ => None,
     };
     match hit {
-        Some(w) => vec![Run::Opaque(format!(
-            "`{program} {w}` runs a command in a container in a way gate does not read exactly"
+        Some(w) => vec![Run::Unread(format!(
+            "`{program} {w}` runs a command in a container, read only as written"
         ))],
         None => Vec::new(),
+    }
+}
+
+/// Editors: with file operands only they edit; with options they may run editor commands
+/// (`vim -c CMD`, `emacs --batch -l FILE`), read as written.
+const EDITORS: &[&str] = &["vim", "vi", "nvim", "ex", "view", "rvim", "gvim", "emacs"];
+
+fn editor(program: &str, args: &[String]) -> Vec<Run> {
+    if args.iter().all(|a| !a.starts_with(['-', '+'])) {
+        return Vec::new();
+    }
+    vec![Run::Unread(format!(
+        "`{program}` runs editor commands given in its options, read only as written"
+    ))]
+}
+
+/// Project and environment tools that run a command with `run`/`exec` (`uv run pytest`,
+/// `bundle exec rspec`, `poetry run black .`) and otherwise only manage packages.
+fn is_project_runner(program: &str) -> bool {
+    matches!(
+        program,
+        "uv" | "uvx"
+            | "poetry"
+            | "pipenv"
+            | "hatch"
+            | "pdm"
+            | "rye"
+            | "conda"
+            | "mamba"
+            | "micromamba"
+            | "pixi"
+            | "bundle"
+            | "bundler"
+            | "pipx"
+    )
+}
+
+fn project_tool(program: &str, args: &[String]) -> Vec<Run> {
+    /// Subcommands that manage packages or the project and run no command of the caller's.
+    const PLAIN: &[&str] = &[
+        "install",
+        "sync",
+        "lock",
+        "add",
+        "remove",
+        "uninstall",
+        "update",
+        "upgrade",
+        "build",
+        "check",
+        "show",
+        "list",
+        "init",
+        "new",
+        "version",
+        "config",
+        "cache",
+        "pip",
+        "venv",
+        "python",
+        "tree",
+        "export",
+        "outdated",
+        "help",
+        "info",
+        "search",
+        "publish",
+        "clean",
+        "doctor",
+        "audit",
+        "fmt",
+        "format",
+    ];
+    let opaque = |why: String| vec![Run::Opaque(why)];
+    let Some(pos) = args.iter().position(|a| !a.starts_with('-')) else {
+        // Only options: `uv --version`, `poetry --help`.
+        return Vec::new();
+    };
+    if pos > 0 {
+        return opaque(format!(
+            "`{program} {}`: options gate does not read before the subcommand",
+            args[0]
+        ));
+    }
+    let (sub, rest) = (&args[0], &args[1..]);
+    if matches!(program, "uvx") {
+        return then_command(args.to_vec());
+    }
+    match sub.as_str() {
+        "run" | "exec" | "x" => match rest.first() {
+            None => Vec::new(),
+            Some(first) if first.starts_with('-') => opaque(format!(
+                "`{program} {sub} {first}`: options gate does not read before the command"
+            )),
+            Some(_) => then_command(rest.to_vec()),
+        },
+        s if PLAIN.contains(&s) => Vec::new(),
+        s => opaque(format!(
+            "`{program} {s}` runs commands in a way gate does not read exactly"
+        )),
     }
 }
 
@@ -424,18 +619,15 @@ mod tests {
             "su root",
             "su -s /usr/bin/python3 -c x root",
             "script -q",
-            "xargs aws iam",
-            "xargs",
-            "find . -exec aws iam {} ;",
-            "python3 -c x",
+            "xargs sh -c",
+            "xargs -I{} bash -c {}",
+            "xargs sudo",
+            "find . -exec sh {} ;",
             "python3",
             "python3 -",
             "python3 /dev/stdin",
-            "python3 -m awscli",
-            "perl -e x",
-            "ruby -e x",
-            "node -e x",
-            "php -r x",
+            "python3 -X dev -c x",
+            "perl -x",
             "lua -e x",
             "tclsh",
             "osascript -e x",
@@ -451,11 +643,11 @@ mod tests {
             "gawk -f prog",
             "fish -c x",
             "eval x",
-            "source x",
+            "source /dev/stdin",
+            "source <(curl x)",
             "alias a=aws",
             "export -f f",
             "declare -n x=PATH",
-            "export PATH=/tmp",
             "export GIT_SSH_COMMAND=x",
             "chroot /",
             "ssh host aws",
@@ -466,6 +658,52 @@ mod tests {
         ] {
             assert!(is_opaque(&runs(&argv(line))), "{line}");
         }
+    }
+
+    fn is_unread(r: &[Run]) -> bool {
+        !is_opaque(r) && r.iter().any(|r| matches!(r, Run::Unread(_)))
+    }
+
+    /// What runs is known; words of it are read as written (`defaults.opaque_arguments`).
+    #[test]
+    fn words_read_as_written_are_unread_not_opaque() {
+        for line in [
+            "xargs aws iam",
+            "xargs",
+            "find . -name x -exec rm {} +",
+            "find . -exec aws iam {} ;",
+            "python3 -c x",
+            "python3 -u -c x",
+            "perl -e x",
+            "perl -ne x f",
+            "perl -pi -e x f",
+            "ruby -e x",
+            "node -e x",
+            "node -p x",
+            "php -r x",
+            "source x",
+            ". .venv/bin/activate",
+            "export PATH=/tmp",
+            "docker run --rm img",
+            "vim -c wq f",
+            "python3 -m some_module",
+        ] {
+            assert!(is_unread(&runs(&argv(line))), "{line}");
+        }
+        // A module gate knows runs as the program it is.
+        assert_eq!(runs(&argv("python3 -m awscli iam x")), cmd("aws iam x"));
+        assert_eq!(runs(&argv("python -m pytest -q")), cmd("pytest -q"));
+        // Project runners run the command after `run`/`exec`; their other subcommands run none.
+        assert_eq!(runs(&argv("uv run pytest -q")), cmd("pytest -q"));
+        assert_eq!(runs(&argv("bundle exec rake test")), cmd("rake test"));
+        assert_eq!(runs(&argv("uvx ruff check")), cmd("ruff check"));
+        assert!(runs(&argv("poetry install")).is_empty());
+        assert!(is_opaque(&runs(&argv("uv tool run aws"))));
+        assert!(is_opaque(&runs(&argv("poetry run --directory x aws"))));
+        assert!(is_opaque(&runs(&argv("pipenv shell"))));
+        // `command -v` only says what a name is.
+        assert!(runs(&argv("command -v node")).is_empty());
+        assert_eq!(runs(&argv("command node x")), cmd("node x"));
     }
 
     #[test]
@@ -479,7 +717,7 @@ mod tests {
         let r = runs(&argv("find / /tmp -execdir rm -rf {} +"));
         assert_eq!(r[0], Run::Command(argv("rm -rf /")));
         assert_eq!(r[1], Run::Command(argv("rm -rf /tmp")));
-        assert!(is_opaque(&r));
+        assert!(is_unread(&r));
     }
 
     #[test]

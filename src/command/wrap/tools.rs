@@ -18,6 +18,12 @@ pub(super) fn declaration(program: &str, args: &[String]) -> Vec<Run> {
             continue;
         }
         let name = assignment_name(a).unwrap_or(a.as_str());
+        if name == "PATH" {
+            // Which file a command name runs: the rules read the new value as written.
+            return vec![Run::Unread(format!(
+                "`{program} PATH` changes which files later command names run, read only as written"
+            ))];
+        }
         if env_runs_code(name) {
             return vec![Run::Opaque(format!(
                 "`{program} {name}` changes what later commands run"
@@ -32,7 +38,14 @@ pub(super) fn command(args: &[String]) -> Vec<Run> {
         flags: "pvV",
         ..Spec::NONE
     };
-    with(args, &SPEC, |_, ops| then_command(ops.to_vec()))
+    // `command -v NAME` / `-V` only say what NAME is.
+    with(args, &SPEC, |r, ops| {
+        if r.has(&["v", "V"]) {
+            Vec::new()
+        } else {
+            then_command(ops.to_vec())
+        }
+    })
 }
 
 pub(super) const EXEC: Spec = Spec {
@@ -333,10 +346,20 @@ pub(super) fn find(args: &[String]) -> Vec<Run> {
                     cmd.iter().map(|w| w.replace("{}", s)).collect(),
                 ));
             }
-            out.push(Run::Opaque(format!(
-                "`find {a}` passes the names of files it finds to `{}`",
-                cmd[0]
-            )));
+            // A file's name given to a shell, an interpreter or a wrapper may be its code.
+            if super::dynamic_words_matter(&cmd, |w| w.contains("{}"))
+                == super::DynamicWords::ChooseWhatRuns
+            {
+                out.push(Run::Opaque(format!(
+                    "`find {a}` gives the names of files it finds to `{}`, which may run them",
+                    cmd[0]
+                )));
+            } else {
+                out.push(Run::Unread(format!(
+                    "`find {a}` passes the names of files it finds to `{}`",
+                    cmd[0]
+                )));
+            }
         } else {
             out.push(Run::Command(cmd));
         }
@@ -382,19 +405,191 @@ pub(super) fn interpreter_runs(program: &str, args: &[String]) -> Vec<Run> {
         [only] if matches!(only.as_str(), "--version" | "-V" | "-v" | "--help" | "-h") => {
             Vec::new()
         }
+        // `python -m MODULE ARGS`: the module runs as the program of that name would.
+        [m, module, rest @ ..]
+            if m == "-m" && runs_modules(program) && !module.starts_with('-') =>
+        {
+            let (name, known) = module_program(module);
+            let mut cmd = vec![name.to_owned()];
+            cmd.extend(rest.iter().cloned());
+            let mut out = vec![Run::Command(cmd)];
+            if !known {
+                out.push(Run::Unread(format!(
+                    "`{program} -m {module}` runs a module gate knows only by its name"
+                )));
+            }
+            out
+        }
         [script, rest @ ..] if !script.starts_with('-') && !reads_stdin(script) => {
             let name = script.rsplit('/').next().unwrap_or(script);
             let mut cmd = vec![name.to_owned()];
             cmd.extend(rest.iter().cloned());
             vec![Run::Command(cmd)]
         }
+        _ if inline_code(program, args) => vec![Run::Unread(format!(
+            "`{program}` runs code given in its arguments, read only as written"
+        ))],
         _ => vec![Run::Opaque(format!(
             "`{program}` runs code given in its arguments or input"
         ))],
     }
 }
 
+/// The program a Python module run with `-m` is (`awscli` is `aws`), and whether gate knows
+/// the module to be that program or a tool of the standard library.
+fn module_program(module: &str) -> (&str, bool) {
+    const SAME: &[&str] = &[
+        "pytest",
+        "pip",
+        "venv",
+        "black",
+        "mypy",
+        "ruff",
+        "flake8",
+        "pylint",
+        "isort",
+        "coverage",
+        "unittest",
+        "doctest",
+        "json.tool",
+        "http.server",
+        "pydoc",
+        "timeit",
+        "cProfile",
+        "profile",
+        "compileall",
+        "py_compile",
+        "ensurepip",
+        "tox",
+        "nox",
+        "build",
+        "twine",
+        "sphinx",
+        "mkdocs",
+        "pre_commit",
+        "pip_audit",
+        "bandit",
+        "pyright",
+        "zipfile",
+        "tarfile",
+        "gzip",
+        "base64",
+        "uuid",
+        "calendar",
+        "tabnanny",
+        "pyclbr",
+        "trace",
+        "site",
+        "sysconfig",
+        "platform",
+        "webbrowser",
+        "pdb",
+        "poetry",
+        "uv",
+        "hatch",
+        "pdm",
+        "pipx",
+        "virtualenv",
+        "django",
+        "flask",
+        "uvicorn",
+        "gunicorn",
+        "alembic",
+        "celery",
+        "jupyter",
+        "notebook",
+        "ipykernel",
+        "IPython",
+        "nltk",
+        "spacy",
+        "streamlit",
+    ];
+    match module {
+        "awscli" => ("aws", true),
+        "azure.cli" => ("az", true),
+        m if SAME.contains(&m) => (m, true),
+        m => (m, false),
+    }
+}
+
+/// Interpreters whose `-m MODULE` runs a module by name.
+fn runs_modules(program: &str) -> bool {
+    let lower = program.to_ascii_lowercase();
+    let base = lower.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    matches!(base, "python" | "pypy")
+}
+
+/// Whether the interpreter's code is given in an argument (`-c CODE`, `-e CODE`, `-p CODE`,
+/// `perl -ne CODE`, `php -r CODE`) and nothing of it comes from input: the code is there to be
+/// read as written. Any option other than a few known ones, or a program read from standard
+/// input, is not.
+fn inline_code(program: &str, args: &[String]) -> bool {
+    let lower = program.to_ascii_lowercase();
+    let base = lower.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    // Flags (no value) each interpreter takes before or with its code option.
+    let (code_opts, flags): (&[&str], &str) = match base {
+        "python" | "pypy" => (&["-c"], "BbEIiOqsSuvWx"),
+        "node" => (&["-e", "-p", "--eval", "--print"], ""),
+        "ruby" => (&["-e"], "nplawcsdv"),
+        "perl" => (&["-e", "-E"], "nplawsTtUWX"),
+        "php" => (&["-r"], ""),
+        _ => return false,
+    };
+    let mut saw_code = false;
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        if code_opts.contains(&a.as_str()) {
+            saw_code = true;
+            i += 2;
+            continue;
+        }
+        if saw_code && !a.starts_with('-') {
+            // Operands after the code: files or arguments, never more code.
+            i += 1;
+            continue;
+        }
+        // Bundled flags ending in the code option: `perl -ne CODE`, `perl -pi -e CODE`.
+        if let Some(b) = a.strip_prefix('-')
+            && !b.starts_with('-')
+            && !b.is_empty()
+        {
+            let (bundle, code_last) = match b.strip_suffix(['e', 'E']) {
+                Some(rest) if matches!(base, "perl" | "ruby") => (rest, true),
+                _ => (b, false),
+            };
+            // `perl -i.bak`, `-i` with a backup suffix, is in-place editing.
+            let bundle = bundle.split_once(".").map_or(bundle, |(f, _)| f);
+            if bundle
+                .chars()
+                .all(|c| flags.contains(c) || (c == 'i' && base == "perl"))
+            {
+                if code_last {
+                    saw_code = true;
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
+        }
+        return false;
+    }
+    saw_code
+}
+
 /// Paths that are the command's input or another process's output, not a file gate could name.
+/// Whether `source FILE` may read its code from input or from a command's output: a device
+/// or process path, or a command substitution. A variable (`$HOME/.cargo/env`) is read as
+/// written.
+pub fn sources_input(path: &str) -> bool {
+    path == "-"
+        || path.starts_with("/dev/")
+        || path.starts_with("/proc/")
+        || path.contains("$(")
+        || path.contains('`')
+        || path.contains("<(")
+}
+
 pub fn reads_stdin(path: &str) -> bool {
     path == "-"
         || path.starts_with("/dev/")

@@ -88,6 +88,9 @@ pub struct RequestShown {
     /// What an approver should know before deciding: differences, claims nobody checked,
     /// decisions that do not count.
     pub notes: Vec<String>,
+    /// The environment variables the server releases from its secrets to the approved run,
+    /// and which secret each gets (names only; empty for the spool, which holds no secrets).
+    pub release: Vec<crate::policy::ReleaseVar>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -434,6 +437,7 @@ pub fn local(
         expires_in_secs,
         digest: seen.digest.as_ref().ok().map(|d| d.0.clone()),
         notes,
+        release: Vec::new(),
     }
 }
 
@@ -474,6 +478,8 @@ struct ServerRequest {
     requirement: Requirement,
     #[serde(default)]
     policy_denial: Option<String>,
+    #[serde(default)]
+    release: Vec<crate::policy::ReleaseVar>,
     #[serde(default)]
     approvals: Vec<Vote>,
     #[serde(default)]
@@ -608,6 +614,7 @@ pub fn server(v: &serde_json::Value, location: &str) -> Result<RequestShown, Str
         expires_in_secs,
         digest: Some(r.digest),
         notes,
+        release: r.release,
     })
 }
 

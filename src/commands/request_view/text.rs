@@ -231,6 +231,16 @@ pub fn detail(r: &RequestShown) -> Vec<String> {
     };
     line("rules:", format!("{rules} [{from}]"));
     line("needs:", e(&needs(&r.requirement)));
+    if !r.release.is_empty() {
+        line(
+            "releases:",
+            e(&r.release
+                .iter()
+                .map(|v| format!("{} from secret `{}`", v.env, v.secret))
+                .collect::<Vec<_>>()
+                .join(", ")),
+        );
+    }
     let have = r.approvals.len() as u32;
     let so_far = if r.approvals.is_empty() {
         "nobody yet".to_owned()

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 mod ci;
 mod rules;
+mod server;
+mod urls;
 mod values;
 
 use super::diag::{Diagnostic, Diagnostics, Pos};
@@ -90,6 +92,7 @@ const TOP_KEYS: &[&str] = &[
     "backends",
     "audit",
     "ci",
+    "server",
     "rules",
     "tests",
 ];
@@ -134,6 +137,7 @@ impl Checker<'_> {
                                         "copy it from the person's Slack profile (⋮ → Copy member ID): `U` or `W` and upper-case letters and digits, such as U024BE7LH",
                                     );
                                 }
+                                self.identity_account(k, &s, val.pos);
                                 accounts.insert(k.clone(), s);
                             }
                         }
@@ -153,6 +157,7 @@ impl Checker<'_> {
                     f.ci_pos = Some(*kpos);
                     f.ci_issuers = self.ci_issuers(v);
                 }
+                "server" => f.server_oidc = self.server(v, *kpos),
                 "rules" => {
                     for r in self.seq(v, "`rules`").unwrap_or(&[]) {
                         match self.rule(r) {
@@ -202,6 +207,12 @@ impl Checker<'_> {
                         pos: val.pos,
                     })
                 }
+                "opaque_arguments" => {
+                    out.opaque_arguments = self.decision(val).map(|d| At {
+                        value: d,
+                        pos: val.pos,
+                    })
+                }
                 "opaque_approval" => out.opaque_approval = self.opaque_approval(val, *kpos),
                 _ => self.unknown_key(
                     key,
@@ -211,6 +222,7 @@ impl Checker<'_> {
                         "backend",
                         "timeout",
                         "opaque_shell",
+                        "opaque_arguments",
                         "opaque_approval",
                     ],
                 ),
@@ -291,9 +303,14 @@ impl Checker<'_> {
         let map = self.map(v, "a backend")?;
         let mut fields: BTreeMap<&str, (String, Pos)> = BTreeMap::new();
         let mut kind = None;
+        let mut urls: Option<(Vec<String>, Pos)> = None;
         for (key, kpos, val) in map {
             if key == "kind" {
                 kind = self.str(val, "a backend kind").map(|k| (k, val.pos));
+                continue;
+            }
+            if key == "urls" {
+                urls = Some((self.server_urls(val), *kpos));
                 continue;
             }
             const KNOWN: &[&str] = &[
@@ -307,6 +324,8 @@ impl Checker<'_> {
                 "webhook",
                 "signing_secret",
                 "poll",
+                "urls",
+                "ca",
             ];
             match KNOWN.iter().find(|k| **k == key) {
                 Some(k) => {
@@ -325,8 +344,16 @@ impl Checker<'_> {
             );
             return None;
         };
-        // Taken out first: only a server backend has a `key`; elsewhere it "does not apply".
+        // Taken out first: only a server backend has a `key`, `urls` or `ca`; elsewhere they
+        // "do not apply".
         let server_key = (kind == "server").then(|| fields.remove("key")).flatten();
+        let server_ca = (kind == "server").then(|| fields.remove("ca")).flatten();
+        if kind != "server"
+            && let Some((_, pos)) = &urls
+        {
+            self.d
+                .error(*pos, format!("`urls` does not apply to a `{kind}` backend"));
+        }
         let mut need = |name: &str, d: &mut Diagnostics| -> Option<(String, Pos)> {
             let got = fields.remove(name);
             if got.is_none() {
@@ -339,7 +366,23 @@ impl Checker<'_> {
                 spool: fields.remove("spool").map(|(s, _)| PathBuf::from(s)),
             },
             "server" => {
-                let url = need("url", &mut self.d);
+                let urls = match (fields.remove("url"), urls) {
+                    (Some((url, _)), None) => Some(vec![url]),
+                    (None, Some((list, _))) => Some(list),
+                    (Some(_), Some((_, pos))) => {
+                        self.d.error_hint(
+                            pos,
+                            "a `server` backend takes `url` or `urls`, not both",
+                            "list every replica under `urls: [https://a.example.com, https://b.example.com]`",
+                        );
+                        None
+                    }
+                    (None, None) => {
+                        self.d
+                            .error(v.pos, "a `server` backend needs `url` (or `urls`)");
+                        None
+                    }
+                };
                 // A missing or bad key is reported here; the backend is still defined (with
                 // the key as written) so rules naming it are not reported as well. A policy
                 // with errors is never used.
@@ -363,7 +406,13 @@ impl Checker<'_> {
                         key
                     }
                 };
-                BackendKind::Server { url: url?.0, key }
+                let urls = urls.filter(|u| !u.is_empty())?;
+                BackendKind::Server {
+                    url: urls[0].clone(),
+                    urls,
+                    key,
+                    ca: server_ca.map(|(c, _)| PathBuf::from(c)),
+                }
             }
             "slack" => {
                 let channel = need("channel", &mut self.d);
@@ -456,7 +505,7 @@ impl Checker<'_> {
                             Err(e) => self.d.error_hint(
                                 s.pos,
                                 format!("bad sink: {e}"),
-                                "kinds: server {url}, syslog {url, ca?, app_name?}, http {url, preset?, token?, labels?}, file {path}",
+                                "kinds: server {url, ca?}, syslog {url, ca?, app_name?}, http {url, preset?, token?, labels?}, file {path}",
                             ),
                         }
                     }

@@ -16,6 +16,7 @@ impl Checker<'_> {
         let mut decision = None;
         let mut decision_written = false;
         let (mut risk, mut category, mut message, mut approval) = (None, None, None, None);
+        let mut release = Vec::new();
         for (key, kpos, val) in map {
             match key.as_str() {
                 "name" => name = self.str(val, "a rule name").map(|s| at(&s, val.pos)),
@@ -28,6 +29,7 @@ impl Checker<'_> {
                 "category" => category = self.str(val, "a string"),
                 "message" => message = self.str(val, "a string"),
                 "approval" => approval = self.approval(val),
+                "release" => release = self.release(val),
                 _ => {
                     // A misspelt `decision` is reported once, as the unknown key it is.
                     decision_written |= similar(key, "decision");
@@ -36,6 +38,7 @@ impl Checker<'_> {
                         *kpos,
                         &[
                             "name", "match", "decision", "risk", "category", "message", "approval",
+                            "release",
                         ],
                     )
                 }
@@ -67,6 +70,18 @@ impl Checker<'_> {
                 ),
             );
         }
+        if !release.is_empty() && decision != Decision::Approve {
+            // A secret goes only to a run a person approved.
+            self.d.error_hint(
+                v.pos,
+                format!(
+                    "rule `{}` has `release` but its decision is `{}`",
+                    name.value,
+                    decision.as_str()
+                ),
+                "secrets are released only to approved runs: make it `decision: approve`",
+            );
+        }
         let approval = match (decision, approval) {
             (Decision::Approve, None) => Some(Approval {
                 approvers: Vec::new(),
@@ -89,7 +104,58 @@ impl Checker<'_> {
             category,
             message,
             approval,
+            release,
         })
+    }
+
+    /// `release: { ENV_VAR: secret:NAME, ... }`: a valid environment variable name that does
+    /// not make the command run other code, mapped to a well-formed `secret:` reference.
+    pub(super) fn release(&mut self, v: &Node) -> Vec<Release> {
+        let mut out: Vec<Release> = Vec::new();
+        for (env, kpos, val) in self.map(v, "`release`").unwrap_or(&[]) {
+            let valid_env = !env.is_empty()
+                && !env.starts_with(|c: char| c.is_ascii_digit())
+                && env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid_env {
+                self.d.error_hint(
+                    *kpos,
+                    format!("`{env}` is not an environment variable name"),
+                    "letters, digits and `_`, not starting with a digit (e.g. `AWS_SESSION_TOKEN`)",
+                );
+                continue;
+            }
+            if crate::command::wrap::CODE_ENV.contains(&env.as_str())
+                || env.starts_with("LD_")
+                || env.split('_').next() == Some("GATE")
+                || env == "PATH"
+            {
+                self.d.error_hint(
+                    *kpos,
+                    format!("`release` cannot set `{env}`: it changes what the command runs, or what gate does"),
+                    "release secrets into the variables the command reads its credentials from",
+                );
+                continue;
+            }
+            let Some(reference) = self.str(val, "a `secret:NAME` reference") else {
+                continue;
+            };
+            let name = match reference.strip_prefix("secret:") {
+                Some(n) if crate::secrets::vault::valid_name(n) => n.to_owned(),
+                _ => {
+                    self.d.error_hint(
+                        val.pos,
+                        format!("`{reference}` is not a secret reference"),
+                        "write `secret:NAME`, NAME as stored with `gate serve secret set NAME` (letters, digits, `.`, `_`, `-`)",
+                    );
+                    continue;
+                }
+            };
+            out.push(Release {
+                env: at(env, *kpos),
+                secret: at(&name, val.pos),
+            });
+        }
+        out
     }
 
     pub(super) fn matcher(&mut self, v: &Node) -> Option<Match> {

@@ -244,6 +244,8 @@ pub async fn create(
             .unwrap_or_default(),
         requirement,
         policy_denial: policy_denial.clone(),
+        // Only the server's own rules name secrets; the client's policy never adds one.
+        release: crate::policy::release_of(&class.matched),
     };
     let id = match &body.id {
         Some(id) => uuid::Uuid::parse_str(id)

@@ -104,6 +104,10 @@ pub struct RequestDoc {
     pub requirement: Requirement,
     /// Set when the server's policy denied the command outright.
     pub policy_denial: Option<String>,
+    /// The variables an approved run of it receives from the server's secrets (names only),
+    /// by the `release:` of the server's matched rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release: Vec<crate::policy::ReleaseVar>,
 }
 
 /// One rule of the server's policy that matched a request.

@@ -134,6 +134,56 @@ pub struct SessionRow {
     pub expires_ms: i64,
 }
 
+/// A sign-in through the identity provider that has started and not come back yet (issue 14
+/// §4), keyed by the SHA-256 of its `state`. Single use: taking it deletes it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OidcLoginRow {
+    /// SHA-256 (hex) of the random value in the browser's login cookie: the callback must come
+    /// from the browser that started the sign-in.
+    pub browser_hash: String,
+    /// The PKCE code verifier (sent to the token endpoint with the code).
+    pub verifier: String,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The local path to go to once signed in.
+    pub return_to: String,
+    pub created_ms: i64,
+}
+
+/// No verifier or nonce in logs: only the path and the time.
+impl std::fmt::Debug for OidcLoginRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcLoginRow")
+            .field("return_to", &self.return_to)
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A named secret as stored: its value sealed under the server's secret key (AES-256-GCM,
+/// [`crate::secrets::vault`]); the key itself is never in the store. `Debug` shows no bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRow {
+    pub name: String,
+    /// Nonce, ciphertext and tag.
+    pub sealed: Vec<u8>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl std::fmt::Debug for SecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SecretRow({}, {} sealed bytes, created {}, updated {})",
+            self.name,
+            self.sealed.len(),
+            self.created_ms,
+            self.updated_ms
+        )
+    }
+}
+
 /// What the eligibility callback decides about a new decision.
 pub type Evaluate<'a> =
     &'a dyn Fn(&RequestRow, &[DecisionRow]) -> Result<Option<RequestStatus>, Refusal>;
@@ -255,6 +305,41 @@ pub trait Store: Send + Sync {
     fn session_set_flash(&self, key: &str, ok: bool, text: &str) -> Result<(), StoreError>;
     /// Takes the message kept for the session, clearing it.
     fn session_take_flash(&self, key: &str) -> Result<Option<(bool, String)>, StoreError>;
+
+    /// Keeps a started sign-in under `key` (the SHA-256 of its `state`), first dropping those
+    /// created at or before `stale_ms` and then, past `max`, the oldest.
+    fn oidc_login_insert(
+        &self,
+        key: &str,
+        row: &OidcLoginRow,
+        stale_ms: i64,
+        max: usize,
+    ) -> Result<(), StoreError>;
+    /// Removes and returns the sign-in under `key`, in one step: a `state` is good once, even
+    /// when two replicas see the same callback at the same time.
+    fn oidc_login_take(&self, key: &str) -> Result<Option<OidcLoginRow>, StoreError>;
+    /// Stores `sealed` as secret `name`, replacing any value there (its `created_ms` is kept).
+    /// The key check value is a row too, under a name no secret can have
+    /// ([`crate::secrets::vault::CHECK_NAME`]).
+    fn secret_put(&self, name: &str, sealed: &[u8], now_ms: i64) -> Result<(), StoreError>;
+    fn secret_get(&self, name: &str) -> Result<Option<SecretRow>, StoreError>;
+    /// Every row, by name (the key check value among them).
+    fn secret_list(&self) -> Result<Vec<SecretRow>, StoreError>;
+    /// Deletes secret `name`; false if there was none.
+    fn secret_delete(&self, name: &str) -> Result<bool, StoreError>;
+    /// Marks approved request `id` as released to `principal` once `record` has recorded it:
+    /// one release per approval. False (nothing recorded) if it was released already or is
+    /// not approved.
+    fn request_release(
+        &self,
+        id: &str,
+        principal: &str,
+        at_ms: i64,
+        record: Record<'_>,
+    ) -> Result<bool, StoreError>;
+    /// When request `id`'s release was committed, if it was (what a restart checks a logged
+    /// `released` event against).
+    fn request_released(&self, id: &str) -> Result<Option<i64>, StoreError>;
 }
 
 /// Where `gate serve` keeps its state (`--db`): a SQLite file, or a PostgreSQL database that

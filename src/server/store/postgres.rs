@@ -122,6 +122,29 @@ const MIGRATIONS: &[&str] = &[
         head TEXT NOT NULL,
         checkpoint TEXT NOT NULL
      );",
+    // 2: sign-ins through the identity provider between their start and their callback;
+    // secrets released to approved runs (sealed; the key is never here), and the one release
+    // each approval allows.
+    "CREATE TABLE oidc_logins (
+        key TEXT PRIMARY KEY,
+        browser_hash TEXT NOT NULL,
+        verifier TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        return_to TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+     );
+     CREATE INDEX oidc_logins_created ON oidc_logins(created_ms);
+     CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        sealed BYTEA NOT NULL,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL
+     );
+     CREATE TABLE releases (
+        request_id TEXT PRIMARY KEY REFERENCES requests(id),
+        principal TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+     );",
 ];
 
 /// The schema version this binary knows.
@@ -489,4 +512,5 @@ impl From<StoreError> for TxError {
 mod changes;
 mod log;
 mod queries;
+mod release;
 pub use changes::follow_changes;

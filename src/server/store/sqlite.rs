@@ -99,6 +99,29 @@ const MIGRATIONS: &[&str] = &[
         flash_text TEXT
      );
      CREATE INDEX web_sessions_expiry ON web_sessions(expires_ms);",
+    // 5: sign-ins through the identity provider between their start and their callback.
+    "CREATE TABLE oidc_logins (
+        key TEXT PRIMARY KEY,
+        browser_hash TEXT NOT NULL,
+        verifier TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        return_to TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+     );
+     CREATE INDEX oidc_logins_created ON oidc_logins(created_ms);",
+    // 6: secrets released to approved runs (sealed; the key is never here), and the one
+    // release each approval allows.
+    "CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        sealed BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+     );
+     CREATE TABLE releases (
+        request_id TEXT PRIMARY KEY REFERENCES requests(id),
+        principal TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+     );",
 ];
 
 impl SqliteStore {
@@ -635,6 +658,163 @@ impl Store for SqliteStore {
         tx.commit()?;
         Ok(Some((ok, text)))
     }
+
+    fn oidc_login_insert(
+        &self,
+        key: &str,
+        row: &OidcLoginRow,
+        stale_ms: i64,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        self.oidc_insert(key, row, stale_ms, max)
+    }
+
+    fn oidc_login_take(&self, key: &str) -> Result<Option<OidcLoginRow>, StoreError> {
+        self.oidc_take(key)
+    }
+
+    fn secret_put(&self, name: &str, sealed: &[u8], now_ms: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO secrets (name, sealed, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_ms = excluded.updated_ms",
+            params![name, sealed, now_ms],
+        )?;
+        Ok(())
+    }
+
+    fn secret_get(&self, name: &str) -> Result<Option<SecretRow>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT name, sealed, created_ms, updated_ms FROM secrets WHERE name = ?1",
+            )?
+            .query_row([name], secret_row)
+            .optional()?)
+    }
+
+    fn secret_list(&self) -> Result<Vec<SecretRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT name, sealed, created_ms, updated_ms FROM secrets ORDER BY name",
+        )?;
+        let rows = st.query_map([], secret_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn secret_delete(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM secrets WHERE name = ?1", [name])?
+            == 1)
+    }
+
+    fn request_release(
+        &self,
+        id: &str,
+        principal: &str,
+        at_ms: i64,
+        record: Record<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "INSERT INTO releases (request_id, principal, at_ms)
+             SELECT id, ?2, ?3 FROM requests WHERE id = ?1 AND status = 'approved'
+             ON CONFLICT (request_id) DO NOTHING",
+            params![id, principal, at_ms],
+        )?;
+        if n != 1 {
+            return Ok(false);
+        }
+        let row = tx
+            .prepare_cached(&format!(
+                "SELECT {REQUEST_COLS} FROM requests WHERE id = ?1"
+            ))?
+            .query_row([id], request_row)?;
+        let all = decisions(&tx, id)?;
+        record(&row, &all).map_err(StoreError::Unrecorded)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn request_released(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT at_ms FROM releases WHERE request_id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?)
+    }
+}
+
+impl SqliteStore {
+    // The sign-in rows' queries, kept apart from the trait impl above so that a reader porting
+    // the store sees the whole of them together.
+    fn oidc_insert(
+        &self,
+        key: &str,
+        r: &OidcLoginRow,
+        stale_ms: i64,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM oidc_logins WHERE created_ms <= ?1", [stale_ms])?;
+        let keep = max.saturating_sub(1) as i64;
+        tx.execute(
+            "DELETE FROM oidc_logins WHERE key IN (SELECT key FROM oidc_logins \
+             ORDER BY created_ms DESC LIMIT -1 OFFSET ?1)",
+            [keep],
+        )?;
+        tx.execute(
+            "INSERT INTO oidc_logins (key, browser_hash, verifier, nonce, return_to, created_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                key,
+                r.browser_hash,
+                r.verifier,
+                r.nonce,
+                r.return_to,
+                r.created_ms
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn oidc_take(&self, key: &str) -> Result<Option<OidcLoginRow>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let row = tx
+            .query_row(
+                "SELECT browser_hash, verifier, nonce, return_to, created_ms FROM oidc_logins \
+                 WHERE key = ?1",
+                [key],
+                |r| {
+                    Ok(OidcLoginRow {
+                        browser_hash: r.get(0)?,
+                        verifier: r.get(1)?,
+                        nonce: r.get(2)?,
+                        return_to: r.get(3)?,
+                        created_ms: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?;
+        if row.is_some() {
+            tx.execute("DELETE FROM oidc_logins WHERE key = ?1", [key])?;
+        }
+        tx.commit()?;
+        Ok(row)
+    }
+}
+
+fn secret_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
+    Ok(SecretRow {
+        name: r.get(0)?,
+        sealed: r.get(1)?,
+        created_ms: r.get(2)?,
+        updated_ms: r.get(3)?,
+    })
 }
 
 #[cfg(test)]

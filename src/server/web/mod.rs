@@ -11,10 +11,13 @@
 //!   long-poll wake-up as `POST /v1/requests/{id}/approve`.
 //! - The HTML comes from templates that escape every value ([`render`]); control and bidi
 //!   characters are shown as visible escapes.
+//! - With `server.oidc` in the server's policy, people sign in through the organisation's
+//!   identity provider instead ([`oidc`]); the token form stays unless `token_signin: false`.
 //! - The page refreshes its list every 2.5 s with a small script served from `/page.js` (CSP
 //!   `script-src 'self'`), pausing while a comment is being written. Approving needs no script.
 
 mod csrf;
+pub mod oidc;
 mod render;
 mod session;
 
@@ -49,6 +52,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/fragment", get(fragment))
         .route("/signin", post(signin))
         .route("/signout", post(signout))
+        .route("/auth/login", get(oidc::login))
+        .route("/auth/callback", get(oidc::callback))
         .route("/requests/{id}/decide", post(decide))
         .route("/page.js", get(script))
         .route("/page.css", get(style))
@@ -97,6 +102,19 @@ fn current(st: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageEr
     let Some(s) = session::get(store, id, now).map_err(internal)? else {
         return Ok(None);
     };
+    // A session the identity provider made has no token behind it: it lasts while this
+    // server still signs people in through that provider and still names the principal.
+    if s.token_hash.starts_with(oidc::SESSION_MARK) {
+        if st
+            .signin
+            .as_ref()
+            .is_some_and(|si| si.keeps(&s.token_hash, &s.principal))
+        {
+            return Ok(Some(s));
+        }
+        session::remove(store, id).map_err(internal)?;
+        return Ok(None);
+    }
     let row = store.token_by_hash(&s.token_hash).map_err(internal)?;
     let live = row.is_some_and(|r| {
         r.principal == s.principal && r.revoked_ms.is_none() && r.expires_ms.is_none_or(|e| e > now)
@@ -158,7 +176,7 @@ fn checked_post(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Sessio
 async fn index(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let s = match current(&st, &headers) {
         Err(e) => return e.into_response(),
-        Ok(None) => return signin_page(StatusCode::OK, None),
+        Ok(None) => return signin_page(&st, StatusCode::OK, None),
         Ok(Some(s)) => s,
     };
     let flash = match session::take_flash(st.store.as_ref(), &s.id) {
@@ -201,14 +219,18 @@ fn list(st: &AppState, s: &Session) -> Result<maud::Markup, PageError> {
     Ok(render::list(&items, s))
 }
 
-fn signin_page(status: StatusCode, error: Option<&str>) -> Response {
+fn signin_page(st: &AppState, status: StatusCode, error: Option<&str>) -> Response {
     let Some(csrf) = session::random_hex(32) else {
         return error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no randomness for the sign-in form",
         );
     };
-    let mut r = page(status, render::signin(&csrf, error));
+    let choices = render::SigninChoices {
+        provider: st.signin.as_ref().map(|si| si.label()),
+        token: st.signin.as_ref().is_none_or(|si| si.token_signin),
+    };
+    let mut r = page(status, render::signin(&csrf, error, &choices));
     r.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(SIGNIN_COOKIE, &csrf, SIGNIN_TTL_SECS),
@@ -236,6 +258,12 @@ async fn signin(
             "This form was sent from another site.",
         );
     }
+    if st.signin.as_ref().is_some_and(|si| !si.token_signin) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Signing in to this page with a token is turned off: sign in through the identity provider.",
+        );
+    }
     let expected = cookie(&headers, SIGNIN_COOKIE).unwrap_or("");
     if !same_secret(expected, &f.csrf) {
         return error_page(
@@ -245,7 +273,7 @@ async fn signin(
     }
     let token = f.token.trim();
     if token.is_empty() {
-        return signin_page(StatusCode::UNAUTHORIZED, Some("Enter a token."));
+        return signin_page(&st, StatusCode::UNAUTHORIZED, Some("Enter a token."));
     }
     let principal = match auth::principal_of(st.store.as_ref(), Some(token), st.clock.now_ms()) {
         Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
@@ -256,7 +284,7 @@ async fn signin(
                 auth::AuthFailure::Revoked => "This token was revoked.",
                 auth::AuthFailure::Expired => "This token has expired.",
             };
-            return signin_page(StatusCode::UNAUTHORIZED, Some(m));
+            return signin_page(&st, StatusCode::UNAUTHORIZED, Some(m));
         }
         Ok(Ok(p)) => p,
     };

@@ -100,31 +100,72 @@ fn shell(title: &str, body: Markup) -> Markup {
     }
 }
 
-pub fn signin(csrf: &str, error: Option<&str>) -> Markup {
+/// How the sign-in page offers to sign in: through the identity provider (its label), with an
+/// API token, or both.
+pub struct SigninChoices<'a> {
+    pub provider: Option<&'a str>,
+    pub token: bool,
+}
+
+pub fn signin(csrf: &str, error: Option<&str>, choices: &SigninChoices<'_>) -> Markup {
     shell(
         "gate — sign in",
         html! {
             main.narrow {
                 h1 { "gate" }
-                p {
-                    "Sign in with your gate token ("
-                    code { "gate serve token issue --principal NAME" }
-                    " makes one). The token stays on the server: your browser gets a session cookie."
-                }
                 @if let Some(m) = error {
                     p.flash.err role="alert" id="signin-error" { (m) }
                 }
-                form method="post" action="/signin" id="signin" {
-                    input type="hidden" name="csrf" value=(csrf);
-                    label {
-                        "Token "
-                        input type="password" name="token" id="token" autocomplete="off" autofocus required;
+                @if let Some(provider) = choices.provider {
+                    p {
+                        a.button href="/auth/login" id="signin-oidc" {
+                            "Sign in with " (provider)
+                        }
                     }
-                    button type="submit" { "Sign in" }
+                }
+                @if choices.token {
+                    p {
+                        "Sign in with your gate token ("
+                        code { "gate serve token issue --principal NAME" }
+                        " makes one). The token stays on the server: your browser gets a session cookie."
+                    }
+                    form method="post" action="/signin" id="signin" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        label {
+                            "Token "
+                            input type="password" name="token" id="token" autocomplete="off" autofocus required;
+                        }
+                        button type="submit" { "Sign in" }
+                    }
                 }
             }
         },
     )
+}
+
+/// After a sign-in through the identity provider: moves on to `return_to` by itself (a
+/// same-site navigation, which carries the new session cookie), with a link for a browser
+/// that does not.
+pub fn signed_in(principal: &str, return_to: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="referrer" content="no-referrer";
+                meta http-equiv="refresh" content=(format!("0;url={return_to}"));
+                title { "gate — signed in" }
+                link rel="stylesheet" href="/page.css";
+            }
+            body {
+                main.narrow {
+                    h1 { "gate" }
+                    p { "Signed in as " b { (principal) } "." }
+                    p { a href=(return_to) id="continue" { "Continue" } }
+                }
+            }
+        }
+    }
 }
 
 pub fn main_page(s: &Session, flash: Option<&Flash>, list: Markup) -> Markup {
@@ -252,6 +293,16 @@ fn request(v: &RequestView, left_ms: i64, s: &Session) -> Markup {
                     @if !d.client_rules.is_empty() { "; the client's: " (names(&d.client_rules)) }
                 }
                 dt { "Needs" } dd { (requirement(d)) }
+                @if !d.release.is_empty() {
+                    dt { "Releases" }
+                    dd.release {
+                        "on approval, the run receives the server's secrets as: "
+                        @for (i, r) in d.release.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            code { (show(&r.env)) } " ← " code { "secret:" (show(&r.secret)) }
+                        }
+                    }
+                }
                 dt { "Approvals" }
                 dd {
                     @if v.approvals.is_empty() {

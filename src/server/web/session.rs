@@ -110,8 +110,14 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 pub fn set_cookie(name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
+    // Over HTTPS (`--tls-cert`), never sent back over plain HTTP.
+    let secure = if crate::server::tls::serving() {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
-        "{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}"
+        "{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("gate_invalid=; Max-Age=0"))
 }

@@ -479,7 +479,12 @@ pub fn spawn_server(mut c: Command) -> Serving {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on http://").nth(1) {
+            // `https://` when the server was started with `--tls-cert`.
+            if let Some(rest) = line
+                .split("listening on http://")
+                .nth(1)
+                .or_else(|| line.split("listening on https://").nth(1))
+            {
                 let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
                 let _ = tx.send(addr);
             }

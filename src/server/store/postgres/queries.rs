@@ -2,9 +2,10 @@
 
 use super::*;
 
-const REQUEST_COLS: &str = "id, requester, status, created_ms, expires_ms, decided_ms, digest, doc";
+pub(super) const REQUEST_COLS: &str =
+    "id, requester, status, created_ms, expires_ms, decided_ms, digest, doc";
 
-fn request_row(r: &::postgres::Row) -> Result<RequestRow, StoreError> {
+pub(super) fn request_row(r: &::postgres::Row) -> Result<RequestRow, StoreError> {
     let status: String = r.get(2);
     let doc: String = r.get(7);
     Ok(RequestRow {
@@ -20,7 +21,7 @@ fn request_row(r: &::postgres::Row) -> Result<RequestRow, StoreError> {
     })
 }
 
-fn decision_row(r: &::postgres::Row) -> DecisionRow {
+pub(super) fn decision_row(r: &::postgres::Row) -> DecisionRow {
     DecisionRow {
         request_id: r.get(0),
         principal: r.get(1),
@@ -41,7 +42,7 @@ fn token_row(r: &::postgres::Row) -> TokenRow {
     }
 }
 
-const DECISIONS: &str = "SELECT request_id, principal, kind, comment, at_ms FROM decisions \
+pub(super) const DECISIONS: &str = "SELECT request_id, principal, kind, comment, at_ms FROM decisions \
                          WHERE request_id = $1 ORDER BY at_ms, principal";
 
 /// Requests with their decisions.
@@ -511,5 +512,49 @@ impl Store for PgStore {
             )?
             .map(|r| (r.get(0), r.get(1))))
         })
+    }
+
+    fn oidc_login_insert(
+        &self,
+        key: &str,
+        row: &OidcLoginRow,
+        stale_ms: i64,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        self.oidc_insert(key, row, stale_ms, max)
+    }
+
+    fn oidc_login_take(&self, key: &str) -> Result<Option<OidcLoginRow>, StoreError> {
+        self.oidc_take(key)
+    }
+
+    fn secret_put(&self, name: &str, sealed: &[u8], now_ms: i64) -> Result<(), StoreError> {
+        self.secret_upsert(name, sealed, now_ms)
+    }
+
+    fn secret_get(&self, name: &str) -> Result<Option<SecretRow>, StoreError> {
+        self.secret_one(name)
+    }
+
+    fn secret_list(&self) -> Result<Vec<SecretRow>, StoreError> {
+        self.secret_all()
+    }
+
+    fn secret_delete(&self, name: &str) -> Result<bool, StoreError> {
+        self.secret_remove(name)
+    }
+
+    fn request_release(
+        &self,
+        id: &str,
+        principal: &str,
+        at_ms: i64,
+        record: Record<'_>,
+    ) -> Result<bool, StoreError> {
+        self.release(id, principal, at_ms, record)
+    }
+
+    fn request_released(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        self.released_at(id)
     }
 }
