@@ -1035,3 +1035,64 @@ fn a_replica_killed_between_commit_and_chaining_loses_no_event() {
     let (status, now) = get(&b.url, &alice, id);
     assert_eq!((status, now["status"].as_str()), (200, Some("pending")));
 }
+
+#[test]
+fn a_replica_killed_while_clients_wait_on_it_leaves_them_to_finish_through_the_other() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let key = vkey(h);
+    let mut a = Replica::start(h, &db);
+    let b = Replica::start(h, &db);
+    let [alice, bob] = ["alice", "bob"].map(|p| token(h, &db, p));
+    // The clients know both replicas, A first (`urls:`), and pin the one key they share.
+    let c = tempfile::tempdir().unwrap();
+    std::fs::write(
+        c.path().join("client-policy.yaml"),
+        format!(
+            r#"version: 1
+backends:
+  team: {{ kind: server, urls: ["{}", "{}"], key: "{key}" }}
+rules:
+  - name: via-server
+    match: {{ program: echo }}
+    decision: approve
+    approval: {{ backend: team, timeout: 60s }}
+"#,
+            a.url, b.url
+        ),
+    )
+    .unwrap();
+    let waiting: Vec<Watched> = (0..3)
+        .map(|_| client(c.path(), &alice, &[], &["echo", "one"]))
+        .collect();
+    let ids = poll("three pending requests on A", || {
+        let v: Value = http()
+            .get(format!("{}/v1/requests?status=pending", a.url))
+            .bearer_auth(&bob)
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        let ids: Vec<String> = v["requests"]
+            .as_array()?
+            .iter()
+            .map(|q| q["id"].as_str().unwrap().to_owned())
+            .collect();
+        (ids.len() == 3).then_some(ids)
+    });
+    // A dies with its long-polls open.
+    let serving = a.serving.as_mut().unwrap();
+    serving.child.kill().unwrap();
+    serving.child.wait().unwrap();
+    for id in &ids {
+        let (status, body) = decide(&b.url, &bob, id, "approve");
+        assert_eq!(status, 200, "{body}");
+    }
+    for w in waiting {
+        let out = w.finish(Duration::from_secs(60));
+        out.status(0);
+        assert_eq!(out.stdout, "one\n");
+    }
+}
