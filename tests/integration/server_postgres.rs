@@ -1096,3 +1096,46 @@ rules:
         assert_eq!(out.stdout, "one\n");
     }
 }
+
+#[test]
+fn secrets_kept_in_postgresql_are_sealed_and_a_foreign_key_is_refused() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let key = "11".repeat(32);
+    let secret = |k: &str, args: &[&str], stdin: &[u8]| {
+        let mut c = common::gate_in(h);
+        c.env("GATE_SECRET_KEY", k)
+            .args(["serve", "secret"])
+            .args(args)
+            .args(["--db", &db])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        Ran::from_output(child.wait_with_output().unwrap())
+    };
+    secret(&key, &["set", "deploy-token"], b"s3cr3t-value\n").status(0);
+    let listed = secret(&key, &["list"], b"");
+    listed.status(0);
+    assert!(listed.stdout.contains("deploy-token"), "{}", listed.stdout);
+    // Sealed at rest: the value is nowhere in the database's rows.
+    let sealed: Vec<u8> = pg
+        .client("gate")
+        .query_one(
+            "SELECT sealed FROM secrets WHERE name = 'deploy-token'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!sealed.windows(12).any(|w| w == b"s3cr3t-value"));
+    // Another key does not decrypt what is there: refused, nothing stored.
+    let r = secret(&"22".repeat(32), &["set", "other"], b"x\n");
+    assert_eq!(r.status, 78, "{}", r.stderr);
+    secret(&key, &["rm", "deploy-token"], b"").status(0);
+    let listed = secret(&key, &["list"], b"");
+    assert!(!listed.stdout.contains("deploy-token"), "{}", listed.stdout);
+}
