@@ -402,6 +402,14 @@ def main():
     top = tempfile.mkdtemp(prefix="gate-pg-bench-")
     os.chmod(top, 0o755)
     pg = Postgres(top)
+    try:
+        run(a, top, pg)
+    finally:
+        pg.stop()
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def run(a, top, pg):
     home = os.path.join(top, "home")
     os.makedirs(home, mode=0o700)
     env = {"XDG_STATE_HOME": os.path.join(home, "state"), "XDG_CONFIG_HOME": os.path.join(home, "config"),
@@ -442,8 +450,6 @@ def main():
     finally:
         for r in replicas:
             r.stop()
-        pg.stop()
-        shutil.rmtree(top, ignore_errors=True)
 
 
 if __name__ == "__main__":
