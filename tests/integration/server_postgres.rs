@@ -66,28 +66,31 @@ impl Replica {
             .is_some_and(|s| s.child.try_wait().unwrap().is_none())
     }
 
-    fn stop(&mut self) {
-        if let Some(mut s) = self.serving.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(s.child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = s.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+    /// SIGTERM, then SIGKILL after 20 s: the exit status (-1 when killed or never started).
+    fn stop(&mut self) -> i32 {
+        let Some(mut s) = self.serving.take() else {
+            return -1;
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(st)) = s.child.try_wait() {
+                return st.code().unwrap_or(-1);
             }
-            let _ = s.child.kill();
-            let _ = s.child.wait();
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+        -1
     }
 }
 
 impl Drop for Replica {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.stop();
     }
 }
 
@@ -283,6 +286,10 @@ fn the_api_and_the_client_work_on_postgresql() {
     assert!(listed.stdout.contains("alice") && !listed.stdout.contains(&alice));
     let r = http().get(format!("{}/healthz", a.url)).send().unwrap();
     assert_eq!(r.status(), 200);
+    // A graceful stop: no panic dropping the database connections inside the runtime.
+    let mut a = a;
+    let stderr_before = a.stderr();
+    assert_eq!(a.stop(), 0, "{stderr_before}");
 }
 
 #[test]
@@ -411,7 +418,7 @@ fn a_web_session_made_on_one_replica_holds_on_the_other_and_after_a_restart() {
     let session = sign_in(&a.url, &bob);
     let on_b = signed_in_as(&b.url, &session).expect("signed in on B");
     assert_eq!(on_b, "bob");
-    b.stop();
+    assert_eq!(b.stop(), 0, "a graceful stop");
     let b = Replica::start(h, &db);
     let again = signed_in_as(&b.url, &session).expect("still signed in after a restart");
     assert_eq!(again, "bob");
@@ -560,7 +567,7 @@ fn postgresql_stopped_mid_wait_approves_nothing_and_the_client_fails_closed() {
     assert_eq!(status, 200, "{now}");
     assert!(now["approvals"].as_array().unwrap().is_empty(), "{now}");
     assert_ne!(now["status"], "approved", "{now}");
-    a.stop();
+    let _ = a.stop();
 }
 
 /// `gate serve --db DB` in a fresh home: it must stop with 78 saying `what`, never showing the
@@ -1138,4 +1145,25 @@ fn secrets_kept_in_postgresql_are_sealed_and_a_foreign_key_is_refused() {
     secret(&key, &["rm", "deploy-token"], b"").status(0);
     let listed = secret(&key, &["list"], b"");
     assert!(!listed.stdout.contains("deploy-token"), "{}", listed.stdout);
+}
+
+#[test]
+fn a_replica_with_another_signing_key_is_refused_at_start() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = Replica::start(one.path(), &db);
+    // Its own key file, made on first use: not the key the server log's genesis names.
+    refused_in(two.path(), &db, "every replica needs the same key file");
+    drop(first);
+}
+
+#[track_caller]
+fn refused_in(home: &Path, db: &str, what: &str) {
+    let mut c = serve_command(home, db);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let r = Ran::of(c);
+    assert_eq!(r.status, 78, "{}", r.stderr);
+    assert!(r.stderr.contains(what), "{}", r.stderr);
+    assert!(!r.stderr.contains(PASSWORD), "{}", r.stderr);
 }

@@ -196,6 +196,15 @@ pub struct PgStore {
     signer: OnceLock<NoteSigner>,
 }
 
+/// A connection's own runtime is shut down when it is dropped, which must not happen inside
+/// tokio's (a panic): the server drops its store there, on a failed start and at shutdown.
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.pool().idle);
+        blocking(move || drop(idle));
+    }
+}
+
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "PgStore({})", self.url)
