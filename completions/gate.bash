@@ -133,11 +133,17 @@ _gate() {
             gate__subcmd__help__subcmd__serve,key)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__key"
                 ;;
+            gate__subcmd__help__subcmd__serve,log)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__log"
+                ;;
             gate__subcmd__help__subcmd__serve,secret)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__secret"
                 ;;
             gate__subcmd__help__subcmd__serve,token)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__token"
+                ;;
+            gate__subcmd__help__subcmd__serve__subcmd__log,export)
+                cmd="gate__subcmd__help__subcmd__serve__subcmd__log__subcmd__export"
                 ;;
             gate__subcmd__help__subcmd__serve__subcmd__secret,list)
                 cmd="gate__subcmd__help__subcmd__serve__subcmd__secret__subcmd__list"
@@ -247,6 +253,9 @@ _gate() {
             gate__subcmd__serve,key)
                 cmd="gate__subcmd__serve__subcmd__key"
                 ;;
+            gate__subcmd__serve,log)
+                cmd="gate__subcmd__serve__subcmd__log"
+                ;;
             gate__subcmd__serve,secret)
                 cmd="gate__subcmd__serve__subcmd__secret"
                 ;;
@@ -259,11 +268,17 @@ _gate() {
             gate__subcmd__serve__subcmd__help,key)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__key"
                 ;;
+            gate__subcmd__serve__subcmd__help,log)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__log"
+                ;;
             gate__subcmd__serve__subcmd__help,secret)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__secret"
                 ;;
             gate__subcmd__serve__subcmd__help,token)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token"
+                ;;
+            gate__subcmd__serve__subcmd__help__subcmd__log,export)
+                cmd="gate__subcmd__serve__subcmd__help__subcmd__log__subcmd__export"
                 ;;
             gate__subcmd__serve__subcmd__help__subcmd__secret,list)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__secret__subcmd__list"
@@ -282,6 +297,18 @@ _gate() {
                 ;;
             gate__subcmd__serve__subcmd__help__subcmd__token,revoke)
                 cmd="gate__subcmd__serve__subcmd__help__subcmd__token__subcmd__revoke"
+                ;;
+            gate__subcmd__serve__subcmd__log,export)
+                cmd="gate__subcmd__serve__subcmd__log__subcmd__export"
+                ;;
+            gate__subcmd__serve__subcmd__log,help)
+                cmd="gate__subcmd__serve__subcmd__log__subcmd__help"
+                ;;
+            gate__subcmd__serve__subcmd__log__subcmd__help,export)
+                cmd="gate__subcmd__serve__subcmd__log__subcmd__help__subcmd__export"
+                ;;
+            gate__subcmd__serve__subcmd__log__subcmd__help,help)
+                cmd="gate__subcmd__serve__subcmd__log__subcmd__help__subcmd__help"
                 ;;
             gate__subcmd__serve__subcmd__secret,help)
                 cmd="gate__subcmd__serve__subcmd__secret__subcmd__help"
@@ -868,7 +895,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__help__subcmd__serve)
-            opts="token key secret"
+            opts="token key log secret"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -884,6 +911,34 @@ _gate() {
         gate__subcmd__help__subcmd__serve__subcmd__key)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__log)
+            opts="export"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__help__subcmd__serve__subcmd__log__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1764,7 +1819,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve)
-            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --public-url --tls-cert --tls-key --secret-key-file --policy --color --quiet --verbose --help token key secret help"
+            opts="-q -v -h --listen --db --audit-log --key --header-timeout --idle-timeout --max-connections --public-url --tls-cert --tls-key --secret-key-file --policy --color --quiet --verbose --help token key log secret help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1830,7 +1885,7 @@ _gate() {
             return 0
             ;;
         gate__subcmd__serve__subcmd__help)
-            opts="token key secret help"
+            opts="token key log secret help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1860,6 +1915,34 @@ _gate() {
         gate__subcmd__serve__subcmd__help__subcmd__key)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__log)
+            opts="export"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__help__subcmd__log__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2006,6 +2089,104 @@ _gate() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__log)
+            opts="-q -v -h --policy --color --quiet --verbose --help export help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__log__subcmd__export)
+            opts="-o -q -v -h --db --output --policy --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__log__subcmd__help)
+            opts="export help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__log__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gate__subcmd__serve__subcmd__log__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

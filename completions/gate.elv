@@ -292,8 +292,8 @@ set edit:completion:arg-completer[gate] = {|@words|
         }
         &'gate;serve'= {
             cand --listen 'Address to listen on (`HOST:PORT`; a name such as `localhost:8700` is resolved). Beyond loopback, serve TLS (`--tls-cert`) or put a TLS-terminating proxy in front: tokens travel as bearer headers'
-            cand --db 'The SQLite database (default: server.db in the state directory)'
-            cand --audit-log 'The server''s own audit log (default: server-audit.jsonl in the state directory)'
+            cand --db 'The database: a SQLite file (default: server.db in the state directory), or a PostgreSQL URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) that several replicas share; with PostgreSQL the server''s log lives in the database and `--key` is required'
+            cand --audit-log 'The server''s own audit log (default: server-audit.jsonl in the state directory; not with PostgreSQL, whose server log lives in the database)'
             cand --key 'The server''s signing key (default: `<database>.key` beside the database; made on first start, mode 0600). Never a host''s `audit.key`'
             cand --header-timeout 'How long a client may take to send a request''s headers, and how long a kept-alive connection may wait for its next request (at most 30s)'
             cand --idle-timeout 'Close a connection that moves no byte for this long (longer than the 60s long-poll)'
@@ -312,6 +312,7 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand --help 'Print help'
             cand token 'Manage the API tokens of principals'
             cand key 'Print the key the server signs its decisions with (note vkey format), making it if needed'
+            cand log 'The server''s own log, when it lives in a PostgreSQL database'
             cand secret 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -391,6 +392,39 @@ set edit:completion:arg-completer[gate] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'gate;serve;log'= {
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand export 'Write the server''s log kept in a PostgreSQL database as JSON lines, for `gate log verify`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;serve;log;export'= {
+            cand --db 'The server''s PostgreSQL database, as given to `gate serve --db`'
+            cand -o 'Write here (a new file) instead of stdout, and the checkpoint beside it'
+            cand --output 'Write here (a new file) instead of stdout, and the checkpoint beside it'
+            cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
+            cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
+            cand -q 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand --quiet 'Say less: no progress lines, no spinner (a run with no policy at all still warns)'
+            cand -v 'Say more (repeat for more detail)'
+            cand --verbose 'Say more (repeat for more detail)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gate;serve;log;help'= {
+            cand export 'Write the server''s log kept in a PostgreSQL database as JSON lines, for `gate log verify`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gate;serve;log;help;export'= {
+        }
+        &'gate;serve;log;help;help'= {
+        }
         &'gate;serve;secret'= {
             cand --policy 'Add a policy file (repeatable). Adds to the system and user policy, never replaces it'
             cand --color 'When to use colour. A non-empty NO_COLOR, or TERM=dumb, turns it off, whatever this says'
@@ -457,6 +491,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;serve;help'= {
             cand token 'Manage the API tokens of principals'
             cand key 'Print the key the server signs its decisions with (note vkey format), making it if needed'
+            cand log 'The server''s own log, when it lives in a PostgreSQL database'
             cand secret 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -472,6 +507,11 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;serve;help;token;revoke'= {
         }
         &'gate;serve;help;key'= {
+        }
+        &'gate;serve;help;log'= {
+            cand export 'Write the server''s log kept in a PostgreSQL database as JSON lines, for `gate log verify`'
+        }
+        &'gate;serve;help;log;export'= {
         }
         &'gate;serve;help;secret'= {
             cand set 'Store a secret''s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME'
@@ -755,6 +795,7 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;help;serve'= {
             cand token 'Manage the API tokens of principals'
             cand key 'Print the key the server signs its decisions with (note vkey format), making it if needed'
+            cand log 'The server''s own log, when it lives in a PostgreSQL database'
             cand secret 'Manage the secrets the server releases to approved runs (names and times only are ever shown; values are sealed with AES-256-GCM under the secret key)'
         }
         &'gate;help;serve;token'= {
@@ -769,6 +810,11 @@ set edit:completion:arg-completer[gate] = {|@words|
         &'gate;help;serve;token;revoke'= {
         }
         &'gate;help;serve;key'= {
+        }
+        &'gate;help;serve;log'= {
+            cand export 'Write the server''s log kept in a PostgreSQL database as JSON lines, for `gate log verify`'
+        }
+        &'gate;help;serve;log;export'= {
         }
         &'gate;help;serve;secret'= {
             cand set 'Store a secret''s value, read from standard input (a hidden prompt on a terminal); one trailing newline is dropped. Replaces a value stored under NAME'

@@ -320,10 +320,13 @@ pub struct ServeArgs {
     /// travel as bearer headers.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8700", value_parser = parse_listen)]
     pub listen: std::net::SocketAddr,
-    /// The SQLite database (default: server.db in the state directory).
-    #[arg(long, value_name = "PATH")]
+    /// The database: a SQLite file (default: server.db in the state directory), or a
+    /// PostgreSQL URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) that several replicas
+    /// share; with PostgreSQL the server's log lives in the database and `--key` is required.
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
-    /// The server's own audit log (default: server-audit.jsonl in the state directory).
+    /// The server's own audit log (default: server-audit.jsonl in the state directory; not
+    /// with PostgreSQL, whose server log lives in the database).
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
     /// The server's signing key (default: `<database>.key` beside the database; made on first
@@ -380,10 +383,29 @@ pub enum ServeCommand {
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
     },
+    /// The server's own log, when it lives in a PostgreSQL database.
+    #[command(subcommand)]
+    Log(ServeLogCommand),
     /// Manage the secrets the server releases to approved runs (names and times only are ever
     /// shown; values are sealed with AES-256-GCM under the secret key).
     #[command(subcommand)]
     Secret(SecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeLogCommand {
+    /// Write the server's log kept in a PostgreSQL database as JSON lines, for `gate log verify`.
+    ///
+    /// With `-o FILE`, its signed checkpoint goes to `FILE.checkpoint` beside it; verify with
+    /// `gate log verify FILE --key "$(gate serve key --key KEYFILE)"`.
+    Export {
+        /// The server's PostgreSQL database, as given to `gate serve --db`.
+        #[arg(long, value_name = "URL")]
+        db: Option<PathBuf>,
+        /// Write here (a new file) instead of stdout, and the checkpoint beside it.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,7 @@
 //! hidden prompt, never from an argument; nothing here prints one.
 
 use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 
@@ -15,7 +15,7 @@ use crate::output::Output;
 use crate::secrets::vault::{self, CHECK_NAME, KeyError, KeySource, Sealed, VaultKey};
 use crate::server::api::rfc3339;
 use crate::server::release::{KeyCheck, check_key};
-use crate::server::store::{SqliteStore, Store};
+
 use crate::server::{Clock, SystemClock};
 
 const KEY_HINT: &str = "set `GATE_SECRET_KEY` (64 hex characters) or pass `--secret-key-file FILE` with the key the secrets were stored with (docs/credentials.md)";
@@ -28,12 +28,13 @@ fn store_error(e: impl std::fmt::Display) -> Error {
 /// it does not decrypt what is there, or is missing while secrets or `release:` rules exist).
 pub fn server_key(
     out: &Output,
-    db: &Path,
+    db: &crate::server::store::Database,
     policy: &crate::policy::Policy,
     file: Option<PathBuf>,
 ) -> Result<Option<VaultKey>, Error> {
-    let store = SqliteStore::open(db)
-        .map_err(|e| Error::config(format!("cannot open the database `{}`: {e}", db.display())))?;
+    let store = db
+        .open()
+        .map_err(|e| Error::config(format!("cannot open the database `{db}`: {e}")))?;
     let (key, unusable_keyring) = match VaultKey::load(file.as_deref(), false) {
         Ok((k, source)) => (Some((k, source)), None),
         Err(KeyError::Missing) => (None, None),
@@ -45,7 +46,7 @@ pub fn server_key(
     let now = SystemClock.now_ms();
     let source = key.as_ref().map(|(_, s)| s.to_string());
     match check_key(
-        &store,
+        store.as_ref(),
         key.as_ref().map(|(k, _)| k).zip(source.as_deref()),
         policy,
         now,

@@ -5,40 +5,50 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::cli::{ServeArgs, ServeCommand, TokenCommand};
+use crate::cli::{ServeArgs, ServeCommand, ServeLogCommand, TokenCommand};
 use crate::config::Env;
 use crate::error::Error;
 use crate::output::Output;
 use crate::server::api::rfc3339;
 use crate::server::auth::{self, Token};
-use crate::server::store::{SqliteStore, Store};
+use crate::server::store::{Database, Store};
 use crate::server::{Clock, SystemClock};
 
 pub(crate) fn db_path(env: &Env, db: Option<PathBuf>) -> PathBuf {
     db.unwrap_or_else(|| env.state_dir().join("server.db"))
 }
 
+/// `--db`: a SQLite file (default: server.db in the state directory) or a PostgreSQL URL. A
+/// bad URL is a configuration error naming what is wrong in it, never its password.
+fn database(env: &Env, db: Option<PathBuf>) -> Result<Database, Error> {
+    Database::from_arg(db_path(env, db)).map_err(|e| Error::config(e.to_string()))
+}
+
 /// The database of an existing server: reading or revoking tokens never makes an empty one
 /// (a mistyped `--db` would otherwise list "no tokens" and leave a stray file).
-pub(crate) fn open_existing(env: &Env, db: Option<PathBuf>) -> Result<SqliteStore, Error> {
-    let path = db_path(env, db);
-    if !path.exists() {
+pub(crate) fn open_existing(
+    env: &Env,
+    db: Option<PathBuf>,
+) -> Result<std::sync::Arc<dyn Store>, Error> {
+    let db = database(env, db)?;
+    if let Database::Sqlite(path) = &db
+        && !path.exists()
+    {
         return Err(Error::config_hint(
             format!("no server database at `{}`", path.display()),
             "name the server's database with `--db PATH` (as given to `gate serve`); `gate serve token issue` makes one",
         ));
     }
-    open(env, Some(path))
+    open_db(&db)
 }
 
-pub(crate) fn open(env: &Env, db: Option<PathBuf>) -> Result<SqliteStore, Error> {
-    let path = db_path(env, db);
-    SqliteStore::open(&path).map_err(|e| {
-        Error::config(format!(
-            "cannot open the database `{}`: {e}",
-            path.display()
-        ))
-    })
+pub(crate) fn open(env: &Env, db: Option<PathBuf>) -> Result<std::sync::Arc<dyn Store>, Error> {
+    open_db(&database(env, db)?)
+}
+
+fn open_db(db: &Database) -> Result<std::sync::Arc<dyn Store>, Error> {
+    db.open()
+        .map_err(|e| Error::config(format!("cannot open the database `{db}`: {e}")))
 }
 
 pub fn serve(
@@ -54,6 +64,9 @@ pub fn serve(
     match args.command {
         Some(ServeCommand::Token(t)) => return token(env, out, t, cli_policy),
         Some(ServeCommand::Key { db, key: k }) => return key(env, out, cli_policy, db, k),
+        Some(ServeCommand::Log(ServeLogCommand::Export { db, output })) => {
+            return export_log(env, out, db, output);
+        }
         Some(ServeCommand::Secret(s)) => return crate::commands::secret::secret(env, out, s),
         None => {}
     }
@@ -81,6 +94,13 @@ pub fn serve(
             ));
         }
     }
+    let db = database(env, args.db)?;
+    if matches!(db, Database::Postgres(_)) && args.audit_log.is_some() {
+        return Err(Error::config_hint(
+            "`--audit-log` with a PostgreSQL `--db`: the server's log lives in the database, one chain for every replica",
+            "leave `--audit-log` out; `gate serve log export --db URL -o FILE` writes the log for `gate log verify`",
+        ));
+    }
     let signin = signin_config(&policy, chat.public_url.as_deref())?;
     if let Some(si) = &signin {
         out.info(&format!(
@@ -89,7 +109,6 @@ pub fn serve(
             si.redirect_uri()
         ));
     }
-    let db = db_path(env, args.db);
     let vault = crate::commands::secret::server_key(out, &db, &policy, args.secret_key_file)?;
     let opts = crate::server::ServeOptions {
         listen: args.listen,
@@ -111,13 +130,10 @@ pub fn serve(
         signin,
         vault,
     };
-    let db = opts.db.clone();
+    let db = opts.db.to_string();
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
     crate::server::serve(opts, |addr| {
-        out.info(&format!(
-            "listening on {scheme}://{addr} (database {})",
-            db.display()
-        ));
+        out.info(&format!("listening on {scheme}://{addr} (database {db})"));
     })
     .map_err(|e| Error::config(e.to_string()))?;
     out.info("stopped");
@@ -234,10 +250,20 @@ fn signin_config(
 fn server_key_path(
     env: &Env,
     policy: &crate::policy::Policy,
-    db: &std::path::Path,
+    db: &Database,
     key: Option<PathBuf>,
 ) -> Result<PathBuf, Error> {
-    let server = key.unwrap_or_else(|| db.with_extension("key"));
+    let server = match (key, db) {
+        (Some(k), _) => k,
+        (None, Database::Sqlite(path)) => path.with_extension("key"),
+        // Replicas share one database and must sign with one key: it can't be made beside a URL.
+        (None, Database::Postgres(_)) => {
+            return Err(Error::config_hint(
+                "a PostgreSQL `--db` needs `--key FILE`: the server's signing key, the same file on every replica",
+                "make it once with `gate serve key --key FILE` and copy it to each replica (mode 0600)",
+            ));
+        }
+    };
     let host = env.key_path(Some(policy));
     let same = |a: &std::path::Path, b: &std::path::Path| {
         a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
@@ -264,9 +290,78 @@ fn key(
     key: Option<PathBuf>,
 ) -> Result<i32, Error> {
     let policy = env.load_policy(cli_policy)?;
-    let signer = crate::server::load_key(&server_key_path(env, &policy, &db_path(env, db), key)?)
+    let signer = crate::server::load_key(&server_key_path(env, &policy, &database(env, db)?, key)?)
         .map_err(|e| Error::config(e.to_string()))?;
     out.data(&signer.verifier().to_vkey());
+    Ok(0)
+}
+
+/// `gate serve log export`: the server's log kept in a PostgreSQL database, as the JSON lines
+/// and signed checkpoint `gate log verify` reads. The records and the checkpoint are read
+/// together, so an export taken while replicas append still verifies.
+fn export_log(
+    env: &Env,
+    out: &Output,
+    db: Option<PathBuf>,
+    output: Option<PathBuf>,
+) -> Result<i32, Error> {
+    use std::io::Write;
+    let db = database(env, db)?;
+    let Database::Postgres(url) = &db else {
+        return Err(Error::config_hint(
+            format!("`{db}` is a SQLite database: its server's log is a file already"),
+            "verify that file (`gate serve --audit-log`, default server-audit.jsonl in the state directory) with `gate log verify FILE`",
+        ));
+    };
+    let pg = crate::server::store::PgStore::open(url)
+        .map_err(|e| Error::config(format!("cannot open the database `{db}`: {e}")))?;
+    let failed = |e: std::io::Error| Error::config(format!("cannot write the export: {e}"));
+    let checkpoint = match &output {
+        Some(path) => {
+            let mut w = std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .map_err(|e| {
+                        Error::config(format!("cannot create `{}`: {e}", path.display()))
+                    })?,
+            );
+            let cp = pg
+                .export_log(|line| writeln!(w, "{line}"))
+                .map_err(|e| Error::config(e.to_string()))?;
+            w.flush().map_err(failed)?;
+            w.get_ref().sync_all().map_err(failed)?;
+            if let Some(cp) = &cp {
+                std::fs::write(crate::audit::log::checkpoint_path(path), cp).map_err(failed)?;
+            }
+            cp
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            let cp = pg
+                .export_log(|line| writeln!(w, "{line}"))
+                .map_err(|e| Error::config(e.to_string()))?;
+            match w.flush() {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(failed(e)),
+                _ => {}
+            }
+            cp
+        }
+    };
+    if checkpoint.is_none() {
+        return Err(Error::config(format!(
+            "the database `{db}` holds no server log yet: `gate serve --db` starts one"
+        )));
+    }
+    if let Some(path) = &output {
+        out.info(&format!(
+            "wrote the server's log to {} and its signed checkpoint to {}",
+            path.display(),
+            crate::audit::log::checkpoint_path(path).display()
+        ));
+    }
     Ok(0)
 }
 
@@ -294,8 +389,9 @@ fn token(env: &Env, out: &Output, cmd: TokenCommand, cli_policy: &[PathBuf]) -> 
             }
             let store = open(env, db)?;
             let expires_ms = expires.map(|d| SystemClock.now_ms() + d.as_millis() as i64);
-            let (row, secret) = auth::issue(&store, &principal, expires_ms, SystemClock.now_ms())
-                .map_err(|e| Error::config(e.to_string()))?;
+            let (row, secret) =
+                auth::issue(store.as_ref(), &principal, expires_ms, SystemClock.now_ms())
+                    .map_err(|e| Error::config(e.to_string()))?;
             out.info(&format!(
                 "token {} for {principal}{}; it is shown only now",
                 row.id,

@@ -6,7 +6,8 @@
 //! Points on every change of a request (`KIND` is `request`, `approval`, `denial`, `expiry`,
 //! `cancellation` or `released`): `KIND:before-log` (the database change is made but not committed, its event
 //! not yet in the log), `KIND:after-log` (the event is on disk, the transaction not committed),
-//! `KIND:committed` (committed, the caller not yet answered).
+//! `KIND:committed` (committed, the caller not yet answered). With PostgreSQL,
+//! `server-log:before-chain`: a change and its staged events committed, not yet chained.
 
 #[cfg(debug_assertions)]
 static HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -100,12 +100,20 @@ impl From<StoreError> for ApiError {
                     "the server's database is busy, so nothing was changed; try again shortly",
                 )
             }
-            StoreError::Unavailable(m) => {
+            StoreError::Config(m) | StoreError::Unavailable(m) => {
                 tracing::error!("store: unavailable: {m}");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "database_unavailable",
                     "the server cannot open or read its database, so nothing was changed",
+                )
+            }
+            e @ StoreError::Newer { .. } => {
+                tracing::error!("store: {e}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the server's database was made by a newer gate, so nothing was changed",
                 )
             }
             StoreError::Db(m) => {

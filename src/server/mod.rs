@@ -217,10 +217,17 @@ pub fn record_blocking(
 
 type AuditJob = (Body, tokio::sync::oneshot::Sender<Result<(), RecordError>>);
 
-/// Group commit for the server's audit log.
+/// Group commit for the server's audit log: a file written by one thread, or (with
+/// PostgreSQL) the chain in the database that every replica appends to.
 #[derive(Clone)]
 pub struct AuditWriter {
-    tx: std::sync::mpsc::Sender<AuditJob>,
+    sink: AuditSink,
+}
+
+#[derive(Clone)]
+enum AuditSink {
+    File(std::sync::mpsc::Sender<AuditJob>),
+    Database(Arc<store::PgStore>),
 }
 
 impl AuditWriter {
@@ -245,25 +252,69 @@ impl AuditWriter {
                 }
             }
         });
-        AuditWriter { tx }
+        AuditWriter {
+            sink: AuditSink::File(tx),
+        }
+    }
+
+    /// The server's log in the PostgreSQL database: an event recorded from inside a store
+    /// transaction is appended in that transaction (committed with the change, or not at all).
+    pub fn database(store: Arc<store::PgStore>) -> Self {
+        AuditWriter {
+            sink: AuditSink::Database(store),
+        }
+    }
+
+    /// Whether the log lives in the database rather than in a file.
+    pub fn in_database(&self) -> bool {
+        matches!(self.sink, AuditSink::Database(_))
     }
 
     /// Appends one event; returns once it is on disk (with everything queued beside it).
     pub async fn append(&self, body: Body) -> Result<(), RecordError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((body, tx))
+        let tx = match &self.sink {
+            AuditSink::File(tx) => tx,
+            AuditSink::Database(pg) => {
+                let pg = Arc::clone(pg);
+                return tokio::task::spawn_blocking(move || pg.log_events(vec![body]))
+                    .await
+                    .map_err(|_| RecordError::WriterStopped)?
+                    .map_err(db_record_error);
+            }
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        tx.send((body, reply))
             .map_err(|_| RecordError::WriterStopped)?;
         rx.await.map_err(|_| RecordError::WriterStopped)?
     }
 
     /// [`AuditWriter::append`] for blocking code (never on an async worker thread).
     pub fn append_blocking(&self, body: Body) -> Result<(), RecordError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((body, tx))
+        let tx = match &self.sink {
+            AuditSink::File(tx) => tx,
+            AuditSink::Database(pg) => {
+                // Inside a store transaction (a `Record` callback), the transaction takes it.
+                return match store::postgres::capture(body) {
+                    None => Ok(()),
+                    Some(body) => pg.log_events(vec![body]).map_err(db_record_error),
+                };
+            }
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        tx.send((body, reply))
             .map_err(|_| RecordError::WriterStopped)?;
         rx.blocking_recv().map_err(|_| RecordError::WriterStopped)?
+    }
+}
+
+/// A database error met while appending to the log in the database, as a [`RecordError`].
+fn db_record_error(e: store::StoreError) -> RecordError {
+    match e {
+        store::StoreError::Unrecorded(r) => r,
+        other => RecordError::Append(Arc::new(crate::audit::AuditError::Io {
+            path: "the server log in the database".into(),
+            source: std::io::Error::other(other.to_string()),
+        })),
     }
 }
 
@@ -296,7 +347,7 @@ pub(crate) fn request_view(row: &RequestRow) -> RequestView {
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
-    pub db: PathBuf,
+    pub db: store::Database,
     pub policy: Policy,
     pub audit_log: PathBuf,
     pub key: PathBuf,
@@ -369,33 +420,24 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&opts.db)?);
-        let log = AuditLog::new(&opts.audit_log).with_key(&opts.key);
-        log.check_writable()?;
-        // What a killed writer left beside the log goes before the first append.
-        match log.sweep_litter() {
-            Ok(removed) if !removed.is_empty() => tracing::info!(
-                "removed {} file(s) an interrupted write left beside the audit log",
-                removed.len()
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("cannot tidy the audit log's directory: {e}"),
-        }
-        // Events a crash left logged but uncommitted are voided before anyone connects.
-        if let Some(u) = reconcile::uncommitted(&opts.audit_log, store.as_ref())? {
-            tracing::warn!(
-                "record {} ({} of request {}) was logged but never committed: voiding it",
-                u.seq,
-                u.kind,
-                u.request_id
-            );
-            log.append(vec![u.void()])?;
-        }
-        let audit = AuditWriter::start(log);
         let signer = load_key(&opts.key)
             .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
+        let (store, audit, pg): (Arc<dyn Store>, AuditWriter, _) = match &opts.db {
+            store::Database::Sqlite(path) => {
+                let store = Arc::new(SqliteStore::open(path)?);
+                (store.clone(), open_file_log(&opts, store.as_ref())?, None)
+            }
+            store::Database::Postgres(url) => {
+                let pg = Arc::new(store::PgStore::open(url)?);
+                pg.start_log(&signer)?;
+                (pg.clone(), AuditWriter::database(Arc::clone(&pg)), Some(pg))
+            }
+        };
         let (changes, _) = broadcast::channel(4096);
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(pg) = pg {
+            store::postgres::follow_changes(pg, changes.clone(), stop_rx.clone());
+        }
         let oidc = oidc::Verifier::new(opts.policy.ci_issuers.clone());
         let state = Arc::new(AppState {
             oidc,
@@ -436,6 +478,33 @@ pub fn serve(opts: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         listen::serve(listener, app, limits, tls, stop, Duration::from_secs(10)).await;
         Ok(())
     })
+}
+
+/// The server's log in a file beside the SQLite database: checked, tidied and reconciled with
+/// the database before anyone connects.
+fn open_file_log(opts: &ServeOptions, store: &dyn Store) -> Result<AuditWriter, ServeError> {
+    let log = AuditLog::new(&opts.audit_log).with_key(&opts.key);
+    log.check_writable()?;
+    // What a killed writer left beside the log goes before the first append.
+    match log.sweep_litter() {
+        Ok(removed) if !removed.is_empty() => tracing::info!(
+            "removed {} file(s) an interrupted write left beside the audit log",
+            removed.len()
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot tidy the audit log's directory: {e}"),
+    }
+    // Events a crash left logged but uncommitted are voided before anyone connects.
+    if let Some(u) = reconcile::uncommitted(&opts.audit_log, store)? {
+        tracing::warn!(
+            "record {} ({} of request {}) was logged but never committed: voiding it",
+            u.seq,
+            u.kind,
+            u.request_id
+        );
+        log.append(vec![u.void()])?;
+    }
+    Ok(AuditWriter::start(log))
 }
 
 /// The server's signing key at `path` (made on first use, named after this host): what

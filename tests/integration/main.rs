@@ -54,6 +54,7 @@ mod server_crash;
 mod server_failover;
 mod server_faults;
 mod server_limits;
+mod server_postgres;
 mod server_tls;
 mod server_web;
 mod setup_agents;

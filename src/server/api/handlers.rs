@@ -696,7 +696,10 @@ pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
         Ok(Err(e)) => problems.push(format!("the database: {e}")),
         Err(e) => problems.push(format!("the database check failed: {e}")),
     }
-    if let Err(e) = crate::audit::AuditLog::new(&st.audit_path).check_writable() {
+    // With PostgreSQL the log is in the database the check above reached.
+    if !st.audit.in_database()
+        && let Err(e) = crate::audit::AuditLog::new(&st.audit_path).check_writable()
+    {
         problems.push(format!("the audit log: {e}"));
     }
     let dir = st
@@ -704,7 +707,8 @@ pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    if let Ok(fs) = nix::sys::statvfs::statvfs(dir)
+    if !st.audit.in_database()
+        && let Ok(fs) = nix::sys::statvfs::statvfs(dir)
         && fs.blocks_available() == 0
     {
         problems.push(format!(

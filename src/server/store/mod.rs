@@ -23,6 +23,15 @@ pub enum StoreError {
     Unavailable(String),
     #[error("no such request")]
     NotFound,
+    /// The database is not usable as configured (a bad URL, no server there, a refused
+    /// password): what `gate serve` reports at start (exit 78).
+    #[error("{0}")]
+    Config(String),
+    /// The database's schema is newer than this binary knows: never written to by it.
+    #[error(
+        "the database was made by a newer gate (schema {found}, this gate knows {known}); run that gate's version or newer"
+    )]
+    Newer { found: i64, known: i64 },
     /// The callback refused the change (not eligible, already decided, ...).
     #[error("{0}")]
     Refused(Refusal),
@@ -333,5 +342,47 @@ pub trait Store: Send + Sync {
     fn request_released(&self, id: &str) -> Result<Option<i64>, StoreError>;
 }
 
+/// Where `gate serve` keeps its state (`--db`): a SQLite file, or a PostgreSQL database that
+/// several replicas share.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(std::path::PathBuf),
+    Postgres(Box<PgUrl>),
+}
+
+impl Database {
+    /// `postgres://` and `postgresql://` URLs name PostgreSQL; anything else is a SQLite file.
+    pub fn from_arg(db: std::path::PathBuf) -> Result<Self, StoreError> {
+        match db.to_str() {
+            Some(s) if is_postgres_url(s) => {
+                PgUrl::parse(s).map(|u| Database::Postgres(Box::new(u)))
+            }
+            _ => Ok(Database::Sqlite(db)),
+        }
+    }
+
+    /// Opens it (creating and migrating as needed).
+    pub fn open(&self) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            Database::Sqlite(p) => std::sync::Arc::new(SqliteStore::open(p)?),
+            Database::Postgres(u) => std::sync::Arc::new(PgStore::open(u)?),
+        })
+    }
+}
+
+/// The path, or the URL with its password hidden.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(p) => write!(f, "{}", p.display()),
+            Database::Postgres(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+mod pg_url;
+pub mod postgres;
 mod sqlite;
+pub use pg_url::{PgUrl, is_postgres_url, redact};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

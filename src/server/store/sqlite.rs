@@ -139,6 +139,12 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
         conn.pragma_update(None, "journal_size_limit", WAL_LIMIT)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::Newer {
+                found: version,
+                known: MIGRATIONS.len() as i64,
+            });
+        }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             conn.execute_batch(&format!(
                 "BEGIN; {m}; PRAGMA user_version = {}; COMMIT;",

@@ -5,6 +5,7 @@
 
 pub mod doctest;
 pub mod jcs;
+pub mod pg;
 pub mod process;
 pub mod sim_http;
 pub mod slack_api;
