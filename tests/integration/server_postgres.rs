@@ -6,8 +6,9 @@
 //! restarts; replicas racing to decide; the LISTEN connection killed; PostgreSQL stopped
 //! mid-wait; a replica killed while clients wait on it; secrets set with a PostgreSQL --db and
 //! released once across replicas (replayed or raced through the other: 409), never logged;
-//! OIDC sign-in states taken once across two stores; and bad URLs, unreachable servers, wrong
-//! passwords and newer schemas refused at start (78) without the password in any message.
+//! OIDC sign-ins started on one replica, finished on the other, and their callbacks refused when
+//! replayed through either; and bad URLs, unreachable servers, wrong passwords and newer schemas
+//! refused at start (78) without the password in any message.
 
 use crate::common;
 
@@ -1378,4 +1379,71 @@ fn an_oidc_state_replayed_through_another_replica_is_taken_only_once() {
     assert!(a.request_release("ok", "erin", 6, &|_, _| Ok(())).unwrap());
     assert!(!b.request_release("ok", "erin", 7, &|_, _| Ok(())).unwrap());
     assert_eq!(b.request_released("ok").unwrap(), Some(6));
+}
+
+/// The web sign-in through the identity provider across replicas behind one public URL (a
+/// loopback address standing in for the load balancer): started on A, its callback answered by
+/// B, and the same callback replayed through A (or B) finds no sign-in to finish — the `state`
+/// lives in the shared database and is taken once.
+#[test]
+fn an_oidc_callback_replayed_through_the_other_replica_is_refused() {
+    use crate::ci_identity::{Signer, sign};
+    use crate::oidc_web::{Issuer, SECRET, policy, set_cookie};
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let issuer = Issuer::start();
+    std::fs::write(h.join("server-policy.yaml"), policy(&issuer.base, "")).unwrap();
+    let replica = || {
+        let mut c = serve_command(h, &db);
+        c.env("TEST_OIDC_CLIENT_SECRET", SECRET)
+            .args(["--public-url", "http://127.0.0.1:1"]);
+        let serving = common::spawn_server(c);
+        Replica {
+            url: format!("http://{}", serving.addr),
+            serving: Some(serving),
+        }
+    };
+    let (a, b) = (replica(), replica());
+    let r = http().get(format!("{}/auth/login", a.url)).send().unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
+    let binding = set_cookie(r.headers(), "gate_oidc").expect("a login cookie");
+    let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let q: BTreeMap<String, String> = location.query_pairs().into_owned().collect();
+    *issuer.state.id_token.lock().unwrap() = sign(
+        Signer::Rsa,
+        &json!({"alg": "RS256", "kid": "rsa-1"}),
+        &issuer.claims(&q["nonce"]),
+    );
+    let callback = |base: &str| {
+        let mut url = reqwest::Url::parse(&format!("{base}/auth/callback")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("state", &q["state"])
+            .append_pair("code", "good-code");
+        let r = http()
+            .get(url)
+            .header("cookie", format!("gate_oidc={binding}"))
+            .send()
+            .unwrap();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        (status, r.text().unwrap_or_default(), headers)
+    };
+    let (status, body, headers) = callback(&b.url);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Signed in as <b>alice</b>"), "{body}");
+    let session = set_cookie(&headers, "gate_session").expect("a session cookie");
+    assert_eq!(signed_in_as(&a.url, &session).as_deref(), Some("alice"));
+    for base in [&a.url, &b.url] {
+        let (status, body, headers) = callback(base);
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("already used"), "{body}");
+        assert!(set_cookie(&headers, "gate_session").is_none_or(|v| v.is_empty()));
+    }
+    let sessions: i64 = pg
+        .client("gate")
+        .query_one("SELECT count(*) FROM web_sessions", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(sessions, 1, "a replayed callback made a session");
 }
