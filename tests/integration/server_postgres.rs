@@ -1205,6 +1205,16 @@ fn a_release_replayed_or_raced_through_the_other_replica_is_refused_and_no_value
         }
     };
     let (a, b) = (replica(), replica());
+    // A replica given another key would answer 503 to every release: it does not start.
+    let mut c = serve_command(h, &db);
+    c.env("GATE_SECRET_KEY", "4d".repeat(32));
+    let other = spawn(c).finish(Duration::from_secs(30));
+    assert_eq!(other.status, 78, "{}", other.stderr);
+    assert!(
+        other.stderr.contains("does not decrypt the secrets"),
+        "{}",
+        other.stderr
+    );
     let [bob, erin] = ["bob", "erin"].map(|p| token(h, &db, p));
     let argv = ["sh", "-c", "deploy"];
 
