@@ -1359,6 +1359,27 @@ fn an_oidc_state_replayed_through_another_replica_is_taken_only_once() {
     assert_eq!(b.secret_list().unwrap().len(), 1);
     assert!(a.secret_delete("s").unwrap());
     assert!(!b.secret_delete("s").unwrap());
+    // Listed in byte order as on SQLite, also in a database whose collation sorts otherwise.
+    pg.client("postgres")
+        .batch_execute(
+            "CREATE DATABASE icu TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' \
+             LOCALE 'C.UTF-8'",
+        )
+        .unwrap();
+    let Database::Postgres(icu) = Database::from_arg(PathBuf::from(pg.url("icu"))).unwrap() else {
+        panic!("a postgres URL is PostgreSQL");
+    };
+    let icu = PgStore::open(&icu).unwrap();
+    for name in ["a", "B", "_x"] {
+        icu.secret_put(name, b"v", 1).unwrap();
+    }
+    let names: Vec<String> = icu
+        .secret_list()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["B", "_x", "a"]);
 
     // A release: only of an approved request, and not spent when it cannot be recorded.
     let row = |id: &str, status| RequestRow {

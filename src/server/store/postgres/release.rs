@@ -84,10 +84,11 @@ impl PgStore {
         })
     }
 
+    /// By name in byte order, as SQLite lists them, whatever the database's collation.
     pub(super) fn secret_all(&self) -> Result<Vec<SecretRow>, StoreError> {
         self.with(|c| {
             Ok(c.query(
-                "SELECT name, sealed, created_ms, updated_ms FROM secrets ORDER BY name",
+                "SELECT name, sealed, created_ms, updated_ms FROM secrets ORDER BY name COLLATE \"C\"",
                 &[],
             )?
             .iter()
