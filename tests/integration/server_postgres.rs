@@ -1478,3 +1478,48 @@ fn an_oidc_callback_replayed_through_the_other_replica_is_refused() {
         .get(0);
     assert_eq!(sessions, 1, "a replayed callback made a session");
 }
+
+/// Two replicas with different secret keys starting together on a database that has no key
+/// check value yet: one key becomes the database's and the other replica is refused — never two
+/// replicas serving with two keys (one of them would answer 503 to every release).
+#[test]
+fn replicas_started_together_with_different_secret_keys_never_both_start() {
+    use gate::secrets::vault::{CHECK_NAME, VaultKey};
+    use gate::server::release::{KeyCheckError, check_key};
+    use gate::server::store::{Database, PgStore, Store};
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let Database::Postgres(url) = Database::from_arg(PathBuf::from(&db)).unwrap() else {
+        panic!("a postgres URL is PostgreSQL");
+    };
+    let (a, b) = (PgStore::open(&url).unwrap(), PgStore::open(&url).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, "version: 1\nrules: []\n").unwrap();
+    let policy = gate::policy::Policy::load(&[file]).unwrap();
+    let (ka, kb) = (
+        VaultKey::from_bytes(&[0xa1; 32]),
+        VaultKey::from_bytes(&[0xb2; 32]),
+    );
+    for round in 0..20 {
+        let barrier = std::sync::Barrier::new(2);
+        let [x, y] = std::thread::scope(|s| {
+            [(&a, &ka), (&b, &kb)]
+                .map(|(store, key)| {
+                    let (barrier, policy) = (&barrier, &policy);
+                    s.spawn(move || {
+                        barrier.wait();
+                        check_key(store, Some((key, "a test key")), policy, 1)
+                    })
+                })
+                .map(|t| t.join().unwrap())
+        });
+        let started = [&x, &y].iter().filter(|r| r.is_ok()).count();
+        let refused = [&x, &y]
+            .iter()
+            .filter(|r| matches!(r, Err(KeyCheckError::WrongKey(_))))
+            .count();
+        assert_eq!((started, refused), (1, 1), "round {round}: {x:?} {y:?}");
+        assert!(a.secret_delete(CHECK_NAME).unwrap());
+    }
+}
