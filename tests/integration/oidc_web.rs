@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use common::process::Server;
 use serde_json::{Value, json};
 
-const SECRET: &str = "s3cret client/secret+with:odd chars";
+pub(crate) const SECRET: &str = "s3cret client/secret+with:odd chars";
 const CLIENT: &str = "gate-web";
 
 fn provider_dir() -> PathBuf {
@@ -35,7 +35,7 @@ fn provider_dir() -> PathBuf {
 
 /// The server's policy: alice by email, bob by subject, mallory by an email her provider has
 /// not verified; carol asks.
-fn policy(issuer: &str, extra: &str) -> String {
+pub(crate) fn policy(issuer: &str, extra: &str) -> String {
     format!(
         r#"version: 1
 server:
@@ -109,7 +109,7 @@ fn pending_request(server: &Server) -> String {
 }
 
 /// The value of the `Set-Cookie` for `name` in a response, if it sets one (empty: cleared).
-fn set_cookie(h: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(h: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
     h.get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -286,19 +286,19 @@ fn signing_in_through_a_real_identity_provider_approves_as_the_mapped_principal(
 // ---------------------------------------------------------------------------------------------
 // A local issuer whose ID tokens the test writes.
 
-struct IssuerState {
+pub(crate) struct IssuerState {
     base: Mutex<String>,
     /// What the token endpoint answers with (`id_token`), set per test.
-    id_token: Mutex<String>,
+    pub(crate) id_token: Mutex<String>,
     /// The form the token endpoint last got, and its Authorization header.
     last_form: Mutex<String>,
     last_auth: Mutex<String>,
 }
 
-struct Issuer {
+pub(crate) struct Issuer {
     _served: common::sim_http::Served,
-    base: String,
-    state: Arc<IssuerState>,
+    pub(crate) base: String,
+    pub(crate) state: Arc<IssuerState>,
     /// While true, every connection is dropped unanswered (the provider is down).
     down: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -366,7 +366,7 @@ async fn token_route(
 }
 
 impl Issuer {
-    fn start() -> Issuer {
+    pub(crate) fn start() -> Issuer {
         let state = Arc::new(IssuerState {
             base: Mutex::new(String::new()),
             id_token: Mutex::new(String::new()),
@@ -394,7 +394,7 @@ impl Issuer {
         }
     }
 
-    fn claims(&self, nonce: &str) -> Value {
+    pub(crate) fn claims(&self, nonce: &str) -> Value {
         let t = now();
         json!({ "iss": self.base, "aud": CLIENT, "sub": "alice-subject", "nonce": nonce,
                 "email": "alice@example.com", "email_verified": true,

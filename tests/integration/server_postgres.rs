@@ -4,8 +4,11 @@
 //! waking a client that waits on the other; the server's log as one chain in the database,
 //! exported and verified (and a tampered export refused); web sessions across replicas and
 //! restarts; replicas racing to decide; the LISTEN connection killed; PostgreSQL stopped
-//! mid-wait; and bad URLs, unreachable servers, wrong passwords and newer schemas refused at
-//! start (78) without the password in any message.
+//! mid-wait; a replica killed while clients wait on it; secrets set with a PostgreSQL --db and
+//! released once across replicas (replayed or raced through the other: 409), never logged;
+//! OIDC sign-ins started on one replica, finished on the other, and their callbacks refused when
+//! replayed through either; and bad URLs, unreachable servers, wrong passwords and newer schemas
+//! refused at start (78) without the password in any message.
 
 use crate::common;
 
@@ -1166,4 +1169,385 @@ fn refused_in(home: &Path, db: &str, what: &str) {
     assert_eq!(r.status, 78, "{}", r.stderr);
     assert!(r.stderr.contains(what), "{}", r.stderr);
     assert!(!r.stderr.contains(PASSWORD), "{}", r.stderr);
+}
+
+/// A server policy whose `sh` rule releases a secret to the approved run.
+const RELEASE_POLICY: &str = r#"version: 1
+defaults: { timeout: 60s }
+groups:
+  sre: [alice, bob]
+rules:
+  - name: deploy
+    match: { program: sh }
+    decision: approve
+    approval: { approvers: [sre], timeout: 60s }
+    release: { DEPLOY_TOKEN: "secret:deploy-token" }
+"#;
+
+const SECRET_VALUE: &str = "pg-released-value-9c1e4b";
+
+/// POST /v1/requests/{id}/release through `base` as `token`, for the digest of `argv`.
+fn release(base: &str, token: &str, id: &str, argv: &[&str]) -> (u16, Value) {
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    let digest = gate::request::digest(&argv, "/srv", &BTreeMap::new(), &[]);
+    let r = http()
+        .post(format!("{base}/v1/requests/{id}/release"))
+        .bearer_auth(token)
+        .json(&json!({ "digest": digest }))
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn a_release_replayed_or_raced_through_the_other_replica_is_refused_and_no_value_is_logged() {
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(h.join("server-policy.yaml"), RELEASE_POLICY).unwrap();
+    let key = "3c".repeat(32);
+    // The secret goes in through the same --db the replicas use.
+    let mut c = common::gate_in(h);
+    c.env("GATE_SECRET_KEY", &key)
+        .args(["serve", "secret", "set", "deploy-token", "--db", &db])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(SECRET_VALUE.as_bytes()).unwrap();
+    }
+    Ran::from_output(child.wait_with_output().unwrap()).status(0);
+    let vk = vkey(h);
+    let replica = || {
+        let mut c = serve_command(h, &db);
+        c.env("GATE_SECRET_KEY", &key);
+        let serving = common::spawn_server(c);
+        Replica {
+            url: format!("http://{}", serving.addr),
+            serving: Some(serving),
+        }
+    };
+    let (a, b) = (replica(), replica());
+    // A replica given another key would answer 503 to every release: it does not start.
+    let mut c = serve_command(h, &db);
+    c.env("GATE_SECRET_KEY", "4d".repeat(32));
+    let other = spawn(c).finish(Duration::from_secs(30));
+    assert_eq!(other.status, 78, "{}", other.stderr);
+    assert!(
+        other.stderr.contains("does not decrypt the secrets"),
+        "{}",
+        other.stderr
+    );
+    let [bob, erin] = ["bob", "erin"].map(|p| token(h, &db, p));
+    let argv = ["sh", "-c", "deploy"];
+
+    // Approved through A, released through B: the value, once.
+    let id = create(&a.url, &erin, &argv);
+    assert_eq!(
+        release(&b.url, &erin, &id, &argv).0,
+        409,
+        "not approved yet"
+    );
+    let (status, body) = decide(&a.url, &bob, &id, "approve");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = release(&b.url, &erin, &id, &argv);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["variables"], json!({ "DEPLOY_TOKEN": SECRET_VALUE }));
+    // Replayed through A: the one release is spent in the shared database.
+    let (status, body) = release(&a.url, &erin, &id, &argv);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("already_released")),
+        "{body}"
+    );
+
+    // Two releases of another approval sent to both replicas at the same moment: one wins.
+    let id2 = create(&b.url, &erin, &argv);
+    assert_eq!(decide(&b.url, &bob, &id2, "approve").0, 200);
+    let barrier = std::sync::Barrier::new(2);
+    let raced: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let both = [&a.url, &b.url].map(|base| {
+            let (barrier, erin, id2) = (&barrier, &erin, &id2);
+            s.spawn(move || {
+                barrier.wait();
+                release(base, erin, id2, &argv)
+            })
+        });
+        both.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let won: Vec<_> = raced.iter().filter(|(s, _)| *s == 200).collect();
+    let lost: Vec<_> = raced
+        .iter()
+        .filter(|(s, v)| *s == 409 && v["error"] == "already_released")
+        .collect();
+    assert_eq!((won.len(), lost.len()), (1, 1), "{raced:?}");
+    assert_eq!(won[0].1["variables"]["DEPLOY_TOKEN"], SECRET_VALUE);
+
+    // The server log, exported from the database: one `released` event per approval, naming
+    // the secret and never its value, and the chain verifies.
+    let file = h.join("server-log.jsonl");
+    export(h, &db, &file).status(0);
+    let log = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !log.contains(SECRET_VALUE),
+        "the value is in the server log"
+    );
+    let released: Vec<&str> = log.lines().filter(|l| l.contains("\"released\"")).collect();
+    assert_eq!(released.len(), 2, "{log}");
+    assert!(
+        released.iter().all(|l| l.contains("deploy-token")),
+        "{released:?}"
+    );
+    verify(h, &file, &vk).status(0);
+    for r in [&a, &b] {
+        assert!(!r.stderr().contains(SECRET_VALUE), "{}", r.stderr());
+    }
+    // Nor is it anywhere in the database's log tables in the clear.
+    let rows: String = pg
+        .client("gate")
+        .query(
+            "SELECT line FROM server_log UNION ALL SELECT record FROM server_log_pending",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    assert!(!rows.is_empty() && !rows.contains(SECRET_VALUE));
+}
+
+/// Two stores on one database, as two replicas hold them: a started sign-in is taken once,
+/// also when both take it at the same moment; a release whose record fails is not spent.
+#[test]
+fn an_oidc_state_replayed_through_another_replica_is_taken_only_once() {
+    use gate::approval::RequestStatus;
+    use gate::server::store::{
+        Database, OidcLoginRow, PgStore, RecordError, RequestRow, Store, StoreError,
+    };
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let Database::Postgres(url) = Database::from_arg(PathBuf::from(&db)).unwrap() else {
+        panic!("a postgres URL is PostgreSQL");
+    };
+    let (a, b) = (PgStore::open(&url).unwrap(), PgStore::open(&url).unwrap());
+    let login = |created_ms| OidcLoginRow {
+        browser_hash: "bh".into(),
+        verifier: "verifier-secret".into(),
+        nonce: "nonce-secret".into(),
+        return_to: "/requests".into(),
+        created_ms,
+    };
+    a.oidc_login_insert("s1", &login(1_000), 0, 10).unwrap();
+    assert_eq!(b.oidc_login_take("s1").unwrap(), Some(login(1_000)));
+    assert_eq!(a.oidc_login_take("s1").unwrap(), None, "taken once");
+    assert_eq!(b.oidc_login_take("s1").unwrap(), None);
+    // Raced: for each state, exactly one of the two replicas gets it.
+    for i in 0..20 {
+        let key = format!("race{i}");
+        a.oidc_login_insert(&key, &login(2_000 + i), 0, 100)
+            .unwrap();
+        let barrier = std::sync::Barrier::new(2);
+        let got = std::thread::scope(|s| {
+            let x = s.spawn(|| {
+                barrier.wait();
+                a.oidc_login_take(&key).unwrap()
+            });
+            let y = s.spawn(|| {
+                barrier.wait();
+                b.oidc_login_take(&key).unwrap()
+            });
+            [x.join().unwrap(), y.join().unwrap()]
+        });
+        assert_eq!(got.iter().flatten().count(), 1, "state {key}: {got:?}");
+    }
+    // Stale ones go, then the oldest past `max`, as on SQLite.
+    a.oidc_login_insert("old", &login(10), 0, 100).unwrap();
+    a.oidc_login_insert("new1", &login(5_000), 10, 100).unwrap();
+    assert_eq!(b.oidc_login_take("old").unwrap(), None, "stale");
+    a.oidc_login_insert("new2", &login(5_001), 10, 2).unwrap();
+    a.oidc_login_insert("new3", &login(5_002), 10, 2).unwrap();
+    assert_eq!(b.oidc_login_take("new1").unwrap(), None, "trimmed");
+    assert!(b.oidc_login_take("new2").unwrap().is_some());
+    assert!(b.oidc_login_take("new3").unwrap().is_some());
+    assert!(!format!("{:?}", login(1)).contains("secret"));
+
+    // Secrets: a replacement keeps its creation time; a delete says whether there was one.
+    a.secret_put("s", b"sealed-1", 100).unwrap();
+    b.secret_put("s", b"sealed-2", 200).unwrap();
+    let got = a.secret_get("s").unwrap().unwrap();
+    assert_eq!(
+        (got.sealed.as_slice(), got.created_ms, got.updated_ms),
+        (&b"sealed-2"[..], 100, 200)
+    );
+    assert_eq!(b.secret_list().unwrap().len(), 1);
+    assert!(a.secret_delete("s").unwrap());
+    assert!(!b.secret_delete("s").unwrap());
+    // Listed in byte order as on SQLite, also in a database whose collation sorts otherwise.
+    pg.client("postgres")
+        .batch_execute(
+            "CREATE DATABASE icu TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' \
+             LOCALE 'C.UTF-8'",
+        )
+        .unwrap();
+    let Database::Postgres(icu) = Database::from_arg(PathBuf::from(pg.url("icu"))).unwrap() else {
+        panic!("a postgres URL is PostgreSQL");
+    };
+    let icu = PgStore::open(&icu).unwrap();
+    for name in ["a", "B", "_x"] {
+        icu.secret_put(name, b"v", 1).unwrap();
+    }
+    let names: Vec<String> = icu
+        .secret_list()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["B", "_x", "a"]);
+
+    // A release: only of an approved request, and not spent when it cannot be recorded.
+    let row = |id: &str, status| RequestRow {
+        id: id.into(),
+        requester: "erin".into(),
+        status,
+        created_ms: 1,
+        expires_ms: 10,
+        decided_ms: None,
+        digest: "d".into(),
+        doc: json!({}),
+    };
+    a.request_insert(&row("p", RequestStatus::Pending), &|_, _| Ok(()))
+        .unwrap();
+    a.request_insert(&row("ok", RequestStatus::Approved), &|_, _| Ok(()))
+        .unwrap();
+    assert!(!b.request_release("p", "erin", 5, &|_, _| Ok(())).unwrap());
+    assert!(
+        !b.request_release("none", "erin", 5, &|_, _| Ok(()))
+            .unwrap()
+    );
+    let unrecorded = b.request_release("ok", "erin", 5, &|_, _| Err(RecordError::WriterStopped));
+    assert!(
+        matches!(unrecorded, Err(StoreError::Unrecorded(_))),
+        "{unrecorded:?}"
+    );
+    assert_eq!(a.request_released("ok").unwrap(), None, "not spent");
+    assert!(a.request_release("ok", "erin", 6, &|_, _| Ok(())).unwrap());
+    assert!(!b.request_release("ok", "erin", 7, &|_, _| Ok(())).unwrap());
+    assert_eq!(b.request_released("ok").unwrap(), Some(6));
+}
+
+/// The web sign-in through the identity provider across replicas behind one public URL (a
+/// loopback address standing in for the load balancer): started on A, its callback answered by
+/// B, and the same callback replayed through A (or B) finds no sign-in to finish — the `state`
+/// lives in the shared database and is taken once.
+#[test]
+fn an_oidc_callback_replayed_through_the_other_replica_is_refused() {
+    use crate::ci_identity::{Signer, sign};
+    use crate::oidc_web::{Issuer, SECRET, policy, set_cookie};
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let issuer = Issuer::start();
+    std::fs::write(h.join("server-policy.yaml"), policy(&issuer.base, "")).unwrap();
+    let replica = || {
+        let mut c = serve_command(h, &db);
+        c.env("TEST_OIDC_CLIENT_SECRET", SECRET)
+            .args(["--public-url", "http://127.0.0.1:1"]);
+        let serving = common::spawn_server(c);
+        Replica {
+            url: format!("http://{}", serving.addr),
+            serving: Some(serving),
+        }
+    };
+    let (a, b) = (replica(), replica());
+    let r = http().get(format!("{}/auth/login", a.url)).send().unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
+    let binding = set_cookie(r.headers(), "gate_oidc").expect("a login cookie");
+    let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let q: BTreeMap<String, String> = location.query_pairs().into_owned().collect();
+    *issuer.state.id_token.lock().unwrap() = sign(
+        Signer::Rsa,
+        &json!({"alg": "RS256", "kid": "rsa-1"}),
+        &issuer.claims(&q["nonce"]),
+    );
+    let callback = |base: &str| {
+        let mut url = reqwest::Url::parse(&format!("{base}/auth/callback")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("state", &q["state"])
+            .append_pair("code", "good-code");
+        let r = http()
+            .get(url)
+            .header("cookie", format!("gate_oidc={binding}"))
+            .send()
+            .unwrap();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        (status, r.text().unwrap_or_default(), headers)
+    };
+    let (status, body, headers) = callback(&b.url);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Signed in as <b>alice</b>"), "{body}");
+    let session = set_cookie(&headers, "gate_session").expect("a session cookie");
+    assert_eq!(signed_in_as(&a.url, &session).as_deref(), Some("alice"));
+    for base in [&a.url, &b.url] {
+        let (status, body, headers) = callback(base);
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("already used"), "{body}");
+        assert!(set_cookie(&headers, "gate_session").is_none_or(|v| v.is_empty()));
+    }
+    let sessions: i64 = pg
+        .client("gate")
+        .query_one("SELECT count(*) FROM web_sessions", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(sessions, 1, "a replayed callback made a session");
+}
+
+/// Two replicas with different secret keys starting together on a database that has no key
+/// check value yet: one key becomes the database's and the other replica is refused — never two
+/// replicas serving with two keys (one of them would answer 503 to every release).
+#[test]
+fn replicas_started_together_with_different_secret_keys_never_both_start() {
+    use gate::secrets::vault::{CHECK_NAME, VaultKey};
+    use gate::server::release::{KeyCheckError, check_key};
+    use gate::server::store::{Database, PgStore, Store};
+    let pg = Cluster::start();
+    let db = pg.database("gate");
+    let Database::Postgres(url) = Database::from_arg(PathBuf::from(&db)).unwrap() else {
+        panic!("a postgres URL is PostgreSQL");
+    };
+    let (a, b) = (PgStore::open(&url).unwrap(), PgStore::open(&url).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, "version: 1\nrules: []\n").unwrap();
+    let policy = gate::policy::Policy::load(&[file]).unwrap();
+    let (ka, kb) = (
+        VaultKey::from_bytes(&[0xa1; 32]),
+        VaultKey::from_bytes(&[0xb2; 32]),
+    );
+    for round in 0..20 {
+        let barrier = std::sync::Barrier::new(2);
+        let [x, y] = std::thread::scope(|s| {
+            [(&a, &ka), (&b, &kb)]
+                .map(|(store, key)| {
+                    let (barrier, policy) = (&barrier, &policy);
+                    s.spawn(move || {
+                        barrier.wait();
+                        check_key(store, Some((key, "a test key")), policy, 1)
+                    })
+                })
+                .map(|t| t.join().unwrap())
+        });
+        let started = [&x, &y].iter().filter(|r| r.is_ok()).count();
+        let refused = [&x, &y]
+            .iter()
+            .filter(|r| matches!(r, Err(KeyCheckError::WrongKey(_))))
+            .count();
+        assert_eq!((started, refused), (1, 1), "round {round}: {x:?} {y:?}");
+        assert!(a.secret_delete(CHECK_NAME).unwrap());
+    }
 }

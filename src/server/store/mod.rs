@@ -322,6 +322,10 @@ pub trait Store: Send + Sync {
     /// The key check value is a row too, under a name no secret can have
     /// ([`crate::secrets::vault::CHECK_NAME`]).
     fn secret_put(&self, name: &str, sealed: &[u8], now_ms: i64) -> Result<(), StoreError>;
+    /// Stores `sealed` as `name` only when there is no row by that name; false (the row left as
+    /// it was) when there is one. What makes the first key check value the database's, when
+    /// replicas or `gate serve secret` with different keys start at once.
+    fn secret_put_new(&self, name: &str, sealed: &[u8], now_ms: i64) -> Result<bool, StoreError>;
     fn secret_get(&self, name: &str) -> Result<Option<SecretRow>, StoreError>;
     /// Every row, by name (the key check value among them).
     fn secret_list(&self) -> Result<Vec<SecretRow>, StoreError>;

@@ -682,6 +682,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn secret_put_new(&self, name: &str, sealed: &[u8], now_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "INSERT INTO secrets (name, sealed, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (name) DO NOTHING",
+            params![name, sealed, now_ms],
+        )? == 1)
+    }
+
     fn secret_get(&self, name: &str) -> Result<Option<SecretRow>, StoreError> {
         Ok(self
             .conn()

@@ -532,6 +532,10 @@ impl Store for PgStore {
         self.secret_upsert(name, sealed, now_ms)
     }
 
+    fn secret_put_new(&self, name: &str, sealed: &[u8], now_ms: i64) -> Result<bool, StoreError> {
+        self.secret_insert(name, sealed, now_ms)
+    }
+
     fn secret_get(&self, name: &str) -> Result<Option<SecretRow>, StoreError> {
         self.secret_one(name)
     }

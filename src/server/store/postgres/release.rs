@@ -73,6 +73,23 @@ impl PgStore {
         .map(|_| ())
     }
 
+    /// The primary key decides between writers racing for the same name.
+    pub(super) fn secret_insert(
+        &self,
+        name: &str,
+        sealed: &[u8],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self.with(|c| {
+            c.execute(
+                "INSERT INTO secrets (name, sealed, created_ms, updated_ms) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &sealed, &now_ms],
+            )
+        })?;
+        Ok(n == 1)
+    }
+
     pub(super) fn secret_one(&self, name: &str) -> Result<Option<SecretRow>, StoreError> {
         self.with(|c| {
             Ok(c.query_opt(
@@ -84,10 +101,11 @@ impl PgStore {
         })
     }
 
+    /// By name in byte order, as SQLite lists them, whatever the database's collation.
     pub(super) fn secret_all(&self) -> Result<Vec<SecretRow>, StoreError> {
         self.with(|c| {
             Ok(c.query(
-                "SELECT name, sealed, created_ms, updated_ms FROM secrets ORDER BY name",
+                "SELECT name, sealed, created_ms, updated_ms FROM secrets ORDER BY name COLLATE \"C\"",
                 &[],
             )?
             .iter()
