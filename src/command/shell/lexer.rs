@@ -10,8 +10,10 @@ pub(super) enum Token {
         text: String,
         dynamic: bool,
     },
-    /// `;` `&` `&&` `||` `|` `|&` newline `(` `)`: ends a simple command.
-    Separator,
+    /// `;` `&` `&&` `||` `|` `|&` newline `(` `)`: ends a simple command. The character is
+    /// the operator's first (`case` patterns end at `)` and are joined by `|`; `;;` ends a
+    /// `case` branch).
+    Separator(char),
     /// A redirection operator: the next word is its target, not an argument.
     Redirect,
     /// A here-document on the command's standard input: its body, by index into
@@ -85,7 +87,7 @@ impl Lexer<'_> {
                 }
                 '\n' | ';' | '(' | ')' => {
                     end_word!();
-                    out.push(Token::Separator);
+                    out.push(Token::Separator(c));
                     self.i += 1;
                     if c == '\n' {
                         self.heredoc_bodies();
@@ -98,12 +100,18 @@ impl Lexer<'_> {
                         self.i += if self.peek(2) == Some('>') { 3 } else { 2 };
                         out.push(Token::Redirect);
                     } else {
+                        // `||` is not a `case` pattern's `|`: told apart as `&&` is.
+                        let op = if c == '|' && self.peek(1) == Some('|') {
+                            '&'
+                        } else {
+                            c
+                        };
                         self.i += if matches!(self.peek(1), Some('&') | Some('|')) {
                             2
                         } else {
                             1
                         };
-                        out.push(Token::Separator);
+                        out.push(Token::Separator(op));
                     }
                 }
                 '#' if !in_word => {

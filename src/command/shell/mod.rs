@@ -82,18 +82,24 @@ fn parse_into(script: &str, out: &mut Script, depth: usize) {
     // whose body is not literal).
     let mut stdin: Option<Option<String>> = None;
     let mut skip_next_word = false;
-    let flush = |current: &mut Vec<(String, bool)>,
-                 stdin: &mut Option<Option<String>>,
-                 out: &mut Script| {
-        let words = std::mem::take(current);
-        simple_command(words, stdin.take().flatten(), out);
-    };
+    // Open `case … in` constructs, innermost last: whether a pattern is expected next.
+    let mut cases: Vec<CasePart> = Vec::new();
+    let mut last_separator: Option<char> = None;
     for t in tokens {
         match t {
-            Token::Separator => flush(&mut current, &mut stdin, out),
+            Token::Separator(sep) => {
+                let words = std::mem::take(&mut current);
+                let body = stdin.take().flatten();
+                let was = last_separator.replace(sep);
+                match case_step(&mut cases, &words, sep, was) {
+                    CaseWords::Command => simple_command(words, body, out),
+                    CaseWords::Syntax => {}
+                }
+            }
             Token::Redirect => skip_next_word = true,
             Token::HereDoc(i) => stdin = Some(bodies.get_mut(i).and_then(Option::take)),
             Token::Word { text, dynamic } => {
+                last_separator = None;
                 if skip_next_word {
                     skip_next_word = false;
                     continue;
@@ -102,7 +108,72 @@ fn parse_into(script: &str, out: &mut Script, depth: usize) {
             }
         }
     }
-    flush(&mut current, &mut stdin, out);
+    let words = std::mem::take(&mut current);
+    if let CaseWords::Command = case_step(&mut cases, &words, '\n', last_separator) {
+        simple_command(words, stdin.take().flatten(), out);
+    }
+    if !cases.is_empty() {
+        out.opaque
+            .get_or_insert_with(|| "a `case` without its `esac`".into());
+    }
+}
+
+/// Where a `case … in … esac` is: expecting a branch's pattern, or in its commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CasePart {
+    Pattern,
+    Commands,
+}
+
+/// What the words before a separator are, given the `case` constructs around them.
+enum CaseWords {
+    /// A simple command, split as any other.
+    Command,
+    /// `case WORD in`, a pattern, `esac`: not a command. Every branch's commands are read;
+    /// which one runs is known only when the shell runs, and the most restrictive counts.
+    Syntax,
+}
+
+fn case_step(
+    cases: &mut Vec<CasePart>,
+    words: &[(String, bool)],
+    sep: char,
+    was: Option<char>,
+) -> CaseWords {
+    let first = words.first().filter(|(_, d)| !d).map(|(w, _)| w.as_str());
+    // `case WORD in [PATTERN]`: a pattern may follow on the same line.
+    if first == Some("case") && words.get(2).is_some_and(|(w, d)| !d && w == "in") {
+        let rest = &words[3..];
+        cases.push(if !rest.is_empty() && sep == ')' {
+            CasePart::Commands
+        } else {
+            CasePart::Pattern
+        });
+        return CaseWords::Syntax;
+    }
+    let Some(top) = cases.last_mut() else {
+        return CaseWords::Command;
+    };
+    if first == Some("esac") && words.len() == 1 {
+        cases.pop();
+        return CaseWords::Syntax;
+    }
+    match *top {
+        CasePart::Pattern => {
+            // `a|b)`, `(a)`: patterns until `)`; blank lines and `;` between branches.
+            if sep == ')' && !words.is_empty() {
+                *top = CasePart::Commands;
+            }
+            CaseWords::Syntax
+        }
+        CasePart::Commands => {
+            // `;;` (also `;&`, `;;&`): the branch ends, a pattern comes next.
+            if words.is_empty() && matches!(sep, ';' | '&') && was == Some(';') {
+                *top = CasePart::Pattern;
+            }
+            CaseWords::Command
+        }
+    }
 }
 
 /// `bash <<'EOF' … EOF`, `python3 - <<'EOF' … EOF`: a shell or an interpreter that reads its
@@ -276,7 +347,7 @@ fn simple_command(mut words: Vec<(String, bool)>, stdin: Option<String>, out: &m
                 .get_or_insert_with(|| "a `for` loop's variable is known only when it runs".into());
             return;
         }
-        "for" | "case" | "select" | "function" | "((" | "coproc" => {
+        "for" | "case" | "esac" | "select" | "function" | "((" | "coproc" => {
             out.opaque.get_or_insert_with(|| {
                 format!("`{program}` constructs are not resolved statically")
             });

@@ -82,7 +82,7 @@ fn what_cannot_be_resolved_is_opaque() {
         "$CMD --force",
         "source <(curl x)",
         "for ((i=0; i<3; i++)); do rm $i; done",
-        "case $x in a) rm -rf /;; esac",
+        "case $x in a) rm -rf /;;",
         "cat <<EOF\nhi\n",
         "cat <<EOF\n${X:-$(rm -rf /)}\nEOF",
         "f() { rm -rf /; }; f",
@@ -327,4 +327,26 @@ fn a_literal_here_document_given_to_a_shell_or_interpreter_is_read_as_its_progra
         c("cat <<'EOF' | bash\nrm -rf /\nEOF"),
         [argv(&["cat"]), argv(&["bash"])]
     );
+}
+
+#[test]
+fn every_branch_of_a_case_is_read() {
+    let p = parse("case \"$1\" in build) make;; test|check) make test;; *) rm -rf /;; esac");
+    assert!(p.opaque.is_none(), "{p:?}");
+    assert_eq!(
+        p.commands.iter().map(|c| c.join(" ")).collect::<Vec<_>>(),
+        ["make", "make test", "rm -rf /"]
+    );
+    // Over lines, with `(pattern)`, an empty branch, a last branch without `;;`, nested.
+    assert_eq!(
+        cmds(
+            "case $x in\n  (a) ;;\n  b)\n    ls\n    ;;\n  c) case $y in d) id;; esac ;;\n  e) whoami\nesac\necho done"
+        ),
+        ["ls", "id", "whoami", "echo done"]
+    );
+    // `||` inside a branch is not a pattern separator.
+    assert_eq!(cmds("case a in a) true || rm x;; esac"), ["true", "rm x"]);
+    // Without `esac`, or without `in`: not read.
+    assert!(parse("case a in a) ls;;").opaque.is_some());
+    assert!(parse("case a b").opaque.is_some());
 }
