@@ -350,18 +350,19 @@ fn a_client_trusting_only_the_built_in_roots_refuses_a_private_ca_and_sends_noth
     assert!(!r.stderr.contains(&alice), "the token leaked: {}", r.stderr);
 }
 
-#[test]
-fn a_certificate_for_another_host_name_is_refused() {
+/// A waiting command against a server presenting the CA's leaf `name` for `hosts` (expired
+/// if `expired`) exits 75 with `problem`, and runs nothing.
+fn refused_certificate(name: &str, hosts: &[&str], expired: bool, problem: &str) {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new(dir.path());
-    let (cert, key) = ca.leaf("other", &["other.example"], false);
+    let (cert, key) = ca.leaf(name, hosts, expired);
     let srv = serve_tls(dir.path(), &cert, &key, &[]);
     let alice = srv.token("alice", None);
     let home = client_home(&srv.url, &srv.vkey(), Some(&ca.pem()));
     let h = home.path();
     let r = Ran::of(touch(h, &alice, &["--timeout", "20s"]));
     r.status(75);
-    r.stderr_contains("its certificate is for another host name");
+    r.stderr_contains(problem);
     assert!(
         !h.join("ran").exists(),
         "the command ran without an approval"
@@ -369,20 +370,22 @@ fn a_certificate_for_another_host_name_is_refused() {
 }
 
 #[test]
+fn a_certificate_for_another_host_name_is_refused() {
+    refused_certificate(
+        "other",
+        &["other.example"],
+        false,
+        "its certificate is for another host name",
+    );
+}
+
+#[test]
 fn an_expired_certificate_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new(dir.path());
-    let (cert, key) = ca.leaf("expired", &["localhost"], true);
-    let srv = serve_tls(dir.path(), &cert, &key, &[]);
-    let alice = srv.token("alice", None);
-    let home = client_home(&srv.url, &srv.vkey(), Some(&ca.pem()));
-    let h = home.path();
-    let r = Ran::of(touch(h, &alice, &["--timeout", "20s"]));
-    r.status(75);
-    r.stderr_contains("its certificate has expired");
-    assert!(
-        !h.join("ran").exists(),
-        "the command ran without an approval"
+    refused_certificate(
+        "expired",
+        &["localhost"],
+        true,
+        "its certificate has expired",
     );
 }
 
