@@ -271,8 +271,10 @@ pub fn runs(argv: &[String]) -> Vec<Run> {
             };
             // Words from input given to a shell, an interpreter or a wrapper may be the code
             // or the command itself.
+            // A wrapper may take a value before the command it runs (`timeout 5 CMD`): fed
+            // three words, does it run one of them?
             let mut fed = cmd.clone();
-            fed.push("$INPUT".into());
+            fed.extend(std::iter::repeat_n("$INPUT".to_owned(), 3));
             let why =
                 if dynamic_words_matter(&fed, |w| w == "$INPUT") == DynamicWords::ChooseWhatRuns {
                     Run::Opaque(format!(
@@ -627,6 +629,9 @@ mod tests {
             "xargs sh -c",
             "xargs -I{} bash -c {}",
             "xargs sudo",
+            "xargs timeout",
+            "find . -exec timeout {} +",
+            "xargs nice -n",
             "find . -exec sh {} ;",
             "python3",
             "python3 -",

@@ -347,7 +347,11 @@ pub(super) fn find(args: &[String]) -> Vec<Run> {
                 ));
             }
             // A file's name given to a shell, an interpreter or a wrapper may be its code.
-            if super::dynamic_words_matter(&cmd, |w| w.contains("{}"))
+            // With `+` the names are many: a wrapper taking a value first (`timeout {} +`)
+            // would run one of them.
+            let mut fed = cmd.clone();
+            fed.extend(std::iter::repeat_n("{}".to_owned(), 2));
+            if super::dynamic_words_matter(&fed, |w| w.contains("{}"))
                 == super::DynamicWords::ChooseWhatRuns
             {
                 out.push(Run::Opaque(format!(
