@@ -217,8 +217,7 @@ fn program_from_input(words: &[(String, bool)], body: &str) -> Option<Vec<(Strin
     if !(rest.is_empty() || (rest.len() == 1 && rest[0].0 == "-")) {
         return None;
     }
-    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    let option = match base {
+    let option = match super::wrap::interpreter_base(name).as_str() {
         "python" | "pypy" => "-c",
         "node" | "ruby" | "perl" => "-e",
         _ => return None,

@@ -18,7 +18,7 @@ use super::getopt::{Read, Spec, read};
 use env::env;
 pub(crate) use names::SHELLS;
 use names::{CODE_BUILTINS, OTHER_SHELLS, UNMODELLED, is_awk, is_interpreter};
-pub use names::{CODE_ENV, env_affects, env_runs_code};
+pub use names::{CODE_ENV, env_affects, env_runs_code, interpreter_base};
 use privilege::{doas, su, sudo};
 use tools::*;
 pub use tools::{reads_stdin, sources_input};

@@ -214,17 +214,25 @@ pub(super) const UNMODELLED: &[&str] = &[
     "bundler",
 ];
 
-pub(super) fn is_interpreter(program: &str) -> bool {
+/// An interpreter's name without its version (`python3.12` → `python`, `node20` → `node`),
+/// lowercased.
+pub fn interpreter_base(program: &str) -> String {
     let lower = program.to_ascii_lowercase();
-    if INTERPRETERS.contains(&lower.as_str()) {
+    lower
+        .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-')
+        .to_owned()
+}
+
+pub(super) fn is_interpreter(program: &str) -> bool {
+    if INTERPRETERS.contains(&program.to_ascii_lowercase().as_str()) {
         return true;
     }
     // Versioned names: python3.12, perl5.36, ruby3.2, php8.2, lua5.4, tclsh8.6, pypy3.10, node20.
-    let base = lower.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    let base = interpreter_base(program);
     [
         "python", "pypy", "perl", "ruby", "php", "lua", "tclsh", "wish", "node", "pwsh",
     ]
-    .contains(&base)
+    .contains(&base.as_str())
 }
 
 pub(super) fn is_awk(program: &str) -> bool {

@@ -518,9 +518,10 @@ fn module_program(module: &str) -> (&str, bool) {
 
 /// Interpreters whose `-m MODULE` runs a module by name.
 fn runs_modules(program: &str) -> bool {
-    let lower = program.to_ascii_lowercase();
-    let base = lower.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
-    matches!(base, "python" | "pypy")
+    matches!(
+        super::names::interpreter_base(program).as_str(),
+        "python" | "pypy"
+    )
 }
 
 /// Whether the interpreter's code is given in an argument (`-c CODE`, `-e CODE`, `-p CODE`,
@@ -528,8 +529,8 @@ fn runs_modules(program: &str) -> bool {
 /// read as written. Any option other than a few known ones, or a program read from standard
 /// input, is not.
 fn inline_code(program: &str, args: &[String]) -> bool {
-    let lower = program.to_ascii_lowercase();
-    let base = lower.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    let base = super::names::interpreter_base(program);
+    let base = base.as_str();
     // Flags (no value) each interpreter takes before or with its code option.
     let (code_opts, flags): (&[&str], &str) = match base {
         "python" | "pypy" => (&["-c"], "BbEIiOqsSuvWx"),

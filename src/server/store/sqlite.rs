@@ -195,6 +195,28 @@ fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
 const REQUEST_COLS: &str = "id, requester, status, created_ms, expires_ms, decided_ms, digest, doc";
 
 /// The `status` column holds the status's wire spelling.
+/// Before one more row goes into `table` (keyed by `key`): drops the rows whose `by` is at or
+/// before `cutoff`, then, past `max - 1` rows, the oldest by `by`. `table` and `by` are this
+/// file's own names, never input.
+fn make_room(
+    tx: &rusqlite::Transaction<'_>,
+    table: &'static str,
+    by: &'static str,
+    cutoff: i64,
+    max: usize,
+) -> Result<(), StoreError> {
+    tx.execute(&format!("DELETE FROM {table} WHERE {by} <= ?1"), [cutoff])?;
+    let keep = max.saturating_sub(1) as i64;
+    tx.execute(
+        &format!(
+            "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} \
+             ORDER BY {by} DESC LIMIT -1 OFFSET ?1)"
+        ),
+        [keep],
+    )?;
+    Ok(())
+}
+
 impl ToSql for RequestStatus {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::from(self.as_str()))
@@ -583,13 +605,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM web_sessions WHERE expires_ms <= ?1", [now_ms])?;
-        let keep = max.saturating_sub(1) as i64;
-        tx.execute(
-            "DELETE FROM web_sessions WHERE key IN (SELECT key FROM web_sessions \
-             ORDER BY expires_ms DESC LIMIT -1 OFFSET ?1)",
-            [keep],
-        )?;
+        make_room(&tx, "web_sessions", "expires_ms", now_ms, max)?;
         tx.execute(
             "INSERT OR REPLACE INTO web_sessions (key, principal, token_hash, csrf, expires_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -766,13 +782,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM oidc_logins WHERE created_ms <= ?1", [stale_ms])?;
-        let keep = max.saturating_sub(1) as i64;
-        tx.execute(
-            "DELETE FROM oidc_logins WHERE key IN (SELECT key FROM oidc_logins \
-             ORDER BY created_ms DESC LIMIT -1 OFFSET ?1)",
-            [keep],
-        )?;
+        make_room(&tx, "oidc_logins", "created_ms", stale_ms, max)?;
         tx.execute(
             "INSERT INTO oidc_logins (key, browser_hash, verifier, nonce, return_to, created_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
